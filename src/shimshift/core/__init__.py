@@ -1,0 +1,1 @@
+"""The pure core: version rules, flag files, drain decisions, plans. Data in, data out; no I/O."""
