@@ -1,0 +1,118 @@
+"""The per-node migration as data: the steps in order, and the pure checks that decide them.
+
+The order is the manual procedure's (../shared/reference/dockershim-to-cri-dockerd.md §1) with the
+parts it leaves out made explicit: a preflight that touches nothing, the cri-dockerd restart when the
+plan moved dockershim's settings to it, and a verify that looks at the running kubelet and the CRI
+socket rather than at `containerRuntimeVersion`, which reads `docker://...` both before and after (§5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Step(StrEnum):
+    PREFLIGHT = "preflight"
+    CORDON = "cordon"
+    DRAIN = "drain"
+    WRITE_CONFIG = "write-config"
+    ANNOTATE = "annotate"
+    RESTART_CRI_DOCKERD = "restart-cri-dockerd"
+    RESTART_KUBELET = "restart-kubelet"
+    VERIFY = "verify"
+    UNCORDON = "uncordon"
+
+
+MIGRATION_STEPS: tuple[Step, ...] = tuple(Step)
+
+# Steps after which the node's configuration may differ from what it was: a failure from here on
+# needs a rollback of files and annotation, not just an uncordon.
+FIRST_CHANGING_STEP = Step.WRITE_CONFIG
+
+
+def changes_configuration(step: Step) -> bool:
+    return MIGRATION_STEPS.index(step) >= MIGRATION_STEPS.index(FIRST_CHANGING_STEP)
+
+
+def remaining_steps(finished: Iterable[Step]) -> list[Step]:
+    """Steps still to run after a crash: everything after the last one that finished.
+
+    A step that started but did not finish runs again; every step is written to be idempotent.
+    """
+    done = set(finished)
+    last = max((MIGRATION_STEPS.index(step) for step in done), default=-1)
+    return list(MIGRATION_STEPS[last + 1 :])
+
+
+@dataclass(frozen=True)
+class SandboxRef:
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class PodRef:
+    namespace: str
+    name: str
+    uid: str
+    # Mirror pods (static pods) carry the kubelet's own UID in this annotation; the sandbox has it, not
+    # the API object's UID.
+    config_hash: str | None = None
+
+    @property
+    def runtime_uid(self) -> str:
+        return self.config_hash or self.uid
+
+
+def split_cmdline(raw: bytes) -> list[str]:
+    """/proc/<pid>/cmdline: NUL-separated, NUL-terminated."""
+    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+
+def kubelet_args(argv: Sequence[str]) -> dict[str, str]:
+    """The kubelet's flags as a mapping; both `--flag=value` and `--flag value` forms, last one wins."""
+    args: dict[str, str] = {}
+    index = 1
+    while index < len(argv):
+        item = argv[index]
+        if item.startswith("--"):
+            if "=" in item:
+                name, value = item.split("=", 1)
+            elif index + 1 < len(argv) and not argv[index + 1].startswith("--"):
+                name, value = item, argv[index + 1]
+                index += 1
+            else:
+                name, value = item, "true"
+            args[name] = value
+        index += 1
+    return args
+
+
+def cmdline_problems(
+    argv: Sequence[str], *, expected: Mapping[str, str], forbidden: Iterable[str]
+) -> list[str]:
+    """What is wrong with the running kubelet's command line, in words; empty when it is right."""
+    args = kubelet_args(argv)
+    problems = []
+    for flag, value in expected.items():
+        actual = args.get(flag)
+        if actual is None:
+            problems.append(f"the running kubelet has no {flag} (expected {flag}={value})")
+        elif actual != value:
+            problems.append(f"the running kubelet has {flag}={actual} (expected {value})")
+    problems.extend(
+        f"the running kubelet still has {flag}={args[flag]}" for flag in forbidden if flag in args
+    )
+    return problems
+
+
+def missing_sandboxes(pods: Iterable[PodRef], sandboxes: Iterable[SandboxRef]) -> list[PodRef]:
+    """Running pods of the node that the CRI socket does not list as ready sandboxes."""
+    seen = {sandbox.uid for sandbox in sandboxes}
+    seen_names = {(sandbox.namespace, sandbox.name) for sandbox in sandboxes}
+    return [
+        pod for pod in pods if pod.runtime_uid not in seen and (pod.namespace, pod.name) not in seen_names
+    ]

@@ -1,0 +1,442 @@
+"""What happens to one node, top to bottom.
+
+preflight → cordon → drain → write kubelet and cri-dockerd config → annotate → restart cri-dockerd
+(when its config changed) → restart kubelet → verify → uncordon.
+
+Every step is written to the journal before and after it runs, and every step is idempotent, so a run
+killed anywhere resumes at the step that did not finish. A failure before the configuration changes
+only uncordons (if we cordoned); a failure after it rolls the node back to dockershim and proves the
+old state, unless the operator asked for ``--no-rollback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shimshift.core.change_set import ChangeSet, FileEdit
+from shimshift.core.errors import Refusal
+from shimshift.core.steps import (
+    MIGRATION_STEPS,
+    Step,
+    changes_configuration,
+    cmdline_problems,
+    kubelet_args,
+    missing_sandboxes,
+    remaining_steps,
+    split_cmdline,
+)
+from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
+
+CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
+CRI_DOCKERD_ENDPOINT = f"unix://{CRI_DOCKERD_SOCKET}"
+
+
+class NodeStatus(StrEnum):
+    MIGRATED = "migrated"
+    ALREADY_MIGRATED = "already-migrated"
+    REFUSED = "refused"  # preflight said no; nothing was touched
+    ROLLED_BACK = "rolled-back"  # failed after a change, back on dockershim and proven healthy
+    FAILED = "failed"  # failed and left as it is (rollback off, or rollback failed): needs a person
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    status: NodeStatus
+    message: str = ""
+    failed_step: str | None = None
+
+
+@dataclass
+class PreflightFacts:
+    """What preflight read from the node; the planner turns it into a ChangeSet."""
+
+    kubelet_version: str
+    cri_dockerd_version: str | None
+    docker_cgroup_driver: str | None
+    files: Mapping[str, bytes | None]
+
+
+Planner = Callable[[PreflightFacts, str], ChangeSet]
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    rollback_on_failure: bool = True
+    health_timeout: float = 300.0
+    verify_timeout: float = 120.0
+    node_files: tuple[str, ...] = ()
+
+
+class StepFailed(Exception):
+    def __init__(self, step: Step | str, message: str) -> None:
+        super().__init__(message)
+        self.step = str(step)
+        self.message = message
+
+
+@dataclass
+class NodeMigration:
+    node: str
+    cluster: ClusterPort
+    access: NodePort
+    cri: CriPort
+    journal: JournalPort
+    planner: Planner
+    settings: MigrationSettings = field(default_factory=MigrationSettings)
+    on_event: Callable[[StepEvent], None] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    async def run(self) -> NodeOutcome:
+        finished = [Step(name) for name in self.journal.finished_steps(self.node) if name in set(Step)]
+        handlers: dict[Step, Callable[[], Awaitable[dict[str, Any]]]] = {
+            Step.PREFLIGHT: self._preflight,
+            Step.CORDON: self._cordon,
+            Step.DRAIN: self._drain,
+            Step.WRITE_CONFIG: self._write_config,
+            Step.ANNOTATE: self._annotate,
+            Step.RESTART_CRI_DOCKERD: self._restart_cri_dockerd,
+            Step.RESTART_KUBELET: self._restart_kubelet,
+            Step.VERIFY: self._verify,
+            Step.UNCORDON: self._uncordon,
+        }
+        for step in remaining_steps(finished):
+            if step is not Step.PREFLIGHT and self._change_set().is_noop:
+                break
+            self._record(step, "started")
+            try:
+                detail = await handlers[step]()
+            except (StepFailed, Refusal) as error:
+                message = error.message if isinstance(error, StepFailed) else str(error)
+                self._record(step, "failed", {"message": message})
+                return await self._after_failure(step, message)
+            self._record(step, "finished", detail)
+        change_set = self._change_set()
+        if change_set.is_noop:
+            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, change_set.noop_reason or "")
+        await self.cluster.event(
+            self.node, reason="ShimshiftMigrated", message=f"kubelet now uses {CRI_DOCKERD_ENDPOINT}"
+        )
+        return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    async def _preflight(self) -> dict[str, Any]:
+        problems: list[str] = []
+        docker = await self.access.run(["systemctl", "is-active", "docker"], check=False)
+        if docker.returncode != 0:
+            problems.append("Docker Engine is not active (systemctl is-active docker)")
+        driver = await self.access.run(["docker", "info", "--format", "{{.CgroupDriver}}"], check=False)
+        if driver.returncode != 0:
+            problems.append("Docker Engine does not answer (docker info failed): " + _tail(driver.stderr))
+        binary = await self._cri_dockerd_binary()
+        version: str | None = None
+        if binary is None:
+            problems.append("cri-dockerd is not installed: no cri-docker.service with an ExecStart binary")
+        else:
+            result = await self.access.run([binary, "--version"], check=False)
+            version = _parse_cri_dockerd_version(result.stdout + result.stderr)
+            for unit in ("cri-docker.socket", "cri-docker.service"):
+                enabled = await self.access.run(["systemctl", "is-enabled", unit], check=False)
+                if enabled.returncode != 0:
+                    problems.append(f"{unit} is not enabled (systemctl enable --now {unit})")
+            active = await self.access.run(["systemctl", "is-active", "cri-docker.socket"], check=False)
+            if active.returncode != 0:
+                problems.append("cri-docker.socket is not active (systemctl start cri-docker.socket)")
+        if not problems:
+            problems.extend(await self._cri_problems())
+        kubelet_version = await self.cluster.kubelet_version(self.node)
+        files = {path: await self.access.read_file(path) for path in self.settings.node_files}
+        facts = PreflightFacts(
+            kubelet_version=kubelet_version,
+            cri_dockerd_version=version,
+            docker_cgroup_driver=driver.stdout.decode().strip() or None if driver.returncode == 0 else None,
+            files=files,
+        )
+        change_set = self.planner(facts, self.node)
+        if not change_set.is_noop:
+            cni = await self.access.run(["ls", "-1", change_set.cni_conf_dir], check=False)
+            configs = [
+                name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))
+            ]
+            if not configs:
+                problems.append(
+                    f"no CNI network configuration in {change_set.cni_conf_dir}: pods would get no network"
+                    " through cri-dockerd (install the cluster's network plugin first)"
+                )
+        if problems:
+            raise StepFailed(Step.PREFLIGHT, "; ".join(problems))
+        return {
+            "change_set": change_set.to_record(),
+            "kubelet_version": kubelet_version,
+            "cri_dockerd_version": version,
+        }
+
+    async def _cordon(self) -> dict[str, Any]:
+        ours = await self.cluster.cordon(self.node)
+        await self.cluster.event(self.node, reason="ShimshiftCordoned", message="cordoned for the migration")
+        return {"cordoned_by_us": ours}
+
+    async def _drain(self) -> dict[str, Any]:
+        outcome = await self.cluster.drain(
+            self.node, on_progress=lambda text: self._emit(Step.DRAIN, "progress", text)
+        )
+        if not outcome.drained:
+            raise StepFailed(Step.DRAIN, outcome.message or "drain did not finish")
+        await self.cluster.event(
+            self.node, reason="ShimshiftDrained", message=f"evicted {len(outcome.evicted)} pod(s)"
+        )
+        return {"evicted": list(outcome.evicted)}
+
+    async def _write_config(self) -> dict[str, Any]:
+        written = await self._apply_edits(self._change_set().edits, reverse=False)
+        await self.cluster.event(
+            self.node, reason="ShimshiftConfigured", message=f"rewrote {', '.join(written) or 'nothing'}"
+        )
+        return {"written": written}
+
+    async def _annotate(self) -> dict[str, Any]:
+        change_set = self._change_set()
+        previous = await self.cluster.set_cri_socket(self.node, change_set.cri_socket_after)
+        return {"previous": previous}
+
+    async def _restart_cri_dockerd(self) -> dict[str, Any]:
+        if not self._change_set().cri_dockerd_config_changed:
+            return {"restarted": False}
+        await self.access.run(["systemctl", "daemon-reload"])
+        await self.access.run(["systemctl", "restart", "cri-docker.service"])
+        problems = await self._cri_problems()
+        if problems:
+            raise StepFailed(Step.RESTART_CRI_DOCKERD, "; ".join(problems))
+        return {"restarted": True}
+
+    async def _restart_kubelet(self) -> dict[str, Any]:
+        started = await self._restart_kubelet_now()
+        return {"restarted_at": started.isoformat()}
+
+    async def _verify(self) -> dict[str, Any]:
+        detail = self.journal.step_detail(self.node, Step.RESTART_KUBELET) or {}
+        since = datetime.fromisoformat(detail["restarted_at"]) if "restarted_at" in detail else self.clock()
+        health = await self.cluster.wait_healthy(self.node, since=since, timeout=self.settings.health_timeout)
+        if not health.healthy:
+            raise StepFailed(
+                Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems)
+            )
+        change_set = self._change_set()
+        argv = await self._kubelet_cmdline()
+        problems = cmdline_problems(
+            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
+        )
+        if problems:
+            raise StepFailed(Step.VERIFY, "; ".join(problems))
+        missing = await self._missing_sandboxes()
+        if missing:
+            raise StepFailed(Step.VERIFY, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
+        return {"kubelet_args": kubelet_args(argv)}
+
+    async def _uncordon(self) -> dict[str, Any]:
+        uncordoned = await self.cluster.uncordon_if_ours(self.node)
+        return {"uncordoned": uncordoned}
+
+    # -- failure and rollback --------------------------------------------------------------------
+
+    async def _after_failure(self, step: Step, message: str) -> NodeOutcome:
+        await self.cluster.event(
+            self.node, reason="ShimshiftFailed", message=f"{step}: {message}", warning=True
+        )
+        if step is Step.PREFLIGHT:
+            return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
+        if not changes_configuration(step) and step is not Step.ANNOTATE:
+            # Nothing on the node changed: give the node back to the scheduler if we took it.
+            await self.cluster.uncordon_if_ours(self.node)
+            return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
+        if not self.settings.rollback_on_failure:
+            return NodeOutcome(
+                self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step)
+            )
+        try:
+            await self.rollback()
+        except (StepFailed, Refusal) as error:
+            text = error.message if isinstance(error, StepFailed) else str(error)
+            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message}; rollback failed: {text}", str(step))
+        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, str(step))
+
+    async def rollback(self) -> None:
+        """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
+        change_set = self._change_set()
+        steps: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
+            ("rollback:restore-config", self._restore_config),
+            ("rollback:restore-annotation", self._restore_annotation),
+            ("rollback:restart-cri-dockerd", self._rollback_restart_cri_dockerd),
+            ("rollback:restart-kubelet", self._rollback_restart_kubelet),
+            ("rollback:verify", self._rollback_verify),
+            ("rollback:uncordon", self._uncordon),
+        ]
+        if change_set.is_noop:
+            return
+        for name, handler in steps:
+            self._record(name, "started")
+            try:
+                detail = await handler()
+            except (StepFailed, Refusal) as error:
+                text = error.message if isinstance(error, StepFailed) else str(error)
+                self._record(name, "failed", {"message": text})
+                raise StepFailed(name, text) from error
+            self._record(name, "finished", detail)
+        await self.cluster.event(
+            self.node, reason="ShimshiftRolledBack", message="back on dockershim", warning=True
+        )
+
+    async def _restore_config(self) -> dict[str, Any]:
+        return {"restored": await self._apply_edits(self._change_set().edits, reverse=True)}
+
+    async def _restore_annotation(self) -> dict[str, Any]:
+        change_set = self._change_set()
+        await self.cluster.set_cri_socket(self.node, change_set.cri_socket_before)
+        return {"value": change_set.cri_socket_before}
+
+    async def _rollback_restart_cri_dockerd(self) -> dict[str, Any]:
+        if not self._change_set().cri_dockerd_config_changed:
+            return {"restarted": False}
+        await self.access.run(["systemctl", "daemon-reload"])
+        # cri-dockerd stays installed and running on its old settings; only the kubelet leaves it.
+        await self.access.run(["systemctl", "try-restart", "cri-docker.service"], check=False)
+        return {"restarted": True}
+
+    async def _rollback_restart_kubelet(self) -> dict[str, Any]:
+        started = await self._restart_kubelet_now()
+        return {"restarted_at": started.isoformat()}
+
+    async def _rollback_verify(self) -> dict[str, Any]:
+        detail = self.journal.step_detail(self.node, "rollback:restart-kubelet") or {}
+        since = datetime.fromisoformat(detail["restarted_at"]) if "restarted_at" in detail else self.clock()
+        health = await self.cluster.wait_healthy(self.node, since=since, timeout=self.settings.health_timeout)
+        if not health.healthy:
+            raise StepFailed(
+                "rollback:verify", "node not healthy on dockershim: " + "; ".join(health.problems)
+            )
+        args = kubelet_args(await self._kubelet_cmdline())
+        if (
+            args.get("--container-runtime") == "remote"
+            or args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT
+        ):
+            raise StepFailed("rollback:verify", "the kubelet still points at cri-dockerd after the rollback")
+        return {"kubelet_args": args}
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _change_set(self) -> ChangeSet:
+        detail = self.journal.step_detail(self.node, Step.PREFLIGHT)
+        if detail is None or "change_set" not in detail:
+            raise Refusal(
+                "no migration plan is recorded for this node",
+                hint="run `shimshift migrate` for it first; rollback works from the recorded plan",
+                node=self.node,
+            )
+        return ChangeSet.from_record(detail["change_set"])
+
+    async def _apply_edits(self, edits: tuple[FileEdit, ...], *, reverse: bool) -> list[str]:
+        """Bring each file from one side of its edit to the other; refuse files someone else changed.
+
+        Idempotent: a file already on the target side is left alone, so a resumed run that died
+        between two renames finishes the job without rewriting what is done.
+        """
+        changed = []
+        for edit in edits:
+            source, target = (edit.after, edit.before) if reverse else (edit.before, edit.after)
+            current = await self.access.read_file(edit.path)
+            if current == target:
+                continue
+            if current != source:
+                raise Refusal(
+                    "the file changed since shimshift planned this node",
+                    hint="compare it with the newest .shimshift-*.bak beside it and re-run the plan",
+                    file=edit.path,
+                    node=self.node,
+                )
+            if target is None:
+                await self.access.remove_file(edit.path)
+            else:
+                await self.access.write_file_atomic(edit.path, target)
+            changed.append(edit.path)
+        return changed
+
+    async def _restart_kubelet_now(self) -> datetime:
+        await self.access.run(["systemctl", "daemon-reload"])
+        started = self.clock()
+        await self.access.run(["systemctl", "restart", "kubelet"])
+        return started
+
+    async def _kubelet_cmdline(self) -> list[str]:
+        result = await self.access.run(["systemctl", "show", "--property", "MainPID", "--value", "kubelet"])
+        pid = result.stdout.decode().strip()
+        if not pid.isdigit() or pid == "0":
+            raise StepFailed(
+                Step.VERIFY, "the kubelet is not running (systemctl show -p MainPID kubelet is 0)"
+            )
+        raw = await self.access.read_file(f"/proc/{pid}/cmdline")
+        if raw is None:
+            raise StepFailed(Step.VERIFY, f"the kubelet (pid {pid}) exited while being checked")
+        return split_cmdline(raw)
+
+    async def _cri_problems(self) -> list[str]:
+        async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
+            report = await self.cri.check(local)
+        problems = list(report.problems)
+        if not report.runtime_ready:
+            problems.append(f"cri-dockerd on {CRI_DOCKERD_SOCKET} reports RuntimeReady=false")
+        return problems
+
+    async def _missing_sandboxes(self) -> list[str]:
+        pods = await self.cluster.running_pods(self.node)
+        async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
+            sandboxes = await self.cri.ready_sandboxes(local)
+        return [f"{pod.namespace}/{pod.name}" for pod in missing_sandboxes(pods, sandboxes)]
+
+    async def _cri_dockerd_binary(self) -> str | None:
+        shown = await self.access.run(
+            ["systemctl", "show", "--property", "ExecStart", "--value", "cri-docker.service"], check=False
+        )
+        for part in shown.stdout.decode().split(";"):
+            key, _, value = part.strip(" {}\n").partition("=")
+            if key.strip() == "path" and value.strip():
+                return value.strip()
+        return None
+
+    def _record(self, step: Step | str, phase: str, detail: Mapping[str, Any] | None = None) -> None:
+        self.journal.record(node=self.node, step=str(step), phase=phase, detail=detail)
+        message = str(detail.get("message", "")) if detail else ""
+        self._emit(step, phase, message)
+
+    def _emit(self, step: Step | str, phase: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(StepEvent(self.node, str(step), phase, message, self.clock()))
+
+
+def _tail(data: bytes, limit: int = 300) -> str:
+    return data.decode("utf-8", "replace").strip()[-limit:]
+
+
+def _parse_cri_dockerd_version(output: bytes) -> str | None:
+    # `cri-dockerd --version` prints e.g. "cri-dockerd 0.3.21 (abc1234)".
+    for word in output.decode("utf-8", "replace").split():
+        candidate = word.lstrip("v")
+        if candidate[:1].isdigit() and candidate.count(".") >= 2:
+            return candidate
+    return None
+
+
+__all__ = [
+    "CRI_DOCKERD_ENDPOINT",
+    "CRI_DOCKERD_SOCKET",
+    "MIGRATION_STEPS",
+    "MigrationSettings",
+    "NodeMigration",
+    "NodeOutcome",
+    "NodeStatus",
+    "PreflightFacts",
+]

@@ -1,0 +1,124 @@
+"""What the orchestrator needs from the world, as protocols; the adapters package provides them.
+
+Keeping these small lets the step machine be read (and tested) without knowing how the API client,
+SSH or the journal work, and keeps the adapters free of orchestration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from shimshift.core.steps import PodRef, SandboxRef
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class NodePort(Protocol):
+    """One node's shell and files (SSH, or local when shimshift runs on the node)."""
+
+    async def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 60, stdin: bytes | None = None
+    ) -> CommandResult: ...
+
+    async def read_file(self, path: str) -> bytes | None: ...
+
+    async def write_file_atomic(self, path: str, data: bytes, *, backup: bool = True) -> str | None: ...
+
+    async def remove_file(self, path: str, *, backup: bool = True) -> str | None: ...
+
+    def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]: ...
+
+
+@dataclass(frozen=True)
+class CriReport:
+    runtime_name: str
+    runtime_version: str
+    runtime_api_version: str
+    runtime_ready: bool
+    network_ready: bool
+    problems: tuple[str, ...] = ()
+
+
+class CriPort(Protocol):
+    """The CRI RuntimeService behind a local unix socket path."""
+
+    async def check(self, socket_path: str) -> CriReport: ...
+
+    async def ready_sandboxes(self, socket_path: str) -> list[SandboxRef]: ...
+
+
+@dataclass(frozen=True)
+class DrainOutcome:
+    drained: bool
+    evicted: tuple[str, ...] = ()
+    blocked: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class HealthOutcome:
+    healthy: bool
+    problems: tuple[str, ...] = ()
+
+
+class ClusterPort(Protocol):
+    """The Kubernetes API, as the migration of one node uses it."""
+
+    async def kubelet_version(self, node: str) -> str: ...
+
+    async def cordon(self, node: str) -> bool:
+        """Cordon and record that we did; True when the node is cordoned by us (now or in an earlier run)."""
+        ...
+
+    async def uncordon_if_ours(self, node: str) -> bool: ...
+
+    async def drain(self, node: str, *, on_progress: Callable[[str], None] | None = None) -> DrainOutcome: ...
+
+    async def drain_would_block(self, node: str) -> bool:
+        """True when a PodDisruptionBudget would refuse an eviction from this node now (server dry run)."""
+        ...
+
+    async def get_cri_socket(self, node: str) -> str | None: ...
+
+    async def set_cri_socket(self, node: str, value: str | None) -> str | None: ...
+
+    async def wait_healthy(self, node: str, *, since: datetime, timeout: float) -> HealthOutcome: ...
+
+    async def running_pods(self, node: str) -> list[PodRef]: ...
+
+    async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None: ...
+
+
+class JournalPort(Protocol):
+    """The current run's journal, bound to one run id."""
+
+    def record(
+        self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None
+    ) -> None: ...
+
+    def finished_steps(self, node: str) -> list[str]: ...
+
+    def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None: ...
+
+
+@dataclass
+class StepEvent:
+    """What the CLI shows: one line per step start, finish or failure."""
+
+    node: str
+    step: str
+    phase: str
+    message: str = ""
+    at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

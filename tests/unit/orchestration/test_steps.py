@@ -1,0 +1,108 @@
+"""Per-node step decisions: resume points, kubelet command-line checks, CRI sandbox matching,
+and the journal's change-set record round trip."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shimshift.core.change_set import ChangeSet, FileEdit
+from shimshift.core.steps import (
+    MIGRATION_STEPS,
+    PodRef,
+    SandboxRef,
+    Step,
+    changes_configuration,
+    cmdline_problems,
+    kubelet_args,
+    missing_sandboxes,
+    remaining_steps,
+    split_cmdline,
+)
+
+
+def test_fresh_node_runs_every_step() -> None:
+    assert remaining_steps([]) == list(MIGRATION_STEPS)
+
+
+def test_resume_after_drain() -> None:
+    assert remaining_steps([Step.PREFLIGHT, Step.CORDON, Step.DRAIN])[0] is Step.WRITE_CONFIG
+
+
+def test_finished_node_has_nothing_left() -> None:
+    assert remaining_steps(MIGRATION_STEPS) == []
+
+
+def test_configuration_changes_start_at_write_config() -> None:
+    assert not changes_configuration(Step.DRAIN)
+    assert changes_configuration(Step.WRITE_CONFIG)
+    assert changes_configuration(Step.VERIFY)
+
+
+CMDLINE = (
+    b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--container-runtime=remote\0"
+    b"--container-runtime-endpoint\0unix:///var/run/cri-dockerd.sock\0"
+)
+
+
+def test_cmdline_split_and_both_flag_forms() -> None:
+    args = kubelet_args(split_cmdline(CMDLINE))
+    assert args["--container-runtime"] == "remote"
+    assert args["--container-runtime-endpoint"] == "unix:///var/run/cri-dockerd.sock"
+
+
+def test_cmdline_accepted_when_as_expected() -> None:
+    expected = {
+        "--container-runtime": "remote",
+        "--container-runtime-endpoint": "unix:///var/run/cri-dockerd.sock",
+    }
+    assert cmdline_problems(split_cmdline(CMDLINE), expected=expected, forbidden=["--network-plugin"]) == []
+
+
+def test_cmdline_problems_name_the_flag() -> None:
+    argv = ["/usr/bin/kubelet", "--network-plugin=cni"]
+    problems = cmdline_problems(
+        argv, expected={"--container-runtime": "remote"}, forbidden=["--network-plugin"]
+    )
+    assert problems == [
+        "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
+        "the running kubelet still has --network-plugin=cni",
+    ]
+
+
+def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
+    pods = [
+        PodRef("demo", "web-1", "uid-1"),
+        PodRef("kube-system", "kube-apiserver-cp", "mirror-uid", config_hash="hash-1"),
+        PodRef("demo", "gone", "uid-9"),
+    ]
+    sandboxes = [
+        SandboxRef("demo", "web-1", "uid-1"),
+        SandboxRef("kube-system", "kube-apiserver-cp", "hash-1"),
+    ]
+    assert missing_sandboxes(pods, sandboxes) == [PodRef("demo", "gone", "uid-9")]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=30),
+            st.none() | st.binary(max_size=64),
+            st.none() | st.binary(max_size=64),
+        ),
+        max_size=5,
+    ),
+    st.none() | st.text(max_size=40),
+)
+def test_change_set_record_round_trip(
+    edits: list[tuple[str, bytes | None, bytes | None]], before: str | None
+) -> None:
+    change_set = ChangeSet(
+        edits=tuple(FileEdit(path, old, new) for path, old, new in edits),
+        cri_socket_before=before,
+        cri_socket_after="unix:///var/run/cri-dockerd.sock",
+        expected_kubelet_args={"--container-runtime": "remote"},
+        forbidden_kubelet_args=("--network-plugin",),
+        cri_dockerd_config_changed=True,
+    )
+    assert ChangeSet.from_record(change_set.to_record()) == change_set
