@@ -1,0 +1,95 @@
+"""Reports of a run, from the journal: JSON for machines, Markdown with a per-node timeline for people.
+
+Rendering is pure (entries in, text out) so the same journal always gives the same report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    node: str
+    step: str
+    phase: str
+    at: datetime
+    detail: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    node: str
+    status: str
+    message: str = ""
+
+
+def node_timelines(entries: Iterable[TimelineEntry]) -> dict[str, list[TimelineEntry]]:
+    timelines: dict[str, list[TimelineEntry]] = {}
+    for entry in sorted(entries, key=lambda item: item.at):
+        timelines.setdefault(entry.node, []).append(entry)
+    return timelines
+
+
+def step_durations(timeline: Iterable[TimelineEntry]) -> list[tuple[str, str, float | None]]:
+    """(step, final phase, seconds) per step, in the order the steps started."""
+    started: dict[str, datetime] = {}
+    order: list[str] = []
+    ended: dict[str, tuple[str, float]] = {}
+    for entry in timeline:
+        if entry.phase == "started":
+            if entry.step not in started:
+                order.append(entry.step)
+            started[entry.step] = entry.at
+        elif entry.phase in {"finished", "failed"} and entry.step in started:
+            ended[entry.step] = (entry.phase, (entry.at - started[entry.step]).total_seconds())
+    return [
+        (step, ended[step][0] if step in ended else "interrupted", ended[step][1] if step in ended else None)
+        for step in order
+    ]
+
+
+def render_json(
+    *, run_id: str, cluster: str, summaries: Iterable[NodeSummary], entries: Iterable[TimelineEntry]
+) -> str:
+    timelines = node_timelines(entries)
+    nodes = []
+    for summary in summaries:
+        nodes.append(
+            {
+                "node": summary.node,
+                "status": summary.status,
+                "message": summary.message,
+                "steps": [
+                    {"step": step, "result": result, "seconds": seconds}
+                    for step, result, seconds in step_durations(timelines.get(summary.node, []))
+                ],
+                "timeline": [
+                    {"step": entry.step, "phase": entry.phase, "at": entry.at.isoformat(), "detail": entry.detail}
+                    for entry in timelines.get(summary.node, [])
+                ],
+            }
+        )
+    return json.dumps({"run": run_id, "cluster": cluster, "nodes": nodes}, indent=2, sort_keys=False) + "\n"
+
+
+def render_markdown(
+    *, run_id: str, cluster: str, summaries: Iterable[NodeSummary], entries: Iterable[TimelineEntry]
+) -> str:
+    summaries = list(summaries)
+    timelines = node_timelines(entries)
+    lines = [f"# shimshift run {run_id}", "", f"Cluster: `{cluster}`", "", "| node | result | note |", "|---|---|---|"]
+    lines += [f"| {item.node} | {item.status} | {_cell(item.message)} |" for item in summaries]
+    for item in summaries:
+        lines += ["", f"## {item.node}", "", "| step | result | seconds |", "|---|---|---:|"]
+        for step, result, seconds in step_durations(timelines.get(item.node, [])):
+            lines.append(f"| {step} | {result} | {'' if seconds is None else f'{seconds:.1f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

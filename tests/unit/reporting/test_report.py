@@ -1,0 +1,42 @@
+"""Reports from journal entries: per-step durations, interrupted steps, JSON and Markdown shapes."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from shimshift.cli.report import NodeSummary, TimelineEntry, render_json, render_markdown, step_durations
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def entry(node: str, step: str, phase: str, seconds: float) -> TimelineEntry:
+    return TimelineEntry(node, step, phase, T0 + timedelta(seconds=seconds))
+
+
+ENTRIES = [
+    entry("w1", "preflight", "started", 0),
+    entry("w1", "preflight", "finished", 1.5),
+    entry("w1", "drain", "started", 2),
+    entry("w1", "drain", "failed", 32),
+    entry("w2", "cordon", "started", 5),
+]
+
+
+def test_durations_and_interrupted_steps() -> None:
+    assert step_durations(ENTRIES[:4]) == [("preflight", "finished", 1.5), ("drain", "failed", 30.0)]
+    assert step_durations(ENTRIES[4:]) == [("cordon", "interrupted", None)]
+
+
+def test_json_report_has_each_node_and_its_timeline() -> None:
+    summaries = [NodeSummary("w1", "failed", "PDB demo/web blocks"), NodeSummary("w2", "interrupted")]
+    report = json.loads(render_json(run_id="r1", cluster="https://cp:6443", summaries=summaries, entries=ENTRIES))
+    assert [node["node"] for node in report["nodes"]] == ["w1", "w2"]
+    assert report["nodes"][0]["steps"][1] == {"step": "drain", "result": "failed", "seconds": 30.0}
+    assert len(report["nodes"][0]["timeline"]) == 4
+
+
+def test_markdown_report_escapes_cells() -> None:
+    text = render_markdown(run_id="r1", cluster="c", summaries=[NodeSummary("w1", "failed", "a|b")], entries=ENTRIES)
+    assert "| w1 | failed | a\\|b |" in text
+    assert "| drain | failed | 30.0 |" in text
