@@ -28,6 +28,8 @@ class ChangeSet:
     forbidden_kubelet_args: tuple[str, ...]
     cri_dockerd_config_changed: bool
     noop_reason: str | None = None
+    # The dockershim settings the plan moved to cri-dockerd; verified on its running command line.
+    cri_dockerd_args: Mapping[str, str] = field(default_factory=dict)
     cni_conf_dir: str = "/etc/cni/net.d"
     notes: tuple[str, ...] = field(default=())
 
@@ -38,8 +40,7 @@ class ChangeSet:
     def to_record(self) -> dict[str, Any]:
         return {
             "edits": [
-                {"path": edit.path, "before": _encode(edit.before), "after": _encode(edit.after)}
-                for edit in self.edits
+                {"path": edit.path, "before": _encode(edit.before), "after": _encode(edit.after)} for edit in self.edits
             ],
             "cri_socket_before": self.cri_socket_before,
             "cri_socket_after": self.cri_socket_after,
@@ -47,6 +48,7 @@ class ChangeSet:
             "forbidden_kubelet_args": list(self.forbidden_kubelet_args),
             "cri_dockerd_config_changed": self.cri_dockerd_config_changed,
             "noop_reason": self.noop_reason,
+            "cri_dockerd_args": dict(self.cri_dockerd_args),
             "cni_conf_dir": self.cni_conf_dir,
             "notes": list(self.notes),
         }
@@ -55,8 +57,7 @@ class ChangeSet:
     def from_record(cls, record: Mapping[str, Any]) -> ChangeSet:
         return cls(
             edits=tuple(
-                FileEdit(item["path"], _decode(item["before"]), _decode(item["after"]))
-                for item in record["edits"]
+                FileEdit(item["path"], _decode(item["before"]), _decode(item["after"])) for item in record["edits"]
             ),
             cri_socket_before=record["cri_socket_before"],
             cri_socket_after=record["cri_socket_after"],
@@ -64,6 +65,7 @@ class ChangeSet:
             forbidden_kubelet_args=tuple(record["forbidden_kubelet_args"]),
             cri_dockerd_config_changed=bool(record["cri_dockerd_config_changed"]),
             noop_reason=record.get("noop_reason"),
+            cri_dockerd_args=dict(record.get("cri_dockerd_args", {})),
             cni_conf_dir=record.get("cni_conf_dir", "/etc/cni/net.d"),
             notes=tuple(record.get("notes", ())),
         )

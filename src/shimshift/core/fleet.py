@@ -48,9 +48,7 @@ def parse_max_unavailable(value: str, *, total: int) -> int:
     elif (match := _PERCENT.match(text)) is not None:
         percent = int(match.group(1))
         if percent > 100:
-            raise Refusal(
-                f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%"
-            )
+            raise Refusal(f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%")
         count = math.floor(total * percent / 100)
     else:
         raise Refusal(
@@ -64,9 +62,7 @@ def parse_max_unavailable(value: str, *, total: int) -> int:
     return count
 
 
-def plan_phases(
-    nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder, max_unavailable: int
-) -> list[Phase]:
+def plan_phases(nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder, max_unavailable: int) -> list[Phase]:
     """Split the nodes into the control-plane phase (one at a time) and the worker phase.
 
     Names are sorted so that two runs over the same cluster take the same order, which keeps a resumed

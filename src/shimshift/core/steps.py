@@ -91,9 +91,7 @@ def kubelet_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def cmdline_problems(
-    argv: Sequence[str], *, expected: Mapping[str, str], forbidden: Iterable[str]
-) -> list[str]:
+def cmdline_problems(argv: Sequence[str], *, expected: Mapping[str, str], forbidden: Iterable[str]) -> list[str]:
     """What is wrong with the running kubelet's command line, in words; empty when it is right."""
     args = kubelet_args(argv)
     problems = []
@@ -103,9 +101,7 @@ def cmdline_problems(
             problems.append(f"the running kubelet has no {flag} (expected {flag}={value})")
         elif actual != value:
             problems.append(f"the running kubelet has {flag}={actual} (expected {value})")
-    problems.extend(
-        f"the running kubelet still has {flag}={args[flag]}" for flag in forbidden if flag in args
-    )
+    problems.extend(f"the running kubelet still has {flag}={args[flag]}" for flag in forbidden if flag in args)
     return problems
 
 
@@ -113,6 +109,4 @@ def missing_sandboxes(pods: Iterable[PodRef], sandboxes: Iterable[SandboxRef]) -
     """Running pods of the node that the CRI socket does not list as ready sandboxes."""
     seen = {sandbox.uid for sandbox in sandboxes}
     seen_names = {(sandbox.namespace, sandbox.name) for sandbox in sandboxes}
-    return [
-        pod for pod in pods if pod.runtime_uid not in seen and (pod.namespace, pod.name) not in seen_names
-    ]
+    return [pod for pod in pods if pod.runtime_uid not in seen and (pod.namespace, pod.name) not in seen_names]

@@ -53,13 +53,9 @@ async def run_fleet(
                 )
             if not stop:
                 blocked = (
-                    frozenset([name for name in waiting if await drain_would_block(name)])
-                    if waiting
-                    else frozenset()
+                    frozenset([name for name in waiting if await drain_would_block(name)]) if waiting else frozenset()
                 )
-                while name := choose_next(
-                    waiting, blocked=blocked, in_flight=len(running), limit=phase.concurrency
-                ):
+                while name := choose_next(waiting, blocked=blocked, in_flight=len(running), limit=phase.concurrency):
                     waiting.remove(name)
                     running[asyncio.create_task(migrate(name), name=f"migrate {name}")] = name
             else:

@@ -160,9 +160,7 @@ class NodeMigration:
         change_set = self.planner(facts, self.node)
         if not change_set.is_noop:
             cni = await self.access.run(["ls", "-1", change_set.cni_conf_dir], check=False)
-            configs = [
-                name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))
-            ]
+            configs = [name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))]
             if not configs:
                 problems.append(
                     f"no CNI network configuration in {change_set.cni_conf_dir}: pods would get no network"
@@ -182,14 +180,10 @@ class NodeMigration:
         return {"cordoned_by_us": ours}
 
     async def _drain(self) -> dict[str, Any]:
-        outcome = await self.cluster.drain(
-            self.node, on_progress=lambda text: self._emit(Step.DRAIN, "progress", text)
-        )
+        outcome = await self.cluster.drain(self.node, on_progress=lambda text: self._emit(Step.DRAIN, "progress", text))
         if not outcome.drained:
             raise StepFailed(Step.DRAIN, outcome.message or "drain did not finish")
-        await self.cluster.event(
-            self.node, reason="ShimshiftDrained", message=f"evicted {len(outcome.evicted)} pod(s)"
-        )
+        await self.cluster.event(self.node, reason="ShimshiftDrained", message=f"evicted {len(outcome.evicted)} pod(s)")
         return {"evicted": list(outcome.evicted)}
 
     async def _write_config(self) -> dict[str, Any]:
@@ -209,10 +203,15 @@ class NodeMigration:
             return {"restarted": False}
         await self.access.run(["systemctl", "daemon-reload"])
         await self.access.run(["systemctl", "restart", "cri-docker.service"])
-        problems = await self._cri_problems()
+        argv = await self._main_process_cmdline("cri-docker.service", Step.RESTART_CRI_DOCKERD)
+        # The moved dockershim settings must be on the running cri-dockerd, not only in a file: a
+        # missing pause image or CNI directory otherwise shows only when the first pod starts.
+        problems = cmdline_problems(argv, expected=self._change_set().cri_dockerd_args, forbidden=())
+        problems = [text.replace("kubelet", "cri-dockerd") for text in problems]
+        problems += await self._cri_problems()
         if problems:
             raise StepFailed(Step.RESTART_CRI_DOCKERD, "; ".join(problems))
-        return {"restarted": True}
+        return {"restarted": True, "cri_dockerd_args": kubelet_args(argv)}
 
     async def _restart_kubelet(self) -> dict[str, Any]:
         started = await self._restart_kubelet_now()
@@ -223,9 +222,7 @@ class NodeMigration:
         since = datetime.fromisoformat(detail["restarted_at"]) if "restarted_at" in detail else self.clock()
         health = await self.cluster.wait_healthy(self.node, since=since, timeout=self.settings.health_timeout)
         if not health.healthy:
-            raise StepFailed(
-                Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems)
-            )
+            raise StepFailed(Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems))
         change_set = self._change_set()
         argv = await self._kubelet_cmdline()
         problems = cmdline_problems(
@@ -245,9 +242,7 @@ class NodeMigration:
     # -- failure and rollback --------------------------------------------------------------------
 
     async def _after_failure(self, step: Step, message: str) -> NodeOutcome:
-        await self.cluster.event(
-            self.node, reason="ShimshiftFailed", message=f"{step}: {message}", warning=True
-        )
+        await self.cluster.event(self.node, reason="ShimshiftFailed", message=f"{step}: {message}", warning=True)
         if step is Step.PREFLIGHT:
             return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
         if not changes_configuration(step) and step is not Step.ANNOTATE:
@@ -255,9 +250,7 @@ class NodeMigration:
             await self.cluster.uncordon_if_ours(self.node)
             return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
         if not self.settings.rollback_on_failure:
-            return NodeOutcome(
-                self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step)
-            )
+            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
         try:
             await self.rollback()
         except (StepFailed, Refusal) as error:
@@ -287,9 +280,7 @@ class NodeMigration:
                 self._record(name, "failed", {"message": text})
                 raise StepFailed(name, text) from error
             self._record(name, "finished", detail)
-        await self.cluster.event(
-            self.node, reason="ShimshiftRolledBack", message="back on dockershim", warning=True
-        )
+        await self.cluster.event(self.node, reason="ShimshiftRolledBack", message="back on dockershim", warning=True)
 
     async def _restore_config(self) -> dict[str, Any]:
         return {"restored": await self._apply_edits(self._change_set().edits, reverse=True)}
@@ -316,9 +307,7 @@ class NodeMigration:
         since = datetime.fromisoformat(detail["restarted_at"]) if "restarted_at" in detail else self.clock()
         health = await self.cluster.wait_healthy(self.node, since=since, timeout=self.settings.health_timeout)
         if not health.healthy:
-            raise StepFailed(
-                "rollback:verify", "node not healthy on dockershim: " + "; ".join(health.problems)
-            )
+            raise StepFailed("rollback:verify", "node not healthy on dockershim: " + "; ".join(health.problems))
         args = kubelet_args(await self._kubelet_cmdline())
         if (
             args.get("--container-runtime") == "remote"
@@ -372,15 +361,16 @@ class NodeMigration:
         return started
 
     async def _kubelet_cmdline(self) -> list[str]:
-        result = await self.access.run(["systemctl", "show", "--property", "MainPID", "--value", "kubelet"])
+        return await self._main_process_cmdline("kubelet.service", Step.VERIFY)
+
+    async def _main_process_cmdline(self, unit: str, step: Step) -> list[str]:
+        result = await self.access.run(["systemctl", "show", "--property", "MainPID", "--value", unit])
         pid = result.stdout.decode().strip()
         if not pid.isdigit() or pid == "0":
-            raise StepFailed(
-                Step.VERIFY, "the kubelet is not running (systemctl show -p MainPID kubelet is 0)"
-            )
+            raise StepFailed(step, f"{unit} is not running (systemctl show -p MainPID {unit} is 0)")
         raw = await self.access.read_file(f"/proc/{pid}/cmdline")
         if raw is None:
-            raise StepFailed(Step.VERIFY, f"the kubelet (pid {pid}) exited while being checked")
+            raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
         return split_cmdline(raw)
 
     async def _cri_problems(self) -> list[str]:

@@ -103,9 +103,7 @@ class ClusterPort(Protocol):
 class JournalPort(Protocol):
     """The current run's journal, bound to one run id."""
 
-    def record(
-        self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None
-    ) -> None: ...
+    def record(self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None) -> None: ...
 
     def finished_steps(self, node: str) -> list[str]: ...
 

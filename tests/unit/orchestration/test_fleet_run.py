@@ -61,9 +61,7 @@ async def test_blocked_node_goes_after_the_free_ones() -> None:
 
 async def test_stops_starting_nodes_after_max_failures() -> None:
     async def migrate(name: str) -> NodeOutcome:
-        return NodeOutcome(
-            name, NodeStatus.REFUSED if name == "a" else NodeStatus.MIGRATED, "cri-dockerd stopped"
-        )
+        return NodeOutcome(name, NodeStatus.REFUSED if name == "a" else NodeStatus.MIGRATED, "cri-dockerd stopped")
 
     async def never_blocked(name: str) -> bool:
         return False

@@ -61,9 +61,7 @@ def test_cmdline_accepted_when_as_expected() -> None:
 
 def test_cmdline_problems_name_the_flag() -> None:
     argv = ["/usr/bin/kubelet", "--network-plugin=cni"]
-    problems = cmdline_problems(
-        argv, expected={"--container-runtime": "remote"}, forbidden=["--network-plugin"]
-    )
+    problems = cmdline_problems(argv, expected={"--container-runtime": "remote"}, forbidden=["--network-plugin"])
     assert problems == [
         "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
         "the running kubelet still has --network-plugin=cni",
@@ -94,9 +92,7 @@ def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
     ),
     st.none() | st.text(max_size=40),
 )
-def test_change_set_record_round_trip(
-    edits: list[tuple[str, bytes | None, bytes | None]], before: str | None
-) -> None:
+def test_change_set_record_round_trip(edits: list[tuple[str, bytes | None, bytes | None]], before: str | None) -> None:
     change_set = ChangeSet(
         edits=tuple(FileEdit(path, old, new) for path, old, new in edits),
         cri_socket_before=before,
