@@ -14,6 +14,7 @@ from enum import StrEnum
 
 
 class Step(StrEnum):
+    INSTALL = "install-cri-dockerd"  # only with --install-cri-dockerd; a no-op otherwise
     PREFLIGHT = "preflight"
     CORDON = "cordon"
     DRAIN = "drain"

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from shimshift.core import cri_dockerd_units
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal
 from shimshift.core.steps import (
@@ -70,6 +71,8 @@ class MigrationSettings:
     health_timeout: float = 300.0
     verify_timeout: float = 120.0
     node_files: tuple[str, ...] = ()
+    # --install-cri-dockerd: the binary to install before preflight (never downloaded).
+    cri_dockerd_binary: bytes | None = None
 
 
 class StepFailed(Exception):
@@ -94,6 +97,7 @@ class NodeMigration:
     async def run(self) -> NodeOutcome:
         finished = [Step(name) for name in self.journal.finished_steps(self.node) if name in set(Step)]
         handlers: dict[Step, Callable[[], Awaitable[dict[str, Any]]]] = {
+            Step.INSTALL: self._install,
             Step.PREFLIGHT: self._preflight,
             Step.CORDON: self._cordon,
             Step.DRAIN: self._drain,
@@ -105,7 +109,7 @@ class NodeMigration:
             Step.UNCORDON: self._uncordon,
         }
         for step in remaining_steps(finished):
-            if step is not Step.PREFLIGHT and self._change_set().is_noop:
+            if step not in {Step.INSTALL, Step.PREFLIGHT} and self._change_set().is_noop:
                 break
             self._record(step, "started")
             try:
@@ -124,6 +128,25 @@ class NodeMigration:
         return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
 
     # -- the steps -------------------------------------------------------------------------------
+
+    async def _install(self) -> dict[str, Any]:
+        binary = self.settings.cri_dockerd_binary
+        if binary is None:
+            return {"installed": False}
+        written = []
+        if await self.access.read_file(cri_dockerd_units.BINARY_PATH) != binary:
+            await self.access.write_file_atomic(cri_dockerd_units.BINARY_PATH, binary)
+            await self.access.run(["chmod", "0755", cri_dockerd_units.BINARY_PATH])
+            written.append(cri_dockerd_units.BINARY_PATH)
+        packaged = await self.access.run(["systemctl", "cat", "cri-docker.service"], check=False)
+        if packaged.returncode != 0:
+            # Units from a package stay authoritative; ours only fill the gap on a bare node.
+            for path, text in cri_dockerd_units.UNIT_FILES.items():
+                await self.access.write_file_atomic(path, text.encode())
+                written.append(path)
+        await self.access.run(["systemctl", "daemon-reload"])
+        await self.access.run(["systemctl", "enable", "--now", "cri-docker.socket", "cri-docker.service"])
+        return {"installed": True, "written": written}
 
     async def _preflight(self) -> dict[str, Any]:
         problems: list[str] = []
@@ -243,7 +266,7 @@ class NodeMigration:
 
     async def _after_failure(self, step: Step, message: str) -> NodeOutcome:
         await self.cluster.event(self.node, reason="ShimshiftFailed", message=f"{step}: {message}", warning=True)
-        if step is Step.PREFLIGHT:
+        if step in {Step.INSTALL, Step.PREFLIGHT}:
             return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
         if not changes_configuration(step) and step is not Step.ANNOTATE:
             # Nothing on the node changed: give the node back to the scheduler if we took it.
