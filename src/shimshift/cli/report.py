@@ -9,7 +9,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shimshift.adapters.journal import Journal
+    from shimshift.orchestrator.fleet import FleetResult
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,36 @@ def render_markdown(
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def write_reports(
+    journal: Journal, run_id: str, cluster: str, report_dir: Path, result: FleetResult | None = None
+) -> tuple[Path, Path]:
+    entries = [
+        TimelineEntry(record.node, record.step, str(record.phase), record.at, record.detail)
+        for record in journal.timeline(run_id)
+    ]
+    summaries = summaries_from(entries, result)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    json_path = report_dir / f"shimshift-{run_id}.json"
+    markdown_path = report_dir / f"shimshift-{run_id}.md"
+    json_path.write_text(render_json(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries))
+    markdown_path.write_text(render_markdown(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries))
+    return json_path, markdown_path
+
+
+def summaries_from(entries: list[TimelineEntry], result: FleetResult | None) -> list[NodeSummary]:
+    if result is not None:
+        summaries = [NodeSummary(outcome.node, str(outcome.status), outcome.message) for outcome in result.outcomes]
+        summaries += [NodeSummary(name, "not-started", result.stopped_reason or "") for name in result.not_started]
+        return summaries
+    last: dict[str, TimelineEntry] = {}
+    for entry in entries:
+        last[entry.node] = entry
+    return [
+        NodeSummary(
+            node,
+            "migrated" if entry.step == "uncordon" and entry.phase == "finished" else f"{entry.step} {entry.phase}",
+        )
+        for node, entry in sorted(last.items())
+    ]

@@ -60,6 +60,7 @@ class PreflightFacts:
     cri_dockerd_version: str | None
     docker_cgroup_driver: str | None
     files: Mapping[str, bytes | None]
+    cri_socket: str | None = None
 
 
 Planner = Callable[[PreflightFacts, str], ChangeSet]
@@ -179,6 +180,7 @@ class NodeMigration:
             cri_dockerd_version=version,
             docker_cgroup_driver=driver.stdout.decode().strip() or None if driver.returncode == 0 else None,
             files=files,
+            cri_socket=await self.cluster.get_cri_socket(self.node),
         )
         change_set = self.planner(facts, self.node)
         if not change_set.is_noop:
@@ -199,7 +201,6 @@ class NodeMigration:
 
     async def _cordon(self) -> dict[str, Any]:
         ours = await self.cluster.cordon(self.node)
-        await self.cluster.event(self.node, reason="ShimshiftCordoned", message="cordoned for the migration")
         return {"cordoned_by_us": ours}
 
     async def _drain(self) -> dict[str, Any]:
@@ -378,6 +379,7 @@ class NodeMigration:
         return changed
 
     async def _restart_kubelet_now(self) -> datetime:
+        await self.cluster.snapshot(self.node)
         await self.access.run(["systemctl", "daemon-reload"])
         started = self.clock()
         await self.access.run(["systemctl", "restart", "kubelet"])

@@ -15,12 +15,15 @@ from typing import Any, Protocol
 from shimshift.core.steps import PodRef, SandboxRef
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: bytes
-    stderr: bytes
+class CommandResult(Protocol):
+    @property
+    def returncode(self) -> int: ...
+
+    @property
+    def stdout(self) -> bytes: ...
+
+    @property
+    def stderr(self) -> bytes: ...
 
 
 class NodePort(Protocol):
@@ -92,6 +95,10 @@ class ClusterPort(Protocol):
     async def get_cri_socket(self, node: str) -> str | None: ...
 
     async def set_cri_socket(self, node: str, value: str | None) -> str | None: ...
+
+    async def snapshot(self, node: str) -> None:
+        """Remember the node's conditions and DaemonSet pods before a kubelet restart, for wait_healthy."""
+        ...
 
     async def wait_healthy(self, node: str, *, since: datetime, timeout: float) -> HealthOutcome: ...
 

@@ -1,0 +1,249 @@
+"""One invocation of `shimshift migrate | plan | verify | rollback`: connect, select, run, report.
+
+This is where the adapters are opened and closed; the step machine (node_migration) and the fleet
+loop (fleet) only see ports.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightkube.config.kubeconfig import KubeConfig
+
+from shimshift.adapters.journal import ClusterIdentity, Journal, RunStatus
+from shimshift.adapters.kube.audit import audit_cluster
+from shimshift.adapters.kube.client import make_client
+from shimshift.adapters.kube.nodes import get_node
+from shimshift.adapters.local import LocalNodeAccess
+from shimshift.adapters.node_access import NodeAccess, NodePool
+from shimshift.adapters.ssh import SSHNodeAccess
+from shimshift.core.drain import DrainOptions
+from shimshift.core.errors import Refusal
+from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
+from shimshift.core.node_files import NODE_FILES
+from shimshift.core.runtime_detect import Runtime
+from shimshift.core.steps import Step
+from shimshift.orchestrator.fleet import FleetResult, run_fleet
+from shimshift.orchestrator.node_migration import (
+    CRI_DOCKERD_SOCKET,
+    MigrationSettings,
+    NodeMigration,
+    NodeOutcome,
+    NodeStatus,
+)
+from shimshift.orchestrator.ports import StepEvent
+from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_change_set
+
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How to reach the cluster and its nodes (kubectl's and ssh's conventions)."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    ssh_config: Path | None = None
+    known_hosts: Path | None = None
+    ssh_user: str | None = None
+    local: bool = False  # shimshift runs as root on the one node it migrates
+    journal: Path | None = None
+
+
+@dataclass(frozen=True)
+class MigrateOptions:
+    nodes: tuple[str, ...] = ()
+    selector: str | None = None
+    all_nodes: bool = False
+    max_unavailable: str = "1"
+    control_plane: ControlPlaneOrder = ControlPlaneOrder.FIRST
+    max_failures: int = 1
+    rollback: bool = True
+    drain: DrainOptions = field(default_factory=DrainOptions)
+    health_timeout: float = 300.0
+    install_cri_dockerd: Path | None = None
+    report_dir: Path = Path("shimshift-reports")
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["drain"] = {key: str(value) for key, value in asdict(self.drain).items()}
+        record["install_cri_dockerd"] = str(self.install_cri_dockerd) if self.install_cri_dockerd else None
+        record["report_dir"] = str(self.report_dir)
+        record["control_plane"] = str(self.control_plane)
+        record["nodes"] = list(self.nodes)
+        return record
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    cluster: str
+    result: FleetResult
+
+
+def cluster_identity(connection: Connection) -> ClusterIdentity:
+    config = KubeConfig.from_file(connection.kubeconfig) if connection.kubeconfig else KubeConfig.from_env()
+    single = config.get(context_name=connection.context)
+    if single is None:
+        raise Refusal("the kubeconfig has no current context", hint="pass --context NAME")
+    cluster = single.cluster
+    if cluster.certificate_auth_data:
+        return ClusterIdentity.from_ca(cluster.server, base64.b64decode(cluster.certificate_auth_data))
+    if cluster.certificate_auth:
+        return ClusterIdentity.from_ca(cluster.server, Path(cluster.certificate_auth).read_bytes())
+    return ClusterIdentity(cluster.server)
+
+
+@contextlib.asynccontextmanager
+async def node_pool(connection: Connection) -> AsyncIterator[NodePool]:
+    async def connect(node: str) -> NodeAccess:
+        if connection.local:
+            return LocalNodeAccess(node)
+        return await SSHNodeAccess.connect(
+            node, ssh_config=connection.ssh_config, known_hosts=connection.known_hosts, username=connection.ssh_user
+        )
+
+    pool = NodePool(connect)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
+    """Explicit names as given; with -l or --all, the matching nodes whose kubelet still uses dockershim."""
+    if options.nodes:
+        found = []
+        for name in options.nodes:
+            node = await get_node(client, name)
+            found.append(FleetNode(name, _is_control_plane(node.get("metadata", {}).get("labels") or {})))
+        return found
+    if not options.all_nodes and options.selector is None:
+        raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
+    report = await audit_cluster(client, selector=options.selector)
+    return [
+        FleetNode(audit.name, audit.role == "control-plane")
+        for audit in report.nodes
+        if audit.verdict.runtime is Runtime.DOCKERSHIM
+    ]
+
+
+def _is_control_plane(labels: dict[str, str]) -> bool:
+    return any(label in labels for label in CONTROL_PLANE_LABELS)
+
+
+async def migrate(
+    connection: Connection,
+    options: MigrateOptions,
+    *,
+    resume: bool = False,
+    on_event: Callable[[StepEvent], None] | None = None,
+    on_outcome: Callable[[NodeOutcome], None] | None = None,
+    on_plan: Callable[[list[FleetNode]], None] | None = None,
+) -> RunSummary:
+    identity = cluster_identity(connection)
+    journal = Journal(connection.journal)
+    client = make_client(connection.kubeconfig, context=connection.context)
+    try:
+        if resume:
+            active = journal.active_run(identity)
+            if active is None:
+                raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
+            run = journal.resume_run(active.id)
+            options = _options_from_record(run.options)
+        else:
+            run = journal.begin_run(identity, options=options.to_record())
+        selected = await select_nodes(client, options)
+        if on_plan is not None:
+            on_plan(selected)
+        phases = plan_phases(
+            selected,
+            control_plane=options.control_plane,
+            max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
+        )
+        cluster = KubeCluster(client, options.drain)
+        run_journal = RunJournal(journal, run.id)
+        binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
+        settings = MigrationSettings(
+            rollback_on_failure=options.rollback,
+            health_timeout=options.health_timeout,
+            node_files=NODE_FILES,
+            cri_dockerd_binary=binary,
+        )
+        async with node_pool(connection) as pool:
+
+            async def migrate_one(name: str) -> NodeOutcome:
+                try:
+                    access = await pool.get(name)
+                except Refusal as error:
+                    run_journal.record(
+                        node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
+                    )
+                    return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
+                migration = NodeMigration(
+                    node=name,
+                    cluster=cluster,
+                    access=access,
+                    cri=GrpcCri(node=name, remote_socket=CRI_DOCKERD_SOCKET),
+                    journal=run_journal,
+                    planner=plan_change_set,
+                    settings=settings,
+                    on_event=on_event,
+                )
+                return await migration.run()
+
+            result = await run_fleet(
+                phases,
+                migrate=migrate_one,
+                drain_would_block=cluster.drain_would_block,
+                max_failures=options.max_failures,
+                on_outcome=on_outcome,
+            )
+        status = RunStatus.SUCCEEDED if not result.failures and not result.not_started else RunStatus.FAILED
+        journal.finish_run(run.id, status=status)
+        return RunSummary(run.id, identity.server, result)
+    finally:
+        await client.close()
+        journal.close()
+
+
+def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
+    drain = record.get("drain", {})
+    defaults = DrainOptions()
+    return MigrateOptions(
+        nodes=tuple(record.get("nodes", ())),
+        selector=record.get("selector"),
+        all_nodes=bool(record.get("all_nodes")),
+        max_unavailable=str(record.get("max_unavailable", "1")),
+        control_plane=ControlPlaneOrder(record.get("control_plane", "first")),
+        max_failures=int(record.get("max_failures", 1)),
+        rollback=bool(record.get("rollback", True)),
+        drain=_drain_from_record(drain, defaults),
+        health_timeout=float(record.get("health_timeout", 300.0)),
+        install_cri_dockerd=Path(record["install_cri_dockerd"]) if record.get("install_cri_dockerd") else None,
+        report_dir=Path(record.get("report_dir", "shimshift-reports")),
+    )
+
+
+def _drain_from_record(record: dict[str, str], defaults: DrainOptions) -> DrainOptions:
+    values: dict[str, Any] = {}
+    for key, default in asdict(defaults).items():
+        if key not in record:
+            continue
+        text = record[key]
+        if isinstance(default, bool):
+            values[key] = text == "True"
+        elif isinstance(default, int):
+            values[key] = int(text)
+        elif isinstance(default, float):
+            values[key] = float(text)
+        elif default is None:
+            values[key] = None if text == "None" else text
+        elif isinstance(default, str):
+            values[key] = text
+    return DrainOptions(**values)

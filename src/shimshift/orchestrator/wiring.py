@@ -1,0 +1,207 @@
+"""The concrete ports: the Kubernetes adapters, the CRI client, the journal and the planner, bound
+to the shapes the step machine asks for. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from shimshift.adapters.cri.client import CriClient, CriError
+from shimshift.adapters.journal import Journal, Phase
+from shimshift.adapters.kube import health, nodes
+from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, drain_node, list_node_pods, plan_drain
+from shimshift.adapters.kube.events import emit_node_event
+from shimshift.core.change_set import ChangeSet, FileEdit
+from shimshift.core.drain import DrainOptions
+from shimshift.core.node_plan import plan_node
+from shimshift.core.steps import PodRef, SandboxRef
+from shimshift.orchestrator.node_migration import CRI_DOCKERD_ENDPOINT, PreflightFacts
+from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
+
+if TYPE_CHECKING:
+    from lightkube import AsyncClient
+
+CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
+
+
+@dataclass
+class KubeCluster:
+    """ClusterPort over the lightkube adapters of shimshift.adapters.kube."""
+
+    client: AsyncClient
+    drain_options: DrainOptions
+    owner: str = "shimshift"
+    baselines: dict[str, health.NodeBaseline] = field(default_factory=dict)
+
+    async def kubelet_version(self, node: str) -> str:
+        body = await nodes.get_node(self.client, node)
+        return str(body.get("status", {}).get("nodeInfo", {}).get("kubeletVersion", ""))
+
+    async def cordon(self, node: str) -> bool:
+        return await nodes.cordon(self.client, node, owner=self.owner)
+
+    async def uncordon_if_ours(self, node: str) -> bool:
+        return await nodes.uncordon_if_ours(self.client, node, owner=self.owner)
+
+    async def drain(self, node: str, *, on_progress: Callable[[str], None] | None = None) -> DrainOutcome:
+        def report(event: DrainEvent) -> None:
+            if on_progress is not None and event.kind is not DrainEventKind.GONE:
+                text = f"{event.kind} {event.pod or ''}".strip()
+                if event.pdb:
+                    text += f" (PodDisruptionBudget {event.pdb})"
+                on_progress(text + (f": {event.message}" if event.message else ""))
+
+        result = await drain_node(
+            self.client, node, self.drain_options, on_event=report, cordon_first=False, owner=self.owner
+        )
+        problems = [f"{item.pod}: {item.reason}" for item in result.refused]
+        problems += [f"{item.pod} blocked by PodDisruptionBudget {item.pdb}" for item in result.blocked]
+        problems += result.errors
+        return DrainOutcome(
+            drained=result.drained,
+            evicted=tuple(result.evict),
+            blocked=tuple(item.pod for item in result.blocked),
+            refused=tuple(item.pod for item in result.refused),
+            message="; ".join(problems)
+            or ("" if result.drained else "pods still on the node: " + ", ".join(result.pending)),
+        )
+
+    async def drain_would_block(self, node: str) -> bool:
+        result = await plan_drain(self.client, node, self.drain_options)
+        return bool(result.blocked)
+
+    async def get_cri_socket(self, node: str) -> str | None:
+        return await nodes.get_cri_socket(self.client, node)
+
+    async def set_cri_socket(self, node: str, value: str | None) -> str | None:
+        if value is None:
+            # Back to "no annotation": the value set_cri_socket recorded before our first change.
+            previous = await nodes.get_cri_socket(self.client, node)
+            await nodes.restore_cri_socket(self.client, node, None)
+            return previous
+        return await nodes.set_cri_socket(self.client, node, value)
+
+    async def snapshot(self, node: str) -> None:
+        self.baselines[node] = await health.snapshot_node(self.client, node)
+
+    async def wait_healthy(self, node: str, *, since: datetime, timeout: float) -> HealthOutcome:
+        report = await health.wait_node_healthy(
+            self.client, node, since=since, timeout=timeout, baseline=self.baselines.get(node)
+        )
+        return HealthOutcome(report.healthy, tuple(report.missing))
+
+    async def running_pods(self, node: str) -> list[PodRef]:
+        pods = await list_node_pods(self.client, node, DrainOptions())
+        refs = []
+        for pod in pods:
+            if pod.get("status", {}).get("phase") != "Running":
+                continue
+            metadata = pod["metadata"]
+            annotations = metadata.get("annotations") or {}
+            refs.append(
+                PodRef(
+                    metadata["namespace"], metadata["name"], metadata["uid"], annotations.get(CONFIG_MIRROR_ANNOTATION)
+                )
+            )
+        return refs
+
+    async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None:
+        # An Event is a record, not a step: losing one must not fail the migration.
+        with contextlib.suppress(Exception):
+            await emit_node_event(
+                self.client, node, reason=reason, message=message, type="Warning" if warning else "Normal"
+            )
+
+
+class GrpcCri:
+    """CriPort over the generated CRI v1 stubs."""
+
+    def __init__(self, *, node: str, remote_socket: str, timeout: float = 10.0) -> None:
+        self.node = node
+        self.remote_socket = remote_socket
+        self.timeout = timeout
+
+    async def check(self, socket_path: str) -> CriReport:
+        try:
+            async with CriClient(
+                socket_path, node=self.node, remote_socket=self.remote_socket, timeout=self.timeout
+            ) as cri:
+                version = await cri.version()
+                status = await cri.status()
+        except CriError as error:
+            return CriReport("", "", "", runtime_ready=False, network_ready=False, problems=(str(error),))
+        problems = tuple(
+            f"cri-dockerd reports {condition.type}=false ({condition.reason}: {condition.message})"
+            for condition in status.conditions
+            if not condition.status and condition.type in {"RuntimeReady", "NetworkReady"}
+        )
+        return CriReport(
+            version.runtime_name,
+            version.runtime_version,
+            version.runtime_api_version,
+            runtime_ready=status.runtime_ready,
+            network_ready=status.network_ready,
+            problems=problems,
+        )
+
+    async def ready_sandboxes(self, socket_path: str) -> list[SandboxRef]:
+        async with CriClient(
+            socket_path, node=self.node, remote_socket=self.remote_socket, timeout=self.timeout
+        ) as cri:
+            sandboxes = await cri.list_pod_sandboxes(ready_only=True)
+        return [SandboxRef(item.namespace, item.name, item.uid) for item in sandboxes]
+
+
+@dataclass
+class RunJournal:
+    """JournalPort: the shared Journal bound to one run id."""
+
+    journal: Journal
+    run_id: str
+
+    def record(self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None) -> None:
+        self.journal.record(self.run_id, node, step, Phase(phase), dict(detail or {}))
+
+    def finished_steps(self, node: str) -> list[str]:
+        return [record.step for record in self.journal.timeline(self.run_id, node) if record.phase is Phase.FINISHED]
+
+    def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None:
+        found = None
+        for record in self.journal.timeline(self.run_id, node):
+            if record.step == step and record.phase is Phase.FINISHED:
+                found = record.detail
+        return found
+
+
+def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
+    """The planner the step machine calls at preflight: the core's NodePlan as the journal keeps it."""
+    plan = plan_node(
+        kubelet_version=facts.kubelet_version,
+        files=facts.files,
+        cri_dockerd_version=facts.cri_dockerd_version,
+        docker_cgroup_driver=facts.docker_cgroup_driver,
+        node=node,
+        cri_socket_annotation=facts.cri_socket,
+    )
+    edits = [FileEdit(change.path, change.before, change.after) for change in plan.changes]
+    if plan.instance_config is not None and all(edit.path != plan.instance_config.path for edit in edits):
+        change = plan.instance_config
+        edits.append(FileEdit(change.path, change.before, change.after))
+    return ChangeSet(
+        edits=tuple(edits),
+        cri_socket_before=plan.cri_socket_annotation[0],
+        cri_socket_after=plan.cri_socket_annotation[1] or CRI_DOCKERD_ENDPOINT,
+        expected_kubelet_args=dict(plan.expected_kubelet_args),
+        forbidden_kubelet_args=tuple(plan.forbidden_kubelet_args),
+        cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
+        noop_reason=plan.noop_reason,
+        cri_dockerd_args=dict(plan.cri_dockerd_settings),
+        cni_conf_dir=plan.cri_dockerd_settings.get("--cni-conf-dir", "/etc/cni/net.d"),
+        notes=tuple(plan.warnings),
+    )
+
+
+__all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_change_set"]
