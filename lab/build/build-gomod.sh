@@ -1,37 +1,14 @@
 #!/usr/bin/env bash
 # Build main packages of a published Go module at a pinned version, through the Go module proxy only.
-#
-# usage: build-gomod.sh MODULE VERSION OUTDIR LDFLAGS TAGS PKG...
-#
-# Why a wrapper module: `go install MODULE/cmd/x@VERSION` ignores the module's own replace
-# directives, and both k8s.io/kubernetes and cri-dockerd depend on theirs (k/k points its staging
-# repos at ./staging/src, which a module download does not contain). So the wrapper copies the
-# dependency's replace block, maps each ./staging/src/k8s.io/NAME to the published k8s.io/NAME
-# v0.MINOR.PATCH (see ../shared/reference/lab-build.md §1), and builds from there.
+# usage: build-gomod.sh MODULE VERSION OUTDIR LDFLAGS TAGS PKG...   (LOCAL_SOURCE: see wrapper-module.sh)
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 module=$1 version=$2 outdir=$3 ldflags=$4 tags=$5
 shift 5
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+"$here/wrapper-module.sh" "$module" "$version" "$work"
 cd "$work"
-
 export GOFLAGS=-mod=mod CGO_ENABLED=0
-modfile=$(go mod download -json "$module@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-staging_version="v0.${version#v1.}"
-
-{
-  echo "module shimshift.local/labbuild"
-  echo
-  echo "go 1.19"
-  echo
-  echo "require $module $version"
-  echo
-  echo "replace ("
-  # Every replace line of the dependency, one per line, in block or single-line form.
-  awk '/^replace \($/ {inblock=1; next} inblock && /^\)$/ {inblock=0; next}
-       inblock {print; next} /^replace [^(]/ {sub(/^replace /, ""); print}' "$modfile" |
-    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#"
-  echo ")"
-} > go.mod
 mkdir -p "$outdir"
 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$outdir/" "$@"
