@@ -227,3 +227,17 @@ def render_cri_dockerd_dropin(*, exec_words: Sequence[str], comment: Sequence[st
     lines = [f"# {c}" if c else "#" for c in comment]
     lines += ["[Service]", "ExecStart=", "ExecStart=" + " ".join(exec_words)]
     return ("\n".join(lines) + "\n").encode()
+
+
+#: kubeadm's packaged drop-in (reference §3.2, kubernetes/release templates/latest/kubeadm/10-kubeadm.conf,
+#: DEB flavour). Used only when a caller cannot read the node's own and says so.
+STANDARD_KUBEADM_DROPIN = b"""\
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf \
+--kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+"""
