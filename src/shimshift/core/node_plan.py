@@ -126,27 +126,32 @@ class NodePlan:
     noop_reason: str | None
     warnings: tuple[str, ...] = ()
     is_rollback: bool = False
-    # Kept for rollback(): the kubelet runtime flags before the change.
+    # The other side, for rollback(): what verify looks for once the plan is undone (the runtime flags
+    # as they were, the flags the plan added must be gone, nothing to check in the config).
     original_kubelet_args: Mapping[str, str] = field(default_factory=dict)
+    original_forbidden_kubelet_args: tuple[str, ...] = ()
+    original_kubelet_config: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_noop(self) -> bool:
         return not self.changes
 
     def rollback(self) -> NodePlan:
-        """The exact inverse: applying it after this plan restores every original byte."""
-        added = tuple(k for k in self.expected_kubelet_args if k not in self.original_kubelet_args)
+        """The exact inverse: applying it after this plan restores every original byte.
+        ``plan.rollback().rollback() == plan``."""
         return replace(
             self,
             changes=self.rollback_changes,
             rollback_changes=self.changes,
             cri_socket_annotation=(self.cri_socket_annotation[1], self.cri_socket_annotation[0]),
             instance_config=None if self.instance_config is None else self.instance_config.inverse(),
-            expected_kubelet_args=dict(self.original_kubelet_args),
-            forbidden_kubelet_args=added,
-            expected_kubelet_config={},
+            expected_kubelet_args=self.original_kubelet_args,
+            forbidden_kubelet_args=self.original_forbidden_kubelet_args,
+            expected_kubelet_config=self.original_kubelet_config,
             is_rollback=not self.is_rollback,
-            original_kubelet_args=dict(self.expected_kubelet_args),
+            original_kubelet_args=self.expected_kubelet_args,
+            original_forbidden_kubelet_args=self.forbidden_kubelet_args,
+            original_kubelet_config=self.expected_kubelet_config,
         )
 
     def to_data(self) -> dict[str, Any]:
@@ -390,6 +395,7 @@ class _Planner:
             noop_reason=noop_reason,
             warnings=tuple(self.warnings),
             original_kubelet_args=original_args,
+            original_forbidden_kubelet_args=tuple(k for k in expected if k not in original_args),
         )
 
     def runtime_flags(self) -> tuple[dict[str, str], bool]:
