@@ -13,5 +13,9 @@ def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""
 
 
+from shimshift.cli.flags_cmd import flags as _flags  # noqa: E402
+
+main.add_command(_flags)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,261 @@
+"""`shimshift flags plan|check`: the node configuration engine over local copies of a node's files.
+
+The command reads the files you name (this is the only I/O), places them at the node paths the core
+expects, and prints what the core decides. It never writes: apply the diff by hand or let
+`shimshift migrate` do it. Exit codes: 0 a plan (or no finding), 1 readiness findings, 2 refused input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, parse_kubelet_dropin
+from shimshift.core.errors import Refusal
+from shimshift.core.node_files import (
+    CRI_DOCKERD_DROPIN,
+    CRI_DOCKERD_UNIT_USR,
+    DEFAULT_KUBELET,
+    INSTANCE_CONFIG,
+    KUBEADM_FLAGS_ENV,
+    KUBELET_CONFIG,
+    KUBELET_DROPIN_USR,
+    SYSCONFIG_KUBELET,
+)
+from shimshift.core.node_plan import NodePlan, plan_node
+from shimshift.core.readiness import Severity, check_readiness
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+EXIT_OK, EXIT_FINDINGS, EXIT_REFUSED = 0, 1, 2
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--flags-file", type=_FILE, required=True, help=f"The node's {KUBEADM_FLAGS_ENV}."),
+        click.option(
+            "--extra-args-file", type=_FILE, help=f"The node's {DEFAULT_KUBELET} or {SYSCONFIG_KUBELET}."
+        ),
+        click.option("--config-file", type=_FILE, help=f"The node's {KUBELET_CONFIG}."),
+        click.option(
+            "--dropin-file",
+            type=_FILE,
+            help="The node's kubelet drop-in 10-kubeadm.conf (default: kubeadm's packaged one).",
+        ),
+        click.option(
+            "--instance-config-file", type=_FILE, help=f"The node's {INSTANCE_CONFIG} (kubeadm 1.32+)."
+        ),
+        click.option(
+            "--cri-dockerd-unit-file",
+            type=_FILE,
+            help="The node's cri-docker.service (default: the packaged command line).",
+        ),
+        click.option(
+            "--cri-dockerd-dropin-file", type=_FILE, help=f"The node's {CRI_DOCKERD_DROPIN}, if it exists."
+        ),
+        click.option("--cri-dockerd-version", help="`cri-dockerd --version` on the node, e.g. 0.3.16."),
+        click.option(
+            "--docker-cgroup-driver",
+            type=click.Choice(["cgroupfs", "systemd"]),
+            help="`docker info --format '{{.CgroupDriver}}'` on the node.",
+        ),
+        click.option(
+            "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _node_files(
+    *,
+    flags_file: Path,
+    extra_args_file: Path | None,
+    config_file: Path | None,
+    dropin_file: Path | None,
+    instance_config_file: Path | None,
+    cri_dockerd_unit_file: Path | None,
+    cri_dockerd_dropin_file: Path | None,
+) -> dict[str, bytes | None]:
+    """Local files placed at the node paths. The extra-args file goes wherever the drop-in reads it."""
+    dropin = dropin_file.read_bytes() if dropin_file is not None else STANDARD_KUBEADM_DROPIN
+    files: dict[str, bytes | None] = {KUBELET_DROPIN_USR: dropin, KUBEADM_FLAGS_ENV: flags_file.read_bytes()}
+    if extra_args_file is not None:
+        read = [
+            p
+            for p, _opt, _line in parse_kubelet_dropin(
+                str(dropin_file or KUBELET_DROPIN_USR), dropin
+            ).environment_files
+        ]
+        target = next((p for p in (DEFAULT_KUBELET, SYSCONFIG_KUBELET) if p in read), None)
+        if target is None:
+            raise Refusal(
+                f"the kubelet drop-in reads neither {DEFAULT_KUBELET} nor {SYSCONFIG_KUBELET}",
+                hint="drop --extra-args-file, or pass the drop-in that reads it with --dropin-file",
+                file=str(dropin_file or KUBELET_DROPIN_USR),
+            )
+        files[target] = extra_args_file.read_bytes()
+    for path, local in (
+        (KUBELET_CONFIG, config_file),
+        (INSTANCE_CONFIG, instance_config_file),
+        (CRI_DOCKERD_UNIT_USR, cri_dockerd_unit_file),
+        (CRI_DOCKERD_DROPIN, cri_dockerd_dropin_file),
+    ):
+        if local is not None:
+            files[path] = local.read_bytes()
+    return files
+
+
+def _refused(exc: Refusal, *, config_given: bool) -> None:
+    if exc.file == KUBELET_CONFIG and not config_given:
+        exc = Refusal(
+            exc.what, hint="pass the node's config.yaml with --config-file", file=exc.file, line=exc.line
+        )
+    click.echo(f"refused: {exc}", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+def _diff(path: str, before: bytes | None, after: bytes | None) -> str:
+    def lines(data: bytes | None) -> list[str]:
+        if data is None:
+            return []
+        text = data.decode("utf-8", "backslashreplace").splitlines(keepends=True)
+        if text and not text[-1].endswith("\n"):
+            text[-1] += "\n\\ No newline at end of file\n"
+        return text
+
+    return "".join(
+        difflib.unified_diff(
+            lines(before),
+            lines(after),
+            fromfile="/dev/null" if before is None else f"a{path}",
+            tofile="/dev/null" if after is None else f"b{path}",
+        )
+    )
+
+
+def _render_plan(plan: NodePlan) -> str:
+    out: list[str] = [f"kubelet {plan.kubelet_version}: {plan.state.value}"]
+    if plan.noop_reason:
+        out.append(f"nothing to do: {plan.noop_reason}")
+    for change in plan.changes:
+        out.append(_diff(change.path, change.before, change.after).rstrip("\n"))
+    if plan.cri_dockerd_settings:
+        out.append("cri-dockerd settings moved from the kubelet:")
+        out += [f"  {k}={v}" for k, v in plan.cri_dockerd_settings.items()]
+    if plan.cri_dockerd_args:
+        out.append(f"cri-dockerd command line: {' '.join(plan.cri_dockerd_args)}")
+    before, after = plan.cri_socket_annotation
+    out.append(f"kubeadm.alpha.kubernetes.io/cri-socket annotation: {before or '(unknown)'} -> {after}")
+    if plan.expected_kubelet_args:
+        out.append(
+            "kubelet command line must show: "
+            + " ".join(f"{k}={v}" for k, v in plan.expected_kubelet_args.items())
+        )
+    if plan.expected_kubelet_config:
+        out.append(
+            "kubelet config must show: "
+            + ", ".join(f"{k}: {v}" for k, v in plan.expected_kubelet_config.items())
+        )
+    out.append("kubelet command line must not show: " + " ".join(plan.forbidden_kubelet_args))
+    out += [f"warning: {w}" for w in plan.warnings]
+    return "\n".join(out)
+
+
+@click.group("flags")
+def flags() -> None:
+    """Plan a node's kubelet and cri-dockerd configuration, or check it against a kubelet version."""
+
+
+@flags.command("plan")
+@click.option("--kubelet-version", required=True, help="The node's kubelet version, e.g. 1.23.17.")
+@click.option("--cri-socket-annotation", help="The node's kubeadm.alpha.kubernetes.io/cri-socket value.")
+@_file_options
+def plan_cmd(
+    *,
+    kubelet_version: str,
+    cri_socket_annotation: str | None,
+    cri_dockerd_version: str | None,
+    docker_cgroup_driver: str | None,
+    output: str,
+    **paths: Path | None,
+) -> None:
+    """Print the diff of every file the migration to cri-dockerd would change, and its settings."""
+    try:
+        files = _node_files(**paths)  # type: ignore[arg-type]
+        plan = plan_node(
+            kubelet_version=kubelet_version,
+            files=files,
+            cri_dockerd_version=cri_dockerd_version,
+            docker_cgroup_driver=docker_cgroup_driver,
+            cri_socket_annotation=cri_socket_annotation,
+        )
+    except Refusal as exc:
+        _refused(exc, config_given=paths.get("config_file") is not None)
+        return
+    if output == "json":
+        data = plan.to_data()
+        data["diffs"] = {c.path: _diff(c.path, c.before, c.after) for c in plan.changes}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(_render_plan(plan))
+    sys.exit(EXIT_OK)
+
+
+@flags.command("check")
+@click.option("--target-version", required=True, help="The kubelet version to check for, e.g. 1.24 or 1.27.")
+@_file_options
+def check_cmd(
+    *,
+    target_version: str,
+    cri_dockerd_version: str | None,
+    docker_cgroup_driver: str | None,
+    output: str,
+    **paths: Path | None,
+) -> None:
+    """List every setting that would stop a kubelet of the target version or change its runtime."""
+    try:
+        files = _node_files(**paths)  # type: ignore[arg-type]
+        findings = check_readiness(
+            target_version=target_version,
+            files=files,
+            cri_dockerd_version=cri_dockerd_version,
+            docker_cgroup_driver=docker_cgroup_driver,
+        )
+    except Refusal as exc:
+        _refused(exc, config_given=paths.get("config_file") is not None)
+        return
+    if output == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "file": f.file,
+                        "line": f.line,
+                        "severity": f.severity.value,
+                        "message": f.message,
+                        "hint": f.hint,
+                        "flag": f.flag,
+                    }
+                    for f in findings
+                ],
+                indent=2,
+            )
+        )
+    elif not findings:
+        click.echo(f"no finding: a kubelet {target_version} would start on these files with the same runtime")
+    else:
+        for f in findings:
+            click.echo(str(f))
+        errors = sum(1 for f in findings if f.severity is Severity.ERROR)
+        click.echo(f"{errors} error(s), {len(findings) - errors} warning(s)")
+    sys.exit(EXIT_FINDINGS if findings else EXIT_OK)

@@ -1,0 +1,608 @@
+"""The migration plan for one node: which files change, how, and how to undo it.
+
+Top to bottom, what happens to one node (every rule cites ../shared/reference/dockershim-to-cri-dockerd.md):
+
+1. Read the kubelet's command line from the kubeadm layout (node_files.NodeView).
+2. Decide where the kubelet runs today: dockershim (<=1.23, ``--container-runtime`` absent or
+   ``docker``), cri-dockerd already (nothing to do), a dockershim-era configuration on a kubelet that no
+   longer has dockershim (repair it), or another runtime (refused: not a Docker node).
+3. Move the dockershim settings to cri-dockerd: ``--network-plugin``, ``--cni-*``, MTU, docker endpoint,
+   image pull deadline, pause image, root directory (§4 "Flags that must match"), written as a drop-in
+   for cri-docker.service whose ExecStart is the packaged one plus those flags.
+4. Point the kubelet at cri-dockerd the way its version wants it: ``--container-runtime=remote`` plus
+   the endpoint before 1.24 (§1, website#42442), the endpoint flag from 1.24, and from 1.27 the flag if
+   one is already used, else ``containerRuntimeEndpoint`` in config.yaml (§2, #112136); kubeadm's
+   instance-config.yaml too when it exists (§3.3).
+5. Remove the flags that only dockershim read (they make kubelet 1.24+ exit, §6.1) and any flag this
+   kubelet version rejects; everything else in the files stays byte for byte.
+
+Decisions where upstream is silent (reference §4 "Are dockershim-created containers adopted?"):
+cri-dockerd is pointed at dockershim's checkpoint directory (``--cri-dockerd-root-directory=
+/var/lib/dockershim``, or the kubelet's own ``--experimental-dockershim-root-directory``) so that pods the
+drain leaves in place (DaemonSets, hostPort) keep their checkpoints, and a rollback to dockershim finds
+what cri-dockerd wrote. Pass ``keep_dockershim_checkpoints=False`` for cri-dockerd's own default.
+When the kubelet set no network plugin, cri-dockerd gets ``--network-plugin=`` (dockershim's default
+was none; cri-dockerd's is cni from v0.2.5), so pod networking does not change under the pods' feet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_dropin, systemd_quote
+from shimshift.core.errors import Refusal
+from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
+from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
+from shimshift.core.node_files import (
+    CRI_DOCKERD_DROPIN,
+    INSTANCE_CONFIG,
+    KUBEADM_ARGS_VAR,
+    KUBEADM_FLAGS_ENV,
+    KUBELET_CONFIG,
+    KUBELET_DROPIN_USR,
+    NODE_FILES,
+    NodeView,
+)
+from shimshift.core.versions import (
+    CRI_DOCKERD_SOCKET,
+    DOCKERSHIM_ONLY_FLAGS,
+    DOCKERSHIM_ROOT_DIRECTORY,
+    FLAG_RULES,
+    CriDockerdVersion,
+    EndpointHome,
+    FlagStatus,
+    KubeletVersion,
+    cri_dockerd_facts,
+    cri_dockerd_serves,
+    facts_for,
+    flag_status,
+    is_cri_dockerd_endpoint,
+    is_dockershim_endpoint,
+    parse_cgroup_driver,
+    parse_cri_dockerd_version,
+    parse_kubelet_version,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "NODE_FILES",
+    "FileChange",
+    "NodePlan",
+    "RuntimeState",
+    "apply_changes",
+    "plan_node",
+]
+
+
+T = TypeVar("T")
+
+
+class RuntimeState(Enum):
+    DOCKERSHIM = "dockershim"  # kubelet <=1.23 running its built-in dockershim
+    STALE_DOCKERSHIM_CONFIG = "stale-dockershim-config"  # no dockershim in this kubelet, but its config is
+    CRI_DOCKERD = "cri-dockerd"  # already pointed at cri-dockerd
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """``before``/``after`` are whole-file contents; None means absent (after None: delete the file)."""
+
+    path: str
+    before: bytes | None
+    after: bytes | None
+
+    def inverse(self) -> FileChange:
+        return FileChange(self.path, self.after, self.before)
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """What to change on one node. ``changes`` is empty when there is nothing to do (``noop_reason``)."""
+
+    kubelet_version: str
+    node: str | None
+    state: RuntimeState
+    changes: tuple[FileChange, ...]
+    rollback_changes: tuple[FileChange, ...]
+    # (before, after) of the kubeadm.alpha.kubernetes.io/cri-socket annotation. In a forward plan the
+    # second is always the cri-dockerd socket; in a rollback it is the original value (None: remove it).
+    cri_socket_annotation: tuple[str | None, str | None]
+    instance_config: FileChange | None
+    # What verify must see in /proc/<kubelet pid>/cmdline, and must not see.
+    expected_kubelet_args: Mapping[str, str]
+    forbidden_kubelet_args: tuple[str, ...]
+    # What verify must see in the live KubeletConfiguration (/configz), 1.27+ when the endpoint is there.
+    expected_kubelet_config: Mapping[str, str]
+    # cri-dockerd: the settings moved from the kubelet, and its full command line after the change.
+    cri_dockerd_settings: Mapping[str, str]
+    cri_dockerd_args: tuple[str, ...]
+    cri_dockerd_dropin: str
+    cri_dockerd_config_changed: bool
+    noop_reason: str | None
+    warnings: tuple[str, ...] = ()
+    is_rollback: bool = False
+    # The other side, for rollback(): what verify looks for once the plan is undone (the runtime flags
+    # as they were, the flags the plan added must be gone, nothing to check in the config).
+    original_kubelet_args: Mapping[str, str] = field(default_factory=dict)
+    original_forbidden_kubelet_args: tuple[str, ...] = ()
+    original_kubelet_config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_noop(self) -> bool:
+        return not self.changes
+
+    def rollback(self) -> NodePlan:
+        """The exact inverse: applying it after this plan restores every original byte.
+        ``plan.rollback().rollback() == plan``."""
+        return replace(
+            self,
+            changes=self.rollback_changes,
+            rollback_changes=self.changes,
+            cri_socket_annotation=(self.cri_socket_annotation[1], self.cri_socket_annotation[0]),
+            instance_config=None if self.instance_config is None else self.instance_config.inverse(),
+            expected_kubelet_args=self.original_kubelet_args,
+            forbidden_kubelet_args=self.original_forbidden_kubelet_args,
+            expected_kubelet_config=self.original_kubelet_config,
+            is_rollback=not self.is_rollback,
+            original_kubelet_args=self.expected_kubelet_args,
+            original_forbidden_kubelet_args=self.forbidden_kubelet_args,
+            original_kubelet_config=self.expected_kubelet_config,
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready form (file contents as UTF-8 text with undecodable bytes escaped)."""
+
+        def text(data: bytes | None) -> str | None:
+            return None if data is None else data.decode("utf-8", "backslashreplace")
+
+        return {
+            "node": self.node,
+            "kubelet_version": self.kubelet_version,
+            "state": self.state.value,
+            "noop_reason": self.noop_reason,
+            "changes": [
+                {"path": c.path, "before": text(c.before), "after": text(c.after)} for c in self.changes
+            ],
+            "cri_socket_annotation": {
+                "before": self.cri_socket_annotation[0],
+                "after": self.cri_socket_annotation[1],
+            },
+            "instance_config_changed": self.instance_config is not None,
+            "expected_kubelet_args": dict(self.expected_kubelet_args),
+            "forbidden_kubelet_args": list(self.forbidden_kubelet_args),
+            "expected_kubelet_config": dict(self.expected_kubelet_config),
+            "cri_dockerd": {
+                "dropin": self.cri_dockerd_dropin,
+                "changed": self.cri_dockerd_config_changed,
+                "settings": dict(self.cri_dockerd_settings),
+                "args": list(self.cri_dockerd_args),
+            },
+            "warnings": list(self.warnings),
+            "is_rollback": self.is_rollback,
+        }
+
+
+def apply_changes(
+    files: Mapping[str, bytes | None], changes: tuple[FileChange, ...]
+) -> dict[str, bytes | None]:
+    """The node files after ``changes`` (pure; what the executor does with atomic writes)."""
+    out = dict(files)
+    for c in changes:
+        out[c.path] = c.after
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+_ENDPOINT = "--container-runtime-endpoint"
+_RUNTIME = "--container-runtime"
+_IMAGE_ENDPOINT = "--image-service-endpoint"
+_ROOT_DIR = "--cri-dockerd-root-directory"
+
+
+def plan_node(
+    *,
+    kubelet_version: str,
+    files: Mapping[str, bytes | None],
+    cri_dockerd_version: str | None,
+    docker_cgroup_driver: str | None,
+    node: str | None = None,
+    cri_socket_annotation: str | None = None,
+    keep_dockershim_checkpoints: bool = True,
+) -> NodePlan:
+    """Plan the move of one node's kubelet from dockershim to cri-dockerd.
+
+    ``files`` maps each path of ``NODE_FILES`` to its content (None or missing: absent).
+    ``cri_socket_annotation`` is the node's current kubeadm annotation, if the caller knows it.
+    Raises Refusal (naming file, line and node) for input it cannot act on safely.
+    """
+    version = _stamp(node, lambda: parse_kubelet_version(kubelet_version))
+    cri_version = (
+        None
+        if cri_dockerd_version is None
+        else _stamp(node, lambda: parse_cri_dockerd_version(cri_dockerd_version))
+    )
+    docker_driver = (
+        None
+        if docker_cgroup_driver is None
+        else _stamp(node, lambda: parse_cgroup_driver(docker_cgroup_driver))
+    )
+    view = NodeView.load(files, node=node)
+    return _Planner(
+        view, version, cri_version, docker_driver, cri_socket_annotation, keep_dockershim_checkpoints
+    ).plan()
+
+
+def _stamp(node: str | None, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Refusal as exc:
+        if node is not None and exc.node is None:
+            raise Refusal(exc.what, hint=exc.hint, file=exc.file, line=exc.line, node=node) from exc
+        raise
+
+
+class _Planner:
+    def __init__(
+        self,
+        view: NodeView,
+        version: KubeletVersion,
+        cri_version: CriDockerdVersion | None,
+        docker_driver: str | None,
+        annotation: str | None,
+        keep_checkpoints: bool,
+    ) -> None:
+        self.view = view
+        self.version = version
+        self.minor = version.minor
+        self.facts = facts_for(version)
+        self.cri_version = cri_version
+        self.docker_driver = docker_driver
+        self.annotation = annotation
+        self.keep_checkpoints = keep_checkpoints
+        self.warnings: list[str] = []
+
+    def refusal(self, what: str, hint: str, *, file: str | None = None, line: int | None = None) -> Refusal:
+        return self.view.refusal(what, hint, file=file, line=line)
+
+    # ---- where the kubelet runs today
+
+    def current_endpoint(self) -> tuple[str | None, str]:
+        """(endpoint, where it is set) as this kubelet version resolves it."""
+        flag = self.view.last(_ENDPOINT)
+        if flag is not None and flag.value:
+            return flag.value, flag.where
+        config = self.view.config
+        if self.facts.endpoint_home is EndpointHome.FLAG_OR_CONFIG and config is not None:
+            value = config.get_str("containerRuntimeEndpoint")
+            if value:
+                return value, f"{config.path}:{config.line_of('containerRuntimeEndpoint')}"
+        return self.facts.default_endpoint, f"the kubelet {self.version} default"
+
+    def state(self) -> RuntimeState:
+        if self.facts.has_dockershim:
+            runtime = self.view.last(_RUNTIME)
+            if runtime is None or runtime.value == "docker":
+                # §1: with --container-runtime at its default `docker` the kubelet runs dockershim, even
+                # when --container-runtime-endpoint names another socket (it then serves dockershim there).
+                return RuntimeState.DOCKERSHIM
+            if runtime.value != "remote":
+                raise self.refusal(
+                    f"--container-runtime={runtime.value} is neither docker nor remote",
+                    hint="fix the flag; kubelet 1.20-1.23 accept only those two values",
+                    file=runtime.file,
+                    line=runtime.line,
+                )
+        endpoint, where = self.current_endpoint()
+        if endpoint is not None and is_cri_dockerd_endpoint(endpoint):
+            return RuntimeState.CRI_DOCKERD
+        if endpoint is None or is_dockershim_endpoint(endpoint):
+            # Nothing serves dockershim.sock once the kubelet has no dockershim (or uses a remote runtime).
+            return RuntimeState.STALE_DOCKERSHIM_CONFIG
+        if where.endswith("default") and any(self.view.all(f) for f in DOCKERSHIM_ONLY_FLAGS):
+            # §6.11: a 1.27+ kubelet with dockershim flags and no endpoint was a Docker node; today it
+            # would fall back to containerd.
+            return RuntimeState.STALE_DOCKERSHIM_CONFIG
+        raise self.refusal(
+            f"the kubelet uses {endpoint} (set at {where}), not Docker Engine through dockershim",
+            hint="shimshift moves dockershim nodes to cri-dockerd; this node runs another runtime",
+        )
+
+    # ---- the plan
+
+    def plan(self) -> NodePlan:
+        view = self.view
+        if (
+            view.files.get(view.dropin.path) is not None
+            and view.dropin.path != KUBELET_DROPIN_USR
+            and (view.files.get(KUBELET_DROPIN_USR) is not None)
+        ):
+            self.warnings.append(
+                f"both {view.dropin.path} and {KUBELET_DROPIN_USR} exist; systemd uses {view.dropin.path}"
+            )
+        state = self.state()
+        original_args = {k: v for k in (_RUNTIME, _ENDPOINT) if (v := view.value(k)) is not None}
+        removed_here = {f.name for f in view.flags if flag_status(f.name, self.minor) is FlagStatus.REMOVED}
+        new_files: dict[str, bytes | None] = dict(view.files)
+        settings: dict[str, str] = {}
+        cri_args: tuple[str, ...] = ()
+        noop_reason: str | None = None
+
+        if state is RuntimeState.CRI_DOCKERD:
+            endpoint, where = self.current_endpoint()
+            if removed_here:
+                # Migrated before, but flags this kubelet rejects are left (§6.1): remove only those.
+                new_files.update(self.kubelet_edits(set_flags={}, remove=removed_here))
+                self.warnings.append(
+                    "the kubelet already uses cri-dockerd; only removing flags kubelet "
+                    f"{self.version} rejects: {', '.join(sorted(removed_here))}"
+                )
+            else:
+                noop_reason = f"the kubelet already uses cri-dockerd ({endpoint}, set at {where})"
+            expected, expected_config = self.expectations(set_in_flag=view.last(_ENDPOINT) is not None)
+        else:
+            self.check_cri_api()
+            self.check_cgroup_driver()
+            settings, cri_args, dropin = self.cri_dockerd(state)
+            new_files[CRI_DOCKERD_DROPIN] = dropin
+            set_flags, config_endpoint = self.runtime_flags()
+            remove = (set(DOCKERSHIM_ONLY_FLAGS) | removed_here) - set(set_flags)
+            new_files.update(self.kubelet_edits(set_flags=set_flags, remove=remove))
+            if config_endpoint:
+                new_files[KUBELET_CONFIG] = _stamp(
+                    view.node, partial(set_endpoint, _cfg(view.config), CRI_DOCKERD_SOCKET)
+                )
+            if view.instance_config is not None:
+                # §3.3: kubeadm 1.32+ (NodeLocalCRISocket) reads the node's socket from this file.
+                instance = view.instance_config
+                new_files[INSTANCE_CONFIG] = _stamp(
+                    view.node, partial(set_endpoint, instance, CRI_DOCKERD_SOCKET)
+                )
+            expected, expected_config = self.expectations(set_in_flag=_ENDPOINT in set_flags)
+
+        changes = tuple(
+            FileChange(path, view.files.get(path), new_files.get(path))
+            for path in NODE_FILES
+            if new_files.get(path) != view.files.get(path)
+        )
+        instance_change = next((c for c in changes if c.path == INSTANCE_CONFIG), None)
+        forbidden = tuple(
+            r.flag
+            for r in FLAG_RULES
+            if r.dockershim_only or flag_status(r.flag, self.minor) is FlagStatus.REMOVED
+        )
+        return NodePlan(
+            kubelet_version=str(self.version),
+            node=view.node,
+            state=state,
+            changes=changes,
+            rollback_changes=tuple(c.inverse() for c in reversed(changes)),
+            cri_socket_annotation=(self.annotation, CRI_DOCKERD_SOCKET),
+            instance_config=instance_change,
+            expected_kubelet_args=expected,
+            forbidden_kubelet_args=forbidden,
+            expected_kubelet_config=expected_config,
+            cri_dockerd_settings=settings,
+            cri_dockerd_args=cri_args,
+            cri_dockerd_dropin=CRI_DOCKERD_DROPIN,
+            cri_dockerd_config_changed=any(c.path == CRI_DOCKERD_DROPIN for c in changes),
+            noop_reason=noop_reason,
+            warnings=tuple(self.warnings),
+            original_kubelet_args=original_args,
+            original_forbidden_kubelet_args=tuple(k for k in expected if k not in original_args),
+        )
+
+    def runtime_flags(self) -> tuple[dict[str, str], bool]:
+        """Flags to set on the kubelet, and whether config.yaml gets containerRuntimeEndpoint."""
+        view = self.view
+        flags: dict[str, str] = {}
+        config_endpoint = False
+        if self.facts.needs_remote_runtime_flag:
+            # §1 / website#42442: before 1.24 the endpoint alone would keep dockershim (serving on
+            # cri-dockerd's path); `remote` makes the kubelet a CRI client.
+            flags[_RUNTIME] = "remote"
+            flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+        elif self.facts.endpoint_home is EndpointHome.FLAG:
+            flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+            if view.last(_RUNTIME) is not None:
+                flags[_RUNTIME] = (
+                    "remote"  # deprecated in 1.24-1.26 but accepted; `remote` is its only valid value
+                )
+        else:
+            # 1.27+ (#112136): keep the endpoint where it is; with none, the config file is its home
+            # (kubeadm 1.34+ puts it there through instance-config.yaml, §3.3).
+            has_flag = view.last(_ENDPOINT) is not None
+            has_field = (
+                view.config is not None and view.config.data.get("containerRuntimeEndpoint") is not None
+            )
+            if has_flag or view.config is None:
+                flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+            if view.config is not None and (has_field or not has_flag):
+                config_endpoint = True
+        image = view.last(_IMAGE_ENDPOINT)
+        if image is not None and image.value and is_dockershim_endpoint(image.value):
+            flags[_IMAGE_ENDPOINT] = CRI_DOCKERD_SOCKET
+        return flags, config_endpoint
+
+    def expectations(self, *, set_in_flag: bool) -> tuple[dict[str, str], dict[str, str]]:
+        if self.facts.needs_remote_runtime_flag:
+            return {_RUNTIME: "remote", _ENDPOINT: CRI_DOCKERD_SOCKET}, {}
+        if self.facts.endpoint_home is EndpointHome.FLAG:
+            return {_ENDPOINT: CRI_DOCKERD_SOCKET}, {}
+        args = {_ENDPOINT: CRI_DOCKERD_SOCKET} if set_in_flag else {}
+        # The live config reflects a flag override too from 1.27 (reference §5, /configz).
+        return args, {"containerRuntimeEndpoint": CRI_DOCKERD_SOCKET}
+
+    def kubelet_edits(self, *, set_flags: Mapping[str, str], remove: set[str]) -> dict[str, bytes | None]:
+        view = self.view
+        for f in view.flags:
+            if f.use is None and (f.name in remove or (f.name in set_flags and f.value != set_flags[f.name])):
+                raise self.refusal(
+                    f"{f.name} is written in the kubelet drop-in itself, which shimshift does not edit",
+                    hint="move the flag into /etc/default/kubelet (KUBELET_EXTRA_ARGS) and retry",
+                    file=f.file,
+                    line=f.line,
+                )
+        append = [(name, value) for name, value in set_flags.items() if not view.all(name)]
+        targets: dict[tuple[str, str], None] = {}
+        for f in view.flags:
+            if f.use is not None:
+                targets[(f.use.file, f.use.key)] = None
+        if append:
+            if KUBEADM_FLAGS_ENV not in {p for p, _opt, _line in view.dropin.environment_files}:
+                raise self.refusal(
+                    f"the kubelet drop-in does not read {KUBEADM_FLAGS_ENV}",
+                    hint="this is not the kubeadm layout; migrate this node by hand",
+                    file=view.dropin.path,
+                )
+            targets[(KUBEADM_FLAGS_ENV, KUBEADM_ARGS_VAR)] = None
+        out: dict[str, bytes | None] = {}
+        texts: dict[str, bytes] = {}
+        for path, key in targets:
+            env = view.env_files.get(path)
+            if path in texts:  # a second variable in a file already edited
+                env = _stamp(view.node, partial(parse_env_file, path, texts[path]))
+            elif env is None:  # kubeadm-flags.env absent but read optionally: create it as kubeadm would
+                env = parse_env_file(path, b"")
+            edit = FlagEdit(
+                set=set_flags,
+                remove=frozenset(remove),
+                append=append if (path, key) == (KUBEADM_FLAGS_ENV, KUBEADM_ARGS_VAR) else (),
+            )
+            texts[path] = encode(_stamp(view.node, partial(rewrite_assignment, env, key, edit)))
+        out.update(texts)
+        return out
+
+    def cri_dockerd(self, state: RuntimeState) -> tuple[dict[str, str], tuple[str, ...], bytes]:
+        """The moved settings, cri-dockerd's full command line, and the drop-in text carrying it."""
+        view = self.view
+        settings: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        for rule in FLAG_RULES:
+            flag = view.last(rule.flag)
+            if rule.cri_dockerd_flag is None or flag is None or flag.value is None:
+                continue
+            if (
+                rule.flag == "--hairpin-mode"
+                and self.cri_version is not None
+                and not self.cri_version.at_least(0, 2, 2)
+            ):
+                self.warnings.append(
+                    f"cri-dockerd {self.cri_version} has no --hairpin-mode (v0.2.2+); not carried"
+                )
+                continue
+            settings[rule.cri_dockerd_flag] = flag.value
+            sources[rule.cri_dockerd_flag] = flag.where
+        defaults: set[str] = set()
+        if state is RuntimeState.DOCKERSHIM and "--network-plugin" not in settings:
+            # dockershim's default network plugin was none; cri-dockerd's is cni from v0.2.5 (§4, PR#103).
+            settings["--network-plugin"] = ""
+            sources["--network-plugin"] = "dockershim default (no network plugin)"
+            defaults.add("--network-plugin")
+            self.warnings.append("the kubelet set no --network-plugin; cri-dockerd keeps dockershim's: none")
+        if state is RuntimeState.DOCKERSHIM and self.keep_checkpoints and _ROOT_DIR not in settings:
+            settings[_ROOT_DIR] = DOCKERSHIM_ROOT_DIRECTORY
+            sources[_ROOT_DIR] = "dockershim's default root (keeps its sandbox checkpoints)"
+            defaults.add(_ROOT_DIR)
+        if "--pod-infra-container-image" not in settings:
+            facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
+            default = facts.default_pause_image if facts is not None else "its built-in default"
+            self.warnings.append(
+                f"the kubelet set no --pod-infra-container-image; cri-dockerd will use {default} (§6.4)"
+            )
+
+        if view.cri_dockerd_exec is not None:
+            base_raw = [w.raw for w in view.cri_dockerd_exec]
+            base_text = [w.text for w in view.cri_dockerd_exec]
+        else:
+            base_text = list(DEFAULT_CRI_DOCKERD_EXEC)
+            base_raw = [systemd_quote(w) for w in base_text]
+        grouped = group_flags(base_text[1:])
+        if isinstance(grouped, int):
+            raise self.refusal(
+                f"{base_text[1 + grouped]!r} in cri-dockerd's ExecStart is neither a flag nor a value",
+                hint="fix the cri-docker.service unit",
+                file=view.cri_dockerd_unit_path,
+            )
+        keep_raw, keep_text = [base_raw[0]], [base_text[0]]
+        for name, _value, _sep, idx in grouped:
+            if name in settings and name not in defaults:
+                continue  # the kubelet's value replaces the unit's
+            settings.pop(name, None)  # the operator set it on cri-dockerd already; keep theirs
+            keep_raw.extend(base_raw[1 + i] for i in idx)
+            keep_text.extend(base_text[1 + i] for i in idx)
+        words = [f"{k}={v}" for k, v in settings.items()]
+        exec_raw = keep_raw + [systemd_quote(w) for w in words]
+        comment = [
+            "Written by shimshift: the settings the kubelet's dockershim had, now given to cri-dockerd.",
+            *(f"  {k}={v}  <- {sources[k]}" for k, v in settings.items()),
+            f"Base command line: {view.cri_dockerd_unit_path or 'the packaged cri-docker.service'}.",
+            "To undo: delete this file, then `systemctl daemon-reload && systemctl restart cri-docker`.",
+        ]
+        dropin = render_cri_dockerd_dropin(exec_words=exec_raw, comment=comment)
+        return settings, tuple(keep_text + words), dropin
+
+    def check_cri_api(self) -> None:
+        if self.cri_version is None:
+            self.warnings.append("cri-dockerd version unknown: CRI API compatibility not checked (§4)")
+            return
+        if not cri_dockerd_serves(self.version, self.cri_version):
+            raise self.refusal(
+                f"cri-dockerd {self.cri_version} and kubelet {self.version} share no CRI API version",
+                hint="kubelet 1.26+ needs cri-dockerd 0.3.0+; kubelet 1.22 and older need cri-dockerd 0.3.21 "
+                "or 0.4.1 at most (v1alpha2); install a matching cri-dockerd (reference §4)",
+            )
+
+    def check_cgroup_driver(self) -> None:
+        """§6.5: dockershim refused a cgroup driver mismatch; cri-dockerd does not notice it."""
+        kubelet_driver, where = self.kubelet_cgroup_driver()
+        if self.docker_driver is None:
+            self.warnings.append(
+                f"Docker's cgroup driver unknown; the kubelet uses {kubelet_driver} ({where}) and "
+                "cri-dockerd "
+                "will not check that they match (cri-dockerd#101)"
+            )
+            return
+        if kubelet_driver == self.docker_driver:
+            return
+        facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
+        if self.facts.cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
+            self.warnings.append(
+                f"the kubelet's cgroupDriver {kubelet_driver} differs from Docker's {self.docker_driver}; "
+                f"kubelet {self.version} takes Docker's from cri-dockerd {self.cri_version} "
+                "(KubeletCgroupDriverFromCRI)"
+            )
+            return
+        file, _, line = where.rpartition(":")
+        raise self.refusal(
+            f"the kubelet's cgroup driver is {kubelet_driver} but Docker's is {self.docker_driver}",
+            hint=f"set cgroupDriver: {self.docker_driver} for the kubelet first; cri-dockerd would run "
+            "with the "
+            "mismatch silently (cri-dockerd#101)",
+            file=file or None,
+            line=int(line) if line.isdigit() else None,
+        )
+
+    def kubelet_cgroup_driver(self) -> tuple[str, str]:
+        flag = self.view.last("--cgroup-driver")
+        if flag is not None and flag.value:
+            return flag.value, flag.where
+        config = self.view.config
+        if config is not None:
+            value = config.get_str("cgroupDriver")
+            if value:
+                return value, f"{config.path}:{config.line_of('cgroupDriver')}"
+        # KubeletConfiguration v1beta1 defaults cgroupDriver to cgroupfs [inferred: defaults.go].
+        return "cgroupfs", "the kubelet default"
+
+
+def _cfg(config: KubeletConfig | None) -> KubeletConfig:
+    if config is None:  # pragma: no cover - runtime_flags() only asks for a config edit when there is one
+        raise Refusal("no kubelet config to edit")
+    return config
