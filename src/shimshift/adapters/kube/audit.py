@@ -1,0 +1,169 @@
+"""Audit: what runs where, node by node, and who mounts the Docker socket.
+
+Built to stay flat on big clusters: Nodes and Pods are read in pages (``limit``/``continue``) and each page
+is reduced at once to counters and findings, so memory holds one page plus one small record per node,
+never the pod list. A DaemonSet that mounts /var/run on 2,000 nodes is one finding, not 2,000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shimshift.adapters.kube.client import JSON, list_pages
+from shimshift.core.drain import MIRROR_POD_ANNOTATION
+from shimshift.core.runtime_detect import (
+    HostPathVolume,
+    NodeFacts,
+    PodMounts,
+    RuntimeVerdict,
+    SocketMount,
+    classify_runtime,
+    find_socket_mounts,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from lightkube import AsyncClient
+
+# Below this many selected nodes, one field-selected pod list per node beats listing every pod.
+PER_NODE_LISTING_LIMIT = 20
+
+
+@dataclass
+class NodeAudit:
+    name: str
+    kubelet_version: str
+    os_image: str
+    container_runtime_version: str
+    cri_socket: str | None
+    ready: bool
+    schedulable: bool
+    role: str
+    runtime: RuntimeVerdict
+    pods: int = 0
+    pods_running: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "kubeletVersion": self.kubelet_version,
+            "osImage": self.os_image,
+            "containerRuntimeVersion": self.container_runtime_version,
+            "criSocket": self.cri_socket,
+            "ready": self.ready,
+            "schedulable": self.schedulable,
+            "pods": self.pods,
+            "podsRunning": self.pods_running,
+            "runtime": self.runtime.runtime.value,
+            "evidence": list(self.runtime.evidence),
+        }
+
+
+@dataclass
+class AuditReport:
+    nodes: list[NodeAudit] = field(default_factory=list)
+    socket_mounts: list[SocketMount] = field(default_factory=list)
+    pods_seen: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodes": [node.to_json() for node in self.nodes],
+            "socketMounts": [
+                {"workload": m.workload, "pod": m.pod, "node": m.node, "volume": m.volume, "path": m.path,
+                 "kind": m.kind, "reaches": list(m.reaches)} for m in self.socket_mounts
+            ],
+        }
+
+
+def node_facts(node: JSON) -> NodeFacts:
+    metadata = node.get("metadata", {})
+    status = node.get("status", {})
+    info = status.get("nodeInfo") or {}
+    conditions = status.get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return NodeFacts(
+        name=str(metadata.get("name", "")),
+        kubelet_version=str(info.get("kubeletVersion", "")),
+        os_image=str(info.get("osImage", "")),
+        container_runtime_version=str(info.get("containerRuntimeVersion", "")),
+        annotations=dict(metadata.get("annotations") or {}),
+        labels=dict(metadata.get("labels") or {}),
+        ready=ready,
+        unschedulable=bool(node.get("spec", {}).get("unschedulable")),
+    )
+
+
+def pod_mounts(pod: JSON) -> PodMounts:
+    metadata = pod.get("metadata", {})
+    owner_kind = owner_name = ""
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller"):
+            owner_kind, owner_name = str(ref.get("kind", "")), str(ref.get("name", ""))
+    host_paths = tuple(
+        HostPathVolume(str(volume.get("name", "")), str(volume["hostPath"].get("path", "")))
+        for volume in pod.get("spec", {}).get("volumes") or []
+        if isinstance(volume.get("hostPath"), dict)
+    )
+    return PodMounts(
+        namespace=str(metadata.get("namespace", "")),
+        name=str(metadata.get("name", "")),
+        node=str(pod.get("spec", {}).get("nodeName", "")),
+        host_paths=host_paths,
+        owner_kind=owner_kind,
+        owner_name=owner_name,
+        labels=dict(metadata.get("labels") or {}),
+        static=MIRROR_POD_ANNOTATION in (metadata.get("annotations") or {}),
+    )
+
+
+async def audit_cluster(client: AsyncClient, *, selector: str | None = None, chunk_size: int = 500,
+                        on_progress: Callable[[str, int], None] | None = None) -> AuditReport:
+    """Audit every node (or those matching the label ``selector``) and the pods on them."""
+    report = AuditReport()
+    params = {"labelSelector": selector} if selector else {}
+    by_name: dict[str, NodeAudit] = {}
+    async for page in list_pages(client, "/api/v1/nodes", params=params, chunk_size=chunk_size):
+        for node in page:
+            facts = node_facts(node)
+            by_name[facts.name] = NodeAudit(
+                name=facts.name, kubelet_version=facts.kubelet_version, os_image=facts.os_image,
+                container_runtime_version=facts.container_runtime_version, cri_socket=facts.cri_socket,
+                ready=facts.ready, schedulable=not facts.unschedulable, role=facts.role,
+                runtime=classify_runtime(facts))
+        if on_progress is not None:
+            on_progress("nodes", len(by_name))
+
+    seen: dict[tuple[str, str], SocketMount] = {}
+
+    def take(pods: list[JSON]) -> None:
+        for pod in pods:
+            node_name = pod.get("spec", {}).get("nodeName")
+            audit = by_name.get(node_name) if node_name else None
+            if audit is None:
+                continue
+            report.pods_seen += 1
+            audit.pods += 1
+            if pod.get("status", {}).get("phase") == "Running":
+                audit.pods_running += 1
+            volumes = pod.get("spec", {}).get("volumes")
+            if volumes and any("hostPath" in volume for volume in volumes):
+                for mount in find_socket_mounts(pod_mounts(pod)):
+                    seen.setdefault((mount.workload, mount.path), mount)
+
+    if selector and len(by_name) <= PER_NODE_LISTING_LIMIT:
+        for name in by_name:
+            node_params = {"fieldSelector": f"spec.nodeName={name}"}
+            async for page in list_pages(client, "/api/v1/pods", params=node_params, chunk_size=chunk_size):
+                take(page)
+    else:
+        async for page in list_pages(client, "/api/v1/pods", chunk_size=chunk_size):
+            take(page)
+            if on_progress is not None:
+                on_progress("pods", report.pods_seen)
+
+    report.nodes = sorted(by_name.values(), key=lambda node: node.name)
+    report.socket_mounts = sorted(seen.values(), key=lambda mount: (mount.workload, mount.path))
+    return report

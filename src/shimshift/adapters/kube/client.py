@@ -1,0 +1,119 @@
+"""Building the Kubernetes client, and the few raw calls lightkube has no typed method for.
+
+lightkube's ``AsyncClient`` does the typed work (get/patch/create/watch). Three things need raw requests on
+the same authenticated connection: discovery (``GET /api/v1``, to pick the Eviction version like kubectl),
+a policy/v1beta1 Eviction body (lightkube-models 1.37 only has policy/v1), and lists with a label selector
+given as a string (``-l``/``--pod-selector`` pass kubectl syntax through untouched) that we page through
+as plain dicts, so the audit never decodes more than one page into objects.
+See ../shared/reference/python-dependencies.md §1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ConfigError
+
+from shimshift.core.errors import Refusal
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+    from pathlib import Path
+
+FIELD_MANAGER = "shimshift"
+JSON = dict[str, Any]
+
+
+def make_client(kubeconfig: Path | None = None, *, context: str | None = None,
+                timeout: float = 30.0) -> AsyncClient:
+    """An ``AsyncClient`` for ``--kubeconfig``/``--context`` (kubectl's rules: $KUBECONFIG, ~/.kube/config).
+
+    Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
+    """
+    try:
+        config = KubeConfig.from_file(kubeconfig) if kubeconfig is not None else KubeConfig.from_env()
+        single = config.get(context_name=context)
+    except (ConfigError, OSError, KeyError, ValueError) as error:
+        raise Refusal(f"cannot use the kubeconfig: {error}",
+                      "pass --kubeconfig FILE and --context NAME that exist",
+                      file=str(kubeconfig) if kubeconfig else None) from error
+    if single is None:
+        raise Refusal("the kubeconfig has no current context", "pass --context NAME",
+                      file=str(kubeconfig) if kubeconfig else None)
+    return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    status: int
+    body: JSON
+
+    @property
+    def reason(self) -> str:
+        return str(self.body.get("reason", ""))
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message", ""))
+
+
+def _http(client: AsyncClient) -> httpx2.AsyncClient:
+    # lightkube keeps its authenticated httpx client here; using it keeps one connection pool and the
+    # kubeconfig's auth (token, exec plugin, client cert) for the raw calls too.
+    http: httpx2.AsyncClient = client._client._client
+    return http
+
+
+async def raw_request(client: AsyncClient, method: str, path: str, *,
+                      params: Mapping[str, str] | None = None, body: JSON | None = None,
+                      content_type: str = "application/json") -> RawResponse:
+    """One request; never raises for an HTTP status (the caller looks at ``status``)."""
+    content = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": content_type} if content is not None else None
+    response = await _http(client).request(method, path, params=dict(params or {}), content=content,
+                                           headers=headers)
+    try:
+        data = response.json() if response.content else {}
+    except ValueError:
+        data = {"message": response.text[:500]}
+    return RawResponse(response.status_code, data if isinstance(data, dict) else {"items": data})
+
+
+class ApiFailure(Exception):
+    """An unexpected API answer, with the status code and the server's message."""
+
+    def __init__(self, what: str, response: RawResponse) -> None:
+        super().__init__(f"{what}: HTTP {response.status} {response.reason} {response.message}".strip())
+        self.status = response.status
+        self.response = response
+
+
+async def list_pages(client: AsyncClient, path: str, *, params: Mapping[str, str] | None = None,
+                     chunk_size: int = 500) -> AsyncIterator[list[JSON]]:
+    """Yield one page of items at a time (``limit`` + ``continue``), so memory stays at one page."""
+    query = dict(params or {})
+    if chunk_size:
+        query["limit"] = str(chunk_size)
+    while True:
+        response = await raw_request(client, "GET", path, params=query)
+        if response.status != 200:
+            raise ApiFailure(f"GET {path}", response)
+        items = response.body.get("items") or []
+        yield items
+        token = (response.body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+        query["continue"] = token
+
+
+async def eviction_resources(client: AsyncClient) -> list[JSON]:
+    """The ``resources`` list of ``GET /api/v1`` (kubectl's CheckEvictionSupport reads it)."""
+    response = await raw_request(client, "GET", "/api/v1")
+    if response.status != 200:
+        raise ApiFailure("GET /api/v1", response)
+    resources = response.body.get("resources") or []
+    return [item for item in resources if isinstance(item, dict)]

@@ -1,0 +1,152 @@
+"""Health gate: after the kubelet restarted at time T, is the node back, really?
+
+Healthy means, all at once: the Ready condition is True with a heartbeat newer than T (so it is the new
+kubelet speaking, not a status written before the restart), every DaemonSet pod on the node is Running
+(and, given a baseline, every DaemonSet that had a pod there before still has one), and no condition that
+was good in the baseline turned bad (MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable: good
+is False; Ready: good is True). ``evaluate_health`` is pure; ``wait_node_healthy`` polls it until it
+passes or the timeout, and the report says what is still missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shimshift.adapters.kube.client import JSON, list_pages
+from shimshift.adapters.kube.nodes import get_node
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from lightkube import AsyncClient
+
+GOOD_WHEN_TRUE = frozenset({"Ready"})
+
+
+def _parse(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def conditions_of(node: JSON) -> dict[str, JSON]:
+    return {str(c.get("type")): c for c in node.get("status", {}).get("conditions") or []}
+
+
+def condition_good(kind: str, status: str) -> bool:
+    return status == "True" if kind in GOOD_WHEN_TRUE else status == "False"
+
+
+@dataclass(frozen=True)
+class NodeBaseline:
+    """What the node looked like before the restart: condition statuses and DaemonSets with a pod there."""
+
+    conditions: Mapping[str, str] = field(default_factory=dict)
+    daemonsets: frozenset[str] = frozenset()  # namespace/name
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    node: str
+    healthy: bool
+    missing: tuple[str, ...]
+    heartbeat: dt.datetime | None = None
+    daemonset_pods: tuple[str, ...] = ()
+    checked_at: dt.datetime | None = None
+
+    def describe(self) -> str:
+        if self.healthy:
+            return f"node {self.node} healthy (heartbeat {self.heartbeat:%H:%M:%S}Z)" if self.heartbeat else \
+                f"node {self.node} healthy"
+        return f"node {self.node} not healthy: " + "; ".join(self.missing)
+
+
+def _daemonset_of(pod: JSON) -> str | None:
+    for ref in pod.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "DaemonSet":
+            return f"{pod['metadata'].get('namespace', '')}/{ref.get('name', '')}"
+    return None
+
+
+def baseline_from(node: JSON, pods: list[JSON]) -> NodeBaseline:
+    conditions = {kind: str(c.get("status")) for kind, c in conditions_of(node).items()}
+    daemonsets = frozenset(ds for pod in pods if (ds := _daemonset_of(pod)) is not None)
+    return NodeBaseline(conditions, daemonsets)
+
+
+def evaluate_health(node: JSON, pods: list[JSON], *, since: dt.datetime,
+                    baseline: NodeBaseline | None = None) -> HealthReport:
+    """Pure: the node object and its pods now, T, and the baseline → what is missing (nothing = healthy)."""
+    name = str(node.get("metadata", {}).get("name", ""))
+    missing: list[str] = []
+    conditions = conditions_of(node)
+    ready = conditions.get("Ready")
+    heartbeat = _parse(ready.get("lastHeartbeatTime")) if ready else None
+    if ready is None:
+        missing.append("no Ready condition")
+    elif ready.get("status") != "True":
+        missing.append(f"Ready is {ready.get('status')}: {ready.get('reason', '')} {ready.get('message', '')}"
+                       .rstrip())
+    if heartbeat is None or heartbeat <= since:
+        missing.append(f"no heartbeat since {since:%Y-%m-%dT%H:%M:%S}Z"
+                       + (f" (last {heartbeat:%H:%M:%S}Z)" if heartbeat else ""))
+    for kind, condition in sorted(conditions.items()):
+        status = str(condition.get("status"))
+        if kind == "Ready" or condition_good(kind, status):
+            continue
+        before = baseline.conditions.get(kind) if baseline else None
+        if baseline is None or before is None or condition_good(kind, before):
+            missing.append(f"condition {kind} turned {status}: {condition.get('message', '')}".rstrip(": "))
+    ds_pods: list[str] = []
+    present: set[str] = set()
+    for pod in pods:
+        ds = _daemonset_of(pod)
+        if ds is None or pod.get("metadata", {}).get("deletionTimestamp"):
+            continue
+        key = f"{pod['metadata'].get('namespace', '')}/{pod['metadata'].get('name', '')}"
+        ds_pods.append(key)
+        phase = pod.get("status", {}).get("phase", "")
+        if phase == "Running":
+            present.add(ds)
+        else:
+            missing.append(f"DaemonSet pod {key} is {phase or 'not started'}")
+    if baseline is not None:
+        missing.extend(f"DaemonSet {ds} has no Running pod on the node"
+                       for ds in sorted(baseline.daemonsets - present))
+    return HealthReport(name, not missing, tuple(missing), heartbeat, tuple(ds_pods))
+
+
+async def _node_pods(client: AsyncClient, node: str) -> list[JSON]:
+    pods: list[JSON] = []
+    async for page in list_pages(client, "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={node}"}):
+        pods.extend(page)
+    return pods
+
+
+async def snapshot_node(client: AsyncClient, node: str) -> NodeBaseline:
+    """Record the baseline before restarting anything on ``node``."""
+    return baseline_from(await get_node(client, node), await _node_pods(client, node))
+
+
+# The timeout is a parameter (not the caller's asyncio.timeout) because on expiry we return the report of
+# what is missing instead of raising.
+async def wait_node_healthy(
+        client: AsyncClient, node: str, *, since: dt.datetime, timeout: float,  # noqa: ASYNC109
+        baseline: NodeBaseline | None = None, interval: float = 1.0) -> HealthReport:
+    """Poll until :func:`evaluate_health` passes or ``timeout`` seconds pass; returns the last report
+    (``healthy`` False on timeout, with everything still missing)."""
+    if since.tzinfo is None:
+        raise ValueError("since must be timezone-aware (UTC)")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        report = evaluate_health(await get_node(client, node), await _node_pods(client, node),
+                                 since=since, baseline=baseline)
+        report = HealthReport(report.node, report.healthy, report.missing, report.heartbeat,
+                              report.daemonset_pods, dt.datetime.now(dt.UTC))
+        if report.healthy or loop.time() + interval > deadline:
+            return report
+        await asyncio.sleep(interval)
