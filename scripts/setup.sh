@@ -4,7 +4,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-debian_packages=(docker.io iptables debootstrap etcd-server containernetworking-plugins openssh-client
+debian_packages=(docker.io iptables debootstrap etcd-server containernetworking-plugins openssh-client openssh-server sudo
                  busybox-static socat conntrack iproute2 git)
 missing=()
 for p in "${debian_packages[@]}"; do
