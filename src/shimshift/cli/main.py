@@ -17,5 +17,10 @@ from shimshift.cli.flags_cmd import flags as _flags  # noqa: E402
 
 main.add_command(_flags)
 
+from shimshift.cli.migrate_cmd import COMMANDS as _migrate_commands  # noqa: E402
+
+for _command in _migrate_commands:
+    main.add_command(_command)
+
 if __name__ == "__main__":
     main()

@@ -128,6 +128,37 @@ class NodeMigration:
         )
         return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
 
+    async def preflight(self) -> ChangeSet:
+        """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
+        return ChangeSet.from_record((await self._preflight())["change_set"])
+
+    async def verify_now(self) -> list[str]:
+        """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
+
+        Uses the change set of the newest run that planned this node, so it checks what that plan
+        promised: the kubelet's runtime flags on its running command line, a recent heartbeat, and
+        cri-dockerd listing every running pod of the node.
+        """
+        change_set = self._change_set()
+        problems = []
+        # The heartbeat must postdate the migration's kubelet restart; with node leases an unchanged
+        # status is re-posted only every 5 minutes, so "recent" would be the wrong test.
+        restarted = (self.journal.step_detail(self.node, Step.RESTART_KUBELET) or {}).get("restarted_at")
+        since = datetime.fromisoformat(restarted) if restarted else datetime.min.replace(tzinfo=UTC)
+        health = await self.cluster.wait_healthy(self.node, since=since, timeout=0)
+        problems += list(health.problems)
+        argv = await self._kubelet_cmdline()
+        problems += cmdline_problems(
+            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
+        )
+        socket = await self.cluster.get_cri_socket(self.node)
+        if socket != change_set.cri_socket_after:
+            problems.append(f"annotation kubeadm.alpha.kubernetes.io/cri-socket is {socket!r}")
+        missing = await self._missing_sandboxes()
+        if missing:
+            problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
+        return problems
+
     # -- the steps -------------------------------------------------------------------------------
 
     async def _install(self) -> dict[str, Any]:

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightkube.config.kubeconfig import KubeConfig
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
 from shimshift.adapters.kube.client import make_client
+from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.nodes import get_node
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
+from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
@@ -35,8 +37,9 @@ from shimshift.orchestrator.node_migration import (
     NodeMigration,
     NodeOutcome,
     NodeStatus,
+    StepFailed,
 )
-from shimshift.orchestrator.ports import StepEvent
+from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_change_set
 
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -129,7 +132,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
     return [
         FleetNode(audit.name, audit.role == "control-plane")
         for audit in report.nodes
-        if audit.verdict.runtime is Runtime.DOCKERSHIM
+        if audit.runtime.runtime is Runtime.DOCKERSHIM
     ]
 
 
@@ -168,13 +171,6 @@ async def migrate(
         )
         cluster = KubeCluster(client, options.drain)
         run_journal = RunJournal(journal, run.id)
-        binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
-        settings = MigrationSettings(
-            rollback_on_failure=options.rollback,
-            health_timeout=options.health_timeout,
-            node_files=NODE_FILES,
-            cri_dockerd_binary=binary,
-        )
         async with node_pool(connection) as pool:
 
             async def migrate_one(name: str) -> NodeOutcome:
@@ -185,16 +181,7 @@ async def migrate(
                         node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
                     )
                     return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
-                migration = NodeMigration(
-                    node=name,
-                    cluster=cluster,
-                    access=access,
-                    cri=GrpcCri(node=name, remote_socket=CRI_DOCKERD_SOCKET),
-                    journal=run_journal,
-                    planner=plan_change_set,
-                    settings=settings,
-                    on_event=on_event,
-                )
+                migration = _migration(name, cluster, access, run_journal, options, on_event)
                 return await migration.run()
 
             result = await run_fleet(
@@ -247,3 +234,169 @@ def _drain_from_record(record: dict[str, str], defaults: DrainOptions) -> DrainO
         elif isinstance(default, str):
             values[key] = text
     return DrainOptions(**values)
+
+
+@dataclass
+class MemoryJournal:
+    """JournalPort kept in memory: for `plan`, which must leave no trace, and for read-only views."""
+
+    records: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def record(self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None) -> None:
+        self.records.append((node, step, phase, dict(detail or {})))
+
+    def finished_steps(self, node: str) -> list[str]:
+        return [step for name, step, phase, _ in self.records if name == node and phase == "finished"]
+
+    def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None:
+        found = None
+        for name, recorded, phase, detail in self.records:
+            if name == node and recorded == step and phase == "finished":
+                found = detail
+        return found
+
+
+@dataclass
+class NodePlanReport:
+    node: str
+    change_set: ChangeSet | None
+    drain: DrainResult | None
+    problem: str | None = None
+
+
+async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlanReport]:
+    """Everything `migrate` would do, in order, without changing anything: preflight, file diffs,
+    API changes, and the server's answer to a dry-run eviction of every pod."""
+    client = make_client(connection.kubeconfig, context=connection.context)
+    reports = []
+    try:
+        selected = await select_nodes(client, options)
+        phases = plan_phases(
+            selected,
+            control_plane=options.control_plane,
+            max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
+        )
+        cluster = KubeCluster(client, options.drain)
+        async with node_pool(connection) as pool:
+            for name in [name for phase in phases for name in phase.nodes]:
+                try:
+                    access = await pool.get(name)
+                    migration = _migration(name, cluster, access, MemoryJournal(), options)
+                    change_set = await migration.preflight()
+                except (Refusal, StepFailed) as error:
+                    reports.append(NodePlanReport(name, None, None, _message(error)))
+                    continue
+                drain = await plan_drain(client, name, options.drain)
+                reports.append(NodePlanReport(name, change_set, drain))
+    finally:
+        await client.close()
+    return reports
+
+
+def _migration(
+    name: str,
+    cluster: KubeCluster,
+    access: NodeAccess,
+    journal: JournalPort,
+    options: MigrateOptions,
+    on_event: Callable[[StepEvent], None] | None = None,
+) -> NodeMigration:
+    binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
+    return NodeMigration(
+        node=name,
+        cluster=cluster,
+        access=access,
+        cri=GrpcCri(node=name, remote_socket=CRI_DOCKERD_SOCKET),
+        journal=journal,
+        planner=plan_change_set,
+        settings=MigrationSettings(
+            rollback_on_failure=options.rollback,
+            health_timeout=options.health_timeout,
+            node_files=NODE_FILES,
+            cri_dockerd_binary=binary,
+        ),
+        on_event=on_event,
+    )
+
+
+def _message(error: Exception) -> str:
+    return error.message if isinstance(error, StepFailed) else str(error)
+
+
+def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) -> str | None:
+    """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
+    for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
+        for record in journal.timeline(run.id, node):
+            if record.step == str(Step.PREFLIGHT) and record.phase is Phase.FINISHED:
+                return run.id
+    return None
+
+
+async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, list[str]]:
+    """For each node, what is wrong with it as a migrated node (empty list: verified)."""
+    identity = cluster_identity(connection)
+    journal = Journal(connection.journal)
+    client = make_client(connection.kubeconfig, context=connection.context)
+    results: dict[str, list[str]] = {}
+    try:
+        cluster = KubeCluster(client, DrainOptions())
+        async with node_pool(connection) as pool:
+            for name in nodes:
+                run_id = newest_run_planning(journal, identity, name)
+                if run_id is None:
+                    results[name] = ["no migration of this node is recorded in the journal"]
+                    continue
+                view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in journal.timeline(run_id, name)])
+                try:
+                    migration = _migration(name, cluster, await pool.get(name), view, MigrateOptions())
+                    results[name] = await migration.verify_now()
+                except (Refusal, StepFailed) as error:
+                    results[name] = [_message(error)]
+    finally:
+        await client.close()
+        journal.close()
+    return results
+
+
+async def rollback(
+    connection: Connection, nodes: tuple[str, ...], *, on_event: Callable[[StepEvent], None] | None = None
+) -> RunSummary:
+    """Put NODES back on dockershim from the plan their newest migration recorded, in a run of its own."""
+    identity = cluster_identity(connection)
+    journal = Journal(connection.journal)
+    client = make_client(connection.kubeconfig, context=connection.context)
+    result = FleetResult()
+    try:
+        sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
+        unknown = [name for name, run_id in sources.items() if run_id is None]
+        if unknown:
+            raise Refusal(
+                f"no migration recorded for {', '.join(unknown)}",
+                hint="rollback restores what a shimshift migration recorded; nothing to restore",
+                file=str(journal.path),
+            )
+        run = journal.begin_run(identity, options={"rollback": list(nodes)})
+        run_journal = RunJournal(journal, run.id)
+        cluster = KubeCluster(client, DrainOptions())
+        async with node_pool(connection) as pool:
+            for name, source in sources.items():
+                assert source is not None
+                plan_detail = next(
+                    r.detail
+                    for r in journal.timeline(source, name)
+                    if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
+                )
+                # The rollback run carries the plan it undoes, so a crash during it resumes from there.
+                run_journal.record(node=name, step=str(Step.PREFLIGHT), phase="finished", detail=plan_detail)
+                migration = _migration(name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event)
+                try:
+                    await migration.rollback()
+                    result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
+                except (Refusal, StepFailed) as error:
+                    result.outcomes.append(NodeOutcome(name, NodeStatus.FAILED, _message(error)))
+        failed = any(outcome.status is NodeStatus.FAILED for outcome in result.outcomes)
+        journal.finish_run(run.id, status=RunStatus.FAILED if failed else RunStatus.SUCCEEDED)
+        return RunSummary(run.id, identity.server, result)
+    finally:
+        await client.close()
+        journal.close()

@@ -1,0 +1,394 @@
+"""`shimshift migrate | plan | verify | rollback | status | report`: the product's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from shimshift.adapters.journal import Journal
+from shimshift.cli.progress import FleetProgress
+from shimshift.cli.report import write_reports
+from shimshift.core.drain import DrainOptions
+from shimshift.core.errors import Refusal
+from shimshift.core.fleet import ControlPlaneOrder, FleetNode
+from shimshift.orchestrator import session
+from shimshift.orchestrator.node_migration import NodeStatus
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_NODES_FAILED, EXIT_REFUSED = 0, 1, 2
+
+
+def connection_options(function: F) -> F:
+    """kubectl's and ssh's conventions, shared by every command that reaches the cluster and its nodes."""
+    options = [
+        click.option(
+            "--kubeconfig",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="KUBECONFIG",
+            help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+        ),
+        click.option("--context", help="The kubeconfig context to use."),
+        click.option(
+            "--ssh-config",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="ssh_config with a Host per node (default: ~/.ssh/config).",
+        ),
+        click.option(
+            "--known-hosts",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="known_hosts to check node host keys against (default: the ssh_config's, then "
+            "~/.ssh/known_hosts). Unknown host keys are always refused.",
+        ),
+        click.option("--ssh-user", help="SSH user (default: the ssh_config's); non-root users need sudo -n."),
+        click.option(
+            "--local", is_flag=True, help="Run on the node itself as root instead of over SSH (one node only)."
+        ),
+        click.option(
+            "--journal",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Journal database (default: $XDG_STATE_HOME/shimshift/journal.sqlite).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _connection(values: dict[str, Any]) -> session.Connection:
+    return session.Connection(
+        kubeconfig=values.pop("kubeconfig"),
+        context=values.pop("context"),
+        ssh_config=values.pop("ssh_config"),
+        known_hosts=values.pop("known_hosts"),
+        ssh_user=values.pop("ssh_user"),
+        local=values.pop("local"),
+        journal=values.pop("journal"),
+    )
+
+
+def _fail(error: Refusal) -> None:
+    click.echo(f"shimshift: {error}", err=True)
+    sys.exit(EXIT_REFUSED)
+
+
+@click.command()
+@click.argument("nodes", nargs=-1)
+@click.option("-l", "--selector", help="Label selector of the nodes to migrate.")
+@click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
+@click.option(
+    "--max-unavailable",
+    default="1",
+    show_default=True,
+    help="Workers migrated at once: a count or a percentage of the selected nodes.",
+)
+@click.option(
+    "--control-plane",
+    type=click.Choice([order.value for order in ControlPlaneOrder]),
+    default="first",
+    show_default=True,
+    help="Control-plane nodes (one at a time) before or after workers.",
+)
+@click.option(
+    "--max-failures",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Stop starting nodes after this many failed or refused.",
+)
+@click.option("--no-rollback", is_flag=True, help="Leave a node that fails verification as it is.")
+@click.option("--resume", is_flag=True, help="Continue the unfinished run for this cluster where it stopped.")
+@click.option(
+    "--install-cri-dockerd",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Install this cri-dockerd binary and its units on each node first (nothing is downloaded).",
+)
+@click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
+@click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
+@click.option("--grace-period", default=-1, show_default=True, help="Drain: seconds per pod (-1: the pod's own).")
+@click.option("--drain-timeout", default=600.0, show_default=True, help="Drain: give up after this many seconds.")
+@click.option(
+    "--health-timeout",
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the node to be healthy after the kubelet restart.",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("shimshift-reports"),
+    show_default=True,
+    help="Where the JSON and Markdown reports go.",
+)
+@connection_options
+def migrate(**values: Any) -> None:
+    """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
+    connection = _connection(values)
+    options = session.MigrateOptions(
+        nodes=tuple(values["nodes"]),
+        selector=values["selector"],
+        all_nodes=values["all_nodes"],
+        max_unavailable=values["max_unavailable"],
+        control_plane=ControlPlaneOrder(values["control_plane"]),
+        max_failures=values["max_failures"],
+        rollback=not values["no_rollback"],
+        drain=DrainOptions(
+            ignore_daemonsets=True,
+            delete_emptydir_data=values["delete_emptydir_data"],
+            force=values["force"],
+            grace_period=values["grace_period"],
+            timeout=values["drain_timeout"],
+        ),
+        health_timeout=values["health_timeout"],
+        install_cri_dockerd=values["install_cri_dockerd"],
+        report_dir=values["report_dir"],
+    )
+    console = Console(stderr=True)
+    progress: FleetProgress | None = None
+
+    def planned(nodes: list[FleetNode]) -> None:
+        nonlocal progress
+        progress = FleetProgress(total=len(nodes), console=console)
+        progress.__enter__()
+        names = ", ".join(node.name for node in nodes) or "none"
+        console.print(f"nodes to migrate: {names}", markup=False, highlight=False)
+
+    try:
+        summary = asyncio.run(
+            session.migrate(
+                connection,
+                options,
+                resume=values["resume"],
+                on_plan=planned,
+                on_event=lambda event: progress.on_event(event) if progress else None,
+                on_outcome=lambda outcome: progress.on_outcome(outcome) if progress else None,
+            )
+        )
+    except Refusal as error:
+        _fail(error)
+        return
+    finally:
+        if progress is not None:
+            progress.__exit__(None, None, None)
+    journal = Journal(connection.journal)
+    try:
+        json_path, markdown_path = write_reports(
+            journal, summary.run_id, summary.cluster, options.report_dir, summary.result
+        )
+    finally:
+        journal.close()
+    result = summary.result
+    if result.stopped_reason:
+        click.echo(result.stopped_reason, err=True)
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+    text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no node"
+    click.echo(f"run {summary.run_id}: {text}")
+    click.echo(f"report: {markdown_path} (JSON: {json_path})")
+    ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
+    sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
+
+
+@click.command()
+@click.option("--run", "run_id", help="The run to report (default: the newest for this cluster).")
+@click.option("-o", "--output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@connection_options
+def report(**values: Any) -> None:
+    """Print the report of a run from the journal."""
+    connection = _connection(values)
+    try:
+        identity = session.cluster_identity(connection)
+    except Refusal as error:
+        _fail(error)
+        return
+    journal = Journal(connection.journal)
+    try:
+        runs = journal.runs(identity)
+        chosen = (
+            next((run for run in runs if run.id == values["run_id"]), None)
+            if values["run_id"]
+            else (max(runs, key=lambda run: run.started_at) if runs else None)
+        )
+        if chosen is None:
+            _fail(Refusal("no such run in the journal", file=str(journal.path)))
+            return
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            json_path, markdown_path = write_reports(journal, chosen.id, identity.server, Path(scratch))
+            click.echo((json_path if values["output"] == "json" else markdown_path).read_text(), nl=False)
+    finally:
+        journal.close()
+
+
+@click.command()
+@connection_options
+def status(**values: Any) -> None:
+    """Where each node of the newest run stands, from the journal."""
+    connection = _connection(values)
+    try:
+        identity = session.cluster_identity(connection)
+    except Refusal as error:
+        _fail(error)
+        return
+    journal = Journal(connection.journal)
+    try:
+        runs = journal.runs(identity)
+        if not runs:
+            click.echo("no run recorded for this cluster")
+            return
+        run = max(runs, key=lambda item: item.started_at)
+        click.echo(f"run {run.id}: {run.status} (started {run.started_at:%Y-%m-%d %H:%M:%S} UTC)")
+        for node, record in sorted(journal.last_records(run.id).items()):
+            message = record.detail.get("message", "") if record.detail else ""
+            click.echo(f"  {node}: {record.step} {record.phase}" + (f": {message}" if message else ""))
+    finally:
+        journal.close()
+
+
+def _diff(path: str, before: bytes | None, after: bytes | None) -> str:
+    old = (before or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    new = (after or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    return "".join(difflib.unified_diff(old, new, f"a{path}", f"b{path}"))
+
+
+def _print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.command("plan")
+@click.argument("nodes", nargs=-1)
+@click.option("-l", "--selector", help="Label selector of the nodes to plan.")
+@click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
+@click.option("--control-plane", type=click.Choice([order.value for order in ControlPlaneOrder]), default="first")
+@click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
+@click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@connection_options
+def plan_command(**values: Any) -> None:
+    """Dry run: every file diff, API change and eviction `migrate` would make, in order. Changes nothing."""
+    connection = _connection(values)
+    options = session.MigrateOptions(
+        nodes=tuple(values["nodes"]),
+        selector=values["selector"],
+        all_nodes=values["all_nodes"],
+        control_plane=ControlPlaneOrder(values["control_plane"]),
+        drain=DrainOptions(
+            ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
+        ),
+    )
+    try:
+        reports = asyncio.run(session.plan(connection, options))
+    except Refusal as error:
+        _fail(error)
+        return
+    if values["output"] == "json":
+        _print_json([_plan_data(item) for item in reports])
+    else:
+        for item in reports:
+            click.echo(_plan_text(item))
+    sys.exit(EXIT_OK if all(item.problem is None for item in reports) else EXIT_NODES_FAILED)
+
+
+def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
+    data: dict[str, Any] = {"node": item.node, "problem": item.problem}
+    if item.change_set is not None:
+        change_set = item.change_set
+        data.update(
+            noop=change_set.noop_reason,
+            files=[
+                {"path": edit.path, "diff": _diff(edit.path, edit.before, edit.after), "removed": edit.after is None}
+                for edit in change_set.edits
+            ],
+            cri_dockerd={
+                "settings": dict(change_set.cri_dockerd_args),
+                "restart": change_set.cri_dockerd_config_changed,
+            },
+            annotation={"before": change_set.cri_socket_before, "after": change_set.cri_socket_after},
+            expected_kubelet_args=dict(change_set.expected_kubelet_args),
+            notes=list(change_set.notes),
+        )
+    if item.drain is not None:
+        data["drain"] = item.drain.to_json()
+    return data
+
+
+def _plan_text(item: session.NodePlanReport) -> str:
+    lines = [f"== {item.node}"]
+    if item.problem is not None:
+        return "\n".join([*lines, f"preflight refused: {item.problem}"])
+    change_set = item.change_set
+    assert change_set is not None
+    if change_set.noop_reason:
+        return "\n".join([*lines, f"nothing to do: {change_set.noop_reason}"])
+    lines.append("1. cordon (recorded as ours in shimshift.io/cordoned-by)")
+    if item.drain is not None:
+        drain = item.drain
+        lines.append(f"2. drain: evict {len(drain.evict)} pod(s): {', '.join(drain.evict) or '-'}")
+        lines += [f"   blocked now by PodDisruptionBudget {b.pdb}: {b.pod}" for b in drain.blocked]
+        lines += [f"   refused: {r.pod}: {r.reason}" for r in drain.refused]
+        lines.append(f"   left in place: {', '.join(drain.ignored) or '-'}")
+    lines.append("3. write:")
+    lines += [_diff(edit.path, edit.before, edit.after).rstrip("\n") for edit in change_set.edits]
+    lines.append(
+        f"4. annotate kubeadm.alpha.kubernetes.io/cri-socket: {change_set.cri_socket_before} -> "
+        f"{change_set.cri_socket_after}"
+    )
+    settings = " ".join(f"{key}={value}" for key, value in change_set.cri_dockerd_args.items())
+    restart = "restart" if change_set.cri_dockerd_config_changed else "no restart needed"
+    lines.append(f"5. cri-dockerd ({restart}): {settings or 'defaults'}")
+    lines.append(
+        "6. restart kubelet; verify it runs with "
+        + " ".join(f"{key}={value}" for key, value in change_set.expected_kubelet_args.items())
+    )
+    lines.append("7. uncordon (only if we cordoned)")
+    lines += [f"note: {note}" for note in change_set.notes]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("nodes", nargs=-1, required=True)
+@connection_options
+def verify(**values: Any) -> None:
+    """Prove NODES run on cri-dockerd: kubelet command line, annotation, heartbeat, CRI pod sandboxes."""
+    connection = _connection(values)
+    try:
+        results = asyncio.run(session.verify(connection, tuple(values["nodes"])))
+    except Refusal as error:
+        _fail(error)
+        return
+    for node, problems in results.items():
+        click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + "; ".join(problems)))
+    sys.exit(EXIT_OK if not any(results.values()) else EXIT_NODES_FAILED)
+
+
+@click.command()
+@click.argument("nodes", nargs=-1, required=True)
+@connection_options
+def rollback(**values: Any) -> None:
+    """Put NODES back on dockershim from the plan their newest migration recorded, and prove it."""
+    connection = _connection(values)
+    console = Console(stderr=True)
+    progress = FleetProgress(total=len(values["nodes"]), console=console)
+    try:
+        with progress:
+            summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
+    except Refusal as error:
+        _fail(error)
+        return
+    for outcome in summary.result.outcomes:
+        click.echo(f"{outcome.node}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
+    failed = any(outcome.status is NodeStatus.FAILED for outcome in summary.result.outcomes)
+    sys.exit(EXIT_NODES_FAILED if failed else EXIT_OK)
+
+
+COMMANDS = [migrate, plan_command, verify, rollback, report, status]
