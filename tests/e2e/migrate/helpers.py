@@ -1,0 +1,193 @@
+"""Driving the real `shimshift` command against the lab, and reading the lab's real state.
+
+Everything here goes through the lab's own interfaces: the CLI as a subprocess (so a test can SIGKILL
+it), kubectl from the lab build, `docker exec` into node containers, and the journal's SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shimshift.core.steps import kubelet_args
+
+if TYPE_CHECKING:
+    from shimshift.lab.model import LabInfo
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+KUBECTL = Path(os.environ.get("SHIMSHIFT_CACHE", "/var/cache/shimshift")) / "bin" / "v1.23.17" / "kubectl"
+CRI_DOCKERD_ENDPOINT = "unix:///var/run/cri-dockerd.sock"
+CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
+DEMO = "shimshift-demo"
+
+
+def cli_argv(lab: LabInfo, journal: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "shimshift.cli.main",
+        *args,
+        "--kubeconfig",
+        str(lab.kubeconfig),
+        "--ssh-config",
+        str(lab.ssh_config),
+        "--journal",
+        str(journal),
+    ]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(SRC)
+    return env
+
+
+def shimshift(lab: LabInfo, journal: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        cli_argv(lab, journal, *args), env=cli_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    sys.stderr.write(f"$ shimshift {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def kubectl(lab: LabInfo, *args: str) -> str:
+    result = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(lab.kubeconfig), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+def node_json(lab: LabInfo, node: str) -> dict[str, Any]:
+    return json.loads(kubectl(lab, "get", "node", node, "-o", "json"))  # type: ignore[no-any-return]
+
+
+def kubelet_cmdline(lab: LabInfo, node: str) -> list[str]:
+    pid = lab.exec(node, ["systemctl", "show", "--property", "MainPID", "--value", "kubelet"]).stdout.strip()
+    raw = lab.exec(node, ["cat", f"/proc/{pid}/cmdline"]).stdout
+    return [part for part in raw.split("\0") if part]
+
+
+def is_ready(node: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node.get("status", {}).get("conditions", []))
+
+
+def wait_until(predicate: Any, *, timeout: float, what: str, interval: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def assert_on_cri_dockerd(lab: LabInfo, node: str) -> None:
+    args = kubelet_args(kubelet_cmdline(lab, node))
+    assert args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT, args
+    assert args.get("--container-runtime") == "remote", args
+    assert "--network-plugin" not in args, args
+    body = node_json(lab, node)
+    assert body["metadata"]["annotations"][CRI_SOCKET_ANNOTATION] == CRI_DOCKERD_ENDPOINT
+    assert is_ready(body), body["status"]["conditions"]
+    assert not body["spec"].get("unschedulable", False)
+
+
+def assert_on_dockershim(lab: LabInfo, node: str) -> None:
+    args = kubelet_args(kubelet_cmdline(lab, node))
+    assert args.get("--container-runtime", "docker") == "docker", args
+    assert args.get("--container-runtime-endpoint") != CRI_DOCKERD_ENDPOINT, args
+    body = node_json(lab, node)
+    assert body["metadata"]["annotations"][CRI_SOCKET_ANNOTATION] == "/var/run/dockershim.sock"
+    assert not body["spec"].get("unschedulable", False)
+
+
+def daemonset_containers(lab: LabInfo) -> dict[str, tuple[str, int]]:
+    """pod name -> (container ID, restart count) of every DaemonSet pod in the demo namespace."""
+    pods = json.loads(kubectl(lab, "-n", DEMO, "get", "pods", "-l", "app=node-agent", "-o", "json"))["items"]
+    found = {}
+    for pod in pods:
+        for status in pod.get("status", {}).get("containerStatuses", []):
+            found[pod["metadata"]["name"]] = (status.get("containerID", ""), int(status.get("restartCount", 0)))
+    return found
+
+
+@dataclass
+class ReadyReplicasWatch:
+    """Polls the demo Deployment's ready replicas in the background and keeps the minimum seen."""
+
+    lab: LabInfo
+    interval: float = 0.5
+    minimum: int | None = None
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                text = kubectl(self.lab, "-n", DEMO, "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}")
+                ready = int(text or 0)
+                self.minimum = ready if self.minimum is None else min(self.minimum, ready)
+                self.samples += 1
+            except subprocess.SubprocessError:
+                pass  # the API server can be briefly unreachable while the control plane migrates
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> ReadyReplicasWatch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def journal_has(journal: Path, *, node: str, step: str, phase: str) -> bool:
+    if not journal.exists():
+        return False
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=1) as db:
+            row = db.execute(
+                "SELECT 1 FROM steps WHERE node = ? AND step = ? AND phase = ? LIMIT 1", (node, step, phase)
+            ).fetchone()
+    except sqlite3.OperationalError:
+        return False
+    return row is not None
+
+
+def run_until_then_kill(
+    lab: LabInfo, journal: Path, args: list[str], *, node: str, step: str, phase: str, timeout: float = 600
+) -> int:
+    """Start `shimshift ARGS`, SIGKILL it as soon as the journal shows (node, step, phase); returns the
+    process's exit status (negative: killed). Fails if the process ended before the boundary."""
+    process = subprocess.Popen(
+        cli_argv(lab, journal, *args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if journal_has(journal, node=node, step=step, phase=phase):
+                process.send_signal(signal.SIGKILL)
+                return process.wait(timeout=30)
+            if process.poll() is not None:
+                raise AssertionError(f"shimshift exited ({process.returncode}) before {node} {step} {phase}")
+            time.sleep(0.05)
+        raise AssertionError(f"{node} never reached {step} {phase} within {timeout:.0f}s")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)

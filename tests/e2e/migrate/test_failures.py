@@ -1,0 +1,118 @@
+"""Nodes that must not be migrated, or must come back: preflight refusal, a cri-dockerd that breaks
+after preflight, an unknown SSH host key, and the dry run that changes nothing.
+
+Each test restores what it broke and leaves every node on dockershim.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.e2e.migrate.helpers import (
+    assert_on_cri_dockerd,
+    assert_on_dockershim,
+    cli_argv,
+    cli_env,
+    journal_has,
+    kubectl,
+    kubelet_cmdline,
+    node_json,
+    shimshift,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from shimshift.lab.model import LabInfo
+
+pytestmark = pytest.mark.e2e
+
+
+def test_stopped_cri_dockerd_is_refused_and_the_others_migrate(lab: LabInfo, tmp_path: Path) -> None:
+    broken, healthy = lab.workers[0].name, lab.workers[1].name
+    journal = tmp_path / "journal.sqlite"
+    lab.exec(broken, ["systemctl", "stop", "cri-docker.socket", "cri-docker.service"], check=True)
+    try:
+        result = shimshift(
+            lab, journal, "migrate", broken, healthy, "--max-failures", "2", "--report-dir", str(tmp_path / "reports")
+        )
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"{broken}: refused" in result.stderr
+        assert_on_cri_dockerd(lab, healthy)
+        assert_on_dockershim(lab, broken)
+        report = json.loads(next((tmp_path / "reports").glob("*.json")).read_text())
+        statuses = {node["node"]: node["status"] for node in report["nodes"]}
+        assert statuses == {broken: "refused", healthy: "migrated"}
+        assert not journal_has(journal, node=broken, step="cordon", phase="started")
+    finally:
+        lab.exec(broken, ["systemctl", "start", "cri-docker.socket"], check=True)
+        back = shimshift(lab, journal, "rollback", healthy)
+        assert back.returncode == 0, back.stdout + back.stderr
+
+
+def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    node = lab.workers[0].name
+    journal = tmp_path / "journal.sqlite"
+    process = subprocess.Popen(
+        cli_argv(lab, journal, "migrate", node),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not journal_has(journal, node=node, step="drain", phase="finished"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the drain never finished"
+            time.sleep(0.05)
+        # Break cri-dockerd between preflight and the kubelet restart: its socket disappears.
+        lab.exec(node, ["systemctl", "stop", "cri-docker.socket", "cri-docker.service"], check=True)
+        lab.exec(node, ["rm", "-f", "/run/cri-dockerd.sock"], check=True)
+        out, err = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        lab.exec(node, ["systemctl", "start", "cri-docker.socket"], check=False)
+    assert process.returncode == 1, out + err
+    assert f"{node}: rolled-back" in err
+    assert_on_dockershim(lab, node)
+    body = node_json(lab, node)
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+
+
+def test_unknown_host_key_is_refused(lab: LabInfo, tmp_path: Path) -> None:
+    node = lab.workers[0].name
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    before = kubelet_cmdline(lab, node)
+    result = shimshift(lab, tmp_path / "journal.sqlite", "migrate", node, "--known-hosts", str(empty))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "host key" in (result.stdout + result.stderr).lower()
+    assert kubelet_cmdline(lab, node) == before
+    assert not node_json(lab, node)["spec"].get("unschedulable", False)
+
+
+def test_plan_predicts_and_changes_nothing(lab: LabInfo, tmp_path: Path) -> None:
+    node = lab.workers[0].name
+    flags_before = lab.exec(node, ["cat", "/var/lib/kubelet/kubeadm-flags.env"]).stdout
+    result = shimshift(lab, tmp_path / "journal.sqlite", "plan", node, "-o", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (plan,) = json.loads(result.stdout)
+    paths = [item["path"] for item in plan["files"]]
+    assert "/var/lib/kubelet/kubeadm-flags.env" in paths
+    assert plan["annotation"] == {"before": "/var/run/dockershim.sock", "after": "unix:///var/run/cri-dockerd.sock"}
+    on_node = json.loads(kubectl(lab, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json"))
+    names = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in on_node["items"]}
+    assert plan["drain"]["evict"], plan["drain"]
+    assert set(plan["drain"]["evict"]) <= names
+    assert any("node-agent" in pod for pod in plan["drain"]["ignored"]), plan["drain"]
+    assert lab.exec(node, ["cat", "/var/lib/kubelet/kubeadm-flags.env"]).stdout == flags_before
+    assert not node_json(lab, node)["spec"].get("unschedulable", False)
+    assert_on_dockershim(lab, node)

@@ -1,0 +1,128 @@
+"""`shimshift migrate --all` on the lab, end to end, then the proofs the migration issue asks for.
+
+Matrix: every node (control plane included) migrated with the PDB respected and DaemonSet containers
+untouched; `verify` agrees; the report exists; kubelet 1.24.17 runs on the migrated files unchanged;
+`rollback` brings every node back to dockershim (which also resets the lab for the next module).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from shimshift.core.steps import kubelet_args
+from tests.e2e.migrate.helpers import (
+    ReadyReplicasWatch,
+    assert_on_cri_dockerd,
+    assert_on_dockershim,
+    daemonset_containers,
+    is_ready,
+    kubelet_cmdline,
+    node_json,
+    shimshift,
+    wait_until,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from shimshift.lab.model import LabInfo
+
+pytestmark = pytest.mark.e2e
+KUBELET_124 = Path(os.environ.get("SHIMSHIFT_CACHE", "/var/cache/shimshift")) / "bin" / "v1.24.17" / "kubelet"
+
+
+class Migrated:
+    def __init__(self, lab: LabInfo, journal: Path, reports: Path) -> None:
+        self.lab, self.journal, self.reports = lab, journal, reports
+        self.result: subprocess.CompletedProcess[str] | None = None
+        self.min_ready: int | None = None
+        self.daemonset_before: dict[str, tuple[str, int]] = {}
+        self.daemonset_after: dict[str, tuple[str, int]] = {}
+
+
+@pytest.fixture(scope="module")
+def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migrated]:
+    work = tmp_path_factory.mktemp("migrate-all")
+    state = Migrated(lab, work / "journal.sqlite", work / "reports")
+    state.daemonset_before = daemonset_containers(lab)
+    with ReadyReplicasWatch(lab) as watch:
+        state.result = shimshift(lab, state.journal, "migrate", "--all", "--report-dir", str(state.reports))
+    state.min_ready = watch.minimum
+    state.daemonset_after = daemonset_containers(lab)
+    yield state
+    names = [node.name for node in lab.nodes]
+    back = shimshift(lab, state.journal, "rollback", *names)
+    assert back.returncode == 0, back.stdout + back.stderr
+    for name in names:
+        assert_on_dockershim(lab, name)
+
+
+def test_every_node_runs_on_cri_dockerd(migrated: Migrated) -> None:
+    assert migrated.result is not None
+    assert migrated.result.returncode == 0, migrated.result.stdout + migrated.result.stderr
+    for node in migrated.lab.nodes:
+        assert_on_cri_dockerd(migrated.lab, node.name)
+
+
+def test_pdb_never_violated(migrated: Migrated) -> None:
+    # The demo Deployment has 3 replicas and a PodDisruptionBudget with minAvailable 2.
+    assert migrated.min_ready is not None and migrated.min_ready >= 2, migrated.min_ready
+
+
+def test_daemonset_containers_not_restarted(migrated: Migrated) -> None:
+    assert migrated.daemonset_before, "the lab has no DaemonSet pods to watch"
+    assert migrated.daemonset_after == migrated.daemonset_before
+
+
+def test_verify_agrees(migrated: Migrated) -> None:
+    names = [node.name for node in migrated.lab.nodes]
+    result = shimshift(migrated.lab, migrated.journal, "verify", *names)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("verified") == len(names)
+
+
+def test_report_has_a_timeline_per_node(migrated: Migrated) -> None:
+    reports = sorted(migrated.reports.glob("shimshift-*.md"))
+    assert reports, list(migrated.reports.iterdir())
+    text = reports[-1].read_text()
+    for node in migrated.lab.nodes:
+        assert f"## {node.name}" in text
+    assert "| restart-kubelet | finished |" in text
+
+
+def test_kubelet_124_starts_on_the_migrated_files(migrated: Migrated) -> None:
+    """Swap in kubelet 1.24.17 (dockershim removed, its flags rejected) with no further edit."""
+    assert KUBELET_124.exists(), f"{KUBELET_124} is missing: the lab build makes it (shimshift lab up)"
+    lab = migrated.lab
+    node = lab.workers[0].name
+    lab.exec(node, ["cp", "/usr/bin/kubelet", "/usr/bin/kubelet-1.23"], check=True)
+    try:
+        subprocess.run(["docker", "cp", str(KUBELET_124), f"{node}:/usr/bin/kubelet.new"], check=True)
+        lab.exec(node, ["mv", "/usr/bin/kubelet.new", "/usr/bin/kubelet"], check=True)
+        lab.exec(node, ["systemctl", "restart", "kubelet"], check=True)
+        wait_until(
+            lambda: (
+                node_json(lab, node)["status"]["nodeInfo"]["kubeletVersion"] == "v1.24.17"
+                and is_ready(node_json(lab, node))
+            ),
+            timeout=180,
+            what=f"{node} Ready with kubelet v1.24.17",
+        )
+        args = kubelet_args(kubelet_cmdline(lab, node))
+        assert args.get("--container-runtime-endpoint") == "unix:///var/run/cri-dockerd.sock", args
+    finally:
+        lab.exec(node, ["mv", "/usr/bin/kubelet-1.23", "/usr/bin/kubelet"], check=True)
+        lab.exec(node, ["systemctl", "restart", "kubelet"], check=True)
+        wait_until(
+            lambda: (
+                node_json(lab, node)["status"]["nodeInfo"]["kubeletVersion"] == "v1.23.17"
+                and is_ready(node_json(lab, node))
+            ),
+            timeout=180,
+            what=f"{node} back on kubelet v1.23.17",
+        )
