@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.migrate.helpers import (
+from .helpers import (
     assert_on_cri_dockerd,
     assert_on_dockershim,
     cli_argv,

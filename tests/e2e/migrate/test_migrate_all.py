@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shimshift.core.steps import kubelet_args
-from tests.e2e.migrate.helpers import (
+
+from .helpers import (
     ReadyReplicasWatch,
     assert_on_cri_dockerd,
     assert_on_dockershim,

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shimshift.core.steps import MIGRATION_STEPS, Step
-from tests.e2e.migrate.helpers import (
+
+from .helpers import (
     assert_on_cri_dockerd,
     assert_on_dockershim,
     run_until_then_kill,
