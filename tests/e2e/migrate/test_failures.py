@@ -37,7 +37,17 @@ def test_stopped_cri_dockerd_is_refused_and_the_others_migrate(lab: LabInfo, tmp
     lab.exec(broken, ["systemctl", "stop", "cri-docker.socket", "cri-docker.service"], check=True)
     try:
         result = shimshift(
-            lab, journal, "migrate", broken, healthy, "--max-failures", "2", "--report-dir", str(tmp_path / "reports")
+            lab,
+            journal,
+            "migrate",
+            broken,
+            healthy,
+            "--max-failures",
+            "2",
+            "--force",
+            "--delete-emptydir-data",
+            "--report-dir",
+            str(tmp_path / "reports"),
         )
         assert result.returncode == 1, result.stdout + result.stderr
         assert f"{broken}: refused" in result.stderr
@@ -60,7 +70,7 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
     node = lab.workers[0].name
     journal = tmp_path / "journal.sqlite"
     process = subprocess.Popen(
-        cli_argv(lab, journal, "migrate", node),
+        cli_argv(lab, journal, "migrate", node, "--force", "--delete-emptydir-data"),
         env=cli_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -92,7 +102,16 @@ def test_unknown_host_key_is_refused(lab: LabInfo, tmp_path: Path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     before = kubelet_cmdline(lab, node)
-    result = shimshift(lab, tmp_path / "journal.sqlite", "migrate", node, "--known-hosts", str(empty))
+    result = shimshift(
+        lab,
+        tmp_path / "journal.sqlite",
+        "migrate",
+        node,
+        "--force",
+        "--delete-emptydir-data",
+        "--known-hosts",
+        str(empty),
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "host key" in (result.stdout + result.stderr).lower()
     assert kubelet_cmdline(lab, node) == before
@@ -102,7 +121,9 @@ def test_unknown_host_key_is_refused(lab: LabInfo, tmp_path: Path) -> None:
 def test_plan_predicts_and_changes_nothing(lab: LabInfo, tmp_path: Path) -> None:
     node = lab.workers[0].name
     flags_before = lab.exec(node, ["cat", "/var/lib/kubelet/kubeadm-flags.env"]).stdout
-    result = shimshift(lab, tmp_path / "journal.sqlite", "plan", node, "-o", "json")
+    result = shimshift(
+        lab, tmp_path / "journal.sqlite", "plan", node, "--force", "--delete-emptydir-data", "-o", "json"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (plan,) = json.loads(result.stdout)
     paths = [item["path"] for item in plan["files"]]

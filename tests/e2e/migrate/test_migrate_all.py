@@ -52,7 +52,16 @@ def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     state = Migrated(lab, work / "journal.sqlite", work / "reports")
     state.daemonset_before = daemonset_containers(lab)
     with ReadyReplicasWatch(lab) as watch:
-        state.result = shimshift(lab, state.journal, "migrate", "--all", "--report-dir", str(state.reports))
+        state.result = shimshift(
+            lab,
+            state.journal,
+            "migrate",
+            "--all",
+            "--force",
+            "--delete-emptydir-data",
+            "--report-dir",
+            str(state.reports),
+        )
     state.min_ready = watch.minimum
     state.daemonset_after = daemonset_containers(lab)
     yield state

@@ -36,7 +36,14 @@ BOUNDARIES = [step for step in MIGRATION_STEPS if step is not Step.UNCORDON]
 def test_sigkill_then_resume(lab: LabInfo, tmp_path: Path, step: Step) -> None:
     node = lab.workers[0].name
     journal = tmp_path / "journal.sqlite"
-    killed = run_until_then_kill(lab, journal, ["migrate", node], node=node, step=str(step), phase="finished")
+    killed = run_until_then_kill(
+        lab,
+        journal,
+        ["migrate", node, "--force", "--delete-emptydir-data"],
+        node=node,
+        step=str(step),
+        phase="finished",
+    )
     assert killed < 0, f"shimshift was not killed (exit {killed})"
     try:
         resumed = shimshift(lab, journal, "migrate", "--resume")
