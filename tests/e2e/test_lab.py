@@ -34,12 +34,17 @@ def kube(lab: LabInfo) -> Client:
     return Client(config=KubeConfig.from_file(str(lab.kubeconfig)))
 
 
+def _list(kube: Client, resource: Any, **kwargs: Any) -> list[Any]:
+    # lightkube's models are Optional all the way down; the tests read them as plain objects.
+    return list(kube.list(resource, **kwargs))
+
+
 def _ready(node: Any) -> str:
     return next((c.status for c in node.status.conditions or [] if c.type == "Ready"), "Unknown")
 
 
 def test_every_node_is_ready_and_reachable_from_the_host(lab: LabInfo, kube: Client) -> None:
-    nodes = {n.metadata.name: n for n in kube.list(Node)}
+    nodes = {n.metadata.name: n for n in _list(kube, Node)}
     assert sorted(nodes) == sorted(n.name for n in lab.nodes)
     assert {name: _ready(n) for name, n in nodes.items()} == {n.name: "True" for n in lab.nodes}
     for n in lab.nodes:
@@ -61,7 +66,8 @@ def test_every_kubelet_runs_dockershim(lab: LabInfo) -> None:
 
 def test_every_node_is_annotated_with_the_dockershim_socket(lab: LabInfo, kube: Client) -> None:
     for n in lab.nodes:
-        annotations = kube.get(Node, n.name).metadata.annotations or {}
+        node: Any = kube.get(Node, n.name)
+        annotations = node.metadata.annotations or {}
         assert annotations.get(state.CRI_SOCKET_ANNOTATION) == "/var/run/dockershim.sock", n.name
 
 
@@ -77,7 +83,7 @@ def test_kubeadm_flags_env_is_as_kubeadm_1_23_wrote_it(lab: LabInfo) -> None:
 
 
 def _pods(kube: Client) -> list[Any]:
-    return list(kube.list(Pod, namespace=DEMO_NAMESPACE))
+    return _list(kube, Pod, namespace=DEMO_NAMESPACE)
 
 
 def _owner_kind(pod: Any) -> str:
@@ -88,7 +94,10 @@ def _owner_kind(pod: Any) -> str:
 def test_sample_workloads_run(lab: LabInfo, kube: Client) -> None:
     pods = _pods(kube)
     running = [p for p in pods if p.status.phase == "Running"]
-    by_prefix = lambda prefix: [p for p in running if p.metadata.name.startswith(prefix)]  # noqa: E731
+
+    def by_prefix(prefix: str) -> list[Any]:
+        return [p for p in running if p.metadata.name.startswith(prefix)]
+
     assert len(by_prefix("web-")) == 3
     assert all(_owner_kind(p) == "ReplicaSet" for p in by_prefix("web-"))
     agents = by_prefix("node-agent-")
