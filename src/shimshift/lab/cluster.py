@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -142,6 +143,7 @@ def up(
     say(f"nodes: starting {', '.join(n.name for n in nodes)} from {artifacts.node_image}")
     _parallel(lambda n: _run_node(n, image=artifacts.node_image), nodes)
     _parallel(_wait_booted, nodes)
+    _parallel(_prepare_node, nodes)
     say("nodes: systemd and Docker up; loading inner images")
     _parallel(lambda n: _load_images(n, artifacts.inner_images_tar), nodes)
 
@@ -295,6 +297,41 @@ def _wait_booted(node: LabNode) -> None:
         return None
 
     wait_until(f"systemd and Docker in {node.name}", probe, timeout=180, interval=1)
+
+
+def _asset(name: str) -> str:
+    return resources.files("shimshift.lab").joinpath("assets", "node", name).read_text()
+
+
+def _prepare_node(node: LabNode) -> None:
+    """Two adaptations to a VM without CAP_SYS_RESOURCE and with a read-only /proc/sys in the nodes
+    (each file under lab/assets/node says why): a runc wrapper that raises negative oom_score_adj
+    to 0, and private kernel tunables for the kubelet. Idempotent."""
+    if node_exec(node.name, ["test", "-e", "/usr/sbin/runc.real"], check=False).returncode != 0:
+        node_exec(
+            node.name,
+            [
+                "dpkg-divert",
+                "--quiet",
+                "--local",
+                "--rename",
+                "--divert",
+                "/usr/sbin/runc.real",
+                "--add",
+                "/usr/sbin/runc",
+            ],
+        )
+    write_node_file(node.name, "/usr/sbin/runc", _asset("runc-wrapper.sh"), mode="0755")
+    write_node_file(
+        node.name, "/usr/local/sbin/shimshift-lab-kernel-tunables", _asset("kernel-tunables.sh"), mode="0755"
+    )
+    write_node_file(
+        node.name,
+        "/etc/systemd/system/shimshift-lab-kernel-tunables.service",
+        _asset("shimshift-lab-kernel-tunables.service"),
+    )
+    node_exec(node.name, ["systemctl", "daemon-reload"])
+    node_exec(node.name, ["systemctl", "enable", "--now", "shimshift-lab-kernel-tunables.service"])
 
 
 def _load_images(node: LabNode, tar: Path) -> None:
