@@ -18,8 +18,8 @@ from lightkube import Client, KubeConfig
 from lightkube.resources.core_v1 import Node, Pod
 
 from shimshift.cli.main import main
-from shimshift.lab import state
-from shimshift.lab.model import CRI_DOCKERD_SOCKET, DEMO_NAMESPACE, PAUSE_IMAGE
+from shimshift.lab import cluster, state
+from shimshift.lab.model import CRI_DOCKERD_SOCKET, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -205,3 +205,22 @@ def test_node_state_guard_sees_a_change_and_its_undoing(lab: LabInfo) -> None:
     finally:
         lab.exec(node, ["rm", "-f", path], check=True)
     guard.assert_as_found(node)
+
+
+def test_cri_dockerd_can_be_stopped_removed_and_restored_on_one_node(
+    lab: LabInfo, node_state: state.NodeStateGuard
+) -> None:
+    # What `--cri-dockerd stopped|absent` does at `lab up`, on one node, then back to running: the
+    # preflight tests of other issues use the same function.
+    node = lab.workers[-1].name
+    node_state.capture(node)
+    cluster.set_cri_dockerd(node, CriDockerdMode.STOPPED)
+    assert cluster.cri_dockerd_state(node) is CriDockerdMode.STOPPED
+    assert lab.exec(node, ["test", "-S", CRI_DOCKERD_SOCKET]).returncode != 0
+    cluster.set_cri_dockerd(node, CriDockerdMode.ABSENT)
+    assert cluster.cri_dockerd_state(node) is CriDockerdMode.ABSENT
+    assert lab.exec(node, ["sh", "-c", "command -v cri-dockerd"]).returncode != 0
+    assert lab.exec(node, ["systemctl", "cat", "cri-docker.service"]).returncode != 0
+    cluster.set_cri_dockerd(node, CriDockerdMode.RUNNING)
+    assert cluster.cri_dockerd_state(node) is CriDockerdMode.RUNNING
+    # node_state checks at teardown that the node is exactly as found.
