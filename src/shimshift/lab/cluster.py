@@ -137,6 +137,7 @@ def up(
     files = lab_files(directory)
     directory.mkdir(parents=True, exist_ok=True)
     files["state"].unlink(missing_ok=True)  # present only once a lab is complete
+    logs = directory / "logs"
 
     say(f"network: {NETWORK_NAME} {NETWORK_SUBNET}")
     _ensure_network()
@@ -160,7 +161,7 @@ def up(
         render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver),
         mode="0600",
     )
-    _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"])
+    _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"], log_dir=logs)
     _atomic_write(files["kubeconfig"], node_exec(cp.name, ["cat", ADMIN_CONF]).stdout, mode=0o600)
 
     workers = nodes[1:]
@@ -173,7 +174,7 @@ def up(
             render.kubeadm_join_config(node=n, control_plane=cp, token=token),
             mode="0600",
         )
-        _kubeadm(n, ["kubeadm", "join", f"--config={KUBEADM_CONFIG}"])
+        _kubeadm(n, ["kubeadm", "join", f"--config={KUBEADM_CONFIG}"], log_dir=logs)
 
     _parallel(join, workers)
 
@@ -352,14 +353,24 @@ def _bootstrap_token() -> str:
     )
 
 
-def _kubeadm(node: LabNode, argv: list[str]) -> None:
+def _kubeadm(node: LabNode, argv: list[str], *, log_dir: Path) -> None:
+    """Run kubeadm in the node; its whole output goes to <lab>/logs/<node>-kubeadm-<verb>.log."""
     # The kubelet unit may be shipped disabled; kubeadm only restarts it.
     node_exec(node.name, ["systemctl", "enable", "kubelet.service"], check=False)
+    started = time.monotonic()
     proc = node_exec(node.name, [*argv, "--v=1"], timeout=600, check=False)
+    log = log_dir / f"{node.name}-kubeadm-{argv[1]}.log"
+    _atomic_write(
+        log,
+        f"# {' '.join(argv)}: exit {proc.returncode} after {time.monotonic() - started:.0f}s\n"
+        + proc.stdout
+        + proc.stderr,
+        mode=0o600,
+    )
     if proc.returncode != 0:
+        tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-25:])
         raise LabError(
-            f"{node.name}: `{' '.join(argv[:2])}` failed (exit {proc.returncode}):\n"
-            + "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-25:])
+            f"{node.name}: `{' '.join(argv[:2])}` failed (exit {proc.returncode}), see {log}:\n{tail}"
         )
 
 
@@ -595,6 +606,9 @@ def down(
         if p.exists():
             p.unlink()
             report.files.append(str(p))
+    if (directory / "logs").is_dir():
+        shutil.rmtree(directory / "logs")
+        report.files.append(str(directory / "logs"))
     if directory.exists() and not any(directory.iterdir()):
         directory.rmdir()
     return report
