@@ -14,11 +14,11 @@ def main() -> None:
 
 
 from shimshift.cli.flags_cmd import flags as _flags  # noqa: E402
-
-main.add_command(_flags)
-
+from shimshift.cli.lab_cmd import lab as _lab  # noqa: E402
 from shimshift.cli.migrate_cmd import COMMANDS as _migrate_commands  # noqa: E402
 
+main.add_command(_flags)
+main.add_command(_lab)
 for _command in _migrate_commands:
     main.add_command(_command)
 
