@@ -68,14 +68,28 @@ def _make_pki(directory: Path) -> dict[str, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shimshift-test-ca")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -84,38 +98,69 @@ def _make_pki(directory: Path) -> dict[str, Path]:
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    paths = {name: directory / name for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key",
-                                                   "sa.key", "sa.pub")}
+    paths = {
+        name: directory / name
+        for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub")
+    }
     paths["ca.crt"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths["ca.key"], ca_key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    _write_private(
+        paths["ca.key"],
+        ca_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
     paths["apiserver.crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths["apiserver.key"], key.private_bytes(serialization.Encoding.PEM,
-                                                             serialization.PrivateFormat.PKCS8,
-                                                             serialization.NoEncryption()))
-    _write_private(paths["sa.key"], sa_key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.TraditionalOpenSSL,
-                                                         serialization.NoEncryption()))
-    paths["sa.pub"].write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    _write_private(
+        paths["apiserver.key"],
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    _write_private(
+        paths["sa.key"],
+        sa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    )
+    paths["sa.pub"].write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return paths
 
 
 class LocalApiServer:
     """etcd + kube-apiserver (+ kube-controller-manager) on loopback; ``kubeconfig`` is ready to use."""
 
-    def __init__(self, *, controllers: bool = True, extra_apiserver_args: tuple[str, ...] = (),
-                 base_dir: Path | None = None, startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        *,
+        controllers: bool = True,
+        extra_apiserver_args: tuple[str, ...] = (),
+        base_dir: Path | None = None,
+        startup_timeout: float = 90.0,
+    ) -> None:
         self.controllers = controllers
         self.extra_apiserver_args = extra_apiserver_args
         self.startup_timeout = startup_timeout
@@ -136,14 +181,16 @@ class LocalApiServer:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.directory / f"{name}.log").open("wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.processes.append(process)
         return process
@@ -159,56 +206,114 @@ class LocalApiServer:
             [str(K8S_BIN / "kube-controller-manager")] if self.controllers else []
         ):
             if not Path(binary).is_file():
-                raise RuntimeError(f"{binary} is missing: build the lab binaries first "
-                                   "(scripts/setup.sh / the lab's Go build), or install etcd-server")
+                raise RuntimeError(
+                    f"{binary} is missing: build the lab binaries first "
+                    "(scripts/setup.sh / the lab's Go build), or install etcd-server"
+                )
         pki = _make_pki(self.directory)
         (self.directory / "tokens.csv").write_text(f"{self.token},shimshift-test,1000,system:masters\n")
         (self.directory / "tokens.csv").chmod(0o600)
         etcd_client, etcd_peer = free_port(), free_port()
-        self._spawn("etcd", [
-            ETCD, "--name", "default", "--data-dir", str(self.directory / "etcd"),
-            "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
-            "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
-            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster", f"default=http://127.0.0.1:{etcd_peer}",
-            "--quota-backend-bytes", str(8 * 1024**3), "--snapshot-count", "1000000",
-            "--log-level", "warn",
-        ])
-        self._spawn("kube-apiserver", [
-            str(K8S_BIN / "kube-apiserver"),
-            "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-            "--secure-port", str(self.port),
-            "--tls-cert-file", str(pki["apiserver.crt"]), "--tls-private-key-file", str(pki["apiserver.key"]),
-            "--client-ca-file", str(pki["ca.crt"]),
-            "--token-auth-file", str(self.directory / "tokens.csv"),
-            "--authorization-mode", "Node,RBAC",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(pki["sa.pub"]),
-            "--service-account-signing-key-file", str(pki["sa.key"]),
-            "--service-cluster-ip-range", "10.96.0.0/12",
-            "--allow-privileged=true",
-            # The benchmark sends thousands of concurrent creates; the defaults (400/200) would 429 them.
-            "--max-requests-inflight", "3000", "--max-mutating-requests-inflight", "2000",
-            "--enable-priority-and-fairness=false",
-            "--v", "1",
-            *self.extra_apiserver_args,
-        ])
+        self._spawn(
+            "etcd",
+            [
+                ETCD,
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.directory / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{etcd_peer}",
+                "--quota-backend-bytes",
+                str(8 * 1024**3),
+                "--snapshot-count",
+                "1000000",
+                "--log-level",
+                "warn",
+            ],
+        )
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(K8S_BIN / "kube-apiserver"),
+                "--etcd-servers",
+                f"http://127.0.0.1:{etcd_client}",
+                "--bind-address",
+                "127.0.0.1",
+                "--advertise-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(pki["apiserver.crt"]),
+                "--tls-private-key-file",
+                str(pki["apiserver.key"]),
+                "--client-ca-file",
+                str(pki["ca.crt"]),
+                "--token-auth-file",
+                str(self.directory / "tokens.csv"),
+                "--authorization-mode",
+                "Node,RBAC",
+                "--service-account-issuer",
+                "https://kubernetes.default.svc.cluster.local",
+                "--service-account-key-file",
+                str(pki["sa.pub"]),
+                "--service-account-signing-key-file",
+                str(pki["sa.key"]),
+                "--service-cluster-ip-range",
+                "10.96.0.0/12",
+                "--allow-privileged=true",
+                # The benchmark sends thousands of concurrent creates; the defaults (400/200) would 429 them.
+                "--max-requests-inflight",
+                "3000",
+                "--max-mutating-requests-inflight",
+                "2000",
+                "--enable-priority-and-fairness=false",
+                "--v",
+                "1",
+                *self.extra_apiserver_args,
+            ],
+        )
         self._write_kubeconfig(pki["ca.crt"])
         self._wait_ready()
         if self.controllers:
-            self._spawn("kube-controller-manager", [
-                str(K8S_BIN / "kube-controller-manager"),
-                "--kubeconfig", str(self.kubeconfig),
-                "--controllers", CONTROLLERS,
-                "--service-account-private-key-file", str(pki["sa.key"]),
-                "--root-ca-file", str(pki["ca.crt"]),
-                "--leader-elect=false", "--secure-port", "0", "--bind-address", "127.0.0.1",
-                "--concurrent-replicaset-syncs", "10", "--concurrent-deployment-syncs", "10",
-                "--kube-api-qps", "200", "--kube-api-burst", "400",
-                "--v", "1",
-            ])
+            self._spawn(
+                "kube-controller-manager",
+                [
+                    str(K8S_BIN / "kube-controller-manager"),
+                    "--kubeconfig",
+                    str(self.kubeconfig),
+                    "--controllers",
+                    CONTROLLERS,
+                    "--service-account-private-key-file",
+                    str(pki["sa.key"]),
+                    "--root-ca-file",
+                    str(pki["ca.crt"]),
+                    "--leader-elect=false",
+                    "--secure-port",
+                    "0",
+                    "--bind-address",
+                    "127.0.0.1",
+                    "--concurrent-replicaset-syncs",
+                    "10",
+                    "--concurrent-deployment-syncs",
+                    "10",
+                    "--kube-api-qps",
+                    "200",
+                    "--kube-api-burst",
+                    "400",
+                    "--v",
+                    "1",
+                ],
+            )
 
     def _write_kubeconfig(self, ca: Path) -> None:
         self.kubeconfig.write_text(
@@ -231,8 +336,9 @@ class LocalApiServer:
                 if process.poll() is not None:
                     name = "etcd" if process.args[0] == ETCD else "kube-apiserver"  # type: ignore[index]
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
-            request = urllib.request.Request(f"{self.url}/readyz",
-                                             headers={"Authorization": f"Bearer {self.token}"})
+            request = urllib.request.Request(
+                f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+            )
             try:
                 with urllib.request.urlopen(request, context=context, timeout=5) as response:
                     if response.status == 200:
@@ -240,8 +346,10 @@ class LocalApiServer:
             except (urllib.error.URLError, OSError) as error:
                 last = str(error)
             time.sleep(0.3)
-        raise RuntimeError(f"kube-apiserver not ready after {self.startup_timeout}s ({last}):\n"
-                           f"{self.log_tail('kube-apiserver')}")
+        raise RuntimeError(
+            f"kube-apiserver not ready after {self.startup_timeout}s ({last}):\n"
+            f"{self.log_tail('kube-apiserver')}"
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):

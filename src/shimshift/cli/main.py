@@ -13,5 +13,9 @@ def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""
 
 
+from shimshift.cli.cluster_cmd import COMMANDS as _cluster_commands  # noqa: E402
+
+for _command in _cluster_commands: main.add_command(_command)  # noqa: E701
+
 if __name__ == "__main__":
     main()
