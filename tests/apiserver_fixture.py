@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import ipaddress
 import os
 import secrets
 import shutil
@@ -37,17 +38,27 @@ from cryptography.x509.oid import NameOID
 if TYPE_CHECKING:
     from types import TracebackType
 
-K8S_BIN = Path(os.environ.get("SHIMSHIFT_K8S_BIN", "/var/cache/shimshift/bin/v1.23.17"))
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-# Controllers that give the API its real semantics for our tests: ReplicaSets and Deployments create pods,
-# the disruption controller computes PDB status (without it every eviction under a PDB is a 429), the GC
-# removes pods of deleted owners, the serviceaccount controller creates "default" (the ServiceAccount
-# admission plugin refuses pods without it). Node lifecycle and pod GC are left out on purpose: with no
-# kubelets they would taint the nodes and delete their pods.
-CONTROLLERS = (
-    "replicaset,deployment,disruption,serviceaccount,serviceaccount-token,daemonset,statefulset,job,"
-    "garbagecollector,namespace"
+# Where the v1.23.17 binaries are looked for, in order (SHIMSHIFT_K8S_BIN: dirs, ":"-separated).
+K8S_BIN_DIRS = tuple(
+    Path(item)
+    for item in os.environ.get("SHIMSHIFT_K8S_BIN", "/var/cache/shimshift/bin/v1.23.17").split(":")
+    if item
 )
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+# Only the disruption controller: it computes PDB status (without it every eviction under a PDB is a 429,
+# and with it 429s come and go exactly as in a real cluster). Node lifecycle, pod GC and the garbage
+# collector are left out on purpose: with no kubelets they would taint the nodes and delete their pods.
+CONTROLLERS = "disruption"
+
+
+def k8s_binary(name: str) -> Path:
+    for directory in K8S_BIN_DIRS:
+        if (directory / name).is_file():
+            return directory / name
+    raise RuntimeError(
+        f"{name} not found in {', '.join(map(str, K8S_BIN_DIRS))}: build the lab binaries first "
+        "(lab/build/build-kubernetes.sh) or point SHIMSHIFT_K8S_BIN at a directory that has it"
+    )
 
 
 def free_port() -> int:
@@ -93,8 +104,6 @@ def _make_pki(directory: Path) -> dict[str, Path]:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
@@ -167,6 +176,7 @@ class LocalApiServer:
         parent = base_dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
         self.directory = Path(tempfile.mkdtemp(prefix="shimshift-apiserver-", dir=parent))
         self.token = secrets.token_hex(16)
+        self.limited_token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.directory / "kubeconfig"
@@ -202,118 +212,67 @@ class LocalApiServer:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self) -> None:
-        for binary in [ETCD, str(K8S_BIN / "kube-apiserver")] + (
-            [str(K8S_BIN / "kube-controller-manager")] if self.controllers else []
-        ):
-            if not Path(binary).is_file():
-                raise RuntimeError(
-                    f"{binary} is missing: build the lab binaries first "
-                    "(scripts/setup.sh / the lab's Go build), or install etcd-server"
-                )
+        if not Path(ETCD).is_file():
+            raise RuntimeError(f"{ETCD} is missing: apt-get install etcd-server")
+        apiserver = k8s_binary("kube-apiserver")
+        controller_manager = k8s_binary("kube-controller-manager") if self.controllers else None
         pki = _make_pki(self.directory)
-        (self.directory / "tokens.csv").write_text(f"{self.token},shimshift-test,1000,system:masters\n")
-        (self.directory / "tokens.csv").chmod(0o600)
+        tokens = self.directory / "tokens.csv"
+        # A second user with no RBAC binding at all: every call it makes is a real 403.
+        tokens.write_text(f"{self.token},shimshift-test,1000,system:masters\n{self.limited_token},nobody,1001\n")
+        tokens.chmod(0o600)
         etcd_client, etcd_peer = free_port(), free_port()
-        self._spawn(
-            "etcd",
-            [
-                ETCD,
-                "--name",
-                "default",
-                "--data-dir",
-                str(self.directory / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-cluster",
-                f"default=http://127.0.0.1:{etcd_peer}",
-                "--quota-backend-bytes",
-                str(8 * 1024**3),
-                "--snapshot-count",
-                "1000000",
-                "--log-level",
-                "warn",
-            ],
-        )
-        self._spawn(
-            "kube-apiserver",
-            [
-                str(K8S_BIN / "kube-apiserver"),
-                "--etcd-servers",
-                f"http://127.0.0.1:{etcd_client}",
-                "--bind-address",
-                "127.0.0.1",
-                "--advertise-address",
-                "127.0.0.1",
-                "--secure-port",
-                str(self.port),
-                "--tls-cert-file",
-                str(pki["apiserver.crt"]),
-                "--tls-private-key-file",
-                str(pki["apiserver.key"]),
-                "--client-ca-file",
-                str(pki["ca.crt"]),
-                "--token-auth-file",
-                str(self.directory / "tokens.csv"),
-                "--authorization-mode",
-                "Node,RBAC",
-                "--service-account-issuer",
-                "https://kubernetes.default.svc.cluster.local",
-                "--service-account-key-file",
-                str(pki["sa.pub"]),
-                "--service-account-signing-key-file",
-                str(pki["sa.key"]),
-                "--service-cluster-ip-range",
-                "10.96.0.0/12",
-                "--allow-privileged=true",
-                # The benchmark sends thousands of concurrent creates; the defaults (400/200) would 429 them.
-                "--max-requests-inflight",
-                "3000",
-                "--max-mutating-requests-inflight",
-                "2000",
-                "--enable-priority-and-fairness=false",
-                "--v",
-                "1",
-                *self.extra_apiserver_args,
-            ],
-        )
+        # fmt: off
+        self._spawn("etcd", [
+            ETCD, "--name", "default", "--data-dir", str(self.directory / "etcd"),
+            "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
+            "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
+            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-cluster", f"default=http://127.0.0.1:{etcd_peer}",
+            "--quota-backend-bytes", str(8 * 1024**3), "--snapshot-count", "1000000", "--log-level", "warn",
+        ])
+        self._spawn("kube-apiserver", [
+            str(apiserver), "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(self.port),
+            "--tls-cert-file", str(pki["apiserver.crt"]), "--tls-private-key-file", str(pki["apiserver.key"]),
+            "--client-ca-file", str(pki["ca.crt"]), "--token-auth-file", str(tokens),
+            "--authorization-mode", "RBAC",
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", str(pki["sa.pub"]),
+            "--service-account-signing-key-file", str(pki["sa.key"]),
+            "--service-cluster-ip-range", "10.96.0.0/12", "--allow-privileged=true",
+            # No serviceaccount controller runs, so pods must not need a "default" ServiceAccount.
+            "--disable-admission-plugins", "ServiceAccount",
+            # The benchmark sends hundreds of concurrent creates; the defaults (400/200) would 429 them.
+            "--max-requests-inflight", "3000", "--max-mutating-requests-inflight", "2000",
+            "--enable-priority-and-fairness=false", "--v", "1",
+            *self.extra_apiserver_args,
+        ])
         self._write_kubeconfig(pki["ca.crt"])
         self._wait_ready()
-        if self.controllers:
-            self._spawn(
-                "kube-controller-manager",
-                [
-                    str(K8S_BIN / "kube-controller-manager"),
-                    "--kubeconfig",
-                    str(self.kubeconfig),
-                    "--controllers",
-                    CONTROLLERS,
-                    "--service-account-private-key-file",
-                    str(pki["sa.key"]),
-                    "--root-ca-file",
-                    str(pki["ca.crt"]),
-                    "--leader-elect=false",
-                    "--secure-port",
-                    "0",
-                    "--bind-address",
-                    "127.0.0.1",
-                    "--concurrent-replicaset-syncs",
-                    "10",
-                    "--concurrent-deployment-syncs",
-                    "10",
-                    "--kube-api-qps",
-                    "200",
-                    "--kube-api-burst",
-                    "400",
-                    "--v",
-                    "1",
-                ],
-            )
+        if controller_manager is not None:
+            self._spawn("kube-controller-manager", [
+                str(controller_manager), "--kubeconfig", str(self.kubeconfig), "--controllers", CONTROLLERS,
+                "--leader-elect=false", "--secure-port", "0", "--bind-address", "127.0.0.1",
+                "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
+            ])
+        # fmt: on
+
+    def kubeconfig_for(self, path: Path, token: str) -> Path:
+        """A kubeconfig for this server authenticating with ``token``."""
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            "clusters:\n- name: local\n  cluster:\n"
+            f"    server: {self.url}\n    certificate-authority: {self.directory / 'ca.crt'}\n"
+            "users:\n- name: user\n  user:\n"
+            f"    token: {token}\n"
+            "contexts:\n- name: local\n  context:\n    cluster: local\n    user: user\n"
+            "current-context: local\n"
+        )
+        path.chmod(0o600)
+        return path
 
     def _write_kubeconfig(self, ca: Path) -> None:
         self.kubeconfig.write_text(
