@@ -396,8 +396,9 @@ class _Drainer:
             run.done = True
         elif response.status != 200:
             raise ApiFailure(f"GET pod {run.key}", response)
-        elif self._skip(response.body):
-            run.done = True
+        else:
+            run.pod = response.body  # carries the deletionTimestamp the skip-wait rule looks at
+            run.done = self._skip(run.pod)
         if run.done:
             self.emit(DrainEventKind.GONE, run.key)
             return
