@@ -13,6 +13,9 @@ def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""
 
 
+from shimshift.cli import lab_cmd  # noqa: E402
+
+main.add_command(lab_cmd.lab)
 from shimshift.cli.cluster_cmd import COMMANDS as _cluster_commands  # noqa: E402
 
 for _command in _cluster_commands: main.add_command(_command)  # noqa: E701
