@@ -100,7 +100,7 @@ def render_audit(report: AuditReport, console: Console) -> None:
         "PODS",
         "VERDICT",
     ):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for node in report.nodes:
         table.add_row(
             node.name,
@@ -122,7 +122,7 @@ def render_audit(report: AuditReport, console: Console) -> None:
     if report.socket_mounts:
         mounts = Table(title="Workloads that can reach a Docker socket", title_justify="left")
         for column in ("WORKLOAD", "EXAMPLE POD", "NODE", "HOSTPATH", "KIND", "REACHES"):
-            mounts.add_column(column)
+            mounts.add_column(column, overflow="fold")
         for mount in report.socket_mounts:
             mounts.add_row(
                 mount.workload, mount.pod, mount.node, mount.path, mount.kind, ", ".join(mount.reaches)
@@ -157,7 +157,8 @@ def audit_command(
     elif output == "yaml":
         click.echo(yaml.safe_dump(report.to_json(), sort_keys=False), nl=False)
     else:
-        render_audit(report, Console())
+        # Piped output keeps whole names and paths (rich would squeeze the table to 80 columns).
+        render_audit(report, Console() if sys.stdout.isatty() else Console(width=220))
 
 
 # -- cordon / uncordon -------------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ node names so tests never see each other's objects.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from shimshift.adapters.kube.client import make_client
 from tests.apiserver_fixture import LocalApiServer
 from tests.kube_world import World
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 
 @pytest.fixture(scope="session")

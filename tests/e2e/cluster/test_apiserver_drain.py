@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer
     from tests.kube_world import World
 
-FAST = {"grace_period": 0, "eviction_retry_delay": 0.3}
+FAST: dict[str, Any] = {"grace_period": 0, "eviction_retry_delay": 0.3}
 METHODS = ["policy/v1", "delete"]
 
 
@@ -56,27 +56,58 @@ class Case:
 
 CASES = [
     Case("RC-managed pod", [{"owner": "ReplicationController"}]),
-    Case("DS-managed pod", [{"owner": "DaemonSet"}], fatal=True, deleted=False, refused_reason=DAEMONSET_FATAL),
+    Case(
+        "DS-managed pod", [{"owner": "DaemonSet"}], fatal=True, deleted=False, refused_reason=DAEMONSET_FATAL
+    ),
     Case("DS-managed terminated pod", [{"owner": "DaemonSet", "phase": "Succeeded"}]),
-    Case("orphaned DS-managed pod", [{"owner": "OrphanDaemonSet"}], fatal=True, deleted=False,
-         refused_reason="not found"),
+    Case(
+        "orphaned DS-managed pod",
+        [{"owner": "OrphanDaemonSet"}],
+        fatal=True,
+        deleted=False,
+        refused_reason="not found",
+    ),
     Case("orphaned DS-managed pod with --force", [{"owner": "OrphanDaemonSet"}], {"force": True}),
-    Case("DS-managed pod with --ignore-daemonsets", [{"owner": "DaemonSet"}], {"ignore_daemonsets": True},
-         deleted=False, ignored=True),
-    Case("DS-managed pod with emptyDir with --ignore-daemonsets", [{"owner": "DaemonSet", "emptydir": True}],
-         {"ignore_daemonsets": True}, deleted=False, ignored=True),
-    Case("Job-managed pod with local storage", [{"owner": "Job", "emptydir": True}],
-         {"force": True, "delete_emptydir_data": True}),
+    Case(
+        "DS-managed pod with --ignore-daemonsets",
+        [{"owner": "DaemonSet"}],
+        {"ignore_daemonsets": True},
+        deleted=False,
+        ignored=True,
+    ),
+    Case(
+        "DS-managed pod with emptyDir with --ignore-daemonsets",
+        [{"owner": "DaemonSet", "emptydir": True}],
+        {"ignore_daemonsets": True},
+        deleted=False,
+        ignored=True,
+    ),
+    Case(
+        "Job-managed pod with local storage",
+        [{"owner": "Job", "emptydir": True}],
+        {"force": True, "delete_emptydir_data": True},
+    ),
     Case("Job-managed terminated pod", [{"owner": "Job", "phase": "Succeeded"}]),
     Case("RS-managed pod", [{"owner": "ReplicaSet"}]),
     Case("naked pod", [{}], fatal=True, deleted=False, refused_reason=UNMANAGED_FATAL),
     Case("naked pod with --force", [{}], {"force": True}),
-    Case("pod with EmptyDir", [{"emptydir": True}], {"force": True}, fatal=True, deleted=False,
-         refused_reason=LOCAL_STORAGE_FATAL),
+    Case(
+        "pod with EmptyDir",
+        [{"emptydir": True}],
+        {"force": True},
+        fatal=True,
+        deleted=False,
+        refused_reason=LOCAL_STORAGE_FATAL,
+    ),
     Case("terminated pod with emptyDir", [{"emptydir": True, "phase": "Failed"}]),
-    Case("pod with EmptyDir and --delete-emptydir-data", [{"owner": "ReplicaSet", "emptydir": True}],
-         {"delete_emptydir_data": True}),
-    Case("mirror pod", [{"annotations": {"kubernetes.io/config.mirror": "hash"}}], deleted=False, ignored=True),
+    Case(
+        "pod with EmptyDir and --delete-emptydir-data",
+        [{"owner": "ReplicaSet", "emptydir": True}],
+        {"delete_emptydir_data": True},
+    ),
+    Case(
+        "mirror pod", [{"annotations": {"kubernetes.io/config.mirror": "hash"}}], deleted=False, ignored=True
+    ),
     Case("empty node", []),
 ]
 
@@ -89,8 +120,14 @@ async def _make_pod(world: World, node: str, name: str, spec: dict[str, Any]) ->
         owner["kind"], owner["apiVersion"] = "DaemonSet", "apps/v1"
     elif owner_kind:
         owner = await world.owner(owner_kind, name)
-    return await world.pod(name, node=node, owner=owner, emptydir=spec.get("emptydir", False),
-                           phase=spec.get("phase", "Running"), annotations=spec.get("annotations"))
+    return await world.pod(
+        name,
+        node=node,
+        owner=owner,
+        emptydir=spec.get("emptydir", False),
+        phase=spec.get("phase", "Running"),
+        annotations=spec.get("annotations"),
+    )
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -128,7 +165,8 @@ async def test_warning_for_ignored_daemonset_pods(world: World, kube: Any) -> No
     events: list[DrainEvent] = []
     await drain_node(kube, node, DrainOptions(**FAST, ignore_daemonsets=True), on_event=events.append)
     assert [e.message for e in events if e.kind is DrainEventKind.WARNING] == [
-        f"ignoring DaemonSet-managed Pods: {world.namespace}/agent"]
+        f"ignoring DaemonSet-managed Pods: {world.namespace}/agent"
+    ]
 
 
 async def test_pod_selector_limits_the_drain(world: World, kube: Any) -> None:
@@ -147,7 +185,9 @@ async def test_eviction_support_is_discovered_like_kubectl(kube: Any) -> None:
 
 
 @pytest.mark.parametrize("method", ["policy/v1", "policy/v1beta1", "delete"])
-async def test_each_removal_path_removes_exactly_the_targeted_pods(method: str, world: World, kube: Any) -> None:
+async def test_each_removal_path_removes_exactly_the_targeted_pods(
+    method: str, world: World, kube: Any
+) -> None:
     node = await world.node("node")
     other = await world.node("other")
     for name in ("t1", "t2"):
@@ -185,9 +225,10 @@ async def test_client_dry_run_sends_no_writes(world: World, kube: Any) -> None:
 
 
 # -- waiting for deletion (TestDeletePods) -------------------------------------------------------------
-async def _until(predicate: Any, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not await predicate():
+async def _until(predicate: Any) -> None:
+    """Poll an API condition (there is nothing to wait on locally: the change happens in the server)."""
+    async with asyncio.timeout(20):
+        while not await predicate():  # noqa: ASYNC110
             await asyncio.sleep(0.1)
 
 
@@ -253,16 +294,21 @@ async def test_long_deleted_pods_are_not_waited_for(world: World, kube: Any) -> 
     node = await world.node("node")
     await world.pod("old", node=node, owner=await world.owner("ReplicaSet", "rs"), grace=1)
     # The pod is deleted (deletionTimestamp = now + 1 s) and never goes away: no kubelet.
-    await world.call("DELETE", f"/api/v1/namespaces/{world.namespace}/pods/old",
-                     {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 1})
+    await world.call(
+        "DELETE",
+        f"/api/v1/namespaces/{world.namespace}/pods/old",
+        {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 1},
+    )
     await asyncio.sleep(3.2)
-    result = await drain_node(kube, node, DrainOptions(grace_period=30, skip_wait_for_delete_timeout=1,
-                                                       timeout=10))
+    result = await drain_node(
+        kube, node, DrainOptions(grace_period=30, skip_wait_for_delete_timeout=1, timeout=10)
+    )
     assert result.drained and result.ignored == [f"{world.namespace}/old"]
     # During the wait too: evicted with a 1 s grace, it counts as gone once deleted > 1 s ago.
     await world.pod("young", node=node, owner=await world.owner("ReplicaSet", "rs2"), grace=1)
-    result = await drain_node(kube, node, DrainOptions(grace_period=1, skip_wait_for_delete_timeout=1,
-                                                       timeout=15))
+    result = await drain_node(
+        kube, node, DrainOptions(grace_period=1, skip_wait_for_delete_timeout=1, timeout=15)
+    )
     assert result.drained and result.evict == [f"{world.namespace}/young"]
     assert await world.get_pod("young") is not None  # still Terminating: skipped, not gone
 
@@ -280,8 +326,15 @@ async def test_client_errors_are_passed_out(world: World, apiserver: LocalApiSer
 
 
 # -- PodDisruptionBudgets ------------------------------------------------------------------------------
-async def _web(world: World, node: str, other: str, *, replicas_here: int = 1, replicas_there: int = 1,
-               min_available: int = 2) -> str:
+async def _web(
+    world: World,
+    node: str,
+    other: str,
+    *,
+    replicas_here: int = 1,
+    replicas_there: int = 1,
+    min_available: int = 2,
+) -> str:
     rs = await world.owner("ReplicaSet", "web")
     for index in range(replicas_here):
         await world.pod(f"web-{index}", node=node, owner=rs, labels={"app": "web"})
@@ -302,7 +355,9 @@ async def test_a_pdb_that_blocks_retries_then_times_out_cleanly(world: World, ku
     assert {e.pdb for e in blocked} == {f"{world.namespace}/{pdb}"}
     assert "disruption budget" in blocked[0].message
     assert not result.drained
-    assert result.to_json()["blocked"] == [{"pod": f"{world.namespace}/web-0", "pdb": f"{world.namespace}/{pdb}"}]
+    assert result.to_json()["blocked"] == [
+        {"pod": f"{world.namespace}/web-0", "pdb": f"{world.namespace}/{pdb}"}
+    ]
     assert result.evict == [] and result.pending == [f"{world.namespace}/web-0"]
     assert await world.get_pod("web-0") is not None
     assert (await world.get_node(node))["spec"]["unschedulable"] is True
@@ -312,14 +367,18 @@ async def test_429_then_success(world: World, kube: Any) -> None:
     node, other = await world.node("node"), await world.node("other")
     await _web(world, node, other)
     events: list[DrainEvent] = []
-    drain = asyncio.create_task(drain_node(kube, node, DrainOptions(**FAST, timeout=30), on_event=events.append))
+    drain = asyncio.create_task(
+        drain_node(kube, node, DrainOptions(**FAST, timeout=30), on_event=events.append)
+    )
 
     async def blocked_once() -> bool:
         return any(e.kind is DrainEventKind.BLOCKED for e in events)
 
     await _until(blocked_once)
     # A replacement becomes Ready elsewhere: the budget now allows one disruption.
-    await world.pod("web-new", node=other, owner=await world.owner("ReplicaSet", "web2"), labels={"app": "web"})
+    await world.pod(
+        "web-new", node=other, owner=await world.owner("ReplicaSet", "web2"), labels={"app": "web"}
+    )
     result = await asyncio.wait_for(drain, 30)
     assert result.drained and result.evict == [f"{world.namespace}/web-0"] and result.blocked == []
 
@@ -333,7 +392,9 @@ async def test_statefulset_pod_recreated_under_the_same_name_while_blocked(world
     pdb = await world.pdb("db", labels={"app": "db"}, min_available=2)
     await world.wait_pdb(pdb, allowed=0)
     events: list[DrainEvent] = []
-    drain = asyncio.create_task(drain_node(kube, node, DrainOptions(**FAST, timeout=30), on_event=events.append))
+    drain = asyncio.create_task(
+        drain_node(kube, node, DrainOptions(**FAST, timeout=30), on_event=events.append)
+    )
 
     async def blocked_once() -> bool:
         return any(e.kind is DrainEventKind.BLOCKED for e in events)
@@ -372,13 +433,18 @@ async def test_server_dry_run_predicts_exactly_what_the_drain_does(world: World,
     plan = await plan_drain(kube, node, options)
     assert not (await world.get_node(node))["spec"].get("unschedulable")
     assert await world.get_pod("free") is not None
-    assert plan.to_json()["blocked"] == [{"pod": f"{world.namespace}/web-0", "pdb": f"{world.namespace}/{pdb}"}]
+    assert plan.to_json()["blocked"] == [
+        {"pod": f"{world.namespace}/web-0", "pdb": f"{world.namespace}/{pdb}"}
+    ]
 
     real = await drain_node(kube, node, options)
     predicted, happened = plan.to_json(), real.to_json()
     for key in ("evict", "ignored", "refused", "blocked", "drained"):
-        assert sorted(map(str, predicted[key])) == sorted(map(str, happened[key])) if isinstance(
-            predicted[key], list) else predicted[key] == happened[key], key
+        assert (
+            sorted(map(str, predicted[key])) == sorted(map(str, happened[key]))
+            if isinstance(predicted[key], list)
+            else predicted[key] == happened[key]
+        ), key
     assert sorted(happened["evict"]) == [f"{world.namespace}/done", f"{world.namespace}/free"]
     assert sorted(happened["ignored"]) == [f"{world.namespace}/agent", f"{world.namespace}/static"]
 

@@ -9,9 +9,10 @@ a condition turned bad, timeout report); a user with no rights gets a clear fail
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import subprocess
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,14 +36,16 @@ from shimshift.core.errors import Refusal
 from shimshift.core.runtime_detect import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, Runtime
 from tests.apiserver_fixture import LocalApiServer, k8s_binary
 
-from tests.kube_world import World
+if TYPE_CHECKING:
+    from tests.kube_world import World
 
 
 async def test_audit_classifies_every_runtime_and_finds_socket_mounts(world: World, kube: Any) -> None:
     shim = await world.node("shim", labels={"node-role.kubernetes.io/control-plane": ""})
     dockerd = await world.node("dockerd", cri_socket=CRI_DOCKERD_SOCKET)
-    containerd = await world.node("ctrd", runtime="containerd://1.6.20",
-                                  cri_socket="unix:///run/containerd/containerd.sock")
+    containerd = await world.node(
+        "ctrd", runtime="containerd://1.6.20", cri_socket="unix:///run/containerd/containerd.sock"
+    )
     crio = await world.node("crio", runtime="cri-o://1.24.1", cri_socket="unix:///var/run/crio/crio.sock")
     odd = await world.node("odd", runtime="", cri_socket=None, ready=False)
     agent = await world.owner("DaemonSet", "agent")
@@ -55,16 +58,22 @@ async def test_audit_classifies_every_runtime_and_finds_socket_mounts(world: Wor
     report = await audit_cluster(kube, selector=f"shimshift-test={world.suffix}", chunk_size=2)
     by_name = {node.name: node for node in report.nodes}
     assert {name: by_name[name].runtime.runtime for name in by_name} == {
-        shim: Runtime.DOCKERSHIM, dockerd: Runtime.CRI_DOCKERD, containerd: Runtime.CONTAINERD,
-        crio: Runtime.CRIO, odd: Runtime.UNKNOWN}
+        shim: Runtime.DOCKERSHIM,
+        dockerd: Runtime.CRI_DOCKERD,
+        containerd: Runtime.CONTAINERD,
+        crio: Runtime.CRIO,
+        odd: Runtime.UNKNOWN,
+    }
     assert by_name[shim].role == "control-plane" and by_name[dockerd].role == "worker"
     assert by_name[odd].ready is False and by_name[shim].ready is True
     assert (by_name[dockerd].pods, by_name[crio].pods, by_name[crio].pods_running) == (2, 1, 0)
     assert by_name[dockerd].cri_socket == CRI_DOCKERD_SOCKET
     mounts = {(m.workload, m.kind) for m in report.socket_mounts}
     # The DaemonSet on two nodes is one finding; /var/log is none.
-    assert mounts == {(f"DaemonSet/{world.namespace}/{world.name('agent')}", "parent-dir"),
-                      (f"Pod/{world.namespace}/dind", "socket")}
+    assert mounts == {
+        (f"DaemonSet/{world.namespace}/{world.name('agent')}", "parent-dir"),
+        (f"Pod/{world.namespace}/dind", "socket"),
+    }
 
 
 async def test_audit_pages_through_every_pod(world: World, kube: Any) -> None:
@@ -96,8 +105,12 @@ async def test_cordon_records_ownership_and_uncordon_respects_it(world: World, k
 
 async def test_someone_elses_cordon_is_never_undone(world: World, kube: Any) -> None:
     node = await world.node("w")
-    await world.call("PATCH", f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}},
-                     content_type="application/merge-patch+json")
+    await world.call(
+        "PATCH",
+        f"/api/v1/nodes/{node}",
+        {"spec": {"unschedulable": True}},
+        content_type="application/merge-patch+json",
+    )
     assert await cordon(kube, node) is False
     assert await cordoned_by(kube, node) is None
     assert await uncordon_if_ours(kube, node) is False
@@ -150,12 +163,19 @@ async def test_a_real_409_is_retried_without_losing_the_other_change(
 ) -> None:
     node = await world.node("w")
     first = await world.get_node(node)
-    await world.call("PATCH", f"/api/v1/nodes/{node}", {"metadata": {"labels": {"bump": "1"}}},
-                     content_type="application/merge-patch+json")
-    stale = await raw_request(kube, "PATCH", f"/api/v1/nodes/{node}",
-                              body={"metadata": {"resourceVersion": first["metadata"]["resourceVersion"],
-                                                 "labels": {"x": "y"}}},
-                              content_type="application/merge-patch+json")
+    await world.call(
+        "PATCH",
+        f"/api/v1/nodes/{node}",
+        {"metadata": {"labels": {"bump": "1"}}},
+        content_type="application/merge-patch+json",
+    )
+    stale = await raw_request(
+        kube,
+        "PATCH",
+        f"/api/v1/nodes/{node}",
+        body={"metadata": {"resourceVersion": first["metadata"]["resourceVersion"], "labels": {"x": "y"}}},
+        content_type="application/merge-patch+json",
+    )
     assert stale.status == 409  # the API server enforces the resourceVersion precondition
 
     calls = 0
@@ -165,8 +185,20 @@ async def test_a_real_409_is_retried_without_losing_the_other_change(
         calls += 1
         if calls == 1:
             # Someone else changes the node between our read and our write (kubectl, synchronously).
-            subprocess.run([str(k8s_binary("kubectl")), "--kubeconfig", str(apiserver.kubeconfig), "label",
-                            "node", node, "other=yes"], check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [
+                    str(k8s_binary("kubectl")),
+                    "--kubeconfig",
+                    str(apiserver.kubeconfig),
+                    "label",
+                    "node",
+                    node,
+                    "other=yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
         return {"metadata": {"annotations": {"shimshift.io/test": str(calls)}}}
 
     update = await update_node(kube, node, decide)
@@ -176,13 +208,22 @@ async def test_a_real_409_is_retried_without_losing_the_other_change(
     assert final["metadata"]["annotations"]["shimshift.io/test"] == "2"
 
 
-async def test_events_show_in_kubectl_describe_node(world: World, kube: Any, apiserver: LocalApiServer) -> None:
+async def test_events_show_in_kubectl_describe_node(
+    world: World, kube: Any, apiserver: LocalApiServer
+) -> None:
     node = await world.node("w")
     await cordon(kube, node)
     await emit_node_event(kube, node, reason="ShimshiftTest", message="hello from the test", type="Warning")
-    described = subprocess.run(
-        [str(k8s_binary("kubectl")), "--kubeconfig", str(apiserver.kubeconfig), "describe", "node", node],
-        capture_output=True, text=True, check=True, timeout=60).stdout
+    described = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [str(k8s_binary("kubectl")), "--kubeconfig", str(apiserver.kubeconfig), "describe", "node", node],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    ).stdout
     assert "ShimshiftCordon" in described
     assert "hello from the test" in described
 
@@ -216,8 +257,9 @@ async def test_health_gate(world: World, kube: Any) -> None:
     assert healthy.daemonset_pods == (f"{world.namespace}/agent",)
 
 
-async def test_a_user_without_rights_gets_a_clear_failure(world: World, apiserver: LocalApiServer,
-                                                          tmp_path: Any) -> None:
+async def test_a_user_without_rights_gets_a_clear_failure(
+    world: World, apiserver: LocalApiServer, tmp_path: Any
+) -> None:
     node = await world.node("w")
     limited = make_client(apiserver.kubeconfig_for(tmp_path / "limited", apiserver.limited_token))
     try:
