@@ -535,7 +535,9 @@ async def drain_node(
                 outcome = await asyncio.gather(*tasks, return_exceptions=True)
         except TimeoutError:
             timed_out = True
-            outcome = [task.exception() if task.done() and not task.cancelled() else None for task in tasks]
+            # Let every cancelled task finish unwinding (closing its watch) before we report.
+            settled = await asyncio.gather(*tasks, return_exceptions=True)
+            outcome = [None if isinstance(item, asyncio.CancelledError) else item for item in settled]
         for run, error in zip(runs, outcome, strict=True):
             if isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
                 run.outcome = _Outcome.FAILED
