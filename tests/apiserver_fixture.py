@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import ipaddress
 import os
 import secrets
 import shutil
@@ -37,17 +38,27 @@ from cryptography.x509.oid import NameOID
 if TYPE_CHECKING:
     from types import TracebackType
 
-K8S_BIN = Path(os.environ.get("SHIMSHIFT_K8S_BIN", "/var/cache/shimshift/bin/v1.23.17"))
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-# Controllers that give the API its real semantics for our tests: ReplicaSets and Deployments create pods,
-# the disruption controller computes PDB status (without it every eviction under a PDB is a 429), the GC
-# removes pods of deleted owners, the serviceaccount controller creates "default" (the ServiceAccount
-# admission plugin refuses pods without it). Node lifecycle and pod GC are left out on purpose: with no
-# kubelets they would taint the nodes and delete their pods.
-CONTROLLERS = (
-    "replicaset,deployment,disruption,serviceaccount,serviceaccount-token,daemonset,statefulset,job,"
-    "garbagecollector,namespace"
+# Where the v1.23.17 binaries are looked for, in order (SHIMSHIFT_K8S_BIN: dirs, ":"-separated).
+K8S_BIN_DIRS = tuple(
+    Path(item)
+    for item in os.environ.get("SHIMSHIFT_K8S_BIN", "/var/cache/shimshift/bin/v1.23.17").split(":")
+    if item
 )
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+# Only the disruption controller: it computes PDB status (without it every eviction under a PDB is a 429,
+# and with it 429s come and go exactly as in a real cluster). Node lifecycle, pod GC and the garbage
+# collector are left out on purpose: with no kubelets they would taint the nodes and delete their pods.
+CONTROLLERS = "disruption"
+
+
+def k8s_binary(name: str) -> Path:
+    for directory in K8S_BIN_DIRS:
+        if (directory / name).is_file():
+            return directory / name
+    raise RuntimeError(
+        f"{name} not found in {', '.join(map(str, K8S_BIN_DIRS))}: build the lab binaries first "
+        "(lab/build/build-kubernetes.sh) or point SHIMSHIFT_K8S_BIN at a directory that has it"
+    )
 
 
 def free_port() -> int:
@@ -68,60 +79,104 @@ def _make_pki(directory: Path) -> dict[str, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "shimshift-test-ca")])
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-        .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    paths = {name: directory / name for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key",
-                                                   "sa.key", "sa.pub")}
+    paths = {
+        name: directory / name
+        for name in ("ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "sa.key", "sa.pub")
+    }
     paths["ca.crt"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths["ca.key"], ca_key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.PKCS8,
-                                                         serialization.NoEncryption()))
+    _write_private(
+        paths["ca.key"],
+        ca_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
     paths["apiserver.crt"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(paths["apiserver.key"], key.private_bytes(serialization.Encoding.PEM,
-                                                             serialization.PrivateFormat.PKCS8,
-                                                             serialization.NoEncryption()))
-    _write_private(paths["sa.key"], sa_key.private_bytes(serialization.Encoding.PEM,
-                                                         serialization.PrivateFormat.TraditionalOpenSSL,
-                                                         serialization.NoEncryption()))
-    paths["sa.pub"].write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    _write_private(
+        paths["apiserver.key"],
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
+    _write_private(
+        paths["sa.key"],
+        sa_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    )
+    paths["sa.pub"].write_bytes(
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return paths
 
 
 class LocalApiServer:
     """etcd + kube-apiserver (+ kube-controller-manager) on loopback; ``kubeconfig`` is ready to use."""
 
-    def __init__(self, *, controllers: bool = True, extra_apiserver_args: tuple[str, ...] = (),
-                 base_dir: Path | None = None, startup_timeout: float = 90.0) -> None:
+    def __init__(
+        self,
+        *,
+        controllers: bool = True,
+        extra_apiserver_args: tuple[str, ...] = (),
+        base_dir: Path | None = None,
+        startup_timeout: float = 90.0,
+    ) -> None:
         self.controllers = controllers
         self.extra_apiserver_args = extra_apiserver_args
         self.startup_timeout = startup_timeout
         parent = base_dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
         self.directory = Path(tempfile.mkdtemp(prefix="shimshift-apiserver-", dir=parent))
         self.token = secrets.token_hex(16)
+        self.limited_token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.directory / "kubeconfig"
@@ -136,14 +191,16 @@ class LocalApiServer:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = (self.directory / f"{name}.log").open("wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         log.close()
         self.processes.append(process)
         return process
@@ -155,16 +212,17 @@ class LocalApiServer:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def start(self) -> None:
-        for binary in [ETCD, str(K8S_BIN / "kube-apiserver")] + (
-            [str(K8S_BIN / "kube-controller-manager")] if self.controllers else []
-        ):
-            if not Path(binary).is_file():
-                raise RuntimeError(f"{binary} is missing: build the lab binaries first "
-                                   "(scripts/setup.sh / the lab's Go build), or install etcd-server")
+        if not Path(ETCD).is_file():
+            raise RuntimeError(f"{ETCD} is missing: apt-get install etcd-server")
+        apiserver = k8s_binary("kube-apiserver")
+        controller_manager = k8s_binary("kube-controller-manager") if self.controllers else None
         pki = _make_pki(self.directory)
-        (self.directory / "tokens.csv").write_text(f"{self.token},shimshift-test,1000,system:masters\n")
-        (self.directory / "tokens.csv").chmod(0o600)
+        tokens = self.directory / "tokens.csv"
+        # A second user with no RBAC binding at all: every call it makes is a real 403.
+        tokens.write_text(f"{self.token},shimshift-test,1000,system:masters\n{self.limited_token},nobody,1001\n")
+        tokens.chmod(0o600)
         etcd_client, etcd_peer = free_port(), free_port()
+        # fmt: off
         self._spawn("etcd", [
             ETCD, "--name", "default", "--data-dir", str(self.directory / "etcd"),
             "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
@@ -172,43 +230,49 @@ class LocalApiServer:
             "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
             "--initial-cluster", f"default=http://127.0.0.1:{etcd_peer}",
-            "--quota-backend-bytes", str(8 * 1024**3), "--snapshot-count", "1000000",
-            "--log-level", "warn",
+            "--quota-backend-bytes", str(8 * 1024**3), "--snapshot-count", "1000000", "--log-level", "warn",
         ])
         self._spawn("kube-apiserver", [
-            str(K8S_BIN / "kube-apiserver"),
-            "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
+            str(apiserver), "--etcd-servers", f"http://127.0.0.1:{etcd_client}",
             "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
             "--secure-port", str(self.port),
             "--tls-cert-file", str(pki["apiserver.crt"]), "--tls-private-key-file", str(pki["apiserver.key"]),
-            "--client-ca-file", str(pki["ca.crt"]),
-            "--token-auth-file", str(self.directory / "tokens.csv"),
-            "--authorization-mode", "Node,RBAC",
+            "--client-ca-file", str(pki["ca.crt"]), "--token-auth-file", str(tokens),
+            "--authorization-mode", "RBAC",
             "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
             "--service-account-key-file", str(pki["sa.pub"]),
             "--service-account-signing-key-file", str(pki["sa.key"]),
-            "--service-cluster-ip-range", "10.96.0.0/12",
-            "--allow-privileged=true",
-            # The benchmark sends thousands of concurrent creates; the defaults (400/200) would 429 them.
+            "--service-cluster-ip-range", "10.96.0.0/12", "--allow-privileged=true",
+            # No serviceaccount controller runs, so pods must not need a "default" ServiceAccount.
+            "--disable-admission-plugins", "ServiceAccount",
+            # The benchmark sends hundreds of concurrent creates; the defaults (400/200) would 429 them.
             "--max-requests-inflight", "3000", "--max-mutating-requests-inflight", "2000",
-            "--enable-priority-and-fairness=false",
-            "--v", "1",
+            "--enable-priority-and-fairness=false", "--v", "1",
             *self.extra_apiserver_args,
         ])
         self._write_kubeconfig(pki["ca.crt"])
         self._wait_ready()
-        if self.controllers:
+        if controller_manager is not None:
             self._spawn("kube-controller-manager", [
-                str(K8S_BIN / "kube-controller-manager"),
-                "--kubeconfig", str(self.kubeconfig),
-                "--controllers", CONTROLLERS,
-                "--service-account-private-key-file", str(pki["sa.key"]),
-                "--root-ca-file", str(pki["ca.crt"]),
+                str(controller_manager), "--kubeconfig", str(self.kubeconfig), "--controllers", CONTROLLERS,
                 "--leader-elect=false", "--secure-port", "0", "--bind-address", "127.0.0.1",
-                "--concurrent-replicaset-syncs", "10", "--concurrent-deployment-syncs", "10",
-                "--kube-api-qps", "200", "--kube-api-burst", "400",
-                "--v", "1",
+                "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
             ])
+        # fmt: on
+
+    def kubeconfig_for(self, path: Path, token: str) -> Path:
+        """A kubeconfig for this server authenticating with ``token``."""
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            "clusters:\n- name: local\n  cluster:\n"
+            f"    server: {self.url}\n    certificate-authority: {self.directory / 'ca.crt'}\n"
+            "users:\n- name: user\n  user:\n"
+            f"    token: {token}\n"
+            "contexts:\n- name: local\n  context:\n    cluster: local\n    user: user\n"
+            "current-context: local\n"
+        )
+        path.chmod(0o600)
+        return path
 
     def _write_kubeconfig(self, ca: Path) -> None:
         self.kubeconfig.write_text(
@@ -231,8 +295,9 @@ class LocalApiServer:
                 if process.poll() is not None:
                     name = "etcd" if process.args[0] == ETCD else "kube-apiserver"  # type: ignore[index]
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
-            request = urllib.request.Request(f"{self.url}/readyz",
-                                             headers={"Authorization": f"Bearer {self.token}"})
+            request = urllib.request.Request(
+                f"{self.url}/readyz", headers={"Authorization": f"Bearer {self.token}"}
+            )
             try:
                 with urllib.request.urlopen(request, context=context, timeout=5) as response:
                     if response.status == 200:
@@ -240,8 +305,10 @@ class LocalApiServer:
             except (urllib.error.URLError, OSError) as error:
                 last = str(error)
             time.sleep(0.3)
-        raise RuntimeError(f"kube-apiserver not ready after {self.startup_timeout}s ({last}):\n"
-                           f"{self.log_tail('kube-apiserver')}")
+        raise RuntimeError(
+            f"kube-apiserver not ready after {self.startup_timeout}s ({last}):\n"
+            f"{self.log_tail('kube-apiserver')}"
+        )
 
     def stop(self) -> None:
         for process in reversed(self.processes):

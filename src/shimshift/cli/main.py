@@ -13,13 +13,12 @@ def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""
 
 
+from shimshift.cli.cluster_cmd import COMMANDS as _cluster_commands  # noqa: E402
 from shimshift.cli.flags_cmd import flags as _flags  # noqa: E402
 from shimshift.cli.lab_cmd import lab as _lab  # noqa: E402
 from shimshift.cli.migrate_cmd import COMMANDS as _migrate_commands  # noqa: E402
 
-main.add_command(_flags)
-main.add_command(_lab)
-for _command in _migrate_commands:
+for _command in [_flags, _lab, *_cluster_commands, *_migrate_commands]:
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -75,13 +75,17 @@ class DrainOptions:
 
     def __post_init__(self) -> None:
         if self.grace_period < -1:
-            raise Refusal(f"--grace-period={self.grace_period} is below -1",
-                          "use -1 for the pod's own grace period, 0 to delete at once, or seconds")
+            raise Refusal(
+                f"--grace-period={self.grace_period} is below -1",
+                "use -1 for the pod's own grace period, 0 to delete at once, or seconds",
+            )
         if self.timeout < 0:
             raise Refusal(f"--timeout={self.timeout} is negative", "use 0 for no limit, or seconds")
         if self.skip_wait_for_delete_timeout < 0:
-            raise Refusal(f"--skip-wait-for-delete-timeout={self.skip_wait_for_delete_timeout} is negative",
-                          "use 0 to never skip, or seconds")
+            raise Refusal(
+                f"--skip-wait-for-delete-timeout={self.skip_wait_for_delete_timeout} is negative",
+                "use 0 to never skip, or seconds",
+            )
         if self.chunk_size < 0:
             raise Refusal(f"--chunk-size={self.chunk_size} is negative", "use 0 for no paging, or a count")
         if self.eviction_retry_delay < 0:

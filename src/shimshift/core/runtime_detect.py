@@ -210,8 +210,17 @@ def find_socket_mounts(pod: PodMounts) -> list[SocketMount]:
         if reach is None:
             continue
         kind, sockets = reach
-        found.append(SocketMount(workload_of(pod), f"{pod.namespace}/{pod.name}", pod.node,
-                                 volume.name, volume.path, kind, sockets))
+        found.append(
+            SocketMount(
+                workload_of(pod),
+                f"{pod.namespace}/{pod.name}",
+                pod.node,
+                volume.name,
+                volume.path,
+                kind,
+                sockets,
+            )
+        )
     return found
 
 

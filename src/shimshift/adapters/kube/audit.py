@@ -72,8 +72,16 @@ class AuditReport:
         return {
             "nodes": [node.to_json() for node in self.nodes],
             "socketMounts": [
-                {"workload": m.workload, "pod": m.pod, "node": m.node, "volume": m.volume, "path": m.path,
-                 "kind": m.kind, "reaches": list(m.reaches)} for m in self.socket_mounts
+                {
+                    "workload": m.workload,
+                    "pod": m.pod,
+                    "node": m.node,
+                    "volume": m.volume,
+                    "path": m.path,
+                    "kind": m.kind,
+                    "reaches": list(m.reaches),
+                }
+                for m in self.socket_mounts
             ],
         }
 
@@ -119,8 +127,13 @@ def pod_mounts(pod: JSON) -> PodMounts:
     )
 
 
-async def audit_cluster(client: AsyncClient, *, selector: str | None = None, chunk_size: int = 500,
-                        on_progress: Callable[[str, int], None] | None = None) -> AuditReport:
+async def audit_cluster(
+    client: AsyncClient,
+    *,
+    selector: str | None = None,
+    chunk_size: int = 500,
+    on_progress: Callable[[str, int], None] | None = None,
+) -> AuditReport:
     """Audit every node (or those matching the label ``selector``) and the pods on them."""
     report = AuditReport()
     params = {"labelSelector": selector} if selector else {}
@@ -129,10 +142,16 @@ async def audit_cluster(client: AsyncClient, *, selector: str | None = None, chu
         for node in page:
             facts = node_facts(node)
             by_name[facts.name] = NodeAudit(
-                name=facts.name, kubelet_version=facts.kubelet_version, os_image=facts.os_image,
-                container_runtime_version=facts.container_runtime_version, cri_socket=facts.cri_socket,
-                ready=facts.ready, schedulable=not facts.unschedulable, role=facts.role,
-                runtime=classify_runtime(facts))
+                name=facts.name,
+                kubelet_version=facts.kubelet_version,
+                os_image=facts.os_image,
+                container_runtime_version=facts.container_runtime_version,
+                cri_socket=facts.cri_socket,
+                ready=facts.ready,
+                schedulable=not facts.unschedulable,
+                role=facts.role,
+                runtime=classify_runtime(facts),
+            )
         if on_progress is not None:
             on_progress("nodes", len(by_name))
 

@@ -28,8 +28,9 @@ FIELD_MANAGER = "shimshift"
 JSON = dict[str, Any]
 
 
-def make_client(kubeconfig: Path | None = None, *, context: str | None = None,
-                timeout: float = 30.0) -> AsyncClient:
+def make_client(
+    kubeconfig: Path | None = None, *, context: str | None = None, timeout: float = 30.0
+) -> AsyncClient:
     """An ``AsyncClient`` for ``--kubeconfig``/``--context`` (kubectl's rules: $KUBECONFIG, ~/.kube/config).
 
     Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
@@ -38,12 +39,17 @@ def make_client(kubeconfig: Path | None = None, *, context: str | None = None,
         config = KubeConfig.from_file(kubeconfig) if kubeconfig is not None else KubeConfig.from_env()
         single = config.get(context_name=context)
     except (ConfigError, OSError, KeyError, ValueError) as error:
-        raise Refusal(f"cannot use the kubeconfig: {error}",
-                      "pass --kubeconfig FILE and --context NAME that exist",
-                      file=str(kubeconfig) if kubeconfig else None) from error
+        raise Refusal(
+            f"cannot use the kubeconfig: {error}",
+            "pass --kubeconfig FILE and --context NAME that exist",
+            file=str(kubeconfig) if kubeconfig else None,
+        ) from error
     if single is None:
-        raise Refusal("the kubeconfig has no current context", "pass --context NAME",
-                      file=str(kubeconfig) if kubeconfig else None)
+        raise Refusal(
+            "the kubeconfig has no current context",
+            "pass --context NAME",
+            file=str(kubeconfig) if kubeconfig else None,
+        )
     return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
 
 
@@ -68,14 +74,21 @@ def _http(client: AsyncClient) -> httpx2.AsyncClient:
     return http
 
 
-async def raw_request(client: AsyncClient, method: str, path: str, *,
-                      params: Mapping[str, str] | None = None, body: JSON | None = None,
-                      content_type: str = "application/json") -> RawResponse:
+async def raw_request(
+    client: AsyncClient,
+    method: str,
+    path: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    body: JSON | None = None,
+    content_type: str = "application/json",
+) -> RawResponse:
     """One request; never raises for an HTTP status (the caller looks at ``status``)."""
     content = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": content_type} if content is not None else None
-    response = await _http(client).request(method, path, params=dict(params or {}), content=content,
-                                           headers=headers)
+    response = await _http(client).request(
+        method, path, params=dict(params or {}), content=content, headers=headers
+    )
     try:
         data = response.json() if response.content else {}
     except ValueError:
@@ -92,8 +105,9 @@ class ApiFailure(Exception):
         self.response = response
 
 
-async def list_pages(client: AsyncClient, path: str, *, params: Mapping[str, str] | None = None,
-                     chunk_size: int = 500) -> AsyncIterator[list[JSON]]:
+async def list_pages(
+    client: AsyncClient, path: str, *, params: Mapping[str, str] | None = None, chunk_size: int = 500
+) -> AsyncIterator[list[JSON]]:
     """Yield one page of items at a time (``limit`` + ``continue``), so memory stays at one page."""
     query = dict(params or {})
     if chunk_size:

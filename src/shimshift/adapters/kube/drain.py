@@ -142,13 +142,15 @@ def _parse_time(value: object) -> dt.datetime | None:
 def _controller_of(pod: JSON) -> ControllerRef | None:
     for ref in pod.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller"):
-            return ControllerRef(str(ref.get("kind", "")), str(ref.get("name", "")),
-                                 str(ref.get("apiVersion", "")))
+            return ControllerRef(
+                str(ref.get("kind", "")), str(ref.get("name", "")), str(ref.get("apiVersion", ""))
+            )
     return None
 
 
-def pod_facts(pod: JSON, *, daemonset_lookup_error: str | None = None,
-              daemonset_not_found: bool = False) -> PodFacts:
+def pod_facts(
+    pod: JSON, *, daemonset_lookup_error: str | None = None, daemonset_not_found: bool = False
+) -> PodFacts:
     """The filters' view of a pod object from the API."""
     metadata = pod.get("metadata", {})
     volumes = pod.get("spec", {}).get("volumes") or []
@@ -186,7 +188,8 @@ async def _facts_for(client: AsyncClient, pods: list[JSON]) -> list[PodFacts]:
             key = (plain.namespace, plain.controller.name)
             if key not in lookups:
                 response = await raw_request(
-                    client, "GET", f"/apis/apps/v1/namespaces/{key[0]}/daemonsets/{key[1]}")
+                    client, "GET", f"/apis/apps/v1/namespaces/{key[0]}/daemonsets/{key[1]}"
+                )
                 if response.status == 200:
                     lookups[key] = (None, False)
                 elif response.status == 404:
@@ -206,12 +209,16 @@ async def _pdb_for(client: AsyncClient, pod: JSON, named: str | None) -> str | N
     if named:
         return f"{namespace}/{named}"
     labels = pod.get("metadata", {}).get("labels") or {}
-    response = await raw_request(client, "GET",
-                                 f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets")
+    response = await raw_request(
+        client, "GET", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
+    )
     if response.status != 200:
         return None
-    names = [f"{namespace}/{item['metadata']['name']}" for item in response.body.get("items") or []
-             if selector_matches(item.get("spec", {}).get("selector"), labels)]
+    names = [
+        f"{namespace}/{item['metadata']['name']}"
+        for item in response.body.get("items") or []
+        if selector_matches(item.get("spec", {}).get("selector"), labels)
+    ]
     return ",".join(names) or None
 
 
@@ -234,8 +241,16 @@ class _PodRun:
 
 
 class _Drainer:
-    def __init__(self, client: AsyncClient, node: str, options: DrainOptions, *,
-                 on_event: EventCallback | None, record_events: bool, method: str) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        node: str,
+        options: DrainOptions,
+        *,
+        on_event: EventCallback | None,
+        record_events: bool,
+        method: str,
+    ) -> None:
         self.client = client
         self.node = node
         self.options = options
@@ -244,8 +259,9 @@ class _Drainer:
         self.method = method
         self.dry = options.dry_run is DryRun.SERVER
 
-    def emit(self, kind: DrainEventKind, pod: str | None = None, message: str = "",
-             pdb: str | None = None) -> None:
+    def emit(
+        self, kind: DrainEventKind, pod: str | None = None, message: str = "", pdb: str | None = None
+    ) -> None:
         if self.on_event is not None:
             self.on_event(DrainEvent(kind, self.node, pod, message, pdb))
 
@@ -277,17 +293,21 @@ class _Drainer:
             response = await raw_request(self.client, "DELETE", path, params=params, body=body)
         else:
             path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
-            body = {"apiVersion": self.method, "kind": "Eviction",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "deleteOptions": self._delete_options()}
+            body = {
+                "apiVersion": self.method,
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": namespace},
+                "deleteOptions": self._delete_options(),
+            }
             response = await raw_request(self.client, "POST", path, params=params, body=body)
         return response.status, response.body
 
     async def refresh(self, run: _PodRun) -> bool:
         """Re-read the pod between retries (kubectl's refreshPod). True if it is gone from this node."""
         metadata = run.pod["metadata"]
-        response = await raw_request(self.client, "GET",
-                                     f"/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}")
+        response = await raw_request(
+            self.client, "GET", f"/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}"
+        )
         if response.status == 404:
             return True
         if response.status != 200:
@@ -331,17 +351,22 @@ class _Drainer:
                 run.outcome = _Outcome.BLOCKED
                 run.pdb = await _pdb_for(self.client, run.pod, pdb_from_429(body))
                 run.message = str(body.get("message", "Too Many Requests"))
-                self.emit(DrainEventKind.BLOCKED, run.key,
-                          f"{run.message} (will retry after {self.options.eviction_retry_delay:g}s)", run.pdb)
+                self.emit(
+                    DrainEventKind.BLOCKED,
+                    run.key,
+                    f"{run.message} (will retry after {self.options.eviction_retry_delay:g}s)",
+                    run.pdb,
+                )
                 if run.pdb != reported_pdb and not self.dry:
                     reported_pdb = run.pdb
-                    await self.node_event("ShimshiftEvictionBlocked",
-                                          f"pod {run.key} blocked by PodDisruptionBudget {run.pdb}: "
-                                          f"{run.message}",
-                                          "Warning")
+                    await self.node_event(
+                        "ShimshiftEvictionBlocked",
+                        f"pod {run.key} blocked by PodDisruptionBudget {run.pdb}: {run.message}",
+                        "Warning",
+                    )
                 if self.dry:
                     return
-            elif (status == 403 and _has_cause(body, "NamespaceTerminating")):
+            elif status == 403 and _has_cause(body, "NamespaceTerminating"):
                 # kubectl: a terminating namespace deletes the pod anyway; if it is already being deleted,
                 # go on to wait, else retry after the delay.
                 if run.pod.get("metadata", {}).get("deletionTimestamp"):
@@ -371,8 +396,9 @@ class _Drainer:
             run.done = True
         elif response.status != 200:
             raise ApiFailure(f"GET pod {run.key}", response)
-        elif self._skip(response.body):
-            run.done = True
+        else:
+            run.pod = response.body  # carries the deletionTimestamp the skip-wait rule looks at
+            run.done = self._skip(run.pod)
         if run.done:
             self.emit(DrainEventKind.GONE, run.key)
             return
@@ -383,8 +409,12 @@ class _Drainer:
 
         async def pump() -> None:
             async for change, obj in self.client.watch(
-                    Pod, namespace=namespace, fields={"metadata.name": name},
-                    resource_version=response.body["metadata"]["resourceVersion"], on_error=retry):
+                Pod,
+                namespace=namespace,
+                fields={"metadata.name": name},
+                resource_version=response.body["metadata"]["resourceVersion"],
+                on_error=retry,
+            ):
                 await updates.put((change, obj))
 
         watcher = asyncio.create_task(pump())
@@ -426,7 +456,7 @@ def _has_cause(body: JSON, reason: str) -> bool:
 
 
 async def eviction_method(client: AsyncClient, options: DrainOptions) -> str:
-    """"policy/v1", "policy/v1beta1" or "delete", as kubectl decides (peer-tools.md §1.3)."""
+    """ "policy/v1", "policy/v1beta1" or "delete", as kubectl decides (peer-tools.md §1.3)."""
     if options.disable_eviction:
         return "delete"
     version = eviction_group_version(await eviction_resources(client))
@@ -457,14 +487,16 @@ async def drain_node(
             on_event(DrainEvent(kind, node, pod, message))
 
     if cordon_first and dry_run is not DryRun.CLIENT:
-        ours = await cordon(client, node, owner=owner, dry_run=dry_run is DryRun.SERVER,
-                            emit_event=record_events)
+        ours = await cordon(
+            client, node, owner=owner, dry_run=dry_run is DryRun.SERVER, emit_event=record_events
+        )
         result.cordoned_by_us = ours
         emit(DrainEventKind.CORDONED if ours else DrainEventKind.NOT_OUR_CORDON)
 
     result.method = method or await eviction_method(client, options)
-    drainer = _Drainer(client, node, options, on_event=on_event, record_events=record_events,
-                       method=result.method)
+    drainer = _Drainer(
+        client, node, options, on_event=on_event, record_events=record_events, method=result.method
+    )
     await drainer.node_event("ShimshiftDrain", f"draining node {node} ({result.method})")
 
     pods = await list_node_pods(client, node, options)
@@ -503,7 +535,9 @@ async def drain_node(
                 outcome = await asyncio.gather(*tasks, return_exceptions=True)
         except TimeoutError:
             timed_out = True
-            outcome = [task.exception() if task.done() and not task.cancelled() else None for task in tasks]
+            # Let every cancelled task finish unwinding (closing its watch) before we report.
+            settled = await asyncio.gather(*tasks, return_exceptions=True)
+            outcome = [None if isinstance(item, asyncio.CancelledError) else item for item in settled]
         for run, error in zip(runs, outcome, strict=True):
             if isinstance(error, BaseException) and not isinstance(error, asyncio.CancelledError):
                 run.outcome = _Outcome.FAILED
@@ -530,12 +564,15 @@ async def drain_node(
     result.drained = not result.refused and not result.blocked and not result.pending
     if dry_run is DryRun.NONE:
         if result.drained:
-            await drainer.node_event("ShimshiftDrained",
-                                     f"node {node} drained: {len(result.evict)} pods evicted")
+            await drainer.node_event(
+                "ShimshiftDrained", f"node {node} drained: {len(result.evict)} pods evicted"
+            )
         else:
-            await drainer.node_event("ShimshiftDrainIncomplete",
-                                     f"node {node} not drained; pending: {', '.join(result.pending)}",
-                                     "Warning")
+            await drainer.node_event(
+                "ShimshiftDrainIncomplete",
+                f"node {node} not drained; pending: {', '.join(result.pending)}",
+                "Warning",
+            )
     emit(DrainEventKind.DRAINED if result.drained else DrainEventKind.NOT_DRAINED)
     return result
 
@@ -552,5 +589,6 @@ async def plan_drain(
     every pod a PDB blocks right now."""
     from dataclasses import replace
 
-    return await drain_node(client, node, replace(options, dry_run=DryRun.SERVER), on_event=on_event,
-                            extra_filters=extra_filters)
+    return await drain_node(
+        client, node, replace(options, dry_run=DryRun.SERVER), on_event=on_event, extra_filters=extra_filters
+    )

@@ -18,8 +18,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def emit_node_event(client: AsyncClient, node: str, *, reason: str, message: str,
-                          type: str = "Normal") -> str:
+async def emit_node_event(
+    client: AsyncClient, node: str, *, reason: str, message: str, type: str = "Normal"
+) -> str:
     """Record an Event about ``node``; returns the Event's name.
 
     kubectl describe node looks up events with involvedObject uid equal to the node *name* (that is how the

@@ -59,8 +59,11 @@ class HealthReport:
 
     def describe(self) -> str:
         if self.healthy:
-            return f"node {self.node} healthy (heartbeat {self.heartbeat:%H:%M:%S}Z)" if self.heartbeat else \
-                f"node {self.node} healthy"
+            return (
+                f"node {self.node} healthy (heartbeat {self.heartbeat:%H:%M:%S}Z)"
+                if self.heartbeat
+                else f"node {self.node} healthy"
+            )
         return f"node {self.node} not healthy: " + "; ".join(self.missing)
 
 
@@ -77,8 +80,9 @@ def baseline_from(node: JSON, pods: list[JSON]) -> NodeBaseline:
     return NodeBaseline(conditions, daemonsets)
 
 
-def evaluate_health(node: JSON, pods: list[JSON], *, since: dt.datetime,
-                    baseline: NodeBaseline | None = None) -> HealthReport:
+def evaluate_health(
+    node: JSON, pods: list[JSON], *, since: dt.datetime, baseline: NodeBaseline | None = None
+) -> HealthReport:
     """Pure: the node object and its pods now, T, and the baseline → what is missing (nothing = healthy)."""
     name = str(node.get("metadata", {}).get("name", ""))
     missing: list[str] = []
@@ -88,11 +92,14 @@ def evaluate_health(node: JSON, pods: list[JSON], *, since: dt.datetime,
     if ready is None:
         missing.append("no Ready condition")
     elif ready.get("status") != "True":
-        missing.append(f"Ready is {ready.get('status')}: {ready.get('reason', '')} {ready.get('message', '')}"
-                       .rstrip())
+        missing.append(
+            f"Ready is {ready.get('status')}: {ready.get('reason', '')} {ready.get('message', '')}".rstrip()
+        )
     if heartbeat is None or heartbeat <= since:
-        missing.append(f"no heartbeat since {since:%Y-%m-%dT%H:%M:%S}Z"
-                       + (f" (last {heartbeat:%H:%M:%S}Z)" if heartbeat else ""))
+        missing.append(
+            f"no heartbeat since {since:%Y-%m-%dT%H:%M:%S}Z"
+            + (f" (last {heartbeat:%H:%M:%S}Z)" if heartbeat else "")
+        )
     for kind, condition in sorted(conditions.items()):
         status = str(condition.get("status"))
         if kind == "Ready" or condition_good(kind, status):
@@ -114,8 +121,9 @@ def evaluate_health(node: JSON, pods: list[JSON], *, since: dt.datetime,
         else:
             missing.append(f"DaemonSet pod {key} is {phase or 'not started'}")
     if baseline is not None:
-        missing.extend(f"DaemonSet {ds} has no Running pod on the node"
-                       for ds in sorted(baseline.daemonsets - present))
+        missing.extend(
+            f"DaemonSet {ds} has no Running pod on the node" for ds in sorted(baseline.daemonsets - present)
+        )
     return HealthReport(name, not missing, tuple(missing), heartbeat, tuple(ds_pods))
 
 
@@ -134,8 +142,14 @@ async def snapshot_node(client: AsyncClient, node: str) -> NodeBaseline:
 # The timeout is a parameter (not the caller's asyncio.timeout) because on expiry we return the report of
 # what is missing instead of raising.
 async def wait_node_healthy(
-        client: AsyncClient, node: str, *, since: dt.datetime, timeout: float,  # noqa: ASYNC109
-        baseline: NodeBaseline | None = None, interval: float = 1.0) -> HealthReport:
+    client: AsyncClient,
+    node: str,
+    *,
+    since: dt.datetime,
+    timeout: float,  # noqa: ASYNC109
+    baseline: NodeBaseline | None = None,
+    interval: float = 1.0,
+) -> HealthReport:
     """Poll until :func:`evaluate_health` passes or ``timeout`` seconds pass; returns the last report
     (``healthy`` False on timeout, with everything still missing)."""
     if since.tzinfo is None:
@@ -143,10 +157,17 @@ async def wait_node_healthy(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        report = evaluate_health(await get_node(client, node), await _node_pods(client, node),
-                                 since=since, baseline=baseline)
-        report = HealthReport(report.node, report.healthy, report.missing, report.heartbeat,
-                              report.daemonset_pods, dt.datetime.now(dt.UTC))
+        report = evaluate_health(
+            await get_node(client, node), await _node_pods(client, node), since=since, baseline=baseline
+        )
+        report = HealthReport(
+            report.node,
+            report.healthy,
+            report.missing,
+            report.heartbeat,
+            report.daemonset_pods,
+            dt.datetime.now(dt.UTC),
+        )
         if report.healthy or loop.time() + interval > deadline:
             return report
         await asyncio.sleep(interval)

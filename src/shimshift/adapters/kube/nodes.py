@@ -45,8 +45,14 @@ class NodeUpdate:
     conflicts: int
 
 
-async def update_node(client: AsyncClient, node: str, decide: Callable[[JSON], JSON | None], *,
-                      attempts: int = 10, dry_run: bool = False) -> NodeUpdate:
+async def update_node(
+    client: AsyncClient,
+    node: str,
+    decide: Callable[[JSON], JSON | None],
+    *,
+    attempts: int = 10,
+    dry_run: bool = False,
+) -> NodeUpdate:
     """Read the node, ask ``decide`` for a merge patch (None = nothing to do), apply it under the read
     resourceVersion; on 409 read again and ask again, up to ``attempts`` times."""
     conflicts = 0
@@ -61,16 +67,20 @@ async def update_node(client: AsyncClient, node: str, decide: Callable[[JSON], J
         params = {"fieldManager": "shimshift"}
         if dry_run:
             params["dryRun"] = "All"
-        response = await raw_request(client, "PATCH", f"/api/v1/nodes/{node}", params=params, body=body,
-                                     content_type=MERGE_PATCH)
+        response = await raw_request(
+            client, "PATCH", f"/api/v1/nodes/{node}", params=params, body=body, content_type=MERGE_PATCH
+        )
         if response.status == 409:
             conflicts += 1
             continue
         if response.status != 200:
             raise ApiFailure(f"PATCH node {node}", response)
         return NodeUpdate(current, response.body, conflicts)
-    raise Refusal(f"node {node} kept changing: {attempts} conflicting updates in a row",
-                  "retry later; something rewrites this node continuously", node=node)
+    raise Refusal(
+        f"node {node} kept changing: {attempts} conflicting updates in a row",
+        "retry later; something rewrites this node continuously",
+        node=node,
+    )
 
 
 def annotations_of(node: JSON) -> dict[str, str]:
@@ -83,8 +93,15 @@ def is_unschedulable(node: JSON) -> bool:
 
 # -- cordon -----------------------------------------------------------------------------------------------
 
-async def cordon(client: AsyncClient, node: str, *, owner: str = "shimshift", dry_run: bool = False,
-                 emit_event: bool = True) -> bool:
+
+async def cordon(
+    client: AsyncClient,
+    node: str,
+    *,
+    owner: str = "shimshift",
+    dry_run: bool = False,
+    emit_event: bool = True,
+) -> bool:
     """Cordon ``node`` and record ``owner`` in ``shimshift.io/cordoned-by``. Returns True if the node is
     cordoned by us (now, or already by an earlier run of ours that crashed); False if somebody else had
     cordoned it, in which case nothing is changed and we must never uncordon it."""
@@ -98,13 +115,23 @@ async def cordon(client: AsyncClient, node: str, *, owner: str = "shimshift", dr
     if update.after is None:
         return annotations_of(update.before).get(CORDONED_BY_ANNOTATION) == owner
     if emit_event and not dry_run:
-        await emit_node_event(client, node, reason="ShimshiftCordon",
-                              message=f"cordoned by {owner} for the dockershim to cri-dockerd migration")
+        await emit_node_event(
+            client,
+            node,
+            reason="ShimshiftCordon",
+            message=f"cordoned by {owner} for the dockershim to cri-dockerd migration",
+        )
     return True
 
 
-async def uncordon_if_ours(client: AsyncClient, node: str, *, owner: str = "shimshift", dry_run: bool = False,
-                           emit_event: bool = True) -> bool:
+async def uncordon_if_ours(
+    client: AsyncClient,
+    node: str,
+    *,
+    owner: str = "shimshift",
+    dry_run: bool = False,
+    emit_event: bool = True,
+) -> bool:
     """Uncordon ``node`` only if ``owner`` cordoned it. Returns True if we uncordoned it.
 
     A node cordoned by someone else (no annotation, or another owner) is left as it is. A node someone
@@ -137,21 +164,26 @@ async def cordoned_by(client: AsyncClient, node: str) -> str | None:
 
 # -- cri-socket annotation ---------------------------------------------------------------------------------
 
+
 async def get_cri_socket(client: AsyncClient, node: str) -> str | None:
     """kubeadm's ``kubeadm.alpha.kubernetes.io/cri-socket`` annotation (None when absent)."""
     return annotations_of(await get_node(client, node)).get(CRI_SOCKET_ANNOTATION)
 
 
-async def set_cri_socket(client: AsyncClient, node: str, value: str = CRI_DOCKERD_SOCKET, *,
-                         emit_event: bool = True) -> str | None:
+async def set_cri_socket(
+    client: AsyncClient, node: str, value: str = CRI_DOCKERD_SOCKET, *, emit_event: bool = True
+) -> str | None:
     """Set the cri-socket annotation; returns the previous value (None if there was none).
 
     The first value we replace is kept in ``shimshift.io/previous-cri-socket`` so :func:`restore_cri_socket`
     works after a crash; running this twice keeps the original, not our own value.
     """
     if not value.startswith("unix://") and not value.startswith("/"):
-        raise Refusal(f"cri-socket {value!r} is not a unix socket path",
-                      "use unix:///var/run/cri-dockerd.sock", node=node)
+        raise Refusal(
+            f"cri-socket {value!r} is not a unix socket path",
+            "use unix:///var/run/cri-dockerd.sock",
+            node=node,
+        )
     previous: list[str | None] = [None]
 
     def decide(current: JSON) -> JSON | None:
@@ -166,17 +198,21 @@ async def set_cri_socket(client: AsyncClient, node: str, value: str = CRI_DOCKER
 
     update = await update_node(client, node, decide)
     if update.after is not None and emit_event:
-        await emit_node_event(client, node, reason="ShimshiftCriSocket",
-                              message=f"{CRI_SOCKET_ANNOTATION} set to {value} "
-                                      f"(was {previous[0] or 'unset'})")
+        await emit_node_event(
+            client,
+            node,
+            reason="ShimshiftCriSocket",
+            message=f"{CRI_SOCKET_ANNOTATION} set to {value} (was {previous[0] or 'unset'})",
+        )
     return previous[0]
 
 
 _UNSET: Any = object()
 
 
-async def restore_cri_socket(client: AsyncClient, node: str, previous: str | None = _UNSET, *,
-                             emit_event: bool = True) -> str | None:
+async def restore_cri_socket(
+    client: AsyncClient, node: str, previous: str | None = _UNSET, *, emit_event: bool = True
+) -> str | None:
     """Put the cri-socket annotation back to ``previous`` (or, when not given, to the value recorded by
     :func:`set_cri_socket`); None removes it. Returns the value now in place. Drops our record."""
 
@@ -201,6 +237,10 @@ async def restore_cri_socket(client: AsyncClient, node: str, previous: str | Non
 
     update = await update_node(client, node, decide)
     if update.after is not None and emit_event:
-        await emit_node_event(client, node, reason="ShimshiftCriSocketRestored",
-                              message=f"{CRI_SOCKET_ANNOTATION} restored to {restored[0] or 'unset'}")
+        await emit_node_event(
+            client,
+            node,
+            reason="ShimshiftCriSocketRestored",
+            message=f"{CRI_SOCKET_ANNOTATION} restored to {restored[0] or 'unset'}",
+        )
     return restored[0]

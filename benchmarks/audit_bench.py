@@ -1,0 +1,236 @@
+"""Audit on a big cluster: create N Nodes and M Pods on a real kube-apiserver, then time `audit_cluster`.
+
+    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500]
+
+Starts its own etcd + kube-apiserver v1.23.17 on loopback (tests/apiserver_fixture.py), creates the objects
+with bounded concurrency (each Node with a kubelet-like status; one pod in 30 from a DaemonSet mounting
+/var/run), then runs the audit in a fresh child process, twice: once plain (wall time and peak RSS from
+getrusage, against the same child's RSS before the audit), once under tracemalloc (peak Python heap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shimshift.adapters.kube.audit import audit_cluster
+from shimshift.adapters.kube.client import make_client, raw_request
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _node(index: int) -> dict[str, Any]:
+    runtime = "containerd://1.6.20" if index % 10 == 0 else "docker://20.10.24"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": f"bench-node-{index:05d}",
+            "labels": {"bench": "yes"},
+            "annotations": {"kubeadm.alpha.kubernetes.io/cri-socket": "/var/run/dockershim.sock"},
+        },
+        "status": {
+            "nodeInfo": {
+                "kubeletVersion": "v1.23.17",
+                "containerRuntimeVersion": runtime,
+                "osImage": "Debian GNU/Linux 12 (bookworm)",
+                "kubeProxyVersion": "v1.23.17",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
+                "kernelVersion": "6.1",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "lastHeartbeatTime": "2026-11-26T00:00:00Z",
+                    "lastTransitionTime": "2026-11-26T00:00:00Z",
+                }
+            ],
+        },
+    }
+
+
+def _pod(index: int, nodes: int) -> dict[str, Any]:
+    agent = index % 30 == 0
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet" if agent else "ReplicaSet",
+        "name": "agent" if agent else f"web-{index % 97}-5d8f",
+        "uid": f"00000000-0000-0000-0000-{index % 97:012d}",
+        "controller": True,
+    }
+    volumes = (
+        [{"name": "run", "hostPath": {"path": "/var/run"}}]
+        if agent
+        else [{"name": "cfg", "configMap": {"name": "cfg"}}]
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"pod-{index:06d}",
+            "namespace": "bench",
+            "labels": {"app": f"web-{index % 97}", "pod-template-hash": "5d8f"},
+            "ownerReferences": [owner],
+        },
+        "spec": {
+            "nodeName": f"bench-node-{index % nodes:05d}",
+            "volumes": volumes,
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "registry.example/app:1.0",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                    "env": [{"name": "MODE", "value": "bench"}],
+                }
+            ],
+        },
+    }
+
+
+async def _create(kubeconfig: Path, nodes: int, pods: int, concurrency: int) -> dict[str, float]:
+    client = make_client(kubeconfig, timeout=120)
+    limit = asyncio.Semaphore(concurrency)
+    failures: list[str] = []
+
+    async def post(path: str, body: dict[str, Any]) -> None:
+        async with limit:
+            for _attempt in range(5):
+                response = await raw_request(client, "POST", path, body=body)
+                if response.status in (200, 201, 409):
+                    return
+                if response.status in (429, 500, 503, 504):
+                    await asyncio.sleep(0.5)
+                    continue
+                break
+            failures.append(f"{path}: {response.status} {response.message}")
+
+    async def in_batches(items: list[tuple[str, dict[str, Any]]]) -> None:
+        # Bounded: never more than a few thousand coroutines alive at once.
+        for start in range(0, len(items), 4000):
+            await asyncio.gather(*(post(path, body) for path, body in items[start : start + 4000]))
+
+    figures: dict[str, float] = {}
+    await post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+    started = time.perf_counter()
+    await in_batches([("/api/v1/nodes", _node(i)) for i in range(nodes)])
+    figures["nodes_seconds"] = time.perf_counter() - started
+    started = time.perf_counter()
+    for start in range(0, pods, 20000):
+        await in_batches(
+            [
+                ("/api/v1/namespaces/bench/pods", _pod(i, nodes))
+                for i in range(start, min(pods, start + 20000))
+            ]
+        )
+    figures["pods_seconds"] = time.perf_counter() - started
+    await client.close()
+    if failures:
+        raise SystemExit(f"{len(failures)} creates failed, e.g. {failures[:3]}")
+    return figures
+
+
+async def _audit(kubeconfig: Path, chunk_size: int) -> dict[str, Any]:
+    client = make_client(kubeconfig, timeout=120)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    report = await audit_cluster(client, chunk_size=chunk_size)
+    seconds = time.perf_counter() - started
+    await client.close()
+    verdicts: dict[str, int] = {}
+    for node in report.nodes:
+        verdicts[node.runtime.runtime.value] = verdicts.get(node.runtime.runtime.value, 0) + 1
+    return {
+        "audit_seconds": seconds,
+        "nodes": len(report.nodes),
+        "pods": report.pods_seen,
+        "verdicts": verdicts,
+        "socket_findings": len(report.socket_mounts),
+        "rss_before_kib": rss_before,
+        "rss_peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    }
+
+
+def audit_child(kubeconfig: Path, chunk_size: int, trace: bool) -> None:
+    if trace:
+        import tracemalloc
+
+        tracemalloc.start()
+    result = asyncio.run(_audit(kubeconfig, chunk_size))
+    if trace:
+        import tracemalloc
+
+        result["tracemalloc_peak_kib"] = tracemalloc.get_traced_memory()[1] // 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--nodes", type=int, default=2000)
+    parser.add_argument("--pods", type=int, default=60000)
+    parser.add_argument("--concurrency", type=int, default=96)
+    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--audit-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.audit_only:
+        audit_child(args.audit_only, args.chunk_size, args.trace)
+        return
+
+    sys.path.insert(0, str(ROOT))
+    from tests.apiserver_fixture import LocalApiServer
+
+    with LocalApiServer(controllers=False) as server:
+        print(
+            f"kube-apiserver up at {server.url}; creating {args.nodes} nodes and {args.pods} pods "
+            f"(concurrency {args.concurrency})",
+            flush=True,
+        )
+        figures = asyncio.run(_create(server.kubeconfig, args.nodes, args.pods, args.concurrency))
+        print(
+            f"created nodes in {figures['nodes_seconds']:.1f}s, pods in {figures['pods_seconds']:.1f}s "
+            f"({args.pods / figures['pods_seconds']:.0f} pods/s)",
+            flush=True,
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+        for trace in (False, True):
+            argv = [
+                sys.executable,
+                "-m",
+                "benchmarks.audit_bench",
+                "--audit-only",
+                str(server.kubeconfig),
+                "--chunk-size",
+                str(args.chunk_size),
+            ] + (["--trace"] if trace else [])
+            child = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+            if child.returncode != 0:
+                raise SystemExit(f"audit child failed:\n{child.stderr[-3000:]}")
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            label = "audit under tracemalloc" if trace else "audit"
+            line = (
+                f"{label}: {result['nodes']} nodes, {result['pods']} pods in {result['audit_seconds']:.2f}s; "
+                f"verdicts {result['verdicts']}; socket findings {result['socket_findings']}; "
+                f"peak RSS {result['rss_peak_kib'] / 1024:.1f} MiB "
+                f"(before audit {result['rss_before_kib'] / 1024:.1f} MiB)"
+            )
+            if trace:
+                line += f"; peak Python heap {result['tracemalloc_peak_kib'] / 1024:.1f} MiB"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

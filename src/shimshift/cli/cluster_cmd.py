@@ -1,0 +1,379 @@
+"""``shimshift audit``, ``cordon``, ``uncordon`` and ``drain``: the cluster side, with kubectl's flags.
+
+Only this module prints. Text output follows kubectl's wording where kubectl has one ("node/x cordoned",
+"evicting pod ns/x", "error when evicting ... (will retry after 5s)") so operators read it as they read
+kubectl; ``-o json`` gives one object per node in the shape of issue 4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from shimshift.adapters.kube.audit import AuditReport, audit_cluster
+from shimshift.adapters.kube.client import ApiFailure, list_pages, make_client
+from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, DrainResult, drain_node
+from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
+from shimshift.core.drain import DrainOptions, DryRun
+from shimshift.core.errors import Refusal
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float:
+    """kubectl's --timeout: a Go duration ("90s", "5m", "1h30m", "0s") or plain seconds ("30")."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    if not text or _DURATION.sub("", text):
+        raise click.BadParameter(f"{text!r} is not a duration (use e.g. 90s, 5m, 1h30m, or 0 for none)")
+    return sum(float(value) * _UNITS[unit] for value, unit in _DURATION.findall(text))
+
+
+def kube_options(function: F) -> F:
+    """kubectl's global options."""
+    function = click.option("--context", "context", default=None, help="The kubeconfig context to use.")(
+        function
+    )
+    return click.option(
+        "--kubeconfig",
+        "kubeconfig",
+        default=None,
+        type=click.Path(path_type=Path),
+        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
+    )(function)
+
+
+def _run(coroutine: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except Refusal as refusal:
+        click.echo(f"error: {refusal}", err=True)
+        sys.exit(1)
+    except ApiFailure as failure:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(1)
+
+
+async def _select_nodes(client: Any, names: tuple[str, ...], selector: str | None) -> list[str]:
+    if names and selector:
+        raise Refusal("give node names or --selector, not both", "kubectl refuses the same")
+    if selector:
+        found: list[str] = []
+        async for page in list_pages(client, "/api/v1/nodes", params={"labelSelector": selector}):
+            found.extend(str(node["metadata"]["name"]) for node in page)
+        if not found:
+            raise Refusal(f"no node matches the selector {selector!r}", "check it with kubectl get nodes -l")
+        return found
+    if not names:
+        raise Refusal("no node given", "name one or more nodes, or use -l SELECTOR")
+    for name in names:
+        await get_node(client, name)  # a missing node is refused before anything changes
+    return list(names)
+
+
+# -- audit -------------------------------------------------------------------------------------------------
+def render_audit(report: AuditReport, console: Console) -> None:
+    table = Table(title="Nodes", title_justify="left")
+    for column in (
+        "NODE",
+        "ROLE",
+        "READY",
+        "SCHED",
+        "KUBELET",
+        "RUNTIME VERSION",
+        "CRI SOCKET",
+        "PODS",
+        "VERDICT",
+    ):
+        table.add_column(column, overflow="fold")
+    for node in report.nodes:
+        table.add_row(
+            node.name,
+            node.role,
+            "yes" if node.ready else "NO",
+            "yes" if node.schedulable else "no",
+            node.kubelet_version,
+            node.container_runtime_version,
+            node.cri_socket or "-",
+            str(node.pods),
+            node.runtime.runtime.value,
+        )
+    console.print(table)
+    for node in report.nodes:
+        console.print(
+            f"[bold]{node.name}[/]: {node.runtime.runtime.value} — " + "; ".join(node.runtime.evidence),
+            highlight=False,
+        )
+    if report.socket_mounts:
+        mounts = Table(title="Workloads that can reach a Docker socket", title_justify="left")
+        for column in ("WORKLOAD", "EXAMPLE POD", "NODE", "HOSTPATH", "KIND", "REACHES"):
+            mounts.add_column(column, overflow="fold")
+        for mount in report.socket_mounts:
+            mounts.add_row(
+                mount.workload, mount.pod, mount.node, mount.path, mount.kind, ", ".join(mount.reaches)
+            )
+        console.print(mounts)
+    else:
+        console.print("No workload mounts a Docker or dockershim socket, or a directory above one.")
+
+
+@click.command("audit")
+@kube_options
+@click.option("-l", "--selector", default=None, help="Only nodes matching this label selector.")
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json", "yaml"]), default="table", show_default=True
+)
+@click.option(
+    "--chunk-size", type=click.IntRange(min=0), default=500, show_default=True, help="Objects per API page."
+)
+def audit_command(
+    kubeconfig: Path | None, context: str | None, selector: str | None, output: str, chunk_size: int
+) -> None:
+    """Show each node's kubelet, runtime and cri-socket, a runtime verdict with its evidence, and the
+    workloads that mount the Docker socket (or /var/run, /run)."""
+
+    async def run() -> AuditReport:
+        async with make_client(kubeconfig, context=context) as client:
+            return await audit_cluster(client, selector=selector, chunk_size=chunk_size)
+
+    report = _run(run())
+    if output == "json":
+        click.echo(json.dumps(report.to_json(), indent=2))
+    elif output == "yaml":
+        click.echo(yaml.safe_dump(report.to_json(), sort_keys=False), nl=False)
+    else:
+        # Piped output keeps whole names and paths (rich would squeeze the table to 80 columns).
+        render_audit(report, Console() if sys.stdout.isatty() else Console(width=220))
+
+
+# -- cordon / uncordon -------------------------------------------------------------------------------------
+@click.command("cordon")
+@kube_options
+@click.argument("nodes", nargs=-1)
+@click.option("-l", "--selector", default=None, help="Cordon the nodes matching this label selector.")
+@click.option("--dry-run", type=click.Choice([d.value for d in DryRun]), default="none", show_default=True)
+def cordon_command(
+    kubeconfig: Path | None, context: str | None, nodes: tuple[str, ...], selector: str | None, dry_run: str
+) -> None:
+    """Mark nodes unschedulable, recording that shimshift did it (so only we undo it)."""
+
+    async def run() -> None:
+        async with make_client(kubeconfig, context=context) as client:
+            for node in await _select_nodes(client, nodes, selector):
+                if dry_run == "client":
+                    click.echo(f"node/{node} cordoned (dry run)")
+                    continue
+                current = await get_node(client, node)
+                already = bool(current.get("spec", {}).get("unschedulable"))
+                ours = await cordon(client, node, dry_run=dry_run == "server")
+                suffix = " (server dry run)" if dry_run == "server" else ""
+                if already:
+                    owner = "shimshift" if ours else "someone else: shimshift will not uncordon it"
+                    click.echo(f"node/{node} already cordoned (by {owner})")
+                else:
+                    click.echo(f"node/{node} cordoned{suffix}")
+
+    _run(run())
+
+
+@click.command("uncordon")
+@kube_options
+@click.argument("nodes", nargs=-1)
+@click.option("-l", "--selector", default=None, help="Uncordon the nodes matching this label selector.")
+@click.option("--dry-run", type=click.Choice([d.value for d in DryRun]), default="none", show_default=True)
+def uncordon_command(
+    kubeconfig: Path | None, context: str | None, nodes: tuple[str, ...], selector: str | None, dry_run: str
+) -> None:
+    """Mark nodes schedulable again, but only those shimshift cordoned."""
+
+    async def run() -> None:
+        async with make_client(kubeconfig, context=context) as client:
+            for node in await _select_nodes(client, nodes, selector):
+                current = await get_node(client, node)
+                if not current.get("spec", {}).get("unschedulable"):
+                    click.echo(f"node/{node} already uncordoned")
+                    continue
+                if dry_run == "client":
+                    click.echo(f"node/{node} uncordoned (dry run)")
+                    continue
+                if await uncordon_if_ours(client, node, dry_run=dry_run == "server"):
+                    click.echo(
+                        f"node/{node} uncordoned" + (" (server dry run)" if dry_run == "server" else "")
+                    )
+                else:
+                    click.echo(
+                        f"node/{node} left cordoned: shimshift did not cordon it "
+                        "(use kubectl uncordon if that is really meant)"
+                    )
+
+    _run(run())
+
+
+# -- drain -------------------------------------------------------------------------------------------------
+def text_progress(event: DrainEvent, options: DrainOptions) -> None:
+    """kubectl-like lines for the text output."""
+    out = click.echo
+    if event.kind is DrainEventKind.CORDONED:
+        out(f"node/{event.node} cordoned")
+    elif event.kind is DrainEventKind.NOT_OUR_CORDON:
+        out(f"node/{event.node} already cordoned by someone else; shimshift will leave it cordoned")
+    elif event.kind is DrainEventKind.WARNING:
+        out(f"WARNING: {event.message}", err=True)
+    elif event.kind is DrainEventKind.REFUSED:
+        out(f"error: unable to drain node {event.node!r}: {event.message}", err=True)
+    elif event.kind is DrainEventKind.EVICTING:
+        out(f"evicting pod {event.pod}" + (" (server dry run)" if options.dry_run is DryRun.SERVER else ""))
+    elif event.kind is DrainEventKind.BLOCKED:
+        namespace, _, name = (event.pod or "").partition("/")
+        budget = f" [PodDisruptionBudget {event.pdb}]" if event.pdb else ""
+        out(f'error when evicting pods/"{name}" -n "{namespace}"{budget}: {event.message}', err=True)
+    elif event.kind is DrainEventKind.EVICTED and options.dry_run is DryRun.CLIENT:
+        out(f"evicting pod {event.pod} (dry run)")
+    elif event.kind in (DrainEventKind.GONE, DrainEventKind.DELETED) and options.dry_run is DryRun.NONE:
+        if event.kind is DrainEventKind.GONE:
+            out(f"pod/{(event.pod or '').partition('/')[2]} evicted")
+    elif event.kind is DrainEventKind.FAILED:
+        out(f"error: pod {event.pod}: {event.message}", err=True)
+    elif event.kind is DrainEventKind.TIMEOUT:
+        out(f"error: {event.message}", err=True)
+
+
+@click.command("drain")
+@kube_options
+@click.argument("nodes", nargs=-1)
+@click.option("-l", "--selector", default=None, help="Drain the nodes matching this label selector.")
+@click.option("--ignore-daemonsets", is_flag=True, help="Ignore DaemonSet-managed pods.")
+@click.option(
+    "--delete-emptydir-data", is_flag=True, help="Continue even if pods use emptyDir (data is lost)."
+)
+@click.option("--delete-local-data", is_flag=True, hidden=True, help="Deprecated: --delete-emptydir-data.")
+@click.option("--force", is_flag=True, help="Continue even for pods that declare no controller.")
+@click.option(
+    "--grace-period",
+    type=int,
+    default=-1,
+    show_default=True,
+    help="Seconds each pod gets to terminate; -1 = the pod's own value.",
+)
+@click.option(
+    "--timeout",
+    "timeout_text",
+    default="0s",
+    show_default=True,
+    help="Give up after this long (0 = never), e.g. 5m.",
+)
+@click.option("--pod-selector", default=None, help="Only pods matching this label selector.")
+@click.option("--disable-eviction", is_flag=True, help="DELETE pods instead of evicting (bypasses PDBs).")
+@click.option(
+    "--skip-wait-for-delete-timeout",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Do not wait for pods deleted more than this many seconds ago.",
+)
+@click.option("--chunk-size", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option(
+    "--dry-run",
+    type=click.Choice([d.value for d in DryRun]),
+    default="none",
+    show_default=True,
+    help="client: show what would be evicted; server: also ask the API which pods a PDB blocks.",
+)
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def drain_command(
+    kubeconfig: Path | None,
+    context: str | None,
+    nodes: tuple[str, ...],
+    selector: str | None,
+    ignore_daemonsets: bool,
+    delete_emptydir_data: bool,
+    delete_local_data: bool,
+    force: bool,
+    grace_period: int,
+    timeout_text: str,
+    pod_selector: str | None,
+    disable_eviction: bool,
+    skip_wait_for_delete_timeout: int,
+    chunk_size: int,
+    dry_run: str,
+    output: str,
+) -> None:
+    """Cordon, then evict the pods of each node in turn, with kubectl drain's rules (PDBs respected)."""
+    try:
+        options = DrainOptions(
+            ignore_daemonsets=ignore_daemonsets,
+            delete_emptydir_data=delete_emptydir_data or delete_local_data,
+            force=force,
+            grace_period=grace_period,
+            timeout=parse_duration(timeout_text),
+            pod_selector=pod_selector,
+            disable_eviction=disable_eviction,
+            skip_wait_for_delete_timeout=skip_wait_for_delete_timeout,
+            dry_run=DryRun(dry_run),
+            chunk_size=chunk_size,
+        )
+    except Refusal as refusal:
+        raise click.UsageError(str(refusal)) from refusal
+
+    def on_event(event: DrainEvent) -> None:
+        if output == "text":
+            text_progress(event, options)
+
+    async def run() -> list[DrainResult]:
+        results: list[DrainResult] = []
+        async with make_client(kubeconfig, context=context) as client:
+            selected = await _select_nodes(client, nodes, selector)
+            # kubectl cordons every node first, so pods evicted from the first do not land on the next.
+            if options.dry_run is not DryRun.CLIENT:
+                for node in selected:
+                    ours = await cordon(client, node, dry_run=options.dry_run is DryRun.SERVER)
+                    on_event(
+                        DrainEvent(DrainEventKind.CORDONED if ours else DrainEventKind.NOT_OUR_CORDON, node)
+                    )
+            elif output == "text":
+                for node in selected:
+                    click.echo(f"node/{node} cordoned (dry run)")
+            for node in selected:
+                result = await drain_node(client, node, options, on_event=on_event, cordon_first=False)
+                results.append(result)
+                if output == "json":
+                    click.echo(json.dumps(result.to_json()))
+                elif result.drained:
+                    click.echo(
+                        f"node/{node} drained" + ("" if options.dry_run is DryRun.NONE else " (dry run)")
+                    )
+                else:
+                    if result.blocked:
+                        for item in result.blocked:
+                            click.echo(f"blocked: pod {item.pod} by PodDisruptionBudget {item.pdb}", err=True)
+                    if result.pending and options.dry_run is DryRun.NONE:
+                        click.echo(
+                            f"There are pending pods in node {node!r}: {', '.join(result.pending)}", err=True
+                        )
+                    click.echo(f"error: unable to drain node {node!r}, continuing command...", err=True)
+        return results
+
+    results = _run(run())
+    failed = [result.node for result in results if not result.drained]
+    if failed:
+        if output == "text":
+            click.echo("There are pending nodes to be drained:\n " + "\n ".join(failed), err=True)
+        sys.exit(1)
+
+
+COMMANDS = (audit_command, cordon_command, uncordon_command, drain_command)

@@ -1,0 +1,104 @@
+"""The health gate's decision (pure) and the CLI's duration parsing.
+
+Matrix: healthy; Ready False; no Ready condition; heartbeat equal to / older than T; a condition that was
+good and turned bad vs one that was already bad in the baseline; a DaemonSet pod not Running; a DaemonSet
+of the baseline with no pod; terminating DaemonSet pods ignored; kubectl-style durations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import click
+import pytest
+
+from shimshift.adapters.kube.health import NodeBaseline, evaluate_health
+from shimshift.cli.cluster_cmd import parse_duration
+
+T = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def node(*, ready: str = "True", beat: str = "2026-11-26T12:00:05Z", **conditions: str) -> dict[str, Any]:
+    statuses = {"Ready": ready, "DiskPressure": "False", **conditions}
+    return {
+        "metadata": {"name": "w"},
+        "status": {
+            "conditions": [
+                {"type": kind, "status": status, "lastHeartbeatTime": beat, "message": f"{kind} {status}"}
+                for kind, status in statuses.items()
+            ]
+        },
+    }
+
+
+def ds_pod(name: str, phase: str = "Running", ds: str = "agent", deleting: bool = False) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": "kube-system",
+        "ownerReferences": [{"kind": "DaemonSet", "name": ds, "controller": True}],
+    }
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-11-26T12:00:00Z"
+    return {"metadata": metadata, "status": {"phase": phase}}
+
+
+def test_healthy() -> None:
+    report = evaluate_health(node(), [ds_pod("agent-1")], since=T)
+    assert report.healthy and report.missing == () and report.daemonset_pods == ("kube-system/agent-1",)
+
+
+@pytest.mark.parametrize(
+    ("facts", "fragment"),
+    [
+        (node(ready="False"), "Ready is False"),
+        (node(beat="2026-11-26T12:00:00Z"), "no heartbeat since"),
+        (node(beat="2026-11-26T11:59:00Z"), "(last 11:59:00Z)"),
+        (node(DiskPressure="True"), "condition DiskPressure turned True"),
+        ({"metadata": {"name": "w"}, "status": {}}, "no Ready condition"),
+    ],
+)
+def test_what_is_missing(facts: dict[str, Any], fragment: str) -> None:
+    report = evaluate_health(facts, [], since=T)
+    assert not report.healthy
+    assert any(fragment in item for item in report.missing), report.missing
+
+
+def test_a_condition_bad_before_is_not_blamed_on_the_restart() -> None:
+    baseline = NodeBaseline(conditions={"Ready": "True", "DiskPressure": "True"})
+    assert evaluate_health(node(DiskPressure="True"), [], since=T, baseline=baseline).healthy
+    fresh = NodeBaseline(conditions={"Ready": "True", "DiskPressure": "False"})
+    assert not evaluate_health(node(DiskPressure="True"), [], since=T, baseline=fresh).healthy
+
+
+def test_daemonset_pods() -> None:
+    report = evaluate_health(node(), [ds_pod("agent-1", phase="Pending")], since=T)
+    assert report.missing == ("DaemonSet pod kube-system/agent-1 is Pending",)
+    baseline = NodeBaseline(conditions={}, daemonsets=frozenset({"kube-system/agent", "kube-system/proxy"}))
+    report = evaluate_health(
+        node(), [ds_pod("agent-1"), ds_pod("proxy-1", ds="proxy", deleting=True)], since=T, baseline=baseline
+    )
+    assert report.missing == ("DaemonSet kube-system/proxy has no Running pod on the node",)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("0", 0.0),
+        ("30", 30.0),
+        ("0s", 0.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("1.5s", 1.5),
+        ("250ms", 0.25),
+    ],
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 m", "-1s", "1d"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(click.BadParameter):
+        parse_duration(text)
