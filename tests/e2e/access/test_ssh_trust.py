@@ -7,7 +7,7 @@ Matrix:
   file we pass), unless insecure_accept_unknown_host_keys=True is given explicitly.
 - a unix socket on the node reached through forward_local_path: bytes round-trip.
 - non-root login without sudo rights → Refusal naming the user, the command and NOPASSWD.
-- NodePool: one connection per node, shared by concurrent callers.
+- NodePool: one connection per node, shared by concurrent callers; discard forces a reconnect.
 """
 
 from __future__ import annotations
@@ -142,5 +142,9 @@ async def test_pool_opens_one_connection_per_node(sshd: Sshd) -> None:
         assert first is not third
         assert opened == [HOST_ALIAS, NOSUDO_ALIAS]
         assert (await first.run(["id", "-u"])).stdout == b"0\n"
+        await pool.discard(HOST_ALIAS)
+        again = await pool.get(HOST_ALIAS)
+        assert again is not first
+        assert opened == [HOST_ALIAS, NOSUDO_ALIAS, HOST_ALIAS]
     finally:
         await pool.close()
