@@ -18,11 +18,14 @@ cd "$work"
 export GOFLAGS=-mod=mod CGO_ENABLED=0
 modfile=$(go mod download -json "$module@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
 staging_version="v0.${version#v1.}"
+# The wrapper declares the dependency's own `go` line: Go refuses a main module older than a
+# dependency (cri-dockerd v0.3.17 says go 1.23.7), and GODEBUG defaults then match upstream's.
+go_line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$modfile")
 
 {
   echo "module shimshift.local/labbuild"
   echo
-  echo "go 1.19"
+  echo "go ${go_line:-1.19}"
   echo
   echo "require $module $version"
   echo

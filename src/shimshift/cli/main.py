@@ -13,5 +13,9 @@ def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""
 
 
+from shimshift.cli import lab_cmd  # noqa: E402
+
+main.add_command(lab_cmd.lab)
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,136 @@
+"""`shimshift lab ...`: a throwaway kubeadm v1.23.17 cluster on dockershim, for trying a migration."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from shimshift.core.errors import Refusal
+from shimshift.lab import cluster
+from shimshift.lab.docker import LabError
+from shimshift.lab.model import DEFAULT_DIRECTORY, CriDockerdMode, LabSpec, lab_files
+
+_dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DIRECTORY,
+    show_default=True,
+    envvar="SHIMSHIFT_LAB_DIR",
+    help="Lab directory (kubeconfig, ssh key, ssh_config, known_hosts, lab.json).",
+)
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(e: Exception) -> None:
+    raise click.ClickException(str(e)) from e
+
+
+@click.group("lab")
+def lab() -> None:
+    """A throwaway kubeadm v1.23.17 cluster of Docker Engine nodes on dockershim, built offline."""
+
+
+@lab.command("up")
+@click.option("--workers", type=int, default=2, show_default=True, help="Number of worker nodes.")
+@click.option(
+    "--cri-dockerd",
+    "cri_dockerd",
+    type=click.Choice([m.value for m in CriDockerdMode]),
+    default=CriDockerdMode.RUNNING.value,
+    show_default=True,
+    help="State cri-dockerd is left in on every node.",
+)
+@click.option("--replace", is_flag=True, help="Take down an existing lab first.")
+@_dir_option
+def up_cmd(workers: int, cri_dockerd: str, replace: bool, directory: Path) -> None:
+    """Build the lab: 1 control plane + N workers, sample workloads, ssh access."""
+    console = _console()
+    started = time.monotonic()
+    try:
+        spec = LabSpec(workers=workers, cri_dockerd=CriDockerdMode(cri_dockerd))
+        if replace:
+            cluster.down(directory=directory, remove_images=False, progress=lambda m: console.print(f"  {m}"))
+        info = cluster.up(
+            spec=spec,
+            directory=directory,
+            progress=lambda m: console.print(f"[dim]{time.monotonic() - started:5.0f}s[/] {m}"),
+        )
+    except (LabError, Refusal) as e:
+        _fail(e)
+        return
+    console.print(f"lab up in {time.monotonic() - started:.0f}s; lab directory: {info.directory}")
+    console.print(f'  kubectl --kubeconfig "{info.kubeconfig}" get nodes')
+    console.print(f"  ssh -F {info.ssh_config} {info.nodes[-1].name}")
+    click.echo(str(info.directory))
+
+
+@lab.command("down")
+@click.option("--keep-images", is_flag=True, help="Keep the node image (faster next `lab up`).")
+@_dir_option
+def down_cmd(keep_images: bool, directory: Path) -> None:
+    """Remove every container, volume, network and image the lab made (idempotent)."""
+    console = _console()
+    started = time.monotonic()
+    try:
+        report = cluster.down(directory=directory, remove_images=not keep_images, progress=console.print)
+    except LabError as e:
+        _fail(e)
+        return
+    total = len(report.containers) + len(report.volumes) + len(report.networks) + len(report.images)
+    console.print(
+        f"lab down in {time.monotonic() - started:.0f}s: removed {total} Docker objects"
+        if total
+        else "lab down: nothing to remove"
+    )
+
+
+@lab.command("status")
+@_dir_option
+def status_cmd(directory: Path) -> None:
+    """Show nodes, readiness, kubelet and cri-dockerd state; exit 1 when the lab is not healthy."""
+    console = Console(highlight=False)
+    try:
+        st = cluster.status(directory)
+    except LabError as e:
+        _fail(e)
+        return
+    console.print(f"lab directory: {st.directory}")
+    if st.info is not None:
+        table = Table("node", "role", "ip", "container", "Ready", "kubelet", "cri-dockerd")
+        for n in st.nodes:
+            table.add_row(n.name, n.role, n.ip, n.container, n.ready, n.kubelet, n.cri_dockerd)
+        console.print(table)
+    for p in st.problems:
+        console.print(f"[red]problem:[/] {p}")
+    if not st.healthy:
+        raise SystemExit(1)
+    console.print("healthy")
+
+
+def _print_path(directory: Path, key: str) -> None:
+    path = lab_files(directory)[key]
+    if not path.exists():
+        raise click.ClickException(f"{path} does not exist; run `shimshift lab up`")
+    click.echo(str(path))
+
+
+@lab.command("kubeconfig")
+@_dir_option
+def kubeconfig_cmd(directory: Path) -> None:
+    """Print the admin kubeconfig's path: kubectl --kubeconfig "$(shimshift lab kubeconfig)" get nodes."""
+    _print_path(directory, "kubeconfig")
+
+
+@lab.command("ssh-config")
+@_dir_option
+def ssh_config_cmd(directory: Path) -> None:
+    """Print the ssh_config's path: ssh -F "$(shimshift lab ssh-config)" shimshift-lab-worker."""
+    _print_path(directory, "ssh_config")

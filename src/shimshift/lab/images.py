@@ -1,0 +1,238 @@
+"""The lab's artifacts: built binaries, the node image and the images loaded inside the nodes.
+
+Everything is made offline on this machine by the scripts in ``lab/`` at the repository root
+(Go modules through the Go module proxy, Debian packages through apt, ``docker import``; nothing
+is pulled from a container registry). Each script skips work whose result is already there, so
+``ensure_artifacts`` is cheap when everything is cached: it only checks.
+
+What the cluster side needs to know about the images is in ``lab/image/README.md``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shimshift.core.errors import Refusal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+KUBERNETES_VERSION = "v1.23.17"
+# Only its kubelet: it proves a migrated node is ready for 1.24 (no dockershim there).
+KUBELET_NEXT_VERSION = "v1.24.17"
+# v0.3.21 was asked for, but this machine's Go module proxy answers 403 for every cri-dockerd
+# version but v0.3.17 and v0.4.0; v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
+# (../shared/reference/dockershim-to-cri-dockerd.md §4).
+CRI_DOCKERD_VERSION = "v0.3.17"
+NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
+WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"
+DEFAULT_CACHE_DIR = Path("/var/cache/shimshift")
+
+KUBERNETES_COMPONENTS = (
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+)
+
+# Exit status of build-node-image.sh / build-inner-images.sh --check when a rebuild is due.
+_STALE = 3
+_LOG_TAIL_LINES = 25
+
+
+@dataclass(frozen=True)
+class LabVersions:
+    """What the lab is made of."""
+
+    kubernetes: str = KUBERNETES_VERSION
+    kubelet_next: str = KUBELET_NEXT_VERSION
+    cri_dockerd: str = CRI_DOCKERD_VERSION
+
+
+@dataclass(frozen=True)
+class LabArtifacts:
+    """Where the built artifacts are.
+
+    ``inner_images_tar`` is one ``docker save`` archive to ``docker load`` in every node; it holds
+    ``inner_images`` (the exact references kubeadm 1.23.17 and the kubelet use, plus
+    ``workload_image``).
+    """
+
+    node_image: str
+    inner_images_tar: Path
+    inner_images: tuple[str, ...]
+    workload_image: str
+    kubelet_124: Path
+    cri_dockerd: Path
+    bin_dir_123: Path
+    versions: LabVersions
+
+
+def lab_scripts_dir() -> Path:
+    """The ``lab/`` folder of the checkout this package runs from (installed editable)."""
+    return Path(__file__).resolve().parents[3] / "lab"
+
+
+def ensure_artifacts(
+    *,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    progress: Callable[[str], None] | None = None,
+    lab_dir: Path | None = None,
+) -> LabArtifacts:
+    """Build whatever lab artifact is missing or out of date, and say where they all are.
+
+    Idempotent and safe to call from two processes at once (a lock under ``cache_dir``). Builds run
+    the scripts under ``lab_dir`` (default: :func:`lab_scripts_dir`); each build's full output goes
+    to ``cache_dir/logs/<step>.log``. ``progress`` hears one line when a build starts and one when it
+    ends; nothing is reported for what is already cached.
+
+    Raises :class:`Refusal` if the scripts are missing or a build fails (with the end of its log).
+    """
+    scripts = lab_dir if lab_dir is not None else lab_scripts_dir()
+    if not (scripts / "build").is_dir() or not (scripts / "image").is_dir():
+        raise Refusal(
+            what=f"the lab build scripts are not at {scripts}",
+            hint="install shimshift editable from its git checkout (pip install -e .), which has lab/",
+            file=str(scripts),
+        )
+    report = progress if progress is not None else _silent
+    bin_123 = cache_dir / "bin" / KUBERNETES_VERSION
+    bin_124 = cache_dir / "bin" / KUBELET_NEXT_VERSION
+    cri_dir = cache_dir / "bin" / f"cri-dockerd-{CRI_DOCKERD_VERSION}"
+    images_tar = cache_dir / "images" / f"lab-images-{KUBERNETES_VERSION}.tar"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    runner = _Runner(logs=cache_dir / "logs", report=report)
+
+    with _locked(cache_dir / ".artifacts.lock"):
+        if not _all_executable(bin_123, KUBERNETES_COMPONENTS):
+            runner.build(
+                f"Kubernetes {KUBERNETES_VERSION} binaries (cold: about 30 minutes on 2 cores)",
+                "kubernetes-" + KUBERNETES_VERSION,
+                [str(scripts / "build" / "build-kubernetes.sh"), KUBERNETES_VERSION, str(bin_123)],
+            )
+        if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
+            runner.build(
+                f"cri-dockerd {CRI_DOCKERD_VERSION} (cold: about 5 minutes)",
+                "cri-dockerd-" + CRI_DOCKERD_VERSION,
+                [str(scripts / "build" / "build-cri-dockerd.sh"), CRI_DOCKERD_VERSION, str(cri_dir)],
+            )
+        if not _all_executable(bin_124, ("kubelet",)):
+            runner.build(
+                f"kubelet {KUBELET_NEXT_VERSION} (cold: about 10 minutes)",
+                "kubelet-" + KUBELET_NEXT_VERSION,
+                [
+                    str(scripts / "build" / "build-kubernetes.sh"),
+                    KUBELET_NEXT_VERSION,
+                    str(bin_124),
+                    "kubelet",
+                ],
+            )
+        node_argv = [
+            str(scripts / "image" / "build-node-image.sh"),
+            NODE_IMAGE,
+            str(bin_123),
+            str(cri_dir),
+            str(cache_dir),
+        ]
+        runner.build_if_stale(f"node image {NODE_IMAGE} (cold: 3 to 5 minutes)", "node-image", node_argv)
+        inner_argv = [str(scripts / "image" / "build-inner-images.sh"), str(bin_123), str(images_tar)]
+        runner.build_if_stale(f"images for inside the nodes ({images_tar.name})", "inner-images", inner_argv)
+
+    return LabArtifacts(
+        node_image=NODE_IMAGE,
+        inner_images_tar=images_tar,
+        inner_images=_read_image_list(images_tar),
+        workload_image=WORKLOAD_IMAGE,
+        kubelet_124=bin_124 / "kubelet",
+        cri_dockerd=cri_dir / "cri-dockerd",
+        bin_dir_123=bin_123,
+        versions=LabVersions(),
+    )
+
+
+def tail_lines(text: str, count: int) -> list[str]:
+    """The last ``count`` non-empty lines of ``text`` (for error messages)."""
+    return list(deque((line for line in text.splitlines() if line.strip()), maxlen=count))
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+def _all_executable(directory: Path, names: Sequence[str]) -> bool:
+    return all(os.access(directory / name, os.X_OK) for name in names)
+
+
+def _read_image_list(images_tar: Path) -> tuple[str, ...]:
+    listing = images_tar.with_name(images_tar.name + ".images")
+    try:
+        return tuple(line for line in listing.read_text().splitlines() if line)
+    except FileNotFoundError as missing:
+        raise Refusal(
+            what=f"the image list {listing} is missing although {images_tar.name} was built",
+            hint=f"delete {images_tar} and run again to rebuild it",
+            file=str(listing),
+        ) from missing
+
+
+class _locked:
+    """An exclusive ``flock`` on ``path`` for the duration of a ``with`` block."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self._fd)  # closing releases the lock
+
+
+@dataclass
+class _Runner:
+    logs: Path
+    report: Callable[[str], None]
+
+    def build_if_stale(self, label: str, step: str, argv: list[str]) -> None:
+        """Run ``argv`` if its ``--check`` form says the result is out of date."""
+        check_argv = [argv[0], "--check", *argv[1:]]
+        check = subprocess.run(check_argv, capture_output=True, text=True, check=False)
+        if check.returncode == 0:
+            return
+        if check.returncode != _STALE:
+            output = check.stdout + check.stderr
+            self.logs.mkdir(parents=True, exist_ok=True)
+            (self.logs / f"{step}.log").write_text(output)
+            self._fail(label, step, check_argv, check.returncode, output)
+        self.build(label, step, argv)
+
+    def build(self, label: str, step: str, argv: list[str]) -> None:
+        self.report(f"building {label}")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{step}.log"
+        started = time.monotonic()
+        with log.open("w") as out:
+            result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            self._fail(label, step, argv, result.returncode, log.read_text(errors="replace"))
+        self.report(f"built {label} in {time.monotonic() - started:.0f}s")
+
+    def _fail(self, label: str, step: str, argv: list[str], code: int, output: str) -> None:
+        tail = "\n".join(tail_lines(output, _LOG_TAIL_LINES))
+        raise Refusal(
+            what=f"building {label} failed (exit status {code}):\n{tail}",
+            hint=f"full log: {self.logs / f'{step}.log'}; fix the cause and run again "
+            "(finished steps are kept)",
+            file=argv[0],
+        )

@@ -1,0 +1,165 @@
+"""What the lab writes: kubeadm configs, CNI config, routes, ssh files, workloads.
+
+Matrix: kubeadm init config (dockershim socket, no pulls, skipped addons, pinned version, cgroup driver
+from the node, named preflight ignores), join config, CNI config per podCIDR (cniVersion 0.4.0 for
+1.23's libcni), routes to every other node only, ssh_config (strict checking, one Host per node),
+known_hosts from real keys, sample workloads (every drain rule present, nothing pulled).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from shimshift.core.errors import Refusal
+from shimshift.lab import render
+from shimshift.lab.model import LabSpec, plan_nodes
+
+NODES = plan_nodes(LabSpec(workers=2))
+CP, W1, W2 = NODES
+
+
+def _docs(text: str) -> dict[str, dict[str, Any]]:
+    return {d["kind"]: d for d in yaml.safe_load_all(text)}
+
+
+def test_init_config_uses_dockershim_and_never_pulls() -> None:
+    docs = _docs(
+        render.kubeadm_init_config(
+            control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs"
+        )
+    )
+    init, cluster, kubelet = (
+        docs["InitConfiguration"],
+        docs["ClusterConfiguration"],
+        docs["KubeletConfiguration"],
+    )
+    assert init["apiVersion"] == "kubeadm.k8s.io/v1beta3"
+    reg = init["nodeRegistration"]
+    assert reg["criSocket"] == "/var/run/dockershim.sock"
+    assert reg["imagePullPolicy"] == "Never"
+    assert reg["name"] == "shimshift-lab-control-plane"
+    assert reg["kubeletExtraArgs"] == {"node-ip": CP.ip}
+    assert "all" not in [e.lower() for e in reg["ignorePreflightErrors"]]
+    assert init["skipPhases"] == ["addon/kube-proxy", "addon/coredns"]
+    assert cluster["kubernetesVersion"] == "v1.23.17"
+    assert cluster["networking"]["podSubnet"] == "10.244.0.0/16"
+    assert CP.ip in cluster["apiServer"]["certSANs"]
+    assert cluster["controlPlaneEndpoint"] == f"{CP.ip}:6443"
+    assert kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["failSwapOn"] is False
+    assert kubelet["evictionHard"]["nodefs.available"] == "0%"
+
+
+def test_init_config_follows_the_node_dockers_cgroup_driver() -> None:
+    text = render.kubeadm_init_config(
+        control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="systemd"
+    )
+    assert _docs(text)["KubeletConfiguration"]["cgroupDriver"] == "systemd"
+
+
+def test_unknown_cgroup_driver_is_refused() -> None:
+    with pytest.raises(Refusal, match="cgroup driver"):
+        render.kubeadm_init_config(control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="none")
+
+
+def test_init_config_refuses_a_worker() -> None:
+    with pytest.raises(Refusal, match="not the control-plane"):
+        render.kubeadm_init_config(
+            control_plane=W1, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs"
+        )
+
+
+def test_join_config_points_at_control_plane_with_dockershim() -> None:
+    join = _docs(render.kubeadm_join_config(node=W2, control_plane=CP, token="abcdef.0123456789abcdef"))[
+        "JoinConfiguration"
+    ]
+    assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == f"{CP.ip}:6443"
+    assert join["nodeRegistration"]["name"] == "shimshift-lab-worker2"
+    assert join["nodeRegistration"]["criSocket"] == "/var/run/dockershim.sock"
+    assert join["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": W2.ip}
+
+
+def test_cni_config_is_bridge_host_local_for_the_node_cidr() -> None:
+    conf = json.loads(render.cni_config(pod_cidr="10.244.2.0/24"))
+    assert conf["cniVersion"] == "0.4.0"
+    assert conf["type"] == "bridge"
+    assert conf["ipam"]["type"] == "host-local"
+    assert conf["ipam"]["ranges"] == [[{"subnet": "10.244.2.0/24", "gateway": "10.244.2.1"}]]
+
+
+@pytest.mark.parametrize("cidr", ["10.245.0.0/24", "fd00::/64", "not-a-cidr"])
+def test_cni_config_refuses_cidr_outside_pod_subnet(cidr: str) -> None:
+    with pytest.raises((Refusal, ValueError)):
+        render.cni_config(pod_cidr=cidr)
+
+
+def test_routes_go_to_every_other_node_only() -> None:
+    cidrs = {CP.name: "10.244.0.0/24", W1.name: "10.244.1.0/24", W2.name: "10.244.2.0/24"}
+    ips = {n.name: n.ip for n in NODES}
+    routes = render.pod_routes(node=W1.name, pod_cidrs=cidrs, node_ips=ips)
+    assert routes == [
+        ["ip", "route", "replace", "10.244.0.0/24", "via", CP.ip],
+        ["ip", "route", "replace", "10.244.2.0/24", "via", W2.ip],
+    ]
+
+
+def test_ssh_config_has_strict_host_per_node() -> None:
+    text = render.ssh_config(nodes=NODES, identity_file="/lab/id_ed25519", known_hosts="/lab/known_hosts")
+    blocks = [b for b in text.split("\n\n") if b.startswith("Host ")]
+    assert [b.splitlines()[0] for b in blocks] == [f"Host {n.name}" for n in NODES]
+    for node, block in zip(NODES, blocks, strict=True):
+        assert f"  HostName {node.ip}" in block
+        assert "  User root" in block
+        assert "  StrictHostKeyChecking yes" in block
+        assert "  UserKnownHostsFile /lab/known_hosts" in block
+        assert "  IdentityFile /lab/id_ed25519" in block
+
+
+def test_known_hosts_lists_name_and_ip_per_key() -> None:
+    keys = {W1: ["ssh-ed25519 AAAAC3Nza root@x", "ecdsa-sha2-nistp256 AAAAE2V root@x"]}
+    assert render.known_hosts(keys) == (
+        f"{W1.name},{W1.ip} ssh-ed25519 AAAAC3Nza\n{W1.name},{W1.ip} ecdsa-sha2-nistp256 AAAAE2V\n"
+    )
+
+
+def test_known_hosts_refuses_garbage() -> None:
+    with pytest.raises(Refusal, match="not an ssh public key"):
+        render.known_hosts({W1: ["-----BEGIN OPENSSH PRIVATE KEY-----"]})
+
+
+def test_workloads_cover_every_drain_rule_and_never_pull() -> None:
+    docs = list(yaml.safe_load_all(render.workloads(first_worker=W1.name)))
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert {
+        ("Namespace", "shimshift-demo"),
+        ("Deployment", "web"),
+        ("PodDisruptionBudget", "web"),
+        ("DaemonSet", "node-agent"),
+        ("StatefulSet", "db"),
+        ("Service", "db"),
+        ("Pod", "bare"),
+        ("Deployment", "scratch"),
+        ("Job", "once"),
+    } <= kinds
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert by["Deployment", "web"]["spec"]["replicas"] == 3
+    assert by["PodDisruptionBudget", "web"]["spec"]["minAvailable"] == 2
+    assert by["StatefulSet", "db"]["spec"]["replicas"] == 2
+    assert by["Service", "db"]["spec"]["clusterIP"] == "None"
+    scratch = by["Deployment", "scratch"]["spec"]["template"]["spec"]
+    assert scratch["volumes"] == [{"name": "scratch", "emptyDir": {}}]
+    tolerations = by["DaemonSet", "node-agent"]["spec"]["template"]["spec"]["tolerations"]
+    assert {t["key"] for t in tolerations} >= {"node-role.kubernetes.io/master"}
+    pod_specs = [d["spec"] for d in docs if d["kind"] == "Pod"] + [
+        d["spec"]["template"]["spec"] for d in docs if "template" in d.get("spec", {})
+    ]
+    pod_specs.append(yaml.safe_load(render.static_pod())["spec"])
+    for spec in pod_specs:
+        assert spec["terminationGracePeriodSeconds"] <= 5
+        for c in spec["containers"]:
+            assert c["imagePullPolicy"] == "Never"
+            assert c["image"] == "shimshift.local/busybox:1.0"
