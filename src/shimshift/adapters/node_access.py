@@ -139,7 +139,11 @@ class NodeAccess(Protocol):
         mode: int | None = None,
         timeout: float = 60,  # noqa: ASYNC109
     ) -> str | None:
-        """Replace (or create) ``path`` atomically; return the backup's path, or None if there was none."""
+        """Replace (or create) ``path`` atomically; return the backup's path, or None if there was none.
+
+        An existing file keeps its owner and mode (``mode`` is ignored); a new file gets ``mode``
+        (default 0644) and root:root. A symlink's target is written. ``timeout`` bounds the transfer.
+        """
         ...
 
     async def remove_file(self, path: str, *, backup: bool = True) -> str | None:
@@ -317,10 +321,20 @@ class NodePool:
         async with self._handshakes:
             return await self._connect(node)
 
+    async def discard(self, node: str) -> None:
+        """Close and forget the node's connection (e.g. after it broke); the next `get` reconnects."""
+        task = self._open.pop(node, None)
+        if task is not None:
+            await _close_task(task)
+
     async def close(self) -> None:
         tasks, self._open = list(self._open.values()), {}
         for task in tasks:
-            if not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await (await task).close()
+            await _close_task(task)
+
+
+async def _close_task(task: asyncio.Task[NodeAccess]) -> None:
+    if not task.done():
+        task.cancel()
+    with contextlib.suppress(BaseException):
+        await (await task).close()

@@ -28,6 +28,7 @@ SSHD = Path("/usr/sbin/sshd")
 NOSUDO_USER = "shimshift-test-nosudo"
 HOST_ALIAS = "shimshift-test-node"
 NOSUDO_ALIAS = "shimshift-test-node-nosudo"
+JUMP_ALIAS = "shimshift-test-node-via-jump"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,11 @@ def sshd() -> Iterator[Sshd]:
                 *common,
                 f"Host {NOSUDO_ALIAS}",
                 f"  User {NOSUDO_USER}",
+                *common,
+                # The same sshd, reached through itself as a bastion.
+                f"Host {JUMP_ALIAS}",
+                "  User root",
+                f"  ProxyJump {HOST_ALIAS}",
                 *common,
                 "",
             ]

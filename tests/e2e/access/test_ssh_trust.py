@@ -7,7 +7,8 @@ Matrix:
   file we pass), unless insecure_accept_unknown_host_keys=True is given explicitly.
 - a unix socket on the node reached through forward_local_path: bytes round-trip.
 - non-root login without sudo rights → Refusal naming the user, the command and NOPASSWD.
-- NodePool: one connection per node, shared by concurrent callers.
+- ProxyJump in ssh_config is honoured.
+- NodePool: one connection per node, shared by concurrent callers; discard forces a reconnect.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shimshift.adapters.node_access import NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.errors import Refusal
 
-from .conftest import HOST_ALIAS, NOSUDO_ALIAS, Sshd
+from .conftest import HOST_ALIAS, JUMP_ALIAS, NOSUDO_ALIAS, Sshd
 
 
 def _config_with(sshd: Sshd, tmp_path: Path, known_hosts_line: str) -> Path:
@@ -142,5 +143,17 @@ async def test_pool_opens_one_connection_per_node(sshd: Sshd) -> None:
         assert first is not third
         assert opened == [HOST_ALIAS, NOSUDO_ALIAS]
         assert (await first.run(["id", "-u"])).stdout == b"0\n"
+        await pool.discard(HOST_ALIAS)
+        again = await pool.get(HOST_ALIAS)
+        assert again is not first
+        assert opened == [HOST_ALIAS, NOSUDO_ALIAS, HOST_ALIAS]
     finally:
         await pool.close()
+
+
+async def test_proxyjump_from_ssh_config(sshd: Sshd) -> None:
+    access = await SSHNodeAccess.connect(JUMP_ALIAS, ssh_config=sshd.ssh_config)
+    try:
+        assert (await access.run(["id", "-u"])).stdout == b"0\n"
+    finally:
+        await access.close()
