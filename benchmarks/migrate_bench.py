@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 from shimshift.lab import cluster
+from shimshift.lab.model import LabInfo
 
 KUBECTL = "/var/cache/shimshift/bin/v1.23.17/kubectl"
 FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
@@ -45,7 +46,7 @@ def step_seconds(journal: Path, node: str) -> dict[str, float]:
     return seconds
 
 
-def shimshift_way(info: cluster.LabInfo, node: str, work: Path) -> tuple[float, dict[str, float]]:
+def shimshift_way(info: LabInfo, node: str, work: Path) -> tuple[float, dict[str, float]]:
     journal = work / "journal.sqlite"
     base = [sys.executable, "-m", "shimshift.cli.main"]
     common = ["--kubeconfig", str(info.kubeconfig), "--ssh-config", str(info.ssh_config), "--journal", str(journal)]
@@ -57,7 +58,7 @@ def shimshift_way(info: cluster.LabInfo, node: str, work: Path) -> tuple[float, 
     return total, steps
 
 
-def manual_way(info: cluster.LabInfo, node: str) -> float:
+def manual_way(info: LabInfo, node: str) -> float:
     """What the official procedure asks an operator to type, with the flags our plan writes."""
     kubectl = [KUBECTL, "--kubeconfig", str(info.kubeconfig)]
     ssh = ["ssh", "-F", str(info.ssh_config), node]
