@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 
-from shimshift.adapters.journal import Journal
+from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.cli.progress import FleetProgress
-from shimshift.cli.report import write_reports
+from shimshift.cli.report import run_reports, write_reports
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
@@ -75,7 +76,7 @@ def _connection(values: dict[str, Any]) -> session.Connection:
     )
 
 
-def _fail(error: Refusal) -> None:
+def _fail(error: Refusal) -> NoReturn:
     click.echo(f"shimshift: {error}", err=True)
     sys.exit(EXIT_REFUSED)
 
@@ -198,61 +199,47 @@ def migrate(**values: Any) -> None:
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 
 
+@contextlib.contextmanager
+def _recorded_runs(connection: session.Connection) -> Iterator[tuple[str, Journal, list[RunRecord]]]:
+    """The cluster's server, the journal and the cluster's runs, oldest first; refusals exit 2."""
+    try:
+        identity = session.cluster_identity(connection)
+    except Refusal as error:
+        _fail(error)
+    journal = Journal(connection.journal)
+    try:
+        yield identity.server, journal, sorted(journal.runs(identity), key=lambda run: run.started_at)
+    finally:
+        journal.close()
+
+
 @click.command()
 @click.option("--run", "run_id", help="The run to report (default: the newest for this cluster).")
 @click.option("-o", "--output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
 @connection_options
 def report(**values: Any) -> None:
     """Print the report of a run from the journal."""
-    connection = _connection(values)
-    try:
-        identity = session.cluster_identity(connection)
-    except Refusal as error:
-        _fail(error)
-        return
-    journal = Journal(connection.journal)
-    try:
-        runs = journal.runs(identity)
-        chosen = (
-            next((run for run in runs if run.id == values["run_id"]), None)
-            if values["run_id"]
-            else (max(runs, key=lambda run: run.started_at) if runs else None)
-        )
-        if chosen is None:
+    with _recorded_runs(_connection(values)) as (server, journal, runs):
+        wanted = [run for run in runs if run.id == values["run_id"]] if values["run_id"] else runs
+        if not wanted:
             _fail(Refusal("no such run in the journal", file=str(journal.path)))
-            return
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as scratch:
-            json_path, markdown_path = write_reports(journal, chosen.id, identity.server, Path(scratch))
-            click.echo((json_path if values["output"] == "json" else markdown_path).read_text(), nl=False)
-    finally:
-        journal.close()
+        json_text, markdown_text = run_reports(journal, wanted[-1].id, server)
+        click.echo(json_text if values["output"] == "json" else markdown_text, nl=False)
 
 
 @click.command()
 @connection_options
 def status(**values: Any) -> None:
     """Where each node of the newest run stands, from the journal."""
-    connection = _connection(values)
-    try:
-        identity = session.cluster_identity(connection)
-    except Refusal as error:
-        _fail(error)
-        return
-    journal = Journal(connection.journal)
-    try:
-        runs = journal.runs(identity)
+    with _recorded_runs(_connection(values)) as (_, journal, runs):
         if not runs:
             click.echo("no run recorded for this cluster")
             return
-        run = max(runs, key=lambda item: item.started_at)
+        run = runs[-1]
         click.echo(f"run {run.id}: {run.status} (started {run.started_at:%Y-%m-%d %H:%M:%S} UTC)")
         for node, record in sorted(journal.last_records(run.id).items()):
             message = record.detail.get("message", "") if record.detail else ""
             click.echo(f"  {node}: {record.step} {record.phase}" + (f": {message}" if message else ""))
-    finally:
-        journal.close()
 
 
 def _diff(path: str, before: bytes | None, after: bytes | None) -> str:

@@ -100,19 +100,28 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def write_reports(
-    journal: Journal, run_id: str, cluster: str, report_dir: Path, result: FleetResult | None = None
-) -> tuple[Path, Path]:
+def run_reports(journal: Journal, run_id: str, cluster: str, result: FleetResult | None = None) -> tuple[str, str]:
+    """(JSON, Markdown) of one run, from its journal records."""
     entries = [
         TimelineEntry(record.node, record.step, str(record.phase), record.at, record.detail)
         for record in journal.timeline(run_id)
     ]
     summaries = summaries_from(entries, result)
+    return (
+        render_json(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries),
+        render_markdown(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries),
+    )
+
+
+def write_reports(
+    journal: Journal, run_id: str, cluster: str, report_dir: Path, result: FleetResult | None = None
+) -> tuple[Path, Path]:
+    json_text, markdown_text = run_reports(journal, run_id, cluster, result)
     report_dir.mkdir(parents=True, exist_ok=True)
     json_path = report_dir / f"shimshift-{run_id}.json"
     markdown_path = report_dir / f"shimshift-{run_id}.md"
-    json_path.write_text(render_json(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries))
-    markdown_path.write_text(render_markdown(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries))
+    json_path.write_text(json_text)
+    markdown_path.write_text(markdown_text)
     return json_path, markdown_path
 
 
