@@ -11,6 +11,7 @@ old state, unless the operator asked for ``--no-rollback``.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,8 +116,8 @@ class NodeMigration:
             self._record(step, "started")
             try:
                 detail = await handlers[step]()
-            except (StepFailed, Refusal) as error:
-                message = error.message if isinstance(error, StepFailed) else str(error)
+            except Exception as error:  # any failure of a step must end in the node's recovery
+                message = _describe(error)
                 self._record(step, "failed", {"message": message})
                 return await self._after_failure(step, message)
             self._record(step, "finished", detail)
@@ -308,8 +309,8 @@ class NodeMigration:
             return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
         try:
             await self.rollback()
-        except (StepFailed, Refusal) as error:
-            text = error.message if isinstance(error, StepFailed) else str(error)
+        except StepFailed as error:
+            text = error.message
             return NodeOutcome(self.node, NodeStatus.FAILED, f"{message}; rollback failed: {text}", str(step))
         return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, str(step))
 
@@ -330,8 +331,8 @@ class NodeMigration:
             self._record(name, "started")
             try:
                 detail = await handler()
-            except (StepFailed, Refusal) as error:
-                text = error.message if isinstance(error, StepFailed) else str(error)
+            except Exception as error:  # reported as the rollback step that failed
+                text = _describe(error)
                 self._record(name, "failed", {"message": text})
                 raise StepFailed(name, text) from error
             self._record(name, "finished", detail)
@@ -405,6 +406,9 @@ class NodeMigration:
             if target is None:
                 await self.access.remove_file(edit.path)
             else:
+                if current is None:
+                    # A new drop-in's directory may not exist yet (cri-docker.service.d).
+                    await self.access.run(["mkdir", "-p", "--", posixpath.dirname(edit.path)])
                 await self.access.write_file_atomic(edit.path, target)
             changed.append(edit.path)
         return changed
@@ -412,9 +416,10 @@ class NodeMigration:
     async def _restart_kubelet_now(self) -> datetime:
         await self.cluster.snapshot(self.node)
         await self.access.run(["systemctl", "daemon-reload"])
-        started = self.clock()
         await self.access.run(["systemctl", "restart", "kubelet"])
-        return started
+        # Taken once `systemctl restart` returned, i.e. the old kubelet is gone: a heartbeat newer than
+        # this can only come from the new one.
+        return self.clock()
 
     async def _kubelet_cmdline(self) -> list[str]:
         return await self._main_process_cmdline("kubelet.service", Step.VERIFY)
@@ -461,6 +466,14 @@ class NodeMigration:
     def _emit(self, step: Step | str, phase: str, message: str) -> None:
         if self.on_event is not None:
             self.on_event(StepEvent(self.node, str(step), phase, message, self.clock()))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, StepFailed):
+        return error.message
+    if isinstance(error, Refusal):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
 
 
 def _tail(data: bytes, limit: int = 300) -> str:
