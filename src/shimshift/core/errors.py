@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+# Not frozen: Python sets __traceback__ (and __context__) on an exception as it propagates, which a
+# frozen dataclass forbids, and a Refusal raised inside a `with` block would become FrozenInstanceError.
+@dataclass(eq=False)
 class Refusal(Exception):
     """Input or state that the tool will not act on.
 
