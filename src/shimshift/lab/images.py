@@ -49,7 +49,7 @@ _STALE = 3
 _LOG_TAIL_LINES = 25
 # Measured on this kind of machine (2 cores), cold Go and apt caches; see lab/image/README.md.
 _COLD_ESTIMATES = {
-    "kubernetes": "about 25 minutes",
+    "kubernetes": "about 20 minutes",
     "cri-dockerd": "about 5 minutes",
     "kubelet": "about 12 minutes",
     "node-image": "about 4 minutes",

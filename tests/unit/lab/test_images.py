@@ -135,7 +135,7 @@ def test_a_failing_build_is_refused_with_its_log_tail_and_keeps_nothing_half_don
     assert "compile line 1\n" not in message  # only the end of the log
     assert str(cache / "logs" / "kubernetes-v1.23.17.log") in message
     assert (cache / "logs" / "kubernetes-v1.23.17.log").read_text().count("compile line") == 40
-    assert heard == ["building Kubernetes v1.23.17 binaries (first build: about 25 minutes)"]
+    assert heard == ["building Kubernetes v1.23.17 binaries (first build: about 20 minutes)"]
     assert [line.split()[0] for line in calls(tmp_path)] == ["build-kubernetes"]
 
 
