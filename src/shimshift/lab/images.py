@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shimshift.core.errors import Refusal
 
@@ -218,7 +218,7 @@ class _Runner:
     def build_if_stale(self, label: str, step: str, argv: list[str]) -> None:
         """Run ``argv`` if its ``--check`` form says the result is out of date."""
         check_argv = [argv[0], "--check", *argv[1:]]
-        check = subprocess.run(check_argv, capture_output=True, text=True, check=False, env=self.env)
+        check = self._run(check_argv, capture_output=True, text=True)
         if check.returncode == 0:
             return
         if check.returncode != _STALE:
@@ -235,10 +235,20 @@ class _Runner:
         log = self.logs / f"{step}.log"
         started = time.monotonic()
         with log.open("w") as out:
-            result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, env=self.env)
+            result = self._run(argv, stdout=out, stderr=subprocess.STDOUT)
         if result.returncode != 0:
             self._fail(label, step, argv, result.returncode, log.read_text(errors="replace"))
         self.report(f"built {label} in {time.monotonic() - started:.0f}s")
+
+    def _run(self, argv: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+        try:
+            return subprocess.run(argv, check=False, env=self.env, **options)
+        except OSError as error:  # missing or not executable
+            raise Refusal(
+                what=f"cannot run the lab build script {argv[0]}: {error.strerror}",
+                hint="restore lab/ from the shimshift git checkout (git status lab/)",
+                file=argv[0],
+            ) from error
 
     def _fail(self, label: str, step: str, argv: list[str], code: int, output: str) -> None:
         tail = "\n".join(tail_lines(output, _LOG_TAIL_LINES))

@@ -149,6 +149,14 @@ def test_a_broken_check_is_refused_not_taken_for_stale(stub_lab: Path, tmp_path:
     assert not any(line.startswith("build-node-image") for line in calls(tmp_path))
 
 
+def test_a_missing_script_is_refused_naming_it(stub_lab: Path, tmp_path: Path) -> None:
+    script = stub_lab / "image" / "build-inner-images.sh"
+    script.unlink()
+    with pytest.raises(Refusal) as refused:
+        ensure_artifacts(cache_dir=tmp_path / "cache", lab_dir=stub_lab)
+    assert str(script) in str(refused.value)
+
+
 def test_the_real_lab_folder_has_every_script_ensure_artifacts_runs() -> None:
     lab = lab_scripts_dir()
     for name in STUBS:
