@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from shimshift.core.errors import Refusal
 
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 KUBERNETES_VERSION = "v1.23.17"
 # Only its kubelet: it proves a migrated node is ready for 1.24 (no dockershim there).
 KUBELET_NEXT_VERSION = "v1.24.17"
-# v0.3.21 was asked for, but this machine's Go module proxy answers 403 for every cri-dockerd
-# version but v0.3.17 and v0.4.0; v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
+# v0.3.21 was asked for, but this machine's Go module proxy answers 403 "not available" for it and
+# for the others tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1); it serves v0.3.17 and v0.4.0.
+# v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
 # (../shared/reference/dockershim-to-cri-dockerd.md §4).
 CRI_DOCKERD_VERSION = "v0.3.17"
 NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
@@ -250,7 +251,7 @@ class _Runner:
                 file=argv[0],
             ) from error
 
-    def _fail(self, label: str, step: str, argv: list[str], code: int, output: str) -> None:
+    def _fail(self, label: str, step: str, argv: list[str], code: int, output: str) -> NoReturn:
         tail = "\n".join(tail_lines(output, _LOG_TAIL_LINES))
         raise Refusal(
             what=f"building {label} failed (exit status {code}):\n{tail}",
