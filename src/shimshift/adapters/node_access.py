@@ -120,7 +120,7 @@ class NodeAccess(Protocol):
         argv: Sequence[str],
         *,
         check: bool = True,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
         stdin: bytes | None = None,
     ) -> CommandResult:
         """Run ``argv`` as root on the node; raise `CommandFailed` on a non-zero exit if ``check``."""
@@ -137,7 +137,7 @@ class NodeAccess(Protocol):
         *,
         backup: bool = True,
         mode: int | None = None,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
     ) -> str | None:
         """Replace (or create) ``path`` atomically; return the backup's path, or None if there was none.
 
@@ -176,7 +176,7 @@ class CommandNodeAccess(ABC):
         return self._node
 
     @abstractmethod
-    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:  # noqa: ASYNC109
+    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:
         """Run argv as root; return its result whatever the exit status; raise CommandTimeout."""
 
     @abstractmethod
@@ -190,7 +190,7 @@ class CommandNodeAccess(ABC):
         argv: Sequence[str],
         *,
         check: bool = True,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
         stdin: bytes | None = None,
     ) -> CommandResult:
         if not argv:
@@ -216,7 +216,7 @@ class CommandNodeAccess(ABC):
         *,
         backup: bool = True,
         mode: int | None = None,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
     ) -> str | None:
         _require_absolute(path)
         saved = backup_path(path, self._clock()) if backup else ""

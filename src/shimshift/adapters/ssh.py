@@ -122,7 +122,7 @@ class SSHNodeAccess(CommandNodeAccess):
         use_sudo = str(uid.stdout).strip() != "0"
         return cls(host, connection, use_sudo=use_sudo, username=str(login), clock=clock)
 
-    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:  # noqa: ASYNC109
+    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:
         full = ["sudo", "-n", "--", *argv] if self._use_sudo else list(argv)
         # asyncssh sends one command string; every element is quoted, nothing is concatenated raw.
         command = shlex.join(full)
