@@ -14,7 +14,7 @@ import contextlib
 import shlex
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncssh
 
@@ -127,9 +127,10 @@ class SSHNodeAccess(CommandNodeAccess):
         # asyncssh sends one command string; every element is quoted, nothing is concatenated raw.
         command = shlex.join(full)
         try:
-            completed = await self._connection.run(
-                command, check=False, timeout=timeout, input=stdin, encoding=None
-            )
+            # asyncssh sends EOF only after non-empty input: no or empty input must read as /dev/null,
+            # or a command that reads stdin (dd writing an empty file) would wait forever.
+            feed: dict[str, Any] = {"input": stdin} if stdin else {"stdin": asyncssh.DEVNULL}
+            completed = await self._connection.run(command, check=False, timeout=timeout, encoding=None, **feed)
         except asyncssh.TimeoutError as exc:
             raise CommandTimeout(self._node, argv, timeout) from exc
         except (asyncssh.Error, OSError) as exc:
