@@ -2,6 +2,9 @@
 # Build main packages of a published Go module at a pinned version, through the Go module proxy only.
 #
 # usage: build-gomod.sh MODULE VERSION OUTDIR LDFLAGS TAGS PKG...
+# If BUILD_GOMOD_PREPARE names an executable, it runs in the wrapper module's folder after go.mod is
+# written and before the build, as `$BUILD_GOMOD_PREPARE MODULE VERSION MODFILE` (build-kubernetes.sh
+# uses it to generate code the module does not ship).
 #
 # Why a wrapper module: `go install MODULE/cmd/x@VERSION` ignores the module's own replace
 # directives, and both k8s.io/kubernetes and cri-dockerd depend on theirs (k/k points its staging
@@ -36,5 +39,6 @@ go_line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$modfile")
     sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#"
   echo ")"
 } > go.mod
+[ -z "${BUILD_GOMOD_PREPARE:-}" ] || "$BUILD_GOMOD_PREPARE" "$module" "$version" "$modfile"
 mkdir -p "$outdir"
 go build -trimpath -tags "$tags" -ldflags "$ldflags" -o "$outdir/" "$@"

@@ -106,6 +106,7 @@ import "$work/busybox" "$workload_image" 'CMD ["/bin/sh"]'
 
 mkdir -p "$(dirname "$out")"
 docker save -o "$out.tmp" "${built[@]}"
+chmod 0644 "$out.tmp"
 mv "$out.tmp" "$out"
 printf '%s\n' "${built[@]}" > "$out.images.tmp"
 mv "$out.images.tmp" "$out.images"

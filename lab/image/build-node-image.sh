@@ -51,15 +51,24 @@ ln -sfn /lib/systemd/system/kubelet.service "$root/etc/systemd/system/multi-user
 ln -sfn /lib/systemd/system/ssh-host-keys.service \
   "$root/etc/systemd/system/ssh.service.requires/ssh-host-keys.service"
 
+# Debian enables these timers; in a node they would only reach out to the Debian mirrors (apt-daily)
+# or scrub disks the node does not own. The lab sends traffic to no one but its own containers.
+for t in apt-daily apt-daily-upgrade fstrim e2scrub_all dpkg-db-backup; do
+  rm -f "$root/etc/systemd/system/timers.target.wants/$t.timer"
+done
+rm -f "$root/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service"
+
 old_id=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 tar --numeric-owner --xattrs --xattrs-include='*' -C "$root" -c . |
   docker import \
     --change "LABEL io.shimshift.inputs=$inputs" \
     --change "LABEL io.shimshift.kubernetes=$("$bin_dir/kubeadm" version -o short)" \
-    --change "LABEL io.shimshift.cri-dockerd=$("$cri_dir/cri-dockerd" --version 2>&1 | head -1)" \
+    --change "LABEL io.shimshift.cri-dockerd=$("$cri_dir/cri-dockerd" --version 2>&1 | awk 'NR == 1 {print $2}')" \
     --change 'ENV container=docker' \
-    --change 'STOPSIGNAL SIGRTMIN+3' \
     --change 'CMD ["/usr/local/bin/node-entrypoint"]' \
     - "$image" > /dev/null
+# systemd halts on SIGRTMIN+3 (on SIGTERM it only re-executes itself). `docker import` cannot set a
+# stop signal, so a build with no layer of its own adds it.
+printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$image" | DOCKER_BUILDKIT=0 docker build -q -t "$image" - > /dev/null
 # The previous build, now untagged, goes unless a container still uses it.
 [ -z "$old_id" ] || docker rmi "$old_id" > /dev/null 2>&1 || true

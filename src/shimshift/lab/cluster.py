@@ -143,26 +143,34 @@ def up(
     _ensure_network()
     say(f"nodes: starting {', '.join(n.name for n in nodes)} from {artifacts.node_image}")
     _parallel(lambda n: _run_node(n, image=artifacts.node_image), nodes)
-    _parallel(_wait_booted, nodes)
-    _parallel(_prepare_node, nodes)
-    say("nodes: systemd and Docker up; loading inner images")
-    _parallel(lambda n: _load_images(n, artifacts.inner_images_tar), nodes)
-
+    say("nodes: waiting for systemd and Docker, then loading the inner images")
     ssh_key = files["ssh_key"]
     _make_ssh_key(ssh_key)
-    _parallel(lambda n: _install_authorized_key(n, ssh_key), nodes)
 
-    cgroup_driver = _docker_cgroup_driver(cp)
+    def ready(n: LabNode) -> None:
+        _wait_booted(n)
+        _prepare_node(n)
+        _install_authorized_key(n, ssh_key)
+        _load_images(n, artifacts.inner_images_tar)
+
     token = _bootstrap_token()
-    say(f"kubeadm init on {cp.name} (kubelet cgroup driver {cgroup_driver}, node Docker's)")
-    write_node_file(
-        cp.name,
-        KUBEADM_CONFIG,
-        render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver),
-        mode="0600",
-    )
-    _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"], log_dir=logs)
-    _atomic_write(files["kubeconfig"], node_exec(cp.name, ["cat", ADMIN_CONF]).stdout, mode=0o600)
+    # Workers boot and load images while the control plane runs kubeadm init (2 cores: the overlap
+    # is worth about half a minute of a warm `lab up`).
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        pending = {n.name: pool.submit(ready, n) for n in nodes}
+        pending[cp.name].result()
+        cgroup_driver = _docker_cgroup_driver(cp)
+        say(f"kubeadm init on {cp.name} (kubelet cgroup driver {cgroup_driver}, as the node's Docker)")
+        write_node_file(
+            cp.name,
+            KUBEADM_CONFIG,
+            render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver),
+            mode="0600",
+        )
+        _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"], log_dir=logs)
+        _atomic_write(files["kubeconfig"], node_exec(cp.name, ["cat", ADMIN_CONF]).stdout, mode=0o600)
+        for future in pending.values():
+            future.result()
 
     workers = nodes[1:]
     say(f"kubeadm join: {', '.join(n.name for n in workers)}")

@@ -1,0 +1,156 @@
+"""ensure_artifacts: which builds run, what it reports, what it returns, how it fails.
+
+The build scripts are replaced by small real scripts (in a temporary ``lab/`` folder) that record
+their calls and make the files the real ones make, so the orchestration is exercised for real
+without a 30-minute Go build. Covered: scripts missing (refused, nothing written); cold run (every
+step once, in order, progress per build); warm run (only the cheap checks, no progress); a failing
+build (refusal with the end of its log and the log's path; earlier results kept); the real
+``lab/`` folder has every script ensure_artifacts calls.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import TYPE_CHECKING
+
+import pytest
+
+from shimshift.core.errors import Refusal
+from shimshift.lab import images
+from shimshift.lab.images import LabArtifacts, ensure_artifacts, lab_scripts_dir, tail_lines
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+STUBS = {
+    "build/build-kubernetes.sh": """
+echo "build-kubernetes $*" >> "$CALLS"
+[ -n "${FAIL_K8S:-}" ] && { for i in $(seq 40); do echo "compile line $i"; done; echo "link: boom"; exit 2; }
+out=$2; shift 2
+comps=("$@")
+[ ${#comps[@]} -gt 0 ] || comps=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager
+                                 kube-scheduler)
+mkdir -p "$out"; for c in "${comps[@]}"; do printf '#!/bin/sh\\n' > "$out/$c"; chmod +x "$out/$c"; done
+""",
+    "build/build-cri-dockerd.sh": """
+echo "build-cri-dockerd $*" >> "$CALLS"
+mkdir -p "$2/systemd"; printf '#!/bin/sh\\n' > "$2/cri-dockerd"; chmod +x "$2/cri-dockerd"
+""",
+    "image/build-node-image.sh": """
+if [ "$1" = --check ]; then echo "check-node" >> "$CALLS"; [ -e "$5/node.stamp" ] && exit 0; exit 3; fi
+echo "build-node-image $*" >> "$CALLS"; touch "$4/node.stamp"
+""",
+    "image/build-inner-images.sh": """
+if [ "$1" = --check ]; then echo "check-inner" >> "$CALLS"; [ -e "$3" ] && exit 0; exit 3; fi
+echo "build-inner-images $*" >> "$CALLS"; mkdir -p "$(dirname "$2")"; : > "$2"
+printf 'registry.k8s.io/pause:3.6\\nshimshift.local/busybox:1.0\\n' > "$2.images"
+""",
+}
+
+
+@pytest.fixture
+def stub_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    lab = tmp_path / "lab"
+    for name, body in STUBS.items():
+        script = lab / name
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text("#!/usr/bin/env bash\nset -u\n" + body)
+        script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("CALLS", str(tmp_path / "calls"))
+    return lab
+
+
+def calls(tmp_path: Path) -> list[str]:
+    path = tmp_path / "calls"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_missing_scripts_are_refused_naming_the_path_and_nothing_is_written(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(Refusal) as refused:
+        ensure_artifacts(cache_dir=cache, lab_dir=tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(refused.value)
+    assert not cache.exists()
+
+
+def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    heard: list[str] = []
+    found = ensure_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
+
+    steps = [line.split()[0] for line in calls(tmp_path)]
+    assert steps == [
+        "build-kubernetes",
+        "build-cri-dockerd",
+        "build-kubernetes",
+        "check-node",
+        "build-node-image",
+        "check-inner",
+        "build-inner-images",
+    ]
+    assert calls(tmp_path)[2].split()[1:] == ["v1.24.17", str(cache / "bin" / "v1.24.17"), "kubelet"]
+    assert len(heard) == 10
+    assert [h.split()[0] for h in heard] == ["building", "built"] * 5
+    assert found == LabArtifacts(
+        node_image="shimshift/node:v1.23.17",
+        inner_images_tar=cache / "images" / "lab-images-v1.23.17.tar",
+        inner_images=("registry.k8s.io/pause:3.6", "shimshift.local/busybox:1.0"),
+        workload_image="shimshift.local/busybox:1.0",
+        kubelet_124=cache / "bin" / "v1.24.17" / "kubelet",
+        cri_dockerd=cache / "bin" / "cri-dockerd-v0.3.17" / "cri-dockerd",
+        bin_dir_123=cache / "bin" / "v1.23.17",
+        versions=images.LabVersions(),
+    )
+    assert (cache / "logs" / "node-image.log").exists()
+
+
+def test_warm_run_only_checks_and_reports_nothing(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = ensure_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    (tmp_path / "calls").unlink()
+    heard: list[str] = []
+    second = ensure_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
+    assert second == first
+    assert calls(tmp_path) == ["check-node", "check-inner"]
+    assert heard == []
+
+
+def test_a_failing_build_is_refused_with_its_log_tail_and_keeps_nothing_half_done(
+    stub_lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FAIL_K8S", "1")
+    heard: list[str] = []
+    with pytest.raises(Refusal) as refused:
+        ensure_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
+    message = str(refused.value)
+    assert "exit status 2" in message
+    assert "link: boom" in message
+    assert "compile line 1\n" not in message  # only the end of the log
+    assert str(cache / "logs" / "kubernetes-v1.23.17.log") in message
+    assert (cache / "logs" / "kubernetes-v1.23.17.log").read_text().count("compile line") == 40
+    assert heard == ["building Kubernetes v1.23.17 binaries (cold: about 30 minutes on 2 cores)"]
+    assert [line.split()[0] for line in calls(tmp_path)] == ["build-kubernetes"]
+
+
+def test_a_broken_check_is_refused_not_taken_for_stale(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    node = stub_lab / "image" / "build-node-image.sh"
+    node.write_text("#!/usr/bin/env bash\necho 'sha256sum: kubelet: No such file' >&2\nexit 1\n")
+    with pytest.raises(Refusal) as refused:
+        ensure_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    assert "No such file" in str(refused.value)
+    assert not any(line.startswith("build-node-image") for line in calls(tmp_path))
+
+
+def test_the_real_lab_folder_has_every_script_ensure_artifacts_runs() -> None:
+    lab = lab_scripts_dir()
+    for name in STUBS:
+        assert os.access(lab / name, os.X_OK), lab / name
+
+
+def test_tail_lines_keeps_the_last_non_empty_lines() -> None:
+    assert tail_lines("a\n\nb\nc\n\n", 2) == ["b", "c"]
+    assert tail_lines("", 3) == []
+    assert tail_lines("only", 5) == ["only"]
