@@ -6,7 +6,7 @@ Matrix (every file test runs over SSH as root and locally):
   status; timeout.
 - read_file: present (binary), absent.
 - write_file_atomic: keeps owner and mode, backup holds the old content with the old owner and mode; a
-  new file gets the given mode; an empty file; writes go through a symlink to its target; a write that times out
+  new file gets the given mode (and missing directories 0755); an empty file; writes go through a symlink to its target; a write that times out
   mid-way leaves the original intact and no temporary file.
 - remove_file: with backup (moved), without, absent.
 """
@@ -206,3 +206,10 @@ async def test_empty_file(access: NodeAccess, tmp_path: Path) -> None:
     target.write_bytes(b"something")
     await access.write_file_atomic(str(target), b"", timeout=10)
     assert target.read_bytes() == b""
+
+
+async def test_missing_directories_are_created(access: NodeAccess, tmp_path: Path) -> None:
+    target = tmp_path / "cri-docker.service.d" / "sub" / "10-shimshift.conf"
+    assert await access.write_file_atomic(str(target), b"[Service]\n") is None
+    assert target.read_bytes() == b"[Service]\n"
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o755
