@@ -6,8 +6,9 @@ Matrix (every file test runs over SSH as root and locally):
   status; timeout.
 - read_file: present (binary), absent.
 - write_file_atomic: keeps owner and mode, backup holds the old content with the old owner and mode; a
-  new file gets the given mode (and missing directories 0755); an empty file; writes go through a symlink to its target; a write that times out
-  mid-way leaves the original intact and no temporary file.
+  new file gets the given mode (and missing directories 0755); an empty file; writes go through a
+  symlink to its target; a write that times out mid-way leaves the original intact and no temporary
+  file; a transfer cut short never replaces the file.
 - remove_file: with backup (moved), without, absent.
 """
 
