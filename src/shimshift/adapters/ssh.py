@@ -82,9 +82,17 @@ class SSHNodeAccess(CommandNodeAccess):
         Raises `Refusal` for an unknown or changed host key, a refused login or an unreachable host.
         """
         config_paths = _config_paths(ssh_config)
-        options = asyncssh.SSHClientConnectionOptions(
-            config=config_paths, host=host, **({"username": username} if username else {})
-        )
+        try:
+            options = asyncssh.SSHClientConnectionOptions(
+                config=config_paths, host=host, **({"username": username} if username else {})
+            )
+        except (ValueError, OSError, asyncssh.Error) as exc:
+            raise Refusal(
+                f"cannot use the ssh config for {host}: {exc}",
+                hint="fix the ssh config (ssh -G HOST shows how OpenSSH reads it)",
+                file=", ".join(config_paths) or None,
+                node=host,
+            ) from exc
         known = _known_hosts_files(options, known_hosts, insecure=insecure_accept_unknown_host_keys)
         try:
             connection = await asyncssh.connect(
