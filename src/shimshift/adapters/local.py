@@ -29,7 +29,7 @@ class LocalNodeAccess(CommandNodeAccess):
             )
         super().__init__(node or socket.gethostname(), clock=clock)
 
-    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:  # noqa: ASYNC109
+    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,

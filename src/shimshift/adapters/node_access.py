@@ -120,7 +120,7 @@ class NodeAccess(Protocol):
         argv: Sequence[str],
         *,
         check: bool = True,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
         stdin: bytes | None = None,
     ) -> CommandResult:
         """Run ``argv`` as root on the node; raise `CommandFailed` on a non-zero exit if ``check``."""
@@ -137,12 +137,13 @@ class NodeAccess(Protocol):
         *,
         backup: bool = True,
         mode: int | None = None,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
     ) -> str | None:
         """Replace (or create) ``path`` atomically; return the backup's path, or None if there was none.
 
         An existing file keeps its owner and mode (``mode`` is ignored); a new file gets ``mode``
-        (default 0644) and root:root. A symlink's target is written. ``timeout`` bounds the transfer.
+        (default 0644) and root:root, and missing parent directories are created (0755). A symlink's
+        target is written. ``timeout`` bounds the transfer.
         """
         ...
 
@@ -176,7 +177,7 @@ class CommandNodeAccess(ABC):
         return self._node
 
     @abstractmethod
-    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:  # noqa: ASYNC109
+    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:
         """Run argv as root; return its result whatever the exit status; raise CommandTimeout."""
 
     @abstractmethod
@@ -190,7 +191,7 @@ class CommandNodeAccess(ABC):
         argv: Sequence[str],
         *,
         check: bool = True,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
         stdin: bytes | None = None,
     ) -> CommandResult:
         if not argv:
@@ -216,7 +217,7 @@ class CommandNodeAccess(ABC):
         *,
         backup: bool = True,
         mode: int | None = None,
-        timeout: float = 60,  # noqa: ASYNC109
+        timeout: float = 60,
     ) -> str | None:
         _require_absolute(path)
         saved = backup_path(path, self._clock()) if backup else ""
@@ -247,6 +248,7 @@ class CommandNodeAccess(ABC):
 # content, which arrives on stdin. The digest check matters: when a transfer is cut (timeout, dropped
 # connection) dd sees a plain end of file, and only the digest tells a truncated file from a whole one.
 # A symlink is followed, so the link's target is rewritten (e.g. units linked into /etc/systemd/system).
+# A missing directory is created (0755), as a drop-in directory such as kubelet.service.d may not exist.
 # The temporary file lives in the target's directory (rename(2) is atomic only within a file system),
 # is fsync'd by dd conv=fsync, gets the original's owner and mode, then replaces the target with mv -T;
 # the directory is fsync'd last so the rename itself is durable. Any failure or signal removes the
@@ -255,6 +257,7 @@ _WRITE_SCRIPT = r"""set -eu
 target=$1 backup=$2 mode=$3 owner=0:0
 if [ -L "$target" ]; then target=$(readlink -f -- "$target"); backup=${backup:+$target${2#"$1"}}; fi
 dir=$(dirname -- "$target") name=$(basename -- "$target")
+if [ ! -d "$dir" ]; then mkdir -p -m 755 -- "$dir"; fi
 if [ -e "$target" ]; then
   if [ ! -f "$target" ]; then echo "shimshift: $target is not a regular file" >&2; exit 3; fi
   owner=$(stat -c %u:%g -- "$target") mode=$(stat -c %a -- "$target")

@@ -14,7 +14,7 @@ import contextlib
 import shlex
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncssh
 
@@ -82,9 +82,17 @@ class SSHNodeAccess(CommandNodeAccess):
         Raises `Refusal` for an unknown or changed host key, a refused login or an unreachable host.
         """
         config_paths = _config_paths(ssh_config)
-        options = asyncssh.SSHClientConnectionOptions(
-            config=config_paths, host=host, **({"username": username} if username else {})
-        )
+        try:
+            options = asyncssh.SSHClientConnectionOptions(
+                config=config_paths, host=host, **({"username": username} if username else {})
+            )
+        except (ValueError, OSError, asyncssh.Error) as exc:
+            raise Refusal(
+                f"cannot use the ssh config for {host}: {exc}",
+                hint="fix the ssh config (ssh -G HOST shows how OpenSSH reads it)",
+                file=", ".join(config_paths) or None,
+                node=host,
+            ) from exc
         known = _known_hosts_files(options, known_hosts, insecure=insecure_accept_unknown_host_keys)
         try:
             connection = await asyncssh.connect(
@@ -122,14 +130,15 @@ class SSHNodeAccess(CommandNodeAccess):
         use_sudo = str(uid.stdout).strip() != "0"
         return cls(host, connection, use_sudo=use_sudo, username=str(login), clock=clock)
 
-    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:  # noqa: ASYNC109
+    async def _exec(self, argv: Sequence[str], *, timeout: float, stdin: bytes | None) -> CommandResult:
         full = ["sudo", "-n", "--", *argv] if self._use_sudo else list(argv)
         # asyncssh sends one command string; every element is quoted, nothing is concatenated raw.
         command = shlex.join(full)
         try:
-            completed = await self._connection.run(
-                command, check=False, timeout=timeout, input=stdin, encoding=None
-            )
+            # asyncssh sends EOF only after non-empty input: no or empty input must read as /dev/null,
+            # or a command that reads stdin (dd writing an empty file) would wait forever.
+            feed: dict[str, Any] = {"input": stdin} if stdin else {"stdin": asyncssh.DEVNULL}
+            completed = await self._connection.run(command, check=False, timeout=timeout, encoding=None, **feed)
         except asyncssh.TimeoutError as exc:
             raise CommandTimeout(self._node, argv, timeout) from exc
         except (asyncssh.Error, OSError) as exc:

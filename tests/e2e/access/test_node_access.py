@@ -1,12 +1,14 @@
 """Node access against the real world: a real sshd on 127.0.0.1 and this machine as a local node.
 
 Matrix (every file test runs over SSH as root and locally):
-- run: argv elements with shell metacharacters arrive intact; stdin; non-zero exit with check=True
-  names node, command, status and stderr; check=False returns the status; timeout.
+- run: argv elements with shell metacharacters arrive intact; stdin (none or empty reads as EOF);
+  non-zero exit with check=True names node, command, status and stderr; check=False returns the
+  status; timeout.
 - read_file: present (binary), absent.
 - write_file_atomic: keeps owner and mode, backup holds the old content with the old owner and mode; a
-  new file gets the given mode; writes go through a symlink to its target; a write that times out
-  mid-way leaves the original intact and no temporary file.
+  new file gets the given mode (and missing directories 0755); an empty file; writes go through a
+  symlink to its target; a write that times out mid-way leaves the original intact and no temporary
+  file; a transfer cut short never replaces the file.
 - remove_file: with backup (moved), without, absent.
 """
 
@@ -193,3 +195,22 @@ async def test_remove_file(access: NodeAccess, tmp_path: Path) -> None:
 async def test_relative_paths_are_rejected(access: NodeAccess) -> None:
     with pytest.raises(ValueError, match="absolute"):
         await access.read_file("etc/passwd")
+
+
+async def test_no_stdin_reads_as_empty(access: NodeAccess) -> None:
+    assert (await access.run(["cat"], timeout=10)).stdout == b""
+    assert (await access.run(["cat"], stdin=b"", timeout=10)).stdout == b""
+
+
+async def test_empty_file(access: NodeAccess, tmp_path: Path) -> None:
+    target = tmp_path / "empty"
+    target.write_bytes(b"something")
+    await access.write_file_atomic(str(target), b"", timeout=10)
+    assert target.read_bytes() == b""
+
+
+async def test_missing_directories_are_created(access: NodeAccess, tmp_path: Path) -> None:
+    target = tmp_path / "cri-docker.service.d" / "sub" / "10-shimshift.conf"
+    assert await access.write_file_atomic(str(target), b"[Service]\n") is None
+    assert target.read_bytes() == b"[Service]\n"
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o755

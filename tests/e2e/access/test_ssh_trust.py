@@ -7,7 +7,7 @@ Matrix:
   file we pass), unless insecure_accept_unknown_host_keys=True is given explicitly.
 - a unix socket on the node reached through forward_local_path: bytes round-trip.
 - non-root login without sudo rights → Refusal naming the user, the command and NOPASSWD.
-- ProxyJump in ssh_config is honoured.
+- ProxyJump in ssh_config is honoured; a broken ssh_config is a Refusal naming the file.
 - NodePool: one connection per node, shared by concurrent callers; discard forces a reconnect.
 """
 
@@ -157,3 +157,11 @@ async def test_proxyjump_from_ssh_config(sshd: Sshd) -> None:
         assert (await access.run(["id", "-u"])).stdout == b"0\n"
     finally:
         await access.close()
+
+
+async def test_broken_ssh_config_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text("Host x\n  Port notaport\n")
+    with pytest.raises(Refusal) as refused:
+        await SSHNodeAccess.connect("x", ssh_config=config)
+    assert str(config) in str(refused.value)

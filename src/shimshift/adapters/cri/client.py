@@ -241,7 +241,7 @@ async def connect_cri(
     access: NodeAccess,
     remote_socket: str = CRI_DOCKERD_SOCKET,
     *,
-    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> AsyncIterator[CriClient]:
     """A `CriClient` for ``remote_socket`` on the node behind ``access`` (forwarded over SSH if remote)."""
     async with access.open_unix_socket_forward(remote_socket) as local:
