@@ -467,7 +467,7 @@ class _Planner:
         for path, key in targets:
             env = view.env_files.get(path)
             if path in texts:  # a second variable in a file already edited
-                env = _stamp(view.node, partial(parse_env_file, path, texts[path]))
+                env = _stamp(view.node, partial(parse_env_file, path, texts[path], unique=()))
             elif env is None:  # kubeadm-flags.env absent but read optionally: create it as kubeadm would
                 env = parse_env_file(path, b"")
             edit = FlagEdit(
