@@ -84,6 +84,8 @@ EXPECTED_STATUS: dict[str, Callable[[int], FlagStatus]] = {
     "--experimental-dockershim-root-directory": lambda m: A if m < 21 else D if m < 24 else R,
     "--non-masquerade-cidr": lambda m: A if m < 24 else R,
     "--runtime-cgroups": lambda m: A,
+    # Announced for 1.22 (#95935); the v1.23.17 binary rejects it (tests/e2e/core/test_real_binaries.py).
+    "--redirect-container-streaming": lambda m: D if m < 23 else R,
     "--node-ip": lambda m: A,
 }
 
