@@ -345,6 +345,13 @@ class _Planner:
                 )
             else:
                 noop_reason = f"the kubelet already uses cri-dockerd ({endpoint}, set at {where})"
+            leftovers = sorted({f.name for f in view.flags if f.name in DOCKERSHIM_ONLY_FLAGS} - removed_here)
+            if leftovers:
+                # Harmless with a remote runtime before 1.24, fatal from 1.24 (§6.1): say so, change nothing.
+                self.warnings.append(
+                    f"dockershim-only flags left on the kubelet ({', '.join(leftovers)}); kubelet 1.24+ "
+                    "exits on them: see `shimshift flags check --target-version 1.24`"
+                )
             expected, expected_config = self.expectations(set_in_flag=view.last(_ENDPOINT) is not None)
         else:
             self.check_cri_api()
@@ -372,10 +379,13 @@ class _Planner:
             if new_files.get(path) != view.files.get(path)
         )
         instance_change = next((c for c in changes if c.path == INSTANCE_CONFIG), None)
+        # What the plan guarantees is gone afterwards. A node already on cri-dockerd keeps its harmless
+        # pre-1.24 leftovers (only warned about above), so verify must not trip over them.
+        migrating = state is not RuntimeState.CRI_DOCKERD
         forbidden = tuple(
             r.flag
             for r in FLAG_RULES
-            if r.dockershim_only or flag_status(r.flag, self.minor) is FlagStatus.REMOVED
+            if (migrating and r.dockershim_only) or flag_status(r.flag, self.minor) is FlagStatus.REMOVED
         )
         return NodePlan(
             kubelet_version=str(self.version),

@@ -188,9 +188,7 @@ def test_rpm_layout_edits_sysconfig() -> None:
 
 def test_etc_dropin_wins_over_usr_lib() -> None:
     files = dockershim_node(23)
-    files[KUBELET_DROPIN_ETC] = DEB_DROPIN.replace(
-        b"/etc/default/kubelet", b"/etc/sysconfig/kubelet"
-    )
+    files[KUBELET_DROPIN_ETC] = DEB_DROPIN.replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
     files[SYSCONFIG_KUBELET] = b"KUBELET_EXTRA_ARGS=--cni-conf-dir=/etc/cni/custom\n"
     p = plan(files, 23)
     assert any("systemd uses /etc/systemd" in w for w in p.warnings)
@@ -474,3 +472,14 @@ def test_node_files_are_the_documented_paths() -> None:
         CRI_DOCKERD_DROPIN,
     } <= set(NODE_FILES)
     assert len(set(NODE_FILES)) == len(NODE_FILES)
+
+
+def test_hand_migrated_node_with_leftovers_is_a_noop_with_a_warning() -> None:
+    files = cri_dockerd_node(23)
+    files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--network-plugin=cni\n"
+    p = plan(files, 23)
+    assert p.changes == () and p.noop_reason is not None
+    assert any("--network-plugin" in w and "1.24" in w for w in p.warnings)
+    # verify must not fail on the leftover that the plan leaves alone
+    assert "--network-plugin" not in p.forbidden_kubelet_args
+    assert plan(files, 24).forbidden_kubelet_args[:1] == ("--network-plugin",)
