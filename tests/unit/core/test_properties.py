@@ -5,6 +5,7 @@
 2. Applying a plan then its rollback restores the original bytes of every file.
 3. Plans are idempotent: planning again on the result gives no change.
 4. Any input either parses or is refused with a Refusal (never another exception).
+5. A KubeletConfiguration edit changes exactly one line (or appends one) and nothing else.
 """
 
 from __future__ import annotations
@@ -144,3 +145,42 @@ def test_any_extra_args_file_plans_or_is_refused(text: str) -> None:
     after = apply_changes(files, p.changes)
     assert apply_changes(after, p.rollback_changes) == files
     assert plan_for(after, 23).changes == ()
+
+
+YAML_VALUE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789./_", min_size=1, max_size=12)
+YAML_KEY = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10).filter(
+    lambda k: k != "containerRuntimeEndpoint"
+)
+YAML_LINE = st.one_of(
+    st.builds(lambda k, v: f"{k}: {v}", YAML_KEY, YAML_VALUE),
+    st.builds(lambda t: "# " + t, SAFE),
+    st.just(""),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(YAML_LINE, max_size=6),
+    st.lists(YAML_LINE, max_size=6),
+    st.one_of(st.none(), YAML_VALUE.map(lambda v: f"unix:///{v}")),
+    EOL,
+)
+def test_config_edit_changes_one_line(
+    head: list[str], tail: list[str], current: str | None, eol: str
+) -> None:
+    from shimshift.core.kubelet_config import parse_kubelet_config, set_endpoint
+
+    keys = [line.split(":")[0] for line in head + tail if line and not line.startswith("#")]
+    if len(keys) != len(set(keys)):
+        return  # duplicate YAML keys are another test's business
+    middle = [] if current is None else [f"containerRuntimeEndpoint: {current}"]
+    text = eol.join(["kind: KubeletConfiguration", *head, *middle, *tail]) + eol
+    out = set_endpoint(parse_kubelet_config("/c", text.encode()), "unix:///var/run/cri-dockerd.sock").decode()
+    old, new = text.split(eol), out.split(eol)
+    if current is None:
+        assert (
+            new[:-2] == old[:-1] and new[-2] == "containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock"
+        )
+    else:
+        changed = [i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        assert changed == [1 + len(head)]
