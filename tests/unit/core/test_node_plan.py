@@ -418,6 +418,7 @@ def test_node_on_containerd() -> None:
     )
     r = refused(files, 26)
     assert "containerd" in r.what
+    assert (r.file, r.line) == (KUBEADM_FLAGS_ENV, 1)
 
 
 def test_127_with_nothing_dockershim_left_defaults_to_containerd_and_is_refused() -> None:
