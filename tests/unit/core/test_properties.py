@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import parse_env_file, split_lines
-from shimshift.core.node_files import DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
+from shimshift.core.node_files import CRI_DOCKERD_DROPIN, DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
 from shimshift.core.node_plan import apply_changes, plan_node
 
 from .nodes import MINORS, dockershim_node, version
@@ -56,8 +56,8 @@ OTHER_LINE = st.one_of(
 
 
 @st.composite
-def flags_file(draw: st.DrawFn) -> tuple[bytes, list[str]]:
-    """A kubeadm-flags.env with unrelated lines around the assignment and unrelated flags inside it."""
+def flags_file(draw: st.DrawFn, key: str = "KUBELET_KUBEADM_ARGS") -> tuple[bytes, list[str]]:
+    """An env file with unrelated lines around the ``key`` assignment and unrelated flags inside it."""
     words = draw(st.lists(st.one_of(UNRELATED_FLAG, DOCKERSHIM_FLAG), max_size=8))
     words = list({w.split("=")[0].split(" ")[0]: w for w in reversed(words)}.values())[::-1]  # no flag twice
     gaps = [draw(GAP) for _ in words]
@@ -67,7 +67,7 @@ def flags_file(draw: st.DrawFn) -> tuple[bytes, list[str]]:
     after = draw(st.lists(OTHER_LINE, max_size=3))
     trail = draw(st.sampled_from(["", " ", "\t "]))
     last_eol = draw(st.sampled_from([eol, ""]))
-    lines = [*before, f'KUBELET_KUBEADM_ARGS="{value}"{trail}', *after]
+    lines = [*before, f'{key}="{value}"{trail}', *after]
     text = eol.join(lines) + last_eol
     unrelated = [w for w in words if w.startswith(("--x-", "--y-"))]
     return text.encode(), unrelated
@@ -82,23 +82,32 @@ def plan_for(files: dict[str, bytes | None], minor: int):  # type: ignore[no-unt
     )
 
 
+TARGETS = [(KUBEADM_FLAGS_ENV, "KUBELET_KUBEADM_ARGS"), (DEFAULT_KUBELET, "KUBELET_EXTRA_ARGS")]
+
+
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(flags_file(), st.sampled_from(MINORS))
-def test_unrelated_content_survives_and_plans_roundtrip(data: tuple[bytes, list[str]], minor: int) -> None:
-    content, unrelated = data
+@given(
+    st.sampled_from(TARGETS).flatmap(lambda t: st.tuples(st.just(t), flags_file(t[1]))),
+    st.sampled_from(MINORS),
+)
+def test_unrelated_content_survives_and_plans_roundtrip(
+    data: tuple[tuple[str, str], tuple[bytes, list[str]]], minor: int
+) -> None:
+    (path, key), (content, unrelated) = data
     files = dockershim_node(minor)
-    files[KUBEADM_FLAGS_ENV] = content
+    files[path] = content
     try:
         p = plan_for(files, minor)
     except Refusal as exc:
         # 1.27+ with no endpoint and nothing from dockershim: the kubelet runs containerd (§6.11).
-        original = parse_env_file("/f", content, unique=()).get("KUBELET_KUBEADM_ARGS")
+        original = parse_env_file("/f", content, unique=()).get(key)
         assert original is not None
+        assert path == KUBEADM_FLAGS_ENV
         assert minor >= 27 and all(w.text.startswith(("--x-", "--y-")) for w in original.words)
         assert "containerd" in exc.what
         return
     after = apply_changes(files, p.changes)
-    new = after[KUBEADM_FLAGS_ENV]
+    new = after[path]
     assert new is not None
 
     # 1. Every other line is identical, in order; inside the value the unrelated words keep their order.
@@ -107,16 +116,15 @@ def test_unrelated_content_survives_and_plans_roundtrip(data: tuple[bytes, list[
     assert len(old_lines) == len(new_lines)
     for (oc, oe), (nc, ne) in zip(old_lines, new_lines, strict=True):
         assert oe == ne
-        if not oc.startswith("KUBELET_KUBEADM_ARGS="):
+        if not oc.startswith(f"{key}="):
             assert oc == nc
-    assignment = parse_env_file(KUBEADM_FLAGS_ENV, new, unique=()).get("KUBELET_KUBEADM_ARGS")
+    assignment = parse_env_file(path, new, unique=()).get(key)
     assert assignment is not None
-    kept = [w.text for w in assignment.words if w.text.startswith(("--x-", "--y-"))]
+    kept = [w.raw for w in assignment.words if w.text.startswith(("--x-", "--y-"))]
     assert kept == unrelated
-    # Untouched files are untouched.
-    assert after[DEFAULT_KUBELET] == files[DEFAULT_KUBELET]
-    if minor < 27:
-        assert after[KUBELET_CONFIG] == files[KUBELET_CONFIG]
+    # Files the plan has no business with are untouched.
+    allowed = {path, KUBEADM_FLAGS_ENV, CRI_DOCKERD_DROPIN} | ({KUBELET_CONFIG} if minor >= 27 else set())
+    assert {c.path for c in p.changes} <= allowed
 
     # 2. Rollback restores every byte.
     assert apply_changes(after, p.rollback_changes) == files
