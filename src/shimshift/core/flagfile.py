@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
 _ASSIGNMENT = re.compile(
     r"^(?P<lead>[ \t]*)(?P<key>[A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(?P<rest>.*)$", re.DOTALL
@@ -96,7 +96,8 @@ class EnvFile:
     assignments: tuple[Assignment, ...]
 
     def get(self, key: str) -> Assignment | None:
-        for a in self.assignments:
+        """The assignment systemd uses (the last one)."""
+        for a in reversed(self.assignments):
             if a.key == key:
                 return a
         return None
@@ -134,8 +135,11 @@ def _words(text: str, start: int, end: int, quote: str) -> tuple[Word, ...]:
     return tuple(out)
 
 
-def parse_env_file(path: str, data: bytes) -> EnvFile:
-    """Parse an environment file; Refusal (with file and line) for anything outside the accepted subset."""
+def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = None) -> EnvFile:
+    """Parse an environment file; Refusal (with file and line) for anything outside the accepted subset.
+
+    A variable assigned twice is refused if it is in ``unique`` (default: every variable): systemd would
+    silently use the last line, and an edit to the first would change nothing."""
     text = decode(data)
     assignments: list[Assignment] = []
     seen: dict[str, int] = {}
@@ -152,7 +156,7 @@ def parse_env_file(path: str, data: bytes) -> EnvFile:
                 line=number,
             )
         key = m["key"]
-        if key in seen:
+        if key in seen and (unique is None or key in unique):
             raise Refusal(
                 f"{key} is assigned twice (lines {seen[key]} and {number}); systemd would use only the last",
                 hint=f"merge the two {key} lines into one",

@@ -135,6 +135,7 @@ class NodeView:
             )
         dropin = _with_node(node, partial(parse_kubelet_dropin, dropin_path, files[dropin_path] or b""))
 
+        used = {w.raw[1:] for w in dropin.exec_start[1:] if w.raw.startswith("$") and "{" not in w.raw}
         env: dict[str, tuple[str, EnvFile | None, Assignment | None, int]] = {}
         for name, value, line in dropin.environment:
             env[name] = (value, None, None, line)
@@ -160,13 +161,13 @@ class NodeView:
                         node=node,
                     )
                 continue
-            parsed = _with_node(node, partial(parse_env_file, path, data))
+            parsed = _with_node(node, partial(parse_env_file, path, data, unique=used))
             env_files[path] = parsed
             for a in parsed.assignments:
                 env[a.key] = (a.value, parsed, a, a.line)
-                defined_in.setdefault(a.key, []).append(path)
+                if path not in defined_in.get(a.key, []):
+                    defined_in.setdefault(a.key, []).append(path)
 
-        used = {w.raw[1:] for w in dropin.exec_start[1:] if w.raw.startswith("$") and "{" not in w.raw}
         if KUBEADM_ARGS_VAR not in used:
             raise Refusal(
                 f"the kubelet's ExecStart does not use ${KUBEADM_ARGS_VAR}",

@@ -273,17 +273,22 @@ class _Planner:
 
     # ---- where the kubelet runs today
 
-    def current_endpoint(self) -> tuple[str | None, str]:
-        """(endpoint, where it is set) as this kubelet version resolves it."""
+    def current_endpoint(self) -> tuple[str | None, str | None, int | None]:
+        """(endpoint, file, line) as this kubelet version resolves it; file None: the version's default."""
         flag = self.view.last(_ENDPOINT)
         if flag is not None and flag.value:
-            return flag.value, flag.where
+            return flag.value, flag.file, flag.line
         config = self.view.config
         if self.facts.endpoint_home is EndpointHome.FLAG_OR_CONFIG and config is not None:
             value = config.get_str("containerRuntimeEndpoint")
             if value:
-                return value, f"{config.path}:{config.line_of('containerRuntimeEndpoint')}"
-        return self.facts.default_endpoint, f"the kubelet {self.version} default"
+                return value, config.path, config.line_of("containerRuntimeEndpoint")
+        return self.facts.default_endpoint, None, None
+
+    def describe_endpoint(self) -> str:
+        endpoint, file, line = self.current_endpoint()
+        where = f"the kubelet {self.version} default" if file is None else f"{file}:{line}"
+        return f"{endpoint}, set at {where}"
 
     def state(self) -> RuntimeState:
         if self.facts.has_dockershim:
@@ -299,19 +304,21 @@ class _Planner:
                     file=runtime.file,
                     line=runtime.line,
                 )
-        endpoint, where = self.current_endpoint()
+        endpoint, file, line = self.current_endpoint()
         if endpoint is not None and is_cri_dockerd_endpoint(endpoint):
             return RuntimeState.CRI_DOCKERD
         if endpoint is None or is_dockershim_endpoint(endpoint):
             # Nothing serves dockershim.sock once the kubelet has no dockershim (or uses a remote runtime).
             return RuntimeState.STALE_DOCKERSHIM_CONFIG
-        if where.endswith("default") and any(self.view.all(f) for f in DOCKERSHIM_ONLY_FLAGS):
+        if file is None and any(self.view.all(f) for f in DOCKERSHIM_ONLY_FLAGS):
             # §6.11: a 1.27+ kubelet with dockershim flags and no endpoint was a Docker node; today it
             # would fall back to containerd.
             return RuntimeState.STALE_DOCKERSHIM_CONFIG
         raise self.refusal(
-            f"the kubelet uses {endpoint} (set at {where}), not Docker Engine through dockershim",
+            f"the kubelet uses {self.describe_endpoint()}: not Docker Engine through dockershim",
             hint="shimshift moves dockershim nodes to cri-dockerd; this node runs another runtime",
+            file=file,
+            line=line,
         )
 
     # ---- the plan
@@ -335,7 +342,6 @@ class _Planner:
         noop_reason: str | None = None
 
         if state is RuntimeState.CRI_DOCKERD:
-            endpoint, where = self.current_endpoint()
             if removed_here:
                 # Migrated before, but flags this kubelet rejects are left (§6.1): remove only those.
                 new_files.update(self.kubelet_edits(set_flags={}, remove=removed_here))
@@ -344,7 +350,14 @@ class _Planner:
                     f"{self.version} rejects: {', '.join(sorted(removed_here))}"
                 )
             else:
-                noop_reason = f"the kubelet already uses cri-dockerd ({endpoint}, set at {where})"
+                noop_reason = f"the kubelet already uses cri-dockerd ({self.describe_endpoint()})"
+            leftovers = sorted({f.name for f in view.flags if f.name in DOCKERSHIM_ONLY_FLAGS} - removed_here)
+            if leftovers:
+                # Harmless with a remote runtime before 1.24, fatal from 1.24 (§6.1): say so, change nothing.
+                self.warnings.append(
+                    f"dockershim-only flags left on the kubelet ({', '.join(leftovers)}); kubelet 1.24+ "
+                    "exits on them: see `shimshift flags check --target-version 1.24`"
+                )
             expected, expected_config = self.expectations(set_in_flag=view.last(_ENDPOINT) is not None)
         else:
             self.check_cri_api()
@@ -372,10 +385,13 @@ class _Planner:
             if new_files.get(path) != view.files.get(path)
         )
         instance_change = next((c for c in changes if c.path == INSTANCE_CONFIG), None)
+        # What the plan guarantees is gone afterwards. A node already on cri-dockerd keeps its harmless
+        # pre-1.24 leftovers (only warned about above), so verify must not trip over them.
+        migrating = state is not RuntimeState.CRI_DOCKERD
         forbidden = tuple(
             r.flag
             for r in FLAG_RULES
-            if r.dockershim_only or flag_status(r.flag, self.minor) is FlagStatus.REMOVED
+            if (migrating and r.dockershim_only) or flag_status(r.flag, self.minor) is FlagStatus.REMOVED
         )
         return NodePlan(
             kubelet_version=str(self.version),
@@ -467,7 +483,7 @@ class _Planner:
         for path, key in targets:
             env = view.env_files.get(path)
             if path in texts:  # a second variable in a file already edited
-                env = _stamp(view.node, partial(parse_env_file, path, texts[path]))
+                env = _stamp(view.node, partial(parse_env_file, path, texts[path], unique=()))
             elif env is None:  # kubeadm-flags.env absent but read optionally: create it as kubeadm would
                 env = parse_env_file(path, b"")
             edit = FlagEdit(

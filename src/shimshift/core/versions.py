@@ -193,8 +193,13 @@ FLAG_RULES: tuple[FlagRule, ...] = (
     # Reference §2: kubenet-only; deprecation release not confirmed. cri-dockerd has no such flag
     # (hard-coded 10.0.0.0/8, reference §4), so nothing carries it.
     FlagRule("--non-masquerade-cidr", "#107096 (RN-1.24)", removed=24, dockershim_only=True),
-    # Reference §2: "no longer functional, will be removed in v1.22"; the removal is not confirmed.
-    FlagRule("--redirect-container-streaming", "#95935 (RN-1.20)", deprecated=20),
+    # Reference §2: "no longer functional, will be removed in v1.22" (#95935). The reference could not
+    # confirm the removal; the kubelet v1.23.17 binary rejects it ("unknown flag", tests/e2e/core), so
+    # 1.23 is the latest removal release. 1.22 is unverified.
+    FlagRule(
+        "--redirect-container-streaming", "#95935 (RN-1.20); kubelet v1.23.17 rejects it",
+        deprecated=20, removed=23,
+    ),
     # Reference §4: cri-dockerd has --runtime-cgroups too; the kubelet keeps its own (stored flags.go).
     FlagRule("--runtime-cgroups", "reference §2 table, §4 flags", cri_dockerd_flag="--runtime-cgroups"),
     # Reference §4: cri-dockerd --hairpin-mode (v0.2.2+) replaces the kubelet's for dockershim.

@@ -32,7 +32,8 @@ EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
 # This is a file that the user can use for overrides of the kubelet args as a last resort.
 EnvironmentFile=-/etc/default/kubelet
 ExecStart=
-ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS \
+$KUBELET_EXTRA_ARGS
 """
 
 RPM_DROPIN = DEB_DROPIN.replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
@@ -60,12 +61,14 @@ def version(minor: int) -> str:
     return f"1.{minor}.3"
 
 
-def dockershim_node(minor: int, *, extra: bytes | None = b"KUBELET_EXTRA_ARGS=--fail-swap-on=false\n") -> dict[str, bytes | None]:
+def dockershim_node(
+    minor: int, *, extra: bytes | None = b"KUBELET_EXTRA_ARGS=--fail-swap-on=false\n"
+) -> dict[str, bytes | None]:
     """A node kubeadm set up on dockershim (at 1.20-1.23), its kubelet now at 1.<minor>."""
     files: dict[str, bytes | None] = dict.fromkeys(NODE_FILES)
     files[KUBELET_DROPIN_USR] = DEB_DROPIN
     files[KUBEADM_FLAGS_ENV] = (
-        f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image={pause_image(min(minor, 23))}"\n'
+        f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image={pause_image(min(minor, 23))}"\n'  # noqa: E501
     ).encode()
     files[DEFAULT_KUBELET] = extra
     files[KUBELET_CONFIG] = CONFIG

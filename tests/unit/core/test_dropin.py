@@ -24,20 +24,35 @@ from .nodes import DEB_DROPIN, RPM_DROPIN
 P = "/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
 
 
-@pytest.mark.parametrize(("data", "extra"), [(DEB_DROPIN, "/etc/default/kubelet"),
-                                              (RPM_DROPIN, "/etc/sysconfig/kubelet"),
-                                              (STANDARD_KUBEADM_DROPIN, "/etc/default/kubelet")])
+@pytest.mark.parametrize(
+    ("data", "extra"),
+    [
+        (DEB_DROPIN, "/etc/default/kubelet"),
+        (RPM_DROPIN, "/etc/sysconfig/kubelet"),
+        (STANDARD_KUBEADM_DROPIN, "/etc/default/kubelet"),
+    ],
+)
 def test_kubeadm_dropins(data: bytes, extra: str) -> None:
     d = parse_kubelet_dropin(P, data)
-    assert [(p, opt) for p, opt, _ in d.environment_files] == [("/var/lib/kubelet/kubeadm-flags.env", True),
-                                                               (extra, True)]
+    assert [(p, opt) for p, opt, _ in d.environment_files] == [
+        ("/var/lib/kubelet/kubeadm-flags.env", True),
+        (extra, True),
+    ]
     assert [n for n, _v, _l in d.environment] == ["KUBELET_KUBECONFIG_ARGS", "KUBELET_CONFIG_ARGS"]
     assert d.exec_start[0].text == "/usr/bin/kubelet"
-    words = expand_exec_start(d, {"KUBELET_CONFIG_ARGS": "--config=/c.yaml", "KUBELET_KUBEADM_ARGS": "--a=b  --c d",
-                                  "KUBELET_KUBECONFIG_ARGS": ""})
+    words = expand_exec_start(
+        d,
+        {
+            "KUBELET_CONFIG_ARGS": "--config=/c.yaml",
+            "KUBELET_KUBEADM_ARGS": "--a=b  --c d",
+            "KUBELET_KUBECONFIG_ARGS": "",
+        },
+    )
     assert [(w.text, w.var) for w in words] == [
-        ("--config=/c.yaml", "KUBELET_CONFIG_ARGS"), ("--a=b", "KUBELET_KUBEADM_ARGS"),
-        ("--c", "KUBELET_KUBEADM_ARGS"), ("d", "KUBELET_KUBEADM_ARGS"),
+        ("--config=/c.yaml", "KUBELET_CONFIG_ARGS"),
+        ("--a=b", "KUBELET_KUBEADM_ARGS"),
+        ("--c", "KUBELET_KUBEADM_ARGS"),
+        ("d", "KUBELET_KUBEADM_ARGS"),
     ]
 
 
@@ -49,21 +64,29 @@ def test_last_execstart_after_reset_and_braced_vars() -> None:
     d = parse_kubelet_dropin(P, data)
     assert d.exec_start_line == 6
     words = expand_exec_start(d, {"LEVEL": "2", "KUBELET_KUBEADM_ARGS": "--x=y"})
-    assert [(w.text, w.var) for w in words] == [("--v=2", None), ("--node-labels=a=b c", None),
-                                               ("--x=y", "KUBELET_KUBEADM_ARGS")]
+    assert [(w.text, w.var) for w in words] == [
+        ("--v=2", None),
+        ("--node-labels=a=b c", None),
+        ("--x=y", "KUBELET_KUBEADM_ARGS"),
+    ]
 
 
 def test_resets() -> None:
-    d = parse_kubelet_dropin(P, b"[Service]\nEnvironment=A=1\nEnvironment=\nEnvironmentFile=/x\nEnvironmentFile=\n"
-                                b"ExecStart=/k\n")
+    d = parse_kubelet_dropin(
+        P, b"[Service]\nEnvironment=A=1\nEnvironment=\nEnvironmentFile=/x\nEnvironmentFile=\nExecStart=/k\n"
+    )
     assert d.environment == () and d.environment_files == ()
 
 
 @pytest.mark.parametrize(
     ("data", "line"),
-    [(b"[Service]\nExecStart=\n", None), (b"[Service]\nEnvironment=\"A=1\nExecStart=/k\n", 2),
-     (b"[Service]\nEnvironment=NOEQUALS\nExecStart=/k\n", 2), (b"[Service]\njunk\n", 2),
-     (b"[Service]\nExecStart=/k \\\n", 2)],
+    [
+        (b"[Service]\nExecStart=\n", None),
+        (b'[Service]\nEnvironment="A=1\nExecStart=/k\n', 2),
+        (b"[Service]\nEnvironment=NOEQUALS\nExecStart=/k\n", 2),
+        (b"[Service]\njunk\n", 2),
+        (b"[Service]\nExecStart=/k \\\n", 2),
+    ],
 )
 def test_refusals(data: bytes, line: int | None) -> None:
     with pytest.raises(Refusal) as info:
@@ -72,13 +95,21 @@ def test_refusals(data: bytes, line: int | None) -> None:
 
 
 def test_split_words() -> None:
-    assert [w.text for w in split_words("a 'b c' \"d \\\" e\" f\\ g", path=P, line=1)] == ["a", "b c", 'd " e', "f g"]
+    assert [w.text for w in split_words('a \'b c\' "d \\" e" f\\ g', path=P, line=1)] == [
+        "a",
+        "b c",
+        'd " e',
+        "f g",
+    ]
 
 
 def test_cri_dockerd_unit_exec() -> None:
     unit = b"[Service]\nType=notify\nExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd://\n"
-    assert [w.text for w in cri_dockerd_exec_start("/u", unit)] == ["/usr/bin/cri-dockerd",
-                                                                   "--container-runtime-endpoint", "fd://"]
+    assert [w.text for w in cri_dockerd_exec_start("/u", unit)] == [
+        "/usr/bin/cri-dockerd",
+        "--container-runtime-endpoint",
+        "fd://",
+    ]
     assert cri_dockerd_exec_start("/u", b"[Service]\nExecStart=\n") == []
 
 

@@ -23,14 +23,28 @@ def set_(data: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("before", "after"),
     [
-        (b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\nx: 1\n",
-         b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\nx: 1\n"),
-        (b'containerRuntimeEndpoint:   "unix:///x"   # why\r\nx: 1\r\n',
-         b"containerRuntimeEndpoint:   " + S.encode() + b"   # why\r\nx: 1\r\n"),
-        (b"kind: KubeletConfiguration\n", b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\n"),
-        (b"kind: KubeletConfiguration", b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\n"),
-        (b"a: 1\r\nb:\r\n  containerRuntimeEndpoint: nested\r\n",
-         b"a: 1\r\nb:\r\n  containerRuntimeEndpoint: nested\r\ncontainerRuntimeEndpoint: " + S.encode() + b"\r\n"),
+        (
+            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\nx: 1\n",  # noqa: E501
+            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\nx: 1\n",
+        ),
+        (
+            b'containerRuntimeEndpoint:   "unix:///x"   # why\r\nx: 1\r\n',
+            b"containerRuntimeEndpoint:   " + S.encode() + b"   # why\r\nx: 1\r\n",
+        ),
+        (
+            b"kind: KubeletConfiguration\n",
+            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\n",
+        ),
+        (
+            b"kind: KubeletConfiguration",
+            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\n",
+        ),
+        (
+            b"a: 1\r\nb:\r\n  containerRuntimeEndpoint: nested\r\n",
+            b"a: 1\r\nb:\r\n  containerRuntimeEndpoint: nested\r\ncontainerRuntimeEndpoint: "
+            + S.encode()
+            + b"\r\n",
+        ),
         (b"", b"containerRuntimeEndpoint: " + S.encode() + b"\n"),
     ],
 )

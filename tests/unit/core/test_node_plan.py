@@ -31,7 +31,7 @@ from shimshift.core.versions import (
     flag_status,
 )
 
-from .nodes import MINORS, cri_dockerd_node, dockershim_node, pause_image, rpm, version
+from .nodes import DEB_DROPIN, MINORS, cri_dockerd_node, dockershim_node, pause_image, rpm, version
 
 
 def plan(files: dict[str, bytes | None], minor: int = 23, **kw: object) -> NodePlan:
@@ -129,7 +129,10 @@ def test_migrated_node_upgraded_to_135_loses_only_the_pause_flag(minor: int) -> 
     assert p.state is RuntimeState.CRI_DOCKERD
     assert p.noop_reason is None
     assert [c.path for c in p.changes] == [KUBEADM_FLAGS_ENV]
-    assert p.changes[0].after == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_SOCKET}"\n'.encode()
+    assert (
+        p.changes[0].after
+        == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_SOCKET}"\n'.encode()
+    )
     assert not p.cri_dockerd_config_changed
 
 
@@ -146,8 +149,11 @@ def test_the_123_lab_node_exact_bytes() -> None:
     assert p.rollback().forbidden_kubelet_args == ("--container-runtime", "--container-runtime-endpoint")
     assert p.rollback().rollback() == p
     assert p.cri_dockerd_args == (
-        "/usr/bin/cri-dockerd", "--container-runtime-endpoint", "fd://",
-        "--pod-infra-container-image=registry.k8s.io/pause:3.6", "--network-plugin=cni",
+        "/usr/bin/cri-dockerd",
+        "--container-runtime-endpoint",
+        "fd://",
+        "--pod-infra-container-image=registry.k8s.io/pause:3.6",
+        "--network-plugin=cni",
         "--cri-dockerd-root-directory=/var/lib/dockershim",
     )
     assert p.node == "shimshift-lab-worker"
@@ -160,7 +166,8 @@ def test_the_123_lab_node_exact_bytes() -> None:
 
 def test_flags_in_extra_args_move_and_the_rest_stays() -> None:
     files = dockershim_node(
-        22, extra=b'# local\nKUBELET_EXTRA_ARGS="--cni-bin-dir /usr/lib/cni --node-ip=10.0.0.5 --network-plugin-mtu=1450"\n'
+        22,
+        extra=b'# local\nKUBELET_EXTRA_ARGS="--cni-bin-dir /usr/lib/cni --node-ip=10.0.0.5 --network-plugin-mtu=1450"\n',  # noqa: E501
     )
     p = plan(files, 22)
     after = apply_changes(files, p.changes)
@@ -181,7 +188,7 @@ def test_rpm_layout_edits_sysconfig() -> None:
 
 def test_etc_dropin_wins_over_usr_lib() -> None:
     files = dockershim_node(23)
-    files[KUBELET_DROPIN_ETC] = files[KUBELET_DROPIN_USR].replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
+    files[KUBELET_DROPIN_ETC] = DEB_DROPIN.replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
     files[SYSCONFIG_KUBELET] = b"KUBELET_EXTRA_ARGS=--cni-conf-dir=/etc/cni/custom\n"
     p = plan(files, 23)
     assert any("systemd uses /etc/systemd" in w for w in p.warnings)
@@ -204,11 +211,14 @@ def test_kubeadm_flags_env_absent_is_created() -> None:
 def test_endpoint_flag_on_127_is_rewritten_in_place_and_config_left_alone() -> None:
     files = dockershim_node(27)
     files[KUBEADM_FLAGS_ENV] = (
-        b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/dockershim.sock --network-plugin=cni"\n'
+        b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/dockershim.sock --network-plugin=cni"\n'  # noqa: E501
     )
     p = plan(files, 27)
     after = apply_changes(files, p.changes)
-    assert after[KUBEADM_FLAGS_ENV] == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/cri-dockerd.sock"\n'
+    assert (
+        after[KUBEADM_FLAGS_ENV]
+        == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/cri-dockerd.sock"\n'
+    )
     assert KUBELET_CONFIG not in {c.path for c in p.changes}
     assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_SOCKET}
 
@@ -220,7 +230,9 @@ def test_instance_config_follows(minor: int) -> None:
         b"apiVersion: kubelet.config.k8s.io/v1beta1\r\nkind: KubeletConfiguration\r\n"
         b"containerRuntimeEndpoint: unix:///var/run/dockershim.sock # set by kubeadm upgrade\r\n"
     )
-    files[KUBELET_CONFIG] = (files[KUBELET_CONFIG] or b"") + b"containerRuntimeEndpoint: unix:///var/run/dockershim.sock\n"
+    files[KUBELET_CONFIG] = (
+        files[KUBELET_CONFIG] or b""
+    ) + b"containerRuntimeEndpoint: unix:///var/run/dockershim.sock\n"
     p = plan(files, minor)
     assert p.instance_config is not None
     assert p.instance_config.after == (
@@ -228,7 +240,9 @@ def test_instance_config_follows(minor: int) -> None:
         b"containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock # set by kubeadm upgrade\r\n"
     )
     after = apply_changes(files, p.changes)
-    assert (after[KUBELET_CONFIG] or b"").endswith(b"containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock\n")
+    assert (after[KUBELET_CONFIG] or b"").endswith(
+        b"containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock\n"
+    )
     assert plan(after, minor).changes == ()
 
 
@@ -236,11 +250,15 @@ def test_cri_dockerd_unit_command_line_is_kept() -> None:
     files = dockershim_node(23)
     files[CRI_DOCKERD_UNIT_USR] = (
         b"[Unit]\nDescription=CRI Interface for Docker\n[Service]\nType=notify\n"
-        b"ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin= --log-level debug\n"
+        b"ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin= --log-level debug\n"  # noqa: E501
     )
     p = plan(files, 23)
     assert p.cri_dockerd_args[:5] == (
-        "/usr/local/bin/cri-dockerd", "--container-runtime-endpoint", "fd://", "--log-level", "debug",
+        "/usr/local/bin/cri-dockerd",
+        "--container-runtime-endpoint",
+        "fd://",
+        "--log-level",
+        "debug",
     )
     assert "--network-plugin=cni" in p.cri_dockerd_args
     assert "--network-plugin=" not in p.cri_dockerd_args
@@ -291,10 +309,14 @@ def test_cgroup_mismatch_is_allowed_when_the_kubelet_asks_cri_dockerd() -> None:
 
 def test_value_with_quotes_is_escaped_in_the_unit() -> None:
     files = dockershim_node(23)
-    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--network-plugin=cni --cni-conf-dir=/etc/cni/50%\\"x"\n'
+    files[KUBEADM_FLAGS_ENV] = (
+        b'KUBELET_KUBEADM_ARGS="--network-plugin=cni --cni-conf-dir=/etc/cni/50%\\"x"\n'
+    )
     p = plan(files, 23)
     assert p.cri_dockerd_settings["--cni-conf-dir"] == '/etc/cni/50%"x'
-    assert b'"--cni-conf-dir=/etc/cni/50%%\\"x"' in (apply_changes(files, p.changes)[CRI_DOCKERD_DROPIN] or b"")
+    assert b'"--cni-conf-dir=/etc/cni/50%%\\"x"' in (
+        apply_changes(files, p.changes)[CRI_DOCKERD_DROPIN] or b""
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -312,7 +334,12 @@ def refused(files: dict[str, bytes | None], minor: int = 23, **kw: object) -> Re
 @pytest.mark.parametrize("text", ["1.19.16", "1.38.0", "v2.0.0", "garbage", "", "1.x"])
 def test_unknown_kubelet_version(text: str) -> None:
     with pytest.raises(Refusal, match="kubelet version"):
-        plan_node(kubelet_version=text, files=dockershim_node(23), cri_dockerd_version=None, docker_cgroup_driver=None)
+        plan_node(
+            kubelet_version=text,
+            files=dockershim_node(23),
+            cri_dockerd_version=None,
+            docker_cgroup_driver=None,
+        )
 
 
 def test_two_kubeadm_args_lines() -> None:
@@ -332,7 +359,9 @@ def test_unbalanced_quote() -> None:
 
 def test_flag_twice_with_different_values() -> None:
     files = dockershim_node(23)
-    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--network-plugin=cni --node-ip=1.1.1.1 --node-ip=2.2.2.2"\n'
+    files[KUBEADM_FLAGS_ENV] = (
+        b'KUBELET_KUBEADM_ARGS="--network-plugin=cni --node-ip=1.1.1.1 --node-ip=2.2.2.2"\n'
+    )
     r = refused(files)
     assert (r.file, r.line) == (KUBEADM_FLAGS_ENV, 1)
     assert "--node-ip" in r.what
@@ -384,9 +413,12 @@ def test_runtime_flag_written_in_the_dropin() -> None:
 
 def test_node_on_containerd() -> None:
     files = cri_dockerd_node(26)
-    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock"\n'
+    files[KUBEADM_FLAGS_ENV] = (
+        b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock"\n'
+    )
     r = refused(files, 26)
     assert "containerd" in r.what
+    assert (r.file, r.line) == (KUBEADM_FLAGS_ENV, 1)
 
 
 def test_127_with_nothing_dockershim_left_defaults_to_containerd_and_is_refused() -> None:
@@ -407,8 +439,10 @@ def test_cri_api_mismatch(minor: int, cri: str) -> None:
     assert "CRI API" in r.what
 
 
-@pytest.mark.parametrize(("kw", "match"), [({"cri_dockerd_version": "latest"}, "cri-dockerd"),
-                                           ({"docker_cgroup_driver": "cgroupv2"}, "cgroup")])
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [({"cri_dockerd_version": "latest"}, "cri-dockerd"), ({"docker_cgroup_driver": "cgroupv2"}, "cgroup")],
+)
 def test_bad_parameters(kw: dict[str, str], match: str) -> None:
     with pytest.raises(Refusal, match=match):
         plan(dockershim_node(23), 23, **kw)
@@ -429,6 +463,24 @@ def test_container_runtime_with_a_bad_value() -> None:
 
 def test_node_files_are_the_documented_paths() -> None:
     assert NODE_FILES[0] == "/var/lib/kubelet/kubeadm-flags.env"
-    assert {DEFAULT_KUBELET, SYSCONFIG_KUBELET, KUBELET_DROPIN_ETC, KUBELET_DROPIN_USR, KUBELET_CONFIG,
-            INSTANCE_CONFIG, CRI_DOCKERD_DROPIN} <= set(NODE_FILES)
+    assert {
+        DEFAULT_KUBELET,
+        SYSCONFIG_KUBELET,
+        KUBELET_DROPIN_ETC,
+        KUBELET_DROPIN_USR,
+        KUBELET_CONFIG,
+        INSTANCE_CONFIG,
+        CRI_DOCKERD_DROPIN,
+    } <= set(NODE_FILES)
     assert len(set(NODE_FILES)) == len(NODE_FILES)
+
+
+def test_hand_migrated_node_with_leftovers_is_a_noop_with_a_warning() -> None:
+    files = cri_dockerd_node(23)
+    files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--network-plugin=cni\n"
+    p = plan(files, 23)
+    assert p.changes == () and p.noop_reason is not None
+    assert any("--network-plugin" in w and "1.24" in w for w in p.warnings)
+    # verify must not fail on the leftover that the plan leaves alone
+    assert "--network-plugin" not in p.forbidden_kubelet_args
+    assert plan(files, 24).forbidden_kubelet_args[:1] == ("--network-plugin",)

@@ -6,6 +6,8 @@ Matrix: every minor 1.20-1.37 against the facts of reference §2/§3 (flag statu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from shimshift.core.errors import Refusal
@@ -33,6 +35,9 @@ from shimshift.core.versions import (
 )
 
 from .nodes import MINORS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 A, D, R = FlagStatus.ACCEPTED, FlagStatus.DEPRECATED, FlagStatus.REMOVED
 
@@ -69,7 +74,7 @@ def test_every_minor_has_exactly_one_facts_row() -> None:
 
 
 # Expected status of each flag per minor, written out from reference §2 (not computed from the table).
-EXPECTED_STATUS = {
+EXPECTED_STATUS: dict[str, Callable[[int], FlagStatus]] = {
     "--container-runtime": lambda m: A if m < 24 else D if m < 27 else R,
     "--container-runtime-endpoint": lambda m: A if m < 27 else D,
     "--pod-infra-container-image": lambda m: A if m < 24 else D if m < 35 else R,
@@ -79,6 +84,8 @@ EXPECTED_STATUS = {
     "--experimental-dockershim-root-directory": lambda m: A if m < 21 else D if m < 24 else R,
     "--non-masquerade-cidr": lambda m: A if m < 24 else R,
     "--runtime-cgroups": lambda m: A,
+    # Announced for 1.22 (#95935); the v1.23.17 binary rejects it (tests/e2e/core/test_real_binaries.py).
+    "--redirect-container-streaming": lambda m: D if m < 23 else R,
     "--node-ip": lambda m: A,
 }
 
@@ -104,8 +111,10 @@ def test_minor_facts(minor: int) -> None:
     assert ("--pod-infra-container-image" in f.kubeadm_writes) is (24 <= minor <= 34)  # #133778
     assert ("--network-plugin" in f.kubeadm_writes) is False
     record = (
-        CriSocketRecord.ANNOTATION if minor <= 31
-        else CriSocketRecord.ANNOTATION_OR_INSTANCE_CONFIG if minor <= 33
+        CriSocketRecord.ANNOTATION
+        if minor <= 31
+        else CriSocketRecord.ANNOTATION_OR_INSTANCE_CONFIG
+        if minor <= 33
         else CriSocketRecord.INSTANCE_CONFIG
     )
     assert f.cri_socket_record is record
@@ -122,16 +131,26 @@ def test_every_rule_cites_a_source() -> None:
 def test_dockershim_only_flags_are_the_124_removal_list() -> None:
     # RN-1.24 (#106907) plus --non-masquerade-cidr (#107096).
     assert set(DOCKERSHIM_ONLY_FLAGS) == {
-        "--experimental-dockershim-root-directory", "--docker-endpoint", "--image-pull-progress-deadline",
-        "--network-plugin", "--cni-conf-dir", "--cni-bin-dir", "--cni-cache-dir", "--network-plugin-mtu",
+        "--experimental-dockershim-root-directory",
+        "--docker-endpoint",
+        "--image-pull-progress-deadline",
+        "--network-plugin",
+        "--cni-conf-dir",
+        "--cni-bin-dir",
+        "--cni-cache-dir",
+        "--network-plugin-mtu",
         "--non-masquerade-cidr",
     }
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0.3.16", (0, 3, 16)), ("v0.2.6", (0, 2, 6)), ("cri-dockerd 0.3.16 (71198646)", (0, 3, 16)),
-     ("0.4.0-rc1", (0, 4, 0))],
+    [
+        ("0.3.16", (0, 3, 16)),
+        ("v0.2.6", (0, 2, 6)),
+        ("cri-dockerd 0.3.16 (71198646)", (0, 3, 16)),
+        ("0.4.0-rc1", (0, 4, 0)),
+    ],
 )
 def test_parse_cri_dockerd_version(text: str, expected: tuple[int, int, int]) -> None:
     v = parse_cri_dockerd_version(text)
@@ -145,8 +164,24 @@ def test_bad_cri_dockerd_version(text: str) -> None:
 
 
 def test_cri_dockerd_facts_cover_every_release_once() -> None:
-    for v in [(0, 2, 0), (0, 2, 3), (0, 2, 4), (0, 2, 5), (0, 2, 6), (0, 3, 0), (0, 3, 9), (0, 3, 10),
-              (0, 3, 17), (0, 3, 21), (0, 3, 22), (0, 3, 25), (0, 4, 0), (0, 4, 1), (0, 4, 2), (0, 4, 3)]:
+    for v in [
+        (0, 2, 0),
+        (0, 2, 3),
+        (0, 2, 4),
+        (0, 2, 5),
+        (0, 2, 6),
+        (0, 3, 0),
+        (0, 3, 9),
+        (0, 3, 10),
+        (0, 3, 17),
+        (0, 3, 21),
+        (0, 3, 22),
+        (0, 3, 25),
+        (0, 4, 0),
+        (0, 4, 1),
+        (0, 4, 2),
+        (0, 4, 3),
+    ]:
         assert sum(r.first <= v <= r.last for r in CRI_DOCKERD_FACTS) == 1, v
     assert cri_dockerd_facts(CriDockerdVersion(0, 2, 4)).default_network_plugin == "kubenet"  # type: ignore[union-attr]
     assert cri_dockerd_facts(CriDockerdVersion(0, 3, 16)).default_pause_image == "registry.k8s.io/pause:3.9"  # type: ignore[union-attr]
@@ -155,9 +190,18 @@ def test_cri_dockerd_facts_cover_every_release_once() -> None:
 
 @pytest.mark.parametrize(
     ("kubelet", "cri", "ok"),
-    [(20, "0.2.6", True), (22, "0.3.21", True), (22, "0.3.22", False), (22, "0.4.2", False),
-     (23, "0.3.25", True), (25, "0.2.6", True), (26, "0.2.6", False), (26, "0.3.0", True), (37, "0.4.3", True),
-     (37, "9.0.0", True)],
+    [
+        (20, "0.2.6", True),
+        (22, "0.3.21", True),
+        (22, "0.3.22", False),
+        (22, "0.4.2", False),
+        (23, "0.3.25", True),
+        (25, "0.2.6", True),
+        (26, "0.2.6", False),
+        (26, "0.3.0", True),
+        (37, "0.4.3", True),
+        (37, "9.0.0", True),
+    ],
 )
 def test_cri_api_compatibility(kubelet: int, cri: str, ok: bool) -> None:
     assert cri_dockerd_serves(KubeletVersion(kubelet), parse_cri_dockerd_version(cri)) is ok
