@@ -68,7 +68,7 @@ def dockershim_node(
     files: dict[str, bytes | None] = dict.fromkeys(NODE_FILES)
     files[KUBELET_DROPIN_USR] = DEB_DROPIN
     files[KUBEADM_FLAGS_ENV] = (
-        f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image={pause_image(min(minor, 23))}"\n'  # noqa: E501
+        f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --pod-infra-container-image={pause_image(min(minor, 23))}"\n'
     ).encode()
     files[DEFAULT_KUBELET] = extra
     files[KUBELET_CONFIG] = CONFIG

@@ -81,7 +81,7 @@ def test_set_keeps_form() -> None:
     )
     assert (
         out
-        == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///y.sock --container-runtime=remote --bare=v"'  # noqa: E501
+        == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///y.sock --container-runtime=remote --bare=v"'
     )
 
 

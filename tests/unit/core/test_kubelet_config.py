@@ -24,7 +24,7 @@ def set_(data: bytes) -> bytes:
     ("before", "after"),
     [
         (
-            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\nx: 1\n",  # noqa: E501
+            b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///run/containerd/containerd.sock\nx: 1\n",
             b"kind: KubeletConfiguration\ncontainerRuntimeEndpoint: " + S.encode() + b"\nx: 1\n",
         ),
         (

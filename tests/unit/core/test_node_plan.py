@@ -211,7 +211,7 @@ def test_kubeadm_flags_env_absent_is_created() -> None:
 def test_endpoint_flag_on_127_is_rewritten_in_place_and_config_left_alone() -> None:
     files = dockershim_node(27)
     files[KUBEADM_FLAGS_ENV] = (
-        b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/dockershim.sock --network-plugin=cni"\n'  # noqa: E501
+        b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/dockershim.sock --network-plugin=cni"\n'
     )
     p = plan(files, 27)
     after = apply_changes(files, p.changes)
@@ -250,7 +250,7 @@ def test_cri_dockerd_unit_command_line_is_kept() -> None:
     files = dockershim_node(23)
     files[CRI_DOCKERD_UNIT_USR] = (
         b"[Unit]\nDescription=CRI Interface for Docker\n[Service]\nType=notify\n"
-        b"ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin= --log-level debug\n"  # noqa: E501
+        b"ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin= --log-level debug\n"
     )
     p = plan(files, 23)
     assert p.cri_dockerd_args[:5] == (

@@ -98,7 +98,7 @@ def test_pause_image_mismatch_with_cri_dockerd_default() -> None:
     assert f.severity is Severity.WARNING and "registry.k8s.io/pause:3.10" in f.message
     # Set on cri-dockerd through our drop-in: no finding.
     files[CRI_DOCKERD_DROPIN] = (
-        b"[Service]\nExecStart=\nExecStart=/usr/bin/cri-dockerd --pod-infra-container-image=registry.k8s.io/pause:3.9\n"  # noqa: E501
+        b"[Service]\nExecStart=\nExecStart=/usr/bin/cri-dockerd --pod-infra-container-image=registry.k8s.io/pause:3.9\n"
     )
     assert [f for f in check(files, 26, cri_dockerd_version="0.3.17") if "pause" in f.message] == []
 
