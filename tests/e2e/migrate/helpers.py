@@ -113,6 +113,15 @@ def assert_on_dockershim(lab: LabInfo, node: str) -> None:
     assert not body["spec"].get("unschedulable", False)
 
 
+def back_to_dockershim(lab: LabInfo, journal: Path, node: str) -> None:
+    """Cleanup for a test that may have left NODE migrated: roll it back with the tool if it is."""
+    args = kubelet_args(kubelet_cmdline(lab, node))
+    if args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT:
+        back = shimshift(lab, journal, "rollback", node)
+        assert back.returncode == 0, back.stdout + back.stderr
+    assert_on_dockershim(lab, node)
+
+
 def daemonset_containers(lab: LabInfo) -> dict[str, tuple[str, int]]:
     """pod name -> (container ID, restart count) of every DaemonSet pod in the demo namespace."""
     pods = json.loads(kubectl(lab, "-n", DEMO, "get", "pods", "-l", "app=node-agent", "-o", "json"))["items"]

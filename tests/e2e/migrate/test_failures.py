@@ -7,6 +7,9 @@ Each test restores what it broke and leaves every node on dockershim.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from .helpers import (
     assert_on_cri_dockerd,
     assert_on_dockershim,
+    back_to_dockershim,
     cli_argv,
     cli_env,
     journal_has,
@@ -59,14 +63,10 @@ def test_stopped_cri_dockerd_is_refused_and_the_others_migrate(lab: LabInfo, tmp
         assert not journal_has(journal, node=broken, step="cordon", phase="started")
     finally:
         lab.exec(broken, ["systemctl", "start", "cri-docker.socket"], check=True)
-        back = shimshift(lab, journal, "rollback", healthy)
-        assert back.returncode == 0, back.stdout + back.stderr
+        back_to_dockershim(lab, journal, healthy)
 
 
 def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: Path) -> None:
-    import subprocess
-    import time
-
     node = lab.workers[0].name
     journal = tmp_path / "journal.sqlite"
     process = subprocess.Popen(
@@ -78,23 +78,28 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
     )
     try:
         deadline = time.monotonic() + 600
-        while not journal_has(journal, node=node, step="drain", phase="finished"):
+        while not journal_has(journal, node=node, step="preflight", phase="finished"):
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the drain never finished"
-            time.sleep(0.05)
-        # Break cri-dockerd between preflight and the kubelet restart: its socket disappears.
-        lab.exec(node, ["systemctl", "stop", "cri-docker.socket", "cri-docker.service"], check=True)
+            assert time.monotonic() < deadline, "preflight never finished"
+            time.sleep(0.02)
+        # Freeze the run right after preflight, break cri-dockerd, let it go on: its socket file is
+        # gone while the socket unit still looks active, as when someone deletes it by hand.
+        process.send_signal(signal.SIGSTOP)
         lab.exec(node, ["rm", "-f", "/run/cri-dockerd.sock"], check=True)
+        process.send_signal(signal.SIGCONT)
         out, err = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
             process.kill()
-        lab.exec(node, ["systemctl", "start", "cri-docker.socket"], check=False)
-    assert process.returncode == 1, out + err
-    assert f"{node}: rolled-back" in err
-    assert_on_dockershim(lab, node)
-    body = node_json(lab, node)
-    assert any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+        lab.exec(node, ["systemctl", "restart", "cri-docker.socket"], check=False)
+    try:
+        assert process.returncode == 1, out + err
+        assert f"{node}: rolled-back" in err
+        assert_on_dockershim(lab, node)
+        body = node_json(lab, node)
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+    finally:
+        back_to_dockershim(lab, journal, node)
 
 
 def test_unknown_host_key_is_refused(lab: LabInfo, tmp_path: Path) -> None:

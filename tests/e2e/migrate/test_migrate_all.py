@@ -19,7 +19,7 @@ from shimshift.core.steps import kubelet_args
 from .helpers import (
     ReadyReplicasWatch,
     assert_on_cri_dockerd,
-    assert_on_dockershim,
+    back_to_dockershim,
     daemonset_containers,
     is_ready,
     kubelet_cmdline,
@@ -65,11 +65,8 @@ def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     state.min_ready = watch.minimum
     state.daemonset_after = daemonset_containers(lab)
     yield state
-    names = [node.name for node in lab.nodes]
-    back = shimshift(lab, state.journal, "rollback", *names)
-    assert back.returncode == 0, back.stdout + back.stderr
-    for name in names:
-        assert_on_dockershim(lab, name)
+    for node in lab.nodes:
+        back_to_dockershim(lab, state.journal, node.name)
 
 
 def test_every_node_runs_on_cri_dockerd(migrated: Migrated) -> None:
