@@ -30,6 +30,9 @@ class ChangeSet:
     noop_reason: str | None = None
     # The dockershim settings the plan moved to cri-dockerd; verified on its running command line.
     cri_dockerd_args: Mapping[str, str] = field(default_factory=dict)
+    # From 1.27 the endpoint may live in config.yaml only; verify reads it back from the live
+    # KubeletConfiguration (/configz) then (../shared/reference/dockershim-to-cri-dockerd.md §5).
+    expected_kubelet_config: Mapping[str, str] = field(default_factory=dict)
     cni_conf_dir: str = "/etc/cni/net.d"
     notes: tuple[str, ...] = field(default=())
 
@@ -49,6 +52,7 @@ class ChangeSet:
             "cri_dockerd_config_changed": self.cri_dockerd_config_changed,
             "noop_reason": self.noop_reason,
             "cri_dockerd_args": dict(self.cri_dockerd_args),
+            "expected_kubelet_config": dict(self.expected_kubelet_config),
             "cni_conf_dir": self.cni_conf_dir,
             "notes": list(self.notes),
         }
@@ -66,6 +70,7 @@ class ChangeSet:
             cri_dockerd_config_changed=bool(record["cri_dockerd_config_changed"]),
             noop_reason=record.get("noop_reason"),
             cri_dockerd_args=dict(record.get("cri_dockerd_args", {})),
+            expected_kubelet_config=dict(record.get("expected_kubelet_config", {})),
             cni_conf_dir=record.get("cni_conf_dir", "/etc/cni/net.d"),
             notes=tuple(record.get("notes", ())),
         )

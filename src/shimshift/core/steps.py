@@ -111,3 +111,12 @@ def missing_sandboxes(pods: Iterable[PodRef], sandboxes: Iterable[SandboxRef]) -
     seen = {sandbox.uid for sandbox in sandboxes}
     seen_names = {(sandbox.namespace, sandbox.name) for sandbox in sandboxes}
     return [pod for pod in pods if pod.runtime_uid not in seen and (pod.namespace, pod.name) not in seen_names]
+
+
+def config_problems(live: Mapping[str, object], *, expected: Mapping[str, str]) -> list[str]:
+    """What the running kubelet's configuration (/configz) lacks of what the plan wrote to config.yaml."""
+    return [
+        f"the running kubelet's configuration has {key}={live.get(key)!r} (expected {value})"
+        for key, value in expected.items()
+        if live.get(key) != value
+    ]

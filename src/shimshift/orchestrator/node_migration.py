@@ -26,6 +26,7 @@ from shimshift.core.steps import (
     Step,
     changes_configuration,
     cmdline_problems,
+    config_problems,
     kubelet_args,
     missing_sandboxes,
     remaining_steps,
@@ -284,6 +285,9 @@ class NodeMigration:
         problems = cmdline_problems(
             argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
         )
+        if change_set.expected_kubelet_config:
+            live = await self.cluster.kubelet_config(self.node)
+            problems += config_problems(live, expected=change_set.expected_kubelet_config)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems))
         missing = await self._missing_sandboxes()

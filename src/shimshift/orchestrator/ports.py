@@ -104,6 +104,10 @@ class ClusterPort(Protocol):
 
     async def running_pods(self, node: str) -> list[PodRef]: ...
 
+    async def kubelet_config(self, node: str) -> Mapping[str, object]:
+        """The live KubeletConfiguration, through the API server's node proxy (/configz)."""
+        ...
+
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None: ...
 
 

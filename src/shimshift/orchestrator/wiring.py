@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from shimshift.adapters.cri.client import CriClient, CriError
 from shimshift.adapters.journal import Journal, Phase
 from shimshift.adapters.kube import health, nodes
+from shimshift.adapters.kube.client import ApiFailure, raw_request
 from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, drain_node, list_node_pods, plan_drain
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.change_set import ChangeSet, FileEdit
@@ -108,6 +109,13 @@ class KubeCluster:
             )
         return refs
 
+    async def kubelet_config(self, node: str) -> Mapping[str, object]:
+        response = await raw_request(self.client, "GET", f"/api/v1/nodes/{node}/proxy/configz")
+        if response.status != 200:
+            raise ApiFailure(f"GET /api/v1/nodes/{node}/proxy/configz", response)
+        config = response.body.get("kubeletconfig", {}) if isinstance(response.body, dict) else {}
+        return dict(config)
+
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None:
         # An Event is a record, not a step: losing one must not fail the migration.
         with contextlib.suppress(Exception):
@@ -199,6 +207,7 @@ def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
         cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
         noop_reason=plan.noop_reason,
         cri_dockerd_args=dict(plan.cri_dockerd_settings),
+        expected_kubelet_config=dict(plan.expected_kubelet_config),
         cni_conf_dir=plan.cri_dockerd_settings.get("--cni-conf-dir", "/etc/cni/net.d"),
         notes=tuple(plan.warnings),
     )

@@ -14,6 +14,7 @@ from shimshift.core.steps import (
     Step,
     changes_configuration,
     cmdline_problems,
+    config_problems,
     kubelet_args,
     missing_sandboxes,
     remaining_steps,
@@ -102,3 +103,14 @@ def test_change_set_record_round_trip(edits: list[tuple[str, bytes | None, bytes
         cri_dockerd_config_changed=True,
     )
     assert ChangeSet.from_record(change_set.to_record()) == change_set
+
+
+def test_live_kubelet_config_checked_for_the_endpoint() -> None:
+    expected = {"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}
+    assert config_problems({"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}, expected=expected) == []
+    assert config_problems(
+        {"containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock"}, expected=expected
+    ) == [
+        "the running kubelet's configuration has containerRuntimeEndpoint='unix:///run/containerd/containerd.sock'"
+        " (expected unix:///var/run/cri-dockerd.sock)"
+    ]
