@@ -14,7 +14,9 @@ if [ -x "$outdir/cri-dockerd" ] && [ -f "$outdir/systemd/cri-docker.service" ] &
    [ -f "$outdir/systemd/cri-docker.socket" ]; then
   exit 0
 fi
-info=$(cd /tmp && go mod download -json "$module@$version")
+# This machine's Go module proxy refuses some versions (403 "not available"): say so plainly.
+info=$(cd /tmp && go mod download -json "$module@$version") || {
+  echo "go mod download $module@$version failed:" >&2; echo "$info" >&2; exit 1; }
 dir=$(sed -n 's/^\t"Dir": "\(.*\)",$/\1/p' <<< "$info")
 commit=$(sed -n 's/^\t\t"Hash": "\(.*\)",\{0,1\}$/\1/p' <<< "$info")
 [ -n "$dir" ] || { echo "go mod download $module@$version gave no Dir:" >&2; echo "$info" >&2; exit 1; }

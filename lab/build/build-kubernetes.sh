@@ -19,9 +19,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitCommit=0000000000000000000000000000000000000000 -X $pkg.gitTreeState=clean"
   ldflags+=" -X $pkg.buildDate=2023-02-22T13:00:00Z"
 done
-# kube-apiserver needs pkg/generated/openapi, which k/k generates at build time and does not publish.
-for m in "${missing[@]}"; do
-  [ "$m" != k8s.io/kubernetes/cmd/kube-apiserver ] || export BUILD_GOMOD_PREPARE="$here/gen-kube-openapi.sh"
-done
+# kube-apiserver needs generated code the published module lacks (see gen-kube-openapi.sh).
+local_source=""
+if [[ " ${missing[*]} " == *" k8s.io/kubernetes/cmd/kube-apiserver "* ]]; then
+  local_source="${SHIMSHIFT_CACHE:-/var/cache/shimshift}/src/kubernetes-$version"
+  "$here/gen-kube-openapi.sh" "$version" "$local_source"
+fi
 # providerless drops the in-tree cloud providers, which the lab never uses and which double the build.
-"$here/build-gomod.sh" k8s.io/kubernetes "$version" "$outdir" "$ldflags" providerless "${missing[@]}"
+LOCAL_SOURCE="$local_source" \
+  "$here/build-gomod.sh" k8s.io/kubernetes "$version" "$outdir" "$ldflags" providerless "${missing[@]}"

@@ -1,46 +1,54 @@
 #!/usr/bin/env bash
-# Generate k8s.io/kubernetes/pkg/generated/openapi for a build of kube-apiserver.
-# usage (from build-gomod.sh, in the wrapper module's folder): gen-kube-openapi.sh MODULE VERSION MODFILE
+# Make a writable copy of k8s.io/kubernetes at VERSION with pkg/generated/openapi filled in.
+# usage: gen-kube-openapi.sh VERSION SRCDIR   (nothing happens when SRCDIR is already complete)
 #
-# k/k generates zz_generated.openapi.go at build time (build/root/Makefile.generated_files, target
-# gen_openapi) and never commits it, so the published module lacks it and kube-apiserver fails with
-# "undefined: generatedopenapi.GetOpenAPIDefinitions". This does what that target does: openapi-gen
-# from the kube-openapi version k/k pins, over every package of k/k and its staging repos (less
-# code-generator and sample-apiserver) with a `+k8s:openapi-gen=` tag in a file that has a
-# column-0 `// +k8s:` tag. The wrapper then builds from a writable copy of k/k holding the result.
-# The API rule report must equal k/k's api/api-rules/violation_exceptions.list, as the Makefile
-# demands: that also shows the package set is upstream's.
+# Why: kube-apiserver imports pkg/generated/openapi, whose zz_generated.openapi.go is made by `make`
+# and never committed, so the published module lacks it and `go build` fails with
+# "undefined: generatedopenapi.GetOpenAPIDefinitions". We run the generator upstream's
+# build/root/Makefile.generated_files runs (k8s.io/kube-openapi's openapi-gen at the version k/k
+# pins) over the same inputs: every package with a +k8s:openapi-gen= tag in k/k and in the staging
+# modules (code-generator and sample-apiserver excluded, as upstream does).
 set -euo pipefail
-module=$1 version=$2 modfile=$3
-[ "$module" = k8s.io/kubernetes ] || { echo "gen-kube-openapi.sh is for k8s.io/kubernetes, not $module" >&2; exit 1; }
-src=$(go mod download -json "$module@$version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-rm -rf kubernetes openapi-out
-cp -r "$src" kubernetes
-chmod -R u+w kubernetes
-go mod edit -replace "k8s.io/kubernetes=./kubernetes"
-go build -o openapi-gen k8s.io/kube-openapi/cmd/openapi-gen
+here=$(cd "$(dirname "$0")" && pwd)
+version=$1 srcdir=$2
+[ -s "$srcdir/pkg/generated/openapi/zz_generated.openapi.go" ] && exit 0
+export GOFLAGS=-mod=mod CGO_ENABLED=0
+module_dir() { (cd /tmp && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'); }
 
-tagged_dirs() {  # tagged_dirs ROOT IMPORT_PATH: import paths of ROOT's openapi-tagged packages
-  (cd "$1" && find . \( -name '_*' -o -name '.[^.]*' -o \( -name vendor -type d \) \) -prune -o \
-      -type f -name '*.go' -print |
-    xargs -r grep -l '^// *+k8s:' | xargs -r grep -l '+k8s:openapi-gen=' | xargs -r -n1 dirname |
-    LC_ALL=C sort -u | sed "s#^\.#$2#")
+partial="$srcdir.partial"
+rm -rf "$partial"
+cp -r "$(module_dir "k8s.io/kubernetes@$version")" "$partial"
+chmod -R u+w "$partial"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+LOCAL_SOURCE="$partial" "$here/wrapper-module.sh" k8s.io/kubernetes "$version" "$work"
+cd "$work"
+go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
+
+tagged_packages() {  # IMPORT_PREFIX DIR
+  # Some staging modules have no tagged package: an empty grep is not an error here.
+  { (cd "$2" && grep -rl --include='*.go' '+k8s:openapi-gen=' .) || true; } |
+    { grep -v -e '^\./vendor/' -e '^\./staging/' || true; } |
+    xargs -r -n1 dirname | sort -u | sed "s#^\.#$1#"
 }
-staging=$(sed -n 's#^[[:space:]]*\(k8s.io/[^ ]*\) => \./staging/src/.*#\1#p' "$modfile" |
-  grep -vE '^k8s.io/(code-generator|sample-apiserver)$')
-inputs=$(
-  tagged_dirs kubernetes k8s.io/kubernetes
-  for m in $staging; do
-    # Staging repos nothing in k/k imports (sample-cli-plugin, ...) are not in the build list.
-    dir=$(go list -m -f '{{.Dir}}' "$m" 2>/dev/null) || continue
-    tagged_dirs "$dir" "$m"
+staging_version="v0.${version#v1.}"
+{
+  tagged_packages k8s.io/kubernetes "$partial"
+  for name in api apimachinery apiextensions-apiserver kube-aggregator apiserver kube-proxy kubelet \
+              kube-scheduler kube-controller-manager metrics cloud-provider controller-manager client-go \
+              component-base cluster-bootstrap cli-runtime kubectl pod-security-admission; do
+    tagged_packages "k8s.io/$name" "$(module_dir "k8s.io/$name@$staging_version")"
   done
-)
-./openapi-gen -i "$(paste -sd, <<< "$inputs")" -p k8s.io/kubernetes/pkg/generated/openapi \
-  -O zz_generated.openapi -h kubernetes/hack/boilerplate/boilerplate.generatego.txt \
-  -r openapi-report.txt -o openapi-out
-if ! diff <(LC_ALL=C sort openapi-report.txt) <(LC_ALL=C sort kubernetes/api/api-rules/violation_exceptions.list); then
-  echo "openapi-gen's API rule report differs from k/k's violation_exceptions.list (above)" >&2
-  exit 1
-fi
-cp openapi-out/k8s.io/kubernetes/pkg/generated/openapi/zz_generated.openapi.go kubernetes/pkg/generated/openapi/
+} > "$work/inputs"
+
+"$work/openapi-gen" \
+  --input-dirs "$(paste -sd, "$work/inputs")" \
+  --output-package k8s.io/kubernetes/pkg/generated/openapi \
+  --output-file-base zz_generated.openapi \
+  --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
+  --report-filename "$work/api-rule-violations.txt" \
+  --output-base "$work/out"
+cp "$work/out/k8s.io/kubernetes/pkg/generated/openapi/zz_generated.openapi.go" "$partial/pkg/generated/openapi/"
+rm -rf "$srcdir"
+mv "$partial" "$srcdir"

@@ -26,10 +26,13 @@ libs_of() { ldd "$1" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {prin
 
 inputs=$(
   {
-    sha256sum "$0" "$here/pause.c" "$bin_dir/kubeadm" "$etcd_bin" "$busybox_bin" $(libs_of "$etcd_bin")
-    for c in "${components[@]}"; do sha256sum "$bin_dir/$c"; done
+    sha256sum "$0" "$here/pause.c" | awk '{print $1}'
+    # Binaries by size and modification time (see build-node-image.sh): the built ones, and Debian's
+    # etcd, busybox and glibc, which change when their packages are upgraded.
+    stat -L -c '%n %s %.9Y' "$bin_dir/kubeadm" "$etcd_bin" "$busybox_bin" $(libs_of "$etcd_bin") \
+      "${components[@]/#/$bin_dir/}"
     gcc --version | head -1
-  } | awk '{print $1}' | sha256sum | cut -c1-16
+  } | sha256sum | cut -c1-16
 )
 if [ -s "$out" ] && [ -s "$out.images" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$inputs" ]; then
   exit 0

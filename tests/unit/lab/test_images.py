@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 STUBS = {
     "build/build-kubernetes.sh": """
-echo "build-kubernetes $*" >> "$CALLS"
+echo "build-kubernetes $* cache=$SHIMSHIFT_CACHE" >> "$CALLS"
 [ -n "${FAIL_K8S:-}" ] && { for i in $(seq 40); do echo "compile line $i"; done; echo "link: boom"; exit 2; }
 out=$2; shift 2
 comps=("$@")
@@ -89,7 +89,12 @@ def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Pa
         "check-inner",
         "build-inner-images",
     ]
-    assert calls(tmp_path)[2].split()[1:] == ["v1.24.17", str(cache / "bin" / "v1.24.17"), "kubelet"]
+    assert calls(tmp_path)[2].split()[1:] == [
+        "v1.24.17",
+        str(cache / "bin" / "v1.24.17"),
+        "kubelet",
+        f"cache={cache}",
+    ]
     assert len(heard) == 10
     assert [h.split()[0] for h in heard] == ["building", "built"] * 5
     assert found == LabArtifacts(
@@ -130,7 +135,7 @@ def test_a_failing_build_is_refused_with_its_log_tail_and_keeps_nothing_half_don
     assert "compile line 1\n" not in message  # only the end of the log
     assert str(cache / "logs" / "kubernetes-v1.23.17.log") in message
     assert (cache / "logs" / "kubernetes-v1.23.17.log").read_text().count("compile line") == 40
-    assert heard == ["building Kubernetes v1.23.17 binaries (cold: about 30 minutes on 2 cores)"]
+    assert heard == ["building Kubernetes v1.23.17 binaries (first build: about 20 minutes)"]
     assert [line.split()[0] for line in calls(tmp_path)] == ["build-kubernetes"]
 
 

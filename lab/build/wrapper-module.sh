@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Write, in DIR, a wrapper Go module that depends on MODULE@VERSION with MODULE's own replace block.
+# usage: wrapper-module.sh MODULE VERSION DIR
+#
+# Why a wrapper module: `go install MODULE/cmd/x@VERSION` ignores the module's own replace
+# directives, and both k8s.io/kubernetes and cri-dockerd depend on theirs (k/k points its staging
+# repos at ./staging/src, which a module download does not contain). So the wrapper copies the
+# dependency's replace block and maps each ./staging/src/k8s.io/NAME to the published k8s.io/NAME
+# v0.MINOR.PATCH (../shared/reference/lab-build.md §1). With LOCAL_SOURCE set, MODULE itself is
+# replaced by that directory (a copy with generated code added, see gen-kube-openapi.sh).
+set -euo pipefail
+module=$1 version=$2 dir=$3
+export GOFLAGS=-mod=mod
+modfile=$(cd /tmp && go mod download -json "$module@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+staging_version="v0.${version#v1.}"
+# The wrapper declares the dependency's own `go` line: Go refuses a main module older than a
+# dependency (cri-dockerd v0.3.17 says go 1.23.7), and GODEBUG defaults then match upstream's.
+go_line=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$modfile")
+mkdir -p "$dir"
+{
+  echo "module shimshift.local/labbuild"
+  echo
+  echo "go ${go_line:-1.19}"
+  echo
+  echo "require $module $version"
+  echo
+  echo "replace ("
+  # Every replace line of the dependency, one per line, in block or single-line form.
+  awk '/^replace \($/ {inblock=1; next} inblock && /^\)$/ {inblock=0; next}
+       inblock {print; next} /^replace [^(]/ {sub(/^replace /, ""); print}' "$modfile" |
+    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#"
+  [ -z "${LOCAL_SOURCE:-}" ] || printf '\t%s => %s\n' "$module" "$LOCAL_SOURCE"
+  echo ")"
+} > "$dir/go.mod"
