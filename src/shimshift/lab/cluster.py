@@ -633,6 +633,14 @@ def _down(*, directory: Path, remove_images: bool, progress: Progress | None) ->
         if report.images:
             say(f"removing images: {', '.join(report.images)}")
             docker("image", "rm", "--force", *report.images)
+    # Former builds of the node image, untagged by a rebuild while a lab still used them
+    # (build-node-image.sh labels every build io.shimshift.inputs). Still in use elsewhere: kept.
+    stale = docker(
+        "images", "--quiet", "--filter", "dangling=true", "--filter", "label=io.shimshift.inputs"
+    ).stdout.split()
+    for image_id in dict.fromkeys(stale):
+        if docker("image", "rm", image_id, check=False).returncode == 0:
+            report.images.append(image_id)
     files = lab_files(directory)
     for p in [*files.values(), files["ssh_key"].with_suffix(".pub")]:
         if p.exists():
