@@ -209,8 +209,10 @@ def _up(
 
     def network(n: LabNode) -> None:
         write_node_file(n.name, CNI_CONFIG, render.cni_config(pod_cidr=cidrs[n.name]))
-        for argv in render.pod_routes(node=n.name, pod_cidrs=cidrs, node_ips=ips):
-            node_exec(n.name, argv)
+        routes = render.pod_routes(node=n.name, pod_cidrs=cidrs, node_ips=ips)
+        write_node_file(n.name, render.ROUTES_UNIT, render.routes_unit(routes))
+        node_exec(n.name, ["systemctl", "daemon-reload"])
+        node_exec(n.name, ["systemctl", "enable", "--now", Path(render.ROUTES_UNIT).name])
 
     _parallel(network, nodes)
 
