@@ -4,6 +4,9 @@
 reused if `shimshift lab status` would call it healthy, otherwise rebuilt (down, then up). If it
 cannot be had, every e2e test FAILS with the reason: never a skip (issue 2).
 
+The lab is locked (shimshift.lab.lock): exclusively while it is checked or rebuilt, shared for the
+rest of the session, so concurrent sessions from several checkouts do not rebuild it under each other.
+
 `node_state` (function): tests that change a node take `node_state.capture(name)` before and call
 `node_state.assert_as_found(name)` (or let the fixture check at teardown every node they captured):
 the node must come back exactly as it was (kubelet command line, kubeadm-flags.env, drop-ins,
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shimshift.lab import cluster, state
+from shimshift.lab.lock import LabLock
 from shimshift.lab.model import DEFAULT_DIRECTORY, CriDockerdMode, LabInfo, LabSpec
 
 if TYPE_CHECKING:
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 
 LAB_DIR = Path(os.environ.get("SHIMSHIFT_LAB_DIR", str(DEFAULT_DIRECTORY)))
 DEFAULT_SPEC = LabSpec(workers=2, cri_dockerd=CriDockerdMode.RUNNING)
+# How long a session waits for another one to finish with the lab.
+LOCK_TIMEOUT = float(os.environ.get("SHIMSHIFT_LAB_LOCK_TIMEOUT", "2400"))
 
 
 def _progress(message: str) -> None:
@@ -36,16 +42,22 @@ def _progress(message: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def lab() -> LabInfo:
+def lab() -> Iterator[LabInfo]:
+    # Exclusive while deciding to reuse or rebuild, then shared for the whole session: another
+    # session (another worktree's tests) waits instead of tearing this lab down mid-test.
+    lock = LabLock(LAB_DIR, timeout=LOCK_TIMEOUT, on_wait=_progress)
     started = time.monotonic()
     try:
-        info, reused = cluster.ensure(spec=DEFAULT_SPEC, directory=LAB_DIR, progress=_progress)
+        info, reused = cluster.ensure(spec=DEFAULT_SPEC, directory=LAB_DIR, progress=_progress, lock=lock)
+        lock.acquire(exclusive=False)
     except Exception as e:  # any failure must become a test failure, never a skip
+        lock.release()
         pytest.fail(f"the lab could not be brought up: {type(e).__name__}: {e}", pytrace=False)
     _progress(
         f"lab {'reused' if reused else 'built'} in {time.monotonic() - started:.0f}s at {info.directory}"
     )
-    return info
+    yield info
+    lock.release()
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 Matrix: every node Ready (through the host-side kubeconfig); every kubelet on dockershim (its
 /proc/<pid>/cmdline); the cri-socket annotation on every node; kubeadm-flags.env exactly as kubeadm
 1.23 writes it for the Docker socket; the sample workloads (one per drain rule) running; cri-dockerd
-answering on its socket; pods reach pods on other nodes; ssh with strict host key checking works and a
-wrong known_hosts is refused; the CLI prints the lab's paths.
+answering CRI v1 and v1alpha2 on its socket, and stopped/absent/restored on demand; pods reach pods
+on other nodes; ssh with strict host key checking works and a wrong known_hosts is refused; the CLI
+prints the lab's paths; the node state guard sees a change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lightkube.resources.core_v1 import Node, Pod
 
 from shimshift.cli.main import main
 from shimshift.lab import cluster, state
+from shimshift.lab.criprobe import cri_version
 from shimshift.lab.model import CRI_DOCKERD_SOCKET, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
 
 if TYPE_CHECKING:
@@ -144,6 +146,12 @@ def test_pods_reach_pods_on_other_nodes(lab: LabInfo, kube: Client) -> None:
 def test_cri_dockerd_answers_on_its_socket(lab: LabInfo) -> None:
     for n in lab.nodes:
         assert lab.exec(n.name, ["test", "-S", CRI_DOCKERD_SOCKET]).returncode == 0, n.name
+        # Both CRI APIs: kubelet 1.23 speaks v1 (and falls back to v1alpha2); cri-dockerd v0.3.x serves both.
+        for api in ("v1", "v1alpha2"):
+            version = cri_version(n.name, api=api)
+            assert version is not None, f"{n.name}: nothing answers CRI {api} on {CRI_DOCKERD_SOCKET}"
+            assert version["runtime_name"] == "docker"
+            assert version["runtime_api_version"] == api
         assert lab.exec(n.name, ["systemctl", "is-active", "cri-docker.service"]).stdout.strip() == "active"
         assert lab.exec(n.name, ["systemctl", "is-active", "cri-docker.socket"]).stdout.strip() == "active"
 
@@ -216,11 +224,14 @@ def test_cri_dockerd_can_be_stopped_removed_and_restored_on_one_node(
     node_state.capture(node)
     cluster.set_cri_dockerd(node, CriDockerdMode.STOPPED)
     assert cluster.cri_dockerd_state(node) is CriDockerdMode.STOPPED
-    assert lab.exec(node, ["test", "-S", CRI_DOCKERD_SOCKET]).returncode != 0
+    # systemd leaves the socket file (RemoveOnStop=no): a file that exists but does not answer.
+    assert cri_version(node) is None
     cluster.set_cri_dockerd(node, CriDockerdMode.ABSENT)
     assert cluster.cri_dockerd_state(node) is CriDockerdMode.ABSENT
     assert lab.exec(node, ["sh", "-c", "command -v cri-dockerd"]).returncode != 0
     assert lab.exec(node, ["systemctl", "cat", "cri-docker.service"]).returncode != 0
+    assert cri_version(node) is None
     cluster.set_cri_dockerd(node, CriDockerdMode.RUNNING)
     assert cluster.cri_dockerd_state(node) is CriDockerdMode.RUNNING
+    assert cri_version(node) is not None
     # node_state checks at teardown that the node is exactly as found.

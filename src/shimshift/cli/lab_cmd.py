@@ -26,7 +26,7 @@ _dir_option = click.option(
 
 
 def _console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(e: Exception) -> None:

@@ -33,6 +33,7 @@ from typing import Protocol, TypeVar
 
 from shimshift.lab import render
 from shimshift.lab.docker import LabError, docker, node_exec, wait_until, write_node_file
+from shimshift.lab.lock import LabLock
 from shimshift.lab.model import (
     CRI_DOCKERD_SOCKET,
     DEFAULT_DIRECTORY,
@@ -115,11 +116,27 @@ def up(
     artifacts: Artifacts | None = None,
     cache_dir: Path = Path("/var/cache/shimshift"),
     progress: Progress | None = None,
+    lock_timeout: float = 1800,
 ) -> LabInfo:
     """Build the lab from scratch (call `down` first to replace an existing one).
 
+    Holds the lab lock (lock.py) exclusively meanwhile, waiting up to lock_timeout for it.
     Raises LabError naming the step that failed; what was created stays for inspection and `down`.
     """
+    with LabLock(directory, timeout=lock_timeout, on_wait=progress):
+        return _up(
+            spec=spec, directory=directory, artifacts=artifacts, cache_dir=cache_dir, progress=progress
+        )
+
+
+def _up(
+    *,
+    spec: LabSpec | None,
+    directory: Path,
+    artifacts: Artifacts | None,
+    cache_dir: Path,
+    progress: Progress | None,
+) -> LabInfo:
     spec = spec or LabSpec()
     say = progress or _noop
     if artifacts is None:
@@ -192,8 +209,10 @@ def up(
 
     def network(n: LabNode) -> None:
         write_node_file(n.name, CNI_CONFIG, render.cni_config(pod_cidr=cidrs[n.name]))
-        for argv in render.pod_routes(node=n.name, pod_cidrs=cidrs, node_ips=ips):
-            node_exec(n.name, argv)
+        routes = render.pod_routes(node=n.name, pod_cidrs=cidrs, node_ips=ips)
+        write_node_file(n.name, render.ROUTES_UNIT, render.routes_unit(routes))
+        node_exec(n.name, ["systemctl", "daemon-reload"])
+        node_exec(n.name, ["systemctl", "enable", "--now", Path(render.ROUTES_UNIT).name])
 
     _parallel(network, nodes)
 
@@ -583,13 +602,20 @@ def down(
     directory: Path = DEFAULT_DIRECTORY,
     remove_images: bool = True,
     progress: Progress | None = None,
+    lock_timeout: float = 1800,
 ) -> DownReport:
     """Remove every container, volume and network labelled shimshift.lab=1, the lab's files, and
     (unless remove_images is False) the node image and any image labelled shimshift.lab=1.
 
     Idempotent: a second call finds nothing and removes nothing. The build cache under
     /var/cache/shimshift is never touched, so a later `up` re-imports the node image from it.
+    Holds the lab lock exclusively, waiting up to lock_timeout for it.
     """
+    with LabLock(directory, timeout=lock_timeout, on_wait=progress):
+        return _down(directory=directory, remove_images=remove_images, progress=progress)
+
+
+def _down(*, directory: Path, remove_images: bool, progress: Progress | None) -> DownReport:
     say = progress or _noop
     report = DownReport()
     report.containers = _labelled("ps", "-a")
@@ -609,6 +635,14 @@ def down(
         if report.images:
             say(f"removing images: {', '.join(report.images)}")
             docker("image", "rm", "--force", *report.images)
+    # Former builds of the node image, untagged by a rebuild while a lab still used them
+    # (build-node-image.sh labels every build io.shimshift.inputs). Still in use elsewhere: kept.
+    stale = docker(
+        "images", "--quiet", "--filter", "dangling=true", "--filter", "label=io.shimshift.inputs"
+    ).stdout.split()
+    for image_id in dict.fromkeys(stale):
+        if docker("image", "rm", image_id, check=False).returncode == 0:
+            report.images.append(image_id)
     files = lab_files(directory)
     for p in [*files.values(), files["ssh_key"].with_suffix(".pub")]:
         if p.exists():
@@ -723,24 +757,35 @@ def ensure(
     spec: LabSpec | None = None,
     directory: Path = DEFAULT_DIRECTORY,
     progress: Progress | None = None,
+    lock: LabLock | None = None,
 ) -> tuple[LabInfo, bool]:
     """A healthy lab with this spec: the running one if it is fit, else a fresh one (down, then up,
-    keeping the node image). Returns (info, reused)."""
+    keeping the node image). Returns (info, reused).
+
+    Takes the lab lock exclusively. With `lock` given, the caller owns it and it stays held on
+    return (the test fixture then downgrades it to shared for the session); otherwise it is released.
+    """
     spec = spec or LabSpec()
     say = progress or _noop
-    st = status(directory, expect=spec)
-    if st.healthy and st.info is not None:
-        return st.info, True
-    say("lab not reusable: " + "; ".join(st.problems))
-    down(directory=directory, remove_images=False, progress=progress)
-    started = time.monotonic()
-    info = up(spec=spec, directory=directory, progress=progress)
-    say(f"lab up took {time.monotonic() - started:.0f}s")
-    return info, False
-
-
-def which(binary: str) -> str:
-    found = shutil.which(binary)
-    if not found:
-        raise LabError(f"{binary} is not installed (run scripts/setup.sh)")
-    return found
+    own = lock is None
+    held = lock if lock is not None else LabLock(directory, on_wait=progress)
+    held.acquire(exclusive=True)
+    try:
+        st = status(directory, expect=spec)
+        if st.healthy and st.info is not None:
+            return st.info, True
+        say("lab not reusable: " + "; ".join(st.problems))
+        _down(directory=directory, remove_images=False, progress=progress)
+        started = time.monotonic()
+        info = _up(
+            spec=spec,
+            directory=directory,
+            artifacts=None,
+            cache_dir=Path("/var/cache/shimshift"),
+            progress=progress,
+        )
+        say(f"lab up took {time.monotonic() - started:.0f}s")
+        return info, False
+    finally:
+        if own:
+            held.release()

@@ -176,6 +176,27 @@ def pod_routes(*, node: str, pod_cidrs: Mapping[str, str], node_ips: Mapping[str
     ]
 
 
+ROUTES_UNIT = "/etc/systemd/system/shimshift-lab-pod-routes.service"
+
+
+def routes_unit(routes: Sequence[Sequence[str]]) -> str:
+    """A oneshot unit that puts the pod routes back if the node container restarts (the routes
+    live in the container's network namespace, which a restart recreates)."""
+    lines = [
+        "# shimshift lab: routes to the other nodes' pod CIDRs (bridge CNI has no routing of its own)",
+        "[Unit]",
+        "Description=shimshift lab: routes to other nodes' pods",
+        "After=network.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+    ]
+    lines += [f"ExecStart=/usr/sbin/{' '.join(r)}" for r in routes]
+    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
+    return "\n".join(lines)
+
+
 def ssh_config(*, nodes: Sequence[LabNode], identity_file: str, known_hosts: str) -> str:
     """One `Host` per node; strict host key checking against the lab's own known_hosts."""
     lines = [f"# shimshift lab: ssh -F {'<this file>'} <node>", ""]

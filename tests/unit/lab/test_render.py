@@ -163,3 +163,11 @@ def test_workloads_cover_every_drain_rule_and_never_pull() -> None:
         for c in spec["containers"]:
             assert c["imagePullPolicy"] == "Never"
             assert c["image"] == "shimshift.local/busybox:1.0"
+
+
+def test_routes_unit_adds_every_route_at_boot() -> None:
+    routes = [["ip", "route", "replace", "10.244.0.0/24", "via", CP.ip]]
+    unit = render.routes_unit(routes)
+    assert f"ExecStart=/usr/sbin/ip route replace 10.244.0.0/24 via {CP.ip}" in unit
+    assert "Type=oneshot" in unit
+    assert "WantedBy=multi-user.target" in unit
