@@ -68,7 +68,11 @@ def kubectl(lab: LabInfo, *args: str, stdin: str | None = None) -> subprocess.Co
     """kubectl v1.23.17 on the lab (blocking; the lab tests accept that)."""
     return subprocess.run(
         [str(k8s_binary("kubectl")), "--kubeconfig", str(lab.kubeconfig), *args],
-        input=stdin, capture_output=True, text=True, timeout=300, check=False,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -180,6 +184,31 @@ async def test_real_drain_evicts_what_kubectl_predicts_then_the_node_is_restored
             now = json.loads(kubectl(lab, "get", "pod", name, "-n", DEMO_NAMESPACE, "-o", "json").stdout)
             assert now["metadata"]["uid"] != pod["metadata"]["uid"] and now["spec"]["nodeName"] != worker
     finally:
+        await _restore_demo(lab, lab_kube, worker)
+    node_state.assert_as_found(worker)
+
+
+async def test_real_kubectl_drain_evicts_what_we_predict(
+    lab: LabInfo, lab_kube: Any, node_state: NodeStateGuard
+) -> None:
+    """The other direction: our server dry run, then kubectl v1.23's real drain on that same state."""
+    worker = lab.workers[0].name
+    node_state.capture(worker)
+    flags = FLAG_SETS["all-overrides"]
+    plan = await plan_drain(lab_kube, worker, options_for(flags))
+    assert not plan.refused
+    try:
+        proc = await asyncio.to_thread(kubectl, lab, "drain", worker, *flags, "--timeout=240s")
+        assert proc.returncode == 0, proc.stderr
+        evicted = set(re.findall(r"evicting pod (\S+)", proc.stdout + proc.stderr))
+        assert evicted == set(plan.evict) | {b.pod for b in plan.blocked}
+        # kubectl joins its warnings with "; " on one line.
+        warning = re.search(r"ignoring DaemonSet-managed Pods: ([^;\n]*)", proc.stderr)
+        ignored = set(_POD_KEY.findall(warning.group(1))) if warning else set()
+        assert ignored == {key for key in plan.ignored if "/node-agent-" in key}
+    finally:
+        # kubectl's cordon carries no shimshift annotation, so kubectl undoes it.
+        await asyncio.to_thread(kubectl, lab, "uncordon", worker)
         await _restore_demo(lab, lab_kube, worker)
     node_state.assert_as_found(worker)
 
