@@ -179,6 +179,30 @@ async def test_pod_selector_limits_the_drain(world: World, kube: Any) -> None:
     assert await world.get_pod("b") is not None
 
 
+async def test_pods_are_listed_like_kubectl(world: World, kube: Any, apiserver: LocalApiServer) -> None:
+    """kubectl's cmd test asserts fieldSelector=spec.nodeName=<node>, limit=500; so do we (audit log)."""
+    one, three = await world.node("one"), await world.node("three")
+    await world.pod("a", node=one, owner=await world.owner("ReplicaSet", "a"))
+    for name in ("b", "c", "d"):
+        await world.pod(name, node=three, owner=await world.owner("ReplicaSet", name))
+    await drain_node(kube, one, DrainOptions(**FAST))
+    await drain_node(kube, three, DrainOptions(**FAST, chunk_size=2))
+
+    def lists(node: str) -> list[str]:
+        return [
+            str(event["requestURI"])
+            for event in apiserver.audited_requests()
+            if event.get("verb") == "list" and f"spec.nodeName%3D{node}" in str(event["requestURI"])
+        ]
+
+    async def logged() -> bool:
+        return len(lists(one)) >= 1 and len(lists(three)) >= 2
+
+    await _until(logged)
+    assert all("limit=500" in uri for uri in lists(one)) and len(lists(one)) == 1
+    assert [("limit=2" in uri, "continue=" in uri) for uri in lists(three)] == [(True, False), (True, True)]
+
+
 async def test_eviction_support_is_discovered_like_kubectl(kube: Any) -> None:
     assert await eviction_method(kube, DrainOptions()) == "policy/v1"
     assert await eviction_method(kube, DrainOptions(disable_eviction=True)) == "delete"
