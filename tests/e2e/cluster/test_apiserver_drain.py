@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shimshift.adapters.kube import DrainEvent, DrainEventKind, drain_node, make_client, plan_drain
-from shimshift.adapters.kube.client import ApiFailure
-from shimshift.adapters.kube.drain import eviction_method
+from shimshift.adapters.kube.client import ApiFailure, raw_request
+from shimshift.adapters.kube.drain import _Drainer, _PodRun, eviction_method
 from shimshift.core.drain import (
     DAEMONSET_FATAL,
     LOCAL_STORAGE_FATAL,
@@ -347,6 +347,36 @@ async def test_client_errors_are_passed_out(world: World, apiserver: LocalApiSer
     finally:
         await limited.close()
     assert await world.get_pod("a") is not None
+
+
+@pytest.mark.parametrize("method", ["policy/v1", "policy/v1beta1", "delete"])
+async def test_a_replacement_with_the_same_name_is_never_removed(
+    method: str, world: World, kube: Any
+) -> None:
+    """Listed pod db-0 is replaced (same name, new UID) before our request: the UID precondition makes
+    the server refuse (409) and the drain counts the old one as gone."""
+    node = await world.node("node")
+    sts = await world.owner("StatefulSet", "db")
+    old = await world.pod("db-0", node=node, owner=sts)
+    await world.delete_pod_now("db-0")
+    await world.pod("db-0", node=node, owner=sts)
+    stale = await raw_request(
+        kube,
+        "POST",
+        f"/api/v1/namespaces/{world.namespace}/pods/db-0/eviction",
+        body={
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": "db-0", "namespace": world.namespace},
+            "deleteOptions": {"preconditions": {"uid": old["metadata"]["uid"]}, "gracePeriodSeconds": 0},
+        },
+    )
+    assert stale.status == 409  # the server enforces the precondition on evictions too
+    drainer = _Drainer(kube, node, DrainOptions(**FAST), on_event=None, record_events=False, method=method)
+    run = _PodRun(old, f"{world.namespace}/db-0", old["metadata"]["uid"])
+    await drainer.evict(run)
+    assert run.done
+    assert await world.get_pod("db-0") is not None
 
 
 # -- PodDisruptionBudgets ------------------------------------------------------------------------------

@@ -271,8 +271,12 @@ class _Drainer:
             with contextlib.suppress(ApiFailure, OSError):
                 await emit_node_event(self.client, self.node, reason=reason, message=message, type=kind)
 
-    def _delete_options(self) -> JSON:
+    def _delete_options(self, uid: str = "") -> JSON:
         options: JSON = {}
+        if uid:
+            # Only this incarnation: never evict or delete a replacement that took the same name (a
+            # StatefulSet pod recreated between our listing and our request); the server answers 409.
+            options["preconditions"] = {"uid": uid}
         if self.options.grace_period >= 0:
             options["gracePeriodSeconds"] = self.options.grace_period
         if self.dry:
@@ -286,10 +290,7 @@ class _Drainer:
         params = {"dryRun": "All"} if self.dry else None
         if self.method == "delete":
             path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-            body = {"apiVersion": "v1", "kind": "DeleteOptions", **self._delete_options()}
-            if run.uid:
-                # Only this incarnation: never delete a StatefulSet's replacement of the same name.
-                body["preconditions"] = {"uid": run.uid}
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", **self._delete_options(run.uid)}
             response = await raw_request(self.client, "DELETE", path, params=params, body=body)
         else:
             path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
@@ -297,7 +298,7 @@ class _Drainer:
                 "apiVersion": self.method,
                 "kind": "Eviction",
                 "metadata": {"name": name, "namespace": namespace},
-                "deleteOptions": self._delete_options(),
+                "deleteOptions": self._delete_options(run.uid),
             }
             response = await raw_request(self.client, "POST", path, params=params, body=body)
         return response.status, response.body
@@ -341,12 +342,15 @@ class _Drainer:
                 run.done = True
                 self.emit(DrainEventKind.GONE, run.key, "already gone")
                 return
-            if status == 409 and self.method == "delete":
-                # The UID precondition failed: the name now belongs to a replacement pod.
-                run.outcome = _Outcome.GONE
-                run.done = True
-                self.emit(DrainEventKind.GONE, run.key, "replaced by a new pod of the same name")
-                return
+            if status == 409:
+                # A precondition failed: if the name now belongs to a replacement, ours is gone;
+                # otherwise the pod changed under us: re-read it and retry.
+                if await self.refresh(run):
+                    run.outcome = _Outcome.GONE
+                    run.done = True
+                    self.emit(DrainEventKind.GONE, run.key, "replaced by a new pod of the same name")
+                    return
+                continue
             if status == 429:
                 run.outcome = _Outcome.BLOCKED
                 run.pdb = await _pdb_for(self.client, run.pod, pdb_from_429(body))
