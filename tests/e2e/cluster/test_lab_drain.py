@@ -32,7 +32,7 @@ from shimshift.adapters.kube import (
 )
 from shimshift.core.drain import DrainOptions
 from shimshift.core.runtime_detect import Runtime
-from shimshift.lab import render
+from shimshift.lab import render, state
 from shimshift.lab.model import DEMO_NAMESPACE
 from tests.apiserver_fixture import k8s_binary
 
@@ -95,11 +95,30 @@ async def lab_kube(lab: LabInfo) -> AsyncIterator[Any]:
     await client.close()
 
 
+def runtime_on_the_node(lab: LabInfo, node: str) -> Runtime:
+    """The truth, from the node itself: the running kubelet's --container-runtime-endpoint."""
+    argv = state.kubelet_cmdline(lab, node)
+    endpoint = next(
+        (arg.split("=", 1)[1] for arg in argv if arg.startswith("--container-runtime-endpoint=")), ""
+    )
+    if "cri-dockerd" in endpoint:
+        return Runtime.CRI_DOCKERD
+    if not endpoint or "dockershim" in endpoint:
+        return Runtime.DOCKERSHIM
+    return Runtime.UNKNOWN
+
+
 async def test_audit_classifies_every_lab_node(lab: LabInfo, lab_kube: Any) -> None:
-    report = await audit_cluster(lab_kube)
-    assert {n.name: n.runtime.runtime for n in report.nodes} == {
-        n.name: Runtime.DOCKERSHIM for n in lab.nodes
-    }
+    # Other sessions may be migrating a node right now: compare with each kubelet's real endpoint,
+    # allowing a migration in flight a minute to settle.
+    for _attempt in range(12):
+        truth = {n.name: await asyncio.to_thread(runtime_on_the_node, lab, n.name) for n in lab.nodes}
+        report = await audit_cluster(lab_kube)
+        verdicts = {n.name: n.runtime.runtime for n in report.nodes}
+        if verdicts == truth:
+            break
+        await asyncio.sleep(5)
+    assert verdicts == truth
     assert {n.name: n.role for n in report.nodes} == {n.name: n.role for n in lab.nodes}
     assert all(n.ready and n.kubelet_version == "v1.23.17" for n in report.nodes)
     assert not [m for m in report.socket_mounts if m.pod.startswith(f"{DEMO_NAMESPACE}/")]
