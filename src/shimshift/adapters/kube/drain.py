@@ -131,6 +131,8 @@ class DrainResult:
 
 
 EventCallback = Callable[[DrainEvent], None]
+# The message of EVICTING/EVICTED events when a server dry run only asks about PDBs (node refused).
+PDB_PROBE = "PodDisruptionBudget check only (server dry run): the node is refused, nothing would be evicted"
 
 
 def _parse_time(value: object) -> dt.datetime | None:
@@ -258,6 +260,7 @@ class _Drainer:
         self.record_events = record_events and options.dry_run is DryRun.NONE
         self.method = method
         self.dry = options.dry_run is DryRun.SERVER
+        self.probe_only = False
 
     def emit(
         self, kind: DrainEventKind, pod: str | None = None, message: str = "", pdb: str | None = None
@@ -324,7 +327,8 @@ class _Drainer:
     async def evict(self, run: _PodRun) -> None:
         """Evict until accepted, gone, failed, or cancelled by the deadline (then ``run`` says why)."""
         started = DrainEventKind.DELETING if self.method == "delete" else DrainEventKind.EVICTING
-        self.emit(started, run.key)
+        # With a refused node, a server dry run only probes the PDBs: say so, nothing would be evicted.
+        self.emit(started, run.key, PDB_PROBE if self.probe_only else "")
         reported_pdb: str | None = None
         while True:
             status, body = await self.remove_once(run)
@@ -332,7 +336,8 @@ class _Drainer:
                 run.outcome = _Outcome.EVICTED
                 run.pdb = None
                 kind = DrainEventKind.DELETED if self.method == "delete" else DrainEventKind.EVICTED
-                self.emit(kind, run.key, "(server dry run)" if self.dry else "")
+                note = PDB_PROBE if self.probe_only else "(server dry run)" if self.dry else ""
+                self.emit(kind, run.key, note)
                 if not self.dry:
                     verb = "deleted" if self.method == "delete" else "evicted"
                     await self.node_event(f"Shimshift{verb.capitalize()}", f"pod {run.key} {verb}")
@@ -516,6 +521,7 @@ async def drain_node(
     if plan.refused:
         await drainer.node_event("ShimshiftDrainRefused", "; ".join(plan.error_messages()), "Warning")
 
+    drainer.probe_only = plan.refused
     by_uid = {str(pod.get("metadata", {}).get("uid", "")): pod for pod in pods}
     runs = [_PodRun(by_uid[fact.uid], fact.key, fact.uid) for fact in plan.delete]
 
