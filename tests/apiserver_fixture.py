@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -167,6 +168,7 @@ class LocalApiServer:
         *,
         controllers: bool = True,
         extra_apiserver_args: tuple[str, ...] = (),
+        audit_log: bool = False,
         base_dir: Path | None = None,
         startup_timeout: float = 90.0,
     ) -> None:
@@ -180,6 +182,9 @@ class LocalApiServer:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.directory / "kubeconfig"
+        # With audit_log, every request's URI is recorded here (one JSON event per line, level Metadata),
+        # so tests can check what the client really sent (e.g. kubectl's limit=500 page size).
+        self.audit_log_path = self.directory / "audit.log" if audit_log else None
         self.processes: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -248,6 +253,7 @@ class LocalApiServer:
             # The benchmark sends hundreds of concurrent creates; the defaults (400/200) would 429 them.
             "--max-requests-inflight", "3000", "--max-mutating-requests-inflight", "2000",
             "--enable-priority-and-fairness=false", "--v", "1",
+            *self._audit_args(),
             *self.extra_apiserver_args,
         ])
         self._write_kubeconfig(pki["ca.crt"])
@@ -259,6 +265,21 @@ class LocalApiServer:
                 "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
             ])
         # fmt: on
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_log_path is None:
+            return []
+        policy = self.directory / "audit-policy.yaml"
+        policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
+        return ["--audit-policy-file", str(policy), "--audit-log-path", str(self.audit_log_path),
+                "--audit-log-format", "json", "--audit-log-mode", "blocking"]
+
+    def audited_requests(self) -> list[dict[str, object]]:
+        """The audit events written so far (ResponseComplete stage only)."""
+        if self.audit_log_path is None or not self.audit_log_path.exists():
+            return []
+        events = [json.loads(line) for line in self.audit_log_path.read_text().splitlines() if line.strip()]
+        return [event for event in events if event.get("stage") == "ResponseComplete"]
 
     def kubeconfig_for(self, path: Path, token: str) -> Path:
         """A kubeconfig for this server authenticating with ``token``."""

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from shimshift.adapters.kube.audit import AuditReport, audit_cluster
 from shimshift.adapters.kube.client import ApiFailure, list_pages, make_client
-from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, DrainResult, drain_node
+from shimshift.adapters.kube.drain import PDB_PROBE, DrainEvent, DrainEventKind, DrainResult, drain_node
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import Refusal
@@ -228,16 +228,19 @@ def uncordon_command(
 def text_progress(event: DrainEvent, options: DrainOptions) -> None:
     """kubectl-like lines for the text output."""
     out = click.echo
+    dry = {DryRun.NONE: "", DryRun.CLIENT: " (dry run)", DryRun.SERVER: " (server dry run)"}[options.dry_run]
     if event.kind is DrainEventKind.CORDONED:
-        out(f"node/{event.node} cordoned")
+        out(f"node/{event.node} cordoned{dry}")
     elif event.kind is DrainEventKind.NOT_OUR_CORDON:
         out(f"node/{event.node} already cordoned by someone else; shimshift will leave it cordoned")
     elif event.kind is DrainEventKind.WARNING:
         out(f"WARNING: {event.message}", err=True)
     elif event.kind is DrainEventKind.REFUSED:
         out(f"error: unable to drain node {event.node!r}: {event.message}", err=True)
+    elif event.kind is DrainEventKind.EVICTING and event.message == PDB_PROBE:
+        out(f"checking PodDisruptionBudgets for pod {event.pod} (server dry run)")
     elif event.kind is DrainEventKind.EVICTING:
-        out(f"evicting pod {event.pod}" + (" (server dry run)" if options.dry_run is DryRun.SERVER else ""))
+        out(f"evicting pod {event.pod}{dry}")
     elif event.kind is DrainEventKind.BLOCKED:
         namespace, _, name = (event.pod or "").partition("/")
         budget = f" [PodDisruptionBudget {event.pdb}]" if event.pdb else ""

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="session")
 def apiserver() -> Iterator[LocalApiServer]:
-    with LocalApiServer() as server:
+    with LocalApiServer(audit_log=True) as server:
         yield server
 
 

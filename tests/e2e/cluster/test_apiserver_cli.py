@@ -155,3 +155,16 @@ async def test_context_option(world: World, apiserver: LocalApiServer) -> None:
     assert unknown.exit_code == 1 and "kubeconfig" in unknown.stderr
     known = await invoke(apiserver, "cordon", node, "--context", "local", "--dry-run", "client")
     assert known.exit_code == 0 and "(dry run)" in known.stdout
+
+
+async def test_server_dry_run_of_a_refused_node_only_checks_budgets(
+    world: World, apiserver: LocalApiServer
+) -> None:
+    node = await world.node("a")
+    await world.pod("web", node=node, owner=await world.owner("ReplicaSet", "web"))
+    await world.pod("naked", node=node)
+    result = await invoke(apiserver, "drain", node, "--dry-run", "server")
+    assert result.exit_code == 1
+    assert f"node/{node} cordoned (server dry run)" in result.stdout
+    assert f"checking PodDisruptionBudgets for pod {world.namespace}/web (server dry run)" in result.stdout
+    assert "evicting pod" not in result.stdout

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shimshift.adapters.kube import DrainEvent, DrainEventKind, drain_node, make_client, plan_drain
-from shimshift.adapters.kube.client import ApiFailure
-from shimshift.adapters.kube.drain import eviction_method
+from shimshift.adapters.kube.client import ApiFailure, raw_request
+from shimshift.adapters.kube.drain import _Drainer, _PodRun, eviction_method
 from shimshift.core.drain import (
     DAEMONSET_FATAL,
     LOCAL_STORAGE_FATAL,
@@ -179,6 +179,30 @@ async def test_pod_selector_limits_the_drain(world: World, kube: Any) -> None:
     assert await world.get_pod("b") is not None
 
 
+async def test_pods_are_listed_like_kubectl(world: World, kube: Any, apiserver: LocalApiServer) -> None:
+    """kubectl's cmd test asserts fieldSelector=spec.nodeName=<node>, limit=500; so do we (audit log)."""
+    one, three = await world.node("one"), await world.node("three")
+    await world.pod("a", node=one, owner=await world.owner("ReplicaSet", "a"))
+    for name in ("b", "c", "d"):
+        await world.pod(name, node=three, owner=await world.owner("ReplicaSet", name))
+    await drain_node(kube, one, DrainOptions(**FAST))
+    await drain_node(kube, three, DrainOptions(**FAST, chunk_size=2))
+
+    def lists(node: str) -> list[str]:
+        return [
+            str(event["requestURI"])
+            for event in apiserver.audited_requests()
+            if event.get("verb") == "list" and f"spec.nodeName%3D{node}" in str(event["requestURI"])
+        ]
+
+    async def logged() -> bool:
+        return len(lists(one)) >= 1 and len(lists(three)) >= 2
+
+    await _until(logged)
+    assert all("limit=500" in uri for uri in lists(one)) and len(lists(one)) == 1
+    assert [("limit=2" in uri, "continue=" in uri) for uri in lists(three)] == [(True, False), (True, True)]
+
+
 async def test_eviction_support_is_discovered_like_kubectl(kube: Any) -> None:
     assert await eviction_method(kube, DrainOptions()) == "policy/v1"
     assert await eviction_method(kube, DrainOptions(disable_eviction=True)) == "delete"
@@ -323,6 +347,36 @@ async def test_client_errors_are_passed_out(world: World, apiserver: LocalApiSer
     finally:
         await limited.close()
     assert await world.get_pod("a") is not None
+
+
+@pytest.mark.parametrize("method", ["policy/v1", "policy/v1beta1", "delete"])
+async def test_a_replacement_with_the_same_name_is_never_removed(
+    method: str, world: World, kube: Any
+) -> None:
+    """Listed pod db-0 is replaced (same name, new UID) before our request: the UID precondition makes
+    the server refuse (409) and the drain counts the old one as gone."""
+    node = await world.node("node")
+    sts = await world.owner("StatefulSet", "db")
+    old = await world.pod("db-0", node=node, owner=sts)
+    await world.delete_pod_now("db-0")
+    await world.pod("db-0", node=node, owner=sts)
+    stale = await raw_request(
+        kube,
+        "POST",
+        f"/api/v1/namespaces/{world.namespace}/pods/db-0/eviction",
+        body={
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": "db-0", "namespace": world.namespace},
+            "deleteOptions": {"preconditions": {"uid": old["metadata"]["uid"]}, "gracePeriodSeconds": 0},
+        },
+    )
+    assert stale.status == 409  # the server enforces the precondition on evictions too
+    drainer = _Drainer(kube, node, DrainOptions(**FAST), on_event=None, record_events=False, method=method)
+    run = _PodRun(old, f"{world.namespace}/db-0", old["metadata"]["uid"])
+    await drainer.evict(run)
+    assert run.done
+    assert await world.get_pod("db-0") is not None
 
 
 # -- PodDisruptionBudgets ------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 
 from shimshift.adapters.kube import (
     ApiFailure,
@@ -276,3 +278,34 @@ def test_a_bad_kubeconfig_is_a_refusal(tmp_path: Any) -> None:
     (tmp_path / "cfg").write_text("apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n")
     with pytest.raises(Refusal):
         make_client(tmp_path / "cfg", context="nope")
+
+
+async def test_an_exec_plugin_of_api_version_v1_authenticates(
+    apiserver: LocalApiServer, tmp_path: Any
+) -> None:
+    """lightkube alone refuses client.authentication.k8s.io/v1 exec plugins; ours reads them as v1beta1."""
+    plugin = tmp_path / "token-plugin"
+    credential = json.dumps(
+        {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "kind": "ExecCredential",
+            "status": {"token": apiserver.token},
+        }
+    )
+    plugin.write_text(f"#!/bin/sh\ncat <<'JSON'\n{credential}\nJSON\n")
+    plugin.chmod(0o700)
+    config = yaml.safe_load(apiserver.kubeconfig.read_text())
+    config["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin),
+            "interactiveMode": "Never",
+        }
+    }
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    client = make_client(tmp_path / "kubeconfig")
+    try:
+        response = await raw_request(client, "GET", "/api/v1/namespaces/default")
+        assert response.status == 200, response.body
+    finally:
+        await client.close()

@@ -7,6 +7,8 @@ directory vs an unrelated hostPath; workload naming; deduplication.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from shimshift.core.runtime_detect import (
@@ -125,3 +127,21 @@ def test_workload_names() -> None:
         namespace="kube-system", name="etcd-cp", node="cp", host_paths=(), owner_kind="Node", owner_name="cp"
     )
     assert workload_of(static) == "Pod/kube-system/etcd-cp"
+
+
+def test_exec_plugins_of_v1_are_read_as_v1beta1() -> None:
+    from shimshift.adapters.kube.client import exec_compatible
+
+    config: dict[str, Any] = {
+        "users": [
+            {
+                "name": "a",
+                "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "x"}},
+            },
+            {"name": "b", "user": {"token": "t"}},
+        ]
+    }
+    converted = exec_compatible(config)
+    assert converted["users"][0]["user"]["exec"]["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+    assert converted["users"][1] == {"name": "b", "user": {"token": "t"}}
+    assert config["users"][0]["user"]["exec"]["apiVersion"] == "client.authentication.k8s.io/v1"  # a copy

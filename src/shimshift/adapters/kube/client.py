@@ -11,10 +11,13 @@ See ../shared/reference/python-dependencies.md §1.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
+import yaml
 from lightkube import AsyncClient, KubeConfig
 from lightkube.core.exceptions import ConfigError
 
@@ -22,34 +25,68 @@ from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
-    from pathlib import Path
 
 FIELD_MANAGER = "shimshift"
 JSON = dict[str, Any]
 
 
-def make_client(
-    kubeconfig: Path | None = None, *, context: str | None = None, timeout: float = 30.0
-) -> AsyncClient:
-    """An ``AsyncClient`` for ``--kubeconfig``/``--context`` (kubectl's rules: $KUBECONFIG, ~/.kube/config).
+EXEC_V1 = "client.authentication.k8s.io/v1"
+EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
+
+
+def exec_compatible(config: JSON) -> JSON:
+    """The kubeconfig with exec plugins of ``client.authentication.k8s.io/v1`` read as ``v1beta1``.
+
+    lightkube 1.0.1 refuses v1 exec plugins although it only reads ``status.token`` from their output,
+    which v1 and v1beta1 share (../shared/reference/python-dependencies.md §1.4); gke-gcloud-auth-plugin
+    and ``aws eks get-token`` then work whichever version the kubeconfig names. Pure: returns a copy.
+    """
+    users = []
+    for entry in config.get("users") or []:
+        user = dict(entry.get("user") or {}) if isinstance(entry, dict) else {}
+        exec_section = user.get("exec")
+        if isinstance(exec_section, dict) and exec_section.get("apiVersion") == EXEC_V1:
+            user["exec"] = {**exec_section, "apiVersion": EXEC_V1BETA1}
+            entry = {**entry, "user": user}
+        users.append(entry)
+    return {**config, "users": users}
+
+
+def _kubeconfig_path(kubeconfig: Path | None) -> Path:
+    if kubeconfig is not None:
+        return kubeconfig
+    # kubectl merges a ":"-separated $KUBECONFIG; we use its first existing file.
+    for item in os.environ.get("KUBECONFIG", "").split(os.pathsep):
+        if item and Path(item).expanduser().is_file():
+            return Path(item).expanduser()
+    return Path("~/.kube/config").expanduser()
+
+
+def make_client(kubeconfig: Path | None = None, *, context: str | None = None,
+                timeout: float = 30.0) -> AsyncClient:
+    """An ``AsyncClient`` for ``--kubeconfig``/``--context`` (kubectl's rules: the in-cluster service
+    account when running in a pod without --kubeconfig, else $KUBECONFIG, else ~/.kube/config).
 
     Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
     """
+    path: Path | None = None
     try:
-        config = KubeConfig.from_file(kubeconfig) if kubeconfig is not None else KubeConfig.from_env()
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config = KubeConfig.from_service_account()
+        else:
+            path = _kubeconfig_path(kubeconfig)
+            loaded = yaml.safe_load(path.read_text())
+            if not isinstance(loaded, dict):
+                raise ConfigError("not a kubeconfig (no mapping at the top)")
+            config = KubeConfig.from_dict(exec_compatible(loaded), fname=path)
         single = config.get(context_name=context)
-    except (ConfigError, OSError, KeyError, ValueError) as error:
-        raise Refusal(
-            f"cannot use the kubeconfig: {error}",
-            "pass --kubeconfig FILE and --context NAME that exist",
-            file=str(kubeconfig) if kubeconfig else None,
-        ) from error
+    except (ConfigError, OSError, KeyError, ValueError, TypeError, yaml.YAMLError) as error:
+        raise Refusal(f"cannot use the kubeconfig: {error}",
+                      "pass --kubeconfig FILE and --context NAME that exist",
+                      file=str(path) if path else None) from error
     if single is None:
-        raise Refusal(
-            "the kubeconfig has no current context",
-            "pass --context NAME",
-            file=str(kubeconfig) if kubeconfig else None,
-        )
+        raise Refusal("the kubeconfig has no current context", "pass --context NAME",
+                      file=str(path) if path else None)
     return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
 
 

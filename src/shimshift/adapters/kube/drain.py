@@ -131,6 +131,8 @@ class DrainResult:
 
 
 EventCallback = Callable[[DrainEvent], None]
+# The message of EVICTING/EVICTED events when a server dry run only asks about PDBs (node refused).
+PDB_PROBE = "PodDisruptionBudget check only (server dry run): the node is refused, nothing would be evicted"
 
 
 def _parse_time(value: object) -> dt.datetime | None:
@@ -258,6 +260,7 @@ class _Drainer:
         self.record_events = record_events and options.dry_run is DryRun.NONE
         self.method = method
         self.dry = options.dry_run is DryRun.SERVER
+        self.probe_only = False
 
     def emit(
         self, kind: DrainEventKind, pod: str | None = None, message: str = "", pdb: str | None = None
@@ -271,8 +274,12 @@ class _Drainer:
             with contextlib.suppress(ApiFailure, OSError):
                 await emit_node_event(self.client, self.node, reason=reason, message=message, type=kind)
 
-    def _delete_options(self) -> JSON:
+    def _delete_options(self, uid: str = "") -> JSON:
         options: JSON = {}
+        if uid:
+            # Only this incarnation: never evict or delete a replacement that took the same name (a
+            # StatefulSet pod recreated between our listing and our request); the server answers 409.
+            options["preconditions"] = {"uid": uid}
         if self.options.grace_period >= 0:
             options["gracePeriodSeconds"] = self.options.grace_period
         if self.dry:
@@ -286,10 +293,7 @@ class _Drainer:
         params = {"dryRun": "All"} if self.dry else None
         if self.method == "delete":
             path = f"/api/v1/namespaces/{namespace}/pods/{name}"
-            body = {"apiVersion": "v1", "kind": "DeleteOptions", **self._delete_options()}
-            if run.uid:
-                # Only this incarnation: never delete a StatefulSet's replacement of the same name.
-                body["preconditions"] = {"uid": run.uid}
+            body = {"apiVersion": "v1", "kind": "DeleteOptions", **self._delete_options(run.uid)}
             response = await raw_request(self.client, "DELETE", path, params=params, body=body)
         else:
             path = f"/api/v1/namespaces/{namespace}/pods/{name}/eviction"
@@ -297,7 +301,7 @@ class _Drainer:
                 "apiVersion": self.method,
                 "kind": "Eviction",
                 "metadata": {"name": name, "namespace": namespace},
-                "deleteOptions": self._delete_options(),
+                "deleteOptions": self._delete_options(run.uid),
             }
             response = await raw_request(self.client, "POST", path, params=params, body=body)
         return response.status, response.body
@@ -323,7 +327,8 @@ class _Drainer:
     async def evict(self, run: _PodRun) -> None:
         """Evict until accepted, gone, failed, or cancelled by the deadline (then ``run`` says why)."""
         started = DrainEventKind.DELETING if self.method == "delete" else DrainEventKind.EVICTING
-        self.emit(started, run.key)
+        # With a refused node, a server dry run only probes the PDBs: say so, nothing would be evicted.
+        self.emit(started, run.key, PDB_PROBE if self.probe_only else "")
         reported_pdb: str | None = None
         while True:
             status, body = await self.remove_once(run)
@@ -331,7 +336,8 @@ class _Drainer:
                 run.outcome = _Outcome.EVICTED
                 run.pdb = None
                 kind = DrainEventKind.DELETED if self.method == "delete" else DrainEventKind.EVICTED
-                self.emit(kind, run.key, "(server dry run)" if self.dry else "")
+                note = PDB_PROBE if self.probe_only else "(server dry run)" if self.dry else ""
+                self.emit(kind, run.key, note)
                 if not self.dry:
                     verb = "deleted" if self.method == "delete" else "evicted"
                     await self.node_event(f"Shimshift{verb.capitalize()}", f"pod {run.key} {verb}")
@@ -341,12 +347,15 @@ class _Drainer:
                 run.done = True
                 self.emit(DrainEventKind.GONE, run.key, "already gone")
                 return
-            if status == 409 and self.method == "delete":
-                # The UID precondition failed: the name now belongs to a replacement pod.
-                run.outcome = _Outcome.GONE
-                run.done = True
-                self.emit(DrainEventKind.GONE, run.key, "replaced by a new pod of the same name")
-                return
+            if status == 409:
+                # A precondition failed: if the name now belongs to a replacement, ours is gone;
+                # otherwise the pod changed under us: re-read it and retry.
+                if await self.refresh(run):
+                    run.outcome = _Outcome.GONE
+                    run.done = True
+                    self.emit(DrainEventKind.GONE, run.key, "replaced by a new pod of the same name")
+                    return
+                continue
             if status == 429:
                 run.outcome = _Outcome.BLOCKED
                 run.pdb = await _pdb_for(self.client, run.pod, pdb_from_429(body))
@@ -512,6 +521,7 @@ async def drain_node(
     if plan.refused:
         await drainer.node_event("ShimshiftDrainRefused", "; ".join(plan.error_messages()), "Warning")
 
+    drainer.probe_only = plan.refused
     by_uid = {str(pod.get("metadata", {}).get("uid", "")): pod for pod in pods}
     runs = [_PodRun(by_uid[fact.uid], fact.key, fact.uid) for fact in plan.delete]
 
