@@ -250,7 +250,7 @@ class World:
         )
         return name
 
-    async def wait_pdb(self, name: str, *, allowed: int, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    async def wait_pdb(self, name: str, *, allowed: int, timeout: float = 30.0) -> None:
         """Until the disruption controller has computed ``disruptionsAllowed == allowed``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout

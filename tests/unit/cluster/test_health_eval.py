@@ -1,8 +1,9 @@
 """The health gate's decision (pure) and the CLI's duration parsing.
 
-Matrix: healthy; Ready False; no Ready condition; heartbeat equal to / older than T; a condition that was
-good and turned bad vs one that was already bad in the baseline; a DaemonSet pod not Running; a DaemonSet
-of the baseline with no pod; terminating DaemonSet pods ignored; kubectl-style durations.
+Matrix: healthy; Ready False; no Ready condition; heartbeat a second before / older than T; heartbeat
+in T's own second; a condition that was good and turned bad vs one that was already bad in the
+baseline; a DaemonSet pod not Running; a DaemonSet of the baseline with no pod; terminating DaemonSet
+pods ignored; kubectl-style durations.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def test_healthy() -> None:
     ("facts", "fragment"),
     [
         (node(ready="False"), "Ready is False"),
-        (node(beat="2026-11-26T12:00:00Z"), "no heartbeat since"),
+        (node(beat="2026-11-26T11:59:59Z"), "no heartbeat since"),
         (node(beat="2026-11-26T11:59:00Z"), "(last 11:59:00Z)"),
         (node(DiskPressure="True"), "condition DiskPressure turned True"),
         ({"metadata": {"name": "w"}, "status": {}}, "no Ready condition"),
@@ -102,3 +103,10 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_duration(text)
+
+
+def test_heartbeat_in_the_same_second_as_t_counts() -> None:
+    # Heartbeats carry whole seconds; the restarted kubelet's first post is stamped 12:00:00 when T,
+    # taken after the restart, is 12:00:00.4. Waiting for a later one would take minutes with leases.
+    since = T.replace(microsecond=400_000)
+    assert evaluate_health(node(beat="2026-11-26T12:00:00Z"), [], since=since).healthy

@@ -95,7 +95,11 @@ def evaluate_health(
         missing.append(
             f"Ready is {ready.get('status')}: {ready.get('reason', '')} {ready.get('message', '')}".rstrip()
         )
-    if heartbeat is None or heartbeat <= since:
+    # Heartbeats are stamped to the whole second, and with node leases an unchanged status is posted
+    # again only every nodeStatusReportFrequency (5 min): a kubelet restarted at 12:00:00.4 posts
+    # "12:00:00" at once and then nothing for minutes. So compare at the heartbeat's own precision;
+    # callers take T after the old kubelet is gone, so a heartbeat at or after T's second is new.
+    if heartbeat is None or heartbeat < since.replace(microsecond=0):
         missing.append(
             f"no heartbeat since {since:%Y-%m-%dT%H:%M:%S}Z"
             + (f" (last {heartbeat:%H:%M:%S}Z)" if heartbeat else "")
@@ -146,7 +150,7 @@ async def wait_node_healthy(
     node: str,
     *,
     since: dt.datetime,
-    timeout: float,  # noqa: ASYNC109
+    timeout: float,
     baseline: NodeBaseline | None = None,
     interval: float = 1.0,
 ) -> HealthReport:
