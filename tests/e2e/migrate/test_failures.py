@@ -82,16 +82,19 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "preflight never finished"
             time.sleep(0.02)
-        # Freeze the run right after preflight, break cri-dockerd, let it go on: its socket file is
-        # gone while the socket unit still looks active, as when someone deletes it by hand.
+        # Freeze the run right after preflight, break cri-dockerd, let it go on. Removing only its
+        # socket file would not do: the plan restarts cri-docker.service, and the socket unit is
+        # PartOf it, so the restart recreates the socket. A binary gone from under its unit (the
+        # 203/EXEC of ../shared/reference/dockershim-to-cri-dockerd.md §6.9) stays broken.
         process.send_signal(signal.SIGSTOP)
-        lab.exec(node, ["rm", "-f", "/run/cri-dockerd.sock"], check=True)
+        lab.exec(node, ["mv", "/usr/bin/cri-dockerd", "/usr/bin/cri-dockerd.away"], check=True)
         process.send_signal(signal.SIGCONT)
         out, err = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
             process.kill()
-        lab.exec(node, ["systemctl", "restart", "cri-docker.socket"], check=False)
+        lab.exec(node, ["mv", "/usr/bin/cri-dockerd.away", "/usr/bin/cri-dockerd"], check=False)
+        lab.exec(node, ["systemctl", "restart", "cri-docker.socket", "cri-docker.service"], check=False)
     try:
         assert process.returncode == 1, out + err
         assert f"{node}: rolled-back" in err
