@@ -138,10 +138,16 @@ def test_plan_predicts_and_changes_nothing(lab: LabInfo, tmp_path: Path) -> None
     assert "/var/lib/kubelet/kubeadm-flags.env" in paths
     assert plan["annotation"] == {"before": "/var/run/dockershim.sock", "after": "unix:///var/run/cri-dockerd.sock"}
     on_node = json.loads(kubectl(lab, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json"))
-    names = {f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in on_node["items"]}
-    assert plan["drain"]["evict"], plan["drain"]
-    assert set(plan["drain"]["evict"]) <= names
-    assert any("node-agent" in pod for pod in plan["drain"]["ignored"]), plan["drain"]
+    stays = set()
+    goes = set()
+    for pod in on_node["items"]:
+        name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        owners = pod["metadata"].get("ownerReferences", [])
+        mirror = "kubernetes.io/config.mirror" in (pod["metadata"].get("annotations") or {})
+        (stays if mirror or any(o["kind"] == "DaemonSet" for o in owners) else goes).add(name)
+    # The dry run names exactly the pods a drain with these flags would evict, and leaves the rest.
+    assert set(plan["drain"]["evict"]) == goes, plan["drain"]
+    assert set(plan["drain"]["ignored"]) == stays, plan["drain"]
     assert lab.exec(node, ["cat", "/var/lib/kubelet/kubeadm-flags.env"]).stdout == flags_before
     assert not node_json(lab, node)["spec"].get("unschedulable", False)
     assert_on_dockershim(lab, node)
