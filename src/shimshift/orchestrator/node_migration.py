@@ -36,6 +36,7 @@ from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, Node
 
 CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
 CRI_DOCKERD_ENDPOINT = f"unix://{CRI_DOCKERD_SOCKET}"
+ROLLBACK_PREFIX = "rollback:"
 
 
 class NodeStatus(StrEnum):
@@ -98,6 +99,10 @@ class NodeMigration:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     async def run(self) -> NodeOutcome:
+        if any(name.startswith(ROLLBACK_PREFIX) for name in self.journal.recorded_steps(self.node)):
+            # Killed while rolling back: finish the rollback. Going forward again could find the
+            # files restored but the kubelet not yet restarted, and call that node migrated.
+            return await self._finish_rollback("resumed an interrupted rollback")
         finished = [Step(name) for name in self.journal.finished_steps(self.node) if name in set(Step)]
         handlers: dict[Step, Callable[[], Awaitable[dict[str, Any]]]] = {
             Step.INSTALL: self._install,
@@ -305,29 +310,33 @@ class NodeMigration:
         await self.cluster.event(self.node, reason="ShimshiftFailed", message=f"{step}: {message}", warning=True)
         if step in {Step.INSTALL, Step.PREFLIGHT}:
             return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
-        if not changes_configuration(step) and step is not Step.ANNOTATE:
+        if not changes_configuration(step):
             # Nothing on the node changed: give the node back to the scheduler if we took it.
             await self.cluster.uncordon_if_ours(self.node)
             return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
         if not self.settings.rollback_on_failure:
             return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
+        return await self._finish_rollback(message, str(step))
+
+    async def _finish_rollback(self, message: str, failed_step: str | None = None) -> NodeOutcome:
         try:
             await self.rollback()
         except StepFailed as error:
-            text = error.message
-            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message}; rollback failed: {text}", str(step))
-        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, str(step))
+            return NodeOutcome(
+                self.node, NodeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
+            )
+        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, failed_step)
 
     async def rollback(self) -> None:
         """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
         change_set = self._change_set()
         steps: list[tuple[str, Callable[[], Awaitable[dict[str, Any]]]]] = [
-            ("rollback:restore-config", self._restore_config),
-            ("rollback:restore-annotation", self._restore_annotation),
-            ("rollback:restart-cri-dockerd", self._rollback_restart_cri_dockerd),
-            ("rollback:restart-kubelet", self._rollback_restart_kubelet),
-            ("rollback:verify", self._rollback_verify),
-            ("rollback:uncordon", self._uncordon),
+            (f"{ROLLBACK_PREFIX}restore-config", self._restore_config),
+            (f"{ROLLBACK_PREFIX}restore-annotation", self._restore_annotation),
+            (f"{ROLLBACK_PREFIX}restart-cri-dockerd", self._rollback_restart_cri_dockerd),
+            (f"{ROLLBACK_PREFIX}restart-kubelet", self._rollback_restart_kubelet),
+            (f"{ROLLBACK_PREFIX}verify", self._rollback_verify),
+            (f"{ROLLBACK_PREFIX}uncordon", self._uncordon),
         ]
         if change_set.is_noop:
             return
@@ -363,7 +372,7 @@ class NodeMigration:
         return {"restarted_at": started.isoformat()}
 
     async def _rollback_verify(self) -> dict[str, Any]:
-        detail = self.journal.step_detail(self.node, "rollback:restart-kubelet") or {}
+        detail = self.journal.step_detail(self.node, f"{ROLLBACK_PREFIX}restart-kubelet") or {}
         since = datetime.fromisoformat(detail["restarted_at"]) if "restarted_at" in detail else self.clock()
         health = await self.cluster.wait_healthy(self.node, since=since, timeout=self.settings.health_timeout)
         if not health.healthy:

@@ -118,6 +118,10 @@ class JournalPort(Protocol):
 
     def finished_steps(self, node: str) -> list[str]: ...
 
+    def recorded_steps(self, node: str) -> list[str]:
+        """Every step with any record for the node (started, finished or failed), in order."""
+        ...
+
     def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None: ...
 
 

@@ -158,6 +158,11 @@ async def migrate(
             if active is None:
                 raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
             run = journal.resume_run(active.id)
+            if run.options.get("rollback"):
+                # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
+                result = await _roll_back(journal, run.id, client, connection, tuple(run.options["rollback"]), on_event)
+                journal.finish_run(run.id, status=_status(result, rollback=True))
+                return RunSummary(run.id, identity.server, result)
             options = _options_from_record(run.options)
         else:
             run = journal.begin_run(identity, options=options.to_record())
@@ -191,8 +196,7 @@ async def migrate(
                 max_failures=options.max_failures,
                 on_outcome=on_outcome,
             )
-        status = RunStatus.SUCCEEDED if not result.failures and not result.not_started else RunStatus.FAILED
-        journal.finish_run(run.id, status=status)
+        journal.finish_run(run.id, status=_status(result))
         return RunSummary(run.id, identity.server, result)
     finally:
         await client.close()
@@ -247,6 +251,9 @@ class MemoryJournal:
 
     def finished_steps(self, node: str) -> list[str]:
         return [step for name, step, phase, _ in self.records if name == node and phase == "finished"]
+
+    def recorded_steps(self, node: str) -> list[str]:
+        return [step for name, step, _, _ in self.records if name == node]
 
     def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None:
         found = None
@@ -358,6 +365,38 @@ async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, li
     return results
 
 
+def _status(result: FleetResult, *, rollback: bool = False) -> RunStatus:
+    """A migration run succeeded when every node is on cri-dockerd; a rollback run when none failed."""
+    if rollback:
+        failed = any(outcome.status is NodeStatus.FAILED for outcome in result.outcomes)
+    else:
+        failed = bool(result.failures or result.not_started)
+    return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+
+
+async def _roll_back(
+    journal: Journal,
+    run_id: str,
+    client: Any,
+    connection: Connection,
+    nodes: tuple[str, ...],
+    on_event: Callable[[StepEvent], None] | None,
+) -> FleetResult:
+    """Roll NODES back in run RUN_ID, whose journal already holds each node's plan."""
+    result = FleetResult()
+    run_journal = RunJournal(journal, run_id)
+    cluster = KubeCluster(client, DrainOptions())
+    async with node_pool(connection) as pool:
+        for name in nodes:
+            try:
+                migration = _migration(name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event)
+                await migration.rollback()
+                result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
+            except (Refusal, StepFailed) as error:
+                result.outcomes.append(NodeOutcome(name, NodeStatus.FAILED, _message(error)))
+    return result
+
+
 async def rollback(
     connection: Connection, nodes: tuple[str, ...], *, on_event: Callable[[StepEvent], None] | None = None
 ) -> RunSummary:
@@ -365,7 +404,6 @@ async def rollback(
     identity = cluster_identity(connection)
     journal = Journal(connection.journal)
     client = make_client(connection.kubeconfig, context=connection.context)
-    result = FleetResult()
     try:
         sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
         unknown = [name for name, run_id in sources.items() if run_id is None]
@@ -376,26 +414,17 @@ async def rollback(
                 file=str(journal.path),
             )
         run = journal.begin_run(identity, options={"rollback": list(nodes)})
-        run_journal = RunJournal(journal, run.id)
-        cluster = KubeCluster(client, DrainOptions())
-        async with node_pool(connection) as pool:
-            for name, source in sources.items():
-                assert source is not None
-                plan_detail = next(
-                    r.detail
-                    for r in journal.timeline(source, name)
-                    if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
-                )
-                # The rollback run carries the plan it undoes, so a crash during it resumes from there.
-                run_journal.record(node=name, step=str(Step.PREFLIGHT), phase="finished", detail=plan_detail)
-                migration = _migration(name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event)
-                try:
-                    await migration.rollback()
-                    result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
-                except (Refusal, StepFailed) as error:
-                    result.outcomes.append(NodeOutcome(name, NodeStatus.FAILED, _message(error)))
-        failed = any(outcome.status is NodeStatus.FAILED for outcome in result.outcomes)
-        journal.finish_run(run.id, status=RunStatus.FAILED if failed else RunStatus.SUCCEEDED)
+        for name, source in sources.items():
+            assert source is not None
+            plan_detail = next(
+                r.detail
+                for r in journal.timeline(source, name)
+                if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
+            )
+            # The rollback run carries the plan it undoes, so a crash during it resumes from there.
+            journal.record(run.id, name, str(Step.PREFLIGHT), Phase.FINISHED, plan_detail)
+        result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
+        journal.finish_run(run.id, status=_status(result, rollback=True))
         return RunSummary(run.id, identity.server, result)
     finally:
         await client.close()

@@ -176,6 +176,9 @@ class RunJournal:
     def finished_steps(self, node: str) -> list[str]:
         return [record.step for record in self.journal.timeline(self.run_id, node) if record.phase is Phase.FINISHED]
 
+    def recorded_steps(self, node: str) -> list[str]:
+        return [record.step for record in self.journal.timeline(self.run_id, node)]
+
     def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None:
         found = None
         for record in self.journal.timeline(self.run_id, node):

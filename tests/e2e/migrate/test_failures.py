@@ -138,8 +138,8 @@ def test_plan_predicts_and_changes_nothing(lab: LabInfo, tmp_path: Path) -> None
     assert "/var/lib/kubelet/kubeadm-flags.env" in paths
     assert plan["annotation"] == {"before": "/var/run/dockershim.sock", "after": "unix:///var/run/cri-dockerd.sock"}
     on_node = json.loads(kubectl(lab, "get", "pods", "-A", "--field-selector", f"spec.nodeName={node}", "-o", "json"))
-    stays = set()
-    goes = set()
+    stays: set[str] = set()
+    goes: set[str] = set()
     for pod in on_node["items"]:
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         owners = pod["metadata"].get("ownerReferences", [])
