@@ -42,6 +42,8 @@ from shimshift.orchestrator.node_migration import (
 from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_change_set
 
+# A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
+ROLLBACK_RUN_KEY = "rollback_nodes"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 
@@ -158,9 +160,11 @@ async def migrate(
             if active is None:
                 raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
             run = journal.resume_run(active.id)
-            if run.options.get("rollback"):
+            if run.options.get(ROLLBACK_RUN_KEY):
                 # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
-                result = await _roll_back(journal, run.id, client, connection, tuple(run.options["rollback"]), on_event)
+                result = await _roll_back(
+                    journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event
+                )
                 journal.finish_run(run.id, status=_status(result, rollback=True))
                 return RunSummary(run.id, identity.server, result)
             options = _options_from_record(run.options)
@@ -413,7 +417,7 @@ async def rollback(
                 hint="rollback restores what a shimshift migration recorded; nothing to restore",
                 file=str(journal.path),
             )
-        run = journal.begin_run(identity, options={"rollback": list(nodes)})
+        run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
         for name, source in sources.items():
             assert source is not None
             plan_detail = next(

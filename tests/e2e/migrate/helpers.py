@@ -116,7 +116,9 @@ def assert_on_dockershim(lab: LabInfo, node: str) -> None:
 def back_to_dockershim(lab: LabInfo, journal: Path, node: str) -> None:
     """Cleanup for a test that may have left NODE migrated: roll it back with the tool if it is."""
     args = kubelet_args(kubelet_cmdline(lab, node))
-    if args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT:
+    flags = lab.exec(node, ["cat", "/var/lib/kubelet/kubeadm-flags.env"]).stdout
+    # Either the running kubelet or its files (a run stopped before the restart) may be migrated.
+    if args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT or CRI_DOCKERD_ENDPOINT in flags:
         back = shimshift(lab, journal, "rollback", node)
         assert back.returncode == 0, back.stdout + back.stderr
     assert_on_dockershim(lab, node)
