@@ -131,10 +131,7 @@ async def _create(kubeconfig: Path, nodes: int, pods: int, concurrency: int) -> 
     started = time.perf_counter()
     for start in range(0, pods, 20000):
         await in_batches(
-            [
-                ("/api/v1/namespaces/bench/pods", _pod(i, nodes))
-                for i in range(start, min(pods, start + 20000))
-            ]
+            [("/api/v1/namespaces/bench/pods", _pod(i, nodes)) for i in range(start, min(pods, start + 20000))]
         )
     figures["pods_seconds"] = time.perf_counter() - started
     await client.close()
