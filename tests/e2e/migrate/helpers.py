@@ -52,8 +52,15 @@ def cli_env() -> dict[str, str]:
 
 
 def shimshift(lab: LabInfo, journal: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    # Reports land in the working directory: the test's own temporary one, beside the journal.
     result = subprocess.run(
-        cli_argv(lab, journal, *args), env=cli_env(), capture_output=True, text=True, timeout=timeout, check=False
+        cli_argv(lab, journal, *args),
+        env=cli_env(),
+        cwd=journal.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     sys.stderr.write(f"$ shimshift {' '.join(args)}\n{result.stdout}{result.stderr}\n")
     return result
@@ -186,7 +193,11 @@ def run_until_then_kill(
     """Start `shimshift ARGS`, SIGKILL it as soon as the journal shows (node, step, phase); returns the
     process's exit status (negative: killed). Fails if the process ended before the boundary."""
     process = subprocess.Popen(
-        cli_argv(lab, journal, *args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        cli_argv(lab, journal, *args),
+        env=cli_env(),
+        cwd=journal.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + timeout
     try:

@@ -72,6 +72,7 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
     process = subprocess.Popen(
         cli_argv(lab, journal, "migrate", node, "--force", "--delete-emptydir-data"),
         env=cli_env(),
+        cwd=journal.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
