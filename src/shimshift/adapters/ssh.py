@@ -10,6 +10,7 @@ list is resolved here and checking is only ever disabled by ``insecure_accept_un
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shlex
 import tempfile
@@ -74,6 +75,7 @@ class SSHNodeAccess(CommandNodeAccess):
         connect_timeout: float = 15,
         insecure_accept_unknown_host_keys: bool = False,
         clock: Callable[[], datetime] | None = None,
+        reconnect: bool = True,
     ) -> SSHNodeAccess:
         """Connect to ``host`` (an ssh_config Host alias or a host name) and find out whether sudo is needed.
 
@@ -124,6 +126,23 @@ class SSHNodeAccess(CommandNodeAccess):
         login = connection.get_extra_info("username") or options.username
         try:
             uid = await connection.run("id -u", check=False, timeout=connect_timeout)
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError) as exc:
+            connection.close()
+            if not reconnect:
+                raise Refusal(f"`id -u` over SSH failed: {exc}", node=host) from exc
+            # Seen on freshly booted nodes: sshd drops the first session right after login. One new
+            # connection is cheap; a second drop is a real problem and is reported.
+            await asyncio.sleep(1)
+            return await cls.connect(
+                host,
+                ssh_config=ssh_config,
+                known_hosts=known_hosts,
+                username=username,
+                connect_timeout=connect_timeout,
+                insecure_accept_unknown_host_keys=insecure_accept_unknown_host_keys,
+                clock=clock,
+                reconnect=False,
+            )
         except (asyncssh.Error, TimeoutError) as exc:
             connection.close()
             raise Refusal(f"`id -u` over SSH failed: {exc}", node=host) from exc
