@@ -11,7 +11,6 @@ old state, unless the operator asked for ``--no-rollback``.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -419,9 +418,7 @@ class NodeMigration:
             if target is None:
                 await self.access.remove_file(edit.path)
             else:
-                if current is None:
-                    # A new drop-in's directory may not exist yet (cri-docker.service.d).
-                    await self.access.run(["mkdir", "-p", "--", posixpath.dirname(edit.path)])
+                # A new drop-in's directory (cri-docker.service.d) is created by the atomic write.
                 await self.access.write_file_atomic(edit.path, target)
             changed.append(edit.path)
         return changed
