@@ -207,9 +207,16 @@ def run_until_then_kill(
                 return process.wait(timeout=30)
             if process.poll() is not None:
                 raise AssertionError(f"shimshift exited ({process.returncode}) before {node} {step} {phase}")
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise AssertionError(f"{node} never reached {step} {phase} within {timeout:.0f}s")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def run_finished(journal: Path) -> bool:
+    """True when the journal's newest run is no longer running (it ended before a kill landed)."""
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as db:
+        row = db.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    return row is not None and row[0] != "running"
