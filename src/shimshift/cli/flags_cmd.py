@@ -7,7 +7,6 @@ expects, and prints what the core decides. It never writes: apply the diff by ha
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from shimshift.cli.diffs import file_diff
 from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, parse_kubelet_dropin
 from shimshift.core.errors import Refusal
 from shimshift.core.node_files import (
@@ -124,31 +124,12 @@ def _refused(exc: Refusal, *, config_given: bool) -> None:
     sys.exit(EXIT_REFUSED)
 
 
-def _diff(path: str, before: bytes | None, after: bytes | None) -> str:
-    def lines(data: bytes | None) -> list[str]:
-        if data is None:
-            return []
-        text = data.decode("utf-8", "backslashreplace").splitlines(keepends=True)
-        if text and not text[-1].endswith("\n"):
-            text[-1] += "\n\\ No newline at end of file\n"
-        return text
-
-    return "".join(
-        difflib.unified_diff(
-            lines(before),
-            lines(after),
-            fromfile="/dev/null" if before is None else f"a{path}",
-            tofile="/dev/null" if after is None else f"b{path}",
-        )
-    )
-
-
 def _render_plan(plan: NodePlan) -> str:
     out: list[str] = [f"kubelet {plan.kubelet_version}: {plan.state.value}"]
     if plan.noop_reason:
         out.append(f"nothing to do: {plan.noop_reason}")
     for change in plan.changes:
-        out.append(_diff(change.path, change.before, change.after).rstrip("\n"))
+        out.append(file_diff(change.path, change.before, change.after).rstrip("\n"))
     if plan.cri_dockerd_settings:
         out.append("cri-dockerd settings moved from the kubelet:")
         out += [f"  {k}={v}" for k, v in plan.cri_dockerd_settings.items()]
@@ -204,7 +185,7 @@ def plan_cmd(
         return
     if output == "json":
         data = plan.to_data()
-        data["diffs"] = {c.path: _diff(c.path, c.before, c.after) for c in plan.changes}
+        data["diffs"] = {c.path: file_diff(c.path, c.before, c.after) for c in plan.changes}
         click.echo(json.dumps(data, indent=2))
     else:
         click.echo(_render_plan(plan))

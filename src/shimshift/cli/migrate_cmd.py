@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ import click
 from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
+from shimshift.cli.diffs import file_diff
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports, write_reports
 from shimshift.core.drain import DrainOptions
@@ -242,12 +242,6 @@ def status(**values: Any) -> None:
             click.echo(f"  {node}: {record.step} {record.phase}" + (f": {message}" if message else ""))
 
 
-def _diff(path: str, before: bytes | None, after: bytes | None) -> str:
-    old = (before or b"").decode("utf-8", "replace").splitlines(keepends=True)
-    new = (after or b"").decode("utf-8", "replace").splitlines(keepends=True)
-    return "".join(difflib.unified_diff(old, new, f"a{path}", f"b{path}"))
-
-
 def _print_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -293,7 +287,11 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
         data.update(
             noop=change_set.noop_reason,
             files=[
-                {"path": edit.path, "diff": _diff(edit.path, edit.before, edit.after), "removed": edit.after is None}
+                {
+                    "path": edit.path,
+                    "diff": file_diff(edit.path, edit.before, edit.after),
+                    "removed": edit.after is None,
+                }
                 for edit in change_set.edits
             ],
             cri_dockerd={
@@ -325,7 +323,7 @@ def _plan_text(item: session.NodePlanReport) -> str:
         lines += [f"   refused: {r.pod}: {r.reason}" for r in drain.refused]
         lines.append(f"   left in place: {', '.join(drain.ignored) or '-'}")
     lines.append("3. write:")
-    lines += [_diff(edit.path, edit.before, edit.after).rstrip("\n") for edit in change_set.edits]
+    lines += [file_diff(edit.path, edit.before, edit.after).rstrip("\n") for edit in change_set.edits]
     lines.append(
         f"4. annotate kubeadm.alpha.kubernetes.io/cri-socket: {change_set.cri_socket_before} -> "
         f"{change_set.cri_socket_after}"
