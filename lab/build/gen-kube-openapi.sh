@@ -17,6 +17,7 @@ module_dir() { (cd /tmp && go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.
 
 partial="$srcdir.partial"
 rm -rf "$partial"
+mkdir -p "$(dirname "$partial")"
 cp -r "$(module_dir "k8s.io/kubernetes@$version")" "$partial"
 chmod -R u+w "$partial"
 
