@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# Build the images kubeadm v1.23 and the kubelet run inside the lab's nodes, plus the workload
-# image, and save them all into one tarball for `docker load` in every node. Nothing is pulled.
-# usage: build-inner-images.sh [--check] BIN_DIR OUT_TAR
-#   --check  only say whether a build is due: exit 0 if up to date, 3 if not
-#   BIN_DIR  holds the built kubeadm, kube-apiserver, kube-controller-manager, kube-scheduler.
+# Build the images kubeadm and the kubelet run inside the lab's nodes, plus the workload image,
+# and save them all into one tarball for `docker load` in every node. Nothing is pulled.
+# usage: build-inner-images.sh [--check] [--no-workload] BIN_DIR OUT_TAR
+#   --check        only say whether a build is due: exit 0 if up to date, 3 if not
+#   --no-workload  leave the workload image out: the upgrade's tarball (BIN_DIR at v1.24.17) is
+#                  loaded into nodes that already have it, and a re-import would retag it
+#   BIN_DIR  holds the built kubeadm, kube-apiserver, kube-controller-manager, kube-scheduler; the
+#            images are made for the version that kubeadm reports (v1.23.17 for the lab,
+#            v1.24.17 for the upgrade, see lab/image/README.md).
 # OUT_TAR is rebuilt only when the hash of the inputs (this script, pause.c, the binaries, Debian's
 # etcd and busybox) differs from the one recorded in OUT_TAR.inputs. The images are removed from
 # the host's Docker after the save: the tarball is the artifact.
 #
 # Names and tags are asked from the built kubeadm (`kubeadm config images list`), so they are what
-# kubeadm 1.23.17 will look for (registry.k8s.io since v1.23.15, ../../../shared/reference/lab-build.md
-# §0.2; its etcd tag is 3.5.6-0). kube-proxy and CoreDNS are not made: the lab skips those addons.
+# that kubeadm will look for (registry.k8s.io since v1.23.15, ../../../shared/reference/lab-build.md
+# §0.2; etcd 3.5.6-0 for both 1.23.17 and 1.24.17, pause 3.6 and 3.7). kube-proxy and CoreDNS are
+# not made: the lab skips those addons.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-check=false
-if [ "${1:-}" = --check ]; then check=true; shift; fi
+check=false workload=true
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) check=true; shift;;
+    --no-workload) workload=false; shift;;
+    *) break;;
+  esac
+done
 bin_dir=$1 out=$2
 workload_image=shimshift.local/busybox:1.0
 etcd_bin=/usr/bin/etcd        # Debian etcd-server 3.4.23 (kubeadm does not check the local etcd version)
@@ -32,6 +43,7 @@ inputs=$(
     stat -L -c '%n %s %.9Y' "$bin_dir/kubeadm" "$etcd_bin" "$busybox_bin" $(libs_of "$etcd_bin") \
       "${components[@]/#/$bin_dir/}"
     gcc --version | head -1
+    echo "workload=$workload"
   } | sha256sum | cut -c1-16
 )
 if [ -s "$out" ] && [ -s "$out.images" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$inputs" ]; then
@@ -98,14 +110,16 @@ gcc -static -s -O2 -Wall -Wextra -Werror -o "$work/pause/pause" "$here/pause.c"
 import "$work/pause" "$(image_for pause)" 'ENTRYPOINT ["/pause"]'
 
 # Workload image: busybox-static with a link per applet, /bin/sh included.
-skeleton "$work/busybox"
-mkdir -p "$work/busybox/bin"
-install -m 0755 "$busybox_bin" "$work/busybox/bin/busybox"
-"$busybox_bin" --list-full | while read -r applet; do
-  mkdir -p "$work/busybox/$(dirname "$applet")"
-  [ -e "$work/busybox/$applet" ] || ln -s /bin/busybox "$work/busybox/$applet"
-done
-import "$work/busybox" "$workload_image" 'CMD ["/bin/sh"]'
+if $workload; then
+  skeleton "$work/busybox"
+  mkdir -p "$work/busybox/bin"
+  install -m 0755 "$busybox_bin" "$work/busybox/bin/busybox"
+  "$busybox_bin" --list-full | while read -r applet; do
+    mkdir -p "$work/busybox/$(dirname "$applet")"
+    [ -e "$work/busybox/$applet" ] || ln -s /bin/busybox "$work/busybox/$applet"
+  done
+  import "$work/busybox" "$workload_image" 'CMD ["/bin/sh"]'
+fi
 
 mkdir -p "$(dirname "$out")"
 docker save -o "$out.tmp" "${built[@]}"

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
 KUBERNETES_VERSION = "v1.23.17"
-# Only its kubelet: it proves a migrated node is ready for 1.24 (no dockershim there).
+# Only its kubelet for `lab up`: it proves a migrated node is ready for 1.24 (no dockershim there).
+# The rest of v1.24.17 (control plane, kubeadm, kubectl, their images) is the upgrade's, built only
+# by ensure_upgrade_artifacts.
 KUBELET_NEXT_VERSION = "v1.24.17"
+UPGRADE_VERSION = KUBELET_NEXT_VERSION
 # v0.3.21 was asked for, but this machine's Go module proxy answers 403 "not available" for it and
 # for the others tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1); it serves v0.3.17 and v0.4.0.
 # v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
@@ -55,6 +58,8 @@ _COLD_ESTIMATES = {
     "kubelet": "about 12 minutes",
     "node-image": "about 4 minutes",
     "inner-images": "under a minute",
+    "upgrade-control-plane": "about 20 minutes",
+    "upgrade-images": "under a minute",
 }
 
 
@@ -86,6 +91,23 @@ class LabArtifacts:
     versions: LabVersions
 
 
+@dataclass(frozen=True)
+class UpgradeArtifacts:
+    """What the lab's upgrade to ``version`` needs, all built here.
+
+    ``bin_dir`` holds every binary of :data:`KUBERNETES_COMPONENTS` at ``version`` (kubeadm, kubelet
+    and kubectl are what an upgrade copies onto the nodes). ``images_tar`` is one ``docker save``
+    archive to ``docker load`` in every node before the upgrade; it holds ``images``, the exact
+    references ``kubeadm config images list --kubernetes-version <version>`` names for the control
+    plane, etcd and pause (no workload image: the nodes have it from ``lab up``).
+    """
+
+    version: str
+    bin_dir: Path
+    images_tar: Path
+    images: tuple[str, ...]
+
+
 def lab_scripts_dir() -> Path:
     """The ``lab/`` folder of the checkout this package runs from (installed editable)."""
     return Path(__file__).resolve().parents[3] / "lab"
@@ -106,47 +128,23 @@ def ensure_artifacts(
 
     Raises :class:`Refusal` if the scripts are missing or a build fails (with the end of its log).
     """
-    scripts = lab_dir if lab_dir is not None else lab_scripts_dir()
-    if not (scripts / "build").is_dir() or not (scripts / "image").is_dir():
-        raise Refusal(
-            what=f"the lab build scripts are not at {scripts}",
-            hint="install shimshift editable from its git checkout (pip install -e .), which has lab/",
-            file=str(scripts),
-        )
-    report = progress if progress is not None else _silent
+    scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
     bin_123 = cache_dir / "bin" / KUBERNETES_VERSION
     bin_124 = cache_dir / "bin" / KUBELET_NEXT_VERSION
     cri_dir = cache_dir / "bin" / f"cri-dockerd-{CRI_DOCKERD_VERSION}"
-    images_tar = cache_dir / "images" / f"lab-images-{KUBERNETES_VERSION}.tar"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    # build-kubernetes.sh keeps its generated k/k source copy under $SHIMSHIFT_CACHE/src.
-    env = {**os.environ, "SHIMSHIFT_CACHE": str(cache_dir)}
-    runner = _Runner(logs=cache_dir / "logs", report=report, env=env)
+    images_tar = _images_tar(cache_dir, KUBERNETES_VERSION)
 
     with _locked(cache_dir / ".artifacts.lock"):
-        if not _all_executable(bin_123, KUBERNETES_COMPONENTS):
-            runner.build(
-                f"Kubernetes {KUBERNETES_VERSION} binaries",
-                "kubernetes-" + KUBERNETES_VERSION,
-                [str(scripts / "build" / "build-kubernetes.sh"), KUBERNETES_VERSION, str(bin_123)],
-            )
+        _build_kubernetes(
+            runner, scripts, f"Kubernetes {KUBERNETES_VERSION} binaries", "kubernetes", bin_123, KUBERNETES_COMPONENTS
+        )
         if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
             runner.build(
                 f"cri-dockerd {CRI_DOCKERD_VERSION}",
                 "cri-dockerd-" + CRI_DOCKERD_VERSION,
                 [str(scripts / "build" / "build-cri-dockerd.sh"), CRI_DOCKERD_VERSION, str(cri_dir)],
             )
-        if not _all_executable(bin_124, ("kubelet",)):
-            runner.build(
-                f"kubelet {KUBELET_NEXT_VERSION}",
-                "kubelet-" + KUBELET_NEXT_VERSION,
-                [
-                    str(scripts / "build" / "build-kubernetes.sh"),
-                    KUBELET_NEXT_VERSION,
-                    str(bin_124),
-                    "kubelet",
-                ],
-            )
+        _build_kubernetes(runner, scripts, f"kubelet {KUBELET_NEXT_VERSION}", "kubelet", bin_124, ("kubelet",))
         node_argv = [
             str(scripts / "image" / "build-node-image.sh"),
             NODE_IMAGE,
@@ -170,6 +168,53 @@ def ensure_artifacts(
     )
 
 
+def ensure_upgrade_artifacts(
+    *,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    progress: Callable[[str], None] | None = None,
+    lab_dir: Path | None = None,
+) -> UpgradeArtifacts:
+    """Build whatever the lab's upgrade to :data:`UPGRADE_VERSION` lacks, and say where it all is.
+
+    Not part of :func:`ensure_artifacts` (so not of ``lab up``): the control plane's cold build is
+    about as long as the 1.23 one, and only the upgrade's tests need it. Same cache, same lock,
+    same logs and same refusals as :func:`ensure_artifacts`. The binaries go next to the v1.24.17
+    kubelet that ``lab up`` builds (build-kubernetes.sh builds only the missing ones); the image
+    tarball is rebuilt when ``build-inner-images.sh --check`` says its inputs changed.
+    """
+    scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
+    bin_dir = cache_dir / "bin" / UPGRADE_VERSION
+    images_tar = _images_tar(cache_dir, UPGRADE_VERSION)
+
+    with _locked(cache_dir / ".artifacts.lock"):
+        _build_kubernetes(
+            runner,
+            scripts,
+            f"Kubernetes {UPGRADE_VERSION} control plane, kubeadm and kubectl",
+            "upgrade-control-plane",
+            bin_dir,
+            KUBERNETES_COMPONENTS,
+        )
+        images_argv = [
+            str(scripts / "image" / "build-inner-images.sh"),
+            "--no-workload",
+            str(bin_dir),
+            str(images_tar),
+        ]
+        runner.build_if_stale(
+            f"images for the upgrade to {UPGRADE_VERSION} ({images_tar.name})",
+            "upgrade-images-" + UPGRADE_VERSION,
+            images_argv,
+        )
+
+    return UpgradeArtifacts(
+        version=UPGRADE_VERSION,
+        bin_dir=bin_dir,
+        images_tar=images_tar,
+        images=_read_image_list(images_tar),
+    )
+
+
 def tail_lines(text: str, count: int) -> list[str]:
     """The last ``count`` non-empty lines of ``text`` (for error messages)."""
     return list(deque((line for line in text.splitlines() if line.strip()), maxlen=count))
@@ -177,6 +222,39 @@ def tail_lines(text: str, count: int) -> list[str]:
 
 def _silent(_: str) -> None:
     return None
+
+
+def _prepare(
+    *, cache_dir: Path, progress: Callable[[str], None] | None, lab_dir: Path | None
+) -> tuple[Path, _Runner]:
+    """The scripts folder (refused when it is missing) and a runner whose builds log under the cache."""
+    scripts = lab_dir if lab_dir is not None else lab_scripts_dir()
+    if not (scripts / "build").is_dir() or not (scripts / "image").is_dir():
+        raise Refusal(
+            what=f"the lab build scripts are not at {scripts}",
+            hint="install shimshift editable from its git checkout (pip install -e .), which has lab/",
+            file=str(scripts),
+        )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    # build-kubernetes.sh keeps its generated k/k source copy under $SHIMSHIFT_CACHE/src.
+    env = {**os.environ, "SHIMSHIFT_CACHE": str(cache_dir)}
+    report = progress if progress is not None else _silent
+    return scripts, _Runner(logs=cache_dir / "logs", report=report, env=env)
+
+
+def _build_kubernetes(
+    runner: _Runner, scripts: Path, label: str, step: str, bin_dir: Path, components: Sequence[str]
+) -> None:
+    """Build the ``components`` missing from ``bin_dir``, at the version the folder is named after."""
+    if _all_executable(bin_dir, components):
+        return
+    version = bin_dir.name
+    argv = [str(scripts / "build" / "build-kubernetes.sh"), version, str(bin_dir), *components]
+    runner.build(label, f"{step}-{version}", argv)
+
+
+def _images_tar(cache_dir: Path, version: str) -> Path:
+    return cache_dir / "images" / f"lab-images-{version}.tar"
 
 
 def _all_executable(directory: Path, names: Sequence[str]) -> bool:

@@ -1,11 +1,14 @@
-"""ensure_artifacts: which builds run, what it reports, what it returns, how it fails.
+"""ensure_artifacts and ensure_upgrade_artifacts: which builds run, what they report and return, how they fail.
 
 The build scripts are replaced by small real scripts (in a temporary ``lab/`` folder) that record
 their calls and make the files the real ones make, so the orchestration is exercised for real
 without a 30-minute Go build. Covered: scripts missing (refused, nothing written); cold run (every
 step once, in order, progress per build); warm run (only the cheap checks, no progress); a failing
 build (refusal with the end of its log and the log's path; earlier results kept); the real
-``lab/`` folder has every script ensure_artifacts calls.
+``lab/`` folder has every script ensure_artifacts calls. For the upgrade's artifacts: cold run
+(the v1.24.17 binaries in one build, then the images without the workload image), after ``lab up``
+(the kubelet it built is kept, only the rest is built, and ``lab up`` stays warm), warm run (one
+check), changed image inputs (rebuilt), a failing build and missing scripts (refused).
 """
 
 from __future__ import annotations
@@ -18,20 +21,33 @@ import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.lab import images
-from shimshift.lab.images import LabArtifacts, ensure_artifacts, lab_scripts_dir, tail_lines
+from shimshift.lab.images import (
+    LabArtifacts,
+    UpgradeArtifacts,
+    ensure_artifacts,
+    ensure_upgrade_artifacts,
+    lab_scripts_dir,
+    tail_lines,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 STUBS = {
     "build/build-kubernetes.sh": """
 echo "build-kubernetes $* cache=$SHIMSHIFT_CACHE" >> "$CALLS"
 [ -n "${FAIL_K8S:-}" ] && { for i in $(seq 40); do echo "compile line $i"; done; echo "link: boom"; exit 2; }
-out=$2; shift 2
+version=$1 out=$2; shift 2
 comps=("$@")
 [ ${#comps[@]} -gt 0 ] || comps=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager
                                  kube-scheduler)
-mkdir -p "$out"; for c in "${comps[@]}"; do printf '#!/bin/sh\\n' > "$out/$c"; chmod +x "$out/$c"; done
+mkdir -p "$out"
+for c in "${comps[@]}"; do
+  [ -x "$out/$c" ] && continue  # like the real script: only what is missing
+  echo "$c $version" >> "$CALLS.built"
+  printf '#!/bin/sh\\necho %s\\n' "$version" > "$out/$c"; chmod +x "$out/$c"
+done
 """,
     "build/build-cri-dockerd.sh": """
 echo "build-cri-dockerd $*" >> "$CALLS"
@@ -42,9 +58,15 @@ if [ "$1" = --check ]; then echo "check-node" >> "$CALLS"; [ -e "$5/node.stamp" 
 echo "build-node-image $*" >> "$CALLS"; touch "$4/node.stamp"
 """,
     "image/build-inner-images.sh": """
-if [ "$1" = --check ]; then echo "check-inner" >> "$CALLS"; [ -e "$3" ] && exit 0; exit 3; fi
-echo "build-inner-images $*" >> "$CALLS"; mkdir -p "$(dirname "$2")"; : > "$2"
-printf 'registry.k8s.io/pause:3.6\\nshimshift.local/busybox:1.0\\n' > "$2.images"
+check=false workload=true
+while [ $# -gt 0 ]; do
+  case "$1" in --check) check=true; shift;; --no-workload) workload=false; shift;; *) break;; esac
+done
+version=$("$1/kubeadm" version)
+if $check; then echo "check-inner $version workload=$workload" >> "$CALLS"; [ -e "$2" ] && exit 0; exit 3; fi
+echo "build-inner-images $* $version workload=$workload" >> "$CALLS"; mkdir -p "$(dirname "$2")"; : > "$2"
+echo "registry.k8s.io/kube-apiserver:$version" > "$2.images"
+if $workload; then echo shimshift.local/busybox:1.0 >> "$2.images"; fi
 """,
 }
 
@@ -61,15 +83,18 @@ def stub_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return lab
 
 
-def calls(tmp_path: Path) -> list[str]:
-    path = tmp_path / "calls"
+def calls(tmp_path: Path, suffix: str = "") -> list[str]:
+    path = tmp_path / f"calls{suffix}"
     return path.read_text().splitlines() if path.exists() else []
 
 
-def test_missing_scripts_are_refused_naming_the_path_and_nothing_is_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ensure", [ensure_artifacts, ensure_upgrade_artifacts])
+def test_missing_scripts_are_refused_naming_the_path_and_nothing_is_written(
+    tmp_path: Path, ensure: Callable[..., object]
+) -> None:
     cache = tmp_path / "cache"
     with pytest.raises(Refusal) as refused:
-        ensure_artifacts(cache_dir=cache, lab_dir=tmp_path / "nowhere")
+        ensure(cache_dir=cache, lab_dir=tmp_path / "nowhere")
     assert str(tmp_path / "nowhere") in str(refused.value)
     assert not cache.exists()
 
@@ -100,7 +125,7 @@ def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Pa
     assert found == LabArtifacts(
         node_image="shimshift/node:v1.23.17",
         inner_images_tar=cache / "images" / "lab-images-v1.23.17.tar",
-        inner_images=("registry.k8s.io/pause:3.6", "shimshift.local/busybox:1.0"),
+        inner_images=("registry.k8s.io/kube-apiserver:v1.23.17", "shimshift.local/busybox:1.0"),
         workload_image="shimshift.local/busybox:1.0",
         kubelet_124=cache / "bin" / "v1.24.17" / "kubelet",
         cri_dockerd=cache / "bin" / "cri-dockerd-v0.3.17" / "cri-dockerd",
@@ -117,7 +142,7 @@ def test_warm_run_only_checks_and_reports_nothing(stub_lab: Path, tmp_path: Path
     heard: list[str] = []
     second = ensure_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
     assert second == first
-    assert calls(tmp_path) == ["check-node", "check-inner"]
+    assert calls(tmp_path) == ["check-node", "check-inner v1.23.17 workload=true"]
     assert heard == []
 
 
@@ -167,3 +192,86 @@ def test_tail_lines_keeps_the_last_non_empty_lines() -> None:
     assert tail_lines("a\n\nb\nc\n\n", 2) == ["b", "c"]
     assert tail_lines("", 3) == []
     assert tail_lines("only", 5) == ["only"]
+
+
+COMPONENTS_124 = [f"{name} v1.24.17" for name in images.KUBERNETES_COMPONENTS]
+
+
+def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_workload(
+    stub_lab: Path, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    heard: list[str] = []
+    found = ensure_upgrade_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
+
+    bin_dir = cache / "bin" / "v1.24.17"
+    tar = cache / "images" / "lab-images-v1.24.17.tar"
+    assert calls(tmp_path) == [
+        f"build-kubernetes v1.24.17 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
+        f"kube-controller-manager kube-scheduler cache={cache}",
+        "check-inner v1.24.17 workload=false",
+        f"build-inner-images {bin_dir} {tar} v1.24.17 workload=false",
+    ]
+    assert sorted(calls(tmp_path, ".built")) == sorted(COMPONENTS_124)
+    assert [line.rsplit(" in ", 1)[0] if line.startswith("built ") else line for line in heard] == [
+        "building Kubernetes v1.24.17 control plane, kubeadm and kubectl (first build: about 20 minutes)",
+        "built Kubernetes v1.24.17 control plane, kubeadm and kubectl",
+        "building images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar) (first build: under a minute)",
+        "built images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar)",
+    ]
+    assert found == UpgradeArtifacts(
+        version="v1.24.17",
+        bin_dir=bin_dir,
+        images_tar=tar,
+        images=("registry.k8s.io/kube-apiserver:v1.24.17",),
+    )
+    assert (cache / "logs" / "upgrade-control-plane-v1.24.17.log").exists()
+
+
+def test_upgrade_after_lab_up_keeps_its_kubelet_and_lab_up_stays_warm(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    lab = ensure_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    assert "kubelet v1.24.17" in calls(tmp_path, ".built")
+    (tmp_path / "calls").unlink()
+    (tmp_path / "calls.built").unlink()
+
+    upgrade = ensure_upgrade_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    assert sorted(calls(tmp_path, ".built")) == sorted(c for c in COMPONENTS_124 if c != "kubelet v1.24.17")
+    assert upgrade.bin_dir / "kubelet" == lab.kubelet_124
+    assert upgrade.images_tar != lab.inner_images_tar
+    (tmp_path / "calls").unlink()
+
+    assert ensure_artifacts(cache_dir=cache, lab_dir=stub_lab) == lab
+    assert calls(tmp_path) == ["check-node", "check-inner v1.23.17 workload=true"]
+
+
+def test_upgrade_warm_run_only_checks_the_images_and_reports_nothing(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = ensure_upgrade_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    (tmp_path / "calls").unlink()
+    heard: list[str] = []
+    assert ensure_upgrade_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab) == first
+    assert calls(tmp_path) == ["check-inner v1.24.17 workload=false"]
+    assert heard == []
+
+
+def test_upgrade_images_are_rebuilt_when_their_check_says_stale(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    found = ensure_upgrade_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    found.images_tar.unlink()  # the stub's check: stale when the tarball is gone
+    (tmp_path / "calls").unlink()
+    ensure_upgrade_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    assert [line.split()[0] for line in calls(tmp_path)] == ["check-inner", "build-inner-images"]
+
+
+def test_upgrade_failing_build_is_refused_with_its_log(
+    stub_lab: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FAIL_K8S", "1")
+    with pytest.raises(Refusal) as refused:
+        ensure_upgrade_artifacts(cache_dir=cache, lab_dir=stub_lab)
+    assert "link: boom" in str(refused.value)
+    assert str(cache / "logs" / "upgrade-control-plane-v1.24.17.log") in str(refused.value)
+    assert [line.split()[0] for line in calls(tmp_path)] == ["build-kubernetes"]
+    assert not (cache / "images").exists()
