@@ -30,6 +30,9 @@ KUBERNETES_VERSION = "v1.23.17"
 # by ensure_upgrade_artifacts.
 KUBELET_NEXT_VERSION = "v1.24.17"
 UPGRADE_VERSION = KUBELET_NEXT_VERSION
+# kubeadm 1.24 needs crictl on every node (build-crictl.sh says why); the Go module proxy here serves
+# v1.34.0 and v1.37.0 of cri-tools, and v1.34.0 builds with the Go on this machine.
+CRICTL_VERSION = "v1.34.0"
 # v0.3.21 was asked for, but this machine's Go module proxy answers 403 "not available" for it and
 # for the others tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1); it serves v0.3.17 and v0.4.0.
 # v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
@@ -60,6 +63,7 @@ _COLD_ESTIMATES = {
     "inner-images": "under a minute",
     "upgrade-control-plane": "about 20 minutes",
     "upgrade-images": "under a minute",
+    "crictl": "about 3 minutes",
 }
 
 
@@ -99,13 +103,15 @@ class UpgradeArtifacts:
     and kubectl are what an upgrade copies onto the nodes). ``images_tar`` is one ``docker save``
     archive to ``docker load`` in every node before the upgrade; it holds ``images``, the exact
     references ``kubeadm config images list --kubernetes-version <version>`` names for the control
-    plane, etcd and pause (no workload image: the nodes have it from ``lab up``).
+    plane, etcd and pause (no workload image: the nodes have it from ``lab up``). ``crictl`` goes
+    to ``/usr/bin/crictl`` on every node before kubeadm 1.24 runs there.
     """
 
     version: str
     bin_dir: Path
     images_tar: Path
     images: tuple[str, ...]
+    crictl: Path
 
 
 def lab_scripts_dir() -> Path:
@@ -184,6 +190,7 @@ def ensure_upgrade_artifacts(
     """
     scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
     bin_dir = cache_dir / "bin" / UPGRADE_VERSION
+    crictl_dir = cache_dir / "bin" / f"crictl-{CRICTL_VERSION}"
     images_tar = _images_tar(cache_dir, UPGRADE_VERSION)
 
     with _locked(cache_dir / ".artifacts.lock"):
@@ -195,6 +202,12 @@ def ensure_upgrade_artifacts(
             bin_dir,
             KUBERNETES_COMPONENTS,
         )
+        if not _all_executable(crictl_dir, ("crictl",)):
+            runner.build(
+                f"crictl {CRICTL_VERSION}",
+                "crictl-" + CRICTL_VERSION,
+                [str(scripts / "build" / "build-crictl.sh"), CRICTL_VERSION, str(crictl_dir)],
+            )
         images_argv = [
             str(scripts / "image" / "build-inner-images.sh"),
             "--no-workload",
@@ -212,6 +225,7 @@ def ensure_upgrade_artifacts(
         bin_dir=bin_dir,
         images_tar=images_tar,
         images=_read_image_list(images_tar),
+        crictl=crictl_dir / "crictl",
     )
 
 

@@ -6,7 +6,7 @@ without a 30-minute Go build. Covered: scripts missing (refused, nothing written
 step once, in order, progress per build); warm run (only the cheap checks, no progress); a failing
 build (refusal with the end of its log and the log's path; earlier results kept); the real
 ``lab/`` folder has every script ensure_artifacts calls. For the upgrade's artifacts: cold run
-(the v1.24.17 binaries in one build, then the images without the workload image), after ``lab up``
+(the v1.24.17 binaries in one build, crictl, then the images without the workload image), after ``lab up``
 (the kubelet it built is kept, only the rest is built, and ``lab up`` stays warm), warm run (one
 check), changed image inputs (rebuilt), a failing build and missing scripts (refused).
 """
@@ -52,6 +52,10 @@ done
     "build/build-cri-dockerd.sh": """
 echo "build-cri-dockerd $*" >> "$CALLS"
 mkdir -p "$2/systemd"; printf '#!/bin/sh\\n' > "$2/cri-dockerd"; chmod +x "$2/cri-dockerd"
+""",
+    "build/build-crictl.sh": """
+echo "build-crictl $*" >> "$CALLS"
+mkdir -p "$2"; printf '#!/bin/sh\\n' > "$2/crictl"; chmod +x "$2/crictl"
 """,
     "image/build-node-image.sh": """
 if [ "$1" = --check ]; then echo "check-node" >> "$CALLS"; [ -e "$5/node.stamp" ] && exit 0; exit 3; fi
@@ -209,6 +213,7 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
     assert calls(tmp_path) == [
         f"build-kubernetes v1.24.17 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
         f"kube-controller-manager kube-scheduler cache={cache}",
+        f"build-crictl v1.34.0 {cache / 'bin' / 'crictl-v1.34.0'}",
         "check-inner v1.24.17 workload=false",
         f"build-inner-images {bin_dir} {tar} v1.24.17 workload=false",
     ]
@@ -216,6 +221,8 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
     assert [line.rsplit(" in ", 1)[0] if line.startswith("built ") else line for line in heard] == [
         "building Kubernetes v1.24.17 control plane, kubeadm and kubectl (first build: about 20 minutes)",
         "built Kubernetes v1.24.17 control plane, kubeadm and kubectl",
+        "building crictl v1.34.0 (first build: about 3 minutes)",
+        "built crictl v1.34.0",
         "building images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar) (first build: under a minute)",
         "built images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar)",
     ]
@@ -224,6 +231,7 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
         bin_dir=bin_dir,
         images_tar=tar,
         images=("registry.k8s.io/kube-apiserver:v1.24.17",),
+        crictl=cache / "bin" / "crictl-v1.34.0" / "crictl",
     )
     assert (cache / "logs" / "upgrade-control-plane-v1.24.17.log").exists()
 
