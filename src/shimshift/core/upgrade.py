@@ -237,7 +237,8 @@ def check_skew(
     ``/version``, or the image tag of its static pod). Refused: no API server known; API servers more
     than one minor apart (the cluster is already outside [skew]); a downgrade of any API server or
     kubelet; a ``--to`` more than one minor above the oldest API server or any kubelet ([kubeadm-upgrade]:
-    one minor at a time; [policy.go]); a kubelet already newer than the oldest API server ([skew]).
+    one minor at a time; [policy.go]); a kubelet already newer than its API server ([skew]: the oldest
+    one for a worker, its own for a control-plane node).
     """
     if not apiservers:
         raise Refusal(
@@ -275,9 +276,12 @@ def check_skew(
                 hint=f"upgrade this node's kubelet to 1.{node.kubelet.minor + 1} first, one minor at a time",
                 node=node.name,
             )
-        if node.kubelet.minor > oldest.minor:
+        # A control-plane node's kubelet answers to its own API server (the HA window of a resumed
+        # run, see the module's decisions); a worker's to the oldest.
+        server = apiservers.get(node.name, oldest) if node.control_plane else oldest
+        if node.kubelet.minor > server.minor:
             raise Refusal(
-                f"the kubelet ({node.kubelet}) is already newer than the oldest kube-apiserver ({oldest})",
+                f"the kubelet ({node.kubelet}) is already newer than the kube-apiserver ({server})",
                 hint="the cluster is outside the version skew policy; upgrade the control plane first",
                 node=node.name,
             )

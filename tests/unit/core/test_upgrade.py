@@ -187,7 +187,7 @@ W2 = NodeVersion("w2", False, V123)
         (V124, {"cp1": V123}, [CP, W1, W2]),  # the lab
         (v("1.23.18"), {"cp1": V123}, [CP, W1]),  # a patch upgrade
         (V124, {"cp1": V124}, [NodeVersion("cp1", True, V124), W1]),  # resumed after the control plane
-        (V124, {"cp1": V124, "cp2": V123}, [CP2, W1]),  # HA, half way
+        (V124, {"cp1": V124, "cp2": V123}, [NodeVersion("cp1", True, V124), CP2, W1]),  # HA, half way
         (v("1.23.18"), {"cp1": V123}, [NodeVersion("old", False, v("1.22.9"))]),  # a kubelet one minor behind
     ],
 )
@@ -207,7 +207,8 @@ def test_skew_allows_one_minor_up(
         (v("1.25.0"), {"cp1": V123}, [], "skips a minor: the oldest kube-apiserver runs 1.23.17", None),
         (V124, {"cp1": V124}, [NodeVersion("w9", False, v("1.25.1"))], "downgrade the kubelet", "w9"),
         (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.22.17"))], "skips a minor for the kubelet", "w9"),
-        (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.24.0"))], "already newer than the oldest", "w9"),
+        (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.24.0"))], "newer than the kube-apiserver", "w9"),
+        (V124, {"cp1": V124, "cp2": V123}, [NodeVersion("cp2", True, V124)], "(1.23.17)", "cp2"),
     ],
 )
 def test_skew_refusals_say_why_and_where(
