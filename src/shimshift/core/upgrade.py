@@ -646,14 +646,26 @@ def plan_node_upgrade(
     binaries: Sequence[TargetBinary] | None = None,
     packages: PackageInstall | None = None,
     node_paths: Mapping[Binary, str] | None = None,
+    kubeadm_flags: Sequence[str] = (),
 ) -> NodeUpgradePlan:
     """The node's whole sequence, forward and rollback, from checked inputs.
 
     Exactly one of ``binaries`` (from :func:`check_binaries`) and ``packages`` (from
     :func:`parse_install_commands`) says how the binaries get there. ``node_paths`` overrides where
     the node keeps a binary (default :data:`DEFAULT_NODE_PATHS`; the preflight reads the kubelet's
-    from its running process).
+    from its running process). ``kubeadm_flags`` go, each as one argument, at the end of every
+    ``kubeadm upgrade`` command: kubeadm 1.24 pre-pulls kube-proxy's and CoreDNS's images on the
+    control plane even where those addons are not deployed (cmd/upgrade/apply.go, phases/upgrade/node/
+    preflight.go, images.GetControlPlaneImages), so a cluster without them, like the lab, needs
+    ``--ignore-preflight-errors=ImagePull``.
     """
+    for flag in kubeadm_flags:
+        if not flag.startswith("--") or flag == "--":
+            raise Refusal(
+                f"kubeadm flag {flag!r} is not a --flag",
+                hint="give each kubeadm flag as --name=value, e.g. --ignore-preflight-errors=ImagePull",
+                node=node.name,
+            )
     if (binaries is None) == (packages is None):
         raise Refusal(
             "give exactly one of --binaries and --install-command",
@@ -707,12 +719,22 @@ def plan_node_upgrade(
         steps.append(
             StepActions(
                 UpgradeStep.KUBEADM_UPGRADE_PLAN,
-                (Command((kubeadm, "upgrade", "plan", new), f"kubeadm agrees to {new}", expect=_agree(new)),),
+                (
+                    Command(
+                        (kubeadm, "upgrade", "plan", new, *kubeadm_flags),
+                        f"kubeadm agrees to {new}",
+                        expect=_agree(new),
+                    ),
+                ),
             )
         )
-        upgrade = Command((kubeadm, "upgrade", "apply", new, "--yes"), f"upgrade the control plane to {new}")
+        upgrade = Command(
+            (kubeadm, "upgrade", "apply", new, "--yes", *kubeadm_flags), f"upgrade the control plane to {new}"
+        )
     else:
-        upgrade = Command((kubeadm, "upgrade", "node"), "upgrade this node's kubeadm-managed configuration")
+        upgrade = Command(
+            (kubeadm, "upgrade", "node", *kubeadm_flags), "upgrade this node's kubeadm-managed configuration"
+        )
     steps.append(
         StepActions(
             UpgradeStep.KUBEADM_UPGRADE,

@@ -375,6 +375,28 @@ def test_binaries_are_backed_up_then_uploaded_then_checked() -> None:
     ]
 
 
+def test_kubeadm_flags_go_at_the_end_of_every_kubeadm_upgrade_command() -> None:
+    flags = ["--ignore-preflight-errors=ImagePull", "--v=5"]
+    first = plan_node_upgrade(CP, role=Role.FIRST_CONTROL_PLANE, to=V124, binaries=BINARIES, kubeadm_flags=flags)
+    worker = plan_node_upgrade(W1, role=Role.WORKER, to=V124, binaries=BINARIES, kubeadm_flags=flags)
+    kubeadm = [
+        c.argv for plan in (first, worker) for actions in plan.steps for c in actions.commands if "upgrade" in c.argv
+    ]
+    assert kubeadm == [
+        ("/usr/bin/kubeadm", "upgrade", "plan", "v1.24.17", *flags),
+        ("/usr/bin/kubeadm", "upgrade", "apply", "v1.24.17", "--yes", *flags),
+        ("/usr/bin/kubeadm", "upgrade", "node", *flags),
+    ]
+
+
+@pytest.mark.parametrize("flag", ["v1.25.0", "-y", "--", "ImagePull"])
+def test_kubeadm_arguments_that_are_not_flags_are_refused(flag: str) -> None:
+    with pytest.raises(Refusal) as refused:
+        plan_node_upgrade(W1, role=Role.WORKER, to=V124, binaries=BINARIES, kubeadm_flags=[flag])
+    assert f"kubeadm flag {flag!r} is not a --flag" in str(refused.value)
+    assert refused.value.node == "w1"
+
+
 def test_node_paths_override_where_binaries_live() -> None:
     plan = plan_node_upgrade(
         W1, role=Role.WORKER, to=V124, binaries=BINARIES, node_paths={Binary.KUBELET: "/opt/bin/kubelet"}
