@@ -78,9 +78,11 @@ __all__ = [
     "StepActions",
     "TargetBinary",
     "UpgradeStep",
+    "apiserver_version",
     "check_binaries",
     "check_skew",
     "kubelet_swap_problem",
+    "node_roles",
     "parse_install_commands",
     "parse_target",
     "plan_agrees",
@@ -335,6 +337,32 @@ def upgrade_phases(
             hint="include the control-plane nodes in the run (or run them first)",
         )
     return phases
+
+
+def apiserver_version(body: str, *, source: str) -> KubeletVersion:
+    """The release in a kube-apiserver's ``/version`` answer (``{"gitVersion": "v1.23.17", ...}``)."""
+    try:
+        raw = json.loads(body)["gitVersion"]
+    except (ValueError, KeyError, TypeError):
+        raw = None
+    if not isinstance(raw, str):
+        raise Refusal(f"/version of {source} has no gitVersion: {body[:80]!r}", hint="is it a kube-apiserver?")
+    return parse_kubelet_version(raw, what=f"kube-apiserver version on {source}")
+
+
+def node_roles(
+    nodes: Sequence[NodeVersion], *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
+) -> dict[str, Role]:
+    """Each selected node's part: the one that applies, the other control-plane nodes, the workers."""
+    first = first_control_plane(nodes, to=to, apiservers=apiservers)
+    return {
+        node.name: Role.FIRST_CONTROL_PLANE
+        if node.name == first
+        else Role.CONTROL_PLANE
+        if node.control_plane
+        else Role.WORKER
+        for node in nodes
+    }
 
 
 def first_control_plane(

@@ -13,7 +13,7 @@ Matrix:
   a kubelet already newer than the API server and no API server at all are refused.
 - Kubelet swap gate: a worker waits for every API server, a control-plane node for its own.
 - Order: control plane first, one at a time; workers alone refused while an API server is behind; the
-  node that runs ``kubeadm upgrade apply``.
+  node that runs ``kubeadm upgrade apply`` and each node's role; the API server's ``/version`` read.
 - ``--install-command``: split like shell words but never given to a shell; placeholders expanded per
   argument; unknown placeholders, format specs, no ``{binary}``, empty values and open quotes refused.
 - Node sequence: exact steps and argv lists for the first control-plane node, the others and workers,
@@ -42,10 +42,12 @@ from shimshift.core.upgrade import (
     TargetBinary,
     UpgradeStep,
     Upload,
+    apiserver_version,
     check_binaries,
     check_skew,
     first_control_plane,
     kubelet_swap_problem,
+    node_roles,
     parse_install_commands,
     parse_target,
     plan_agrees,
@@ -257,6 +259,22 @@ def test_kubeadm_upgrade_apply_runs_once_on_the_first_control_plane_node() -> No
     # Resumed after apply: every control-plane node left runs `kubeadm upgrade node`.
     assert first_control_plane([CP2], to=V124, apiservers={"cp1": V124, "cp2": V123}) is None
     assert first_control_plane([W1], to=V124, apiservers={"cp1": V123}) is None
+
+
+def test_each_node_gets_its_part() -> None:
+    roles = node_roles([W1, CP2, CP], to=V124, apiservers={"cp1": V123, "cp2": V123})
+    assert roles == {"cp1": Role.FIRST_CONTROL_PLANE, "cp2": Role.CONTROL_PLANE, "w1": Role.WORKER}
+    resumed = node_roles([CP2, W1], to=V124, apiservers={"cp1": V124, "cp2": V123})
+    assert resumed == {"cp2": Role.CONTROL_PLANE, "w1": Role.WORKER}
+
+
+def test_the_api_server_version_is_read_from_its_version_answer() -> None:
+    body = json.dumps({"major": "1", "minor": "23", "gitVersion": "v1.23.17", "platform": "linux/amd64"})
+    assert apiserver_version(body, source="cp1") == V123
+    for bad in ("", "[]", '{"major": "1"}', '{"gitVersion": 17}'):
+        with pytest.raises(Refusal) as refused:
+            apiserver_version(bad, source="cp1")
+        assert "/version of cp1" in str(refused.value)
 
 
 # --------------------------------------------------------------------------------------------------
