@@ -131,3 +131,17 @@ def test_check_node_files_goes_in_the_given_order_and_skips_absent_files() -> No
         check_node_files(files)
     assert caught.value.file == "/a"
     check_node_files({"/c": None})
+
+
+def test_a_value_systemd_would_drop_is_refused_at_its_flag() -> None:
+    # Not UTF-8: systemd ignores an ExecStart= line that is not UTF-8 clean (seen with systemd-analyze
+    # verify), which would leave cri-dockerd without a command. The env file itself may hold such bytes.
+    files = dockershim_node(23)
+    files[KUBEADM_FLAGS_ENV] = b'# x\nKUBELET_KUBEADM_ARGS="--pod-infra-container-image=reg/p\xffuse:3.6"\n'
+    with pytest.raises(Refusal) as caught:
+        plan_node(
+            kubelet_version="1.23.17", files=files, cri_dockerd_version="0.3.17", docker_cgroup_driver="systemd",
+            node="w1",
+        )
+    assert (caught.value.file, caught.value.line, caught.value.node) == (KUBEADM_FLAGS_ENV, 2, "w1")
+    assert "not UTF-8 (byte 0xff)" in caught.value.what
