@@ -126,8 +126,12 @@ class NodeAccess(Protocol):
         """Run ``argv`` as root on the node; raise `CommandFailed` on a non-zero exit if ``check``."""
         ...
 
-    async def read_file(self, path: str) -> bytes | None:
-        """The file's content, or None if it does not exist."""
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+        """The file's content, or None if it does not exist.
+
+        With ``max_bytes``, at most ``max_bytes + 1`` bytes are transferred: a longer result means the
+        file is over the limit (the caller refuses it, see `shimshift.core.node_hygiene`).
+        """
         ...
 
     async def write_file_atomic(
@@ -201,9 +205,11 @@ class CommandNodeAccess(ABC):
             raise CommandFailed(self._node, result)
         return result
 
-    async def read_file(self, path: str) -> bytes | None:
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
         _require_absolute(path)
-        result = await self.run(["cat", "--", path], check=False)
+        # head -c stops at the limit on the node: an absurdly large (or endless) file never crosses the wire.
+        argv = ["cat", "--", path] if max_bytes is None else ["head", "-c", str(max_bytes + 1), "--", path]
+        result = await self.run(argv, check=False)
         if result.ok:
             return result.stdout
         if not (await self.run(["test", "-e", path], check=False)).ok:
