@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 USER = "shimshift-ops"
 SUDOERS = "/etc/sudoers.d/shimshift-test"
+BACKUP_DIRS = ("/etc/systemd/system", "/var/lib/kubelet", "/etc/default")
 DEBS = Path(os.environ.get("SHIMSHIFT_CACHE", "/var/cache/shimshift")) / "debs"
 
 
@@ -51,6 +52,11 @@ def on_node(lab: LabInfo, node: str, *argv: str, data: str | None = None) -> str
     return result.stdout
 
 
+def backups(lab: LabInfo, node: str) -> list[str]:
+    found = lab.exec(node, ["find", *BACKUP_DIRS, "-maxdepth", "2", "-name", "*.shimshift-*.bak"])
+    return found.stdout.split()
+
+
 def sudoers_from_cli(lab: LabInfo, node: str) -> str:
     argv = [sys.executable, "-m", "shimshift.cli.main", "sudoers", node, "--ssh-user", USER]
     argv += ["--ssh-config", str(lab.ssh_config)]
@@ -65,12 +71,18 @@ def test_a_non_root_user_with_just_the_printed_sudoers_rule_migrates_a_node(
     node = lab.workers[-1].name
     journal = tmp_path / "journal.sqlite"
     node_state.capture(node)
+    backups_before = backups(lab, node)
     had_sudo = lab.exec(node, ["sh", "-c", "command -v sudo"]).returncode == 0
     try:
         if not had_sudo:
             deb = sudo_deb()
+            # Through docker exec, not docker cp: /tmp is a tmpfs in the node container, which docker cp
+            # writes underneath (the file would not be seen).
             copied = subprocess.run(
-                ["docker", "cp", str(deb), f"{node}:/tmp/shimshift-sudo.deb"], capture_output=True, timeout=60
+                ["docker", "exec", "-i", node, "sh", "-c", 'cat > "$1"', "sh", "/tmp/shimshift-sudo.deb"],
+                input=deb.read_bytes(),
+                capture_output=True,
+                timeout=60,
             )
             assert copied.returncode == 0, copied.stderr
             on_node(lab, node, "dpkg", "-i", "/tmp/shimshift-sudo.deb")
@@ -112,7 +124,11 @@ def test_a_non_root_user_with_just_the_printed_sudoers_rule_migrates_a_node(
         lab.exec(node, ["rm", "-f", SUDOERS, "/tmp/shimshift-sudo.deb"])
         lab.exec(node, ["userdel", "--remove", USER])
         if not had_sudo:
-            lab.exec(node, ["dpkg", "--purge", "sudo"])
+            # Debian's sudo refuses its own removal when root has no password, unless forced.
+            on_node(lab, node, "env", "SUDO_FORCE_REMOVE=yes", "dpkg", "--purge", "sudo")
+        made = sorted(set(backups(lab, node)) - set(backups_before))
+        if made:  # the backups this migration and its rollback wrote beside the files they replaced
+            lab.exec(node, ["rm", "-f", "--", *made])
     node_state.assert_as_found(node)
     assert lab.exec(node, ["id", USER]).returncode != 0
     assert (lab.exec(node, ["sh", "-c", "command -v sudo"]).returncode == 0) == had_sudo
