@@ -3,7 +3,9 @@
 Flag values holding what ExecStart= would reinterpret (``%`` specifiers, ``$``, backslashes, quotes,
 ``;``) are planned, and the drop-in with the unit it overrides is verified: no specifier error, no
 unknown escape, no second command. The same words written without our quoting are verified too, and
-must fail, so the check can fail. A missing systemd-analyze FAILS the test (never a skip).
+must fail, so the check can fail. Then a lab node's systemd runs a unit whose ExecStart= holds the
+same words, quoted the same way, and they must arrive byte for byte (this also covers ``$``, which
+verify cannot see). A missing systemd-analyze FAILS the test (never a skip).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, render_cri_dockerd_dropin
+from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, render_cri_dockerd_dropin, systemd_quote
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
     CRI_DOCKERD_UNIT_USR,
@@ -26,6 +28,8 @@ from shimshift.core.node_plan import plan_node
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from shimshift.lab.model import LabInfo
 
 pytestmark = pytest.mark.e2e
 
@@ -86,3 +90,25 @@ def test_the_same_words_unquoted_are_refused_by_systemd(tmp_path: Path) -> None:
     result = verify(tmp_path, raw)
     assert result.returncode != 0
     assert "Failed to resolve unit specifiers" in result.stderr
+
+
+def test_a_lab_node_systemd_passes_the_quoted_words_unchanged(lab: LabInfo) -> None:
+    # verify cannot see `$` expansion; a real systemd running a oneshot unit can: it writes the argv it
+    # got, NUL-separated, and that must be the planned words exactly.
+    _dropin, args = planned_dropin()
+    words = list(args[1:])
+    node = lab.workers[0].name
+    script = 'printf "%s\\0" "$@" > "$0"'
+    argv = ["/bin/sh", "-c", script, "/run/shimshift-quote-test.out", *words]
+    unit = "[Service]\nType=oneshot\nExecStart=" + " ".join(systemd_quote(w) for w in argv) + "\n"
+    path = "/run/systemd/system/shimshift-quote-test.service"
+    try:
+        lab.exec(node, ["sh", "-c", 'cat > "$1"', "sh", path], input=unit, check=True)
+        lab.exec(node, ["systemctl", "daemon-reload"], check=True)
+        started = lab.exec(node, ["systemctl", "start", "shimshift-quote-test.service"])
+        assert started.returncode == 0, started.stderr + unit
+        out = lab.exec(node, ["cat", "/run/shimshift-quote-test.out"], check=True).stdout
+        assert out.split("\0")[:-1] == words
+    finally:
+        lab.exec(node, ["rm", "-f", path, "/run/shimshift-quote-test.out"])
+        lab.exec(node, ["systemctl", "daemon-reload"])
