@@ -9,7 +9,7 @@ import signal
 import socket
 from typing import TYPE_CHECKING
 
-from shimshift.adapters.node_access import CommandNodeAccess, CommandResult, CommandTimeout
+from shimshift.adapters.node_access import CommandNodeAccess, CommandResult, CommandTimeout, find_programs_here
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -52,6 +52,9 @@ class LocalNodeAccess(CommandNodeAccess):
 
     def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]:
         return _same_path(remote_path)
+
+    async def find_programs(self, programs: Sequence[str]) -> dict[str, str | None]:
+        return find_programs_here(programs)
 
     async def close(self) -> None:
         return None

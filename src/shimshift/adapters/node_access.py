@@ -20,35 +20,17 @@ import asyncio
 import contextlib
 import hashlib
 import shlex
+import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from shimshift.core.node_commands import SUDO_SECURE_PATH, parse_found_programs
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager
-
-# Commands the file operations and the migration run as root; a non-root SSH login needs NOPASSWD sudo
-# for these (listed in the refusal when sudo asks for a password).
-NODE_COMMANDS: tuple[str, ...] = (
-    "sh",
-    "test",
-    "stat",
-    "cat",
-    "readlink",
-    "mktemp",
-    "dd",
-    "chown",
-    "chmod",
-    "cp",
-    "mv",
-    "rm",
-    "sync",
-    "sha256sum",
-    "systemctl",
-    "docker",
-)
 
 _STDERR_TAIL = 800
 DEFAULT_NEW_FILE_MODE = 0o644
@@ -126,8 +108,12 @@ class NodeAccess(Protocol):
         """Run ``argv`` as root on the node; raise `CommandFailed` on a non-zero exit if ``check``."""
         ...
 
-    async def read_file(self, path: str) -> bytes | None:
-        """The file's content, or None if it does not exist."""
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+        """The file's content, or None if it does not exist.
+
+        With ``max_bytes``, at most ``max_bytes + 1`` bytes are transferred: a longer result means the
+        file is over the limit (the caller refuses it, see `shimshift.core.node_hygiene`).
+        """
         ...
 
     async def write_file_atomic(
@@ -153,6 +139,10 @@ class NodeAccess(Protocol):
 
     def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]:
         """``async with access.open_unix_socket_forward(p) as local:`` a local socket path reaching ``p``."""
+        ...
+
+    async def find_programs(self, programs: Sequence[str]) -> dict[str, str | None]:
+        """Each program's full path on the node as sudo would find it (None: not found); runs without sudo."""
         ...
 
     async def close(self) -> None:
@@ -184,6 +174,9 @@ class CommandNodeAccess(ABC):
     def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]: ...
 
     @abstractmethod
+    async def find_programs(self, programs: Sequence[str]) -> dict[str, str | None]: ...
+
+    @abstractmethod
     async def close(self) -> None: ...
 
     async def run(
@@ -201,9 +194,13 @@ class CommandNodeAccess(ABC):
             raise CommandFailed(self._node, result)
         return result
 
-    async def read_file(self, path: str) -> bytes | None:
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
         _require_absolute(path)
-        result = await self.run(["cat", "--", path], check=False)
+        if max_bytes is None:
+            result = await self.run(["cat", "--", path], check=False)
+        else:
+            # head -c stops at the limit on the node: a huge (or endless) file never crosses the wire.
+            result = await self.run(["head", "-c", str(max_bytes + 1), "--", path], check=False)
         if result.ok:
             return result.stdout
         if not (await self.run(["test", "-e", path], check=False)).ok:
@@ -292,6 +289,28 @@ sync -- "$(dirname -- "$target")"
 if [ -n "$backup" ]; then printf '%s
 ' "$backup"; fi
 """
+
+
+# find: $1 the search path, then program names; prints one line per program, its path or nothing. A walk
+# over the path rather than `command -v`, which names shell builtins (test) instead of their binaries.
+FIND_PROGRAMS_SCRIPT = r"""set -f
+search=$1; shift
+for p; do
+  found=
+  IFS=:
+  for d in $search; do
+    if [ -f "$d/$p" ] && [ -x "$d/$p" ]; then found=$d/$p; break; fi
+  done
+  unset IFS
+  printf '%s\n' "$found"
+done
+"""
+
+
+def find_programs_here(programs: Sequence[str]) -> dict[str, str | None]:
+    """`NodeAccess.find_programs` for this machine (same search path as the node-side script)."""
+    lines = "\n".join(shutil.which(p, path=SUDO_SECURE_PATH) or "" for p in programs)
+    return parse_found_programs(programs, lines)
 
 
 def _require_absolute(path: str) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import asyncssh
 
 from shimshift.adapters.node_access import (
-    NODE_COMMANDS,
+    FIND_PROGRAMS_SCRIPT,
     CommandNodeAccess,
     CommandResult,
     CommandTimeout,
@@ -28,6 +28,7 @@ from shimshift.adapters.node_access import (
     display,
 )
 from shimshift.core.errors import Refusal
+from shimshift.core.node_commands import PROGRAMS, SUDO_SECURE_PATH, parse_found_programs, sudoers_rule
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -169,15 +170,25 @@ class SSHNodeAccess(CommandNodeAccess):
             returncode = -1
             stderr += f"\n(killed by signal {completed.exit_signal[0]})".encode()
         if self._use_sudo and returncode == 1 and any(m in stderr for m in _SUDO_PASSWORD_MARKERS):
+            user = self._username
+            rule = sudoers_rule(user, await self.find_programs(PROGRAMS))
             raise Refusal(
-                f"sudo asks user {self._username} for a password to run `{display(argv)}`",
-                hint=f"grant {self._username} passwordless sudo for the commands shimshift runs, e.g. in "
-                f"/etc/sudoers.d/shimshift: `{self._username} ALL=(root) NOPASSWD: "
-                + ", ".join(f"/usr/bin/{c}" for c in NODE_COMMANDS)
-                + "` (adjust the paths with `command -v`), or log in as root",
+                f"sudo asks user {user} for a password to run `{display(argv)}`",
+                hint=f"allow {user} exactly the commands shimshift runs, in /etc/sudoers.d/shimshift: `{rule}`, "
+                f"and add {user} to group docker (`shimshift sudoers {self._node}` prints the file); "
+                "or log in as root",
                 node=self._node,
             )
         return CommandResult(tuple(argv), returncode, stdout, stderr)
+
+    async def find_programs(self, programs: Sequence[str]) -> dict[str, str | None]:
+        # As the login user, never through sudo: this also serves the hint for a user sudo refuses.
+        command = shlex.join(["sh", "-c", FIND_PROGRAMS_SCRIPT, "shimshift-find", SUDO_SECURE_PATH, *programs])
+        try:
+            found = await self._connection.run(command, check=False, timeout=30, stdin=asyncssh.DEVNULL)
+        except (asyncssh.Error, OSError, TimeoutError) as exc:
+            raise NodeAccessError(self._node, f"cannot look up {', '.join(programs)} over SSH: {exc}") from exc
+        return parse_found_programs(programs, str(found.stdout or ""))
 
     def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]:
         return self._forward(remote_path)

@@ -27,6 +27,7 @@ from shimshift.core.node_files import (
     KUBELET_DROPIN_USR,
     SYSCONFIG_KUBELET,
 )
+from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES, check_node_file
 from shimshift.core.node_plan import NodePlan, plan_node
 from shimshift.core.readiness import Severity, check_readiness
 
@@ -76,6 +77,14 @@ def _file_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _read(path: Path) -> bytes:
+    """The local copy of a node file, read only up to the size limit (a device or a huge file is refused)."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_NODE_FILE_BYTES + 1)
+    check_node_file(str(path), data)
+    return data
+
+
 def _node_files(
     *,
     flags_file: Path,
@@ -87,8 +96,8 @@ def _node_files(
     cri_dockerd_dropin_file: Path | None,
 ) -> dict[str, bytes | None]:
     """Local files placed at the node paths. The extra-args file goes wherever the drop-in reads it."""
-    dropin = dropin_file.read_bytes() if dropin_file is not None else STANDARD_KUBEADM_DROPIN
-    files: dict[str, bytes | None] = {KUBELET_DROPIN_USR: dropin, KUBEADM_FLAGS_ENV: flags_file.read_bytes()}
+    dropin = _read(dropin_file) if dropin_file is not None else STANDARD_KUBEADM_DROPIN
+    files: dict[str, bytes | None] = {KUBELET_DROPIN_USR: dropin, KUBEADM_FLAGS_ENV: _read(flags_file)}
     if extra_args_file is not None:
         read = [
             p
@@ -103,7 +112,7 @@ def _node_files(
                 hint="drop --extra-args-file, or pass the drop-in that reads it with --dropin-file",
                 file=str(dropin_file or KUBELET_DROPIN_USR),
             )
-        files[target] = extra_args_file.read_bytes()
+        files[target] = _read(extra_args_file)
     for path, local in (
         (KUBELET_CONFIG, config_file),
         (INSTANCE_CONFIG, instance_config_file),
@@ -111,7 +120,7 @@ def _node_files(
         (CRI_DOCKERD_DROPIN, cri_dockerd_dropin_file),
     ):
         if local is not None:
-            files[path] = local.read_bytes()
+            files[path] = _read(local)
     return files
 
 

@@ -17,8 +17,9 @@ from shimshift.cli.cluster_cmd import COMMANDS as _cluster_commands  # noqa: E40
 from shimshift.cli.flags_cmd import flags as _flags  # noqa: E402
 from shimshift.cli.lab_cmd import lab as _lab  # noqa: E402
 from shimshift.cli.migrate_cmd import COMMANDS as _migrate_commands  # noqa: E402
+from shimshift.cli.sudoers_cmd import sudoers as _sudoers  # noqa: E402
 
-for _command in [_flags, _lab, *_cluster_commands, *_migrate_commands]:
+for _command in [_flags, _lab, *_cluster_commands, *_migrate_commands, _sudoers]:
     main.add_command(_command)
 
 if __name__ == "__main__":

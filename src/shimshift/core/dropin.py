@@ -215,7 +215,33 @@ def cri_dockerd_exec_start(path: str, data: bytes) -> list[UnitWord]:
 
 
 def systemd_quote(word: str) -> str:
-    """One command-line word as it must be written in an ExecStart= line."""
+    """One command-line word as it must be written in an ExecStart= line, so that systemd passes
+    exactly ``word`` to the program (systemd.service "Command lines", systemd.unit "Specifiers").
+
+    Per character: ``%`` becomes ``%%`` (else a specifier such as ``%h`` is expanded, and an unknown
+    one makes the unit fail to load); ``$`` becomes ``$$`` (else ``$NAME``/``${NAME}`` is replaced by
+    an environment variable). A word holding whitespace, a quote, a backslash or ``;`` is written in
+    double quotes, inside which ``\\`` and ``\"`` are the only escapes needed (systemd C-unescapes
+    quoted text too); a quoted ``";"`` is a literal word, not the command separator a bare ``;`` is
+    (both checked with ``systemd-analyze verify``, tests/e2e/core/test_systemd_quoting.py).
+    Refused, with `Refusal`: control characters (systemd's line reader ends a line at NUL, CR and LF;
+    the others would be invisible arguments; node_hygiene refuses them in the input already) and
+    text that is not UTF-8 (undecodable bytes kept by ``surrogateescape``): systemd ignores a whole
+    ``ExecStart=`` line that is not UTF-8 clean, which would leave cri-dockerd with no command at all.
+    """
+    for char in word:
+        code = ord(char)
+        if code < 0x20 or code == 0x7F or 0x80 <= code <= 0x9F:
+            raise Refusal(
+                f"cannot write {word!r} into a systemd ExecStart= line: it holds control character 0x{code:02x}",
+                hint="remove the character from the flag's value",
+            )
+        if 0xDC80 <= code <= 0xDCFF:
+            raise Refusal(
+                f"cannot write {word!r} into a systemd ExecStart= line: it is not UTF-8 "
+                f"(byte 0x{code - 0xDC00:02x}), and systemd would ignore the whole line",
+                hint="write the flag's value in UTF-8 (plain ASCII is what the kubelet flags take)",
+            )
     escaped = word.replace("%", "%%").replace("$", "$$")
     if escaped and not any(c in escaped for c in " \t\"'\\;"):
         return escaped

@@ -23,6 +23,7 @@ from shimshift.core.dropin import (
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import Assignment, EnvFile, FlagUse, flag_uses, group_flags, parse_env_file
 from shimshift.core.kubelet_config import KubeletConfig, parse_kubelet_config
+from shimshift.core.node_hygiene import check_node_files
 from shimshift.core.versions import FLAG_RULES_BY_NAME
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ class NodeView:
                 file=unknown[0],
                 node=node,
             )
+        # Before any parser: a NUL or an oversized file is refused with its line, never copied on.
+        check_node_files(files, order=NODE_FILES, node=node)
         dropin_path = next(
             (p for p in (KUBELET_DROPIN_ETC, KUBELET_DROPIN_USR) if files.get(p) is not None), None
         )

@@ -554,7 +554,7 @@ class _Planner:
             keep_raw.extend(base_raw[1 + i] for i in idx)
             keep_text.extend(base_text[1 + i] for i in idx)
         words = [f"{k}={v}" for k, v in settings.items()]
-        exec_raw = keep_raw + [systemd_quote(w) for w in words]
+        exec_raw = keep_raw + [self.unit_word(name, word, sources) for name, word in zip(settings, words, strict=True)]
         comment = [
             "Written by shimshift: the settings the kubelet's dockershim had, now given to cri-dockerd.",
             *(f"  {k}={v}  <- {sources[k]}" for k, v in settings.items()),
@@ -563,6 +563,16 @@ class _Planner:
         ]
         dropin = render_cri_dockerd_dropin(exec_words=exec_raw, comment=comment)
         return settings, tuple(keep_text + words), dropin
+
+    def unit_word(self, name: str, word: str, sources: Mapping[str, str]) -> str:
+        """``word`` quoted for ExecStart=; a value systemd cannot take is refused at the flag's file:line."""
+        try:
+            return systemd_quote(word)
+        except Refusal as exc:
+            file, _, line = sources.get(name, "").rpartition(":")
+            raise self.refusal(
+                exc.what, exc.hint, file=file or None, line=int(line) if line.isdigit() else None
+            ) from exc
 
     def check_cri_api(self) -> None:
         if self.cri_version is None:

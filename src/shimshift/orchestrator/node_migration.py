@@ -20,6 +20,7 @@ from typing import Any
 from shimshift.core import cri_dockerd_units
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal
+from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     Step,
@@ -211,7 +212,9 @@ class NodeMigration:
         if not problems:
             problems.extend(await self._cri_problems())
         kubelet_version = await self.cluster.kubelet_version(self.node)
-        files = {path: await self.access.read_file(path) for path in self.settings.node_files}
+        files = {
+            path: await self.access.read_file(path, max_bytes=MAX_NODE_FILE_BYTES) for path in self.settings.node_files
+        }
         facts = PreflightFacts(
             kubelet_version=kubelet_version,
             cri_dockerd_version=version,

@@ -33,7 +33,9 @@ class NodePort(Protocol):
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 60, stdin: bytes | None = None
     ) -> CommandResult: ...
 
-    async def read_file(self, path: str) -> bytes | None: ...
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+        """None when absent; with ``max_bytes``, at most ``max_bytes + 1`` bytes (more means too large)."""
+        ...
 
     async def write_file_atomic(self, path: str, data: bytes, *, backup: bool = True) -> str | None:
         """Replace or create ``path`` (and its missing parent directories); returns the backup's path."""

@@ -4,7 +4,7 @@ Matrix (every file test runs over SSH as root and locally):
 - run: argv elements with shell metacharacters arrive intact; stdin (none or empty reads as EOF);
   non-zero exit with check=True names node, command, status and stderr; check=False returns the
   status; timeout.
-- read_file: present (binary), absent.
+- read_file: present (binary), absent; bounded (at most limit + 1 bytes, /dev/zero included).
 - write_file_atomic: keeps owner and mode, backup holds the old content with the old owner and mode; a
   new file gets the given mode (and missing directories 0755); an empty file; writes go through a
   symlink to its target; a write that times out mid-way leaves the original intact and no temporary
@@ -27,6 +27,7 @@ import pytest
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import _WRITE_SCRIPT, CommandFailed, CommandTimeout, NodeAccess
 from shimshift.adapters.ssh import SSHNodeAccess
+from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 
 from .conftest import HOST_ALIAS, Sshd
 
@@ -80,6 +81,16 @@ async def test_check_false_returns_status(access: NodeAccess) -> None:
 async def test_timeout(access: NodeAccess) -> None:
     with pytest.raises(CommandTimeout):
         await access.run(["sleep", "5"], timeout=0.3)
+
+
+async def test_bounded_read_transfers_at_most_one_byte_over_the_limit(access: NodeAccess, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 5000)
+    assert await access.read_file(str(big), max_bytes=4999) == b"x" * 5000
+    assert await access.read_file(str(big), max_bytes=100) == b"x" * 101  # the core refuses the extra byte
+    assert await access.read_file(str(tmp_path / "absent"), max_bytes=100) is None
+    # An endless file: a whole read would never finish.
+    assert await access.read_file("/dev/zero", max_bytes=MAX_NODE_FILE_BYTES) == bytes(MAX_NODE_FILE_BYTES + 1)
 
 
 async def test_read_file(access: NodeAccess, tmp_path: Path) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.adapters.node_access import NodePool
+from shimshift.adapters.node_access import NodePool, find_programs_here
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.errors import Refusal
+from shimshift.core.node_commands import PROGRAMS, sudoers_rule
 
 from .conftest import HOST_ALIAS, JUMP_ALIAS, NOSUDO_ALIAS, Sshd
 
@@ -122,7 +123,14 @@ async def test_sudo_password_prompt_becomes_a_refusal(sshd: Sshd) -> None:
         assert refused.value.node == NOSUDO_ALIAS
         assert "shimshift-test-nosudo" in text
         assert "systemctl restart kubelet" in text
-        assert "NOPASSWD" in text
+        # The rule to install: every declared program by its full path on the node (this machine),
+        # looked up as the login user on sudo's search path.
+        rule = sudoers_rule("shimshift-test-nosudo", find_programs_here(PROGRAMS))
+        assert f"`{rule}`" in text
+        assert "group docker" in text
+        assert await access.find_programs(["sh", "test", "no-such-program"]) == find_programs_here(
+            ["sh", "test", "no-such-program"]
+        )
     finally:
         await access.close()
 

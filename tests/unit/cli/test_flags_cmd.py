@@ -163,3 +163,29 @@ def test_dropin_reading_no_extra_file(tmp_path: Path) -> None:
         *files(tmp_path),
     )
     assert code == 2 and "--extra-args-file" in err
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_nul_bytes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    # issue 11: the NULs used to be copied into the planned cri-dockerd unit.
+    args = files(tmp_path, flags=b'KUBELET_KUBEADM_ARGS="--network-plugin=cni\0\0"\n')
+    before = snapshot(tmp_path)
+    for command in ("plan", "check"):
+        version = ["--kubelet-version", "1.23.17"] if command == "plan" else ["--target-version", "1.24"]
+        code, out, err = run(command, *version, *args)
+        assert (code, out) == (2, "")
+        assert f"{tmp_path / 'flags.env'}:1: control character NUL (0x00) at column 43" in err
+        assert "cat -A" in err
+    assert snapshot(tmp_path) == before
+
+
+def test_an_endless_file_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    # /dev/zero passes click's "exists, not a directory" check; read whole, it would never end.
+    args = files(tmp_path)
+    args[args.index("--extra-args-file") + 1] = "/dev/zero"
+    code, out, err = run("plan", "--kubelet-version", "1.23.17", *args)
+    assert (code, out) == (2, "")
+    assert "refused: /dev/zero: the file is larger than 1 MiB" in err

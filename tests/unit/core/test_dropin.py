@@ -122,3 +122,43 @@ def test_quote_and_render_round_trip() -> None:
     data = render_cri_dockerd_dropin(exec_words=[systemd_quote(w) for w in words], comment=["hello", ""])
     assert data.startswith(b"# hello\n#\n[Service]\nExecStart=\nExecStart=")
     assert [w.text for w in cri_dockerd_exec_start("/d", data)] == words
+
+
+@pytest.mark.parametrize(
+    ("word", "written"),
+    [
+        ("--pod-infra-container-image=reg/p%h", "--pod-infra-container-image=reg/p%%h"),  # specifier
+        ("--x=$HOME", "--x=$$HOME"),  # variable expansion
+        ("--x=${HOME}", "--x=$${HOME}"),
+        ("--x=a\\b", '"--x=a\\\\b"'),  # a C escape systemd would decode
+        ('--x="q"', '"--x=\\"q\\""'),
+        ("--x='q'", "\"--x='q'\""),
+        ("--x=a;b", '"--x=a;b"'),
+        (";", '";"'),  # quoted: a literal word, not the command separator
+        ("", '""'),
+        ("--x=ünï", "--x=ünï"),  # UTF-8 is fine
+    ],
+)
+def test_systemd_quote_per_character(word: str, written: str) -> None:
+    assert systemd_quote(word) == written
+    data = render_cri_dockerd_dropin(exec_words=["/usr/bin/cri-dockerd", written], comment=[])
+    # Our reader of ExecStart= undoes quotes and backslashes but leaves %% and $$ to systemd, which
+    # the real one does (tests/e2e/core/test_systemd_quoting.py).
+    read = [w.text.replace("%%", "%").replace("$$", "$") for w in cri_dockerd_exec_start("/d", data)]
+    assert read == ["/usr/bin/cri-dockerd", word]
+
+
+@pytest.mark.parametrize(
+    ("word", "what"),
+    [
+        ("--x=a\x00b", "control character 0x00"),
+        ("--x=a\x1bb", "control character 0x1b"),
+        ("--x=a\x7f", "control character 0x7f"),
+        ("--x=a\x85", "control character 0x85"),
+        (b"--x=a\xffb".decode("utf-8", "surrogateescape"), "is not UTF-8 (byte 0xff)"),
+    ],
+)
+def test_systemd_quote_refuses_what_systemd_cannot_take(word: str, what: str) -> None:
+    with pytest.raises(Refusal) as caught:
+        systemd_quote(word)
+    assert what in caught.value.what

@@ -1,0 +1,159 @@
+"""The commands sent to nodes are exactly the declared ones, and the sudoers lines come from that list.
+
+Matrix: every argv that the step machine, the node access or any other ``*access.run(...)`` call in
+the package sends has a declared shape (program + subcommand) and every declared shape is sent (read
+from the source with `ast`, so a new command cannot slip past); the scanner itself catches an
+undeclared program and an argv it cannot read; `shape_of` on full paths and unknown subcommands; the
+sudoers lines with a program missing on the node; the program lookup script against `shutil.which`.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shimshift.adapters.node_access import FIND_PROGRAMS_SCRIPT, find_programs_here
+from shimshift.core.node_commands import (
+    NODE_COMMANDS,
+    PROGRAMS,
+    SUDO_SECURE_PATH,
+    CommandShape,
+    parse_found_programs,
+    shape_of,
+    sudoers_lines,
+    sudoers_rule,
+)
+
+PACKAGE = Path(__file__).resolve().parents[3] / "src" / "shimshift"
+# argv[0] given as a variable: what the variable holds. node_migration runs the cri-dockerd binary
+# whose path it read from cri-docker.service's ExecStart.
+DYNAMIC_PROGRAMS = {"binary": "cri-dockerd"}
+
+
+@dataclass(frozen=True)
+class Sent:
+    where: str
+    program: str
+    subcommand: str | None  # None when argv[1] is absent or not a constant
+
+
+class Unreadable(Exception):
+    pass
+
+
+def sent_commands(source: str, filename: str) -> list[Sent]:
+    """Every argv passed to ``<...>access.run(...)`` (and ``self.run`` in node_access.py)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"):
+            continue
+        receiver = ast.unparse(node.func.value)
+        if not (receiver.endswith("access") or (receiver == "self" and filename.endswith("node_access.py"))):
+            continue
+        where = f"{filename}:{node.lineno}"
+        argv = node.args[0] if node.args else None
+        if not isinstance(argv, ast.List) or not argv.elts:
+            raise Unreadable(f"{where}: the argv is not a list literal, so its command cannot be checked")
+        first = argv.elts[0]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            program = first.value
+        elif isinstance(first, ast.Name) and first.id in DYNAMIC_PROGRAMS:
+            program = DYNAMIC_PROGRAMS[first.id]
+        else:
+            raise Unreadable(f"{where}: the program {ast.unparse(first)} is not a constant")
+        second = argv.elts[1] if len(argv.elts) > 1 else None
+        subcommand = second.value if isinstance(second, ast.Constant) and isinstance(second.value, str) else None
+        found.append(Sent(where, program, subcommand))
+    return found
+
+
+def declared(sent: Sent) -> CommandShape | None:
+    for shape in NODE_COMMANDS:
+        if shape.program == sent.program and shape.subcommand in (None, sent.subcommand):
+            return shape
+    return None
+
+
+def package_commands() -> list[Sent]:
+    out = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "lab" in path.relative_to(PACKAGE).parts:
+            continue  # the lab drives its node containers with docker exec, not through node access
+        out += sent_commands(path.read_text(), str(path.relative_to(PACKAGE)))
+    return out
+
+
+def test_every_command_sent_to_a_node_is_declared() -> None:
+    sent = package_commands()
+    assert any(s.where.startswith("orchestrator/node_migration.py") for s in sent)
+    assert any(s.where.startswith("adapters/node_access.py") for s in sent)
+    undeclared = [f"{s.where}: {s.program} {s.subcommand or ''}" for s in sent if declared(s) is None]
+    assert undeclared == [], "declare these in shimshift.core.node_commands.NODE_COMMANDS"
+
+
+def test_every_declared_command_is_sent() -> None:
+    used = {declared(s) for s in package_commands()}
+    assert [shape for shape in NODE_COMMANDS if shape not in used] == []
+
+
+def test_the_scanner_catches_an_undeclared_program_and_an_unreadable_argv() -> None:
+    source = 'async def f(self, unit):\n    await self.access.run(["journalctl", "-u", unit])\n'
+    [sent] = sent_commands(source, "x.py")
+    assert (sent.where, sent.program, declared(sent)) == ("x.py:2", "journalctl", None)
+    wrong_verb = sent_commands('self.access.run(["systemctl", "stop", "kubelet"])', "x.py")
+    assert declared(wrong_verb[0]) is None
+    with pytest.raises(Unreadable, match="not a list literal"):
+        sent_commands("argv = ['rm']\naccess.run(argv)\n", "y.py")
+    with pytest.raises(Unreadable, match="not a constant"):
+        sent_commands("access.run([tool, '-x'])\n", "y.py")
+
+
+def test_shape_of() -> None:
+    full_path = shape_of(["/usr/local/bin/cri-dockerd", "--version"])
+    assert full_path is not None and (full_path.program, full_path.subcommand) == ("cri-dockerd", "--version")
+    assert shape_of(["systemctl", "restart", "kubelet"]) is not None
+    assert shape_of(["systemctl", "stop", "kubelet"]) is None
+    assert shape_of(["cat", "--", "/etc/hosts"]) is not None
+    assert shape_of(["rm", "-rf", "/"]) is None
+    assert shape_of([]) is None
+
+
+def test_sudoers_lines_name_every_program_by_its_path() -> None:
+    paths: dict[str, str | None] = {p: f"/usr/bin/{p}" for p in PROGRAMS}
+    paths["cri-dockerd"] = None
+    lines = sudoers_lines("ops", paths)
+    assert lines[-1] == "ops ALL=(root) NOPASSWD: " + ", ".join(f"/usr/bin/{p}" for p in PROGRAMS if p != "cri-dockerd")
+    assert "# not found on the node, add their full paths: cri-dockerd" in lines
+    assert any("group docker" in line for line in lines)
+    assert sudoers_rule("ops", paths) == lines[-1]
+    assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "cri-dockerd", "systemctl")
+
+
+def test_parse_found_programs() -> None:
+    assert parse_found_programs(["sh", "nope", "cat"], "/bin/sh\n\n/usr/bin/cat\n") == {
+        "sh": "/bin/sh",
+        "nope": None,
+        "cat": "/usr/bin/cat",
+    }
+    assert parse_found_programs(["sh", "cat"], "/bin/sh") == {"sh": "/bin/sh", "cat": None}
+
+
+def test_the_node_side_lookup_script_agrees_with_which_here() -> None:
+    # The script that runs on the node, run by this machine's sh: it must find binaries (not the
+    # shell's builtin `test`) exactly where shutil.which does on the same search path.
+    programs = [*PROGRAMS, "no-such-program-here"]
+    result = subprocess.run(
+        ["sh", "-c", FIND_PROGRAMS_SCRIPT, "shimshift-find", SUDO_SECURE_PATH, *programs],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    found = parse_found_programs(programs, result.stdout)
+    assert found == find_programs_here(programs)
+    assert found["test"] is not None and found["test"].endswith("/test")
+    assert found["no-such-program-here"] is None
