@@ -213,7 +213,8 @@ def _connect_problem(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (no sshd listens on that port)"
     if isinstance(exc, OSError) and exc.errno is not None:
-        return os.strerror(exc.errno).lower()
+        reason = os.strerror(exc.errno).lower()
+        return f"{reason}: {exc.filename}" if exc.filename else reason
     if isinstance(exc, asyncssh.Error):
         return exc.reason or type(exc).__name__
     return str(exc) or type(exc).__name__
