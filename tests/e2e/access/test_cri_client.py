@@ -2,8 +2,9 @@
 
 cri-dockerd is the binary the `lab_binaries` fixture ensures in
 /var/cache/shimshift/bin/cri-dockerd-v<version>/ (built first on a cold cache; override with
-SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root directory, the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on
-a node whose CNI is missing) and its streaming server on loopback.
+SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root directory,
+the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on a node whose
+CNI is missing) and its streaming server on loopback.
 
 Matrix:
 - Version: runtime_name "docker", API v1, runtime_version = this dockerd's version.
