@@ -50,6 +50,7 @@ ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 # and with it 429s come and go exactly as in a real cluster). Node lifecycle, pod GC and the garbage
 # collector are left out on purpose: with no kubelets they would taint the nodes and delete their pods.
 CONTROLLERS = "disruption"
+OPERATOR = "shimshift-operator"
 
 
 def k8s_binary(name: str) -> Path:
@@ -179,6 +180,8 @@ class LocalApiServer:
         self.directory = Path(tempfile.mkdtemp(prefix="shimshift-apiserver-", dir=parent))
         self.token = secrets.token_hex(16)
         self.limited_token = secrets.token_hex(16)
+        # OPERATOR has no rights of its own either: tests bind it to a Role that lacks exactly one verb.
+        self.operator_token = secrets.token_hex(16)
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.kubeconfig = self.directory / "kubeconfig"
@@ -224,7 +227,10 @@ class LocalApiServer:
         pki = _make_pki(self.directory)
         tokens = self.directory / "tokens.csv"
         # A second user with no RBAC binding at all: every call it makes is a real 403.
-        tokens.write_text(f"{self.token},shimshift-test,1000,system:masters\n{self.limited_token},nobody,1001\n")
+        tokens.write_text(
+            f"{self.token},shimshift-test,1000,system:masters\n{self.limited_token},nobody,1001\n"
+            f"{self.operator_token},{OPERATOR},1002\n"
+        )
         tokens.chmod(0o600)
         etcd_client, etcd_peer = free_port(), free_port()
         # fmt: off

@@ -7,6 +7,9 @@ cannot be had, every e2e test FAILS with the reason: never a skip (issue 2).
 The lab is locked (shimshift.lab.lock): exclusively while it is checked or rebuilt, shared for the
 rest of the session, so concurrent sessions from several checkouts do not rebuild it under each other.
 
+`lab_binaries` (session): the Kubernetes and cri-dockerd binaries alone, for tests that run them without a
+lab (the API-server fixture, the CRI client tests); built first if the cache is cold.
+
 `node_state` (function): tests that change a node take `node_state.capture(name)` before and call
 `node_state.assert_as_found(name)` (or let the fixture check at teardown every node they captured):
 the node must come back exactly as it was (kubelet command line, kubeadm-flags.env, drop-ins,
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.lab import cluster, state
+from shimshift.lab import cluster, images, state
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import DEFAULT_DIRECTORY, CriDockerdMode, LabInfo, LabSpec
 
@@ -39,6 +42,20 @@ LOCK_TIMEOUT = float(os.environ.get("SHIMSHIFT_LAB_LOCK_TIMEOUT", "2400"))
 def _progress(message: str) -> None:
     # pytest captures stdout; the lab's progress is useful in CI logs when a session starts cold.
     sys.stderr.write(f"[lab] {message}\n")
+
+
+@pytest.fixture(scope="session")
+def lab_binaries() -> images.LabBinaries:
+    """Kubernetes v1.23.17 and cri-dockerd built on this machine, built now if the cache is cold.
+
+    The API-server fixture and the CRI tests run these binaries without a lab, and pytest may reach them
+    before any test brings the lab up (issue 11): they must not depend on the lab having built them.
+    Warm, this is a few file checks. A failed build FAILS the tests that need it, never skips them.
+    """
+    try:
+        return images.ensure_binaries(progress=_progress, kubelet_next=False)
+    except Exception as e:  # any failure must become a test failure, never a skip
+        pytest.fail(f"the lab binaries could not be built: {type(e).__name__}: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shlex
 import tempfile
 from pathlib import Path
@@ -120,7 +121,7 @@ class SSHNodeAccess(CommandNodeAccess):
             ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise Refusal(
-                f"cannot reach {options.host}:{options.port} over SSH: {exc or type(exc).__name__}",
+                f"SSH to {options.host}:{options.port}: {_connect_problem(exc, connect_timeout)}",
                 hint=f"check that `ssh {host} true` works from this machine",
                 node=host,
             ) from exc
@@ -213,6 +214,21 @@ class SSHNodeAccess(CommandNodeAccess):
         self._connection.close()
         with contextlib.suppress(Exception):
             await self._connection.wait_closed()
+
+
+def _connect_problem(exc: BaseException, timeout: float) -> str:
+    """Why a connection failed, in words (asyncio's own messages are empty or name only the address)."""
+    if isinstance(exc, TimeoutError):
+        # A firewall that drops packets, or a port that accepts but never speaks SSH.
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (no sshd listens on that port)"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        reason = os.strerror(exc.errno).lower()
+        return f"{reason}: {exc.filename}" if exc.filename else reason
+    if isinstance(exc, asyncssh.Error):
+        return exc.reason or type(exc).__name__
+    return str(exc) or type(exc).__name__
 
 
 def _config_paths(ssh_config: Path | None) -> list[str]:

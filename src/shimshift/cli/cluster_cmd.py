@@ -11,7 +11,8 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,13 +22,14 @@ from rich.console import Console
 from rich.table import Table
 
 from shimshift.adapters.kube.audit import AuditReport, audit_cluster
-from shimshift.adapters.kube.client import ApiFailure, list_pages, make_client
+from shimshift.adapters.kube.client import list_pages
+from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import PDB_PROBE, DrainEvent, DrainEventKind, DrainResult, drain_node
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
+from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
 from shimshift.core.drain import DrainOptions, DryRun
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import Refusal, Unavailable
 
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
@@ -44,29 +46,21 @@ def parse_duration(text: str) -> float:
     return sum(float(value) * _UNITS[unit] for value, unit in _DURATION.findall(text))
 
 
-def kube_options(function: F) -> F:
-    """kubectl's global options."""
-    function = click.option("--context", "context", default=None, help="The kubeconfig context to use.")(
-        function
-    )
-    return click.option(
-        "--kubeconfig",
-        "kubeconfig",
-        default=None,
-        type=click.Path(path_type=Path),
-        help="Path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config).",
-    )(function)
+@dataclass
+class _Changes:
+    """How many nodes a command changed so far (an error after the first one is no longer exit 2)."""
+
+    made: int = 0
 
 
-def _run(coroutine: Awaitable[T]) -> T:
+def _run(coroutine: Awaitable[T], changes: _Changes | None = None) -> T:
     try:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
-    except Refusal as refusal:
-        click.echo(f"error: {refusal}", err=True)
-        sys.exit(1)
-    except ApiFailure as failure:
-        click.echo(f"error: {failure}", err=True)
-        sys.exit(1)
+    except (Refusal, Unavailable) as error:
+        if changes is None or not changes.made:
+            raise  # nothing changed: the top-level handler reports it and exits 2
+        click.echo(f"shimshift: {error} (after {changes.made} node(s) had been changed)", err=True)
+        sys.exit(EXIT_NODES_FAILED)
 
 
 async def _select_nodes(client: Any, names: tuple[str, ...], selector: str | None) -> list[str]:
@@ -148,7 +142,7 @@ def audit_command(
     workloads that mount the Docker socket (or /var/run, /run)."""
 
     async def run() -> AuditReport:
-        async with make_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client:
             return await audit_cluster(client, selector=selector, chunk_size=chunk_size)
 
     report = _run(run())
@@ -171,9 +165,10 @@ def cordon_command(
     kubeconfig: Path | None, context: str | None, nodes: tuple[str, ...], selector: str | None, dry_run: str
 ) -> None:
     """Mark nodes unschedulable, recording that shimshift did it (so only we undo it)."""
+    changes = _Changes()
 
     async def run() -> None:
-        async with make_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client:
             for node in await _select_nodes(client, nodes, selector):
                 if dry_run == "client":
                     click.echo(f"node/{node} cordoned (dry run)")
@@ -181,6 +176,7 @@ def cordon_command(
                 current = await get_node(client, node)
                 already = bool(current.get("spec", {}).get("unschedulable"))
                 ours = await cordon(client, node, dry_run=dry_run == "server")
+                changes.made += not already and dry_run == "none"
                 suffix = " (server dry run)" if dry_run == "server" else ""
                 if already:
                     owner = "shimshift" if ours else "someone else: shimshift will not uncordon it"
@@ -188,7 +184,7 @@ def cordon_command(
                 else:
                     click.echo(f"node/{node} cordoned{suffix}")
 
-    _run(run())
+    _run(run(), changes)
 
 
 @click.command("uncordon")
@@ -200,9 +196,10 @@ def uncordon_command(
     kubeconfig: Path | None, context: str | None, nodes: tuple[str, ...], selector: str | None, dry_run: str
 ) -> None:
     """Mark nodes schedulable again, but only those shimshift cordoned."""
+    changes = _Changes()
 
     async def run() -> None:
-        async with make_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client:
             for node in await _select_nodes(client, nodes, selector):
                 current = await get_node(client, node)
                 if not current.get("spec", {}).get("unschedulable"):
@@ -212,6 +209,7 @@ def uncordon_command(
                     click.echo(f"node/{node} uncordoned (dry run)")
                     continue
                 if await uncordon_if_ours(client, node, dry_run=dry_run == "server"):
+                    changes.made += dry_run == "none"
                     click.echo(
                         f"node/{node} uncordoned" + (" (server dry run)" if dry_run == "server" else "")
                     )
@@ -221,7 +219,7 @@ def uncordon_command(
                         "(use kubectl uncordon if that is really meant)"
                     )
 
-    _run(run())
+    _run(run(), changes)
 
 
 # -- drain -------------------------------------------------------------------------------------------------
@@ -337,14 +335,17 @@ def drain_command(
         if output == "text":
             text_progress(event, options)
 
+    changes = _Changes()
+
     async def run() -> list[DrainResult]:
         results: list[DrainResult] = []
-        async with make_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client:
             selected = await _select_nodes(client, nodes, selector)
             # kubectl cordons every node first, so pods evicted from the first do not land on the next.
             if options.dry_run is not DryRun.CLIENT:
                 for node in selected:
                     ours = await cordon(client, node, dry_run=options.dry_run is DryRun.SERVER)
+                    changes.made += ours and options.dry_run is DryRun.NONE
                     on_event(
                         DrainEvent(DrainEventKind.CORDONED if ours else DrainEventKind.NOT_OUR_CORDON, node)
                     )
@@ -371,7 +372,7 @@ def drain_command(
                     click.echo(f"error: unable to drain node {node!r}, continuing command...", err=True)
         return results
 
-    results = _run(run())
+    results = _run(run(), changes)
     failed = [result.node for result in results if not result.drained]
     if failed:
         if output == "text":

@@ -1,13 +1,52 @@
-"""The `shimshift` command (also installed as the kubectl plugin `kubectl-shimshift`)."""
+"""The `shimshift` command (also installed as the kubectl plugin `kubectl-shimshift`).
+
+Every error ends here as one line on stderr, never a traceback: a :class:`Refusal` (bad input or state,
+naming file/line/node) or an :class:`Unavailable` (the API server or a node could not be used, naming its
+URL or the node) exits 2, as nothing was changed. Anything else is a bug: one line naming the file that
+holds its traceback, exit 1.
+"""
 
 from __future__ import annotations
+
+import traceback
+from typing import Any
 
 import click
 
 from shimshift import __version__
+from shimshift.adapters.journal import default_path
+from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_REFUSED
+from shimshift.core.errors import Refusal, Unavailable
+
+TRACEBACK_FILE = "last-error.txt"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Shimshift(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (Refusal, Unavailable) as error:
+            click.echo(f"shimshift: {error}", err=True)
+            ctx.exit(EXIT_REFUSED)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as error:
+            click.echo(f"shimshift: {_unexpected(error)}", err=True)
+            ctx.exit(EXIT_NODES_FAILED)
+
+
+def _unexpected(error: Exception) -> str:
+    summary = f"unexpected {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+    path = default_path().parent / TRACEBACK_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(traceback.format_exception(error)))
+    except OSError:
+        return f"{summary} (a bug; its traceback could not be written to {path})"
+    return f"{summary} (a bug; traceback in {path})"
+
+
+@click.group(cls=_Shimshift, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shimshift")
 def main() -> None:
     """Move Docker Engine nodes from the kubelet's dockershim to cri-dockerd, node by node."""

@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.cli.diffs import file_diff
+from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports, write_reports
 from shimshift.core.drain import DrainOptions
@@ -23,21 +24,10 @@ from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.orchestrator import session
 from shimshift.orchestrator.node_migration import NodeStatus
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_NODES_FAILED, EXIT_REFUSED = 0, 1, 2
-
 
 def connection_options(function: F) -> F:
     """kubectl's and ssh's conventions, shared by every command that reaches the cluster and its nodes."""
     options = [
-        click.option(
-            "--kubeconfig",
-            type=click.Path(dir_okay=False, path_type=Path),
-            envvar="KUBECONFIG",
-            help="Path to the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-        ),
-        click.option("--context", help="The kubeconfig context to use."),
         click.option(
             "--ssh-config",
             type=click.Path(dir_okay=False, path_type=Path),
@@ -61,7 +51,7 @@ def connection_options(function: F) -> F:
     ]
     for option in reversed(options):
         function = option(function)
-    return function
+    return kube_options(function)
 
 
 def _connection(values: dict[str, Any]) -> session.Connection:
@@ -74,11 +64,6 @@ def _connection(values: dict[str, Any]) -> session.Connection:
         local=values.pop("local"),
         journal=values.pop("journal"),
     )
-
-
-def _fail(error: Refusal) -> NoReturn:
-    click.echo(f"shimshift: {error}", err=True)
-    sys.exit(EXIT_REFUSED)
 
 
 @click.command()
@@ -173,9 +158,6 @@ def migrate(**values: Any) -> None:
                 on_outcome=lambda outcome: progress.on_outcome(outcome) if progress else None,
             )
         )
-    except Refusal as error:
-        _fail(error)
-        return
     finally:
         if progress is not None:
             progress.__exit__(None, None, None)
@@ -201,11 +183,8 @@ def migrate(**values: Any) -> None:
 
 @contextlib.contextmanager
 def _recorded_runs(connection: session.Connection) -> Iterator[tuple[str, Journal, list[RunRecord]]]:
-    """The cluster's server, the journal and the cluster's runs, oldest first; refusals exit 2."""
-    try:
-        identity = session.cluster_identity(connection)
-    except Refusal as error:
-        _fail(error)
+    """The cluster's server, the journal and the cluster's runs, oldest first."""
+    identity = session.cluster_identity(connection)
     journal = Journal(connection.journal)
     try:
         yield identity.server, journal, sorted(journal.runs(identity), key=lambda run: run.started_at)
@@ -222,7 +201,7 @@ def report(**values: Any) -> None:
     with _recorded_runs(_connection(values)) as (server, journal, runs):
         wanted = [run for run in runs if run.id == values["run_id"]] if values["run_id"] else runs
         if not wanted:
-            _fail(Refusal("no such run in the journal", file=str(journal.path)))
+            raise Refusal(f"no run {values['run_id']} in the journal", file=str(journal.path))
         json_text, markdown_text = run_reports(journal, wanted[-1].id, server)
         click.echo(json_text if values["output"] == "json" else markdown_text, nl=False)
 
@@ -267,11 +246,7 @@ def plan_command(**values: Any) -> None:
             ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
         ),
     )
-    try:
-        reports = asyncio.run(session.plan(connection, options))
-    except Refusal as error:
-        _fail(error)
-        return
+    reports = asyncio.run(session.plan(connection, options))
     if values["output"] == "json":
         _print_json([_plan_data(item) for item in reports])
     else:
@@ -346,11 +321,7 @@ def _plan_text(item: session.NodePlanReport) -> str:
 def verify(**values: Any) -> None:
     """Prove NODES run on cri-dockerd: kubelet command line, annotation, heartbeat, CRI pod sandboxes."""
     connection = _connection(values)
-    try:
-        results = asyncio.run(session.verify(connection, tuple(values["nodes"])))
-    except Refusal as error:
-        _fail(error)
-        return
+    results = asyncio.run(session.verify(connection, tuple(values["nodes"])))
     for node, problems in results.items():
         click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + "; ".join(problems)))
     sys.exit(EXIT_OK if not any(results.values()) else EXIT_NODES_FAILED)
@@ -364,12 +335,8 @@ def rollback(**values: Any) -> None:
     connection = _connection(values)
     console = Console(stderr=True)
     progress = FleetProgress(total=len(values["nodes"]), console=console)
-    try:
-        with progress:
-            summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
-    except Refusal as error:
-        _fail(error)
-        return
+    with progress:
+        summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
     for outcome in summary.result.outcomes:
         click.echo(f"{outcome.node}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
     failed = any(outcome.status is NodeStatus.FAILED for outcome in summary.result.outcomes)

@@ -32,3 +32,21 @@ class Refusal(Exception):
             where.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
         text = f"{', '.join(where)}: {self.what}" if where else self.what
         return f"{text} ({self.hint})" if self.hint else text
+
+
+@dataclass(eq=False)
+class Unavailable(Exception):
+    """Something shimshift talks to could not be used: the API server (unreachable, TLS, credentials,
+    permissions) or a node's sshd. The call that failed changed nothing.
+
+    ``peer`` names it as the operator would look it up: ``the API server https://10.0.0.1:6443`` or
+    ``node w1 (10.0.0.5:22)``; ``what`` says what went wrong, ``hint`` what to do about it.
+    """
+
+    peer: str
+    what: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.peer}: {self.what}"
+        return f"{text} ({self.hint})" if self.hint else text

@@ -135,27 +135,16 @@ def ensure_artifacts(
     Raises :class:`Refusal` if the scripts are missing or a build fails (with the end of its log).
     """
     scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
-    bin_123 = cache_dir / "bin" / KUBERNETES_VERSION
-    bin_124 = cache_dir / "bin" / KUBELET_NEXT_VERSION
-    cri_dir = cache_dir / "bin" / f"cri-dockerd-{CRI_DOCKERD_VERSION}"
     images_tar = _images_tar(cache_dir, KUBERNETES_VERSION)
 
     with _locked(cache_dir / ".artifacts.lock"):
-        _build_kubernetes(
-            runner, scripts, f"Kubernetes {KUBERNETES_VERSION} binaries", "kubernetes", bin_123, KUBERNETES_COMPONENTS
-        )
-        if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
-            runner.build(
-                f"cri-dockerd {CRI_DOCKERD_VERSION}",
-                "cri-dockerd-" + CRI_DOCKERD_VERSION,
-                [str(scripts / "build" / "build-cri-dockerd.sh"), CRI_DOCKERD_VERSION, str(cri_dir)],
-            )
-        _build_kubernetes(runner, scripts, f"kubelet {KUBELET_NEXT_VERSION}", "kubelet", bin_124, ("kubelet",))
+        binaries = _build_binaries(runner, scripts, cache_dir, kubelet_next=True)
+        bin_123 = binaries.bin_dir_123
         node_argv = [
             str(scripts / "image" / "build-node-image.sh"),
             NODE_IMAGE,
             str(bin_123),
-            str(cri_dir),
+            str(binaries.cri_dockerd.parent),
             str(cache_dir),
         ]
         runner.build_if_stale(f"node image {NODE_IMAGE}", "node-image", node_argv)
@@ -167,11 +156,56 @@ def ensure_artifacts(
         inner_images_tar=images_tar,
         inner_images=_read_image_list(images_tar),
         workload_image=WORKLOAD_IMAGE,
-        kubelet_124=bin_124 / "kubelet",
-        cri_dockerd=cri_dir / "cri-dockerd",
+        kubelet_124=binaries.kubelet_124,
+        cri_dockerd=binaries.cri_dockerd,
         bin_dir_123=bin_123,
         versions=LabVersions(),
     )
+
+
+@dataclass(frozen=True)
+class LabBinaries:
+    """Where the built binaries are: Kubernetes 1.23 (``bin_dir_123``), cri-dockerd, the 1.24 kubelet."""
+
+    bin_dir_123: Path
+    cri_dockerd: Path
+    kubelet_124: Path
+
+
+def ensure_binaries(
+    *,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    progress: Callable[[str], None] | None = None,
+    lab_dir: Path | None = None,
+    kubelet_next: bool = True,
+) -> LabBinaries:
+    """The binaries part of :func:`ensure_artifacts` alone (no images): what the tests that run
+    kube-apiserver or cri-dockerd on this machine need. ``kubelet_next=False`` skips the 1.24 kubelet.
+
+    Same lock, logs and refusals as :func:`ensure_artifacts`; a few file checks when all is built.
+    """
+    scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
+    with _locked(cache_dir / ".artifacts.lock"):
+        return _build_binaries(runner, scripts, cache_dir, kubelet_next=kubelet_next)
+
+
+def _build_binaries(runner: _Runner, scripts: Path, cache_dir: Path, *, kubelet_next: bool) -> LabBinaries:
+    """Build the missing lab binaries; the caller holds the artifacts lock."""
+    bin_123 = cache_dir / "bin" / KUBERNETES_VERSION
+    bin_124 = cache_dir / "bin" / KUBELET_NEXT_VERSION
+    cri_dir = cache_dir / "bin" / f"cri-dockerd-{CRI_DOCKERD_VERSION}"
+    _build_kubernetes(
+        runner, scripts, f"Kubernetes {KUBERNETES_VERSION} binaries", "kubernetes", bin_123, KUBERNETES_COMPONENTS
+    )
+    if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
+        runner.build(
+            f"cri-dockerd {CRI_DOCKERD_VERSION}",
+            "cri-dockerd-" + CRI_DOCKERD_VERSION,
+            [str(scripts / "build" / "build-cri-dockerd.sh"), CRI_DOCKERD_VERSION, str(cri_dir)],
+        )
+    if kubelet_next:
+        _build_kubernetes(runner, scripts, f"kubelet {KUBELET_NEXT_VERSION}", "kubelet", bin_124, ("kubelet",))
+    return LabBinaries(bin_dir_123=bin_123, cri_dockerd=cri_dir / "cri-dockerd", kubelet_124=bin_124 / "kubelet")
 
 
 def ensure_upgrade_artifacts(

@@ -19,7 +19,7 @@ from typing import Any
 
 from shimshift.core import cri_dockerd_units
 from shimshift.core.change_set import ChangeSet, FileEdit
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.steps import (
     MIGRATION_STEPS,
@@ -484,7 +484,7 @@ class NodeMigration:
 def _describe(error: Exception) -> str:
     if isinstance(error, StepFailed):
         return error.message
-    if isinstance(error, Refusal):
+    if isinstance(error, Refusal | Unavailable):
         return str(error)
     return f"{type(error).__name__}: {error}"
 

@@ -6,19 +6,17 @@ loop (fleet) only see ports.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lightkube.config.kubeconfig import KubeConfig
-
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
-from shimshift.adapters.kube.client import make_client
+from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
+from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
 from shimshift.adapters.kube.nodes import get_node
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
@@ -27,6 +25,7 @@ from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
+from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
@@ -92,16 +91,13 @@ class RunSummary:
 
 
 def cluster_identity(connection: Connection) -> ClusterIdentity:
-    config = KubeConfig.from_file(connection.kubeconfig) if connection.kubeconfig else KubeConfig.from_env()
-    single = config.get(context_name=connection.context)
-    if single is None:
-        raise Refusal("the kubeconfig has no current context", hint="pass --context NAME")
-    cluster = single.cluster
-    if cluster.certificate_auth_data:
-        return ClusterIdentity.from_ca(cluster.server, base64.b64decode(cluster.certificate_auth_data))
-    if cluster.certificate_auth:
-        return ClusterIdentity.from_ca(cluster.server, Path(cluster.certificate_auth).read_bytes())
-    return ClusterIdentity(cluster.server)
+    """Which cluster the journal files this connection's runs under (its server URL and CA)."""
+    return _identity(load_kubeconfig(connection.kubeconfig, context=connection.context))
+
+
+def _identity(config: Kubeconfig) -> ClusterIdentity:
+    ca = config.ca_certificate()
+    return ClusterIdentity.from_ca(config.server, ca) if ca else ClusterIdentity(config.server)
 
 
 @contextlib.asynccontextmanager
@@ -151,60 +147,87 @@ async def migrate(
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     on_plan: Callable[[list[FleetNode]], None] | None = None,
 ) -> RunSummary:
-    identity = cluster_identity(connection)
+    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
+    identity = _identity(config)
     journal = Journal(connection.journal)
-    client = make_client(connection.kubeconfig, context=connection.context)
     try:
-        if resume:
-            active = journal.active_run(identity)
-            if active is None:
-                raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
-            run = journal.resume_run(active.id)
-            if run.options.get(ROLLBACK_RUN_KEY):
-                # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
-                result = await _roll_back(
-                    journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event
-                )
-                journal.finish_run(run.id, status=_status(result, rollback=True))
-                return RunSummary(run.id, identity.server, result)
-            options = _options_from_record(run.options)
-        else:
-            run = journal.begin_run(identity, options=options.to_record())
-        selected = await select_nodes(client, options)
-        if on_plan is not None:
-            on_plan(selected)
-        phases = plan_phases(
-            selected,
-            control_plane=options.control_plane,
-            max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
-        )
-        cluster = KubeCluster(client, options.drain)
-        run_journal = RunJournal(journal, run.id)
-        async with node_pool(connection) as pool:
-
-            async def migrate_one(name: str) -> NodeOutcome:
-                try:
-                    access = await pool.get(name)
-                except Refusal as error:
-                    run_journal.record(
-                        node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
+        async with open_client(resolved=config) as client:
+            run: RunRecord | None = None
+            if resume:
+                active = journal.active_run(identity)
+                if active is None:
+                    raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
+                run = journal.resume_run(active.id)
+                if run.options.get(ROLLBACK_RUN_KEY):
+                    # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
+                    result = await _roll_back(
+                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event
                     )
-                    return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
-                migration = _migration(name, cluster, access, run_journal, options, on_event)
-                return await migration.run()
-
-            result = await run_fleet(
-                phases,
-                migrate=migrate_one,
-                drain_would_block=cluster.drain_would_block,
-                max_failures=options.max_failures,
-                on_outcome=on_outcome,
+                    journal.finish_run(run.id, status=_status(result, rollback=True))
+                    return RunSummary(run.id, identity.server, result)
+                options = _options_from_record(run.options)
+            # Select and order the nodes before a new run is begun: a refusal or an unreachable cluster
+            # here leaves no unfinished run behind to block the next `migrate`.
+            selected = await select_nodes(client, options)
+            phases = plan_phases(
+                selected,
+                control_plane=options.control_plane,
+                max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
             )
-        journal.finish_run(run.id, status=_status(result))
-        return RunSummary(run.id, identity.server, result)
+            if run is None:
+                run = journal.begin_run(identity, options=options.to_record())
+            if on_plan is not None:
+                on_plan(selected)
+            try:
+                result = await _run_fleet(journal, run.id, client, connection, options, phases, on_event, on_outcome)
+            except BaseException:
+                _close_if_untouched(journal, run.id)
+                raise
+            journal.finish_run(run.id, status=_status(result))
+            return RunSummary(run.id, identity.server, result)
     finally:
-        await client.close()
         journal.close()
+
+
+async def _run_fleet(
+    journal: Journal,
+    run_id: str,
+    client: Any,
+    connection: Connection,
+    options: MigrateOptions,
+    phases: list[FleetPhase],
+    on_event: Callable[[StepEvent], None] | None,
+    on_outcome: Callable[[NodeOutcome], None] | None,
+) -> FleetResult:
+    cluster = KubeCluster(client, options.drain)
+    run_journal = RunJournal(journal, run_id)
+    async with node_pool(connection) as pool:
+
+        async def migrate_one(name: str) -> NodeOutcome:
+            try:
+                access = await pool.get(name)
+            except Refusal as error:
+                run_journal.record(
+                    node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
+                )
+                return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
+            migration = _migration(name, cluster, access, run_journal, options, on_event)
+            return await migration.run()
+
+        return await run_fleet(
+            phases,
+            migrate=migrate_one,
+            drain_would_block=cluster.drain_would_block,
+            max_failures=options.max_failures,
+            on_outcome=on_outcome,
+        )
+
+
+def _close_if_untouched(journal: Journal, run_id: str) -> None:
+    """End a run that stopped before it recorded any step: with nothing to resume, it must not stay
+    unfinished and block the next run. A run that touched a node stays open for `--resume`."""
+    if not journal.timeline(run_id):
+        journal.finish_run(run_id, status=RunStatus.FAILED)
 
 
 def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
@@ -278,9 +301,8 @@ class NodePlanReport:
 async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlanReport]:
     """Everything `migrate` would do, in order, without changing anything: preflight, file diffs,
     API changes, and the server's answer to a dry-run eviction of every pod."""
-    client = make_client(connection.kubeconfig, context=connection.context)
     reports = []
-    try:
+    async with open_client(connection.kubeconfig, context=connection.context) as client:
         selected = await select_nodes(client, options)
         phases = plan_phases(
             selected,
@@ -299,8 +321,6 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     continue
                 drain = await plan_drain(client, name, options.drain)
                 reports.append(NodePlanReport(name, change_set, drain))
-    finally:
-        await client.close()
     return reports
 
 
@@ -345,26 +365,27 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
 
 async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, list[str]]:
     """For each node, what is wrong with it as a migrated node (empty list: verified)."""
-    identity = cluster_identity(connection)
+    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
+    identity = _identity(config)
     journal = Journal(connection.journal)
-    client = make_client(connection.kubeconfig, context=connection.context)
     results: dict[str, list[str]] = {}
     try:
-        cluster = KubeCluster(client, DrainOptions())
-        async with node_pool(connection) as pool:
-            for name in nodes:
-                run_id = newest_run_planning(journal, identity, name)
-                if run_id is None:
-                    results[name] = ["no migration of this node is recorded in the journal"]
-                    continue
-                view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in journal.timeline(run_id, name)])
-                try:
-                    migration = _migration(name, cluster, await pool.get(name), view, MigrateOptions())
-                    results[name] = await migration.verify_now()
-                except (Refusal, StepFailed) as error:
-                    results[name] = [_message(error)]
+        async with open_client(resolved=config) as client:
+            cluster = KubeCluster(client, DrainOptions())
+            async with node_pool(connection) as pool:
+                for name in nodes:
+                    run_id = newest_run_planning(journal, identity, name)
+                    if run_id is None:
+                        results[name] = ["no migration of this node is recorded in the journal"]
+                        continue
+                    records = journal.timeline(run_id, name)
+                    view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in records])
+                    try:
+                        migration = _migration(name, cluster, await pool.get(name), view, MigrateOptions())
+                        results[name] = await migration.verify_now()
+                    except (Refusal, StepFailed) as error:
+                        results[name] = [_message(error)]
     finally:
-        await client.close()
         journal.close()
     return results
 
@@ -405,31 +426,31 @@ async def rollback(
     connection: Connection, nodes: tuple[str, ...], *, on_event: Callable[[StepEvent], None] | None = None
 ) -> RunSummary:
     """Put NODES back on dockershim from the plan their newest migration recorded, in a run of its own."""
-    identity = cluster_identity(connection)
+    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
+    identity = _identity(config)
     journal = Journal(connection.journal)
-    client = make_client(connection.kubeconfig, context=connection.context)
     try:
-        sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
-        unknown = [name for name, run_id in sources.items() if run_id is None]
-        if unknown:
-            raise Refusal(
-                f"no migration recorded for {', '.join(unknown)}",
-                hint="rollback restores what a shimshift migration recorded; nothing to restore",
-                file=str(journal.path),
-            )
-        run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
-        for name, source in sources.items():
-            assert source is not None
-            plan_detail = next(
-                r.detail
-                for r in journal.timeline(source, name)
-                if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
-            )
-            # The rollback run carries the plan it undoes, so a crash during it resumes from there.
-            journal.record(run.id, name, str(Step.PREFLIGHT), Phase.FINISHED, plan_detail)
-        result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
-        journal.finish_run(run.id, status=_status(result, rollback=True))
-        return RunSummary(run.id, identity.server, result)
+        async with open_client(resolved=config) as client:
+            sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
+            unknown = [name for name, run_id in sources.items() if run_id is None]
+            if unknown:
+                raise Refusal(
+                    f"no migration recorded for {', '.join(unknown)}",
+                    hint="rollback restores what a shimshift migration recorded; nothing to restore",
+                    file=str(journal.path),
+                )
+            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
+            for name, source in sources.items():
+                assert source is not None
+                plan_detail = next(
+                    r.detail
+                    for r in journal.timeline(source, name)
+                    if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
+                )
+                # The rollback run carries the plan it undoes, so a crash during it resumes from there.
+                journal.record(run.id, name, str(Step.PREFLIGHT), Phase.FINISHED, plan_detail)
+            result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
+            journal.finish_run(run.id, status=_status(result, rollback=True))
+            return RunSummary(run.id, identity.server, result)
     finally:
-        await client.close()
         journal.close()

@@ -1,9 +1,10 @@
 """CriClient against a REAL cri-dockerd on this machine, talking to this machine's dockerd.
 
-cri-dockerd is the binary built into /var/cache/shimshift/bin/cri-dockerd-v<version>/ (lab/build;
-override with SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root
-directory, the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on
-a node whose CNI is missing) and its streaming server on loopback.
+cri-dockerd is the binary the `lab_binaries` fixture ensures in
+/var/cache/shimshift/bin/cri-dockerd-v<version>/ (built first on a cold cache; override with
+SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root directory,
+the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on a node whose
+CNI is missing) and its streaming server on loopback.
 
 Matrix:
 - Version: runtime_name "docker", API v1, runtime_version = this dockerd's version.
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -41,24 +41,14 @@ from .conftest import HOST_ALIAS, Sshd
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-BIN_CACHE = Path("/var/cache/shimshift/bin")
+    from shimshift.lab.images import LabBinaries
+
 IMAGE = "shimshift-test/busybox:1"
 
 
-def _find_cri_dockerd() -> Path:
+def _find_cri_dockerd(built: LabBinaries) -> Path:
     explicit = os.environ.get("SHIMSHIFT_CRI_DOCKERD")
-    if explicit:
-        return Path(explicit)
-    found = sorted(
-        BIN_CACHE.glob("cri-dockerd-v*/cri-dockerd"),
-        key=lambda p: tuple(int(x) for x in re.findall(r"\d+", p.parent.name)),
-    )
-    if not found:
-        pytest.fail(
-            f"no cri-dockerd binary under {BIN_CACHE}/cri-dockerd-v*/: build it with "
-            "lab/build/build-cri-dockerd.sh (or set SHIMSHIFT_CRI_DOCKERD)"
-        )
-    return found[-1]
+    return Path(explicit) if explicit else built.cri_dockerd
 
 
 def _docker(*args: str) -> str:
@@ -82,9 +72,9 @@ def busybox_image() -> str:
 
 
 @pytest.fixture(scope="module")
-def cri_dockerd() -> Iterator[Path]:
+def cri_dockerd(lab_binaries: LabBinaries) -> Iterator[Path]:
     """cri-dockerd on a temp socket; yields the socket path."""
-    binary = _find_cri_dockerd()
+    binary = _find_cri_dockerd(lab_binaries)
     directory = Path(tempfile.mkdtemp(prefix="shimshift-cri-"))
     sock = directory / "cri.sock"
     (directory / "net.d").mkdir()

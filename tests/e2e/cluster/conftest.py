@@ -19,9 +19,12 @@ from tests.kube_world import World
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
+    from shimshift.lab.images import LabBinaries
+
 
 @pytest.fixture(scope="session")
-def apiserver() -> Iterator[LocalApiServer]:
+def apiserver(lab_binaries: LabBinaries) -> Iterator[LocalApiServer]:
+    # lab_binaries: kube-apiserver and kube-controller-manager are built before the first test needs them.
     with LocalApiServer(audit_log=True) as server:
         yield server
 

@@ -109,7 +109,8 @@ async def test_drain_server_dry_run_leaves_everything(world: World, apiserver: L
 async def test_missing_node_and_bad_flags(world: World, apiserver: LocalApiServer) -> None:
     node = await world.node("a")
     missing = await invoke(apiserver, "drain", node, "no-such-node")
-    assert missing.exit_code == 1 and "no-such-node does not exist" in missing.stderr
+    # Every node is looked up before any is changed: an unknown one refuses the input (exit 2).
+    assert missing.exit_code == 2 and "no-such-node does not exist" in missing.stderr
     assert not (await world.get_node(node))["spec"].get("unschedulable")  # nothing happened to the other
     bad = await invoke(apiserver, "drain", node, "--timeout", "soon")
     assert bad.exit_code == 2 and "not a duration" in bad.output
@@ -152,7 +153,7 @@ async def test_cordon_and_uncordon_commands(world: World, apiserver: LocalApiSer
 async def test_context_option(world: World, apiserver: LocalApiServer) -> None:
     node = await world.node("a")
     unknown = await invoke(apiserver, "cordon", node, "--context", "nope")
-    assert unknown.exit_code == 1 and "kubeconfig" in unknown.stderr
+    assert unknown.exit_code == 2 and "kubeconfig" in unknown.stderr
     known = await invoke(apiserver, "cordon", node, "--context", "local", "--dry-run", "client")
     assert known.exit_code == 0 and "(dry run)" in known.stdout
 

@@ -23,8 +23,10 @@ from shimshift.core.errors import Refusal
 from shimshift.lab import images
 from shimshift.lab.images import (
     LabArtifacts,
+    LabBinaries,
     UpgradeArtifacts,
     ensure_artifacts,
+    ensure_binaries,
     ensure_upgrade_artifacts,
     lab_scripts_dir,
     tail_lines,
@@ -148,6 +150,26 @@ def test_warm_run_only_checks_and_reports_nothing(stub_lab: Path, tmp_path: Path
     assert second == first
     assert calls(tmp_path) == ["check-node", "check-inner v1.23.17 workload=true"]
     assert heard == []
+
+
+def test_binaries_alone_build_no_image_and_skip_the_next_kubelet_when_asked(stub_lab: Path, tmp_path: Path) -> None:
+    """What the test session ensures before kube-apiserver or cri-dockerd tests (issue 11, cold path)."""
+    cache = tmp_path / "cache"
+    heard: list[str] = []
+    found = ensure_binaries(cache_dir=cache, progress=heard.append, lab_dir=stub_lab, kubelet_next=False)
+    assert [line.split()[:2] for line in calls(tmp_path)] == [
+        ["build-kubernetes", "v1.23.17"],
+        ["build-cri-dockerd", "v0.3.17"],
+    ]
+    assert [h.split()[0] for h in heard] == ["building", "built"] * 2
+    assert found == LabBinaries(
+        bin_dir_123=cache / "bin" / "v1.23.17",
+        cri_dockerd=cache / "bin" / "cri-dockerd-v0.3.17" / "cri-dockerd",
+        kubelet_124=cache / "bin" / "v1.24.17" / "kubelet",
+    )
+    (tmp_path / "calls").unlink()
+    assert ensure_binaries(cache_dir=cache, lab_dir=stub_lab, kubelet_next=False) == found
+    assert calls(tmp_path) == []  # warm: only file checks
 
 
 def test_a_failing_build_is_refused_with_its_log_tail_and_keeps_nothing_half_done(

@@ -11,83 +11,50 @@ See ../shared/reference/python-dependencies.md §1.
 from __future__ import annotations
 
 import json
-import os
+import ssl
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-import yaml
-from lightkube import AsyncClient, KubeConfig
+from lightkube import AsyncClient
 from lightkube.core.exceptions import ConfigError
 
+# exec_compatible is re-exported: it lived here before the resolver had a module of its own.
+from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
+from shimshift.adapters.kube.kubeconfig import exec_compatible as exec_compatible
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
+    from pathlib import Path
 
 FIELD_MANAGER = "shimshift"
 JSON = dict[str, Any]
 
 
-EXEC_V1 = "client.authentication.k8s.io/v1"
-EXEC_V1BETA1 = "client.authentication.k8s.io/v1beta1"
-
-
-def exec_compatible(config: JSON) -> JSON:
-    """The kubeconfig with exec plugins of ``client.authentication.k8s.io/v1`` read as ``v1beta1``.
-
-    lightkube 1.0.1 refuses v1 exec plugins although it only reads ``status.token`` from their output,
-    which v1 and v1beta1 share (../shared/reference/python-dependencies.md §1.4); gke-gcloud-auth-plugin
-    and ``aws eks get-token`` then work whichever version the kubeconfig names. Pure: returns a copy.
-    """
-    users = []
-    for entry in config.get("users") or []:
-        user = dict(entry.get("user") or {}) if isinstance(entry, dict) else {}
-        exec_section = user.get("exec")
-        if isinstance(exec_section, dict) and exec_section.get("apiVersion") == EXEC_V1:
-            user["exec"] = {**exec_section, "apiVersion": EXEC_V1BETA1}
-            entry = {**entry, "user": user}
-        users.append(entry)
-    return {**config, "users": users}
-
-
-def _kubeconfig_path(kubeconfig: Path | None) -> Path:
-    if kubeconfig is not None:
-        return kubeconfig
-    # kubectl merges a ":"-separated $KUBECONFIG; we use its first existing file.
-    for item in os.environ.get("KUBECONFIG", "").split(os.pathsep):
-        if item and Path(item).expanduser().is_file():
-            return Path(item).expanduser()
-    return Path("~/.kube/config").expanduser()
-
-
-def make_client(kubeconfig: Path | None = None, *, context: str | None = None,
-                timeout: float = 30.0) -> AsyncClient:
-    """An ``AsyncClient`` for ``--kubeconfig``/``--context`` (kubectl's rules: the in-cluster service
-    account when running in a pod without --kubeconfig, else $KUBECONFIG, else ~/.kube/config).
+def make_client(
+    kubeconfig: Path | None = None,
+    *,
+    context: str | None = None,
+    timeout: float = 30.0,
+    resolved: Kubeconfig | None = None,
+) -> AsyncClient:
+    """An ``AsyncClient`` for ``--kubeconfig``/``--context``, resolved by :func:`load_kubeconfig`
+    (kubectl's rules), or for an already ``resolved`` kubeconfig.
 
     Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
     """
-    path: Path | None = None
+    config = resolved if resolved is not None else load_kubeconfig(kubeconfig, context=context)
     try:
-        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config = KubeConfig.from_service_account()
-        else:
-            path = _kubeconfig_path(kubeconfig)
-            loaded = yaml.safe_load(path.read_text())
-            if not isinstance(loaded, dict):
-                raise ConfigError("not a kubeconfig (no mapping at the top)")
-            config = KubeConfig.from_dict(exec_compatible(loaded), fname=path)
-        single = config.get(context_name=context)
-    except (ConfigError, OSError, KeyError, ValueError, TypeError, yaml.YAMLError) as error:
-        raise Refusal(f"cannot use the kubeconfig: {error}",
-                      "pass --kubeconfig FILE and --context NAME that exist",
-                      file=str(path) if path else None) from error
-    if single is None:
-        raise Refusal("the kubeconfig has no current context", "pass --context NAME",
-                      file=str(path) if path else None)
-    return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
+        return AsyncClient(config.single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
+    except (OSError, ssl.SSLError, ConfigError) as error:
+        # The CA bundle and client certificate are loaded here: a missing or unreadable one ends up here.
+        reason = getattr(error, "strerror", None) or str(error)
+        raise Refusal(
+            f"cannot use the certificates of context {config.single.context_name!r}: {reason}",
+            hint="fix certificate-authority / client-certificate / client-key in the kubeconfig",
+            file=config.source,
+        ) from error
 
 
 @dataclass(frozen=True)
