@@ -15,11 +15,13 @@ from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.cli.diffs import file_diff
+from shimshift.cli.findings import findings_json, findings_text, guard_screen
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports, write_reports
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
+from shimshift.core.hardened_pods import ACCEPT_FLAG, HardenedPodsRefusal
 from shimshift.orchestrator import session
 from shimshift.orchestrator.node_migration import NodeStatus
 
@@ -77,8 +79,21 @@ def _connection(values: dict[str, Any]) -> session.Connection:
 
 
 def _fail(error: Refusal) -> NoReturn:
-    click.echo(f"shimshift: {error}", err=True)
+    if isinstance(error, HardenedPodsRefusal) and error.decision is not None:
+        click.echo(guard_screen(error.decision), err=True)
+    else:
+        click.echo(f"shimshift: {error}", err=True)
     sys.exit(EXIT_REFUSED)
+
+
+def accept_option(function: F) -> F:
+    return click.option(
+        ACCEPT_FLAG,
+        "accept_refused_hardened_pods",
+        is_flag=True,
+        help="Migrate kubelets before 1.24 although they will refuse pods with allowPrivilegeEscalation: "
+        "false on cri-dockerd (recorded in the journal and the report).",
+    )(function)
 
 
 @click.command()
@@ -129,6 +144,7 @@ def _fail(error: Refusal) -> NoReturn:
     show_default=True,
     help="Where the JSON and Markdown reports go.",
 )
+@accept_option
 @connection_options
 def migrate(**values: Any) -> None:
     """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
@@ -151,6 +167,7 @@ def migrate(**values: Any) -> None:
         health_timeout=values["health_timeout"],
         install_cri_dockerd=values["install_cri_dockerd"],
         report_dir=values["report_dir"],
+        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
     )
     console = Console(stderr=True)
     progress: FleetProgress | None = None
@@ -254,6 +271,7 @@ def _print_json(data: object) -> None:
 @click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
 @click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@accept_option
 @connection_options
 def plan_command(**values: Any) -> None:
     """Dry run: every file diff, API change and eviction `migrate` would make, in order. Changes nothing."""
@@ -266,6 +284,7 @@ def plan_command(**values: Any) -> None:
         drain=DrainOptions(
             ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
         ),
+        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
     )
     try:
         reports = asyncio.run(session.plan(connection, options))
@@ -277,11 +296,11 @@ def plan_command(**values: Any) -> None:
     else:
         for item in reports:
             click.echo(_plan_text(item))
-    sys.exit(EXIT_OK if all(item.problem is None for item in reports) else EXIT_NODES_FAILED)
+    sys.exit(EXIT_NODES_FAILED if any(item.blocked for item in reports) else EXIT_OK)
 
 
 def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
-    data: dict[str, Any] = {"node": item.node, "problem": item.problem}
+    data: dict[str, Any] = {"node": item.node, "problem": item.problem, "findings": findings_json(item.findings)}
     if item.change_set is not None:
         change_set = item.change_set
         data.update(
@@ -309,6 +328,8 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
 
 def _plan_text(item: session.NodePlanReport) -> str:
     lines = [f"== {item.node}"]
+    texts = findings_text(item.findings)
+    lines += [("blocking: " if f.blocking else "note: ") + text for f, text in zip(item.findings, texts, strict=True)]
     if item.problem is not None:
         return "\n".join([*lines, f"preflight refused: {item.problem}"])
     change_set = item.change_set
