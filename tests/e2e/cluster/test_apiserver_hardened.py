@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from click.testing import CliRunner, Result
 
-from shimshift.adapters.journal import Journal
 from shimshift.adapters.kube.nodes import CORDONED_BY_ANNOTATION
 from shimshift.adapters.kube.workloads import scan_hardened_workloads
 from shimshift.cli.findings import LIST_CAP
 from shimshift.cli.main import main
 from tests.apiserver_fixture import free_port
+from tests.e2e.migrate.helpers import recorded_runs
 
 if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer
@@ -197,11 +197,7 @@ async def test_migrate_guard_refuses_and_changes_nothing(
     assert not body["spec"].get("unschedulable")
     assert CORDONED_BY_ANNOTATION not in (body["metadata"].get("annotations") or {})
     assert not reports.exists()
-    check = Journal(journal)
-    try:
-        assert check.runs() == []
-    finally:
-        check.close()
+    assert recorded_runs(journal) == []
 
 
 async def test_migrate_opt_in_is_recorded(world: World, apiserver: LocalApiServer, tmp_path: Path) -> None:
@@ -216,11 +212,7 @@ async def test_migrate_opt_in_is_recorded(world: World, apiserver: LocalApiServe
     # Past the guard; the node is then refused at SSH (no lab here), before cordon.
     assert accepted.exit_code == 1, accepted.output
     assert not (await world.get_node(old))["spec"].get("unschedulable")
-    check = Journal(journal)
-    try:
-        (run,) = check.runs()
-    finally:
-        check.close()
+    (run,) = recorded_runs(journal)
     assert run.options["accept_refused_hardened_pods"] is True
     assert f"Deployment {world.namespace}/web" in run.options["accepted_hardened_workloads"]
     report = json.loads(next(reports.glob("shimshift-*.json")).read_text())

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.adapters.journal import Journal
 from shimshift.lab import render
 
 from .conftest import restore_demo_workloads
-from .helpers import DEMO, cli_env, kubectl, shimshift
+from .helpers import DEMO, cli_env, kubectl, recorded_runs, shimshift
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,9 +85,5 @@ def test_migrate_all_refuses_every_node_and_changes_nothing(
     for node in lab.nodes:
         node_state.assert_as_found(node.name)
     assert not reports.exists()
-    check = Journal(journal)
-    try:
-        assert check.runs() == []
-    finally:
-        check.close()
+    assert recorded_runs(journal) == []
     assert restricted_pods(lab) == pods_before
