@@ -331,7 +331,7 @@ def _plan_text(item: session.NodePlanReport) -> str:
     texts = findings_text(item.findings)
     lines += [("blocking: " if f.blocking else "note: ") + text for f, text in zip(item.findings, texts, strict=True)]
     if item.problem is not None:
-        return "\n".join([*lines, f"preflight refused: {item.problem}"])
+        return "\n".join(lines)  # the preflight refusal is one of the findings above
     change_set = item.change_set
     assert change_set is not None
     if change_set.noop_reason:

@@ -114,5 +114,11 @@ class Finding:
         }
 
 
+def node_problems(node: str, problems: Iterable[str], *, code: str, hint: str = "") -> list[Finding]:
+    """Problem strings about one node (preflight's and verify's in orchestrator/node_migration.py) as blocking
+    findings, so every decision reaches the operator in the same shape."""
+    return [Finding(Severity.ERROR, code, problem, Subject.of_node(node), hint) for problem in problems]
+
+
 def count_blocking(findings: Iterable[Finding]) -> int:
     return sum(1 for finding in findings if finding.blocking)

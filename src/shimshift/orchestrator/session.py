@@ -27,7 +27,7 @@ from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
-from shimshift.core.findings import Finding
+from shimshift.core.findings import Finding, node_problems
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
@@ -333,7 +333,8 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     migration = _migration(name, cluster, access, MemoryJournal(), options)
                     change_set = await migration.preflight()
                 except (Refusal, StepFailed) as error:
-                    reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, [])))
+                    refused = node_problems(name, [_message(error)], code="preflight-refused")
+                    reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
                     continue
                 drain = await plan_drain(client, name, options.drain)
                 reports.append(NodePlanReport(name, change_set, drain, findings=findings.get(name, [])))

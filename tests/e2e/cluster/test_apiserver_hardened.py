@@ -231,17 +231,22 @@ async def test_kubelet_124_is_not_guarded_and_plan_shows_the_finding(
     plan = await invoke(apiserver, "plan", old, new, "-o", "json", *common)
     assert plan.exit_code == 1, plan.output
     by_node = {item["node"]: item for item in json.loads(plan.stdout)}
-    (finding,) = by_node[old]["findings"]
+    finding, unreachable = by_node[old]["findings"]
     assert (finding["severity"], finding["code"], finding["subject"]) == (
         "error",
         "hardened-pods-refused",
         {"kind": "node", "name": old},
     )
-    assert by_node[new]["findings"] == []
+    # No lab here: preflight is refused at SSH, and says so in the same shape.
+    assert (unreachable["code"], unreachable["subject"]) == ("preflight-refused", {"kind": "node", "name": old})
+    assert [f["code"] for f in by_node[new]["findings"]] == ["preflight-refused"]
     text = await invoke(apiserver, "plan", old, *common)
     assert f"blocking: node {old}: error: kubelet v1.23.17 on cri-dockerd would refuse" in text.stdout
     accepted = await invoke(apiserver, "plan", old, "-o", "json", "--accept-refused-hardened-pods", *common)
-    assert json.loads(accepted.stdout)[0]["findings"][0]["severity"] == "warning"
+    assert [(f["code"], f["severity"]) for f in json.loads(accepted.stdout)[0]["findings"]] == [
+        ("hardened-pods-accepted", "warning"),
+        ("preflight-refused", "error"),
+    ]
     migrate_new = await invoke(apiserver, "migrate", new, *common, "--report-dir", str(tmp_path / "reports"))
     assert migrate_new.exit_code == 1, migrate_new.output  # not refused by the guard: refused at SSH
     assert "refused, nothing changed" not in migrate_new.stderr

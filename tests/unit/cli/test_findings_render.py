@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from shimshift.cli.findings import LIST_CAP, findings_json, findings_text, guard_screen
-from shimshift.core.findings import Finding, Severity, Subject
+from shimshift.core.findings import Finding, Severity, Subject, node_problems
 from shimshift.core.hardened_pods import HardenedScan, decide_guard
 from shimshift.orchestrator.session import MigrateOptions, _options_from_record
 
@@ -80,3 +80,9 @@ def test_opt_in_survives_the_journal_record() -> None:
         assert record["accept_refused_hardened_pods"] is accepted
         assert _options_from_record(record) == options
     assert _options_from_record({}).accept_refused_hardened_pods is False
+
+
+def test_node_problems_are_blocking_findings_about_the_node() -> None:
+    (finding,) = node_problems("w1", ["cri-dockerd is not installed"], code="preflight-refused", hint="install it")
+    assert finding.blocking and str(finding) == "node w1: error: cri-dockerd is not installed (install it)"
+    assert finding.to_json()["subject"] == {"kind": "node", "name": "w1"}
