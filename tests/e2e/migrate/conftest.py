@@ -78,9 +78,19 @@ def remove_restricted_demo(lab: LabInfo) -> None:
     )
 
 
+def restricted_demo_present(lab: LabInfo) -> bool:
+    name = f"deployment/{render.RESTRICTED_DEPLOYMENT}"
+    found = kubectl(lab, "-n", DEMO, "get", name, "--ignore-not-found", "-o", "name")
+    return bool(found.strip())
+
+
 @pytest.fixture(scope="module", autouse=True)
 def demo_workloads_restored(lab: LabInfo, request: pytest.FixtureRequest) -> Iterator[None]:
+    # A lab built before the restricted Deployment existed is left without it, as found.
+    had_restricted = restricted_demo_present(lab)
     if not getattr(request.module, "KEEPS_RESTRICTED_DEMO", False):
         remove_restricted_demo(lab)
     yield
     restore_demo_workloads(lab)
+    if not had_restricted:
+        remove_restricted_demo(lab)
