@@ -6,6 +6,8 @@ Starts its own etcd + kube-apiserver v1.23.17 on loopback (tests/apiserver_fixtu
 with bounded concurrency (each Node with a kubelet-like status; one pod in 30 from a DaemonSet mounting
 /var/run), then runs the audit in a fresh child process, twice: once plain (wall time, and peak RSS as
 /proc VmHWM against the same child's peak before the audit), once under tracemalloc (peak Python heap).
+The pods of one web ReplicaSet in three set allowPrivilegeEscalation: false, so the hardened-pod scan
+(which also lists every workload) has findings to hold.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def _pod(index: int, nodes: int) -> dict[str, Any]:
             "containers": [
                 {
                     "name": "app",
+                    "securityContext": {"allowPrivilegeEscalation": agent or index % 97 % 3 != 0},
                     "image": "registry.example/app:1.0",
                     "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
                     "env": [{"name": "MODE", "value": "bench"}],
@@ -165,6 +168,7 @@ async def _audit(kubeconfig: Path, chunk_size: int) -> dict[str, Any]:
         "pods": report.pods_seen,
         "verdicts": verdicts,
         "socket_findings": len(report.socket_mounts),
+        "hardened_workloads": len(report.hardened),
         "rss_before_kib": rss_before,
         "rss_peak_kib": _vm_kib("VmHWM"),
     }
@@ -230,6 +234,7 @@ def main() -> None:
             line = (
                 f"{label}: {result['nodes']} nodes, {result['pods']} pods in {result['audit_seconds']:.2f}s; "
                 f"verdicts {result['verdicts']}; socket findings {result['socket_findings']}; "
+                f"hardened workloads {result['hardened_workloads']}; "
                 f"peak RSS {result['rss_peak_kib'] / 1024:.1f} MiB "
                 f"(before audit {result['rss_before_kib'] / 1024:.1f} MiB)"
             )

@@ -102,6 +102,9 @@ def test_sample_workloads_run(lab: LabInfo, kube: Client) -> None:
 
     assert len(by_prefix("web-")) == 3
     assert all(_owner_kind(p) == "ReplicaSet" for p in by_prefix("web-"))
+    # On dockershim the kubelet admits the restricted pods (Docker answers its API version, reference §7.1).
+    restricted = by_prefix("restricted-")
+    assert len(restricted) == 2 and all(_owner_kind(p) == "ReplicaSet" for p in restricted)
     agents = by_prefix("node-agent-")
     assert sorted(p.spec.nodeName for p in agents) == sorted(n.name for n in lab.nodes)
     assert all(_owner_kind(p) == "DaemonSet" for p in agents)

@@ -29,6 +29,7 @@ from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.hardened_pods import ACCEPT_FLAG
 
 T = TypeVar("T")
 
@@ -124,6 +125,38 @@ def render_audit(report: AuditReport, console: Console) -> None:
         console.print(mounts)
     else:
         console.print("No workload mounts a Docker or dockershim socket, or a directory above one.")
+    render_hardened(report, console)
+
+
+def render_hardened(report: AuditReport, console: Console) -> None:
+    refusing = [node.name for node in report.refusing_nodes]
+    if not report.hardened:
+        console.print(
+            "No workload or pod sets allowPrivilegeEscalation: false or a non-default procMount "
+            "(nothing kubelets before 1.24 refuse on cri-dockerd).",
+            highlight=False,
+        )
+        return
+    table = Table(
+        title=f"Hardened workloads ({len(report.hardened)}): pods that kubelets before 1.24 refuse on cri-dockerd",
+        title_justify="left",
+    )
+    for column in ("WORKLOAD", "PODS", "FROM", "REASON", "CONTAINERS"):
+        table.add_column(column, overflow="fold")
+    for workload in report.hardened:
+        table.add_row(
+            workload.label(),
+            str(workload.pods),
+            "template" if workload.template else "pods only",
+            "/".join(workload.reasons),
+            workload.settings(),
+        )
+    console.print(table)
+    console.print(
+        f"Nodes that refuse them on cri-dockerd (kubelet < 1.24): {', '.join(refusing) or 'none'}"
+        + (f" (shimshift migrate refuses these nodes unless {ACCEPT_FLAG})" if refusing else ""),
+        highlight=False,
+    )
 
 
 @click.command("audit")

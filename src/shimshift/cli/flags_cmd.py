@@ -228,14 +228,7 @@ def check_cmd(
         click.echo(
             json.dumps(
                 [
-                    {
-                        "file": f.file,
-                        "line": f.line,
-                        "severity": f.severity.value,
-                        "message": f.message,
-                        "hint": f.hint,
-                        "flag": f.flag,
-                    }
+                    {"file": f.file, "line": f.line, "flag": f.setting, **f.to_json()}
                     for f in findings
                 ],
                 indent=2,

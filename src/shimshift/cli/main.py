@@ -15,8 +15,10 @@ import click
 
 from shimshift import __version__
 from shimshift.adapters.journal import default_path
+from shimshift.cli.findings import guard_screen
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_REFUSED
 from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.hardened_pods import HardenedPodsRefusal
 
 TRACEBACK_FILE = "last-error.txt"
 
@@ -25,6 +27,10 @@ class _Shimshift(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except HardenedPodsRefusal as error:
+            # The guard's refusal is the one that needs a screen: what breaks, which workloads, the ways on.
+            click.echo(guard_screen(error.decision) if error.decision else f"shimshift: {error}", err=True)
+            ctx.exit(EXIT_REFUSED)
         except (Refusal, Unavailable) as error:
             click.echo(f"shimshift: {error}", err=True)
             ctx.exit(EXIT_REFUSED)

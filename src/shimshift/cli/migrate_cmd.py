@@ -15,12 +15,14 @@ from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.cli.diffs import file_diff
+from shimshift.cli.findings import findings_json, findings_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports, write_reports
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
+from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.orchestrator import session
 from shimshift.orchestrator.node_migration import NodeStatus
 
@@ -64,6 +66,16 @@ def _connection(values: dict[str, Any]) -> session.Connection:
         local=values.pop("local"),
         journal=values.pop("journal"),
     )
+
+
+def accept_option(function: F) -> F:
+    return click.option(
+        ACCEPT_FLAG,
+        "accept_refused_hardened_pods",
+        is_flag=True,
+        help="Migrate kubelets before 1.24 although they will refuse pods with allowPrivilegeEscalation: "
+        "false on cri-dockerd (recorded in the journal and the report).",
+    )(function)
 
 
 @click.command()
@@ -114,6 +126,7 @@ def _connection(values: dict[str, Any]) -> session.Connection:
     show_default=True,
     help="Where the JSON and Markdown reports go.",
 )
+@accept_option
 @connection_options
 def migrate(**values: Any) -> None:
     """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
@@ -136,6 +149,7 @@ def migrate(**values: Any) -> None:
         health_timeout=values["health_timeout"],
         install_cri_dockerd=values["install_cri_dockerd"],
         report_dir=values["report_dir"],
+        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
     )
     console = Console(stderr=True)
     progress: FleetProgress | None = None
@@ -233,6 +247,7 @@ def _print_json(data: object) -> None:
 @click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
 @click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@accept_option
 @connection_options
 def plan_command(**values: Any) -> None:
     """Dry run: every file diff, API change and eviction `migrate` would make, in order. Changes nothing."""
@@ -245,6 +260,7 @@ def plan_command(**values: Any) -> None:
         drain=DrainOptions(
             ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
         ),
+        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
     )
     reports = asyncio.run(session.plan(connection, options))
     if values["output"] == "json":
@@ -252,11 +268,11 @@ def plan_command(**values: Any) -> None:
     else:
         for item in reports:
             click.echo(_plan_text(item))
-    sys.exit(EXIT_OK if all(item.problem is None for item in reports) else EXIT_NODES_FAILED)
+    sys.exit(EXIT_NODES_FAILED if any(item.blocked for item in reports) else EXIT_OK)
 
 
 def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
-    data: dict[str, Any] = {"node": item.node, "problem": item.problem}
+    data: dict[str, Any] = {"node": item.node, "problem": item.problem, "findings": findings_json(item.findings)}
     if item.change_set is not None:
         change_set = item.change_set
         data.update(
@@ -284,8 +300,10 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
 
 def _plan_text(item: session.NodePlanReport) -> str:
     lines = [f"== {item.node}"]
+    texts = findings_text(item.findings)
+    lines += [("blocking: " if f.blocking else "note: ") + text for f, text in zip(item.findings, texts, strict=True)]
     if item.problem is not None:
-        return "\n".join([*lines, f"preflight refused: {item.problem}"])
+        return "\n".join(lines)  # the preflight refusal is one of the findings above
     change_set = item.change_set
     assert change_set is not None
     if change_set.noop_reason:

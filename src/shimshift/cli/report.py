@@ -59,7 +59,12 @@ def step_durations(timeline: Iterable[TimelineEntry]) -> list[tuple[str, str, fl
 
 
 def render_json(
-    *, run_id: str, cluster: str, summaries: Iterable[NodeSummary], entries: Iterable[TimelineEntry]
+    *,
+    run_id: str,
+    cluster: str,
+    summaries: Iterable[NodeSummary],
+    entries: Iterable[TimelineEntry],
+    options: Mapping[str, Any] | None = None,
 ) -> str:
     timelines = node_timelines(entries)
     nodes = []
@@ -79,21 +84,43 @@ def render_json(
                 ],
             }
         )
-    return json.dumps({"run": run_id, "cluster": cluster, "nodes": nodes}, indent=2, sort_keys=False) + "\n"
+    data = {"run": run_id, "cluster": cluster, "options": dict(options or {}), "nodes": nodes}
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
 def render_markdown(
-    *, run_id: str, cluster: str, summaries: Iterable[NodeSummary], entries: Iterable[TimelineEntry]
+    *,
+    run_id: str,
+    cluster: str,
+    summaries: Iterable[NodeSummary],
+    entries: Iterable[TimelineEntry],
+    options: Mapping[str, Any] | None = None,
 ) -> str:
     summaries = list(summaries)
     timelines = node_timelines(entries)
-    lines = [f"# shimshift run {run_id}", "", f"Cluster: `{cluster}`", "", "| node | result | note |", "|---|---|---|"]
+    lines = [f"# shimshift run {run_id}", "", f"Cluster: `{cluster}`", ""]
+    lines += _opt_in_lines(options or {})
+    lines += ["| node | result | note |", "|---|---|---|"]
     lines += [f"| {item.node} | {item.status} | {_cell(item.message)} |" for item in summaries]
     for item in summaries:
         lines += ["", f"## {item.node}", "", "| step | result | seconds |", "|---|---|---:|"]
         for step, result, seconds in step_durations(timelines.get(item.node, [])):
             lines.append(f"| {step} | {result} | {'' if seconds is None else f'{seconds:.1f}'} |")
     return "\n".join(lines) + "\n"
+
+
+def _opt_in_lines(options: Mapping[str, Any]) -> list[str]:
+    """The operator's opt-ins, said plainly: each one is a known breakage they accepted."""
+    if not options.get("accept_refused_hardened_pods"):
+        return []
+    accepted = options.get("accepted_hardened_workloads") or []
+    named = ", ".join(f"`{name}`" for name in accepted) if accepted else "none found when the run began"
+    return [
+        "**Opt-in `--accept-refused-hardened-pods`**: the operator accepted that kubelets before 1.24 on "
+        "cri-dockerd refuse pods with `allowPrivilegeEscalation: false` (reason NoNewPrivs) until they are "
+        f"upgraded to 1.24+. Hardened workloads at the start of the run: {named}.",
+        "",
+    ]
 
 
 def _cell(text: str) -> str:
@@ -107,9 +134,11 @@ def run_reports(journal: Journal, run_id: str, cluster: str, result: FleetResult
         for record in journal.timeline(run_id)
     ]
     summaries = summaries_from(entries, result)
+    run = journal.run(run_id)
+    options = run.options if run is not None else {}
     return (
-        render_json(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries),
-        render_markdown(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries),
+        render_json(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries, options=options),
+        render_markdown(run_id=run_id, cluster=cluster, summaries=summaries, entries=entries, options=options),
     )
 
 

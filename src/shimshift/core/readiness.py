@@ -9,11 +9,10 @@ Each finding names the file and line. Pure: the files come in as bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from shimshift.core.dropin import cri_dockerd_exec_start
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import group_flags
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
@@ -38,23 +37,20 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class Severity(Enum):
-    ERROR = "error"  # the kubelet will not start, or will run on the wrong runtime
-    WARNING = "warning"  # works today, changes or breaks later
+__all__ = ["Finding", "Severity", "check_readiness"]
 
 
-@dataclass(frozen=True)
-class Finding:
-    file: str | None
-    line: int | None
-    severity: Severity
-    message: str
-    hint: str
-    flag: str | None = None
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where or '-'}: {self.severity.value}: {self.message} ({self.hint})"
+def _finding(
+    code: str,
+    file: str | None,
+    line: int | None,
+    severity: Severity,
+    message: str,
+    hint: str,
+    flag: str | None = None,
+) -> Finding:
+    subject = Subject.of_file(file, line) if file else None
+    return Finding(severity, code, message, subject, hint, flag)
 
 
 def check_readiness(
@@ -98,7 +94,8 @@ def _flag_findings(view: NodeView, target: KubeletVersion) -> list[Finding]:
             else:
                 hint = "delete it"
             out.append(
-                Finding(
+                _finding(
+                    "flag-removed",
                     f.file,
                     f.line,
                     Severity.ERROR,
@@ -110,7 +107,8 @@ def _flag_findings(view: NodeView, target: KubeletVersion) -> list[Finding]:
         elif status is FlagStatus.DEPRECATED:
             removal = f"; removed in 1.{rule.removed}" if rule.removed is not None else ""
             out.append(
-                Finding(
+                _finding(
+                    "flag-deprecated",
                     f.file,
                     f.line,
                     Severity.WARNING,
@@ -133,7 +131,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
         if runtime is None or runtime.value == "docker":
             if flag is not None and flag.value and not is_dockershim_endpoint(flag.value):
                 out.append(
-                    Finding(
+                    _finding(
+                        "endpoint-without-remote",
                         flag.file,
                         flag.line,
                         Severity.ERROR,
@@ -152,7 +151,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
         and flag_status(runtime.name, target.minor) is not (FlagStatus.REMOVED)
     ):
         out.append(
-            Finding(
+            _finding(
+                "runtime-not-remote",
                 runtime.file,
                 runtime.line,
                 Severity.ERROR,
@@ -164,7 +164,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
         )
     if field is not None and facts.endpoint_home is EndpointHome.FLAG and config is not None:
         out.append(
-            Finding(
+            _finding(
+                "config-field-ignored",
                 config.path,
                 config.line_of("containerRuntimeEndpoint"),
                 Severity.WARNING,
@@ -184,7 +185,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
     if endpoint is None:
         if facts.default_endpoint == CONTAINERD_SOCKET:
             out.append(
-                Finding(
+                _finding(
+                    "no-endpoint-containerd-default",
                     where[0],
                     where[1],
                     Severity.ERROR,
@@ -196,7 +198,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
             )
         else:
             out.append(
-                Finding(
+                _finding(
+                    "no-endpoint",
                     where[0],
                     where[1],
                     Severity.ERROR,
@@ -209,7 +212,8 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
         return None
     if is_dockershim_endpoint(endpoint):
         out.append(
-            Finding(
+            _finding(
+                "dockershim-endpoint",
                 where[0],
                 where[1],
                 Severity.ERROR,
@@ -238,7 +242,8 @@ def _cri_dockerd_findings(
     out: list[Finding] = []
     if version is not None and not cri_dockerd_serves(target, version):
         out.append(
-            Finding(
+            _finding(
+                "cri-api-skew",
                 None,
                 None,
                 Severity.ERROR,
@@ -256,7 +261,8 @@ def _cri_dockerd_findings(
         theirs = settings.get("--pod-infra-container-image") or (facts.default_pause_image if facts else None)
         if theirs is not None and theirs != pause.value:
             out.append(
-                Finding(
+                _finding(
+                    "pause-image-drift",
                     pause.file,
                     pause.line,
                     Severity.WARNING,
@@ -290,7 +296,8 @@ def _cgroup_findings(
     if facts_for(target).cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
         return []  # KubeletCgroupDriverFromCRI: the kubelet takes Docker's driver from cri-dockerd (§2)
     return [
-        Finding(
+        _finding(
+            "cgroup-driver-mismatch",
             file,
             line,
             Severity.ERROR,

@@ -450,7 +450,8 @@ def _nodes_not_ready(cp: LabNode, nodes: Sequence[LabNode]) -> str | None:
 
 def _wait_workloads(cp: LabNode, *, first_worker: str) -> None:
     ns = ["-n", DEMO_NAMESPACE]
-    for what in ("deployment/web", "deployment/scratch", "daemonset/node-agent", "statefulset/db"):
+    deployments = ("deployment/web", "deployment/scratch", f"deployment/{render.RESTRICTED_DEPLOYMENT}")
+    for what in (*deployments, "daemonset/node-agent", "statefulset/db"):
         kubectl(cp.name, ["rollout", "status", *ns, what, "--timeout=180s"], timeout=200)
     kubectl(cp.name, ["wait", *ns, "--for=condition=complete", "job/once", "--timeout=120s"], timeout=140)
     kubectl(cp.name, ["wait", *ns, "--for=condition=Ready", "pod/bare", "--timeout=120s"], timeout=140)

@@ -238,6 +238,22 @@ def known_hosts(host_keys: Mapping[LabNode, Sequence[str]]) -> str:
 _SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
 
+RESTRICTED_DEPLOYMENT = "restricted"
+# The restricted Pod Security Standard: non-root (the busybox image would run as root, so a uid is set),
+# RuntimeDefault seccomp, no privilege escalation, every capability dropped, and a read-only root.
+RESTRICTED_POD_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": 65534,
+    "runAsGroup": 65534,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_CONTAINER_CONTEXT = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
 def _container(name: str, command: Sequence[str] = _SLEEP, **extra: Any) -> dict[str, Any]:
     return {
         "name": name,
@@ -274,7 +290,10 @@ def workloads(*, first_worker: str) -> str:
 
     Workloads stay off the control plane (kubeadm's NoSchedule taint is kept, as on a real cluster),
     except the DaemonSet, which tolerates it and so runs on every node. The bare pod, the emptyDir pod
-    and the Job lean towards the first worker so that draining it meets every rule at once.
+    and the Job lean towards the first worker so that draining it meets every rule at once. The
+    ``restricted`` Deployment meets the restricted Pod Security Standard, whose
+    ``allowPrivilegeEscalation: false`` kubelets before 1.24 refuse on cri-dockerd (reference §7.1): it is
+    what the migrate guard must find.
     """
     ns = DEMO_NAMESPACE
 
@@ -302,6 +321,28 @@ def workloads(*, first_worker: str) -> str:
             "kind": "PodDisruptionBudget",
             "metadata": meta("web"),
             "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": meta(RESTRICTED_DEPLOYMENT, app=RESTRICTED_DEPLOYMENT),
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}},
+                "template": {
+                    "metadata": {"labels": {"app": RESTRICTED_DEPLOYMENT}},
+                    "spec": _pod_spec(
+                        [_container("app", securityContext=RESTRICTED_CONTAINER_CONTEXT)],
+                        securityContext=RESTRICTED_POD_CONTEXT,
+                    ),
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": meta(RESTRICTED_DEPLOYMENT),
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}}},
         },
         {
             "apiVersion": "apps/v1",

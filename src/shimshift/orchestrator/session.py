@@ -18,14 +18,17 @@ from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
 from shimshift.adapters.kube.nodes import get_node
+from shimshift.adapters.kube.workloads import kubelet_versions, scan_hardened_workloads
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding, node_problems
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
 from shimshift.core.fleet import Phase as FleetPhase
+from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
@@ -72,6 +75,9 @@ class MigrateOptions:
     health_timeout: float = 300.0
     install_cri_dockerd: Path | None = None
     report_dir: Path = Path("shimshift-reports")
+    # The operator accepts that kubelets < 1.24 on cri-dockerd refuse pods with allowPrivilegeEscalation:
+    # false (core/hardened_pods.py); without it the guard refuses those nodes before anything changes.
+    accept_refused_hardened_pods: bool = False
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -126,7 +132,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
         return found
     if not options.all_nodes and options.selector is None:
         raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
-    report = await audit_cluster(client, selector=options.selector)
+    report = await audit_cluster(client, selector=options.selector, hardened=False)
     return [
         FleetNode(audit.name, audit.role == "control-plane")
         for audit in report.nodes
@@ -175,7 +181,11 @@ async def migrate(
                 max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
             )
             if run is None:
-                run = journal.begin_run(identity, options=options.to_record())
+                # The guard is decided before a run begins (a resume finishes what that decision allowed).
+                decision = await guard_hardened_pods(client, selected, options)
+                if decision.blocked:
+                    raise HardenedPodsRefusal.of(decision)
+                run = journal.begin_run(identity, options={**options.to_record(), **_guard_record(decision)})
             if on_plan is not None:
                 on_plan(selected)
             try:
@@ -245,7 +255,27 @@ def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
         health_timeout=float(record.get("health_timeout", 300.0)),
         install_cri_dockerd=Path(record["install_cri_dockerd"]) if record.get("install_cri_dockerd") else None,
         report_dir=Path(record.get("report_dir", "shimshift-reports")),
+        accept_refused_hardened_pods=bool(record.get("accept_refused_hardened_pods", False)),
     )
+
+
+async def guard_hardened_pods(client: Any, selected: list[FleetNode], options: MigrateOptions) -> GuardDecision:
+    """The guard's facts from the cluster (the selected nodes' kubelets, the hardened workloads), decided
+    by core before the run touches any node."""
+    versions = await kubelet_versions(client, [node.name for node in selected]) if selected else {}
+    workloads = await scan_hardened_workloads(client) if selected else []
+    return decide_guard(
+        nodes=[(node.name, versions.get(node.name, "")) for node in selected],
+        workloads=workloads,
+        accepted=options.accept_refused_hardened_pods,
+    )
+
+
+def _guard_record(decision: GuardDecision) -> dict[str, Any]:
+    """What the journal keeps of an accepted guard: the workloads the operator accepted, for the report."""
+    if not decision.refused_nodes:
+        return {}
+    return {"accepted_hardened_workloads": [workload.label() for workload in decision.workloads]}
 
 
 def _drain_from_record(record: dict[str, str], defaults: DrainOptions) -> DrainOptions:
@@ -296,6 +326,11 @@ class NodePlanReport:
     change_set: ChangeSet | None
     drain: DrainResult | None
     problem: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        return self.problem is not None or any(finding.blocking for finding in self.findings)
 
 
 async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlanReport]:
@@ -310,6 +345,8 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
             max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
         )
         cluster = KubeCluster(client, options.drain)
+        guard = await guard_hardened_pods(client, selected, options)
+        findings = {finding.subject.name: [finding] for finding in guard.findings if finding.subject is not None}
         async with node_pool(connection) as pool:
             for name in [name for phase in phases for name in phase.nodes]:
                 try:
@@ -317,10 +354,11 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     migration = _migration(name, cluster, access, MemoryJournal(), options)
                     change_set = await migration.preflight()
                 except (Refusal, StepFailed) as error:
-                    reports.append(NodePlanReport(name, None, None, _message(error)))
+                    refused = node_problems(name, [_message(error)], code="preflight-refused")
+                    reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
                     continue
                 drain = await plan_drain(client, name, options.drain)
-                reports.append(NodePlanReport(name, change_set, drain))
+                reports.append(NodePlanReport(name, change_set, drain, findings=findings.get(name, [])))
     return reports
 
 

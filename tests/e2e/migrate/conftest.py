@@ -1,6 +1,11 @@
 """Migration tests drain nodes for real, with --force and --delete-emptydir-data as an operator of the
 lab would: the bare pod and the completed Job's pod are then gone for good. Each module puts the demo
-workloads back afterwards so later tests find the lab as `lab up` left it."""
+workloads back afterwards so later tests find the lab as `lab up` left it.
+
+The `restricted` Deployment (allowPrivilegeEscalation: false) makes `migrate` refuse every 1.23 node, and
+once its pods are refused on a migrated node its PodDisruptionBudget can block the drains of the nodes
+after it. Modules about the migration's mechanics therefore start without it (it comes back with the
+rest); a module that is about it sets ``KEEPS_RESTRICTED_DEMO = True``."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import pytest
 
 from shimshift.lab import render
 
-from .helpers import DEMO, KUBECTL
+from .helpers import DEMO, KUBECTL, kubectl, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -32,7 +37,8 @@ def restore_demo_workloads(lab: LabInfo) -> None:
     subprocess.run(
         [*base, "apply", "-f", "-"], input=manifests, text=True, check=True, capture_output=True, timeout=120
     )
-    for what in ("deployment/web", "deployment/scratch", "daemonset/node-agent", "statefulset/db"):
+    deployments = ("deployment/web", "deployment/scratch", f"deployment/{render.RESTRICTED_DEPLOYMENT}")
+    for what in (*deployments, "daemonset/node-agent", "statefulset/db"):
         subprocess.run(
             [*base, "-n", DEMO, "rollout", "status", what, "--timeout=240s"],
             check=True,
@@ -53,7 +59,38 @@ def restore_demo_workloads(lab: LabInfo) -> None:
     )
 
 
+def remove_restricted_demo(lab: LabInfo) -> None:
+    base = [str(KUBECTL), "--kubeconfig", str(lab.kubeconfig), "-n", DEMO]
+    for kind in ("deployment", "poddisruptionbudget"):
+        subprocess.run(
+            [*base, "delete", kind, render.RESTRICTED_DEPLOYMENT, "--ignore-not-found", "--wait"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    # Its pods are gone before the module's first drain or audit looks at the namespace (`kubectl wait
+    # --for=delete -l` fails when nothing matches, so poll).
+    selector = f"app={render.RESTRICTED_DEPLOYMENT}"
+    wait_until(
+        lambda: not kubectl(lab, "-n", DEMO, "get", "pods", "-l", selector, "-o", "name").strip(),
+        timeout=120,
+        what="the restricted Deployment's pods to be gone",
+    )
+
+
+def restricted_demo_present(lab: LabInfo) -> bool:
+    name = f"deployment/{render.RESTRICTED_DEPLOYMENT}"
+    found = kubectl(lab, "-n", DEMO, "get", name, "--ignore-not-found", "-o", "name")
+    return bool(found.strip())
+
+
 @pytest.fixture(scope="module", autouse=True)
-def demo_workloads_restored(lab: LabInfo) -> Iterator[None]:
+def demo_workloads_restored(lab: LabInfo, request: pytest.FixtureRequest) -> Iterator[None]:
+    # A lab built before the restricted Deployment existed is left without it, as found.
+    had_restricted = restricted_demo_present(lab)
+    if not getattr(request.module, "KEEPS_RESTRICTED_DEMO", False):
+        remove_restricted_demo(lab)
     yield
     restore_demo_workloads(lab)
+    if not had_restricted:
+        remove_restricted_demo(lab)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.core.steps import kubelet_args
 
 if TYPE_CHECKING:
@@ -213,6 +214,15 @@ def run_until_then_kill(
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+
+
+def recorded_runs(journal: Path) -> list[RunRecord]:
+    """Every run the journal holds (a refused command must leave none)."""
+    opened = Journal(journal)
+    try:
+        return opened.runs()
+    finally:
+        opened.close()
 
 
 def run_finished(journal: Path) -> bool:

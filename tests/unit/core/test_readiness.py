@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import Subject
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
 from shimshift.core.node_plan import apply_changes, plan_node
 from shimshift.core.readiness import Finding, Severity, check_readiness
@@ -39,13 +40,13 @@ def migrated(minor: int = 23) -> dict[str, bytes | None]:
 @pytest.mark.parametrize("target", MINORS)
 def test_dockershim_node_against_every_target(target: int) -> None:
     findings = check(dockershim_node(23), target)
-    flags = {(f.flag, f.severity) for f in findings}
+    flags = {(f.setting, f.severity) for f in findings}
     if target <= 23:
         assert errors(findings) == []  # dockershim still there
         assert (("--network-plugin", Severity.WARNING) in flags) is (target >= 21)
     else:
         assert ("--network-plugin", Severity.ERROR) in flags
-        net = next(f for f in findings if f.flag == "--network-plugin")
+        net = next(f for f in findings if f.setting == "--network-plugin")
         assert (net.file, net.line) == (KUBEADM_FLAGS_ENV, 1)
         # No endpoint: dockershim gone (1.24-1.26) or containerd by default (1.27+).
         runtime = [f for f in errors(findings) if "endpoint" in f.message]
@@ -57,13 +58,13 @@ def test_dockershim_node_against_every_target(target: int) -> None:
 @pytest.mark.parametrize("target", MINORS)
 def test_migrated_node_against_every_target(target: int) -> None:
     findings = check(migrated(23), target, cri_dockerd_version="0.3.16", docker_cgroup_driver="systemd")
-    bad = {f.flag for f in errors(findings)}
+    bad = {f.setting for f in errors(findings)}
     if target <= 23:
         assert findings == []
     elif target <= 26:
         # --container-runtime=remote is deprecated but accepted until 1.27.
         assert bad == set()
-        assert {f.flag for f in findings} == {"--container-runtime", "--pod-infra-container-image"}
+        assert {f.setting for f in findings} == {"--container-runtime", "--pod-infra-container-image"}
     else:
         expected = {"--container-runtime"} | ({"--pod-infra-container-image"} if target >= 35 else set())
         assert bad == expected
@@ -148,5 +149,6 @@ def test_refused_input_and_version() -> None:
 
 
 def test_finding_text() -> None:
-    f = Finding("/f", 3, Severity.ERROR, "bad", "fix it", "--x")
+    f = Finding(Severity.ERROR, "x", "bad", Subject.of_file("/f", 3), "fix it", "--x")
     assert str(f) == "/f:3: error: bad (fix it)"
+    assert (f.file, f.line, f.setting) == ("/f", 3, "--x")

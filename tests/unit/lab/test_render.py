@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from shimshift.core.errors import Refusal
+from shimshift.core.hardened_pods import TEMPLATE_PATHS, HardenedScan
 from shimshift.lab import render
 from shimshift.lab.model import LabSpec, plan_nodes
 
@@ -144,11 +145,15 @@ def test_workloads_cover_every_drain_rule_and_never_pull() -> None:
         ("Pod", "bare"),
         ("Deployment", "scratch"),
         ("Job", "once"),
+        ("Deployment", "restricted"),
+        ("PodDisruptionBudget", "restricted"),
     } <= kinds
     by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     assert by["Deployment", "web"]["spec"]["replicas"] == 3
     assert by["PodDisruptionBudget", "web"]["spec"]["minAvailable"] == 2
     assert by["StatefulSet", "db"]["spec"]["replicas"] == 2
+    assert by["Deployment", "restricted"]["spec"]["replicas"] == 2
+    assert by["PodDisruptionBudget", "restricted"]["spec"]["minAvailable"] == 1
     assert by["Service", "db"]["spec"]["clusterIP"] == "None"
     scratch = by["Deployment", "scratch"]["spec"]["template"]["spec"]
     assert scratch["volumes"] == [{"name": "scratch", "emptyDir": {}}]
@@ -171,3 +176,21 @@ def test_routes_unit_adds_every_route_at_boot() -> None:
     assert f"ExecStart=/usr/sbin/ip route replace 10.244.0.0/24 via {CP.ip}" in unit
     assert "Type=oneshot" in unit
     assert "WantedBy=multi-user.target" in unit
+
+
+def test_restricted_deployment_meets_the_restricted_profile_and_is_refused_by_the_old_kubelet() -> None:
+    docs = list(yaml.safe_load_all(render.workloads(first_worker=W1.name)))
+    deployment = next(d for d in docs if (d["kind"], d["metadata"]["name"]) == ("Deployment", "restricted"))
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for container in spec["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+    scan = HardenedScan()
+    for doc in docs:
+        if doc["kind"] in TEMPLATE_PATHS:
+            scan.add_workload(doc["kind"], doc)
+    assert [(w.kind, w.name) for w in scan.result()] == [("Deployment", "restricted")]

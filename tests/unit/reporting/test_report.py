@@ -40,3 +40,19 @@ def test_markdown_report_escapes_cells() -> None:
     text = render_markdown(run_id="r1", cluster="c", summaries=[NodeSummary("w1", "failed", "a|b")], entries=ENTRIES)
     assert "| w1 | failed | a\\|b |" in text
     assert "| drain | failed | 30.0 |" in text
+
+
+def test_opt_in_in_both_reports() -> None:
+    options = {
+        "accept_refused_hardened_pods": True,
+        "accepted_hardened_workloads": ["Deployment shimshift-demo/restricted"],
+    }
+    summaries = [NodeSummary("w1", "migrated")]
+    data = json.loads(render_json(run_id="r1", cluster="c", summaries=summaries, entries=ENTRIES, options=options))
+    assert data["options"]["accept_refused_hardened_pods"] is True
+    text = render_markdown(run_id="r1", cluster="c", summaries=summaries, entries=ENTRIES, options=options)
+    assert "**Opt-in `--accept-refused-hardened-pods`**" in text
+    assert "`Deployment shimshift-demo/restricted`" in text
+    plain = {"accept_refused_hardened_pods": False}
+    without = render_markdown(run_id="r1", cluster="c", summaries=summaries, entries=ENTRIES, options=plain)
+    assert "Opt-in" not in without

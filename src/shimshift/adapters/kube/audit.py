@@ -11,11 +11,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shimshift.adapters.kube.client import JSON, list_pages
+from shimshift.adapters.kube.workloads import feed_workloads
 from shimshift.core.drain import MIRROR_POD_ANNOTATION
+from shimshift.core.findings import Finding
+from shimshift.core.hardened_pods import (
+    HardenedScan,
+    HardenedWorkload,
+    kubelet_checks_runtime_version,
+    workload_findings,
+)
 from shimshift.core.runtime_detect import (
     HostPathVolume,
     NodeFacts,
     PodMounts,
+    Runtime,
     RuntimeVerdict,
     SocketMount,
     classify_runtime,
@@ -67,10 +76,31 @@ class AuditReport:
     nodes: list[NodeAudit] = field(default_factory=list)
     socket_mounts: list[SocketMount] = field(default_factory=list)
     pods_seen: int = 0
+    hardened: list[HardenedWorkload] = field(default_factory=list)
+
+    @property
+    def refusing_nodes(self) -> list[NodeAudit]:
+        """Nodes whose kubelet (< 1.24, on Docker) refuses hardened pods on cri-dockerd: now, or once migrated."""
+        docker = (Runtime.DOCKERSHIM, Runtime.CRI_DOCKERD)
+        return [
+            node
+            for node in self.nodes
+            if node.runtime.runtime in docker and kubelet_checks_runtime_version(node.kubelet_version)
+        ]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return workload_findings(self.hardened, affected_nodes=len(self.refusing_nodes))
 
     def to_json(self) -> dict[str, Any]:
         return {
             "nodes": [node.to_json() for node in self.nodes],
+            "hardenedPods": {
+                "count": len(self.hardened),
+                "refusingNodes": [node.name for node in self.refusing_nodes],
+                "workloads": [workload.to_json() for workload in self.hardened],
+            },
+            "findings": [finding.to_json() for finding in self.findings],
             "socketMounts": [
                 {
                     "workload": m.workload,
@@ -133,8 +163,10 @@ async def audit_cluster(
     selector: str | None = None,
     chunk_size: int = 500,
     on_progress: Callable[[str, int], None] | None = None,
+    hardened: bool = True,
 ) -> AuditReport:
-    """Audit every node (or those matching the label ``selector``) and the pods on them."""
+    """Audit every node (or those matching the label ``selector``) and the pods on them; with ``hardened``,
+    also every workload and pod of the cluster that kubelets < 1.24 refuse on cri-dockerd."""
     report = AuditReport()
     params = {"labelSelector": selector} if selector else {}
     by_name: dict[str, NodeAudit] = {}
@@ -156,9 +188,12 @@ async def audit_cluster(
             on_progress("nodes", len(by_name))
 
     seen: dict[tuple[str, str], SocketMount] = {}
+    scan = HardenedScan()
 
-    def take(pods: list[JSON]) -> None:
+    def take(pods: list[JSON], *, all_pods: bool) -> None:
         for pod in pods:
+            if all_pods and hardened:
+                scan.add_pod(pod)
             node_name = pod.get("spec", {}).get("nodeName")
             audit = by_name.get(node_name) if node_name else None
             if audit is None:
@@ -176,12 +211,20 @@ async def audit_cluster(
         for name in by_name:
             node_params = {"fieldSelector": f"spec.nodeName={name}"}
             async for page in list_pages(client, "/api/v1/pods", params=node_params, chunk_size=chunk_size):
-                take(page)
+                take(page, all_pods=False)
+        if hardened:
+            # Hardened pods matter wherever they are (and unbound): any of them may land on a migrated node.
+            async for page in list_pages(client, "/api/v1/pods", chunk_size=chunk_size):
+                for pod in page:
+                    scan.add_pod(pod)
     else:
         async for page in list_pages(client, "/api/v1/pods", chunk_size=chunk_size):
-            take(page)
+            take(page, all_pods=True)
             if on_progress is not None:
                 on_progress("pods", report.pods_seen)
+    if hardened:
+        await feed_workloads(client, scan, chunk_size=chunk_size)
+        report.hardened = scan.result()
 
     report.nodes = sorted(by_name.values(), key=lambda node: node.name)
     report.socket_mounts = sorted(seen.values(), key=lambda mount: (mount.workload, mount.path))
