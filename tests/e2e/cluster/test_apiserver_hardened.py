@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import yaml
 from click.testing import CliRunner, Result
 
@@ -28,6 +29,8 @@ from tests.apiserver_fixture import free_port
 from tests.e2e.migrate.helpers import recorded_runs
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from tests.apiserver_fixture import LocalApiServer
     from tests.kube_world import World
 
@@ -48,6 +51,32 @@ def template(labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
 
 async def create(world: World, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return await world.call("POST", path.format(ns=world.namespace), body)
+
+
+# Every collection hardened_objects fills; the API server is shared by the whole session, and other tests'
+# `migrate` runs must not meet this module's hardened workloads in the guard.
+COLLECTIONS = (
+    "/apis/apps/v1/namespaces/{ns}/deployments",
+    "/apis/apps/v1/namespaces/{ns}/replicasets",
+    "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    "/apis/apps/v1/namespaces/{ns}/daemonsets",
+    "/apis/batch/v1/namespaces/{ns}/jobs",
+    "/apis/batch/v1/namespaces/{ns}/cronjobs",
+    "/api/v1/namespaces/{ns}/pods",
+)
+
+
+@pytest.fixture
+async def world(world: World) -> AsyncIterator[World]:
+    yield world
+    for path in COLLECTIONS:
+        # No kubelet and no garbage collector here: delete every object now, pods without a grace period,
+        # and Jobs not orphaning (batch/v1's default adds an orphan finalizer only the collector removes).
+        await world.call(
+            "DELETE",
+            path.format(ns=world.namespace),
+            {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "propagationPolicy": "Background"},
+        )
 
 
 async def hardened_objects(world: World) -> None:
