@@ -3,8 +3,8 @@
 Why SQLite in WAL mode with ``synchronous=FULL``: ../shared/reference/python-dependencies.md §4.5. In WAL
 mode a commit survives an application crash whatever the setting; FULL also makes it survive a power
 loss once the disk honours fsync. Each record is one small ``BEGIN IMMEDIATE`` transaction. WAL needs
-every process on one host, so the journal lives under the local state directory
-(``$XDG_STATE_HOME/shimshift/journal.sqlite``, default ``~/.local/state/shimshift/journal.sqlite``).
+every process on one host, so the journal lives in the local state directory (adapters/state_dir.py:
+``$XDG_STATE_HOME/shimshift/journal.sqlite``, default ``~/.local/state/shimshift/journal.sqlite``).
 
 One run drives a cluster at a time. The lock is ``flock(2)`` on a per-cluster lock file next to the
 database, held for the run's lifetime: the kernel releases it when the process dies, even by SIGKILL,
@@ -37,6 +37,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from shimshift.adapters.state_dir import journal_path, state_dir
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -126,9 +127,8 @@ class StepRecord:
 
 
 def default_path() -> Path:
-    """``$XDG_STATE_HOME/shimshift/journal.sqlite`` (XDG default: ~/.local/state)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "shimshift" / "journal.sqlite"
+    """``journal.sqlite`` in the state directory (``$XDG_STATE_HOME/shimshift`` unless overridden)."""
+    return journal_path(state_dir())
 
 
 class Journal:
