@@ -1,9 +1,9 @@
 """CriClient against a REAL cri-dockerd on this machine, talking to this machine's dockerd.
 
-cri-dockerd is the binary built into /var/cache/shimshift/bin/cri-dockerd-v<version>/ (lab/build;
-override with SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root
-directory, the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on
-a node whose CNI is missing) and its streaming server on loopback.
+cri-dockerd is the binary built into /var/cache/shimshift/bin/cri-dockerd-v<version>/
+(src/shimshift/lab/assets/build; override with SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a
+temp directory, with its own root directory, the cni network plugin and an EMPTY CNI config directory
+(so NetworkReady is false, as on a node whose CNI is missing) and its streaming server on loopback.
 
 Matrix:
 - Version: runtime_name "docker", API v1, runtime_version = this dockerd's version.
@@ -56,7 +56,7 @@ def _find_cri_dockerd() -> Path:
     if not found:
         pytest.fail(
             f"no cri-dockerd binary under {BIN_CACHE}/cri-dockerd-v*/: build it with "
-            "lab/build/build-cri-dockerd.sh (or set SHIMSHIFT_CRI_DOCKERD)"
+            "src/shimshift/lab/assets/build/build-cri-dockerd.sh (or set SHIMSHIFT_CRI_DOCKERD)"
         )
     return found[-1]
 
