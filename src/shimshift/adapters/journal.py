@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -43,6 +44,7 @@ from shimshift.core.errors import Refusal
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
+_log = logging.getLogger(__name__)
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -291,6 +293,8 @@ class Journal:
                 )
             seq = cursor.lastrowid
             assert seq is not None
+            # Names only: a detail can hold whole node files (the plan), which have no place in a log.
+            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, Phase(phase).value)
             return StepRecord(seq, run_id, node, step, Phase(phase), json.loads(detail_json), now)
 
     def step_started(
