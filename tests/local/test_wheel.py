@@ -78,3 +78,14 @@ def test_lab_build_scripts_ship_as_package_data(wheel: InstalledWheel) -> None:
         assert shipped.read_bytes() == source.read_bytes(), relative
         assert os.access(shipped, os.X_OK) == os.access(source, os.X_OK), relative
     assert os.access(installed / "build" / "build-kubernetes.sh", os.X_OK)
+
+
+def test_bash_completion_of_the_installed_command(wheel: InstalledWheel) -> None:
+    # What a user's ~/.bashrc line does, then what bash does on `shimshift mig<TAB>`.
+    script = (
+        'eval "$(_SHIMSHIFT_COMPLETE=bash_source shimshift)"; COMP_WORDS=(shimshift mig); COMP_CWORD=1; '
+        '_shimshift_completion shimshift; printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    result = wheel.run("bash", "-c", script)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["migrate"]
