@@ -33,7 +33,10 @@ def main(context: click.Context, state_directory: Path | None, verbose: bool) ->
     state = state_directory.expanduser() if state_directory is not None else state_dir()
     log_file = None
     if verbose:
-        debug_log = start_debug_log(logs_dir(state), sys.argv)
+        try:
+            debug_log = start_debug_log(logs_dir(state), sys.argv)
+        except OSError as error:
+            raise click.ClickException(f"cannot write the debug log in {logs_dir(state)}: {error.strerror}") from error
         # Said first, so the path is on screen even when the command then fails.
         click.echo(f"shimshift: debug log: {debug_log.path}", err=True)
         context.call_on_close(debug_log.stop)

@@ -18,7 +18,7 @@ from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
-from shimshift.cli.report_files import run_report_html, write_reports
+from shimshift.cli.report_files import ReportFiles, run_report_html, write_reports
 from shimshift.cli.settings import current_state_dir
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
@@ -183,7 +183,13 @@ def migrate(**values: Any) -> None:
     assert options.report_dir is not None
     journal = Journal(connection.journal)
     try:
-        files = write_reports(journal, summary.run_id, summary.cluster, options.report_dir, summary.result)
+        files: ReportFiles | None = write_reports(
+            journal, summary.run_id, summary.cluster, options.report_dir, summary.result
+        )
+    except OSError as error:
+        # The nodes are done and the journal has every step: say so in one line rather than a traceback.
+        click.echo(f"shimshift: cannot write the reports in {options.report_dir}: {error.strerror}", err=True)
+        files = None
     finally:
         journal.close()
     result = summary.result
@@ -194,8 +200,11 @@ def migrate(**values: Any) -> None:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no node"
     click.echo(f"run {summary.run_id}: {text}")
-    click.echo(f"report: {files.html}")
-    click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
+    if files is not None:
+        click.echo(f"report: {files.html}")
+        click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
+    else:
+        click.echo(f"report: shimshift report --run {summary.run_id} -o html > report.html")
     ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 

@@ -113,3 +113,12 @@ def test_without_verbose_no_log_is_written(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--state-dir", str(state), "lab", "status", "--dir", str(tmp_path / "lab")])
     assert "debug log" not in result.stderr
     assert not (state / "logs").exists()
+
+
+def test_an_unwritable_log_directory_is_one_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "logs").write_text("a file where the log directory should be")
+    result = CliRunner().invoke(main, ["--state-dir", str(state), "-v", "lab", "status", "--dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: cannot write the debug log in {state / 'logs'}: File exists"
