@@ -204,7 +204,7 @@ def migrate(**values: Any) -> None:
         click.echo(f"report: {files.html}")
         click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
     else:
-        click.echo(f"report: shimshift report --run {summary.run_id} -o html > report.html")
+        click.echo(f"report: not written; the journal has it: shimshift report --run {summary.run_id} -o html")
     ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
+
 if TYPE_CHECKING:
     from shimshift.adapters.journal import Journal
     from shimshift.orchestrator.fleet import FleetResult
@@ -134,7 +136,7 @@ def summaries_from(entries: list[TimelineEntry], result: FleetResult | None) -> 
 def _summary_from_records(last: TimelineEntry, first_failure: TimelineEntry | None) -> NodeSummary:
     """A node's outcome read back from its records, in the words NodeStatus uses where they apply."""
     message = str((first_failure.detail or {}).get("message", "")) if first_failure else ""
-    if last.phase == "finished" and last.step == "rollback:uncordon":
+    if last.phase == "finished" and last.step == f"{ROLLBACK_PREFIX}uncordon":
         return NodeSummary(last.node, "rolled-back", message)
     if last.phase == "finished" and last.step == "uncordon":
         return NodeSummary(last.node, "migrated")

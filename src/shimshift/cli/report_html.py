@@ -18,8 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from shimshift.cli.report import NodeSummary, TimelineEntry, node_timelines
+from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
-ROLLBACK_PREFIX = "rollback:"  # the step machine's name prefix for rollback steps (node_migration.py)
 _ENDS = {"finished", "failed"}
 # Drawing geometry, in SVG user units (the SVG scales to the page width).
 _LABEL_WIDTH = 230
