@@ -5,7 +5,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 debian_packages=(docker.io iptables debootstrap etcd-server containernetworking-plugins openssh-client openssh-server sudo
-                 busybox-static socat conntrack iproute2 git gcc libc6-dev)
+                 busybox-static socat conntrack iproute2 git gcc libc6-dev
+                 chromium)  # chromium: headless, for the test that opens the HTML report
 missing=()
 for p in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

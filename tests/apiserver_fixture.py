@@ -59,7 +59,7 @@ def k8s_binary(name: str) -> Path:
             return directory / name
     raise RuntimeError(
         f"{name} not found in {', '.join(map(str, K8S_BIN_DIRS))}: build the lab binaries first "
-        "(lab/build/build-kubernetes.sh) or point SHIMSHIFT_K8S_BIN at a directory that has it"
+        "(shimshift/lab/assets/build/build-kubernetes.sh) or point SHIMSHIFT_K8S_BIN at a directory that has it"
     )
 
 

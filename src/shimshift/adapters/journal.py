@@ -3,8 +3,8 @@
 Why SQLite in WAL mode with ``synchronous=FULL``: ../shared/reference/python-dependencies.md §4.5. In WAL
 mode a commit survives an application crash whatever the setting; FULL also makes it survive a power
 loss once the disk honours fsync. Each record is one small ``BEGIN IMMEDIATE`` transaction. WAL needs
-every process on one host, so the journal lives under the local state directory
-(``$XDG_STATE_HOME/shimshift/journal.sqlite``, default ``~/.local/state/shimshift/journal.sqlite``).
+every process on one host, so the journal lives in the local state directory (adapters/state_dir.py:
+``$XDG_STATE_HOME/shimshift/journal.sqlite``, default ``~/.local/state/shimshift/journal.sqlite``).
 
 One run drives a cluster at a time. The lock is ``flock(2)`` on a per-cluster lock file next to the
 database, held for the run's lifetime: the kernel releases it when the process dies, even by SIGKILL,
@@ -24,6 +24,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import socket
 import sqlite3
@@ -37,11 +38,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from shimshift.adapters.state_dir import journal_path, state_dir
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
+_log = logging.getLogger(__name__)
 _SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -126,9 +129,8 @@ class StepRecord:
 
 
 def default_path() -> Path:
-    """``$XDG_STATE_HOME/shimshift/journal.sqlite`` (XDG default: ~/.local/state)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "shimshift" / "journal.sqlite"
+    """``journal.sqlite`` in the state directory (``$XDG_STATE_HOME/shimshift`` unless overridden)."""
+    return journal_path(state_dir())
 
 
 class Journal:
@@ -291,6 +293,8 @@ class Journal:
                 )
             seq = cursor.lastrowid
             assert seq is not None
+            # Names only: a detail can hold whole node files (the plan), which have no place in a log.
+            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, Phase(phase).value)
             return StepRecord(seq, run_id, node, step, Phase(phase), json.loads(detail_json), now)
 
     def step_started(

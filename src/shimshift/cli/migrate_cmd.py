@@ -14,11 +14,14 @@ import click
 from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
+from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.findings import findings_json, findings_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
-from shimshift.cli.report import run_reports, write_reports
+from shimshift.cli.report import run_reports
+from shimshift.cli.report_files import ReportFiles, run_report_html, write_reports
+from shimshift.cli.settings import current_state_dir
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
@@ -48,7 +51,7 @@ def connection_options(function: F) -> F:
         click.option(
             "--journal",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Journal database (default: $XDG_STATE_HOME/shimshift/journal.sqlite).",
+            help="Journal database (default: journal.sqlite in the state directory, see shimshift --help).",
         ),
     ]
     for option in reversed(options):
@@ -64,7 +67,7 @@ def _connection(values: dict[str, Any]) -> session.Connection:
         known_hosts=values.pop("known_hosts"),
         ssh_user=values.pop("ssh_user"),
         local=values.pop("local"),
-        journal=values.pop("journal"),
+        journal=values.pop("journal") or journal_path(current_state_dir()),
     )
 
 
@@ -122,9 +125,7 @@ def accept_option(function: F) -> F:
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("shimshift-reports"),
-    show_default=True,
-    help="Where the JSON and Markdown reports go.",
+    help="Where the HTML, Markdown and JSON reports go (default: reports/ next to the journal).",
 )
 @accept_option
 @connection_options
@@ -148,7 +149,7 @@ def migrate(**values: Any) -> None:
         ),
         health_timeout=values["health_timeout"],
         install_cri_dockerd=values["install_cri_dockerd"],
-        report_dir=values["report_dir"],
+        report_dir=values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
         accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
     )
     console = Console(stderr=True)
@@ -175,11 +176,16 @@ def migrate(**values: Any) -> None:
     finally:
         if progress is not None:
             progress.__exit__(None, None, None)
+    assert options.report_dir is not None
     journal = Journal(connection.journal)
     try:
-        json_path, markdown_path = write_reports(
+        files: ReportFiles | None = write_reports(
             journal, summary.run_id, summary.cluster, options.report_dir, summary.result
         )
+    except OSError as error:
+        # The nodes are done and the journal has every step: say so in one line rather than a traceback.
+        click.echo(f"shimshift: cannot write the reports in {options.report_dir}: {error.strerror}", err=True)
+        files = None
     finally:
         journal.close()
     result = summary.result
@@ -190,7 +196,11 @@ def migrate(**values: Any) -> None:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no node"
     click.echo(f"run {summary.run_id}: {text}")
-    click.echo(f"report: {markdown_path} (JSON: {json_path})")
+    if files is not None:
+        click.echo(f"report: {files.html}")
+        click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
+    else:
+        click.echo(f"report: not written; the journal has it: shimshift report --run {summary.run_id} -o html")
     ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 
@@ -208,14 +218,21 @@ def _recorded_runs(connection: session.Connection) -> Iterator[tuple[str, Journa
 
 @click.command()
 @click.option("--run", "run_id", help="The run to report (default: the newest for this cluster).")
-@click.option("-o", "--output", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+@click.option("-o", "--output", type=click.Choice(["markdown", "json", "html"]), default="markdown", show_default=True)
 @connection_options
 def report(**values: Any) -> None:
-    """Print the report of a run from the journal."""
+    """Print the report of a run from the journal (the HTML one is a whole self-contained page)."""
     with _recorded_runs(_connection(values)) as (server, journal, runs):
         wanted = [run for run in runs if run.id == values["run_id"]] if values["run_id"] else runs
         if not wanted:
-            raise Refusal(f"no run {values['run_id']} in the journal", file=str(journal.path))
+            wanted_id = values["run_id"]
+            raise Refusal(
+                f"no run {wanted_id} in the journal" if wanted_id else "no such run in the journal",
+                file=str(journal.path),
+            )
+        if values["output"] == "html":
+            click.echo(run_report_html(journal, wanted[-1].id, server), nl=False)
+            return
         json_text, markdown_text = run_reports(journal, wanted[-1].id, server)
         click.echo(json_text if values["output"] == "json" else markdown_text, nl=False)
 

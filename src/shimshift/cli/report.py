@@ -1,4 +1,5 @@
-"""Reports of a run, from the journal: JSON for machines, Markdown with a per-node timeline for people.
+"""Reports of a run, from the journal: JSON for machines, Markdown with a per-node timeline for people
+(the HTML report is report_html.py; report_files.py writes all three).
 
 Rendering is pure (entries in, text out) so the same journal always gives the same report.
 """
@@ -9,8 +10,9 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
 if TYPE_CHECKING:
     from shimshift.adapters.journal import Journal
@@ -127,12 +129,16 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def run_reports(journal: Journal, run_id: str, cluster: str, result: FleetResult | None = None) -> tuple[str, str]:
-    """(JSON, Markdown) of one run, from its journal records."""
-    entries = [
+def timeline_entries(journal: Journal, run_id: str) -> list[TimelineEntry]:
+    return [
         TimelineEntry(record.node, record.step, str(record.phase), record.at, record.detail)
         for record in journal.timeline(run_id)
     ]
+
+
+def run_reports(journal: Journal, run_id: str, cluster: str, result: FleetResult | None = None) -> tuple[str, str]:
+    """(JSON, Markdown) of one run, from its journal records."""
+    entries = timeline_entries(journal, run_id)
     summaries = summaries_from(entries, result)
     run = journal.run(run_id)
     options = run.options if run is not None else {}
@@ -142,30 +148,29 @@ def run_reports(journal: Journal, run_id: str, cluster: str, result: FleetResult
     )
 
 
-def write_reports(
-    journal: Journal, run_id: str, cluster: str, report_dir: Path, result: FleetResult | None = None
-) -> tuple[Path, Path]:
-    json_text, markdown_text = run_reports(journal, run_id, cluster, result)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    json_path = report_dir / f"shimshift-{run_id}.json"
-    markdown_path = report_dir / f"shimshift-{run_id}.md"
-    json_path.write_text(json_text)
-    markdown_path.write_text(markdown_text)
-    return json_path, markdown_path
-
-
 def summaries_from(entries: list[TimelineEntry], result: FleetResult | None) -> list[NodeSummary]:
     if result is not None:
         summaries = [NodeSummary(outcome.node, str(outcome.status), outcome.message) for outcome in result.outcomes]
         summaries += [NodeSummary(name, "not-started", result.stopped_reason or "") for name in result.not_started]
         return summaries
     last: dict[str, TimelineEntry] = {}
+    failed: dict[str, TimelineEntry] = {}
     for entry in entries:
         last[entry.node] = entry
-    return [
-        NodeSummary(
-            node,
-            "migrated" if entry.step == "uncordon" and entry.phase == "finished" else f"{entry.step} {entry.phase}",
-        )
-        for node, entry in sorted(last.items())
-    ]
+        if entry.phase == "failed":
+            failed.setdefault(entry.node, entry)
+    return [_summary_from_records(last[node], failed.get(node)) for node in sorted(last)]
+
+
+def _summary_from_records(last: TimelineEntry, first_failure: TimelineEntry | None) -> NodeSummary:
+    """A node's outcome read back from its records, in the words NodeStatus uses where they apply."""
+    message = str((first_failure.detail or {}).get("message", "")) if first_failure else ""
+    if last.phase == "finished" and last.step == f"{ROLLBACK_PREFIX}uncordon":
+        return NodeSummary(last.node, "rolled-back", message)
+    if last.phase == "finished" and last.step == "uncordon":
+        return NodeSummary(last.node, "migrated")
+    if last.phase == "failed" and last.step in {"install-cri-dockerd", "preflight"}:
+        return NodeSummary(last.node, "refused", message)
+    if last.phase == "failed":
+        return NodeSummary(last.node, "failed", f"{last.step}: {message}" if message else last.step)
+    return NodeSummary(last.node, f"{last.step} {last.phase}", message)

@@ -1,11 +1,12 @@
 """The lab's artifacts: built binaries, the node image and the images loaded inside the nodes.
 
-Everything is made offline on this machine by the scripts in ``lab/`` at the repository root
-(Go modules through the Go module proxy, Debian packages through apt, ``docker import``; nothing
-is pulled from a container registry). Each script skips work whose result is already there, so
+Everything is made offline on this machine by the scripts shipped inside the package, under
+``shimshift/lab/assets/{build,image}`` (Go modules through the Go module proxy, Debian packages
+through apt, ``docker import``; nothing is pulled from a container registry), so an installed wheel
+builds its lab as a checkout does. Each script skips work whose result is already there, so
 ``ensure_artifacts`` is cheap when everything is cached: it only checks.
 
-What the cluster side needs to know about the images is in ``lab/image/README.md``.
+What the cluster side needs to know about the images is in ``assets/image/README.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import time
 from collections import deque
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -54,7 +56,7 @@ KUBERNETES_COMPONENTS = (
 # Exit status of build-node-image.sh / build-inner-images.sh --check when a rebuild is due.
 _STALE = 3
 _LOG_TAIL_LINES = 25
-# Measured on this kind of machine (2 cores), cold Go and apt caches; see lab/image/README.md.
+# Measured on this kind of machine (2 cores), cold Go and apt caches; see assets/image/README.md.
 _COLD_ESTIMATES = {
     "kubernetes": "about 20 minutes",
     "cri-dockerd": "about 5 minutes",
@@ -115,8 +117,13 @@ class UpgradeArtifacts:
 
 
 def lab_scripts_dir() -> Path:
-    """The ``lab/`` folder of the checkout this package runs from (installed editable)."""
-    return Path(__file__).resolve().parents[3] / "lab"
+    """The lab's build scripts (``build/``, ``image/``), package data of ``shimshift.lab``.
+
+    A real directory: the scripts are executed, and a wheel is always unpacked on install. Their
+    staleness checks hash the scripts' contents, never their path, so where the package lives does
+    not invalidate a warm cache.
+    """
+    return Path(str(resources.files("shimshift.lab").joinpath("assets")))
 
 
 def ensure_artifacts(
@@ -280,7 +287,7 @@ def _prepare(
     if not (scripts / "build").is_dir() or not (scripts / "image").is_dir():
         raise Refusal(
             what=f"the lab build scripts are not at {scripts}",
-            hint="install shimshift editable from its git checkout (pip install -e .), which has lab/",
+            hint="reinstall shimshift: its lab build scripts ship inside the package (shimshift/lab/assets)",
             file=str(scripts),
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -373,7 +380,7 @@ class _Runner:
         except OSError as error:  # missing or not executable
             raise Refusal(
                 what=f"cannot run the lab build script {argv[0]}: {error.strerror}",
-                hint="restore lab/ from the shimshift git checkout (git status lab/)",
+                hint="reinstall shimshift, whose package holds the lab build scripts (shimshift/lab/assets)",
                 file=argv[0],
             ) from error
 

@@ -74,7 +74,7 @@ class MigrateOptions:
     drain: DrainOptions = field(default_factory=DrainOptions)
     health_timeout: float = 300.0
     install_cri_dockerd: Path | None = None
-    report_dir: Path = Path("shimshift-reports")
+    report_dir: Path | None = None  # None: reports/ next to the journal (adapters/state_dir.py)
     # The operator accepts that kubelets < 1.24 on cri-dockerd refuse pods with allowPrivilegeEscalation:
     # false (core/hardened_pods.py); without it the guard refuses those nodes before anything changes.
     accept_refused_hardened_pods: bool = False
@@ -83,7 +83,7 @@ class MigrateOptions:
         record = asdict(self)
         record["drain"] = {key: str(value) for key, value in asdict(self.drain).items()}
         record["install_cri_dockerd"] = str(self.install_cri_dockerd) if self.install_cri_dockerd else None
-        record["report_dir"] = str(self.report_dir)
+        record["report_dir"] = str(self.report_dir) if self.report_dir else None
         record["control_plane"] = str(self.control_plane)
         record["nodes"] = list(self.nodes)
         return record
@@ -254,7 +254,7 @@ def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
         drain=_drain_from_record(drain, defaults),
         health_timeout=float(record.get("health_timeout", 300.0)),
         install_cri_dockerd=Path(record["install_cri_dockerd"]) if record.get("install_cri_dockerd") else None,
-        report_dir=Path(record.get("report_dir", "shimshift-reports")),
+        report_dir=Path(record["report_dir"]) if record.get("report_dir") else None,
         accept_refused_hardened_pods=bool(record.get("accept_refused_hardened_pods", False)),
     )
 

@@ -1,6 +1,6 @@
 """CriClient against a REAL cri-dockerd on this machine, talking to this machine's dockerd.
 
-cri-dockerd is the binary the `lab_binaries` fixture ensures in
+cri-dockerd is the binary the `lab_binaries` fixture ensures (src/shimshift/lab/assets/build) in
 /var/cache/shimshift/bin/cri-dockerd-v<version>/ (built first on a cold cache; override with
 SHIMSHIFT_CRI_DOCKERD). It listens on a socket in a temp directory, with its own root directory,
 the cni network plugin and an EMPTY CNI config directory (so NetworkReady is false, as on a node whose

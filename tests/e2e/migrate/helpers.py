@@ -53,7 +53,8 @@ def cli_env() -> dict[str, str]:
 
 
 def shimshift(lab: LabInfo, journal: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    # Reports land in the working directory: the test's own temporary one, beside the journal.
+    # Reports land beside the journal, in the test's own temporary directory; the working directory is that
+    # one too, so a run that wrote into its working directory would be caught there, not in the checkout.
     result = subprocess.run(
         cli_argv(lab, journal, *args),
         env=cli_env(),

@@ -1,7 +1,8 @@
 """`shimshift migrate --all` on the lab, end to end, then the proofs the migration issue asks for.
 
 Matrix: every node (control plane included) migrated with the PDB respected and DaemonSet containers
-untouched; `verify` agrees; the report exists; kubelet 1.24.17 runs on the migrated files unchanged;
+untouched; `verify` agrees; the reports exist next to the journal (Markdown, and HTML with every node
+and step); kubelet 1.24.17 runs on the migrated files unchanged;
 `rollback` brings every node back to dockershim (which also resets the lab for the next module).
 """
 
@@ -49,6 +50,7 @@ class Migrated:
 @pytest.fixture(scope="module")
 def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Migrated]:
     work = tmp_path_factory.mktemp("migrate-all")
+    # No --report-dir: the reports must land next to the journal by default.
     state = Migrated(lab, work / "journal.sqlite", work / "reports")
     state.daemonset_before = daemonset_containers(lab)
     with ReadyReplicasWatch(lab) as watch:
@@ -59,8 +61,6 @@ def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "--all",
             "--force",
             "--delete-emptydir-data",
-            "--report-dir",
-            str(state.reports),
         )
     state.min_ready = watch.minimum
     state.daemonset_after = daemonset_containers(lab)
@@ -100,6 +100,19 @@ def test_report_has_a_timeline_per_node(migrated: Migrated) -> None:
     for node in migrated.lab.nodes:
         assert f"## {node.name}" in text
     assert "| restart-kubelet | finished |" in text
+
+
+def test_html_report_has_every_node_and_step_and_is_announced(migrated: Migrated) -> None:
+    assert migrated.result is not None
+    (html,) = migrated.reports.glob("shimshift-*.html")
+    assert f"report: {html}" in migrated.result.stdout
+    assert not (migrated.journal.parent / "shimshift-reports").exists()  # never the working directory
+    page = html.read_text()
+    for node in migrated.lab.nodes:
+        section = page.split(f'data-node="{node.name}"', 1)[1].split("</section>", 1)[0]
+        for step in ("preflight", "cordon", "drain", "write-config", "annotate", "restart-kubelet", "verify"):
+            assert f'data-step="{step}" data-result="finished"' in section, (node.name, step)
+        assert 'data-step="uncordon" data-result="finished"' in section, node.name
 
 
 def test_kubelet_124_starts_on_the_migrated_files(migrated: Migrated) -> None:
