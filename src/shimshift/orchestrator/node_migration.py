@@ -339,7 +339,12 @@ class NodeMigration:
         ]
         if change_set.is_noop:
             return
+        # A resumed run finishes an interrupted rollback from where it stopped: restarting the kubelet of
+        # a node already proven back on dockershim again would only disturb its pods.
+        done = set(self.journal.finished_steps(self.node))
         for name, handler in steps:
+            if name in done:
+                continue
             self._record(name, "started")
             try:
                 detail = await handler()

@@ -26,7 +26,14 @@ from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
+from shimshift.core.fleet import (
+    ControlPlaneOrder,
+    FleetNode,
+    parse_max_unavailable,
+    plan_phases,
+    recorded_selection,
+    selection_record,
+)
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
@@ -138,6 +145,14 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
     ]
 
 
+async def resumed_selection(client: Any, record: Mapping[str, Any], options: MigrateOptions) -> list[FleetNode]:
+    """The nodes a resumed run works on: those its journal recorded when it began, whatever runtime they
+    show now (a node killed after its annotation changed no longer looks like dockershim). Runs recorded
+    before the selection was kept select again."""
+    recorded = recorded_selection(record)
+    return recorded if recorded is not None else await select_nodes(client, options)
+
+
 def _is_control_plane(labels: dict[str, str]) -> bool:
     return any(label in labels for label in CONTROL_PLANE_LABELS)
 
@@ -168,9 +183,10 @@ async def migrate(
                 journal.finish_run(run.id, status=_status(result, rollback=True))
                 return RunSummary(run.id, identity.server, result)
             options = _options_from_record(run.options)
+            selected = await resumed_selection(client, run.options, options)
         else:
-            run = journal.begin_run(identity, options=options.to_record())
-        selected = await select_nodes(client, options)
+            selected = await select_nodes(client, options)
+            run = journal.begin_run(identity, options={**options.to_record(), **selection_record(selected)})
         if on_plan is not None:
             on_plan(selected)
         phases = plan_phases(
