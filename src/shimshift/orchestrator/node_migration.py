@@ -20,6 +20,7 @@ from typing import Any
 from shimshift.core import cri_dockerd_units
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal
+from shimshift.core.listeners import STREAMING_FLAG, parse_ss, streaming_problems
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     Step,
@@ -142,8 +143,8 @@ class NodeMigration:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
 
         Uses the change set of the newest run that planned this node, so it checks what that plan
-        promised: the kubelet's runtime flags on its running command line, a recent heartbeat, and
-        cri-dockerd listing every running pod of the node.
+        promised: the kubelet's runtime flags on its running command line, a recent heartbeat,
+        cri-dockerd listing every running pod of the node, and its streaming server on loopback only.
         """
         change_set = self._change_set()
         problems = []
@@ -163,6 +164,7 @@ class NodeMigration:
         missing = await self._missing_sandboxes()
         if missing:
             problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
+        problems += (await self._streaming_check(change_set))[0]
         return problems
 
     # -- the steps -------------------------------------------------------------------------------
@@ -297,7 +299,10 @@ class NodeMigration:
         missing = await self._missing_sandboxes()
         if missing:
             raise StepFailed(Step.VERIFY, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
-        return {"kubelet_args": kubelet_args(argv)}
+        problems, streaming = await self._streaming_check(change_set)
+        if problems:
+            raise StepFailed(Step.VERIFY, "; ".join(problems))
+        return {"kubelet_args": kubelet_args(argv), "streaming": streaming}
 
     async def _uncordon(self) -> dict[str, Any]:
         uncordoned = await self.cluster.uncordon_if_ours(self.node)
@@ -439,15 +444,34 @@ class NodeMigration:
     async def _kubelet_cmdline(self) -> list[str]:
         return await self._main_process_cmdline("kubelet.service", Step.VERIFY)
 
-    async def _main_process_cmdline(self, unit: str, step: Step) -> list[str]:
+    async def _main_pid(self, unit: str, step: Step) -> int:
         result = await self.access.run(["systemctl", "show", "--property", "MainPID", "--value", unit])
         pid = result.stdout.decode().strip()
         if not pid.isdigit() or pid == "0":
             raise StepFailed(step, f"{unit} is not running (systemctl show -p MainPID {unit} is 0)")
+        return int(pid)
+
+    async def _main_process_cmdline(self, unit: str, step: Step) -> list[str]:
+        pid = await self._main_pid(unit, step)
         raw = await self.access.read_file(f"/proc/{pid}/cmdline")
         if raw is None:
             raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
         return split_cmdline(raw)
+
+    async def _streaming_check(self, change_set: ChangeSet) -> tuple[list[str], dict[str, Any]]:
+        """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
+
+        Only a plan that bound the streaming server to loopback is held to it: an address the operator
+        gave cri-dockerd before the migration is theirs to keep (reference §7.2).
+        """
+        pid = await self._main_pid("cri-docker.service", Step.VERIFY)
+        listening = await self.access.run(["ss", "-Hltnp"])
+        listeners = parse_ss(listening.stdout.decode("utf-8", "replace"))
+        ours = [item.endpoint for item in listeners if any(owner == pid for _name, owner in item.processes)]
+        problems = streaming_problems(listeners, pid=pid)
+        if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
+            return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
+        return problems, {"cri_dockerd_listeners": ours}
 
     async def _cri_problems(self) -> list[str]:
         async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:

@@ -1,27 +1,21 @@
 """Fleet decisions: --max-unavailable parsing, phases and control-plane order, PDB-aware choice.
 
 Matrix: max-unavailable as count / percent / rounding / refusals; control plane first / last / absent;
-next-node choice with free, blocked and saturated slots; the recorded selection of a run (round trip,
-old runs without one, malformed records).
+next-node choice with free, blocked and saturated slots.
 """
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import (
-    SELECTION_KEY,
     ControlPlaneOrder,
     FleetNode,
     Phase,
     choose_next,
     parse_max_unavailable,
     plan_phases,
-    recorded_selection,
-    selection_record,
 )
 
 
@@ -72,29 +66,3 @@ def test_choose_starts_blocked_node_when_nothing_runs() -> None:
 
 def test_choose_respects_limit() -> None:
     assert choose_next(["a"], blocked=frozenset(), in_flight=2, limit=2) is None
-
-
-# -- the selection a resumed run finishes (reference §7.3) --------------------------------------------
-
-
-def test_selection_round_trips_through_the_run_options() -> None:
-    options = {"all_nodes": True, **selection_record(NODES)}
-    assert recorded_selection(json.loads(json.dumps(options))) == NODES
-
-
-def test_a_run_recorded_before_the_selection_was_kept_has_none() -> None:
-    assert recorded_selection({"all_nodes": True}) is None
-
-
-def test_an_empty_selection_is_kept_as_empty() -> None:
-    assert recorded_selection(selection_record([])) == []
-
-
-@pytest.mark.parametrize(
-    "value",
-    [{"name": "w1"}, [{"control_plane": True}], [{"name": ""}], ["w1"]],
-)
-def test_a_selection_no_shimshift_wrote_is_refused(value: object) -> None:
-    with pytest.raises(Refusal) as caught:
-        recorded_selection({SELECTION_KEY: value})
-    assert SELECTION_KEY in str(caught.value)
