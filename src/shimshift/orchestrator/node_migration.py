@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.core import cri_dockerd_units
+from shimshift.core.canary import CanarySpec, canary_image, default_pause_image, omits_no_new_privs
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal
 from shimshift.core.listeners import STREAMING_FLAG, parse_ss, streaming_problems
@@ -32,6 +33,7 @@ from shimshift.core.steps import (
     remaining_steps,
     split_cmdline,
 )
+from shimshift.orchestrator.canary import CanaryResult, CanarySettings, remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 
 CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
@@ -77,13 +79,16 @@ class MigrationSettings:
     node_files: tuple[str, ...] = ()
     # --install-cri-dockerd: the binary to install before preflight (never downloaded).
     cri_dockerd_binary: bytes | None = None
+    canary: CanarySettings = field(default_factory=CanarySettings)
+    run_id: str = ""  # labels the canary pod; empty for `shimshift verify`, which is no run
 
 
 class StepFailed(Exception):
-    def __init__(self, step: Step | str, message: str) -> None:
+    def __init__(self, step: Step | str, message: str, detail: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.step = str(step)
         self.message = message
+        self.detail = dict(detail or {})  # journalled with the failure (e.g. the canary's timings)
 
 
 @dataclass
@@ -102,6 +107,7 @@ class NodeMigration:
         if any(name.startswith(ROLLBACK_PREFIX) for name in self.journal.recorded_steps(self.node)):
             # Killed while rolling back: finish the rollback. Going forward again could find the
             # files restored but the kubelet not yet restarted, and call that node migrated.
+            await self._remove_leftover_canary()
             return await self._finish_rollback("resumed an interrupted rollback")
         finished = [Step(name) for name in self.journal.finished_steps(self.node) if name in set(Step)]
         handlers: dict[Step, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -124,7 +130,8 @@ class NodeMigration:
                 detail = await handlers[step]()
             except Exception as error:  # any failure of a step must end in the node's recovery
                 message = _describe(error)
-                self._record(step, "failed", {"message": message})
+                extra = error.detail if isinstance(error, StepFailed) else {}
+                self._record(step, "failed", {**extra, "message": message})
                 return await self._after_failure(step, message)
             self._record(step, "finished", detail)
         change_set = self._change_set()
@@ -144,7 +151,8 @@ class NodeMigration:
 
         Uses the change set of the newest run that planned this node, so it checks what that plan
         promised: the kubelet's runtime flags on its running command line, a recent heartbeat,
-        cri-dockerd listing every running pod of the node, and its streaming server on loopback only.
+        cri-dockerd listing every running pod of the node, its streaming server on loopback only, and
+        a hardened canary pod that runs on the pod network.
         """
         change_set = self._change_set()
         problems = []
@@ -165,6 +173,9 @@ class NodeMigration:
         if missing:
             problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
         problems += (await self._streaming_check(change_set))[0]
+        canary = await self._canary()
+        if not canary.ok:
+            problems.append("canary: " + canary.verdict.message)
         return problems
 
     # -- the steps -------------------------------------------------------------------------------
@@ -301,8 +312,12 @@ class NodeMigration:
             raise StepFailed(Step.VERIFY, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
         problems, streaming = await self._streaming_check(change_set)
         if problems:
-            raise StepFailed(Step.VERIFY, "; ".join(problems))
-        return {"kubelet_args": kubelet_args(argv), "streaming": streaming}
+            raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
+        # Last, as the most expensive proof: a hardened pod is admitted, runs, and is on the pod network.
+        canary = await self._canary()
+        if not canary.ok:
+            raise StepFailed(Step.VERIFY, "canary: " + canary.verdict.message, {"canary": canary.detail})
+        return {"kubelet_args": kubelet_args(argv), "streaming": streaming, "canary": canary.detail}
 
     async def _uncordon(self) -> dict[str, Any]:
         uncordoned = await self.cluster.uncordon_if_ours(self.node)
@@ -472,6 +487,33 @@ class NodeMigration:
         if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
             return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
         return problems, {"cri_dockerd_listeners": ours}
+
+    async def _canary(self) -> CanaryResult:
+        settings = self.settings.canary
+        kubelet_version = await self.cluster.kubelet_version(self.node)
+        preflight = self.journal.step_detail(self.node, Step.PREFLIGHT) or {}
+        running = kubelet_args(await self._main_process_cmdline("cri-docker.service", Step.VERIFY))
+        image = canary_image(
+            override=settings.image,
+            cri_dockerd_args=running,
+            default=default_pause_image(preflight.get("cri_dockerd_version")),
+        )
+        omit = omits_no_new_privs(kubelet_version, accepted=settings.accept_refused_hardened_pods)
+        spec = CanarySpec(self.node, settings.namespace, image, self.settings.run_id or "verify", omit)
+        result = await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=settings.timeout)
+        if omit:
+            result.detail["note"] = (
+                f"allowPrivilegeEscalation: false left out of the canary: kubelet {kubelet_version} on cri-dockerd "
+                "refuses it, accepted with --accept-refused-hardened-pods"
+            )
+        return result
+
+    async def _remove_leftover_canary(self) -> None:
+        """A run killed inside verify may have left its canary; the verify that reruns deletes it, a
+        resumed rollback does it here."""
+        finished = set(self.journal.finished_steps(self.node))
+        if Step.VERIFY in self.journal.recorded_steps(self.node) and Step.VERIFY not in finished:
+            await remove_canary(self.cluster, node=self.node, namespace=self.settings.canary.namespace)
 
     async def _cri_problems(self) -> list[str]:
         async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:

@@ -23,6 +23,7 @@ from shimshift.adapters.kube.nodes import get_node
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
+from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
@@ -37,6 +38,7 @@ from shimshift.core.fleet import (
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
+from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     CRI_DOCKERD_SOCKET,
@@ -80,6 +82,13 @@ class MigrateOptions:
     health_timeout: float = 300.0
     install_cri_dockerd: Path | None = None
     report_dir: Path = Path("shimshift-reports")
+    # The operator accepts that kubelets < 1.24 on cri-dockerd refuse pods with allowPrivilegeEscalation:
+    # false (core/hardened_pods.py); without it the guard refuses those nodes before anything changes.
+    accept_refused_hardened_pods: bool = False
+    # verify's canary pod (core/canary.py): None is the node's pause image.
+    canary_image: str | None = None
+    canary_namespace: str = DEFAULT_NAMESPACE
+    canary_timeout: float = DEFAULT_TIMEOUT
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -206,7 +215,7 @@ async def migrate(
                         node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
                     )
                     return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
-                migration = _migration(name, cluster, access, run_journal, options, on_event)
+                migration = _migration(name, cluster, access, run_journal, options, on_event, run_id=run.id)
                 return await migration.run()
 
             result = await run_fleet(
@@ -238,6 +247,10 @@ def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
         health_timeout=float(record.get("health_timeout", 300.0)),
         install_cri_dockerd=Path(record["install_cri_dockerd"]) if record.get("install_cri_dockerd") else None,
         report_dir=Path(record.get("report_dir", "shimshift-reports")),
+        accept_refused_hardened_pods=bool(record.get("accept_refused_hardened_pods", False)),
+        canary_image=record.get("canary_image"),
+        canary_namespace=str(record.get("canary_namespace", DEFAULT_NAMESPACE)),
+        canary_timeout=float(record.get("canary_timeout", DEFAULT_TIMEOUT)),
     )
 
 
@@ -327,8 +340,16 @@ def _migration(
     journal: JournalPort,
     options: MigrateOptions,
     on_event: Callable[[StepEvent], None] | None = None,
+    *,
+    run_id: str = "",
 ) -> NodeMigration:
     binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
+    canary = CanarySettings(
+        image=options.canary_image,
+        namespace=options.canary_namespace,
+        timeout=options.canary_timeout,
+        accept_refused_hardened_pods=options.accept_refused_hardened_pods,
+    )
     return NodeMigration(
         node=name,
         cluster=cluster,
@@ -341,6 +362,8 @@ def _migration(
             health_timeout=options.health_timeout,
             node_files=NODE_FILES,
             cri_dockerd_binary=binary,
+            canary=canary,
+            run_id=run_id,
         ),
         on_event=on_event,
     )
@@ -359,8 +382,11 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
     return None
 
 
-async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, list[str]]:
-    """For each node, what is wrong with it as a migrated node (empty list: verified)."""
+async def verify(
+    connection: Connection, nodes: tuple[str, ...], options: MigrateOptions | None = None
+) -> dict[str, list[str]]:
+    """For each node, what is wrong with it as a migrated node (empty list: verified). ``options``
+    carries the canary's settings."""
     identity = cluster_identity(connection)
     journal = Journal(connection.journal)
     client = make_client(connection.kubeconfig, context=connection.context)
@@ -375,7 +401,7 @@ async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, li
                     continue
                 view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in journal.timeline(run_id, name)])
                 try:
-                    migration = _migration(name, cluster, await pool.get(name), view, MigrateOptions())
+                    migration = _migration(name, cluster, await pool.get(name), view, options or MigrateOptions())
                     results[name] = await migration.verify_now()
                 except (Refusal, StepFailed) as error:
                     results[name] = [_message(error)]
