@@ -512,8 +512,12 @@ class NodeMigration:
         """A run killed inside verify may have left its canary; the verify that reruns deletes it, a
         resumed rollback does it here."""
         finished = set(self.journal.finished_steps(self.node))
-        if Step.VERIFY in self.journal.recorded_steps(self.node) and Step.VERIFY not in finished:
+        if Step.VERIFY not in self.journal.recorded_steps(self.node) or Step.VERIFY in finished:
+            return
+        try:
             await remove_canary(self.cluster, node=self.node, namespace=self.settings.canary.namespace)
+        except Exception as error:  # the rollback matters more than a leftover pod; say so and go on
+            self._emit(Step.VERIFY, "progress", f"could not delete a leftover canary pod: {_describe(error)}")
 
     async def _cri_problems(self) -> list[str]:
         async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
