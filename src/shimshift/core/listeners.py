@@ -67,13 +67,14 @@ def is_loopback(address: str) -> bool:
     return ip.is_loopback
 
 
+def owned_by(listeners: Iterable[Listener], *, pid: int) -> list[Listener]:
+    """The sockets process ``pid`` listens on."""
+    return [item for item in listeners if any(owner == pid for _name, owner in item.processes)]
+
+
 def exposed_listeners(listeners: Iterable[Listener], *, pid: int) -> list[Listener]:
     """The sockets process ``pid`` listens on at an address other than loopback."""
-    return [
-        item
-        for item in listeners
-        if any(owner == pid for _name, owner in item.processes) and not is_loopback(item.address)
-    ]
+    return [item for item in owned_by(listeners, pid=pid) if not is_loopback(item.address)]
 
 
 def streaming_problems(listeners: Iterable[Listener], *, pid: int) -> list[str]:

@@ -21,7 +21,7 @@ from shimshift.core import cri_dockerd_units
 from shimshift.core.canary import CanarySpec, canary_image, default_pause_image, omits_no_new_privs
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal
-from shimshift.core.listeners import STREAMING_FLAG, parse_ss, streaming_problems
+from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     Step,
@@ -482,7 +482,7 @@ class NodeMigration:
         pid = await self._main_pid("cri-docker.service", Step.VERIFY)
         listening = await self.access.run(["ss", "-Hltnp"])
         listeners = parse_ss(listening.stdout.decode("utf-8", "replace"))
-        ours = [item.endpoint for item in listeners if any(owner == pid for _name, owner in item.processes)]
+        ours = [item.endpoint for item in owned_by(listeners, pid=pid)]
         problems = streaming_problems(listeners, pid=pid)
         if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
             return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shimshift.core.listeners import parse_ss
+from shimshift.core.listeners import owned_by, parse_ss
 from shimshift.core.steps import kubelet_args
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def cri_dockerd_listeners(lab: LabInfo, node: str) -> list[str]:
     pid = int(lab.exec(node, ["systemctl", "show", "--property", "MainPID", "--value", "cri-docker"]).stdout)
     assert pid > 0, f"cri-docker.service is not running on {node}"
     listening = parse_ss(lab.exec(node, ["ss", "-Hltnp"]).stdout)
-    return [item.endpoint for item in listening if any(owner == pid for _name, owner in item.processes)]
+    return [item.endpoint for item in owned_by(listening, pid=pid)]
 
 
 def canary_pods(lab: LabInfo) -> list[str]:
