@@ -2,7 +2,7 @@
 began, and `--resume` works on exactly those, whatever runtime they show now.
 
 Matrix: round trip through the JSON the journal stores, a run recorded before the selection was kept,
-an empty selection, records no shimshift wrote.
+an empty selection, records no shimshift wrote; the canary settings and the opt-in kept for the resume.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import SELECTION_KEY, FleetNode, recorded_selection, selection_record
+from shimshift.orchestrator.session import MigrateOptions, _options_from_record
 
 NODES = [FleetNode("w2", False), FleetNode("cp1", True), FleetNode("w1", False)]
 
@@ -35,3 +36,16 @@ def test_a_selection_no_shimshift_wrote_is_refused(value: object) -> None:
     with pytest.raises(Refusal) as caught:
         recorded_selection({SELECTION_KEY: value})
     assert SELECTION_KEY in str(caught.value)
+
+
+def test_a_resumed_run_keeps_the_canary_settings_and_the_opt_in() -> None:
+    options = MigrateOptions(
+        all_nodes=True,
+        accept_refused_hardened_pods=True,
+        canary_image="busybox:local",
+        canary_namespace="ops",
+        canary_timeout=30.0,
+    )
+    record = json.loads(json.dumps({**options.to_record(), **selection_record(NODES)}))
+    assert _options_from_record(record) == options
+    assert _options_from_record({}).canary_namespace == "kube-system"
