@@ -216,6 +216,9 @@ def read_canary(
     for waiting_reason, text in _container_states(status):
         if waiting_reason in _STUCK or waiting_reason == "terminated":
             return _failed(phase, ip, f"the canary container cannot run: {text}", waiting_reason)
+    if phase == "Running" and not ip:
+        # Running without an address: the kubelet will replace the sandbox, and again; no need to wait.
+        return _failed(phase, ip, ip_problem(ip, pod_cidrs=pod_cidrs, bridge_subnets=bridge_subnets) or "")
     ready = any(
         condition.get("type") == "Ready" and condition.get("status") == "True"
         for condition in status.get("conditions") or []

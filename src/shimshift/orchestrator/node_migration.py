@@ -307,16 +307,19 @@ class NodeMigration:
             problems += config_problems(live, expected=change_set.expected_kubelet_config)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems))
-        missing = await self._missing_sandboxes()
-        if missing:
-            raise StepFailed(Step.VERIFY, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
         problems, streaming = await self._streaming_check(change_set)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
-        # Last, as the most expensive proof: a hardened pod is admitted, runs, and is on the pod network.
+        # A hardened pod is admitted, runs, and is on the pod network. Before the sandbox check: when
+        # cri-dockerd lost its network plugin the kubelet keeps replacing address-less sandboxes, and
+        # the canary names that cause where the sandbox check would only name the pods.
         canary = await self._canary()
         if not canary.ok:
             raise StepFailed(Step.VERIFY, "canary: " + canary.verdict.message, {"canary": canary.detail})
+        missing = await self._missing_sandboxes()
+        if missing:
+            message = "cri-dockerd does not list running pod(s): " + ", ".join(missing)
+            raise StepFailed(Step.VERIFY, message, {"canary": canary.detail})
         return {"kubelet_args": kubelet_args(argv), "streaming": streaming, "canary": canary.detail}
 
     async def _uncordon(self) -> dict[str, Any]:

@@ -160,7 +160,7 @@ def test_cri_dockerd_without_its_network_plugin_fails_the_canary_and_rolls_back(
         returncode, out, err = migrate_breaking_after(
             lab,
             journal,
-            [node, "--force", "--delete-emptydir-data", "--report-dir", str(reports)],
+            [node, "--force", "--delete-emptydir-data", "--report-dir", str(reports), "--canary-timeout", "30"],
             node=node,
             step="restart-cri-dockerd",
             breaks=drop_the_network_plugin,

@@ -195,6 +195,9 @@ def test_address_outside_the_pod_cidr_or_none_fails() -> None:
     assert state is CanaryState.FAILED and "outside the node's podCIDR 10.244.1.0/24" in message
     state, message = verdict(pod(ip=""))
     assert state is CanaryState.FAILED and "without an IP address" in message
+    # Not ready yet, but running without an address: the kubelet only replaces such sandboxes.
+    state, message = verdict(pod(ip="", ready=False))
+    assert state is CanaryState.FAILED and "without an IP address" in message
 
 
 def test_dual_stack_checks_each_family_against_its_own_cidr() -> None:
