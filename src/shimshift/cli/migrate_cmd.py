@@ -22,6 +22,7 @@ from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
 from shimshift.cli.report_files import ReportFiles, run_report_html, write_reports
 from shimshift.cli.settings import current_state_dir
+from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
@@ -77,8 +78,45 @@ def accept_option(function: F) -> F:
         "accept_refused_hardened_pods",
         is_flag=True,
         help="Migrate kubelets before 1.24 although they will refuse pods with allowPrivilegeEscalation: "
-        "false on cri-dockerd (recorded in the journal and the report).",
+        "false on cri-dockerd (recorded in the journal and the report); verify's canary then leaves out "
+        "only that field.",
     )(function)
+
+
+def canary_options(function: F) -> F:
+    """verify's canary pod: a hardened pod pinned to the node that must run on the pod network."""
+    options = [
+        click.option(
+            "--canary-image",
+            help="Image of the canary pod, already on every node (never pulled; default: the node's pause image).",
+        ),
+        click.option(
+            "--canary-namespace",
+            default=DEFAULT_NAMESPACE,
+            show_default=True,
+            help="Existing namespace for the canary pod (deploy/rbac.yaml's Role must be there).",
+        ),
+        click.option(
+            "--canary-timeout",
+            default=DEFAULT_TIMEOUT,
+            show_default=True,
+            type=click.FloatRange(min=1),
+            help="Seconds the canary pod has to run.",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return accept_option(function)
+
+
+def _canary_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "accept_refused_hardened_pods": values["accept_refused_hardened_pods"],
+        "canary_image": values["canary_image"],
+        "canary_namespace": values["canary_namespace"],
+        "canary_timeout": values["canary_timeout"],
+    }
+
 
 
 @click.command()
@@ -127,7 +165,7 @@ def accept_option(function: F) -> F:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the HTML, Markdown and JSON reports go (default: reports/ next to the journal).",
 )
-@accept_option
+@canary_options
 @connection_options
 def migrate(**values: Any) -> None:
     """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
@@ -150,7 +188,7 @@ def migrate(**values: Any) -> None:
         health_timeout=values["health_timeout"],
         install_cri_dockerd=values["install_cri_dockerd"],
         report_dir=values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
-        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
+        **_canary_values(values),
     )
     console = Console(stderr=True)
     progress: FleetProgress | None = None
@@ -352,11 +390,14 @@ def _plan_text(item: session.NodePlanReport) -> str:
 
 @click.command()
 @click.argument("nodes", nargs=-1, required=True)
+@canary_options
 @connection_options
 def verify(**values: Any) -> None:
-    """Prove NODES run on cri-dockerd: kubelet command line, annotation, heartbeat, CRI pod sandboxes."""
+    """Prove NODES run on cri-dockerd: kubelet command line, annotation, heartbeat, CRI pod sandboxes,
+    cri-dockerd's streaming server on loopback, and a hardened canary pod running on the pod network."""
     connection = _connection(values)
-    results = asyncio.run(session.verify(connection, tuple(values["nodes"])))
+    options = session.MigrateOptions(**_canary_values(values))
+    results = asyncio.run(session.verify(connection, tuple(values["nodes"]), options))
     for node, problems in results.items():
         click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + "; ".join(problems)))
     sys.exit(EXIT_OK if not any(results.values()) else EXIT_NODES_FAILED)

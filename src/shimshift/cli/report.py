@@ -80,6 +80,7 @@ def render_json(
                     {"step": step, "result": result, "seconds": seconds}
                     for step, result, seconds in step_durations(timelines.get(summary.node, []))
                 ],
+                "canary": canary_of(timelines.get(summary.node, [])),
                 "timeline": [
                     {"step": entry.step, "phase": entry.phase, "at": entry.at.isoformat(), "detail": entry.detail}
                     for entry in timelines.get(summary.node, [])
@@ -108,6 +109,7 @@ def render_markdown(
         lines += ["", f"## {item.node}", "", "| step | result | seconds |", "|---|---|---:|"]
         for step, result, seconds in step_durations(timelines.get(item.node, [])):
             lines.append(f"| {step} | {result} | {'' if seconds is None else f'{seconds:.1f}'} |")
+        lines += canary_lines(canary_of(timelines.get(item.node, [])))
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +125,30 @@ def _opt_in_lines(options: Mapping[str, Any]) -> list[str]:
         f"upgraded to 1.24+. Hardened workloads at the start of the run: {named}.",
         "",
     ]
+
+
+def canary_of(timeline: Iterable[TimelineEntry]) -> Mapping[str, Any] | None:
+    """What the node's last verify recorded of its canary pod (passed or failed), if it ran one."""
+    found = None
+    for entry in timeline:
+        if entry.step == "verify" and entry.phase in {"finished", "failed"} and entry.detail:
+            found = entry.detail.get("canary", found)
+    return found
+
+
+def canary_lines(canary: Mapping[str, Any] | None) -> list[str]:
+    if not canary:
+        return []
+    deleted = "deleted" if canary.get("deleted") else "NOT deleted"
+    lines = [
+        "",
+        f"Canary `{canary.get('pod')}` ({canary.get('image')}): {canary.get('state')}, phase "
+        f"{canary.get('phase') or '-'}, IP {canary.get('ip') or '-'}, verdict after {canary.get('verdict_after_s')} s, "
+        f"{deleted}. {_cell(str(canary.get('message', '')))}",
+    ]
+    if canary.get("note"):
+        lines.append(f"Note: {canary['note']}.")
+    return lines
 
 
 def _cell(text: str) -> str:

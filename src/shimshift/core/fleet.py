@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -35,6 +35,38 @@ class Phase:
     name: str
     nodes: tuple[str, ...]
     concurrency: int
+
+
+# The run's options in the journal carry the nodes it selected when it began (reference §7.3): a resumed
+# `--all` or `-l` run must finish those, whatever runtime they show now.
+SELECTION_KEY = "selected_nodes"
+
+
+def selection_record(nodes: Iterable[FleetNode]) -> dict[str, list[dict[str, object]]]:
+    """The selection as the journal keeps it, merged into the run's options."""
+    return {SELECTION_KEY: [{"name": node.name, "control_plane": node.control_plane} for node in nodes]}
+
+
+def recorded_selection(options: Mapping[str, object]) -> list[FleetNode] | None:
+    """The nodes a run selected when it began; None for a run recorded before the selection was kept.
+
+    Raises Refusal for a selection the journal holds in a shape no shimshift wrote.
+    """
+    items = options.get(SELECTION_KEY)
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        raise Refusal(f"the journal's {SELECTION_KEY} is not a list", hint="abandon the run and start a new one")
+    nodes = []
+    for item in items:
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise Refusal(
+                f"the journal's {SELECTION_KEY} has an entry without a node name: {item!r}",
+                hint="abandon the run and start a new one",
+            )
+        nodes.append(FleetNode(name, bool(item.get("control_plane"))))
+    return nodes
 
 
 _PERCENT = re.compile(r"^(\d{1,3})%$")

@@ -46,6 +46,8 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     CommandShape("ls", "-1", "find the CNI network configuration"),
     CommandShape("chmod", None, "make an installed cri-dockerd binary executable (--install-cri-dockerd)"),
     CommandShape("docker", "info", "Docker Engine answers; its cgroup driver"),
+    CommandShape("docker", "network", "Docker's bridge subnets, which the canary's IP must be outside"),
+    CommandShape("ss", "-Hltnp", "cri-dockerd's listening sockets: its streaming server must be on loopback"),
     # The path comes from cri-docker.service's ExecStart; `command -v cri-dockerd` finds the usual one.
     CommandShape("cri-dockerd", "--version", "cri-dockerd's version, for the CRI API check"),
     _systemctl("cat", "is cri-docker.service packaged (--install-cri-dockerd)"),

@@ -204,6 +204,8 @@ _ENDPOINT = "--container-runtime-endpoint"
 _RUNTIME = "--container-runtime"
 _IMAGE_ENDPOINT = "--image-service-endpoint"
 _ROOT_DIR = "--cri-dockerd-root-directory"
+_STREAMING = "--streaming-bind-addr"
+STREAMING_LOOPBACK = "127.0.0.1"
 
 
 def plan_node(
@@ -526,6 +528,18 @@ class _Planner:
             settings[_ROOT_DIR] = DOCKERSHIM_ROOT_DIRECTORY
             sources[_ROOT_DIR] = "dockershim's default root (keeps its sandbox checkpoints)"
             defaults.add(_ROOT_DIR)
+        if _STREAMING not in settings and (self.cri_version is None or self.cri_version.at_least(0, 2, 6)):
+            # §7.2: dockershim's streaming server (exec, attach, port-forward) listened on localhost only;
+            # cri-dockerd's listens on every address unless told. Address only: v0.3.17 cmd/server.go
+            # parses it with netip and picks a free port, as dockershim's localhost:0 did.
+            settings[_STREAMING] = STREAMING_LOOPBACK
+            sources[_STREAMING] = "dockershim's streaming server listened on localhost only"
+            defaults.add(_STREAMING)
+        elif _STREAMING not in settings:
+            self.warnings.append(
+                f"cri-dockerd {self.cri_version} has no {_STREAMING} (v0.2.6+): its streaming server will "
+                "listen on every address, where dockershim's listened on localhost (§7.2)"
+            )
         if "--pod-infra-container-image" not in settings:
             facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
             default = facts.default_pause_image if facts is not None else "its built-in default"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from shimshift.core.dropin import cri_dockerd_exec_start
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import group_flags
+from shimshift.core.listeners import STREAMING_FLAG, streaming_bind_address
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
     CONTAINERD_SOCKET,
@@ -75,6 +76,7 @@ def check_readiness(
     uses_cri_dockerd = endpoint is not None and is_cri_dockerd_endpoint(endpoint)
     if uses_cri_dockerd:
         out += _cri_dockerd_findings(view, target, cri_version)
+        out += _streaming_findings(view, cri_version)
     out += _cgroup_findings(view, target, cri_version if uses_cri_dockerd else None, docker_driver)
     return out
 
@@ -236,6 +238,13 @@ def _cri_dockerd_args(view: NodeView) -> tuple[str | None, list[str]]:
     return None, []
 
 
+def _cri_dockerd_settings(view: NodeView) -> tuple[str | None, dict[str, str]]:
+    """cri-dockerd's flags (a flag without a value maps to ""), and the file its command line is in."""
+    unit, args = _cri_dockerd_args(view)
+    grouped = group_flags(args[1:]) if args else []
+    return unit, {} if isinstance(grouped, int) else {n: v or "" for n, v, _s, _i in grouped}
+
+
 def _cri_dockerd_findings(
     view: NodeView, target: KubeletVersion, version: CriDockerdVersion | None
 ) -> list[Finding]:
@@ -252,9 +261,7 @@ def _cri_dockerd_findings(
                 "<= 0.3.21/0.4.1",
             )
         )
-    unit, args = _cri_dockerd_args(view)
-    grouped = group_flags(args[1:]) if args else []
-    settings = {} if isinstance(grouped, int) else {n: v for n, v, _s, _i in grouped}
+    unit, settings = _cri_dockerd_settings(view)
     pause = view.last("--pod-infra-container-image")
     if pause is not None and pause.value:
         facts = None if version is None else cri_dockerd_facts(version)
@@ -273,6 +280,30 @@ def _cri_dockerd_findings(
                 )
             )
     return out
+
+
+def _streaming_findings(view: NodeView, version: CriDockerdVersion | None) -> list[Finding]:
+    """§7.2: cri-dockerd's streaming server on every address, where dockershim's was on localhost."""
+    unit, settings = _cri_dockerd_settings(view)
+    if streaming_bind_address(settings) is not None:
+        return []
+    if version is not None and not version.at_least(0, 2, 6):
+        hint = f"cri-dockerd {version} has no {STREAMING_FLAG}: upgrade it (v0.2.6+), then set it to 127.0.0.1"
+    else:
+        hint = f"add {STREAMING_FLAG}=127.0.0.1 to cri-dockerd's command line (shimshift migrate does)"
+    return [
+        _finding(
+            "streaming-all-addresses",
+            unit,
+            None,
+            Severity.WARNING,
+            "cri-dockerd's streaming server (exec, attach, port-forward) listens on every address: "
+            f"{STREAMING_FLAG} is {'unset' if STREAMING_FLAG not in settings else 'an unspecified address'} "
+            f"on {unit or 'its packaged command line'}; dockershim's listened on localhost only (§7.2)",
+            hint,
+            STREAMING_FLAG,
+        )
+    ]
 
 
 def _cgroup_findings(

@@ -18,8 +18,10 @@ from enum import StrEnum
 from typing import Any
 
 from shimshift.core import cri_dockerd_units
+from shimshift.core.canary import CanarySpec, canary_image, default_pause_image, omits_no_new_privs
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.steps import (
     MIGRATION_STEPS,
@@ -32,6 +34,7 @@ from shimshift.core.steps import (
     remaining_steps,
     split_cmdline,
 )
+from shimshift.orchestrator.canary import CanaryResult, CanarySettings, remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 
 CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
@@ -77,13 +80,16 @@ class MigrationSettings:
     node_files: tuple[str, ...] = ()
     # --install-cri-dockerd: the binary to install before preflight (never downloaded).
     cri_dockerd_binary: bytes | None = None
+    canary: CanarySettings = field(default_factory=CanarySettings)
+    run_id: str = ""  # labels the canary pod; empty for `shimshift verify`, which is no run
 
 
 class StepFailed(Exception):
-    def __init__(self, step: Step | str, message: str) -> None:
+    def __init__(self, step: Step | str, message: str, detail: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.step = str(step)
         self.message = message
+        self.detail = dict(detail or {})  # journalled with the failure (e.g. the canary's timings)
 
 
 @dataclass
@@ -102,6 +108,7 @@ class NodeMigration:
         if any(name.startswith(ROLLBACK_PREFIX) for name in self.journal.recorded_steps(self.node)):
             # Killed while rolling back: finish the rollback. Going forward again could find the
             # files restored but the kubelet not yet restarted, and call that node migrated.
+            await self._remove_leftover_canary()
             return await self._finish_rollback("resumed an interrupted rollback")
         finished = [Step(name) for name in self.journal.finished_steps(self.node) if name in set(Step)]
         handlers: dict[Step, Callable[[], Awaitable[dict[str, Any]]]] = {
@@ -124,7 +131,8 @@ class NodeMigration:
                 detail = await handlers[step]()
             except Exception as error:  # any failure of a step must end in the node's recovery
                 message = _describe(error)
-                self._record(step, "failed", {"message": message})
+                extra = error.detail if isinstance(error, StepFailed) else {}
+                self._record(step, "failed", {**extra, "message": message})
                 return await self._after_failure(step, message)
             self._record(step, "finished", detail)
         change_set = self._change_set()
@@ -143,8 +151,9 @@ class NodeMigration:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
 
         Uses the change set of the newest run that planned this node, so it checks what that plan
-        promised: the kubelet's runtime flags on its running command line, a recent heartbeat, and
-        cri-dockerd listing every running pod of the node.
+        promised: the kubelet's runtime flags on its running command line, a recent heartbeat,
+        cri-dockerd listing every running pod of the node, its streaming server on loopback only, and
+        a hardened canary pod that runs on the pod network.
         """
         change_set = self._change_set()
         problems = []
@@ -164,6 +173,10 @@ class NodeMigration:
         missing = await self._missing_sandboxes()
         if missing:
             problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
+        problems += (await self._streaming_check(change_set))[0]
+        canary = await self._canary()
+        if not canary.ok:
+            problems.append("canary: " + canary.verdict.message)
         return problems
 
     # -- the steps -------------------------------------------------------------------------------
@@ -297,10 +310,20 @@ class NodeMigration:
             problems += config_problems(live, expected=change_set.expected_kubelet_config)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems))
+        problems, streaming = await self._streaming_check(change_set)
+        if problems:
+            raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
+        # A hardened pod is admitted, runs, and is on the pod network. Before the sandbox check: when
+        # cri-dockerd lost its network plugin the kubelet keeps replacing address-less sandboxes, and
+        # the canary names that cause where the sandbox check would only name the pods.
+        canary = await self._canary()
+        if not canary.ok:
+            raise StepFailed(Step.VERIFY, "canary: " + canary.verdict.message, {"canary": canary.detail})
         missing = await self._missing_sandboxes()
         if missing:
-            raise StepFailed(Step.VERIFY, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
-        return {"kubelet_args": kubelet_args(argv)}
+            message = "cri-dockerd does not list running pod(s): " + ", ".join(missing)
+            raise StepFailed(Step.VERIFY, message, {"canary": canary.detail})
+        return {"kubelet_args": kubelet_args(argv), "streaming": streaming, "canary": canary.detail}
 
     async def _uncordon(self) -> dict[str, Any]:
         uncordoned = await self.cluster.uncordon_if_ours(self.node)
@@ -342,7 +365,12 @@ class NodeMigration:
         ]
         if change_set.is_noop:
             return
+        # A resumed run finishes an interrupted rollback from where it stopped: restarting the kubelet of
+        # a node already proven back on dockershim again would only disturb its pods.
+        done = set(self.journal.finished_steps(self.node))
         for name, handler in steps:
+            if name in done:
+                continue
             self._record(name, "started")
             try:
                 detail = await handler()
@@ -437,15 +465,71 @@ class NodeMigration:
     async def _kubelet_cmdline(self) -> list[str]:
         return await self._main_process_cmdline("kubelet.service", Step.VERIFY)
 
-    async def _main_process_cmdline(self, unit: str, step: Step) -> list[str]:
+    async def _main_pid(self, unit: str, step: Step) -> int:
         result = await self.access.run(["systemctl", "show", "--property", "MainPID", "--value", unit])
         pid = result.stdout.decode().strip()
         if not pid.isdigit() or pid == "0":
             raise StepFailed(step, f"{unit} is not running (systemctl show -p MainPID {unit} is 0)")
+        return int(pid)
+
+    async def _main_process_cmdline(self, unit: str, step: Step) -> list[str]:
+        pid = await self._main_pid(unit, step)
         raw = await self.access.read_file(f"/proc/{pid}/cmdline")
         if raw is None:
             raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
         return split_cmdline(raw)
+
+    async def _streaming_check(self, change_set: ChangeSet) -> tuple[list[str], dict[str, Any]]:
+        """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
+
+        Only a plan that bound the streaming server to loopback is held to it: an address the operator
+        gave cri-dockerd before the migration is theirs to keep (reference §7.2).
+        """
+        pid = await self._main_pid("cri-docker.service", Step.VERIFY)
+        listening = await self.access.run(["ss", "-Hltnp"])
+        listeners = parse_ss(listening.stdout.decode("utf-8", "replace"))
+        ours = [item.endpoint for item in owned_by(listeners, pid=pid)]
+        problems = streaming_problems(listeners, pid=pid)
+        if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
+            return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
+        return problems, {"cri_dockerd_listeners": ours}
+
+    async def _canary(self) -> CanaryResult:
+        settings = self.settings.canary
+        kubelet_version = await self.cluster.kubelet_version(self.node)
+        preflight = self.journal.step_detail(self.node, Step.PREFLIGHT) or {}
+        running = kubelet_args(await self._main_process_cmdline("cri-docker.service", Step.VERIFY))
+        image = canary_image(
+            override=settings.image,
+            cri_dockerd_args=running,
+            default=default_pause_image(preflight.get("cri_dockerd_version")),
+        )
+        accepted = settings.accept_refused_hardened_pods or settings.no_hardened_workloads
+        omit = omits_no_new_privs(kubelet_version, accepted=accepted)
+        spec = CanarySpec(self.node, settings.namespace, image, self.settings.run_id or "verify", omit)
+        result = await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=settings.timeout)
+        if omit:
+            result.detail["note"] = (
+                f"allowPrivilegeEscalation: false left out of the canary: kubelet {kubelet_version} on cri-dockerd "
+                + (
+                    "refuses it, accepted with --accept-refused-hardened-pods"
+                    if settings.accept_refused_hardened_pods
+                    else "refuses it, and no workload of the cluster set it when the run began (new ones will "
+                    "be refused until the kubelet is 1.24+)"
+                )
+            )
+        return result
+
+    async def _remove_leftover_canary(self) -> None:
+        """A run killed inside verify may have left its canary; the verify that reruns deletes it, a
+        resumed rollback does it here."""
+        finished = set(self.journal.finished_steps(self.node))
+        if Step.VERIFY not in self.journal.recorded_steps(self.node) or Step.VERIFY in finished:
+            return
+        try:
+            await remove_canary(self.cluster, node=self.node, namespace=self.settings.canary.namespace)
+        except Exception as error:  # the rollback matters more than a leftover pod; say so and go on
+            self._emit(Step.VERIFY, "progress", f"could not delete a leftover canary pod: {_describe(error)}")
 
     async def _cri_problems(self) -> list[str]:
         async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:

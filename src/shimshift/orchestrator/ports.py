@@ -114,6 +114,20 @@ class ClusterPort(Protocol):
 
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None: ...
 
+    async def pod_cidrs(self, node: str) -> tuple[str, ...]:
+        """The node's ``spec.podCIDRs`` (or ``spec.podCIDR``); empty when the cluster assigns none."""
+        ...
+
+    async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
+
+    async def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """The pod as the API server has it; None when it does not exist."""
+        ...
+
+    async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
+        """Delete the pod and wait until it is gone; True when there was one."""
+        ...
+
 
 class JournalPort(Protocol):
     """The current run's journal, bound to one run id."""

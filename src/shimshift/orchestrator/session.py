@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,25 @@ from shimshift.adapters.kube.workloads import kubelet_versions, scan_hardened_wo
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
+from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, node_problems
-from shimshift.core.fleet import ControlPlaneOrder, FleetNode, parse_max_unavailable, plan_phases
+from shimshift.core.fleet import (
+    ControlPlaneOrder,
+    FleetNode,
+    parse_max_unavailable,
+    plan_phases,
+    recorded_selection,
+    selection_record,
+)
 from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
+from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     CRI_DOCKERD_SOCKET,
@@ -78,6 +87,13 @@ class MigrateOptions:
     # The operator accepts that kubelets < 1.24 on cri-dockerd refuse pods with allowPrivilegeEscalation:
     # false (core/hardened_pods.py); without it the guard refuses those nodes before anything changes.
     accept_refused_hardened_pods: bool = False
+    # verify's canary pod (core/canary.py): None is the node's pause image.
+    canary_image: str | None = None
+    canary_namespace: str = DEFAULT_NAMESPACE
+    canary_timeout: float = DEFAULT_TIMEOUT
+    # Set by the guard when the run begins: no workload sets allowPrivilegeEscalation: false, so a kubelet
+    # before 1.24 refuses nothing that runs today and the canary leaves that one field out.
+    no_hardened_workloads: bool = False
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -140,6 +156,14 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
     ]
 
 
+async def resumed_selection(client: Any, record: Mapping[str, Any], options: MigrateOptions) -> list[FleetNode]:
+    """The nodes a resumed run works on: those its journal recorded when it began, whatever runtime they
+    show now (a node killed after its annotation changed no longer looks like dockershim). Runs recorded
+    before the selection was kept select again."""
+    recorded = recorded_selection(record)
+    return recorded if recorded is not None else await select_nodes(client, options)
+
+
 def _is_control_plane(labels: dict[str, str]) -> bool:
     return any(label in labels for label in CONTROL_PLANE_LABELS)
 
@@ -172,9 +196,12 @@ async def migrate(
                     journal.finish_run(run.id, status=_status(result, rollback=True))
                     return RunSummary(run.id, identity.server, result)
                 options = _options_from_record(run.options)
-            # Select and order the nodes before a new run is begun: a refusal or an unreachable cluster
-            # here leaves no unfinished run behind to block the next `migrate`.
-            selected = await select_nodes(client, options)
+                # A resumed run works on the nodes its run recorded, whatever their runtime now.
+                selected = await resumed_selection(client, run.options, options)
+            else:
+                # Select and order the nodes before a new run is begun: a refusal or an unreachable
+                # cluster here leaves no unfinished run behind to block the next `migrate`.
+                selected = await select_nodes(client, options)
             phases = plan_phases(
                 selected,
                 control_plane=options.control_plane,
@@ -185,7 +212,11 @@ async def migrate(
                 decision = await guard_hardened_pods(client, selected, options)
                 if decision.blocked:
                     raise HardenedPodsRefusal.of(decision)
-                run = journal.begin_run(identity, options={**options.to_record(), **_guard_record(decision)})
+                options = replace(options, no_hardened_workloads=not decision.workloads)
+                run = journal.begin_run(
+                    identity,
+                    options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
+                )
             if on_plan is not None:
                 on_plan(selected)
             try:
@@ -221,7 +252,7 @@ async def _run_fleet(
                     node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
                 )
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
-            migration = _migration(name, cluster, access, run_journal, options, on_event)
+            migration = _migration(name, cluster, access, run_journal, options, on_event, run_id=run_id)
             return await migration.run()
 
         return await run_fleet(
@@ -256,6 +287,10 @@ def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
         install_cri_dockerd=Path(record["install_cri_dockerd"]) if record.get("install_cri_dockerd") else None,
         report_dir=Path(record["report_dir"]) if record.get("report_dir") else None,
         accept_refused_hardened_pods=bool(record.get("accept_refused_hardened_pods", False)),
+        canary_image=record.get("canary_image"),
+        canary_namespace=str(record.get("canary_namespace", DEFAULT_NAMESPACE)),
+        canary_timeout=float(record.get("canary_timeout", DEFAULT_TIMEOUT)),
+        no_hardened_workloads=bool(record.get("no_hardened_workloads", False)),
     )
 
 
@@ -369,8 +404,17 @@ def _migration(
     journal: JournalPort,
     options: MigrateOptions,
     on_event: Callable[[StepEvent], None] | None = None,
+    *,
+    run_id: str = "",
 ) -> NodeMigration:
     binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
+    canary = CanarySettings(
+        image=options.canary_image,
+        namespace=options.canary_namespace,
+        timeout=options.canary_timeout,
+        accept_refused_hardened_pods=options.accept_refused_hardened_pods,
+        no_hardened_workloads=options.no_hardened_workloads,
+    )
     return NodeMigration(
         node=name,
         cluster=cluster,
@@ -383,6 +427,8 @@ def _migration(
             health_timeout=options.health_timeout,
             node_files=NODE_FILES,
             cri_dockerd_binary=binary,
+            canary=canary,
+            run_id=run_id,
         ),
         on_event=on_event,
     )
@@ -401,8 +447,11 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
     return None
 
 
-async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, list[str]]:
-    """For each node, what is wrong with it as a migrated node (empty list: verified)."""
+async def verify(
+    connection: Connection, nodes: tuple[str, ...], options: MigrateOptions | None = None
+) -> dict[str, list[str]]:
+    """For each node, what is wrong with it as a migrated node (empty list: verified). ``options``
+    carries the canary's settings."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
@@ -410,6 +459,10 @@ async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, li
     try:
         async with open_client(resolved=config) as client:
             cluster = KubeCluster(client, DrainOptions())
+            # The canary keeps allowPrivilegeEscalation: false on a kubelet < 1.24 only while some workload
+            # needs it, as migrate's does (core/canary.py).
+            chosen = options or MigrateOptions()
+            chosen = replace(chosen, no_hardened_workloads=not await scan_hardened_workloads(client))
             async with node_pool(connection) as pool:
                 for name in nodes:
                     run_id = newest_run_planning(journal, identity, name)
@@ -419,7 +472,7 @@ async def verify(connection: Connection, nodes: tuple[str, ...]) -> dict[str, li
                     records = journal.timeline(run_id, name)
                     view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in records])
                     try:
-                        migration = _migration(name, cluster, await pool.get(name), view, MigrateOptions())
+                        migration = _migration(name, cluster, await pool.get(name), view, chosen)
                         results[name] = await migration.verify_now()
                     except (Refusal, StepFailed) as error:
                         results[name] = [_message(error)]

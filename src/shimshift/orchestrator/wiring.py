@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from shimshift.adapters.cri.client import CriClient, CriError
 from shimshift.adapters.journal import Journal, Phase
-from shimshift.adapters.kube import health, nodes
+from shimshift.adapters.kube import health, nodes, pods
 from shimshift.adapters.kube.client import ApiFailure, raw_request
 from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, drain_node, list_node_pods, plan_drain
 from shimshift.adapters.kube.events import emit_node_event
@@ -115,6 +115,20 @@ class KubeCluster:
             raise ApiFailure(f"GET /api/v1/nodes/{node}/proxy/configz", response)
         config = response.body.get("kubeletconfig", {}) if isinstance(response.body, dict) else {}
         return dict(config)
+
+    async def pod_cidrs(self, node: str) -> tuple[str, ...]:
+        spec = (await nodes.get_node(self.client, node)).get("spec") or {}
+        cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
+        return tuple(str(cidr) for cidr in cidrs)
+
+    async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None:
+        await pods.create_pod(self.client, namespace, dict(manifest))
+
+    async def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return await pods.get_pod(self.client, namespace, name)
+
+    async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
+        return await pods.delete_pod(self.client, namespace, name, timeout=timeout)
 
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None:
         # An Event is a record, not a step: losing one must not fail the migration.

@@ -123,6 +123,45 @@ def test_planned_cri_dockerd_command_line_is_accepted() -> None:
         kubelet_version="1.23.17", files=files, cri_dockerd_version="0.3.17", docker_cgroup_driver="systemd"
     )
     assert plan.cri_dockerd_args[:3] == ("/usr/bin/cri-dockerd", "--container-runtime-endpoint", "fd://")
-    assert len(plan.cri_dockerd_settings) == 11
+    assert len(plan.cri_dockerd_settings) == 12
+    assert plan.cri_dockerd_settings["--streaming-bind-addr"] == "127.0.0.1"
     ok, err = accepts(exe, list(plan.cri_dockerd_args[1:]))
     assert ok, err
+
+
+def streaming_address_error(exe: Path, value: str, workdir: Path) -> str:
+    """What cri-dockerd says about ``--streaming-bind-addr=value`` when it starts.
+
+    The flag's value is parsed only at start-up (v0.3.17 cmd/server.go, before it dials Docker), not
+    by `--version`; pointed at a Docker socket that does not exist, it stops right after that parse.
+    """
+    done = subprocess.run(
+        [
+            str(exe),
+            f"--streaming-bind-addr={value}",
+            f"--docker-endpoint=unix://{workdir}/no-docker.sock",
+            f"--container-runtime-endpoint=unix://{workdir}/cri.sock",
+            f"--cri-dockerd-root-directory={workdir}/root",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0  # it can never serve without Docker
+    return done.stderr
+
+
+def test_planned_streaming_address_is_one_cri_dockerd_parses(tmp_path: Path) -> None:
+    exe = binary(CRI_DOCKERD / "cri-dockerd")
+    plan = plan_node(
+        kubelet_version="1.23.17",
+        files=dockershim_node(23),
+        cri_dockerd_version="0.3.17",
+        docker_cgroup_driver="systemd",
+    )
+    planned = streaming_address_error(exe, plan.cri_dockerd_settings["--streaming-bind-addr"], tmp_path)
+    assert "streaming bind address" not in planned
+    assert "failed to get docker version" in planned  # it got past the parse
+    # The control: a host name is not an address to cri-dockerd, so the check above can fail.
+    assert "Could not parse the given streaming bind address" in streaming_address_error(exe, "localhost", tmp_path)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shimshift.adapters.journal import Journal, RunRecord
+from shimshift.core.listeners import owned_by, parse_ss
 from shimshift.core.steps import kubelet_args
 
 if TYPE_CHECKING:
@@ -31,12 +32,19 @@ CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
 DEMO = "shimshift-demo"
 
 
+# The lab's kubelets are 1.23: on cri-dockerd they refuse pods with allowPrivilegeEscalation: false
+# (reference §7.1), so verify's canary proves everything else only once the operator accepts that.
+ACCEPT_REFUSED_HARDENED_PODS = "--accept-refused-hardened-pods"
+
+
 def cli_argv(lab: LabInfo, journal: Path, *args: str) -> list[str]:
+    accept = [ACCEPT_REFUSED_HARDENED_PODS] if args[:1] in (("migrate",), ("verify",)) else []
     return [
         sys.executable,
         "-m",
         "shimshift.cli.main",
         *args,
+        *accept,
         "--kubeconfig",
         str(lab.kubeconfig),
         "--ssh-config",
@@ -231,3 +239,23 @@ def run_finished(journal: Path) -> bool:
     with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as db:
         row = db.execute("SELECT status FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
     return row is not None and row[0] != "running"
+
+
+def cri_dockerd_listeners(lab: LabInfo, node: str) -> list[str]:
+    """Where the node's running cri-dockerd listens on TCP, from `ss` in the node (ADDR:PORT each)."""
+    pid = int(lab.exec(node, ["systemctl", "show", "--property", "MainPID", "--value", "cri-docker"]).stdout)
+    assert pid > 0, f"cri-docker.service is not running on {node}"
+    listening = parse_ss(lab.exec(node, ["ss", "-Hltnp"]).stdout)
+    return [item.endpoint for item in owned_by(listening, pid=pid)]
+
+
+def canary_pods(lab: LabInfo) -> list[str]:
+    """Every canary pod the API server has, in any namespace."""
+    pods = json.loads(kubectl(lab, "get", "pods", "-A", "-l", "shimshift.io/canary", "-o", "json"))["items"]
+    return [f"{pod['metadata']['namespace']}/{pod['metadata']['name']}" for pod in pods]
+
+
+def report_nodes(reports: Path) -> dict[str, dict[str, Any]]:
+    """The newest JSON report's nodes, by name."""
+    newest = sorted(reports.glob("shimshift-*.json"))[-1]
+    return {node["node"]: node for node in json.loads(newest.read_text())["nodes"]}

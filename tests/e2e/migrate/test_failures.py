@@ -1,5 +1,6 @@
 """Nodes that must not be migrated, or must come back: preflight refusal, a cri-dockerd that breaks
-after preflight, an unknown SSH host key, and the dry run that changes nothing.
+after preflight, a cri-dockerd that lost its network plugin (verify's canary), an unknown SSH host key,
+and the dry run that changes nothing.
 
 Each test restores what it broke and leaves every node on dockershim.
 """
@@ -18,16 +19,20 @@ from .helpers import (
     assert_on_cri_dockerd,
     assert_on_dockershim,
     back_to_dockershim,
+    canary_pods,
     cli_argv,
     cli_env,
+    is_ready,
     journal_has,
     kubectl,
     kubelet_cmdline,
     node_json,
+    report_nodes,
     shimshift,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from shimshift.lab.model import LabInfo
@@ -66,11 +71,13 @@ def test_stopped_cri_dockerd_is_refused_and_the_others_migrate(lab: LabInfo, tmp
         back_to_dockershim(lab, journal, healthy)
 
 
-def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: Path) -> None:
-    node = lab.workers[0].name
-    journal = tmp_path / "journal.sqlite"
+def migrate_breaking_after(
+    lab: LabInfo, journal: Path, args: list[str], *, node: str, step: str, breaks: Callable[[], object]
+) -> tuple[int, str, str]:
+    """Run `shimshift migrate ARGS`; once the journal has NODE's STEP finished, freeze the run (SIGSTOP),
+    call ``breaks``, let it go on, and wait for it to end: (exit status, stdout, stderr)."""
     process = subprocess.Popen(
-        cli_argv(lab, journal, "migrate", node, "--force", "--delete-emptydir-data"),
+        cli_argv(lab, journal, "migrate", *args),
         env=cli_env(),
         cwd=journal.parent,
         stdout=subprocess.PIPE,
@@ -79,29 +86,101 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
     )
     try:
         deadline = time.monotonic() + 600
-        while not journal_has(journal, node=node, step="preflight", phase="finished"):
+        while not journal_has(journal, node=node, step=step, phase="finished"):
             assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "preflight never finished"
+            assert time.monotonic() < deadline, f"{step} never finished"
             time.sleep(0.02)
-        # Freeze the run right after preflight, break cri-dockerd, let it go on. Removing only its
-        # socket file would not do: the plan restarts cri-docker.service, and the socket unit is
-        # PartOf it, so the restart recreates the socket. A binary gone from under its unit (the
-        # 203/EXEC of ../shared/reference/dockershim-to-cri-dockerd.md §6.9) stays broken.
         process.send_signal(signal.SIGSTOP)
-        lab.exec(node, ["mv", "/usr/bin/cri-dockerd", "/usr/bin/cri-dockerd.away"], check=True)
-        process.send_signal(signal.SIGCONT)
+        try:
+            breaks()
+        finally:
+            process.send_signal(signal.SIGCONT)
         out, err = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait(timeout=30)
+    return process.returncode, out, err
+
+
+def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: Path) -> None:
+    node = lab.workers[0].name
+    journal = tmp_path / "journal.sqlite"
+    try:
+        # Break cri-dockerd while the run is frozen right after preflight. Removing only its socket file
+        # would not do: the plan restarts cri-docker.service, and the socket unit is PartOf it, so the
+        # restart recreates the socket. A binary gone from under its unit (the 203/EXEC of
+        # ../shared/reference/dockershim-to-cri-dockerd.md §6.9) stays broken.
+        returncode, out, err = migrate_breaking_after(
+            lab,
+            journal,
+            [node, "--force", "--delete-emptydir-data"],
+            node=node,
+            step="preflight",
+            breaks=lambda: lab.exec(node, ["mv", "/usr/bin/cri-dockerd", "/usr/bin/cri-dockerd.away"], check=True),
+        )
+    finally:
         lab.exec(node, ["mv", "/usr/bin/cri-dockerd.away", "/usr/bin/cri-dockerd"], check=False)
         lab.exec(node, ["systemctl", "restart", "cri-docker.socket", "cri-docker.service"], check=False)
     try:
-        assert process.returncode == 1, out + err
+        assert returncode == 1, out + err
         assert f"{node}: rolled-back" in err
         assert_on_dockershim(lab, node)
         body = node_json(lab, node)
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in body["status"]["conditions"])
+    finally:
+        back_to_dockershim(lab, journal, node)
+
+
+DROPIN_DIR = "/etc/systemd/system/cri-docker.service.d"
+# Sorts after shimshift's 10-shimshift.conf, so its ExecStart is the one systemd runs.
+BROKEN_DROPIN = f"{DROPIN_DIR}/20-test-no-network-plugin.conf"
+
+
+def test_cri_dockerd_without_its_network_plugin_fails_the_canary_and_rolls_back(
+    lab: LabInfo, tmp_path: Path
+) -> None:
+    """cri-dockerd#73/#93: without --network-plugin=cni its sandboxes do not get the pod network. The
+    node is Ready and lists every sandbox; only a pod started after the change shows it."""
+    node = lab.workers[0].name
+    journal = tmp_path / "journal.sqlite"
+    reports = tmp_path / "reports"
+
+    def drop_the_network_plugin() -> None:
+        planned = lab.exec(node, ["cat", f"{DROPIN_DIR}/10-shimshift.conf"], check=True).stdout
+        command = [line for line in planned.splitlines() if line.startswith("ExecStart=") and line != "ExecStart="][-1]
+        assert "--network-plugin=cni" in command, planned
+        broken = command.replace("--network-plugin=cni", "--network-plugin=")
+        lab.exec(node, ["tee", BROKEN_DROPIN], input=f"[Service]\nExecStart=\n{broken}\n", check=True)
+        lab.exec(node, ["systemctl", "daemon-reload"], check=True)
+        lab.exec(node, ["systemctl", "restart", "cri-docker.service"], check=True)
+
+    try:
+        # After the restart step proved the planned command line runs: a later change is what verify sees.
+        returncode, out, err = migrate_breaking_after(
+            lab,
+            journal,
+            [node, "--force", "--delete-emptydir-data", "--report-dir", str(reports), "--canary-timeout", "30"],
+            node=node,
+            step="restart-cri-dockerd",
+            breaks=drop_the_network_plugin,
+        )
+    finally:
+        lab.exec(node, ["rm", "-f", BROKEN_DROPIN], check=False)
+        lab.exec(node, ["systemctl", "daemon-reload"], check=False)
+        lab.exec(node, ["systemctl", "restart", "cri-docker.socket", "cri-docker.service"], check=False)
+    try:
+        assert returncode == 1, out + err
+        assert f"{node}: rolled-back" in err, err
+        canary = report_nodes(reports)[node]["canary"]
+        assert canary["state"] == "failed", canary
+        # The lab's Docker has no bridge network ("bridge": "none" in daemon.json): a sandbox without
+        # the network plugin gets no address at all there; with a docker0 it would get a 172.17.x one.
+        assert "without an IP address" in canary["message"] or "Docker's bridge" in canary["message"], canary
+        assert canary["deleted"] is True
+        assert canary_pods(lab) == []
+        assert_on_dockershim(lab, node)  # also: not cordoned
+        assert is_ready(node_json(lab, node))
     finally:
         back_to_dockershim(lab, journal, node)
 

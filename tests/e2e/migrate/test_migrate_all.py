@@ -3,7 +3,8 @@
 Matrix: every node (control plane included) migrated with the PDB respected and DaemonSet containers
 untouched; `verify` agrees; the reports exist next to the journal (Markdown, and HTML with every node
 and step); kubelet 1.24.17 runs on the migrated files unchanged;
-`rollback` brings every node back to dockershim (which also resets the lab for the next module).
+`rollback` brings every node back to dockershim (which also resets the lab for the next module); verify's
+canary ran on every node and is gone, and cri-dockerd's streaming server listens on loopback only.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from .helpers import (
     ReadyReplicasWatch,
     assert_on_cri_dockerd,
     back_to_dockershim,
+    canary_pods,
+    cri_dockerd_listeners,
     daemonset_containers,
     is_ready,
     kubelet_cmdline,
     node_json,
+    report_nodes,
     shimshift,
     wait_until,
 )
@@ -113,6 +117,28 @@ def test_html_report_has_every_node_and_step_and_is_announced(migrated: Migrated
         for step in ("preflight", "cordon", "drain", "write-config", "annotate", "restart-kubelet", "verify"):
             assert f'data-step="{step}" data-result="finished"' in section, (node.name, step)
         assert 'data-step="uncordon" data-result="finished"' in section, node.name
+
+
+def test_the_canary_ran_and_was_deleted_on_every_node(migrated: Migrated) -> None:
+    nodes = report_nodes(migrated.reports)
+    for node in migrated.lab.nodes:
+        canary = nodes[node.name]["canary"]
+        assert canary is not None, nodes[node.name]
+        assert canary["pod"] == f"kube-system/shimshift-canary-{node.name}"
+        assert canary["state"] == "running" and canary["phase"] == "Running", canary
+        assert canary["ip"] and canary["ip"] not in {"", None}
+        # The lab's kubelets are 1.23: the one field they refuse is left out, and the report says so.
+        assert canary["omitted"] == ["allowPrivilegeEscalation"] and "--accept-refused-hardened-pods" in canary["note"]
+        assert canary["deleted"] is True
+    assert canary_pods(migrated.lab) == []
+
+
+def test_streaming_server_listens_on_loopback_only(migrated: Migrated) -> None:
+    for node in migrated.lab.nodes:
+        listeners = cri_dockerd_listeners(migrated.lab, node.name)
+        # One streaming server per cri-dockerd: its port is random, its address must be loopback.
+        assert listeners, f"cri-dockerd on {node.name} listens on no TCP port"
+        assert all(item.startswith("127.0.0.1:") for item in listeners), (node.name, listeners)
 
 
 def test_kubelet_124_starts_on_the_migrated_files(migrated: Migrated) -> None:

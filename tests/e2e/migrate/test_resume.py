@@ -1,9 +1,11 @@
-"""A run killed with SIGKILL at each step boundary, then `migrate --resume`, ends exactly where an
-uninterrupted run ends.
+"""A `migrate --all` run killed with SIGKILL at each step boundary, then `migrate --resume`, ends exactly
+where an uninterrupted run ends: every node migrated, none left cordoned (reference §7.3).
 
-Matrix: one worker; for every step of the per-node machine, the kill lands right after the journal
-records the step as finished (the next step may already have begun: that is a crash mid-step too).
-Each case rolls the node back afterwards with the tool's own rollback.
+Matrix: the whole lab selected with `--all`, the way operators run it; for every step of the per-node
+machine, the kill lands right after the journal records that step as finished on the first node of the
+run (the control plane: it goes first), when that node's files and annotation may already say
+cri-dockerd and the workers have not started. The next step may already have begun: that is a crash
+mid-step too. Each case puts every node back on dockershim afterwards with the tool's own rollback.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from shimshift.core.steps import MIGRATION_STEPS, Step
 from .helpers import (
     assert_on_cri_dockerd,
     back_to_dockershim,
+    canary_pods,
     run_finished,
     run_until_then_kill,
     shimshift,
@@ -29,32 +32,31 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-# The last step's boundary is the end of the run: nothing is left to resume there.
+# The last step's boundary is the end of the node's run: the kill then lands on the workers' steps.
 BOUNDARIES = [step for step in MIGRATION_STEPS if step is not Step.UNCORDON]
 DRAIN_FLAGS = ["--force", "--delete-emptydir-data"]
 
 
 @pytest.mark.parametrize("step", BOUNDARIES, ids=[str(step) for step in BOUNDARIES])
-def test_sigkill_then_resume(lab: LabInfo, tmp_path: Path, step: Step) -> None:
-    node = lab.workers[0].name
-    # After the last steps little work is left (uncordon takes ~50 ms), so the kill can land after
-    # the run ended; then the node is put back and the kill tried again, a few times at most.
-    for attempt in range(4):
-        journal = tmp_path / f"journal-{attempt}.sqlite"
+def test_sigkill_of_an_all_run_then_resume(lab: LabInfo, tmp_path: Path, step: Step) -> None:
+    first = lab.control_plane.name
+    names = [node.name for node in lab.nodes]
+    journal = tmp_path / "journal.sqlite"
+    try:
+        # The workers are still to come when the first node's step ends, so the run cannot end first.
         killed = run_until_then_kill(
-            lab, journal, ["migrate", node, *DRAIN_FLAGS], node=node, step=str(step), phase="finished"
+            lab, journal, ["migrate", "--all", *DRAIN_FLAGS], node=first, step=str(step), phase="finished"
         )
         assert killed < 0, f"shimshift was not killed (exit {killed})"
-        if not run_finished(journal):
-            break
-        back_to_dockershim(lab, journal, node)
-    else:
-        pytest.fail(f"the run always ended before the kill after {step} landed")
-    try:
+        assert not run_finished(journal)
         resumed = shimshift(lab, journal, "migrate", "--resume")
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert_on_cri_dockerd(lab, node)
+        for name in names:
+            assert_on_cri_dockerd(lab, name)  # also: not cordoned
         status = shimshift(lab, journal, "status")
-        assert f"{node}: uncordon finished" in status.stdout
+        for name in names:
+            assert f"{name}: uncordon finished" in status.stdout, status.stdout
+        assert canary_pods(lab) == []
     finally:
-        back_to_dockershim(lab, journal, node)
+        for name in names:
+            back_to_dockershim(lab, journal, name)

@@ -130,7 +130,7 @@ def test_sudoers_lines_name_every_program_by_its_path() -> None:
     assert "# not found on the node, add their full paths: cri-dockerd" in lines
     assert any("group docker" in line for line in lines)
     assert sudoers_rule("ops", paths) == lines[-1]
-    assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "cri-dockerd", "systemctl")
+    assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
 
 
 def test_parse_found_programs() -> None:

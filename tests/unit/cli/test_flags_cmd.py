@@ -1,8 +1,9 @@
 """`shimshift flags plan|check` over local files.
 
 Matrix: plan text/json, no-op plan, refusal (exit 2, file and line on stderr, nothing on stdout), check with
-and without findings (exit 1 / 0), the extra-args file placed where the drop-in reads it (DEB and RPM),
-a missing config file named with the option to pass it.
+and without findings (exit 1 / 0), cri-dockerd's streaming server on every address (unset, 0.0.0.0:PORT,
+[::]), the extra-args file placed where the drop-in reads it (DEB and RPM), a missing config file named
+with the option to pass it.
 """
 
 from __future__ import annotations
@@ -125,9 +126,29 @@ def test_check_findings(tmp_path: Path) -> None:
     assert {f["flag"] for f in json.loads(out)} >= {"--network-plugin", "--container-runtime-endpoint"}
 
 
+def cri_dockerd_dropin(tmp_path: Path, *extra: str) -> list[str]:
+    words = " ".join(["/usr/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin=cni", *extra])
+    (tmp_path / "dropin").write_text(f"[Service]\nExecStart=\nExecStart={words}\n")
+    return ["--cri-dockerd-dropin-file", str(tmp_path / "dropin")]
+
+
 def test_check_clean(tmp_path: Path) -> None:
-    code, out, _ = run("check", "--target-version", "1.23", *files(tmp_path, flags=MIGRATED))
+    loopback = cri_dockerd_dropin(tmp_path, "--streaming-bind-addr=127.0.0.1")
+    code, out, _ = run("check", "--target-version", "1.23", *files(tmp_path, flags=MIGRATED), *loopback)
     assert code == 0 and out.startswith("no finding")
+
+
+def test_check_flags_a_streaming_server_on_every_address(tmp_path: Path) -> None:
+    # §7.2: a node already on cri-dockerd whose streaming server is not bound to loopback.
+    for extra in ((), ("--streaming-bind-addr", "0.0.0.0:10010"), ("--streaming-bind-addr=[::]",)):
+        dropin = cri_dockerd_dropin(tmp_path, *extra)
+        code, out, _ = run("check", "--target-version", "1.23", *files(tmp_path, flags=MIGRATED), *dropin)
+        assert code == 1, extra
+        assert "/etc/systemd/system/cri-docker.service.d/10-shimshift.conf: warning: cri-dockerd's streaming" in out
+        assert "add --streaming-bind-addr=127.0.0.1" in out
+    code, out, _ = run("check", "--target-version", "1.23", "-o", "json", *files(tmp_path, flags=MIGRATED))
+    assert code == 1 and [f["flag"] for f in json.loads(out)] == ["--streaming-bind-addr"]
+    assert "packaged command line" in json.loads(out)[0]["message"]
 
 
 def test_rpm_dropin_places_extra_args_in_sysconfig(tmp_path: Path) -> None:

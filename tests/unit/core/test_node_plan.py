@@ -155,6 +155,7 @@ def test_the_123_lab_node_exact_bytes() -> None:
         "--pod-infra-container-image=registry.k8s.io/pause:3.6",
         "--network-plugin=cni",
         "--cri-dockerd-root-directory=/var/lib/dockershim",
+        "--streaming-bind-addr=127.0.0.1",
     )
     assert p.node == "shimshift-lab-worker"
     assert p.to_data()["cri_dockerd"]["changed"] is True
@@ -264,15 +265,44 @@ def test_cri_dockerd_unit_command_line_is_kept() -> None:
     assert "--network-plugin=" not in p.cri_dockerd_args
 
 
-def test_operator_root_directory_on_cri_dockerd_is_respected() -> None:
+@pytest.mark.parametrize(
+    ("written", "words"),
+    [
+        ("--cri-dockerd-root-directory=/data/cri", ("--cri-dockerd-root-directory=/data/cri",)),
+        # §7.2: an operator's streaming address stays, whatever it is.
+        ("--streaming-bind-addr 10.1.2.3:10010", ("--streaming-bind-addr", "10.1.2.3:10010")),
+    ],
+)
+def test_operator_setting_on_cri_dockerd_is_respected(written: str, words: tuple[str, ...]) -> None:
     files = dockershim_node(23)
     files[CRI_DOCKERD_UNIT_USR] = (
-        b"[Service]\nExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// "
-        b"--cri-dockerd-root-directory=/data/cri\n"
+        f"[Service]\nExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// {written}\n".encode()
     )
     p = plan(files, 23)
-    assert "--cri-dockerd-root-directory=/data/cri" in p.cri_dockerd_args
-    assert "--cri-dockerd-root-directory" not in p.cri_dockerd_settings
+    assert p.cri_dockerd_args[3 : 3 + len(words)] == words
+    flag = words[0].split("=")[0]
+    assert flag not in p.cri_dockerd_settings
+    assert [arg for arg in p.cri_dockerd_args if arg.startswith(flag)] == [words[0]]
+
+
+@pytest.mark.parametrize("minor", [21, 23, 24, 27])
+@pytest.mark.parametrize("cri_dockerd_version", ["0.3.0", "0.3.16", "0.3.17", None])
+def test_streaming_server_is_bound_to_loopback(minor: int, cri_dockerd_version: str | None) -> None:
+    # §7.2: dockershim's streaming server listened on localhost:0; cri-dockerd's on every address.
+    files = dockershim_node(minor)
+    p = plan(files, minor, cri_dockerd_version=cri_dockerd_version)
+    assert p.cri_dockerd_settings["--streaming-bind-addr"] == "127.0.0.1"
+    assert p.cri_dockerd_args[-1] == "--streaming-bind-addr=127.0.0.1"
+    dropin = apply_changes(files, p.changes)[CRI_DOCKERD_DROPIN]
+    assert dropin is not None and b"--streaming-bind-addr=127.0.0.1" in dropin
+    assert b"localhost only" in dropin  # the drop-in's comment says why
+
+
+def test_cri_dockerd_without_the_streaming_flag_is_warned_about() -> None:
+    p = plan(dockershim_node(23), 23, cri_dockerd_version="0.2.5")
+    assert "--streaming-bind-addr" not in p.cri_dockerd_settings
+    assert not any("streaming" in arg for arg in p.cri_dockerd_args)
+    assert any("--streaming-bind-addr (v0.2.6+)" in warning for warning in p.warnings)
 
 
 def test_existing_dropin_of_ours_is_replaced_and_restored() -> None:
@@ -288,7 +318,11 @@ def test_no_network_plugin_keeps_dockershims_none_and_checkpoints_optional() -> 
     files = dockershim_node(20)
     files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--experimental-dockershim-root-directory=/srv/ds"\n'
     p = plan(files, 20, keep_dockershim_checkpoints=False)
-    assert p.cri_dockerd_settings == {"--network-plugin": "", "--cri-dockerd-root-directory": "/srv/ds"}
+    assert p.cri_dockerd_settings == {
+        "--network-plugin": "",
+        "--cri-dockerd-root-directory": "/srv/ds",
+        "--streaming-bind-addr": "127.0.0.1",
+    }
     assert any("no --network-plugin" in w for w in p.warnings)
     assert any("--pod-infra-container-image" in w for w in p.warnings)
     p2 = plan(dockershim_node(20), 20, keep_dockershim_checkpoints=False)

@@ -56,3 +56,38 @@ def test_opt_in_in_both_reports() -> None:
     plain = {"accept_refused_hardened_pods": False}
     without = render_markdown(run_id="r1", cluster="c", summaries=summaries, entries=ENTRIES, options=plain)
     assert "Opt-in" not in without
+
+
+CANARY = {
+    "pod": "kube-system/shimshift-canary-w1",
+    "image": "registry.k8s.io/pause:3.6",
+    "state": "running",
+    "phase": "Running",
+    "ip": "10.244.1.9",
+    "verdict_after_s": 2.5,
+    "deleted": True,
+    "message": "running on 10.244.1.9",
+    "note": "allowPrivilegeEscalation: false left out of the canary: kubelet v1.23.17 on cri-dockerd refuses it",
+}
+
+
+def test_reports_show_the_canary_of_the_last_verify() -> None:
+    failed_first = {**CANARY, "state": "failed", "message": "bridge"}
+    entries = [
+        entry("w1", "verify", "started", 0),
+        TimelineEntry("w1", "verify", "failed", T0 + timedelta(seconds=3), {"canary": failed_first}),
+        entry("w1", "verify", "started", 4),
+        TimelineEntry("w1", "verify", "finished", T0 + timedelta(seconds=7), {"canary": CANARY}),
+        entry("w2", "cordon", "started", 5),
+    ]
+    summaries = [NodeSummary("w1", "migrated"), NodeSummary("w2", "interrupted")]
+    report = json.loads(render_json(run_id="r1", cluster="c", summaries=summaries, entries=entries))
+    assert report["nodes"][0]["canary"] == CANARY
+    assert report["nodes"][1]["canary"] is None
+    text = render_markdown(run_id="r1", cluster="c", summaries=summaries, entries=entries)
+    assert (
+        "Canary `kube-system/shimshift-canary-w1` (registry.k8s.io/pause:3.6): running, phase Running, "
+        "IP 10.244.1.9, verdict after 2.5 s, deleted. running on 10.244.1.9"
+    ) in text
+    assert "Note: allowPrivilegeEscalation: false left out of the canary" in text
+    assert text.count("Canary ") == 1
