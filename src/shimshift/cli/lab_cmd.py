@@ -48,14 +48,21 @@ def lab() -> None:
     show_default=True,
     help="State cri-dockerd is left in on every node.",
 )
+@click.option(
+    "--hardened-demo/--no-hardened-demo",
+    default=True,
+    show_default=True,
+    help="Include the `restricted` Deployment (allowPrivilegeEscalation: false, with a PDB) that makes "
+    "`migrate` refuse kubelets before 1.24.",
+)
 @click.option("--replace", is_flag=True, help="Take down an existing lab first.")
 @_dir_option
-def up_cmd(workers: int, cri_dockerd: str, replace: bool, directory: Path) -> None:
+def up_cmd(workers: int, cri_dockerd: str, hardened_demo: bool, replace: bool, directory: Path) -> None:
     """Build the lab: 1 control plane + N workers, sample workloads, ssh access."""
     console = _console()
     started = time.monotonic()
     try:
-        spec = LabSpec(workers=workers, cri_dockerd=CriDockerdMode(cri_dockerd))
+        spec = LabSpec(workers=workers, cri_dockerd=CriDockerdMode(cri_dockerd), hardened_demo=hardened_demo)
         if replace:
             cluster.down(directory=directory, remove_images=False, progress=lambda m: console.print(f"  {m}"))
         info = cluster.up(

@@ -232,9 +232,10 @@ def _up(
 
     say(f"workloads: applying samples in namespace {DEMO_NAMESPACE}")
     first_worker = workers[0].name
-    kubectl(cp.name, ["apply", "-f", "-"], input=render.workloads(first_worker=first_worker))
+    manifests = render.workloads(first_worker=first_worker, hardened_demo=spec.hardened_demo)
+    kubectl(cp.name, ["apply", "-f", "-"], input=manifests)
     write_node_file(first_worker, render.STATIC_POD_FILE, render.static_pod())
-    _wait_workloads(cp, first_worker=first_worker)
+    _wait_workloads(cp, first_worker=first_worker, hardened_demo=spec.hardened_demo)
 
     info = LabInfo(
         directory=directory,
@@ -448,9 +449,11 @@ def _nodes_not_ready(cp: LabNode, nodes: Sequence[LabNode]) -> str | None:
     return f"not Ready: {', '.join(missing)}" if missing else None
 
 
-def _wait_workloads(cp: LabNode, *, first_worker: str) -> None:
+def _wait_workloads(cp: LabNode, *, first_worker: str, hardened_demo: bool) -> None:
     ns = ["-n", DEMO_NAMESPACE]
-    deployments = ("deployment/web", "deployment/scratch", f"deployment/{render.RESTRICTED_DEPLOYMENT}")
+    deployments: tuple[str, ...] = ("deployment/web", "deployment/scratch")
+    if hardened_demo:
+        deployments += (f"deployment/{render.RESTRICTED_DEPLOYMENT}",)
     for what in (*deployments, "daemonset/node-agent", "statefulset/db"):
         kubectl(cp.name, ["rollout", "status", *ns, what, "--timeout=180s"], timeout=200)
     kubectl(cp.name, ["wait", *ns, "--for=condition=complete", "job/once", "--timeout=120s"], timeout=140)

@@ -64,6 +64,9 @@ class LabSpec:
 
     workers: int = 2
     cri_dockerd: CriDockerdMode = CriDockerdMode.RUNNING
+    # The `restricted` Deployment (allowPrivilegeEscalation: false, with a PDB) that makes `migrate` refuse
+    # 1.23 nodes: on by default, as the trap it shows is on most hardened clusters.
+    hardened_demo: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -73,11 +76,15 @@ class LabSpec:
             )
 
     def to_json(self) -> dict[str, Any]:
-        return {"workers": self.workers, "cri_dockerd": self.cri_dockerd.value}
+        return {"workers": self.workers, "cri_dockerd": self.cri_dockerd.value, "hardened_demo": self.hardened_demo}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabSpec:
-        return cls(workers=int(data["workers"]), cri_dockerd=CriDockerdMode(data["cri_dockerd"]))
+        return cls(
+            workers=int(data["workers"]),
+            cri_dockerd=CriDockerdMode(data["cri_dockerd"]),
+            hardened_demo=bool(data.get("hardened_demo", True)),
+        )
 
 
 def worker_name(index: int) -> str:

@@ -285,7 +285,7 @@ def _prefer_node(node: str) -> dict[str, Any]:
     }
 
 
-def workloads(*, first_worker: str) -> str:
+def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
     """Manifests for the sample workloads in namespace shimshift-demo.
 
     Workloads stay off the control plane (kubeadm's NoSchedule taint is kept, as on a real cluster),
@@ -321,28 +321,6 @@ def workloads(*, first_worker: str) -> str:
             "kind": "PodDisruptionBudget",
             "metadata": meta("web"),
             "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": meta(RESTRICTED_DEPLOYMENT, app=RESTRICTED_DEPLOYMENT),
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}},
-                "template": {
-                    "metadata": {"labels": {"app": RESTRICTED_DEPLOYMENT}},
-                    "spec": _pod_spec(
-                        [_container("app", securityContext=RESTRICTED_CONTAINER_CONTEXT)],
-                        securityContext=RESTRICTED_POD_CONTEXT,
-                    ),
-                },
-            },
-        },
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": meta(RESTRICTED_DEPLOYMENT),
-            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}}},
         },
         {
             "apiVersion": "apps/v1",
@@ -420,6 +398,31 @@ def workloads(*, first_worker: str) -> str:
             },
         },
     ]
+    if hardened_demo:
+        docs += [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": meta(RESTRICTED_DEPLOYMENT, app=RESTRICTED_DEPLOYMENT),
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}},
+                    "template": {
+                        "metadata": {"labels": {"app": RESTRICTED_DEPLOYMENT}},
+                        "spec": _pod_spec(
+                            [_container("app", securityContext=RESTRICTED_CONTAINER_CONTEXT)],
+                            securityContext=RESTRICTED_POD_CONTEXT,
+                        ),
+                    },
+                },
+            },
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": meta(RESTRICTED_DEPLOYMENT),
+                "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": RESTRICTED_DEPLOYMENT}}},
+            },
+        ]
     return _dump_all(docs)
 
 

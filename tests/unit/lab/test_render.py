@@ -194,3 +194,12 @@ def test_restricted_deployment_meets_the_restricted_profile_and_is_refused_by_th
         if doc["kind"] in TEMPLATE_PATHS:
             scan.add_workload(doc["kind"], doc)
     assert [(w.kind, w.name) for w in scan.result()] == [("Deployment", "restricted")]
+
+
+def test_the_hardened_demo_can_be_left_out() -> None:
+    with_demo = [d for d in yaml.safe_load_all(render.workloads(first_worker="w1")) if d]
+    without = [d for d in yaml.safe_load_all(render.workloads(first_worker="w1", hardened_demo=False)) if d]
+    restricted = {(d["kind"], d["metadata"]["name"]) for d in with_demo} - {
+        (d["kind"], d["metadata"]["name"]) for d in without
+    }
+    assert restricted == {("Deployment", "restricted"), ("PodDisruptionBudget", "restricted")}
