@@ -9,16 +9,21 @@ canary ran on every node and is gone, and cri-dockerd's streaming server listens
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import yaml
 
 from shimshift.core.steps import kubelet_args
+from shimshift.lab import render
 
 from .helpers import (
+    DEMO,
+    KUBECTL,
     ReadyReplicasWatch,
     assert_on_cri_dockerd,
     back_to_dockershim,
@@ -26,6 +31,7 @@ from .helpers import (
     cri_dockerd_listeners,
     daemonset_containers,
     is_ready,
+    kubectl,
     kubelet_cmdline,
     node_json,
     report_nodes,
@@ -161,6 +167,7 @@ def test_kubelet_124_starts_on_the_migrated_files(migrated: Migrated) -> None:
         )
         args = kubelet_args(kubelet_cmdline(lab, node))
         assert args.get("--container-runtime-endpoint") == "unix:///var/run/cri-dockerd.sock", args
+        assert_restricted_pod_runs(lab, node)
     finally:
         lab.exec(node, ["mv", "/usr/bin/kubelet-1.23", "/usr/bin/kubelet"], check=True)
         lab.exec(node, ["systemctl", "restart", "kubelet"], check=True)
@@ -172,3 +179,36 @@ def test_kubelet_124_starts_on_the_migrated_files(migrated: Migrated) -> None:
             timeout=180,
             what=f"{node} back on kubelet v1.23.17",
         )
+
+
+def assert_restricted_pod_runs(lab: LabInfo, node: str) -> None:
+    """The lab's `restricted` Deployment's own pod template, pinned to a node whose kubelet is 1.24: it runs
+    there (kubelet 1.24 has no NoNewPrivs admit check), where a 1.23 kubelet on cri-dockerd refuses it."""
+    documents = yaml.safe_load_all(render.workloads(first_worker=lab.workers[0].name))
+    deployment = next(
+        d
+        for d in documents
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == render.RESTRICTED_DEPLOYMENT
+    )
+    spec = {**deployment["spec"]["template"]["spec"], "nodeName": node}
+    assert spec["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+    name = "restricted-on-kubelet-124"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": DEMO}, "spec": spec}
+    subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(lab.kubeconfig), "apply", "-f", "-"],
+        input=json.dumps(pod),
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    try:
+        wait_until(
+            lambda: (
+                json.loads(kubectl(lab, "get", "pod", "-n", DEMO, name, "-o", "json"))["status"].get("phase")
+                == "Running"
+            ),
+            timeout=120,
+            what=f"pod {name} Running on {node} with kubelet v1.24.17",
+        )
+    finally:
+        kubectl(lab, "delete", "pod", "-n", DEMO, name, "--grace-period=0", "--force", "--wait", "--ignore-not-found")
