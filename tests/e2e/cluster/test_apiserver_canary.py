@@ -78,16 +78,22 @@ async def test_rbac_allows_the_canary_in_its_namespace_only(as_shimshift: Any, w
 
 
 class Kubelet:
-    """Plays the node's kubelet for the canary: once the pod exists, writes the given status once."""
+    """Plays the node's kubelet for the canary: once the pod exists, writes the given status once.
 
-    def __init__(self, world: World, name: str, status: dict[str, Any] | None) -> None:
-        self.world, self.name, self.status = world, name, status
+    ``leftover``: the UID of an older pod of that name, which the driver deletes first: the status goes to
+    the new pod only (writing it to the leftover would lose it with the leftover)."""
+
+    def __init__(
+        self, world: World, name: str, status: dict[str, Any] | None, *, leftover: str | None = None
+    ) -> None:
+        self.world, self.name, self.status, self.leftover = world, name, status, leftover
         self.task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
         path = f"/api/v1/namespaces/{self.world.namespace}/pods/{self.name}"
-        for _ in range(2000):  # polls every 10 ms, as the driver's own 0.5 s poll is what is tested
-            if await self.world.get_pod(self.name) is not None:
+        for _ in range(6000):  # polls every 10 ms, as the driver's own 0.5 s poll is what is tested
+            pod = await self.world.get_pod(self.name)
+            if pod is not None and pod["metadata"]["uid"] != self.leftover:
                 break
             await asyncio.sleep(0.01)
         if self.status is not None:
@@ -162,8 +168,10 @@ async def test_a_leftover_canary_is_deleted_before_the_new_one(world: World, kub
     node = await world.node("leftover")
     old = CanarySpec(node, world.namespace, "registry.k8s.io/pause:3.6", "run-0")
     await pods.create_pod(kube, world.namespace, canary_manifest(old))
+    leftover = await world.get_pod(canary_name(node))
+    assert leftover is not None
     spec = CanarySpec(node, world.namespace, old.image, "run-1")
-    async with Kubelet(world, canary_name(node), running_on("10.9.9.9")):
+    async with Kubelet(world, canary_name(node), running_on("10.9.9.9"), leftover=leftover["metadata"]["uid"]):
         result = await run_canary(
             KubeCluster(kube, DrainOptions()), LocalNodeAccess(node), spec=spec, clock=lambda: datetime.now(UTC)
         )
