@@ -147,6 +147,7 @@ class BudgetIndex:
         self._by_label: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
         self._unlabelled: dict[str, set[str]] = defaultdict(set)
         self._demands: dict[str, dict[str, int]] = defaultdict(dict)
+        self._matched_on_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
 
     @classmethod
     def of(cls, pods: Iterable[PodView], budgets: Iterable[BudgetView]) -> BudgetIndex:
@@ -215,6 +216,20 @@ class BudgetIndex:
                 found.update(by_label.get(pair, ()))
         return found
 
+    def allowed(self, key: str) -> int | None:
+        """The PDB's ``disruptionsAllowed``, or None when there is no such PDB."""
+        budget = self._budgets.get(key)
+        return None if budget is None else budget.disruptions_allowed
+
+    def one_pod_per_budget(self, node: str) -> dict[str, tuple[str, str]]:
+        """For each PDB covering an evictable pod of ``node``, one such pod (namespace, name): asking the
+        API server about that one pod tells whether the PDB would block the node's drain now."""
+        found: dict[str, tuple[str, str]] = {}
+        for key in sorted(self._matched_on_node.get(node, ())):
+            for budget_key in self._matched[key]:
+                found.setdefault(budget_key, key)
+        return found
+
     def snapshot(self) -> BudgetSnapshot:
         """The PDBs' allowed disruptions as of now, and a live read-only view of the demands: copying
         the demands of thousands of nodes on every pass of the fleet loop would cost more than deciding."""
@@ -230,6 +245,7 @@ class BudgetIndex:
         )
         if keys:
             self._matched[key] = keys
+            self._matched_on_node[pod.node].add(key)
             counts = self._demands[pod.node]
             for budget_key in keys:
                 counts[budget_key] = counts.get(budget_key, 0) + 1
@@ -239,6 +255,7 @@ class BudgetIndex:
         if not keys:
             return
         node = self._pods[key].node
+        self._matched_on_node[node].discard(key)
         counts = self._demands[node]
         for budget_key in keys:
             counts[budget_key] -= 1

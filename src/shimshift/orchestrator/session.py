@@ -17,6 +17,7 @@ from lightkube.config.kubeconfig import KubeConfig
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
+from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import make_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.nodes import get_node
@@ -178,9 +179,9 @@ async def migrate(
             control_plane=options.control_plane,
             max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
         )
-        cluster = KubeCluster(client, options.drain)
         run_journal = RunJournal(journal, run.id)
-        async with node_pool(connection) as pool:
+        async with ClusterCache(client) as cache, node_pool(connection) as pool:
+            cluster = KubeCluster(client, options.drain, cache=cache)
 
             async def migrate_one(name: str) -> NodeOutcome:
                 try:
@@ -197,6 +198,8 @@ async def migrate(
                 phases,
                 migrate=migrate_one,
                 drain_would_block=cluster.drain_would_block,
+                budgets=cache.snapshot,
+                budgets_changed=cache.budgets_changed,
                 max_failures=options.max_failures,
                 on_outcome=on_outcome,
             )
