@@ -32,11 +32,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import Pod
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import OnErrorAction, OnErrorResult
 
 from shimshift.adapters.kube.cache import ClusterCache, wait_budget_allowed
-from shimshift.adapters.kube.client import JSON, ApiFailure, eviction_resources, list_pages, raw_request
+from shimshift.adapters.kube.client import (
+    JSON,
+    ApiFailure,
+    eviction_resources,
+    list_pages,
+    raw_request,
+    status_code,
+)
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.nodes import cordon, get_node
 from shimshift.core.drain import (
@@ -195,15 +205,14 @@ async def _facts_for(client: AsyncClient, pods: list[JSON]) -> list[PodFacts]:
         if plain.daemonset_managed and not plain.finished and plain.controller is not None:
             key = (plain.namespace, plain.controller.name)
             if key not in lookups:
-                response = await raw_request(
-                    client, "GET", f"/apis/apps/v1/namespaces/{key[0]}/daemonsets/{key[1]}"
-                )
-                if response.status == 200:
+                try:
+                    await client.get(DaemonSet, key[1], namespace=key[0])
                     lookups[key] = (None, False)
-                elif response.status == 404:
-                    lookups[key] = (f'daemonsets.apps "{key[1]}" not found', True)
-                else:
-                    lookups[key] = (response.message or f"HTTP {response.status}", False)
+                except ApiError as failure:
+                    if status_code(failure) == 404:
+                        lookups[key] = (f'daemonsets.apps "{key[1]}" not found', True)
+                    else:
+                        lookups[key] = (failure.status.message or f"HTTP {status_code(failure)}", False)
             error, not_found = lookups[key]
             if error is not None:
                 plain = pod_facts(pod, daemonset_lookup_error=error, daemonset_not_found=not_found)
@@ -217,15 +226,16 @@ async def _pdb_for(client: AsyncClient, pod: JSON, named: str | None) -> str | N
     if named:
         return f"{namespace}/{named}"
     labels = pod.get("metadata", {}).get("labels") or {}
-    response = await raw_request(
-        client, "GET", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
-    )
-    if response.status != 200:
-        return None
+    try:
+        budgets = [item async for item in client.list(PodDisruptionBudget, namespace=namespace)]
+    except ApiError:
+        return None  # only the report's wording depends on it
     names = [
-        f"{namespace}/{item['metadata']['name']}"
-        for item in response.body.get("items") or []
-        if selector_matches(item.get("spec", {}).get("selector"), labels)
+        f"{namespace}/{item.metadata.name}"
+        for item in budgets
+        if item.metadata is not None
+        and item.spec is not None
+        and selector_matches(item.spec.selector.to_dict() if item.spec.selector else None, labels)
     ]
     return ",".join(names) or None
 
@@ -315,6 +325,17 @@ class _Drainer:
             response = await raw_request(self.client, "POST", path, params=params, body=body)
         return response.status, response.body
 
+    async def get_pod(self, run: _PodRun) -> JSON | None:
+        """The pod under ``run``'s name now (maybe another incarnation), or None when there is none."""
+        metadata = run.pod["metadata"]
+        try:
+            pod = await self.client.get(Pod, metadata["name"], namespace=metadata["namespace"])
+        except ApiError as error:
+            if status_code(error) == 404:
+                return None
+            raise ApiFailure.of(f"GET pod {run.key}", error) from error
+        return pod.to_dict()
+
     async def wait_to_retry(self, run: _PodRun) -> None:
         """After a 429: until the one PDB that refused allows a disruption, at most the retry delay.
 
@@ -346,14 +367,9 @@ class _Drainer:
                 return True
             if not state.deleting:
                 return False
-        response = await raw_request(
-            self.client, "GET", f"/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}"
-        )
-        if response.status == 404:
+        fresh = await self.get_pod(run)
+        if fresh is None:
             return True
-        if response.status != 200:
-            raise ApiFailure(f"GET pod {run.key}", response)
-        fresh = response.body
         if fresh.get("metadata", {}).get("uid") != run.uid:
             return True
         if fresh.get("spec", {}).get("nodeName") not in (None, "", self.node):
@@ -449,13 +465,11 @@ class _Drainer:
             run.done = True
             self.emit(DrainEventKind.GONE, run.key)
             return
-        response = await raw_request(self.client, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
-        if response.status == 404 or (response.status == 200 and response.body["metadata"]["uid"] != run.uid):
+        fresh = await self.get_pod(run)
+        if fresh is None or fresh["metadata"]["uid"] != run.uid:
             run.done = True
-        elif response.status != 200:
-            raise ApiFailure(f"GET pod {run.key}", response)
         else:
-            run.pod = response.body  # carries the deletionTimestamp the skip-wait rule looks at
+            run.pod = fresh  # carries the deletionTimestamp the skip-wait rule looks at
             run.done = self._skip(run.pod)
         if run.done:
             self.emit(DrainEventKind.GONE, run.key)
@@ -470,7 +484,7 @@ class _Drainer:
                 Pod,
                 namespace=namespace,
                 fields={"metadata.name": name},
-                resource_version=response.body["metadata"]["resourceVersion"],
+                resource_version=run.pod["metadata"]["resourceVersion"],
                 on_error=retry,
             ):
                 await updates.put((change, obj))
