@@ -198,6 +198,19 @@ def main() -> None:
                 f"({watches} watches); peak RSS {result['rss_peak_kib'] / 1024:.0f} MiB",
                 flush=True,
             )
+            print(f"  requests by verb and resource: {breakdown(audit)}", flush=True)
+
+
+def breakdown(audit: list[dict[str, Any]]) -> str:
+    """The most frequent (verb, resource/subresource) pairs, dry runs apart."""
+    counts: dict[str, int] = {}
+    for event in audit:
+        ref = event.get("objectRef") or {}
+        kind = str(ref.get("resource", "")) + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        dry = " (dry run)" if "dryRun" in str(event.get("requestURI", "")) else ""
+        key = f"{event.get('verb')} {kind}{dry}"
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{key}: {count}" for key, count in sorted(counts.items(), key=lambda item: -item[1])[:12])
 
 
 if __name__ == "__main__":
