@@ -285,6 +285,7 @@ def _ready(status: Any) -> bool:
 # --- the node side of a migration ------------------------------------------------------------------
 
 PAUSE = "registry.k8s.io/pause:3.6"
+KUBELET_START_SECONDS = 1.0
 KUBELET_DROPIN = (
     b'[Service]\nEnvironment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf'
     b' --kubeconfig=/etc/kubernetes/kubelet.conf"\n'
@@ -339,6 +340,7 @@ class FakeNode:
     kubelet_argv: list[str] = field(default_factory=list)
     cri_dockerd_argv: list[str] = field(default_factory=list)
     commands: int = 0
+    _restarting: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.kubelet_argv = self._kubelet_from_files()
@@ -387,13 +389,19 @@ class FakeNode:
                 return 0, ""
             case ["systemctl", "restart", "kubelet" | "kubelet.service"]:
                 self.kubelet_argv = self._kubelet_from_files()
-                await self._kubelet_restarted()
+                # systemctl returns once the new kubelet process runs; it reports to the API a moment later.
+                self._restarting = asyncio.create_task(self._kubelet_restarted())
                 return 0, ""
             case ["chmod", *_]:
                 return 0, ""
         return 1, ""
 
     async def _kubelet_restarted(self) -> None:
+        """The new kubelet's first status: NotReady, which kwok's node-initialize stage turns into Ready
+        with a heartbeat of now. Written after KUBELET_START_SECONDS, so that heartbeat is later than any
+        moment taken when `systemctl restart` returned, as with a real kubelet (shimshift compares at the
+        heartbeat's one-second precision)."""
+        await asyncio.sleep(KUBELET_START_SECONDS)
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         patch = {"status": {"conditions": [{
             "type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "kubelet restarting",
