@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -67,17 +67,22 @@ def _retry(error: Exception, count: int) -> OnErrorResult:
 
 
 class _Pulse:
-    """Wakes every waiter on the next change (an Event replaced after each set)."""
+    """Counts changes and wakes their waiters. Waiting is "for a change after generation N", never "for
+    the next change": a change that lands between a caller's check and the start of its wait would
+    otherwise be lost, and the caller would sleep until its timeout (seen: 3.2 s of a 5 s retry delay)."""
 
     def __init__(self) -> None:
+        self.generation = 0
         self._event = asyncio.Event()
 
     def fire(self) -> None:
+        self.generation += 1
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self) -> None:
-        await self._event.wait()
+    async def wait_past(self, generation: int) -> None:
+        while self.generation <= generation:
+            await self._event.wait()
 
 
 class ClusterCache:
@@ -90,6 +95,7 @@ class ClusterCache:
         self._budget_pulse = _Pulse()
         self._pod_pulse = _Pulse()
         self._tasks: list[asyncio.Task[None]] = []
+        self._snapshot_generation = 0
 
     async def __aenter__(self) -> ClusterCache:
         await self.start()
@@ -160,15 +166,17 @@ class ClusterCache:
     # --- what the fleet loop and the drains read -------------------------------------------------
 
     async def snapshot(self) -> BudgetSnapshot:
+        self._snapshot_generation = self._budget_pulse.generation
         return self.budgets.snapshot()
 
     async def budgets_changed(self) -> None:
-        """Returns on the next PDB event (the disruption controller publishing a new status)."""
-        await self._budget_pulse.wait()
+        """Returns once a PDB event (the disruption controller publishing a new status) arrived after the
+        last :meth:`snapshot`, at once if one already did."""
+        await self._budget_pulse.wait_past(self._snapshot_generation)
 
     async def wait_budget_allowed(self, key: str, *, timeout: float) -> bool:
         """Until the PDB ``namespace/name`` allows a disruption (True), or ``timeout`` (False)."""
-        return await _wait_until(lambda: (self.budgets.allowed(key) or 0) > 0, self._budget_pulse.wait, timeout)
+        return await _wait_until(lambda: (self.budgets.allowed(key) or 0) > 0, self._budget_pulse, timeout)
 
     async def wait_pod_gone(self, namespace: str, name: str, uid: str, *, timeout: float) -> bool:
         """Until the pod ``uid`` is deleted or replaced under its name (True), or ``timeout`` (False)."""
@@ -177,22 +185,24 @@ class ClusterCache:
             state = self.pods.get((namespace, name))
             return state is None or state.uid != uid
 
-        return await _wait_until(gone, self._pod_pulse.wait, timeout)
+        return await _wait_until(gone, self._pod_pulse, timeout)
 
     def pod(self, namespace: str, name: str) -> PodState | None:
         return self.pods.get((namespace, name))
 
 
-async def _wait_until(done: Callable[[], bool], changed: Callable[[], Awaitable[None]], timeout: float) -> bool:
+async def _wait_until(done: Callable[[], bool], pulse: _Pulse, timeout: float) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while not done():
+    while True:
+        generation = pulse.generation  # before the check: a change after it wakes the wait below
+        if done():
+            return True
         left = deadline - loop.time()
         if left <= 0:
             return False
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed(), timeout=left)
-    return True
+            await asyncio.wait_for(pulse.wait_past(generation), timeout=left)
 
 
 async def wait_budget_allowed(client: AsyncClient, key: str, *, timeout: float) -> bool:
