@@ -199,6 +199,15 @@ def main() -> None:
                 flush=True,
             )
             print(f"  requests by verb and resource: {breakdown(audit)}", flush=True)
+            print(f"  mean seconds per step: {step_means(node_steps(work / 'journal.sqlite'))}", flush=True)
+
+
+def step_means(spans: dict[str, dict[str, tuple[datetime, datetime]]]) -> str:
+    totals: dict[str, list[float]] = {}
+    for steps in spans.values():
+        for step, (start, end) in steps.items():
+            totals.setdefault(step, []).append((end - start).total_seconds())
+    return ", ".join(f"{step} {sum(values) / len(values):.2f}" for step, values in totals.items())
 
 
 def breakdown(audit: list[dict[str, Any]]) -> str:
