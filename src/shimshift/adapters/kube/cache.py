@@ -122,7 +122,8 @@ class ClusterCache:
         self._tasks = []
 
     async def _list(self, resource: Any, put: Callable[[Any], None]) -> str:
-        listing = self.client.list(resource, chunk_size=LIST_CHUNK)
+        # "*": every namespace. Without it lightkube lists the kubeconfig's namespace only.
+        listing = self.client.list(resource, namespace="*", chunk_size=LIST_CHUNK)
         async for item in listing:
             put(item)
         return listing.resourceVersion
@@ -130,7 +131,8 @@ class ClusterCache:
     async def _watch(
         self, resource: Any, version: str, put: Callable[[Any], None], drop: Callable[[Any], None]
     ) -> None:
-        async for change, item in self.client.watch(resource, resource_version=version, on_error=_retry):
+        watch = self.client.watch(resource, namespace="*", resource_version=version, on_error=_retry)
+        async for change, item in watch:
             if change == "DELETED":
                 drop(item)
             else:
