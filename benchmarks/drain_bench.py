@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -55,6 +56,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
     args = parser.parse_args()
+    # A timeout's SIGTERM must still stop the rig's processes (the `with` below), not orphan them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     from shimshift.adapters.kube.client import make_client
     from tests.scale.rig import KwokRig, Workload, populate

@@ -390,10 +390,9 @@ class _Drainer:
                 run.pdb = None
                 kind = DrainEventKind.DELETED if self.method == "delete" else DrainEventKind.EVICTED
                 note = PDB_PROBE if self.probe_only else "(server dry run)" if self.dry else ""
+                # No Event per pod: at 30 pods a node that was most of a fleet run's requests beyond the
+                # evictions themselves. The ShimshiftDrained Event names them all.
                 self.emit(kind, run.key, note)
-                if not self.dry:
-                    verb = "deleted" if self.method == "delete" else "evicted"
-                    await self.node_event(f"Shimshift{verb.capitalize()}", f"pod {run.key} {verb}")
                 return
             if status == 404:
                 run.outcome = _Outcome.GONE
@@ -639,8 +638,10 @@ async def drain_node(
     result.drained = not result.refused and not result.blocked and not result.pending
     if dry_run is DryRun.NONE:
         if result.drained:
+            verb = "deleted" if result.method == "delete" else "evicted"
             await drainer.node_event(
-                "ShimshiftDrained", f"node {node} drained: {len(result.evict)} pods evicted"
+                "ShimshiftDrained",
+                f"node {node} drained: {len(result.evict)} pods {verb}: {', '.join(result.evict)}",
             )
         else:
             await drainer.node_event(
