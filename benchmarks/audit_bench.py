@@ -1,13 +1,15 @@
 """Audit on a big cluster: create N Nodes and M Pods on a real kube-apiserver, then time `audit_cluster`.
 
-    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500]
+    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500] [--src DIR]
 
 Starts its own etcd + kube-apiserver v1.23.17 on loopback (tests/apiserver_fixture.py), creates the objects
 with bounded concurrency (each Node with a kubelet-like status; one pod in 30 from a DaemonSet mounting
 /var/run), then runs the audit in a fresh child process, twice: once plain (wall time, and peak RSS as
-/proc VmHWM against the same child's peak before the audit), once under tracemalloc (peak Python heap).
+/proc VmHWM against the same child's peak before the audit), once under tracemalloc (peak Python heap);
+then, as references on the same cluster, `kubectl get pods -A -o name` and `-o json` with their peak RSS.
 The pods of one web ReplicaSet in three set allowPrivilegeEscalation: false, so the hardened-pod scan
 (which also lists every workload) has findings to hold.
+``--src`` measures another shimshift source tree (e.g. an export of an older commit, for "before").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -195,6 +198,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--audit-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
     args = parser.parse_args()
     if args.audit_only:
         audit_child(args.audit_only, args.chunk_size, args.trace)
@@ -215,7 +219,7 @@ def main() -> None:
             f"({args.pods / figures['pods_seconds']:.0f} pods/s)",
             flush=True,
         )
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.src), str(ROOT)])}
         for trace in (False, True):
             argv = [
                 sys.executable,
@@ -241,30 +245,27 @@ def main() -> None:
             if trace:
                 line += f"; peak Python heap {result['tracemalloc_peak_kib'] / 1024:.1f} MiB"
             print(line, flush=True)
-        # Reference: how long kubectl v1.23 takes just to page through the same pods (no processing).
-        started = time.perf_counter()
-        listed = subprocess.run(
-            [
-                str(k8s_binary("kubectl")),
-                "--kubeconfig",
-                str(server.kubeconfig),
-                "get",
-                "pods",
-                "-A",
-                f"--chunk-size={args.chunk_size}",
-                "-o",
-                "name",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        print(
-            f"reference: kubectl get pods -A --chunk-size={args.chunk_size} -o name listed "
-            f"{len(listed.stdout.splitlines())} pods in {time.perf_counter() - started:.2f}s",
-            flush=True,
-        )
+        # References on the same cluster: kubectl v1.23 paging through the pods (names only), and
+        # `kubectl get pods -A -o json` (every pod decoded and printed), each with its own peak RSS.
+        kubectl = [str(k8s_binary("kubectl")), "--kubeconfig", str(server.kubeconfig), "get", "pods", "-A",
+                   f"--chunk-size={args.chunk_size}"]
+        for output in ("name", "json"):
+            seconds, peak_kib, size = _measured([*kubectl, "-o", output])
+            print(f"reference: kubectl get pods -A -o {output}: {seconds:.2f}s, peak RSS {peak_kib / 1024:.0f} MiB "
+                  f"({size / 1e6:.0f} MB of output)", flush=True)
 
+
+def _measured(argv: list[str]) -> tuple[float, int, int]:
+    """Wall seconds, the child's own peak RSS (wait4's rusage, which covers only that child) and the
+    number of bytes it printed."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.DEVNULL)
+        _, _, usage = os.wait4(process.pid, 0)
+        process.returncode = 0
+        seconds = time.perf_counter() - started
+        size = sink.tell()
+    return seconds, usage.ru_maxrss, size
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,7 @@ ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 # collector are left out on purpose: with no kubelets they would taint the nodes and delete their pods.
 CONTROLLERS = "disruption"
 OPERATOR = "shimshift-operator"
+COUNTED_USER = "shimshift-counted"
 
 
 def k8s_binary(name: str) -> Path:
@@ -168,12 +169,15 @@ class LocalApiServer:
         self,
         *,
         controllers: bool = True,
+        controller_names: str = CONTROLLERS,
         extra_apiserver_args: tuple[str, ...] = (),
         audit_log: bool = False,
+        audit_only_user: str | None = None,
         base_dir: Path | None = None,
         startup_timeout: float = 90.0,
     ) -> None:
         self.controllers = controllers
+        self.controller_names = controller_names  # the scale rig also runs the workload controllers
         self.extra_apiserver_args = extra_apiserver_args
         self.startup_timeout = startup_timeout
         parent = base_dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else None)
@@ -188,6 +192,10 @@ class LocalApiServer:
         # With audit_log, every request's URI is recorded here (one JSON event per line, level Metadata),
         # so tests can check what the client really sent (e.g. kubectl's limit=500 page size).
         self.audit_log_path = self.directory / "audit.log" if audit_log else None
+        # With audit_only_user, only that user's requests are logged: the scale benchmarks give shimshift
+        # its own token (``counted_token``, user COUNTED_USER) and count its requests, not kwok's.
+        self.audit_only_user = audit_only_user
+        self.counted_token = secrets.token_hex(16)
         self.processes: list[subprocess.Popen[bytes]] = []
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -230,6 +238,7 @@ class LocalApiServer:
         tokens.write_text(
             f"{self.token},shimshift-test,1000,system:masters\n{self.limited_token},nobody,1001\n"
             f"{self.operator_token},{OPERATOR},1002\n"
+            f"{self.counted_token},{COUNTED_USER},1003,system:masters\n"
         )
         tokens.chmod(0o600)
         etcd_client, etcd_peer = free_port(), free_port()
@@ -266,7 +275,7 @@ class LocalApiServer:
         self._wait_ready()
         if controller_manager is not None:
             self._spawn("kube-controller-manager", [
-                str(controller_manager), "--kubeconfig", str(self.kubeconfig), "--controllers", CONTROLLERS,
+                str(controller_manager), "--kubeconfig", str(self.kubeconfig), "--controllers", self.controller_names,
                 "--leader-elect=false", "--secure-port", "0", "--bind-address", "127.0.0.1",
                 "--kube-api-qps", "200", "--kube-api-burst", "400", "--v", "1",
             ])
@@ -276,7 +285,10 @@ class LocalApiServer:
         if self.audit_log_path is None:
             return []
         policy = self.directory / "audit-policy.yaml"
-        policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n")
+        rules = "- level: Metadata\n"
+        if self.audit_only_user is not None:
+            rules = f"- level: Metadata\n  users: [{self.audit_only_user}]\n- level: None\n"
+        policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n" + rules)
         return ["--audit-policy-file", str(policy), "--audit-log-path", str(self.audit_log_path),
                 "--audit-log-format", "json", "--audit-log-mode", "blocking"]
 

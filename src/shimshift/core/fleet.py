@@ -4,16 +4,24 @@ The rules follow what operators already trust (../shared/reference/peer-tools.md
 plane goes one node at a time in a phase of its own, workers go in batches bounded by
 ``--max-unavailable``, and a node whose drain a PodDisruptionBudget would block right now is passed over
 while another node could go instead.
+
+Whether a PDB would block a node is plain arithmetic over cached objects (what the disruption controller
+publishes as ``status.disruptionsAllowed``, minus what the nodes already started still have to evict), so
+a pass over thousands of waiting nodes costs no API request; the orchestrator asks the API server (a dry
+run) only about the one node it is about to start.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
+from shimshift.core.drain import selector_matches
 from shimshift.core.errors import Refusal
 
 
@@ -115,16 +123,235 @@ def plan_phases(nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder,
     return present
 
 
-def choose_next(waiting: Sequence[str], *, blocked: frozenset[str], in_flight: int, limit: int) -> str | None:
-    """The next node to start, or None to wait for a running one to finish.
+@dataclass(frozen=True)
+class PodView:
+    """What the PDB arithmetic needs of a pod. ``evictable``: a drain would evict it (not a DaemonSet or
+    mirror pod, not finished, not already being deleted)."""
 
-    ``blocked`` holds the waiting nodes whose drain a PodDisruptionBudget would refuse right now. Such
-    a node is started only when nothing else runs, because then waiting would never unblock it: its
-    drain retries until its own timeout, exactly as `kubectl drain` would.
+    namespace: str
+    name: str
+    node: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    evictable: bool = True
+
+
+@dataclass(frozen=True)
+class BudgetView:
+    """A PodDisruptionBudget as the cache holds it; ``disruptions_allowed`` is its status field."""
+
+    namespace: str
+    name: str
+    selector: Mapping[str, object] | None
+    disruptions_allowed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+# node -> {PDB "namespace/name": how many of the node's evictable pods that PDB covers}
+Demands = Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class BudgetSnapshot:
+    """One consistent read of the cache: what each node's drain draws on, and what each PDB allows now."""
+
+    demands: Demands
+    allowed: Mapping[str, int]
+
+
+class BudgetIndex:
+    """Pods and PDBs kept matched as they change, so a snapshot costs a copy, not a rematch.
+
+    The cache feeds it every pod and PDB event; matching a pod touches only the PDBs of its namespace,
+    and a PDB whose selector changes rematches only its namespace's pods.
+    """
+
+    def __init__(self) -> None:
+        self._pods: dict[tuple[str, str], PodView] = {}
+        self._pods_by_namespace: dict[str, set[str]] = defaultdict(set)
+        self._matched: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._budgets: dict[str, BudgetView] = {}
+        # Candidates for a pod: the PDBs keyed by one of their matchLabels pairs, plus those without
+        # matchLabels (expressions only, or empty). Scanning every PDB of a namespace for every pod would
+        # cost pods × PDBs, minutes for a namespace with thousands of Deployments.
+        self._by_label: dict[str, dict[tuple[str, str], set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._unlabelled: dict[str, set[str]] = defaultdict(set)
+        self._demands: dict[str, dict[str, int]] = defaultdict(dict)
+        self._matched_on_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
+
+    @classmethod
+    def of(cls, pods: Iterable[PodView], budgets: Iterable[BudgetView]) -> BudgetIndex:
+        index = cls()
+        for budget in budgets:
+            index.put_budget(budget)
+        for pod in pods:
+            index.put_pod(pod)
+        return index
+
+    def put_pod(self, pod: PodView) -> None:
+        key = (pod.namespace, pod.name)
+        self._unmatch(key)
+        self._pods[key] = pod
+        self._pods_by_namespace[pod.namespace].add(pod.name)
+        self._match(key)
+
+    def remove_pod(self, namespace: str, name: str) -> None:
+        key = (namespace, name)
+        self._unmatch(key)
+        if self._pods.pop(key, None) is not None:
+            self._pods_by_namespace[namespace].discard(name)
+
+    def put_budget(self, budget: BudgetView) -> None:
+        before = self._budgets.get(budget.key)
+        self._budgets[budget.key] = budget
+        if before is None or before.selector != budget.selector:
+            if before is not None:
+                self._unindex(before)
+            self._index(budget)
+            self._rematch(budget.namespace)
+
+    def remove_budget(self, namespace: str, name: str) -> None:
+        before = self._budgets.pop(f"{namespace}/{name}", None)
+        if before is not None:
+            self._unindex(before)
+            self._rematch(namespace)
+
+    @staticmethod
+    def _label_key(budget: BudgetView) -> tuple[str, str] | None:
+        labels = (budget.selector or {}).get("matchLabels")
+        if isinstance(labels, Mapping) and labels:
+            key, value = min(labels.items())
+            return str(key), str(value)
+        return None
+
+    def _index(self, budget: BudgetView) -> None:
+        label = self._label_key(budget)
+        if label is None:
+            self._unlabelled[budget.namespace].add(budget.key)
+        else:
+            self._by_label[budget.namespace][label].add(budget.key)
+
+    def _unindex(self, budget: BudgetView) -> None:
+        label = self._label_key(budget)
+        if label is None:
+            self._unlabelled[budget.namespace].discard(budget.key)
+        else:
+            self._by_label[budget.namespace][label].discard(budget.key)
+
+    def _candidates(self, pod: PodView) -> set[str]:
+        found = set(self._unlabelled.get(pod.namespace, ()))
+        by_label = self._by_label.get(pod.namespace)
+        if by_label:
+            for pair in pod.labels.items():
+                found.update(by_label.get(pair, ()))
+        return found
+
+    def allowed(self, key: str) -> int | None:
+        """The PDB's ``disruptionsAllowed``, or None when there is no such PDB."""
+        budget = self._budgets.get(key)
+        return None if budget is None else budget.disruptions_allowed
+
+    def one_pod_per_budget(self, node: str) -> dict[str, tuple[str, str]]:
+        """For each PDB covering an evictable pod of ``node``, one such pod (namespace, name): asking the
+        API server about that one pod tells whether the PDB would block the node's drain now."""
+        found: dict[str, tuple[str, str]] = {}
+        for key in sorted(self._matched_on_node.get(node, ())):
+            for budget_key in self._matched[key]:
+                found.setdefault(budget_key, key)
+        return found
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The PDBs' allowed disruptions as of now, and a live read-only view of the demands: copying
+        the demands of thousands of nodes on every pass of the fleet loop would cost more than deciding."""
+        allowed = {key: budget.disruptions_allowed for key, budget in self._budgets.items()}
+        return BudgetSnapshot(MappingProxyType(self._demands), allowed)
+
+    def _match(self, key: tuple[str, str]) -> None:
+        pod = self._pods[key]
+        if not pod.evictable or not pod.node:
+            return
+        keys = tuple(
+            sorted(key for key in self._candidates(pod) if selector_matches(self._budgets[key].selector, pod.labels))
+        )
+        if keys:
+            self._matched[key] = keys
+            self._matched_on_node[pod.node].add(key)
+            counts = self._demands[pod.node]
+            for budget_key in keys:
+                counts[budget_key] = counts.get(budget_key, 0) + 1
+
+    def _unmatch(self, key: tuple[str, str]) -> None:
+        keys = self._matched.pop(key, ())
+        if not keys:
+            return
+        node = self._pods[key].node
+        self._matched_on_node[node].discard(key)
+        counts = self._demands[node]
+        for budget_key in keys:
+            counts[budget_key] -= 1
+            if counts[budget_key] <= 0:
+                del counts[budget_key]
+        if not counts:
+            del self._demands[node]
+
+    def _rematch(self, namespace: str) -> None:
+        for name in self._pods_by_namespace.get(namespace, ()):
+            self._unmatch((namespace, name))
+            self._match((namespace, name))
+
+
+def budget_snapshot(pods: Iterable[PodView], budgets: Iterable[BudgetView]) -> BudgetSnapshot:
+    """Match every evictable pod against the PDBs of its namespace (policy/v1 selector rules)."""
+    return BudgetIndex.of(pods, budgets).snapshot()
+
+
+def remaining_budgets(snapshot: BudgetSnapshot, *, in_flight: Iterable[str]) -> dict[str, int]:
+    """Disruptions still free for a new node: the PDBs' ``disruptionsAllowed`` minus the pods that the
+    nodes already started have yet to evict (those pods are still in the snapshot, and the disruption
+    controller counts them only once they are evicted)."""
+    remaining = dict(snapshot.allowed)
+    for node in in_flight:
+        reserve(remaining, snapshot.demands.get(node, {}))
+    return remaining
+
+
+def reserve(remaining: dict[str, int], demand: Mapping[str, int]) -> None:
+    """Take a started node's disruptions out of ``remaining`` (in place)."""
+    for key, count in demand.items():
+        if key in remaining:
+            remaining[key] -= count
+
+
+@dataclass(frozen=True)
+class Start:
+    """The next node to start. ``forced``: every waiting node is blocked and nothing runs, so waiting
+    would never free a PDB; the node goes anyway and its drain waits for the budget (kubectl's way)."""
+
+    node: str
+    forced: bool = False
+
+
+def next_start(
+    waiting: Sequence[str],
+    *,
+    demands: Demands,
+    remaining: Mapping[str, int],
+    in_flight: int,
+    limit: int,
+    passed_over: frozenset[str] = frozenset(),
+) -> Start | None:
+    """The first waiting node whose PDBs all have a disruption left, or None to wait.
+
+    ``passed_over`` holds nodes the API server's dry run found blocked in this pass although the
+    arithmetic did not (a pod matched by a PDB it could not see, a stale cache): they are skipped too.
     """
     if in_flight >= limit or not waiting:
         return None
     for name in waiting:
-        if name not in blocked:
-            return name
-    return waiting[0] if in_flight == 0 else None
+        if name in passed_over:
+            continue
+        if all(remaining.get(key, 1) >= 1 for key in demands.get(name, {})):
+            return Start(name)
+    return Start(waiting[0], forced=True) if in_flight == 0 else None

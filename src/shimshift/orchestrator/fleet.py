@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shimshift.core.fleet import Phase, choose_next
+from shimshift.core.fleet import BudgetSnapshot, Phase, next_start, remaining_budgets, reserve
 from shimshift.orchestrator.node_migration import NodeOutcome, NodeStatus
 
-# Polling for a PDB to free up is cheap (one dry-run eviction per pod); once every few seconds matches
-# kubectl's own 5 s retry on HTTP 429 (../shared/reference/peer-tools.md §1.4).
+# The longest the loop waits for a PDB to free up without hearing of any change (a lost watch event,
+# or no watch at all); kubectl's own retry on HTTP 429 is 5 s (../shared/reference/peer-tools.md §1.4).
 BLOCKED_RECHECK_SECONDS = 5.0
+
+NO_BUDGETS = BudgetSnapshot({}, {})
+
+
+async def _no_budgets() -> BudgetSnapshot:
+    return NO_BUDGETS
 
 
 @dataclass
@@ -33,10 +40,17 @@ async def run_fleet(
     migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],
     drain_would_block: Callable[[str], Awaitable[bool]],
     max_failures: int,
+    budgets: Callable[[], Awaitable[BudgetSnapshot]] = _no_budgets,
+    budgets_changed: Callable[[], Awaitable[None]] | None = None,
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     recheck_seconds: float = BLOCKED_RECHECK_SECONDS,
 ) -> FleetResult:
     """Migrate every phase in order; stop starting nodes once ``max_failures`` nodes failed.
+
+    Which waiting node may start is decided from ``budgets`` (a cache read, no request); only the node
+    about to start is checked with ``drain_would_block`` (the API server's dry run). While nodes wait
+    for a PDB, the loop wakes when ``budgets_changed`` returns (a PDB's status or a pod changed), when a
+    node finishes, or after ``recheck_seconds``.
 
     Nodes refused by preflight count as failures too: an operator who set ``--max-failures 1`` wants
     to look at the first node that could not go, whatever the reason.
@@ -51,33 +65,77 @@ async def run_fleet(
                 result.stopped_reason = (
                     f"stopped after {len(result.failures)} failed node(s) (--max-failures {max_failures})"
                 )
-            if not stop:
-                blocked = (
-                    frozenset([name for name in waiting if await drain_would_block(name)]) if waiting else frozenset()
-                )
-                while name := choose_next(waiting, blocked=blocked, in_flight=len(running), limit=phase.concurrency):
-                    waiting.remove(name)
-                    running[asyncio.create_task(migrate(name), name=f"migrate {name}")] = name
-            else:
+            if stop:
                 result.not_started.extend(waiting)
                 waiting.clear()
-            if not running:
-                if waiting:
-                    await asyncio.sleep(recheck_seconds)
+            elif waiting and len(running) < phase.concurrency:
+                await _start_nodes(phase, waiting, running, migrate, drain_would_block, await budgets())
+            if not running and not waiting:
                 continue
-            done, _ = await asyncio.wait(
-                running, timeout=recheck_seconds if waiting else None, return_when=asyncio.FIRST_COMPLETED
-            )
-            for task in done:
-                running.pop(task)
-                outcome = task.result()
-                result.outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
+            await _wait_for_change(running, result, on_outcome, budgets_changed if waiting else None,
+                                   recheck_seconds if waiting else None)
         if result.stopped_reason is not None:
             break
+    finished = {outcome.node for outcome in result.outcomes}
     for phase in phases:
         for name in phase.nodes:
-            if name not in {outcome.node for outcome in result.outcomes} and name not in result.not_started:
+            if name not in finished and name not in result.not_started:
                 result.not_started.append(name)
     return result
+
+
+async def _start_nodes(
+    phase: Phase,
+    waiting: list[str],
+    running: dict[asyncio.Task[NodeOutcome], str],
+    migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],
+    drain_would_block: Callable[[str], Awaitable[bool]],
+    snapshot: BudgetSnapshot,
+) -> None:
+    remaining = remaining_budgets(snapshot, in_flight=running.values())
+    passed_over: set[str] = set()
+    while start := next_start(
+        waiting,
+        demands=snapshot.demands,
+        remaining=remaining,
+        in_flight=len(running),
+        limit=phase.concurrency,
+        passed_over=frozenset(passed_over),
+    ):
+        # A forced start is blocked by definition; asking the server would only confirm it.
+        if not start.forced and await drain_would_block(start.node):
+            passed_over.add(start.node)
+            continue
+        waiting.remove(start.node)
+        reserve(remaining, snapshot.demands.get(start.node, {}))
+        running[asyncio.create_task(migrate(start.node), name=f"migrate {start.node}")] = start.node
+
+
+async def _wait_for_change(
+    running: dict[asyncio.Task[NodeOutcome], str],
+    result: FleetResult,
+    on_outcome: Callable[[NodeOutcome], None] | None,
+    budgets_changed: Callable[[], Awaitable[None]] | None,
+    timeout: float | None,
+) -> None:
+    """Until a node finishes, the budgets change, or ``timeout``; records the finished nodes."""
+    watched: set[asyncio.Future[Any]] = set(running)
+    changed = asyncio.ensure_future(budgets_changed()) if budgets_changed is not None else None
+    if changed is not None:
+        watched.add(changed)
+    try:
+        if watched:
+            await asyncio.wait(watched, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        elif timeout is not None:
+            await asyncio.sleep(timeout)
+    finally:
+        if changed is not None and not changed.done():
+            changed.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await changed
+    for task in [task for task in running if task.done()]:
+        running.pop(task)
+        outcome = task.result()
+        result.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)

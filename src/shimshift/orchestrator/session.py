@@ -14,6 +14,7 @@ from typing import Any
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
+from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
@@ -240,9 +241,9 @@ async def _run_fleet(
     on_event: Callable[[StepEvent], None] | None,
     on_outcome: Callable[[NodeOutcome], None] | None,
 ) -> FleetResult:
-    cluster = KubeCluster(client, options.drain)
     run_journal = RunJournal(journal, run_id)
-    async with node_pool(connection) as pool:
+    async with ClusterCache(client) as cache, node_pool(connection) as pool:
+        cluster = KubeCluster(client, options.drain, cache=cache)
 
         async def migrate_one(name: str) -> NodeOutcome:
             try:
@@ -259,6 +260,8 @@ async def _run_fleet(
             phases,
             migrate=migrate_one,
             drain_would_block=cluster.drain_would_block,
+            budgets=cache.snapshot,
+            budgets_changed=cache.budgets_changed,
             max_failures=options.max_failures,
             on_outcome=on_outcome,
         )

@@ -12,8 +12,17 @@ from typing import TYPE_CHECKING, Any
 from shimshift.adapters.cri.client import CriClient, CriError
 from shimshift.adapters.journal import Journal, Phase
 from shimshift.adapters.kube import health, nodes, pods
+from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
-from shimshift.adapters.kube.drain import DrainEvent, DrainEventKind, drain_node, list_node_pods, plan_drain
+from shimshift.adapters.kube.drain import (
+    DrainEvent,
+    DrainEventKind,
+    budgets_would_refuse,
+    drain_node,
+    eviction_method,
+    list_node_pods,
+    plan_drain,
+)
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.drain import DrainOptions
@@ -36,6 +45,8 @@ class KubeCluster:
     drain_options: DrainOptions
     owner: str = "shimshift"
     baselines: dict[str, health.NodeBaseline] = field(default_factory=dict)
+    cache: ClusterCache | None = None  # a fleet run's watch of pods and PDBs
+    _method: str | None = None  # the eviction method, asked of discovery once per run
 
     async def kubelet_version(self, node: str) -> str:
         body = await nodes.get_node(self.client, node)
@@ -56,7 +67,14 @@ class KubeCluster:
                 on_progress(text + (f": {event.message}" if event.message else ""))
 
         result = await drain_node(
-            self.client, node, self.drain_options, on_event=report, cordon_first=False, owner=self.owner
+            self.client,
+            node,
+            self.drain_options,
+            on_event=report,
+            cordon_first=False,
+            owner=self.owner,
+            method=await self._eviction_method(),
+            cache=self.cache,
         )
         problems = [f"{item.pod}: {item.reason}" for item in result.refused]
         problems += [f"{item.pod} blocked by PodDisruptionBudget {item.pdb}" for item in result.blocked]
@@ -71,8 +89,16 @@ class KubeCluster:
         )
 
     async def drain_would_block(self, node: str) -> bool:
-        result = await plan_drain(self.client, node, self.drain_options)
-        return bool(result.blocked)
+        if self.cache is None:
+            result = await plan_drain(self.client, node, self.drain_options)
+            return bool(result.blocked)
+        probes = self.cache.budgets.one_pod_per_budget(node).values()
+        return await budgets_would_refuse(self.client, probes, method=await self._eviction_method())
+
+    async def _eviction_method(self) -> str:
+        if self._method is None:
+            self._method = await eviction_method(self.client, self.drain_options)
+        return self._method
 
     async def get_cri_socket(self, node: str) -> str | None:
         return await nodes.get_cri_socket(self.client, node)

@@ -32,19 +32,13 @@ CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
 DEMO = "shimshift-demo"
 
 
-# The lab's kubelets are 1.23: on cri-dockerd they refuse pods with allowPrivilegeEscalation: false
-# (reference §7.1), so verify's canary proves everything else only once the operator accepts that.
-ACCEPT_REFUSED_HARDENED_PODS = "--accept-refused-hardened-pods"
-
 
 def cli_argv(lab: LabInfo, journal: Path, *args: str) -> list[str]:
-    accept = [ACCEPT_REFUSED_HARDENED_PODS] if args[:1] in (("migrate",), ("verify",)) else []
     return [
         sys.executable,
         "-m",
         "shimshift.cli.main",
         *args,
-        *accept,
         "--kubeconfig",
         str(lab.kubeconfig),
         "--ssh-config",

@@ -13,7 +13,8 @@ from shimshift.core.fleet import (
     ControlPlaneOrder,
     FleetNode,
     Phase,
-    choose_next,
+    Start,
+    next_start,
     parse_max_unavailable,
     plan_phases,
 )
@@ -52,17 +53,27 @@ def test_workers_only() -> None:
     assert phases == [Phase("workers", ("a",), 1)]
 
 
+BLOCKED = {"a": {"ns/pdb": 1}, "b": {"ns/pdb": 1}}
+
+
 def test_choose_prefers_unblocked_node() -> None:
-    assert choose_next(["a", "b", "c"], blocked=frozenset({"a"}), in_flight=1, limit=3) == "b"
+    start = next_start(["a", "b", "c"], demands=BLOCKED, remaining={"ns/pdb": 0}, in_flight=1, limit=3)
+    assert start == Start("c")
 
 
 def test_choose_waits_when_only_blocked_nodes_and_another_runs() -> None:
-    assert choose_next(["a"], blocked=frozenset({"a"}), in_flight=1, limit=3) is None
+    assert next_start(["a"], demands=BLOCKED, remaining={"ns/pdb": 0}, in_flight=1, limit=3) is None
 
 
 def test_choose_starts_blocked_node_when_nothing_runs() -> None:
-    assert choose_next(["a", "b"], blocked=frozenset({"a", "b"}), in_flight=0, limit=1) == "a"
+    start = next_start(["a", "b"], demands=BLOCKED, remaining={"ns/pdb": 0}, in_flight=0, limit=1)
+    assert start == Start("a", forced=True)
+
+
+def test_choose_skips_nodes_the_server_found_blocked() -> None:
+    start = next_start(["a", "b"], demands={}, remaining={}, in_flight=0, limit=2, passed_over=frozenset({"a"}))
+    assert start == Start("b")
 
 
 def test_choose_respects_limit() -> None:
-    assert choose_next(["a"], blocked=frozenset(), in_flight=2, limit=2) is None
+    assert next_start(["a"], demands={}, remaining={}, in_flight=2, limit=2) is None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ConfigError
+from lightkube.core.exceptions import ApiError, ConfigError
 
 # exec_compatible is re-exported: it lived here before the resolver had a module of its own.
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
@@ -107,6 +107,15 @@ class ApiFailure(Exception):
         super().__init__(f"{what}: HTTP {response.status} {response.reason} {response.message}".strip())
         self.status = response.status
         self.response = response
+
+    @classmethod
+    def of(cls, what: str, error: ApiError) -> ApiFailure:
+        """The same failure from a typed lightkube call's ApiError (its Status object)."""
+        return cls(what, RawResponse(error.status.code or 0, error.status.to_dict()))
+
+
+def status_code(error: ApiError) -> int:
+    return error.status.code or 0
 
 
 async def list_pages(

@@ -8,10 +8,13 @@ What happens, top to bottom (../shared/reference/peer-tools.md §1.1-1.6):
 3. Run kubectl's filters (:mod:`shimshift.core.drain`). If any pod is refused, nothing is evicted.
 4. Evict every remaining pod in parallel: policy/v1, else policy/v1beta1 (from discovery), else DELETE
    (or DELETE with ``--disable-eviction``). 429 = a PDB (or rate limiting) says no: report which PDB
-   blocks which pod, wait ``eviction_retry_delay``, re-read the pod, retry. 404 = gone. A pod re-read
+   blocks which pod, wait until that PDB's status allows a disruption (a watch, or the fleet's cache;
+   at most ``eviction_retry_delay``, kubectl's fixed sleep), re-read the pod, retry. 404 = gone. A pod re-read
    with another UID or on another node is gone too (a StatefulSet pod recreated under the same name,
    kubernetes/kubernetes#138229, which kubectl 1.23 would retry forever). 500 and anything else = failed.
-5. Wait for each evicted pod by watch until it is gone or its UID changed; ``--timeout`` bounds it all.
+5. Wait for each evicted pod by watch until it is gone or its UID changed (with a
+   :class:`~shimshift.adapters.kube.cache.ClusterCache`, in the cache: no request per pod); ``--timeout``
+   bounds it all.
 
 Dry run: ``client`` writes nothing; ``server`` sends the cordon and every eviction with dryRun=All, so the
 API server answers as it would now, and every pod a PDB would block is named (kubectl cannot:
@@ -25,14 +28,25 @@ import asyncio
 import contextlib
 import datetime as dt
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import DaemonSet
 from lightkube.resources.core_v1 import Pod
+from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import OnErrorAction, OnErrorResult
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, eviction_resources, list_pages, raw_request
+from shimshift.adapters.kube.cache import ClusterCache, wait_budget_allowed
+from shimshift.adapters.kube.client import (
+    JSON,
+    ApiFailure,
+    eviction_resources,
+    list_pages,
+    raw_request,
+    status_code,
+)
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.nodes import cordon, get_node
 from shimshift.core.drain import (
@@ -131,6 +145,8 @@ class DrainResult:
 
 
 EventCallback = Callable[[DrainEvent], None]
+# A wait for a PDB shorter than this came back because the status already allowed a disruption.
+QUICK_WAKE_SECONDS = 0.05
 # The message of EVICTING/EVICTED events when a server dry run only asks about PDBs (node refused).
 PDB_PROBE = "PodDisruptionBudget check only (server dry run): the node is refused, nothing would be evicted"
 
@@ -189,15 +205,14 @@ async def _facts_for(client: AsyncClient, pods: list[JSON]) -> list[PodFacts]:
         if plain.daemonset_managed and not plain.finished and plain.controller is not None:
             key = (plain.namespace, plain.controller.name)
             if key not in lookups:
-                response = await raw_request(
-                    client, "GET", f"/apis/apps/v1/namespaces/{key[0]}/daemonsets/{key[1]}"
-                )
-                if response.status == 200:
+                try:
+                    await client.get(DaemonSet, key[1], namespace=key[0])
                     lookups[key] = (None, False)
-                elif response.status == 404:
-                    lookups[key] = (f'daemonsets.apps "{key[1]}" not found', True)
-                else:
-                    lookups[key] = (response.message or f"HTTP {response.status}", False)
+                except ApiError as failure:
+                    if status_code(failure) == 404:
+                        lookups[key] = (f'daemonsets.apps "{key[1]}" not found', True)
+                    else:
+                        lookups[key] = (failure.status.message or f"HTTP {status_code(failure)}", False)
             error, not_found = lookups[key]
             if error is not None:
                 plain = pod_facts(pod, daemonset_lookup_error=error, daemonset_not_found=not_found)
@@ -211,15 +226,16 @@ async def _pdb_for(client: AsyncClient, pod: JSON, named: str | None) -> str | N
     if named:
         return f"{namespace}/{named}"
     labels = pod.get("metadata", {}).get("labels") or {}
-    response = await raw_request(
-        client, "GET", f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets"
-    )
-    if response.status != 200:
-        return None
+    try:
+        budgets = [item async for item in client.list(PodDisruptionBudget, namespace=namespace)]
+    except ApiError:
+        return None  # only the report's wording depends on it
     names = [
-        f"{namespace}/{item['metadata']['name']}"
-        for item in response.body.get("items") or []
-        if selector_matches(item.get("spec", {}).get("selector"), labels)
+        f"{namespace}/{item.metadata.name}"
+        for item in budgets
+        if item.metadata is not None
+        and item.spec is not None
+        and selector_matches(item.spec.selector.to_dict() if item.spec.selector else None, labels)
     ]
     return ",".join(names) or None
 
@@ -240,6 +256,7 @@ class _PodRun:
     message: str = ""
     pdb: str | None = None
     done: bool = False  # gone from the node (or, in a dry run, accepted)
+    quick_wakes: int = 0  # waits for the PDB that returned at once: the status said yes, the server no
 
 
 class _Drainer:
@@ -252,8 +269,10 @@ class _Drainer:
         on_event: EventCallback | None,
         record_events: bool,
         method: str,
+        cache: ClusterCache | None = None,
     ) -> None:
         self.client = client
+        self.cache = cache
         self.node = node
         self.options = options
         self.on_event = on_event
@@ -306,17 +325,51 @@ class _Drainer:
             response = await raw_request(self.client, "POST", path, params=params, body=body)
         return response.status, response.body
 
+    async def get_pod(self, run: _PodRun) -> JSON | None:
+        """The pod under ``run``'s name now (maybe another incarnation), or None when there is none."""
+        metadata = run.pod["metadata"]
+        try:
+            pod = await self.client.get(Pod, metadata["name"], namespace=metadata["namespace"])
+        except ApiError as error:
+            if status_code(error) == 404:
+                return None
+            raise ApiFailure.of(f"GET pod {run.key}", error) from error
+        return pod.to_dict()
+
+    async def wait_to_retry(self, run: _PodRun) -> None:
+        """After a 429: until the one PDB that refused allows a disruption, at most the retry delay.
+
+        kubectl sleeps a fixed 5 s; the PDB's status says when a retry can succeed, so waiting for it
+        retries as soon as the disruption controller frees a disruption. A 429 naming no single PDB (API
+        rate limiting, or a pod under two PDBs) keeps kubectl's sleep, and so does a PDB whose status said
+        "allowed" twice in a row while the server still refused (a stale status must not spin us).
+        """
+        delay = self.options.eviction_retry_delay
+        keys = (run.pdb or "").split(",")
+        if not run.pdb or len(keys) != 1 or run.quick_wakes >= 2:
+            run.quick_wakes = 0
+            await asyncio.sleep(delay)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if self.cache is not None:
+            await self.cache.wait_budget_allowed(keys[0], timeout=delay)
+        else:
+            await wait_budget_allowed(self.client, keys[0], timeout=delay)
+        run.quick_wakes = run.quick_wakes + 1 if loop.time() - started < QUICK_WAKE_SECONDS else 0
+
     async def refresh(self, run: _PodRun) -> bool:
         """Re-read the pod between retries (kubectl's refreshPod). True if it is gone from this node."""
         metadata = run.pod["metadata"]
-        response = await raw_request(
-            self.client, "GET", f"/api/v1/namespaces/{metadata['namespace']}/pods/{metadata['name']}"
-        )
-        if response.status == 404:
+        if self.cache is not None and (state := self.cache.pod(metadata["namespace"], metadata["name"])):
+            # The watch already says whether our incarnation is still on the node: no GET needed.
+            if state.uid != run.uid or state.node not in ("", self.node):
+                return True
+            if not state.deleting:
+                return False
+        fresh = await self.get_pod(run)
+        if fresh is None:
             return True
-        if response.status != 200:
-            raise ApiFailure(f"GET pod {run.key}", response)
-        fresh = response.body
         if fresh.get("metadata", {}).get("uid") != run.uid:
             return True
         if fresh.get("spec", {}).get("nodeName") not in (None, "", self.node):
@@ -337,10 +390,9 @@ class _Drainer:
                 run.pdb = None
                 kind = DrainEventKind.DELETED if self.method == "delete" else DrainEventKind.EVICTED
                 note = PDB_PROBE if self.probe_only else "(server dry run)" if self.dry else ""
+                # No Event per pod: at 30 pods a node that was most of a fleet run's requests beyond the
+                # evictions themselves. The ShimshiftDrained Event names them all.
                 self.emit(kind, run.key, note)
-                if not self.dry:
-                    verb = "deleted" if self.method == "delete" else "evicted"
-                    await self.node_event(f"Shimshift{verb.capitalize()}", f"pod {run.key} {verb}")
                 return
             if status == 404:
                 run.outcome = _Outcome.GONE
@@ -388,7 +440,7 @@ class _Drainer:
                 run.message = f"HTTP {status}: {body.get('message', '')}".strip()
                 self.emit(DrainEventKind.FAILED, run.key, run.message)
                 return
-            await asyncio.sleep(self.options.eviction_retry_delay)
+            await self.wait_to_retry(run)
             if await self.refresh(run):
                 run.outcome = _Outcome.GONE
                 run.done = True
@@ -400,13 +452,23 @@ class _Drainer:
         """Until the pod is gone: 404, a new UID (same name), or deleted longer ago than skip-wait."""
         metadata = run.pod["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
-        response = await raw_request(self.client, "GET", f"/api/v1/namespaces/{namespace}/pods/{name}")
-        if response.status == 404 or (response.status == 200 and response.body["metadata"]["uid"] != run.uid):
+        if (
+            self.cache is not None
+            and self.options.skip_wait_for_delete_timeout <= 0
+            and self.cache.pod(namespace, name) is not None
+        ):
+            # The cache's pod watch sees the deletion; no GET and no watch of our own per pod. The loop
+            # only bounds each wait, the drain's --timeout cancels us.
+            while not await self.cache.wait_pod_gone(namespace, name, run.uid, timeout=60.0):
+                pass
             run.done = True
-        elif response.status != 200:
-            raise ApiFailure(f"GET pod {run.key}", response)
+            self.emit(DrainEventKind.GONE, run.key)
+            return
+        fresh = await self.get_pod(run)
+        if fresh is None or fresh["metadata"]["uid"] != run.uid:
+            run.done = True
         else:
-            run.pod = response.body  # carries the deletionTimestamp the skip-wait rule looks at
+            run.pod = fresh  # carries the deletionTimestamp the skip-wait rule looks at
             run.done = self._skip(run.pod)
         if run.done:
             self.emit(DrainEventKind.GONE, run.key)
@@ -421,7 +483,7 @@ class _Drainer:
                 Pod,
                 namespace=namespace,
                 fields={"metadata.name": name},
-                resource_version=response.body["metadata"]["resourceVersion"],
+                resource_version=run.pod["metadata"]["resourceVersion"],
                 on_error=retry,
             ):
                 await updates.put((change, obj))
@@ -483,10 +545,12 @@ async def drain_node(
     record_events: bool = True,
     extra_filters: tuple[PodFilter, ...] = (),
     method: str | None = None,
+    cache: ClusterCache | None = None,
 ) -> DrainResult:
     """Drain ``node`` with kubectl's semantics (see the module docstring). Never raises for a refused or
     blocked pod: the result says what happened. ``method`` forces "policy/v1", "policy/v1beta1" or
-    "delete" instead of asking discovery (tests use it to exercise each path on one server)."""
+    "delete" instead of asking discovery (tests use it to exercise each path on one server). With
+    ``cache`` (a fleet run), waits read the cache instead of asking the API server."""
     dry_run = options.dry_run
     result = DrainResult(node=node, dry_run=dry_run)
     await get_node(client, node)  # a missing node is a Refusal before anything else happens
@@ -504,7 +568,7 @@ async def drain_node(
 
     result.method = method or await eviction_method(client, options)
     drainer = _Drainer(
-        client, node, options, on_event=on_event, record_events=record_events, method=result.method
+        client, node, options, on_event=on_event, record_events=record_events, method=result.method, cache=cache
     )
     await drainer.node_event("ShimshiftDrain", f"draining node {node} ({result.method})")
 
@@ -574,8 +638,10 @@ async def drain_node(
     result.drained = not result.refused and not result.blocked and not result.pending
     if dry_run is DryRun.NONE:
         if result.drained:
+            verb = "deleted" if result.method == "delete" else "evicted"
             await drainer.node_event(
-                "ShimshiftDrained", f"node {node} drained: {len(result.evict)} pods evicted"
+                "ShimshiftDrained",
+                f"node {node} drained: {len(result.evict)} pods {verb}: {', '.join(result.evict)}",
             )
         else:
             await drainer.node_event(
@@ -585,6 +651,29 @@ async def drain_node(
             )
     emit(DrainEventKind.DRAINED if result.drained else DrainEventKind.NOT_DRAINED)
     return result
+
+
+async def budgets_would_refuse(client: AsyncClient, pods: Iterable[tuple[str, str]], *, method: str) -> bool:
+    """A server dry run of one eviction per given pod (namespace, name): True if any is refused with 429.
+
+    The fleet asks this about one pod per PDB of the node it is about to start, instead of dry-running
+    the whole drain: only a PDB can turn an eviction into a 429 worth waiting for.
+    """
+    if method == "delete":  # --disable-eviction: DELETE ignores PDBs
+        return False
+    for namespace, name in pods:
+        body = {
+            "apiVersion": method,
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": {"dryRun": ["All"]},
+        }
+        response = await raw_request(
+            client, "POST", f"/api/v1/namespaces/{namespace}/pods/{name}/eviction", params={"dryRun": "All"}, body=body
+        )
+        if response.status == 429:
+            return True
+    return False
 
 
 async def plan_drain(

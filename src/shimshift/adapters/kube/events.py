@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from shimshift.adapters.kube.client import ApiFailure, raw_request
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Event
+
+from shimshift.adapters.kube.client import ApiFailure
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
@@ -46,7 +49,8 @@ async def emit_node_event(
         "lastTimestamp": now,
         "count": 1,
     }
-    response = await raw_request(client, "POST", "/api/v1/namespaces/default/events", body=body)
-    if response.status not in (200, 201):
-        raise ApiFailure(f"creating an Event on node {node}", response)
-    return str(response.body.get("metadata", {}).get("name", ""))
+    try:
+        created = await client.create(cast("Event", Event.from_dict(body)))
+    except ApiError as error:
+        raise ApiFailure.of(f"creating an Event on node {node}", error) from error
+    return str(created.metadata.name if created.metadata else "")

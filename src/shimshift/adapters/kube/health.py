@@ -15,7 +15,9 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shimshift.adapters.kube.client import JSON, list_pages
+from lightkube.resources.core_v1 import Pod
+
+from shimshift.adapters.kube.client import JSON
 from shimshift.adapters.kube.nodes import get_node
 
 if TYPE_CHECKING:
@@ -132,10 +134,8 @@ def evaluate_health(
 
 
 async def _node_pods(client: AsyncClient, node: str) -> list[JSON]:
-    pods: list[JSON] = []
-    async for page in list_pages(client, "/api/v1/pods", params={"fieldSelector": f"spec.nodeName={node}"}):
-        pods.extend(page)
-    return pods
+    listing = client.list(Pod, namespace="*", fields={"spec.nodeName": node}, chunk_size=500)
+    return [pod.to_dict() async for pod in listing]
 
 
 async def snapshot_node(client: AsyncClient, node: str) -> NodeBaseline:

@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Node
+from lightkube.types import PatchType
+
+from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.errors import Refusal
 from shimshift.core.runtime_detect import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION
@@ -24,16 +28,16 @@ CORDONED_BY_ANNOTATION = "shimshift.io/cordoned-by"
 PREVIOUS_CRI_SOCKET_ANNOTATION = "shimshift.io/previous-cri-socket"
 # Written when the node had no cri-socket annotation, so a restore after a crash removes ours.
 NO_PREVIOUS = "-"
-MERGE_PATCH = "application/merge-patch+json"
 
 
 async def get_node(client: AsyncClient, node: str) -> JSON:
-    response = await raw_request(client, "GET", f"/api/v1/nodes/{node}")
-    if response.status == 404:
-        raise Refusal(f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node)
-    if response.status != 200:
-        raise ApiFailure(f"GET node {node}", response)
-    return response.body
+    try:
+        found = await client.get(Node, node)
+    except ApiError as error:
+        if status_code(error) == 404:
+            raise Refusal(f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node) from None
+        raise ApiFailure.of(f"GET node {node}", error) from error
+    return found.to_dict()
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,16 @@ async def update_node(
         metadata: dict[str, Any] = dict(patch.get("metadata") or {})
         metadata["resourceVersion"] = current["metadata"]["resourceVersion"]
         body = {**patch, "metadata": metadata}
-        params = {"fieldManager": "shimshift"}
-        if dry_run:
-            params["dryRun"] = "All"
-        response = await raw_request(
-            client, "PATCH", f"/api/v1/nodes/{node}", params=params, body=body, content_type=MERGE_PATCH
-        )
-        if response.status == 409:
-            conflicts += 1
-            continue
-        if response.status != 200:
-            raise ApiFailure(f"PATCH node {node}", response)
-        return NodeUpdate(current, response.body, conflicts)
+        try:
+            patched = await client.patch(
+                Node, node, body, patch_type=PatchType.MERGE, field_manager="shimshift", dry_run=dry_run
+            )
+        except ApiError as error:
+            if status_code(error) == 409:
+                conflicts += 1
+                continue
+            raise ApiFailure.of(f"PATCH node {node}", error) from error
+        return NodeUpdate(current, patched.to_dict(), conflicts)
     raise Refusal(
         f"node {node} kept changing: {attempts} conflicting updates in a row",
         "retry later; something rewrites this node continuously",
