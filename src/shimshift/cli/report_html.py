@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shimshift.cli.report import NodeSummary, TimelineEntry, node_timelines
+from shimshift.cli.report import NodeSummary, TimelineEntry, canary_of, node_timelines
 from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
 _ENDS = {"finished", "failed"}
@@ -263,10 +263,7 @@ def _evictions(timeline: list[TimelineEntry]) -> str:
 
 def _canary(timeline: list[TimelineEntry]) -> str:
     """Whatever verify recorded under ``canary`` (its last end record wins: a resumed verify runs again)."""
-    canary = None
-    for entry in timeline:
-        if entry.step == "verify" and entry.phase in _ENDS and entry.detail and "canary" in entry.detail:
-            canary = entry.detail["canary"]
+    canary = canary_of(timeline)
     if canary is None:
         return "<h3>Canary</h3><p>No canary was recorded by verify.</p>"
     return f'<h3>Canary</h3><div class="canary">{_value(canary)}</div>'
