@@ -251,10 +251,16 @@ async def audit_cluster(
     seen: dict[tuple[str, str], SocketMount] = {}
     scan = HardenedScan()
 
+    def feed_hardened(pod: AuditPod) -> None:
+        # Only a pod whose containers set a security context can be refused; only it becomes the dict the
+        # rule reads (the API's JSON shape), so the common pod costs one attribute walk on this hot path.
+        containers = (pod.spec.containers if pod.spec is not None else None) or []
+        if any(container.securityContext is not None for container in containers):
+            scan.add_pod(msgspec.to_builtins(pod))
+
     def take(pod: AuditPod, *, all_pods: bool) -> None:
         if all_pods and hardened:
-            # Only this pod's few fields become a dict: the rule reads them as the API's JSON.
-            scan.add_pod(msgspec.to_builtins(pod))
+            feed_hardened(pod)
         node_name = pod.spec.nodeName if pod.spec is not None else None
         audit = by_name.get(node_name) if node_name else None
         if audit is None:
@@ -276,7 +282,7 @@ async def audit_cluster(
         if hardened:
             # Hardened pods matter wherever they are (and unbound): any of them may land on a migrated node.
             async for pod in client.list(AuditPod, namespace="*", chunk_size=size):
-                scan.add_pod(msgspec.to_builtins(pod))
+                feed_hardened(pod)
     else:
         async for pod in client.list(AuditPod, namespace="*", chunk_size=size):
             take(pod, all_pods=True)
