@@ -198,6 +198,27 @@ class CanaryVerdict:
     reasons: tuple[str, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class CanarySettings:
+    image: str | None = None  # None: the node's pause image
+    namespace: str = DEFAULT_NAMESPACE
+    timeout: float = DEFAULT_TIMEOUT
+    accept_refused_hardened_pods: bool = False
+    # The guard found no workload that sets allowPrivilegeEscalation: false when the run began.
+    no_hardened_workloads: bool = False
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    verdict: CanaryVerdict
+    detail: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.state is CanaryState.RUNNING
+
+
+
 def read_canary(
     pod: Mapping[str, Any] | None, *, pod_cidrs: Sequence[str], bridge_subnets: Sequence[str]
 ) -> CanaryVerdict:

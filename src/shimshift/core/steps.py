@@ -12,8 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+ROLLBACK_PREFIX = "rollback:"
+
 
 class Step(StrEnum):
+    """Every step of every procedure, forward and rollback; its value is what the journal records."""
+
     INSTALL = "install-cri-dockerd"  # only with --install-cri-dockerd; a no-op otherwise
     PREFLIGHT = "preflight"
     CORDON = "cordon"
@@ -24,27 +28,39 @@ class Step(StrEnum):
     RESTART_KUBELET = "restart-kubelet"
     VERIFY = "verify"
     UNCORDON = "uncordon"
+    # The migration's rollback: back to dockershim, proven, uncordoned.
+    RESTORE_CONFIG = "rollback:restore-config"
+    RESTORE_ANNOTATION = "rollback:restore-annotation"
+    ROLLBACK_RESTART_CRI_DOCKERD = "rollback:restart-cri-dockerd"
+    ROLLBACK_RESTART_KUBELET = "rollback:restart-kubelet"
+    ROLLBACK_VERIFY = "rollback:verify"
+    ROLLBACK_UNCORDON = "rollback:uncordon"
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.value.startswith(ROLLBACK_PREFIX)
 
 
-MIGRATION_STEPS: tuple[Step, ...] = tuple(Step)
+MIGRATION_STEPS: tuple[Step, ...] = tuple(step for step in Step if not step.is_rollback)
+MIGRATION_ROLLBACK: tuple[Step, ...] = tuple(step for step in Step if step.is_rollback)
 
 # Steps after which the node's configuration may differ from what it was: a failure from here on
 # needs a rollback of files and annotation, not just an uncordon.
 FIRST_CHANGING_STEP = Step.WRITE_CONFIG
 
 
-def changes_configuration(step: Step) -> bool:
-    return MIGRATION_STEPS.index(step) >= MIGRATION_STEPS.index(FIRST_CHANGING_STEP)
+def changes_configuration(step: Step, sequence: tuple[Step, ...] = MIGRATION_STEPS) -> bool:
+    return sequence.index(step) >= sequence.index(FIRST_CHANGING_STEP)
 
 
-def remaining_steps(finished: Iterable[Step]) -> list[Step]:
-    """Steps still to run after a crash: everything after the last one that finished.
+def remaining_steps(finished: Iterable[str], sequence: tuple[Step, ...] = MIGRATION_STEPS) -> list[Step]:
+    """Steps of ``sequence`` still to run after a crash: everything after the last one that finished.
 
     A step that started but did not finish runs again; every step is written to be idempotent.
     """
     done = set(finished)
-    last = max((MIGRATION_STEPS.index(step) for step in done), default=-1)
-    return list(MIGRATION_STEPS[last + 1 :])
+    last = max((index for index, step in enumerate(sequence) if step in done), default=-1)
+    return list(sequence[last + 1 :])
 
 
 @dataclass(frozen=True)

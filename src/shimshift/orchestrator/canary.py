@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shimshift.core.canary import (
-    DEFAULT_NAMESPACE,
     DEFAULT_TIMEOUT,
     DOCKER_DEFAULT_BRIDGE,
     NO_NEW_PRIVS_FIELD,
+    CanaryResult,
+    CanarySettings,
     CanarySpec,
     CanaryState,
     CanaryVerdict,
@@ -30,26 +30,6 @@ from shimshift.orchestrator.ports import ClusterPort, NodePort
 
 POLL_SECONDS = 0.5
 DELETE_TIMEOUT = 60.0
-
-
-@dataclass(frozen=True)
-class CanarySettings:
-    image: str | None = None  # None: the node's pause image
-    namespace: str = DEFAULT_NAMESPACE
-    timeout: float = DEFAULT_TIMEOUT
-    accept_refused_hardened_pods: bool = False
-    # The guard found no workload that sets allowPrivilegeEscalation: false when the run began.
-    no_hardened_workloads: bool = False
-
-
-@dataclass(frozen=True)
-class CanaryResult:
-    verdict: CanaryVerdict
-    detail: dict[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.verdict.state is CanaryState.RUNNING
 
 
 async def bridge_subnets(access: NodePort) -> tuple[list[str], str]:
@@ -121,3 +101,6 @@ async def run_canary(
         detail["deleted_after_s"] = round((clock() - deleted_from).total_seconds(), 3)
     detail.update(state=str(verdict.state), message=verdict.message, phase=verdict.phase, ip=verdict.ip)
     return CanaryResult(verdict, detail)
+
+
+__all__ = ["CanaryResult", "CanarySettings", "bridge_subnets", "remove_canary", "run_canary"]

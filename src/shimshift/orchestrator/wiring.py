@@ -24,11 +24,9 @@ from shimshift.adapters.kube.drain import (
     plan_drain,
 )
 from shimshift.adapters.kube.events import emit_node_event
-from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.drain import DrainOptions
-from shimshift.core.node_plan import plan_node
+from shimshift.core.procedures.migration import plan_change_set
 from shimshift.core.steps import PodRef, SandboxRef
-from shimshift.orchestrator.node_migration import CRI_DOCKERD_ENDPOINT, PreflightFacts
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
 if TYPE_CHECKING:
@@ -225,35 +223,6 @@ class RunJournal:
             if record.step == step and record.phase is Phase.FINISHED:
                 found = record.detail
         return found
-
-
-def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
-    """The planner the step machine calls at preflight: the core's NodePlan as the journal keeps it."""
-    plan = plan_node(
-        kubelet_version=facts.kubelet_version,
-        files=facts.files,
-        cri_dockerd_version=facts.cri_dockerd_version,
-        docker_cgroup_driver=facts.docker_cgroup_driver,
-        node=node,
-        cri_socket_annotation=facts.cri_socket,
-    )
-    edits = [FileEdit(change.path, change.before, change.after) for change in plan.changes]
-    if plan.instance_config is not None and all(edit.path != plan.instance_config.path for edit in edits):
-        change = plan.instance_config
-        edits.append(FileEdit(change.path, change.before, change.after))
-    return ChangeSet(
-        edits=tuple(edits),
-        cri_socket_before=plan.cri_socket_annotation[0],
-        cri_socket_after=plan.cri_socket_annotation[1] or CRI_DOCKERD_ENDPOINT,
-        expected_kubelet_args=dict(plan.expected_kubelet_args),
-        forbidden_kubelet_args=tuple(plan.forbidden_kubelet_args),
-        cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
-        noop_reason=plan.noop_reason,
-        cri_dockerd_args=dict(plan.cri_dockerd_settings),
-        expected_kubelet_config=dict(plan.expected_kubelet_config),
-        cni_conf_dir=plan.cri_dockerd_settings.get("--cni-conf-dir", "/etc/cni/net.d"),
-        notes=tuple(plan.warnings),
-    )
 
 
 __all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_change_set"]

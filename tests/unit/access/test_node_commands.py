@@ -29,7 +29,7 @@ from shimshift.core.node_commands import (
 )
 
 PACKAGE = Path(__file__).resolve().parents[3] / "src" / "shimshift"
-# argv[0] given as a variable: what the variable holds. node_migration runs the cri-dockerd binary
+# argv[0] given as a variable: what the variable holds. The migration procedure runs the cri-dockerd binary
 # whose path it read from cri-docker.service's ExecStart.
 DYNAMIC_PROGRAMS = {"binary": "cri-dockerd"}
 
@@ -46,26 +46,44 @@ class Unreadable(Exception):
 
 
 def sent_commands(source: str, filename: str) -> list[Sent]:
-    """Every argv passed to ``<...>access.run(...)`` (and ``self.run`` in node_access.py)."""
+    """Every argv a procedure yields (``run("prog", ...)``, ``act.Run((...))``) and every argv passed to
+    ``<...>access.run([...])`` (and ``self.run`` in node_access.py) outside the executor's pass-through."""
     found = []
     for node in ast.walk(ast.parse(source)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"):
-            continue
-        receiver = ast.unparse(node.func.value)
-        if not (receiver.endswith("access") or (receiver == "self" and filename.endswith("node_access.py"))):
+        if not isinstance(node, ast.Call):
             continue
         where = f"{filename}:{node.lineno}"
-        argv = node.args[0] if node.args else None
-        if not isinstance(argv, ast.List) or not argv.elts:
-            raise Unreadable(f"{where}: the argv is not a list literal, so its command cannot be checked")
-        first = argv.elts[0]
+        if isinstance(node.func, ast.Name) and node.func.id == "run":  # core.actions.run(*argv)
+            if not filename.startswith("core/procedures/"):
+                continue  # another function called run (the CLI's coroutine runner)
+            words: list[ast.expr] = list(node.args)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "Run":  # core.actions.Run(argv)
+            argv = node.args[0] if node.args else None
+            if not isinstance(argv, ast.Tuple | ast.List) or not argv.elts:
+                raise Unreadable(f"{where}: the argv is not a tuple literal, so its command cannot be checked")
+            words = list(argv.elts)
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "run":
+            receiver = ast.unparse(node.func.value)
+            if not (receiver.endswith("access") or (receiver == "self" and filename.endswith("node_access.py"))):
+                continue
+            argv = node.args[0] if node.args else None
+            if filename.endswith("executor.py") and argv is not None and ast.unparse(argv) == "list(argv)":
+                continue  # performs a procedure's Run action: its argv was checked where it was yielded
+            if not isinstance(argv, ast.List) or not argv.elts:
+                raise Unreadable(f"{where}: the argv is not a list literal, so its command cannot be checked")
+            words = list(argv.elts)
+        else:
+            continue
+        if not words:
+            raise Unreadable(f"{where}: no program")
+        first = words[0]
         if isinstance(first, ast.Constant) and isinstance(first.value, str):
             program = first.value
         elif isinstance(first, ast.Name) and first.id in DYNAMIC_PROGRAMS:
             program = DYNAMIC_PROGRAMS[first.id]
         else:
             raise Unreadable(f"{where}: the program {ast.unparse(first)} is not a constant")
-        second = argv.elts[1] if len(argv.elts) > 1 else None
+        second = words[1] if len(words) > 1 else None
         subcommand = second.value if isinstance(second, ast.Constant) and isinstance(second.value, str) else None
         found.append(Sent(where, program, subcommand))
     return found
@@ -89,7 +107,7 @@ def package_commands() -> list[Sent]:
 
 def test_every_command_sent_to_a_node_is_declared() -> None:
     sent = package_commands()
-    assert any(s.where.startswith("orchestrator/node_migration.py") for s in sent)
+    assert any(s.where.startswith("core/procedures/migration.py") for s in sent)
     assert any(s.where.startswith("adapters/node_access.py") for s in sent)
     undeclared = [f"{s.where}: {s.program} {s.subcommand or ''}" for s in sent if declared(s) is None]
     assert undeclared == [], "declare these in shimshift.core.node_commands.NODE_COMMANDS"
@@ -110,6 +128,12 @@ def test_the_scanner_catches_an_undeclared_program_and_an_unreadable_argv() -> N
         sent_commands("argv = ['rm']\naccess.run(argv)\n", "y.py")
     with pytest.raises(Unreadable, match="not a constant"):
         sent_commands("access.run([tool, '-x'])\n", "y.py")
+    procedure = 'def g():\n    yield run("journalctl", "-u", unit)\n    yield act.Run(("rm", "-rf"))\n'
+    yielded = sent_commands(procedure, "core/procedures/z.py")
+    shapes = [(s.program, s.subcommand, declared(s)) for s in yielded]
+    assert shapes == [("journalctl", "-u", None), ("rm", "-rf", None)]
+    with pytest.raises(Unreadable, match="not a tuple literal"):
+        sent_commands("yield act.Run(argv)\n", "core/procedures/z.py")
 
 
 def test_shape_of() -> None:

@@ -1,0 +1,630 @@
+"""What happens to one node, top to bottom, as a sans-I/O procedure.
+
+preflight → cordon → drain → write kubelet and cri-dockerd config → annotate → restart cri-dockerd
+(when its config changed) → restart kubelet → verify → uncordon.
+
+Every step is written to the journal before and after it runs, and every step is idempotent, so a run
+killed anywhere resumes at the step that did not finish. A failure before the configuration changes
+only uncordons (if we cordoned); a failure after it rolls the node back to dockershim and proves the
+old state, unless the operator asked for ``--no-rollback``.
+
+Nothing here performs I/O: each step is a generator of core.actions that orchestrator/executor.py
+performs. :class:`MigrationProcedure` drives a sequence of steps with the journal and the failure
+rules; the upgrade procedure (core/procedures/upgrade.py) reuses its steps and its machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from shimshift.core import actions as act
+from shimshift.core import cri_dockerd_units
+from shimshift.core.actions import Procedure, run
+from shimshift.core.canary import (
+    CanaryResult,
+    CanarySettings,
+    CanarySpec,
+    canary_image,
+    default_pause_image,
+    omits_no_new_privs,
+)
+from shimshift.core.change_set import ChangeSet, FileEdit
+from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
+from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
+from shimshift.core.node_plan import plan_node
+from shimshift.core.steps import (
+    MIGRATION_ROLLBACK,
+    MIGRATION_STEPS,
+    Step,
+    changes_configuration,
+    cmdline_problems,
+    config_problems,
+    kubelet_args,
+    missing_sandboxes,
+    remaining_steps,
+    split_cmdline,
+)
+
+CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
+CRI_DOCKERD_ENDPOINT = f"unix://{CRI_DOCKERD_SOCKET}"
+
+
+class NodeStatus(StrEnum):
+    MIGRATED = "migrated"
+    ALREADY_MIGRATED = "already-migrated"
+    REFUSED = "refused"  # preflight said no; nothing was touched
+    ROLLED_BACK = "rolled-back"  # failed after a change, back on dockershim and proven healthy
+    FAILED = "failed"  # failed and left as it is (rollback off, or rollback failed): needs a person
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    status: NodeStatus
+    message: str = ""
+    failed_step: str | None = None
+
+
+@dataclass
+class PreflightFacts:
+    """What preflight read from the node; the planner turns it into a ChangeSet."""
+
+    kubelet_version: str
+    cri_dockerd_version: str | None
+    docker_cgroup_driver: str | None
+    files: Mapping[str, bytes | None]
+    cri_socket: str | None = None
+
+
+Planner = Callable[[PreflightFacts, str], ChangeSet]
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    rollback_on_failure: bool = True
+    health_timeout: float = 300.0
+    verify_timeout: float = 120.0
+    node_files: tuple[str, ...] = ()
+    # --install-cri-dockerd: the binary to install before preflight (never downloaded).
+    cri_dockerd_binary: bytes | None = None
+    canary: CanarySettings = field(default_factory=CanarySettings)
+    run_id: str = ""  # labels the canary pod; empty for `shimshift verify`, which is no run
+
+
+class StepFailed(Exception):
+    def __init__(self, step: Step | str, message: str, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.step = str(step)
+        self.message = message
+        self.detail = dict(detail or {})  # journalled with the failure (e.g. the canary's timings)
+
+
+StepBody = Callable[[], Procedure[dict[str, Any]]]
+
+
+@dataclass
+class MigrationProcedure:
+    """One node's migration: the steps, their order, the journal records and the failure rules."""
+
+    node: str
+    planner: Planner
+    settings: MigrationSettings = field(default_factory=MigrationSettings)
+
+    # -- the procedure ---------------------------------------------------------------------------
+
+    def run(self) -> Procedure[NodeOutcome]:
+        recorded: list[str] = yield act.RecordedSteps()
+        if any(Step(name).is_rollback for name in recorded if name in _STEP_VALUES):
+            # Killed while rolling back: finish the rollback. Going forward again could find the
+            # files restored but the kubelet not yet restarted, and call that node migrated.
+            yield from self.remove_leftover_canary()
+            return (yield from self.finish_rollback("resumed an interrupted rollback"))
+        finished: list[str] = yield act.FinishedSteps()
+        for step in remaining_steps(finished):
+            if step not in {Step.INSTALL, Step.PREFLIGHT} and (yield from self.change_set()).is_noop:
+                break
+            failure = yield from self.run_step(step, self.body(step))
+            if failure is not None:
+                return (yield from self.after_failure(step, failure))
+        change_set = yield from self.change_set()
+        if change_set.is_noop:
+            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, change_set.noop_reason or "")
+        yield act.Event("ShimshiftMigrated", f"kubelet now uses {CRI_DOCKERD_ENDPOINT}")
+        return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
+
+    def body(self, step: Step) -> StepBody:
+        bodies: dict[Step, StepBody] = {
+            Step.INSTALL: self.install,
+            Step.PREFLIGHT: self.preflight,
+            Step.CORDON: self.cordon,
+            Step.DRAIN: self.drain,
+            Step.WRITE_CONFIG: self.write_config,
+            Step.ANNOTATE: self.annotate,
+            Step.RESTART_CRI_DOCKERD: self.restart_cri_dockerd,
+            Step.RESTART_KUBELET: self.restart_kubelet,
+            Step.VERIFY: self.verify,
+            Step.UNCORDON: self.uncordon,
+            Step.RESTORE_CONFIG: self.restore_config,
+            Step.RESTORE_ANNOTATION: self.restore_annotation,
+            Step.ROLLBACK_RESTART_CRI_DOCKERD: self.rollback_restart_cri_dockerd,
+            Step.ROLLBACK_RESTART_KUBELET: self.restart_kubelet,
+            Step.ROLLBACK_VERIFY: self.rollback_verify,
+            Step.ROLLBACK_UNCORDON: self.uncordon,
+        }
+        return bodies[step]
+
+    def run_step(self, step: Step, body: StepBody) -> Procedure[str | None]:
+        """Record, run and record one step; the failure's message, or None when it finished."""
+        yield act.Record(step, "started")
+        try:
+            detail = yield from body()
+        except Exception as error:  # any failure of a step must end in the node's recovery
+            message = describe(error)
+            extra = error.detail if isinstance(error, StepFailed) else {}
+            yield act.Record(step, "failed", {**extra, "message": message})
+            return message
+        yield act.Record(step, "finished", detail)
+        return None
+
+    def after_failure(self, step: Step, message: str) -> Procedure[NodeOutcome]:
+        yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
+        if step in {Step.INSTALL, Step.PREFLIGHT}:
+            return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
+        if not changes_configuration(step):
+            # Nothing on the node changed: give the node back to the scheduler if we took it.
+            yield act.UncordonIfOurs()
+            return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
+        if not self.settings.rollback_on_failure:
+            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
+        return (yield from self.finish_rollback(message, str(step)))
+
+    def finish_rollback(self, message: str, failed_step: str | None = None) -> Procedure[NodeOutcome]:
+        try:
+            yield from self.rollback()
+        except StepFailed as error:
+            return NodeOutcome(
+                self.node, NodeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
+            )
+        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, failed_step)
+
+    def rollback(self) -> Procedure[None]:
+        """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
+        if (yield from self.change_set()).is_noop:
+            return
+        yield from self.rollback_steps()
+        yield act.Event("ShimshiftRolledBack", "back on dockershim", warning=True)
+
+    def rollback_steps(self) -> Procedure[None]:
+        """The rollback's steps that have not finished, in order; StepFailed names the one that failed.
+
+        A resumed run finishes an interrupted rollback from where it stopped: restarting the kubelet of
+        a node already proven back on dockershim again would only disturb its pods.
+        """
+        done = set((yield act.FinishedSteps()))
+        for step in MIGRATION_ROLLBACK:
+            if step in done:
+                continue
+            failure = yield from self.run_step(step, self.body(step))
+            if failure is not None:
+                raise StepFailed(step, failure)
+
+    def preflight_only(self) -> Procedure[ChangeSet]:
+        """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
+        detail = yield from self.preflight()
+        return ChangeSet.from_record(detail["change_set"])
+
+    def verify_now(self) -> Procedure[list[str]]:
+        """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
+
+        Uses the change set of the newest run that planned this node, so it checks what that plan
+        promised: the kubelet's runtime flags on its running command line, a recent heartbeat,
+        cri-dockerd listing every running pod of the node, its streaming server on loopback only, and
+        a hardened canary pod that runs on the pod network.
+        """
+        change_set = yield from self.change_set()
+        problems: list[str] = []
+        # The heartbeat must postdate the migration's kubelet restart; with node leases an unchanged
+        # status is re-posted only every 5 minutes, so "recent" would be the wrong test.
+        restarted = ((yield act.StepDetail(Step.RESTART_KUBELET)) or {}).get("restarted_at")
+        since = datetime.fromisoformat(restarted) if restarted else datetime.min.replace(tzinfo=UTC)
+        health = yield act.WaitHealthy(since, 0)
+        problems += list(health.problems)
+        argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
+        problems += cmdline_problems(
+            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
+        )
+        socket = yield act.GetCriSocket()
+        if socket != change_set.cri_socket_after:
+            problems.append(f"annotation kubeadm.alpha.kubernetes.io/cri-socket is {socket!r}")
+        missing = yield from self.missing_sandboxes()
+        if missing:
+            problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
+        problems += (yield from self.streaming_check(change_set))[0]
+        canary = yield from self.canary()
+        if not canary.ok:
+            problems.append("canary: " + canary.verdict.message)
+        return problems
+
+    # -- the steps -------------------------------------------------------------------------------
+
+    def install(self) -> Procedure[dict[str, Any]]:
+        binary = self.settings.cri_dockerd_binary
+        if binary is None:
+            return {"installed": False}
+        written = []
+        if (yield act.ReadFile(cri_dockerd_units.BINARY_PATH)) != binary:
+            yield act.WriteFile(cri_dockerd_units.BINARY_PATH, binary)
+            yield run("chmod", "0755", cri_dockerd_units.BINARY_PATH)
+            written.append(cri_dockerd_units.BINARY_PATH)
+        packaged = yield run("systemctl", "cat", "cri-docker.service", check=False)
+        if packaged.returncode != 0:
+            # Units from a package stay authoritative; ours only fill the gap on a bare node.
+            for path, text in cri_dockerd_units.UNIT_FILES.items():
+                yield act.WriteFile(path, text.encode())
+                written.append(path)
+        yield run("systemctl", "daemon-reload")
+        yield run("systemctl", "enable", "--now", "cri-docker.socket", "cri-docker.service")
+        return {"installed": True, "written": written}
+
+    def preflight(self) -> Procedure[dict[str, Any]]:
+        problems: list[str] = []
+        docker = yield run("systemctl", "is-active", "docker", check=False)
+        if docker.returncode != 0:
+            problems.append("Docker Engine is not active (systemctl is-active docker)")
+        driver = yield run("docker", "info", "--format", "{{.CgroupDriver}}", check=False)
+        if driver.returncode != 0:
+            problems.append("Docker Engine does not answer (docker info failed): " + _tail(driver.stderr))
+        binary = yield from self.cri_dockerd_binary()
+        version: str | None = None
+        if binary is None:
+            problems.append("cri-dockerd is not installed: no cri-docker.service with an ExecStart binary")
+        else:
+            result = yield act.Run((binary, "--version"), check=False)
+            version = parse_cri_dockerd_version(result.stdout + result.stderr)
+            for unit in ("cri-docker.socket", "cri-docker.service"):
+                enabled = yield run("systemctl", "is-enabled", unit, check=False)
+                if enabled.returncode != 0:
+                    problems.append(f"{unit} is not enabled (systemctl enable --now {unit})")
+            active = yield run("systemctl", "is-active", "cri-docker.socket", check=False)
+            if active.returncode != 0:
+                problems.append("cri-docker.socket is not active (systemctl start cri-docker.socket)")
+        if not problems:
+            problems.extend((yield from self.cri_problems()))
+        kubelet_version = yield act.KubeletVersion()
+        files: dict[str, bytes | None] = {}
+        for path in self.settings.node_files:
+            files[path] = yield act.ReadFile(path, max_bytes=MAX_NODE_FILE_BYTES)
+        facts = PreflightFacts(
+            kubelet_version=kubelet_version,
+            cri_dockerd_version=version,
+            docker_cgroup_driver=driver.stdout.decode().strip() or None if driver.returncode == 0 else None,
+            files=files,
+            cri_socket=(yield act.GetCriSocket()),
+        )
+        change_set = self.planner(facts, self.node)
+        if not change_set.is_noop:
+            cni = yield run("ls", "-1", change_set.cni_conf_dir, check=False)
+            configs = [name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))]
+            if not configs:
+                problems.append(
+                    f"no CNI network configuration in {change_set.cni_conf_dir}: pods would get no network"
+                    " through cri-dockerd (install the cluster's network plugin first)"
+                )
+        if problems:
+            raise StepFailed(Step.PREFLIGHT, "; ".join(problems))
+        return {
+            "change_set": change_set.to_record(),
+            "kubelet_version": kubelet_version,
+            "cri_dockerd_version": version,
+        }
+
+    def cordon(self) -> Procedure[dict[str, Any]]:
+        return {"cordoned_by_us": (yield act.Cordon())}
+
+    def drain(self) -> Procedure[dict[str, Any]]:
+        outcome = yield act.Drain()
+        if not outcome.drained:
+            raise StepFailed(Step.DRAIN, outcome.message or "drain did not finish")
+        yield act.Event("ShimshiftDrained", f"evicted {len(outcome.evicted)} pod(s)")
+        return {"evicted": list(outcome.evicted)}
+
+    def write_config(self) -> Procedure[dict[str, Any]]:
+        written = yield from self.apply_edits((yield from self.change_set()).edits, reverse=False)
+        yield act.Event("ShimshiftConfigured", f"rewrote {', '.join(written) or 'nothing'}")
+        return {"written": written}
+
+    def annotate(self) -> Procedure[dict[str, Any]]:
+        change_set = yield from self.change_set()
+        return {"previous": (yield act.SetCriSocket(change_set.cri_socket_after))}
+
+    def restart_cri_dockerd(self) -> Procedure[dict[str, Any]]:
+        change_set = yield from self.change_set()
+        if not change_set.cri_dockerd_config_changed:
+            return {"restarted": False}
+        yield run("systemctl", "daemon-reload")
+        yield run("systemctl", "restart", "cri-docker.service")
+        argv = yield from self.main_process_cmdline("cri-docker.service", Step.RESTART_CRI_DOCKERD)
+        # The moved dockershim settings must be on the running cri-dockerd, not only in a file: a
+        # missing pause image or CNI directory otherwise shows only when the first pod starts.
+        problems = cmdline_problems(argv, expected=change_set.cri_dockerd_args, forbidden=())
+        problems = [text.replace("kubelet", "cri-dockerd") for text in problems]
+        problems += yield from self.cri_problems()
+        if problems:
+            raise StepFailed(Step.RESTART_CRI_DOCKERD, "; ".join(problems))
+        return {"restarted": True, "cri_dockerd_args": kubelet_args(argv)}
+
+    def restart_kubelet(self) -> Procedure[dict[str, Any]]:
+        yield act.Snapshot()
+        yield run("systemctl", "daemon-reload")
+        yield run("systemctl", "restart", "kubelet")
+        # Taken once `systemctl restart` returned, i.e. the old kubelet is gone: a heartbeat newer than
+        # this can only come from the new one.
+        started: datetime = yield act.Now()
+        return {"restarted_at": started.isoformat()}
+
+    def verify(self) -> Procedure[dict[str, Any]]:
+        since = yield from self.restarted_at(Step.RESTART_KUBELET)
+        health = yield act.WaitHealthy(since, self.settings.health_timeout)
+        if not health.healthy:
+            raise StepFailed(Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems))
+        change_set = yield from self.change_set()
+        argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
+        problems = cmdline_problems(
+            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
+        )
+        if change_set.expected_kubelet_config:
+            live = yield act.KubeletConfig()
+            problems += config_problems(live, expected=change_set.expected_kubelet_config)
+        if problems:
+            raise StepFailed(Step.VERIFY, "; ".join(problems))
+        problems, streaming = yield from self.streaming_check(change_set)
+        if problems:
+            raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
+        # A hardened pod is admitted, runs, and is on the pod network. Before the sandbox check: when
+        # cri-dockerd lost its network plugin the kubelet keeps replacing address-less sandboxes, and
+        # the canary names that cause where the sandbox check would only name the pods.
+        canary = yield from self.canary()
+        if not canary.ok:
+            raise StepFailed(Step.VERIFY, "canary: " + canary.verdict.message, {"canary": canary.detail})
+        missing = yield from self.missing_sandboxes()
+        if missing:
+            message = "cri-dockerd does not list running pod(s): " + ", ".join(missing)
+            raise StepFailed(Step.VERIFY, message, {"canary": canary.detail})
+        return {"kubelet_args": kubelet_args(argv), "streaming": streaming, "canary": canary.detail}
+
+    def uncordon(self) -> Procedure[dict[str, Any]]:
+        return {"uncordoned": (yield act.UncordonIfOurs())}
+
+    # -- the rollback's steps --------------------------------------------------------------------
+
+    def restore_config(self) -> Procedure[dict[str, Any]]:
+        return {"restored": (yield from self.apply_edits((yield from self.change_set()).edits, reverse=True))}
+
+    def restore_annotation(self) -> Procedure[dict[str, Any]]:
+        change_set = yield from self.change_set()
+        yield act.SetCriSocket(change_set.cri_socket_before)
+        return {"value": change_set.cri_socket_before}
+
+    def rollback_restart_cri_dockerd(self) -> Procedure[dict[str, Any]]:
+        if not (yield from self.change_set()).cri_dockerd_config_changed:
+            return {"restarted": False}
+        yield run("systemctl", "daemon-reload")
+        # cri-dockerd stays installed and running on its old settings; only the kubelet leaves it.
+        yield run("systemctl", "try-restart", "cri-docker.service", check=False)
+        return {"restarted": True}
+
+    def rollback_verify(self) -> Procedure[dict[str, Any]]:
+        since = yield from self.restarted_at(Step.ROLLBACK_RESTART_KUBELET)
+        health = yield act.WaitHealthy(since, self.settings.health_timeout)
+        if not health.healthy:
+            raise StepFailed(Step.ROLLBACK_VERIFY, "node not healthy on dockershim: " + "; ".join(health.problems))
+        args = kubelet_args((yield from self.main_process_cmdline("kubelet.service", Step.ROLLBACK_VERIFY)))
+        if (
+            args.get("--container-runtime") == "remote"
+            or args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT
+        ):
+            raise StepFailed(Step.ROLLBACK_VERIFY, "the kubelet still points at cri-dockerd after the rollback")
+        return {"kubelet_args": args}
+
+    # -- parts the steps share -------------------------------------------------------------------
+
+    def change_set(self) -> Procedure[ChangeSet]:
+        detail = yield act.StepDetail(Step.PREFLIGHT)
+        if detail is None or "change_set" not in detail:
+            raise Refusal(
+                "no migration plan is recorded for this node",
+                hint="run `shimshift migrate` for it first; rollback works from the recorded plan",
+                node=self.node,
+            )
+        return ChangeSet.from_record(detail["change_set"])
+
+    def restarted_at(self, step: Step) -> Procedure[datetime]:
+        detail = (yield act.StepDetail(step)) or {}
+        if "restarted_at" in detail:
+            return datetime.fromisoformat(detail["restarted_at"])
+        now: datetime = yield act.Now()
+        return now
+
+    def apply_edits(self, edits: tuple[FileEdit, ...], *, reverse: bool) -> Procedure[list[str]]:
+        """Bring each file from one side of its edit to the other; refuse files someone else changed.
+
+        Idempotent: a file already on the target side is left alone, so a resumed run that died
+        between two renames finishes the job without rewriting what is done.
+        """
+        changed = []
+        for edit in edits:
+            source, target = (edit.after, edit.before) if reverse else (edit.before, edit.after)
+            current = yield act.ReadFile(edit.path)
+            if current == target:
+                continue
+            if current != source:
+                raise Refusal(
+                    "the file changed since shimshift planned this node",
+                    hint="compare it with the newest .shimshift-*.bak beside it and re-run the plan",
+                    file=edit.path,
+                    node=self.node,
+                )
+            # A new drop-in's directory (cri-docker.service.d) is created by the atomic write.
+            yield act.RemoveFile(edit.path) if target is None else act.WriteFile(edit.path, target)
+            changed.append(edit.path)
+        return changed
+
+    def main_pid(self, unit: str, step: Step) -> Procedure[int]:
+        result = yield run("systemctl", "show", "--property", "MainPID", "--value", unit)
+        pid = result.stdout.decode().strip()
+        if not pid.isdigit() or pid == "0":
+            raise StepFailed(step, f"{unit} is not running (systemctl show -p MainPID {unit} is 0)")
+        return int(pid)
+
+    def main_process_cmdline(self, unit: str, step: Step) -> Procedure[list[str]]:
+        pid = yield from self.main_pid(unit, step)
+        raw = yield act.ReadFile(f"/proc/{pid}/cmdline")
+        if raw is None:
+            raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
+        return split_cmdline(raw)
+
+    def streaming_check(self, change_set: ChangeSet) -> Procedure[tuple[list[str], dict[str, Any]]]:
+        """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
+
+        Only a plan that bound the streaming server to loopback is held to it: an address the operator
+        gave cri-dockerd before the migration is theirs to keep (reference §7.2).
+        """
+        pid = yield from self.main_pid("cri-docker.service", Step.VERIFY)
+        listening = yield run("ss", "-Hltnp")
+        listeners = parse_ss(listening.stdout.decode("utf-8", "replace"))
+        ours = [item.endpoint for item in owned_by(listeners, pid=pid)]
+        problems = streaming_problems(listeners, pid=pid)
+        if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
+            return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
+        return problems, {"cri_dockerd_listeners": ours}
+
+    def canary(self) -> Procedure[CanaryResult]:
+        settings = self.settings.canary
+        kubelet_version = yield act.KubeletVersion()
+        preflight = (yield act.StepDetail(Step.PREFLIGHT)) or {}
+        running = kubelet_args((yield from self.main_process_cmdline("cri-docker.service", Step.VERIFY)))
+        image = canary_image(
+            override=settings.image,
+            cri_dockerd_args=running,
+            default=default_pause_image(preflight.get("cri_dockerd_version")),
+        )
+        accepted = settings.accept_refused_hardened_pods or settings.no_hardened_workloads
+        omit = omits_no_new_privs(kubelet_version, accepted=accepted)
+        spec = CanarySpec(self.node, settings.namespace, image, self.settings.run_id or "verify", omit)
+        result: CanaryResult = yield act.RunCanary(spec, settings.timeout)
+        if omit:
+            result.detail["note"] = (
+                f"allowPrivilegeEscalation: false left out of the canary: kubelet {kubelet_version} on cri-dockerd "
+                + (
+                    "refuses it, accepted with --accept-refused-hardened-pods"
+                    if settings.accept_refused_hardened_pods
+                    else "refuses it, and no workload of the cluster set it when the run began (new ones will "
+                    "be refused until the kubelet is 1.24+)"
+                )
+            )
+        return result
+
+    def remove_leftover_canary(self) -> Procedure[None]:
+        """A run killed inside verify may have left its canary; the verify that reruns deletes it, a
+        resumed rollback does it here."""
+        recorded = yield act.RecordedSteps()
+        finished = set((yield act.FinishedSteps()))
+        if Step.VERIFY not in recorded or Step.VERIFY in finished:
+            return
+        try:
+            yield act.RemoveCanary(self.settings.canary.namespace)
+        except Exception as error:  # the rollback matters more than a leftover pod; say so and go on
+            yield act.Progress(Step.VERIFY, f"could not delete a leftover canary pod: {describe(error)}")
+
+    def cri_problems(self) -> Procedure[list[str]]:
+        report = yield act.CriCheck()
+        problems = list(report.problems)
+        if not report.runtime_ready:
+            problems.append(f"cri-dockerd on {CRI_DOCKERD_SOCKET} reports RuntimeReady=false")
+        return problems
+
+    def missing_sandboxes(self) -> Procedure[list[str]]:
+        pods = yield act.RunningPods()
+        sandboxes = yield act.CriSandboxes()
+        return [f"{pod.namespace}/{pod.name}" for pod in missing_sandboxes(pods, sandboxes)]
+
+    def cri_dockerd_binary(self) -> Procedure[str | None]:
+        shown = yield run("systemctl", "show", "--property", "ExecStart", "--value", "cri-docker.service", check=False)
+        text: str = shown.stdout.decode()
+        for part in text.split(";"):
+            key, _, value = part.strip(" {}\n").partition("=")
+            if key.strip() == "path" and value.strip():
+                return value.strip()
+        return None
+
+
+def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
+    """The planner the step machine calls at preflight: the core's NodePlan as the journal keeps it."""
+    plan = plan_node(
+        kubelet_version=facts.kubelet_version,
+        files=facts.files,
+        cri_dockerd_version=facts.cri_dockerd_version,
+        docker_cgroup_driver=facts.docker_cgroup_driver,
+        node=node,
+        cri_socket_annotation=facts.cri_socket,
+    )
+    edits = [FileEdit(change.path, change.before, change.after) for change in plan.changes]
+    if plan.instance_config is not None and all(edit.path != plan.instance_config.path for edit in edits):
+        change = plan.instance_config
+        edits.append(FileEdit(change.path, change.before, change.after))
+    return ChangeSet(
+        edits=tuple(edits),
+        cri_socket_before=plan.cri_socket_annotation[0],
+        cri_socket_after=plan.cri_socket_annotation[1] or CRI_DOCKERD_ENDPOINT,
+        expected_kubelet_args=dict(plan.expected_kubelet_args),
+        forbidden_kubelet_args=tuple(plan.forbidden_kubelet_args),
+        cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
+        noop_reason=plan.noop_reason,
+        cri_dockerd_args=dict(plan.cri_dockerd_settings),
+        expected_kubelet_config=dict(plan.expected_kubelet_config),
+        cni_conf_dir=plan.cri_dockerd_settings.get("--cni-conf-dir", "/etc/cni/net.d"),
+        notes=tuple(plan.warnings),
+    )
+
+
+_STEP_VALUES = frozenset(step.value for step in Step)
+
+
+def describe(error: BaseException) -> str:
+    if isinstance(error, StepFailed):
+        return error.message
+    if isinstance(error, Refusal | Unavailable):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def _tail(data: bytes, limit: int = 300) -> str:
+    return data.decode("utf-8", "replace").strip()[-limit:]
+
+
+def parse_cri_dockerd_version(output: bytes) -> str | None:
+    # `cri-dockerd --version` prints e.g. "cri-dockerd 0.3.21 (abc1234)".
+    for word in output.decode("utf-8", "replace").split():
+        candidate = word.lstrip("v")
+        if candidate[:1].isdigit() and candidate.count(".") >= 2:
+            return candidate
+    return None
+
+
+__all__ = [
+    "CRI_DOCKERD_ENDPOINT",
+    "CRI_DOCKERD_SOCKET",
+    "MIGRATION_STEPS",
+    "MigrationProcedure",
+    "MigrationSettings",
+    "NodeOutcome",
+    "NodeStatus",
+    "PreflightFacts",
+    "StepFailed",
+    "plan_change_set",
+]

@@ -1,0 +1,139 @@
+"""The one place a node's procedure touches the world: performs each core.actions action on the ports.
+
+The procedure (core/procedures/) decides; this loop only performs and reports. An action that raises
+is thrown back into the procedure at its ``yield``, where the step's failure handling decides what
+follows, exactly as if the procedure had made the call itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shimshift.core import actions as act
+from shimshift.core.actions import Action, Procedure
+from shimshift.core.errors import Refusal
+from shimshift.orchestrator.canary import remove_canary, run_canary
+from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
+
+T = TypeVar("T")
+
+CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
+
+
+@dataclass
+class NodeExecutor:
+    """Performs the actions of one node's procedures on its ports, and tells the operator."""
+
+    node: str
+    cluster: ClusterPort
+    access: NodePort
+    cri: CriPort
+    journal: JournalPort
+    on_event: Callable[[StepEvent], None] | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _step: str = ""  # the running step, for the drain's progress lines
+
+    async def drive(self, procedure: Procedure[T]) -> T:
+        result: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                action = procedure.throw(error) if error is not None else procedure.send(result)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = await self.perform(action)
+            except Exception as failure:  # the procedure decides what a failed action means
+                error = failure
+
+    async def perform(self, action: Action) -> Any:
+        node = self.node
+        match action:
+            case act.Run(argv, check, timeout):
+                return await self.access.run(list(argv), check=check, timeout=timeout)
+            case act.ReadFile(path, max_bytes):
+                return await self.access.read_file(path, max_bytes=max_bytes)
+            case act.WriteFile(path, data):
+                return await self.access.write_file_atomic(path, data)
+            case act.RemoveFile(path):
+                return await self.access.remove_file(path)
+            case act.Upload(source, target, sha256, mode):
+                return await self._upload(Path(source), target, sha256, mode)
+            case act.CriCheck():
+                async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
+                    return await self.cri.check(local)
+            case act.CriSandboxes():
+                async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
+                    return await self.cri.ready_sandboxes(local)
+            case act.KubeletVersion():
+                return await self.cluster.kubelet_version(node)
+            case act.Cordon():
+                return await self.cluster.cordon(node)
+            case act.UncordonIfOurs():
+                return await self.cluster.uncordon_if_ours(node)
+            case act.Drain():
+                step = self._step
+                return await self.cluster.drain(node, on_progress=lambda text: self._emit(step, "progress", text))
+            case act.GetCriSocket():
+                return await self.cluster.get_cri_socket(node)
+            case act.SetCriSocket(value):
+                return await self.cluster.set_cri_socket(node, value)
+            case act.Snapshot():
+                return await self.cluster.snapshot(node)
+            case act.WaitHealthy(since, timeout):
+                return await self.cluster.wait_healthy(node, since=since, timeout=timeout)
+            case act.RunningPods():
+                return await self.cluster.running_pods(node)
+            case act.KubeletConfig():
+                return await self.cluster.kubelet_config(node)
+            case act.Event(reason, message, warning):
+                return await self.cluster.event(node, reason=reason, message=message, warning=warning)
+            case act.RunCanary(spec, timeout):
+                return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)
+            case act.RemoveCanary(namespace):
+                return await remove_canary(self.cluster, node=node, namespace=namespace)
+            case act.Record(step, phase, detail):
+                self.journal.record(node=node, step=step, phase=phase, detail=detail)
+                self._step = step if phase == "started" else ""
+                self._emit(step, phase, str(detail.get("message", "")) if detail else "")
+                return None
+            case act.FinishedSteps():
+                return self.journal.finished_steps(node)
+            case act.RecordedSteps():
+                return self.journal.recorded_steps(node)
+            case act.StepDetail(step):
+                return self.journal.step_detail(node, step)
+            case act.Now():
+                return self.clock()
+            case act.Progress(step, message):
+                self._emit(step, "progress", message)
+                return None
+        raise TypeError(f"no executor for {action!r}")  # a new action type without an arm here
+
+    async def _upload(self, source: Path, target: str, sha256: str, mode: int) -> str:
+        data = await asyncio.to_thread(source.read_bytes)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256:
+            raise Refusal(
+                f"{source} changed since it was checked (sha256 {digest[:12]}…, expected {sha256[:12]}…)",
+                hint="check the directory given with --binaries and start again",
+                file=str(source),
+                node=self.node,
+            )
+        await self.access.write_file_atomic(target, data, backup=False)
+        await self.access.run(["chmod", f"{mode:o}", target])
+        return digest
+
+    def _emit(self, step: str, phase: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(StepEvent(self.node, step, phase, message, self.clock()))
+
+
+__all__ = ["NodeExecutor"]

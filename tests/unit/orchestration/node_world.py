@@ -1,0 +1,199 @@
+"""A node, its API object and its journal as plain data, answering a procedure's actions.
+
+The procedures are pure generators; these tests play the world they talk to, so a sequence of steps
+can be read action by action. It is not evidence that the tool works on a node (the lab tests are):
+it is what lets the *decisions* be tested one by one, without a lab.
+
+The model is small but not a script: the kubelet's command line is re-read from kubeadm-flags.env at
+each `systemctl restart kubelet`, cri-dockerd's from its drop-in at each restart, so a procedure that
+forgets to write a file or to restart a service is caught by its own verify.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shimshift.core import actions as act
+from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
+from shimshift.core.node_files import KUBEADM_FLAGS_ENV
+from shimshift.core.steps import kubelet_args
+from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
+
+KUBELET_PID = 101
+CRI_DOCKERD_PID = 202
+CRI_DOCKERD_BINARY = "/usr/bin/cri-dockerd"
+DROPIN_DIR = "/etc/systemd/system/cri-docker.service.d/"
+
+
+@dataclass
+class Result:
+    returncode: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+
+class CommandFailed(Exception):
+    pass
+
+
+@dataclass
+class NodeWorld:
+    files: dict[str, bytes | None]
+    kubelet_version: str = "v1.23.17"
+    annotation: str | None = "/var/run/dockershim.sock"
+    healthy: bool = True
+    canary_runs: bool = True
+    cni_configs: str = "10-bridge.conf\n"
+    # Called with every action before it is answered; returns an exception to raise instead.
+    fail: Callable[[act.Action], BaseException | None] = lambda action: None
+    journal: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    actions: list[act.Action] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    cordoned: bool = False
+    kubelet_argv: list[str] = field(default_factory=list)
+    cri_dockerd_argv: list[str] = field(default_factory=lambda: [CRI_DOCKERD_BINARY, "--network-plugin="])
+    clock: datetime = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+    def __post_init__(self) -> None:
+        self.kubelet_argv = self._kubelet_from_files()
+
+    # -- the part the tests read ---------------------------------------------------------------
+
+    def steps(self) -> list[tuple[str, str]]:
+        return [(step, phase) for step, phase, _ in self.journal]
+
+    def runs(self) -> list[tuple[str, ...]]:
+        return [action.argv for action in self.actions if isinstance(action, act.Run)]
+
+    def of_type(self, kind: type) -> list[act.Action]:
+        return [action for action in self.actions if isinstance(action, kind)]
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def answer(self, action: act.Action) -> Any:
+        self.actions.append(action)
+        error = self.fail(action)
+        if error is not None:
+            raise error
+        self.clock += timedelta(seconds=1)
+        match action:
+            case act.Run(argv, check, _):
+                result = self._run(argv)
+                if check and result.returncode != 0:
+                    raise CommandFailed(f"{shlex.join(argv)} exited {result.returncode}")
+                return result
+            case act.ReadFile(path, _):
+                if path == f"/proc/{KUBELET_PID}/cmdline":
+                    return "\0".join(self.kubelet_argv).encode() + b"\0"
+                if path == f"/proc/{CRI_DOCKERD_PID}/cmdline":
+                    return "\0".join(self.cri_dockerd_argv).encode() + b"\0"
+                return self.files.get(path)
+            case act.WriteFile(path, data):
+                self.files[path] = data
+                return None
+            case act.RemoveFile(path):
+                self.files[path] = None
+                return None
+            case act.CriCheck():
+                return CriReport("docker", "20.10.24", "v1", runtime_ready=True, network_ready=True)
+            case act.CriSandboxes() | act.RunningPods():
+                return []
+            case act.KubeletVersion():
+                return self.kubelet_version
+            case act.Cordon():
+                self.cordoned = True
+                return True
+            case act.UncordonIfOurs():
+                was, self.cordoned = self.cordoned, False
+                return was
+            case act.Drain():
+                return DrainOutcome(True, ("default/web-1",))
+            case act.GetCriSocket():
+                return self.annotation
+            case act.SetCriSocket(value):
+                previous, self.annotation = self.annotation, value
+                return previous
+            case act.Snapshot() | act.RemoveCanary() | act.Progress():
+                return None
+            case act.WaitHealthy():
+                return HealthOutcome(self.healthy, () if self.healthy else ("Ready is False",))
+            case act.KubeletConfig():
+                return {}
+            case act.Event(reason, _, _):
+                self.events.append(reason)
+                return None
+            case act.RunCanary(spec, _):
+                state = CanaryState.RUNNING if self.canary_runs else CanaryState.FAILED
+                verdict = CanaryVerdict(state, "Running" if self.canary_runs else "CreateContainerConfigError")
+                return CanaryResult(verdict, {"omitted": spec.omit_no_new_privs})
+            case act.Record(step, phase, detail):
+                self.journal.append((step, phase, dict(detail) if detail else None))
+                return None
+            case act.FinishedSteps():
+                return [step for step, phase, _ in self.journal if phase == "finished"]
+            case act.RecordedSteps():
+                return list(dict.fromkeys(step for step, _, _ in self.journal))
+            case act.StepDetail(step):
+                details = [detail for name, phase, detail in self.journal if name == step and phase == "finished"]
+                return details[-1] if details else None
+            case act.Now():
+                return self.clock
+        raise AssertionError(f"the world has no answer for {action!r}")
+
+    def _run(self, argv: tuple[str, ...]) -> Result:
+        match argv:
+            case ("systemctl", "show", "--property", "MainPID", "--value", unit):
+                return Result(stdout=f"{KUBELET_PID if unit == 'kubelet.service' else CRI_DOCKERD_PID}\n".encode())
+            case ("systemctl", "show", "--property", "ExecStart", "--value", "cri-docker.service"):
+                return Result(stdout=f"{{ path={CRI_DOCKERD_BINARY} ; argv[]={CRI_DOCKERD_BINARY} ; }}\n".encode())
+            case (binary, "--version") if binary == CRI_DOCKERD_BINARY:
+                return Result(stdout=b"cri-dockerd 0.3.17 (abc1234)\n")
+            case ("docker", "info", *_):
+                return Result(stdout=b"systemd\n")
+            case ("ls", "-1", _):
+                return Result(stdout=self.cni_configs.encode())
+            case ("ss", "-Hltnp"):
+                owner = f'users:(("cri-dockerd",pid={CRI_DOCKERD_PID},fd=9))'
+                return Result(stdout=f"LISTEN 0 4096 127.0.0.1:35001 0.0.0.0:* {owner}\n".encode())
+            case ("systemctl", "restart", "kubelet"):
+                self.kubelet_argv = self._kubelet_from_files()
+            case ("systemctl", "restart" | "try-restart", "cri-docker.service"):
+                self.cri_dockerd_argv = self._cri_dockerd_from_files()
+        return Result()
+
+    def _kubelet_from_files(self) -> list[str]:
+        text = (self.files.get(KUBEADM_FLAGS_ENV) or b"").decode()
+        _, _, value = text.strip().partition("=")
+        return ["/usr/bin/kubelet", *shlex.split(shlex.split(value)[0] if value else "")]
+
+    def _cri_dockerd_from_files(self) -> list[str]:
+        for path, data in sorted(self.files.items()):
+            if path.startswith(DROPIN_DIR) and data:
+                for line in data.decode().splitlines():
+                    if line.startswith("ExecStart=/"):
+                        return shlex.split(line.removeprefix("ExecStart="))
+        return [CRI_DOCKERD_BINARY, "--network-plugin="]
+
+
+def drive(procedure: Generator[act.Action, Any, Any], world: NodeWorld) -> Any:
+    """What orchestrator/executor.py does, with the world's answers: send results, throw failures."""
+    result: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            action = procedure.throw(error) if error is not None else procedure.send(result)
+        except StopIteration as done:
+            return done.value
+        result, error = None, None
+        try:
+            result = world.answer(action)
+        except Exception as failure:
+            error = failure
+
+
+def args_of(argv: list[str]) -> dict[str, str]:
+    return kubelet_args(argv)

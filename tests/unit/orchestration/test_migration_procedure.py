@@ -1,0 +1,225 @@
+"""The migration procedure step by step, forward and rollback, against a node played as data.
+
+Matrix: a fresh dockershim node (every step in order, the files and annotation moved, the kubelet's
+restart exactly once, each step's actions in order); a refused preflight (nothing written, no
+cordon); a failed drain (uncordon only); a failed verify (the whole rollback, the original bytes
+back); --no-rollback; a failed rollback; resume after each forward step (no step repeated before it);
+resume inside a rollback (it finishes the rollback, deletes a leftover canary); a command that fails
+(thrown into the procedure, journalled as the step's failure); an already-migrated node; the
+procedure alone for `plan` and `verify`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shimshift.core import actions as act
+from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
+from shimshift.core.procedures.migration import (
+    CRI_DOCKERD_ENDPOINT,
+    MigrationProcedure,
+    MigrationSettings,
+    NodeStatus,
+    plan_change_set,
+)
+from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, Step
+from tests.unit.core.nodes import dockershim_node
+from tests.unit.orchestration.node_world import CommandFailed, NodeWorld, drive
+
+FORWARD = [step for step in MIGRATION_STEPS]
+
+
+def world(**options: Any) -> NodeWorld:
+    return NodeWorld(files=dockershim_node(23), **options)
+
+
+def procedure(**settings: Any) -> MigrationProcedure:
+    return MigrationProcedure("w1", plan_change_set, MigrationSettings(node_files=NODE_FILES, **settings))
+
+
+def step_phases(steps: list[Step], phase: str = "finished") -> list[tuple[str, str]]:
+    return [pair for step in steps for pair in ((str(step), "started"), (str(step), phase))]
+
+
+def actions_of(node: NodeWorld, step: Step) -> list[act.Action]:
+    """The actions between the step's started and its finished (or failed) record."""
+    inside, out = False, []
+    for action in node.actions:
+        if isinstance(action, act.Record) and action.step == step:
+            if action.phase == "started":
+                inside = True
+                continue
+            break
+        if inside:
+            out.append(action)
+    return out
+
+
+def test_a_fresh_node_runs_every_step_once_in_order() -> None:
+    node = world()
+    original = dict(node.files)
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.MIGRATED
+    assert node.steps() == step_phases(FORWARD)
+    assert node.annotation == CRI_DOCKERD_ENDPOINT
+    assert node.files[KUBEADM_FLAGS_ENV] != original[KUBEADM_FLAGS_ENV]
+    assert b"--container-runtime-endpoint=unix:///var/run/cri-dockerd.sock" in (node.files[KUBEADM_FLAGS_ENV] or b"")
+    assert node.runs().count(("systemctl", "restart", "kubelet")) == 1
+    assert node.runs().count(("systemctl", "restart", "cri-docker.service")) == 1
+    assert node.events == ["ShimshiftDrained", "ShimshiftConfigured", "ShimshiftMigrated"]
+    assert not node.cordoned
+
+
+def test_each_step_does_what_its_name_says_in_order() -> None:
+    node = world()
+    drive(procedure().run(), node)
+    assert actions_of(node, Step.CORDON) == [act.Cordon()]
+    assert [type(a) for a in actions_of(node, Step.DRAIN)] == [act.Drain, act.Event]
+    assert actions_of(node, Step.ANNOTATE) == [act.StepDetail(Step.PREFLIGHT), act.SetCriSocket(CRI_DOCKERD_ENDPOINT)]
+    restart = actions_of(node, Step.RESTART_KUBELET)
+    reload, restart_kubelet = act.run("systemctl", "daemon-reload"), act.run("systemctl", "restart", "kubelet")
+    assert restart == [act.Snapshot(), reload, restart_kubelet, act.Now()]
+    reads = act.StepDetail | act.Run | act.ReadFile
+    verify = [type(a) for a in actions_of(node, Step.VERIFY) if not isinstance(a, reads)]
+    # health first, then the canary, then the sandboxes: the canary names the cause of missing ones.
+    assert verify == [act.WaitHealthy, act.KubeletVersion, act.RunCanary, act.RunningPods, act.CriSandboxes]
+    assert actions_of(node, Step.UNCORDON) == [act.UncordonIfOurs()]
+    writes = [a.path for a in actions_of(node, Step.WRITE_CONFIG) if isinstance(a, act.WriteFile)]
+    assert KUBEADM_FLAGS_ENV in writes
+
+
+def test_a_refused_preflight_touches_nothing() -> None:
+    node = world(cni_configs="")
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.REFUSED
+    assert "no CNI network configuration in /etc/cni/net.d" in outcome.message
+    assert node.steps() == [*step_phases([Step.INSTALL]), ("preflight", "started"), ("preflight", "failed")]
+    assert not node.of_type(act.WriteFile) and not node.of_type(act.Cordon) and not node.of_type(act.SetCriSocket)
+
+
+def test_a_failed_drain_only_uncordons() -> None:
+    node = world(fail=lambda action: RuntimeError("PDB web refuses") if isinstance(action, act.Drain) else None)
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (NodeStatus.FAILED, "drain")
+    assert node.steps()[-2:] == [("drain", "started"), ("drain", "failed")]
+    assert node.actions[-1] == act.UncordonIfOurs() and not node.cordoned
+    assert not node.of_type(act.WriteFile)
+
+
+def test_a_failed_verify_rolls_the_node_back_to_its_original_bytes() -> None:
+    node = world(canary_runs=False)
+    original = dict(node.files)
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "verify")
+    assert "canary: CreateContainerConfigError" in outcome.message
+    forward = FORWARD[: FORWARD.index(Step.VERIFY)]
+    assert node.steps() == [*step_phases(forward), ("verify", "started"), ("verify", "failed"),
+                            *step_phases(list(MIGRATION_ROLLBACK))]
+    assert {path: data for path, data in node.files.items() if data is not None} == {
+        path: data for path, data in original.items() if data is not None
+    }
+    assert node.annotation == "/var/run/dockershim.sock"
+    assert "--network-plugin" in " ".join(node.kubelet_argv)
+    assert node.events[-1] == "ShimshiftRolledBack" and not node.cordoned
+
+
+def test_no_rollback_leaves_the_node_as_it_is() -> None:
+    node = world(healthy=False)
+    outcome = drive(procedure(rollback_on_failure=False).run(), node)
+    assert outcome.status is NodeStatus.FAILED and "--no-rollback" in outcome.message
+    assert node.annotation == CRI_DOCKERD_ENDPOINT
+    assert not any(step.startswith("rollback:") for step, _ in node.steps())
+
+
+def test_a_failed_rollback_says_which_step_failed() -> None:
+    def fail(action: act.Action) -> Exception | None:
+        if isinstance(action, act.SetCriSocket) and action.value == "/var/run/dockershim.sock":
+            return RuntimeError("403 patch nodes")
+        return None
+
+    node = world(canary_runs=False, fail=fail)
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.FAILED
+    assert "rollback failed: RuntimeError: 403 patch nodes" in outcome.message
+    assert node.steps()[-2:] == [("rollback:restore-annotation", "started"), ("rollback:restore-annotation", "failed")]
+
+
+def test_a_failing_command_is_the_step_s_failure() -> None:
+    def fail(action: act.Action) -> Exception | None:
+        if action == act.run("systemctl", "restart", "cri-docker.service"):
+            return CommandFailed("systemctl restart cri-docker.service exited 1")
+        return None
+
+    node = world(fail=fail)
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "restart-cri-dockerd")
+    failed = [detail for step, phase, detail in node.journal if phase == "failed"]
+    assert failed == [{"message": "CommandFailed: systemctl restart cri-docker.service exited 1"}]
+
+
+class Killed(BaseException):
+    """SIGKILL: not an Exception, so no step's failure handling sees it; the procedure is abandoned."""
+
+
+def kill_after(step: Step) -> Any:
+    armed = False
+
+    def fail(action: act.Action) -> BaseException | None:
+        nonlocal armed
+        if armed:
+            raise Killed
+        armed = action == act.Record(step, "finished", action.detail) if isinstance(action, act.Record) else False
+        return None
+
+    return fail
+
+
+@pytest.mark.parametrize("last_finished", FORWARD[:-1], ids=str)
+def test_resume_starts_after_the_last_finished_step(last_finished: Step) -> None:
+    node = world(fail=kill_after(last_finished))
+    with pytest.raises(Killed):
+        drive(procedure().run(), node)
+    cut = len(node.journal)
+    node.fail = lambda action: None
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.MIGRATED
+    rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
+    assert rerun == [str(step) for step in FORWARD[FORWARD.index(last_finished) + 1 :]]
+    assert node.runs().count(("systemctl", "restart", "kubelet")) == 1
+
+
+def test_resume_inside_a_rollback_finishes_it_and_deletes_a_leftover_canary() -> None:
+    node = world(canary_runs=False, fail=kill_after(Step.RESTORE_ANNOTATION))
+    with pytest.raises(Killed):
+        drive(procedure().run(), node)
+    cut = len(node.journal)
+    node.fail = lambda action: None
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.ROLLED_BACK
+    assert act.RemoveCanary("kube-system") in node.actions
+    rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
+    assert rerun == [str(step) for step in MIGRATION_ROLLBACK[2:]]
+    assert node.annotation == "/var/run/dockershim.sock"
+
+
+def test_an_already_migrated_node_stops_after_preflight() -> None:
+    node = world()
+    drive(procedure().run(), node)
+    again = NodeWorld(files=dict(node.files), annotation=node.annotation)
+    outcome = drive(procedure().run(), again)
+    assert outcome.status is NodeStatus.ALREADY_MIGRATED
+    assert again.steps() == step_phases([Step.INSTALL, Step.PREFLIGHT])
+
+
+def test_plan_and_verify_alone() -> None:
+    node = world()
+    change_set = drive(procedure().preflight_only(), node)
+    assert change_set.cri_socket_after == CRI_DOCKERD_ENDPOINT and not node.of_type(act.Record)
+    drive(procedure().run(), node)
+    assert drive(procedure().verify_now(), node) == []
+    node.annotation = "/var/run/dockershim.sock"
+    assert drive(procedure().verify_now(), node) == [
+        "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'"
+    ]
