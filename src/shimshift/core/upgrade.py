@@ -79,6 +79,7 @@ __all__ = [
     "StepActions",
     "TargetBinary",
     "apiserver_version",
+    "apiserver_versions_from_images",
     "check_binaries",
     "check_skew",
     "kubelet_swap_problem",
@@ -350,6 +351,22 @@ def apiserver_version(body: str, *, source: str) -> KubeletVersion:
     return parse_kubelet_version(raw, what=f"kube-apiserver version on {source}")
 
 
+def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[str, KubeletVersion]:
+    """node → release of its kube-apiserver static pod, read from the image tag kubeadm wrote
+    (``registry.k8s.io/kube-apiserver:v1.24.17``); an image without a release tag is refused."""
+    versions = {}
+    for node, image in images:
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        if _EXACT_RELEASE.match(tag) is None:
+            raise Refusal(
+                f"the kube-apiserver of {node} runs {image!r}, whose tag is not a release",
+                hint="shimshift reads the API server's release from kubeadm's image tag",
+                node=node,
+            )
+        versions[node] = parse_kubelet_version(tag, what=f"kube-apiserver image on {node}")
+    return versions
+
+
 def node_roles(
     nodes: Sequence[NodeVersion], *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
 ) -> dict[str, Role]:
@@ -598,19 +615,7 @@ class NodeUpgradePlan:
         backup does not exist yet); the migration's own rollback comes last."""
         if not self.may_roll_back(started):
             return ()
-        touched = [
-            swap
-            for swap in reversed(self.swaps)
-            if str(Step.INSTALL_KUBEADM if swap.binary is Binary.KUBEADM else Step.INSTALL_KUBELET)
-            in started
-        ]
-        restore: list[Command] = []
-        for swap in touched:
-            if self.packages is not None:
-                restore += self.packages.commands(swap.binary, parse_kubelet_version(swap.from_version))
-            else:
-                restore += swap.restore_commands()
-            restore.append(swap.version_command(rollback=True))
+        restore = [command for swap in self.swaps_to_restore(started) for command in self.restore_commands(swap)]
         steps = [StepActions(Step.RESTORE_BINARIES, tuple(restore))] if restore else []
         if str(Step.KUBEADM_UPGRADE) in started:
             steps.append(
@@ -626,6 +631,22 @@ class NodeUpgradePlan:
             )
         )
         return tuple(steps)
+
+    def swaps_to_restore(self, started: Collection[str]) -> list[BinarySwap]:
+        """The binaries whose install step started, newest first."""
+        return [
+            swap
+            for swap in reversed(self.swaps)
+            if str(Step.INSTALL_KUBEADM if swap.binary is Binary.KUBEADM else Step.INSTALL_KUBELET) in started
+        ]
+
+    def restore_commands(self, swap: BinarySwap) -> tuple[Command, ...]:
+        """What puts ``swap``'s old binary back, and proves it."""
+        if self.packages is not None:
+            restore = self.packages.commands(swap.binary, parse_kubelet_version(swap.from_version))
+        else:
+            restore = swap.restore_commands()
+        return (*restore, swap.version_command(rollback=True))
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready; :meth:`from_record` gives the same plan back (the journal keeps it at preflight)."""

@@ -435,7 +435,8 @@ def test_a_worker_rollback_restores_what_was_started_and_no_more() -> None:
     assert rollback[0].commands[-1].expect == "v1.23.17"
 
     everything = plan.rollback_steps(plan.step_names())
-    assert [str(a.step) for a in everything] == ["rollback:restore-binaries", "rollback:restore-kubeadm-files", "rollback:migration"]
+    names = [str(a.step) for a in everything]
+    assert names == ["rollback:restore-binaries", "rollback:restore-kubeadm-files", "rollback:migration"]
     restored = [c.argv[-1] for c in everything[0].commands if c.argv[0] == "mv"]
     assert restored == ["/usr/bin/kubectl", "/usr/bin/kubelet", "/usr/bin/kubeadm"]
 
