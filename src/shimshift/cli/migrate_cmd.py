@@ -29,6 +29,7 @@ from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.orchestrator import session
 from shimshift.orchestrator.node_migration import NodeStatus
+from shimshift.orchestrator.upgrade_run import UpgradeRequest
 
 
 def connection_options(function: F) -> F:
@@ -84,6 +85,11 @@ def accept_option(function: F) -> F:
 
 
 def canary_options(function: F) -> F:
+    """verify's canary pod, and the opt-in for kubelets before 1.24 that would refuse its hardened field."""
+    return accept_option(canary_base_options(function))
+
+
+def canary_base_options(function: F) -> F:
     """verify's canary pod: a hardened pod pinned to the node that must run on the pod network."""
     options = [
         click.option(
@@ -106,7 +112,7 @@ def canary_options(function: F) -> F:
     ]
     for option in reversed(options):
         function = option(function)
-    return accept_option(function)
+    return function
 
 
 def _canary_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -119,77 +125,145 @@ def _canary_values(values: dict[str, Any]) -> dict[str, Any]:
 
 
 
-@click.command()
-@click.argument("nodes", nargs=-1)
-@click.option("-l", "--selector", help="Label selector of the nodes to migrate.")
-@click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
-@click.option(
-    "--max-unavailable",
-    default="1",
-    show_default=True,
-    help="Workers migrated at once: a count or a percentage of the selected nodes.",
-)
-@click.option(
-    "--control-plane",
-    type=click.Choice([order.value for order in ControlPlaneOrder]),
-    default="first",
-    show_default=True,
-    help="Control-plane nodes (one at a time) before or after workers.",
-)
-@click.option(
-    "--max-failures",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Stop starting nodes after this many failed or refused.",
-)
-@click.option("--no-rollback", is_flag=True, help="Leave a node that fails verification as it is.")
-@click.option("--resume", is_flag=True, help="Continue the unfinished run for this cluster where it stopped.")
-@click.option(
-    "--install-cri-dockerd",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Install this cri-dockerd binary and its units on each node first (nothing is downloaded).",
-)
-@click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
-@click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
-@click.option("--grace-period", default=-1, show_default=True, help="Drain: seconds per pod (-1: the pod's own).")
-@click.option("--drain-timeout", default=600.0, show_default=True, help="Drain: give up after this many seconds.")
-@click.option(
-    "--health-timeout",
-    default=300.0,
-    show_default=True,
-    help="Seconds to wait for the node to be healthy after the kubelet restart.",
-)
-@click.option(
-    "--report-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the HTML, Markdown and JSON reports go (default: reports/ next to the journal).",
-)
-@canary_options
-@connection_options
-def migrate(**values: Any) -> None:
-    """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
-    connection = _connection(values)
-    options = session.MigrateOptions(
-        nodes=tuple(values["nodes"]),
-        selector=values["selector"],
-        all_nodes=values["all_nodes"],
-        max_unavailable=values["max_unavailable"],
-        control_plane=ControlPlaneOrder(values["control_plane"]),
-        max_failures=values["max_failures"],
-        rollback=not values["no_rollback"],
-        drain=DrainOptions(
+def fleet_options(function: F) -> F:
+    """Which nodes, how many at once, the drain, the health wait and the reports: `migrate`'s and `upgrade`'s."""
+    options = [
+        click.argument("nodes", nargs=-1),
+        click.option("-l", "--selector", help="Label selector of the nodes."),
+        click.option(
+            "--all",
+            "all_nodes",
+            is_flag=True,
+            help="Every node that needs it: on dockershim (migrate), or a kubelet older than --to (upgrade).",
+        ),
+        click.option(
+            "--max-unavailable",
+            default="1",
+            show_default=True,
+            help="Workers migrated at once: a count or a percentage of the selected nodes.",
+        ),
+        click.option(
+            "--control-plane",
+            type=click.Choice([order.value for order in ControlPlaneOrder]),
+            default="first",
+            show_default=True,
+            help="Control-plane nodes (one at a time) before or after workers.",
+        ),
+        click.option(
+            "--max-failures",
+            default=1,
+            show_default=True,
+            type=click.IntRange(min=1),
+            help="Stop starting nodes after this many failed or refused.",
+        ),
+        click.option("--no-rollback", is_flag=True, help="Leave a node that fails verification as it is."),
+        click.option("--resume", is_flag=True, help="Continue the unfinished run for this cluster where it stopped."),
+        click.option(
+            "--install-cri-dockerd",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Install this cri-dockerd binary and its units on each node first (nothing is downloaded).",
+        ),
+        click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes."),
+        click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages."),
+        click.option(
+            "--grace-period", default=-1, show_default=True, help="Drain: seconds per pod (-1: the pod's own)."
+        ),
+        click.option(
+            "--drain-timeout", default=600.0, show_default=True, help="Drain: give up after this many seconds."
+        ),
+        click.option(
+            "--health-timeout",
+            default=300.0,
+            show_default=True,
+            help="Seconds to wait for the node to be healthy after the kubelet restart.",
+        ),
+        click.option(
+            "--report-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where the HTML, Markdown and JSON reports go (default: reports/ next to the journal).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _fleet_values(values: dict[str, Any], connection: session.Connection) -> dict[str, Any]:
+    return {
+        "nodes": tuple(values["nodes"]),
+        "selector": values["selector"],
+        "all_nodes": values["all_nodes"],
+        "max_unavailable": values["max_unavailable"],
+        "control_plane": ControlPlaneOrder(values["control_plane"]),
+        "max_failures": values["max_failures"],
+        "rollback": not values["no_rollback"],
+        "drain": DrainOptions(
             ignore_daemonsets=True,
             delete_emptydir_data=values["delete_emptydir_data"],
             force=values["force"],
             grace_period=values["grace_period"],
             timeout=values["drain_timeout"],
         ),
-        health_timeout=values["health_timeout"],
-        install_cri_dockerd=values["install_cri_dockerd"],
-        report_dir=values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
-        **_canary_values(values),
+        "health_timeout": values["health_timeout"],
+        "install_cri_dockerd": values["install_cri_dockerd"],
+        "report_dir": values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
+        "canary_image": values["canary_image"],
+        "canary_namespace": values["canary_namespace"],
+        "canary_timeout": values["canary_timeout"],
+    }
+
+
+@click.command()
+@fleet_options
+@canary_options
+@connection_options
+def migrate(**values: Any) -> None:
+    """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
+    connection = _connection(values)
+    options = session.MigrateOptions(
+        **_fleet_values(values, connection), accept_refused_hardened_pods=values["accept_refused_hardened_pods"]
     )
+    _execute(connection, options, resume=values["resume"], verb="migrate")
+
+
+@click.command()
+@click.option("--to", "to", required=True, help="The release to go to, e.g. 1.24.17 (one minor above the cluster's).")
+@click.option(
+    "--binaries",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory with kubeadm, kubelet and kubectl of --to; copied to each node, the old ones kept.",
+)
+@click.option(
+    "--install-command",
+    "install_commands",
+    multiple=True,
+    help="Instead of --binaries: a package command run on the node per binary, as an argument list (never a "
+    "shell); {binary} and {version} are expanded. Repeatable, run in order.",
+)
+@click.option(
+    "--kubeadm-flag",
+    "kubeadm_flags",
+    multiple=True,
+    help="Added to every `kubeadm upgrade` (e.g. --ignore-preflight-errors=ImagePull where CoreDNS and "
+    "kube-proxy are not deployed). Repeatable.",
+)
+@fleet_options
+@canary_base_options
+@connection_options
+def upgrade(**values: Any) -> None:
+    """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first."""
+    connection = _connection(values)
+    request = UpgradeRequest(
+        to=values["to"],
+        binaries_dir=values["binaries"],
+        install_commands=tuple(values["install_commands"]),
+        kubeadm_flags=tuple(values["kubeadm_flags"]),
+    )
+    options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=request)
+    _execute(connection, options, resume=values["resume"], verb="upgrade")
+
+
+def _execute(connection: session.Connection, options: session.MigrateOptions, *, resume: bool, verb: str) -> None:
     console = Console(stderr=True)
     progress: FleetProgress | None = None
 
@@ -198,14 +272,14 @@ def migrate(**values: Any) -> None:
         progress = FleetProgress(total=len(nodes), console=console)
         progress.__enter__()
         names = ", ".join(node.name for node in nodes) or "none"
-        console.print(f"nodes to migrate: {names}", markup=False, highlight=False)
+        console.print(f"nodes to {verb}: {names}", markup=False, highlight=False)
 
     try:
         summary = asyncio.run(
             session.migrate(
                 connection,
                 options,
-                resume=values["resume"],
+                resume=resume,
                 on_plan=planned,
                 on_event=lambda event: progress.on_event(event) if progress else None,
                 on_outcome=lambda outcome: progress.on_outcome(outcome) if progress else None,
@@ -419,4 +493,4 @@ def rollback(**values: Any) -> None:
     sys.exit(EXIT_NODES_FAILED if failed else EXIT_OK)
 
 
-COMMANDS = [migrate, plan_command, verify, rollback, report, status]
+COMMANDS = [migrate, upgrade, plan_command, verify, rollback, report, status]

@@ -22,6 +22,7 @@ from shimshift.core.procedures.migration import (
     PreflightFacts,
     StepFailed,
 )
+from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.steps import MIGRATION_STEPS, ROLLBACK_PREFIX
 from shimshift.orchestrator.executor import NodeExecutor
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
@@ -38,9 +39,13 @@ class NodeMigration:
     settings: MigrationSettings = field(default_factory=MigrationSettings)
     on_event: Callable[[StepEvent], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # Set for `shimshift upgrade`: the same node, the upgrade's procedure.
+    upgrade: UpgradeSettings | None = None
 
     @property
     def procedure(self) -> MigrationProcedure:
+        if self.upgrade is not None:
+            return UpgradeProcedure(self.node, self.planner, self.settings, upgrade=self.upgrade)
         return MigrationProcedure(self.node, self.planner, self.settings)
 
     @property

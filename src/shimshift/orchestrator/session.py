@@ -52,6 +52,7 @@ from shimshift.orchestrator.node_migration import (
     StepFailed,
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
+from shimshift.orchestrator.upgrade_run import UpgradeRequest, UpgradeRun, prepare_upgrade, select_upgrade_nodes
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_change_set
 
 # A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
@@ -95,9 +96,12 @@ class MigrateOptions:
     # Set by the guard when the run begins: no workload sets allowPrivilegeEscalation: false, so a kubelet
     # before 1.24 refuses nothing that runs today and the canary leaves that one field out.
     no_hardened_workloads: bool = False
+    # `shimshift upgrade`: the migration and the next minor in the same drain (core/procedures/upgrade.py).
+    upgrade: UpgradeRequest | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
+        record["upgrade"] = self.upgrade.to_record() if self.upgrade else None
         record["drain"] = {key: str(value) for key, value in asdict(self.drain).items()}
         record["install_cri_dockerd"] = str(self.install_cri_dockerd) if self.install_cri_dockerd else None
         record["report_dir"] = str(self.report_dir) if self.report_dir else None
@@ -153,7 +157,8 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
     return [
         FleetNode(audit.name, audit.role == "control-plane")
         for audit in report.nodes
-        if audit.runtime.runtime is Runtime.DOCKERSHIM
+        # `upgrade` also takes nodes already on cri-dockerd: their kubelet may still be behind.
+        if audit.runtime.runtime is Runtime.DOCKERSHIM or options.upgrade is not None
     ]
 
 
@@ -203,11 +208,27 @@ async def migrate(
                 # Select and order the nodes before a new run is begun: a refusal or an unreachable
                 # cluster here leaves no unfinished run behind to block the next `migrate`.
                 selected = await select_nodes(client, options)
-            phases = plan_phases(
-                selected,
-                control_plane=options.control_plane,
-                max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
-            )
+            max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
+            upgrade: UpgradeRun | None = None
+            if options.upgrade is not None:
+                if run is None:
+                    wanted = set(await select_upgrade_nodes(client, [n.name for n in selected], options.upgrade.to))
+                    selected = [node for node in selected if node.name in wanted]
+                upgrade, phases = await prepare_upgrade(
+                    client,
+                    options.upgrade,
+                    selected,
+                    max_unavailable=max_unavailable,
+                    recorded=run.options if run is not None else None,
+                )
+            else:
+                phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+            if run is None and upgrade is not None:
+                # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
+                # (the upgrade's verify checks the release and runs the canary with the field set).
+                run = journal.begin_run(
+                    identity, options={**options.to_record(), **upgrade.record(), **selection_record(selected)}
+                )
             if run is None:
                 # The guard is decided before a run begins (a resume finishes what that decision allowed).
                 decision = await guard_hardened_pods(client, selected, options)
@@ -221,7 +242,9 @@ async def migrate(
             if on_plan is not None:
                 on_plan(selected)
             try:
-                result = await _run_fleet(journal, run.id, client, connection, options, phases, on_event, on_outcome)
+                result = await _run_fleet(
+                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade
+                )
             except BaseException:
                 _close_if_untouched(journal, run.id)
                 raise
@@ -240,6 +263,7 @@ async def _run_fleet(
     phases: list[FleetPhase],
     on_event: Callable[[StepEvent], None] | None,
     on_outcome: Callable[[NodeOutcome], None] | None,
+    upgrade: UpgradeRun | None = None,
 ) -> FleetResult:
     run_journal = RunJournal(journal, run_id)
     async with ClusterCache(client) as cache, node_pool(connection) as pool:
@@ -254,6 +278,8 @@ async def _run_fleet(
                 )
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             migration = _migration(name, cluster, access, run_journal, options, on_event, run_id=run_id)
+            if upgrade is not None:
+                migration.upgrade = upgrade.settings_for(name)
             return await migration.run()
 
         return await run_fleet(
@@ -294,6 +320,7 @@ def _options_from_record(record: dict[str, Any]) -> MigrateOptions:
         canary_namespace=str(record.get("canary_namespace", DEFAULT_NAMESPACE)),
         canary_timeout=float(record.get("canary_timeout", DEFAULT_TIMEOUT)),
         no_hardened_workloads=bool(record.get("no_hardened_workloads", False)),
+        upgrade=UpgradeRequest.from_record(record["upgrade"]) if record.get("upgrade") else None,
     )
 
 
