@@ -19,6 +19,7 @@ from shimshift.core.errors import Refusal
 from shimshift.core.upgrade import Binary
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries
 
+
 def answer(binary: Binary, release: str) -> str:
     """What the real binary prints for core.upgrade.version_argv (tests/unit/core/fixtures/upgrade/)."""
     if binary is Binary.KUBECTL:
