@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
+from shimshift.core.upgrade import render_plan
 from shimshift.orchestrator import session
 from shimshift.orchestrator.node_migration import NodeStatus
 from shimshift.orchestrator.upgrade_run import UpgradeRequest
@@ -123,6 +124,56 @@ def _canary_values(values: dict[str, Any]) -> dict[str, Any]:
         "canary_timeout": values["canary_timeout"],
     }
 
+
+
+def upgrade_options(*, required: bool) -> Callable[[F], F]:
+    """`upgrade`'s target and where its binaries come from (also `plan --to`)."""
+    options = [
+        click.option(
+            "--to",
+            "to",
+            required=required,
+            help="The release to go to, e.g. 1.24.17 (one minor above the cluster's)"
+            + ("." if required else "; plans `upgrade` instead of `migrate`."),
+        ),
+        click.option(
+            "--binaries",
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="Directory with kubeadm, kubelet and kubectl of --to; copied to each node, the old ones kept.",
+        ),
+        click.option(
+            "--install-command",
+            "install_commands",
+            multiple=True,
+            help="Instead of --binaries: a package command run on the node per binary, as an argument list "
+            "(never a shell); {binary} and {version} are expanded. Repeatable, run in order.",
+        ),
+        click.option(
+            "--kubeadm-flag",
+            "kubeadm_flags",
+            multiple=True,
+            help="Added to every `kubeadm upgrade` (e.g. --ignore-preflight-errors=ImagePull where CoreDNS and "
+            "kube-proxy are not deployed). Repeatable.",
+        ),
+    ]
+
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+def _upgrade_request(values: dict[str, Any]) -> UpgradeRequest | None:
+    if values["to"] is None:
+        return None
+    return UpgradeRequest(
+        to=values["to"],
+        binaries_dir=values["binaries"],
+        install_commands=tuple(values["install_commands"]),
+        kubeadm_flags=tuple(values["kubeadm_flags"]),
+    )
 
 
 def fleet_options(function: F) -> F:
@@ -227,39 +278,14 @@ def migrate(**values: Any) -> None:
 
 
 @click.command()
-@click.option("--to", "to", required=True, help="The release to go to, e.g. 1.24.17 (one minor above the cluster's).")
-@click.option(
-    "--binaries",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory with kubeadm, kubelet and kubectl of --to; copied to each node, the old ones kept.",
-)
-@click.option(
-    "--install-command",
-    "install_commands",
-    multiple=True,
-    help="Instead of --binaries: a package command run on the node per binary, as an argument list (never a "
-    "shell); {binary} and {version} are expanded. Repeatable, run in order.",
-)
-@click.option(
-    "--kubeadm-flag",
-    "kubeadm_flags",
-    multiple=True,
-    help="Added to every `kubeadm upgrade` (e.g. --ignore-preflight-errors=ImagePull where CoreDNS and "
-    "kube-proxy are not deployed). Repeatable.",
-)
+@upgrade_options(required=True)
 @fleet_options
 @canary_base_options
 @connection_options
 def upgrade(**values: Any) -> None:
     """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first."""
     connection = _connection(values)
-    request = UpgradeRequest(
-        to=values["to"],
-        binaries_dir=values["binaries"],
-        install_commands=tuple(values["install_commands"]),
-        kubeadm_flags=tuple(values["kubeadm_flags"]),
-    )
-    options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=request)
+    options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=_upgrade_request(values))
     _execute(connection, options, resume=values["resume"], verb="upgrade")
 
 
@@ -376,10 +402,12 @@ def _print_json(data: object) -> None:
 @click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
 @click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@upgrade_options(required=False)
 @accept_option
 @connection_options
 def plan_command(**values: Any) -> None:
-    """Dry run: every file diff, API change and eviction `migrate` would make, in order. Changes nothing."""
+    """Dry run: every file diff, API change and eviction `migrate` (or, with --to, `upgrade`) would make, in
+    order, with the commands the upgrade would run on each node. Changes nothing."""
     connection = _connection(values)
     options = session.MigrateOptions(
         nodes=tuple(values["nodes"]),
@@ -390,6 +418,7 @@ def plan_command(**values: Any) -> None:
             ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
         ),
         accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
+        upgrade=_upgrade_request(values),
     )
     reports = asyncio.run(session.plan(connection, options))
     if values["output"] == "json":
@@ -424,6 +453,8 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
         )
     if item.drain is not None:
         data["drain"] = item.drain.to_json()
+    if item.upgrade is not None:
+        data["upgrade"] = item.upgrade.to_record()
     return data
 
 
@@ -459,6 +490,9 @@ def _plan_text(item: session.NodePlanReport) -> str:
     )
     lines.append("7. uncordon (only if we cordoned)")
     lines += [f"note: {note}" for note in change_set.notes]
+    if item.upgrade is not None:
+        lines += ["the upgrade, step by step (the migration's steps above run where it says so):"]
+        lines += render_plan(item.upgrade).splitlines()[1:]
     return "\n".join(lines)
 
 

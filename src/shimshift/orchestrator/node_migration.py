@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from shimshift.core.change_set import ChangeSet
 from shimshift.core.procedures.migration import (
@@ -60,6 +61,10 @@ class NodeMigration:
     async def preflight(self) -> ChangeSet:
         """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
         return await self.executor.drive(self.procedure.preflight_only())
+
+    async def preflight_detail(self) -> dict[str, Any]:
+        """Preflight alone, as the journal would record it (the upgrade's plan included); nothing changed."""
+        return await self.executor.drive(self.procedure.preflight())
 
     async def verify_now(self) -> list[str]:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right."""

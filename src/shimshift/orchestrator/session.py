@@ -41,6 +41,7 @@ from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, dec
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
+from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
@@ -392,6 +393,7 @@ class NodePlanReport:
     drain: DrainResult | None
     problem: str | None = None
     findings: list[Finding] = field(default_factory=list)
+    upgrade: NodeUpgradePlan | None = None  # `plan --to`: what the upgrade adds, step by step
 
     @property
     def blocked(self) -> bool:
@@ -404,26 +406,36 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
     reports = []
     async with open_client(connection.kubeconfig, context=connection.context) as client:
         selected = await select_nodes(client, options)
-        phases = plan_phases(
-            selected,
-            control_plane=options.control_plane,
-            max_unavailable=parse_max_unavailable(options.max_unavailable, total=max(1, len(selected))),
-        )
+        max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
+        upgrade: UpgradeRun | None = None
+        findings: dict[str, list[Finding]] = {}
+        if options.upgrade is not None:
+            wanted = set(await select_upgrade_nodes(client, [node.name for node in selected], options.upgrade.to))
+            selected = [node for node in selected if node.name in wanted]
+            upgrade, phases = await prepare_upgrade(client, options.upgrade, selected, max_unavailable=max_unavailable)
+        else:
+            phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+            guard = await guard_hardened_pods(client, selected, options)
+            findings = {finding.subject.name: [finding] for finding in guard.findings if finding.subject is not None}
         cluster = KubeCluster(client, options.drain)
-        guard = await guard_hardened_pods(client, selected, options)
-        findings = {finding.subject.name: [finding] for finding in guard.findings if finding.subject is not None}
         async with node_pool(connection) as pool:
             for name in [name for phase in phases for name in phase.nodes]:
                 try:
                     access = await pool.get(name)
                     migration = _migration(name, cluster, access, MemoryJournal(), options)
-                    change_set = await migration.preflight()
+                    if upgrade is not None:
+                        migration.upgrade = upgrade.settings_for(name)
+                    detail = await migration.preflight_detail()
+                    change_set = ChangeSet.from_record(detail["change_set"])
                 except (Refusal, StepFailed) as error:
                     refused = node_problems(name, [_message(error)], code="preflight-refused")
                     reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
                     continue
                 drain = await plan_drain(client, name, options.drain)
-                reports.append(NodePlanReport(name, change_set, drain, findings=findings.get(name, [])))
+                node_upgrade = NodeUpgradePlan.from_record(detail["upgrade_plan"]) if "upgrade_plan" in detail else None
+                reports.append(
+                    NodePlanReport(name, change_set, drain, findings=findings.get(name, []), upgrade=node_upgrade)
+                )
     return reports
 
 
