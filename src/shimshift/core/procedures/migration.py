@@ -579,8 +579,8 @@ def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
         edits.append(FileEdit(change.path, change.before, change.after))
     return ChangeSet(
         edits=tuple(edits),
-        cri_socket_before=plan.cri_socket_annotation[0],
-        cri_socket_after=plan.cri_socket_annotation[1] or CRI_DOCKERD_ENDPOINT,
+        cri_socket_before=plan.cri_socket_before,
+        cri_socket_after=plan.cri_socket_after or CRI_DOCKERD_ENDPOINT,
         expected_kubelet_args=dict(plan.expected_kubelet_args),
         forbidden_kubelet_args=tuple(plan.forbidden_kubelet_args),
         cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
