@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from shimshift.core.change_set import ChangeSet
+from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     CRI_DOCKERD_SOCKET,
@@ -52,8 +52,8 @@ class NodeMigration:
     async def run(self) -> NodeOutcome:
         return await self.executor.drive(self.procedure.run())
 
-    async def preflight(self) -> ChangeSet:
-        """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
+    async def preflight(self) -> NodePlan:
+        """Preflight alone (for `shimshift plan`): the checks and the plan, nothing changed."""
         return await self.executor.drive(self.procedure.preflight_only())
 
     async def verify_now(self) -> list[str]:

@@ -25,7 +25,7 @@ from shimshift.adapters.kube.drain import (
 )
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.drain import DrainOptions
-from shimshift.core.procedures.migration import plan_change_set
+from shimshift.core.procedures.migration import plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
@@ -225,4 +225,4 @@ class RunJournal:
         return found
 
 
-__all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_change_set"]
+__all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_from_facts"]
