@@ -144,6 +144,11 @@ class Event:
 
 
 @dataclass(frozen=True)
+class ApiserverVersions:
+    """The release each control-plane node's kube-apiserver runs: node name → KubeletVersion."""
+
+
+@dataclass(frozen=True)
 class RunCanary:
     """Start the canary pod, wait for its verdict, delete it (orchestrator/canary.py): a CanaryResult."""
 
@@ -217,6 +222,7 @@ Action = (
     | RunningPods
     | KubeletConfig
     | Event
+    | ApiserverVersions
     | RunCanary
     | RemoveCanary
     | Record
@@ -238,6 +244,7 @@ def run(*argv: str, check: bool = True, timeout: float = 60.0) -> Run:
 
 __all__ = [
     "Action",
+    "ApiserverVersions",
     "Cordon",
     "CriCheck",
     "CriSandboxes",

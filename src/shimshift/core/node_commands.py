@@ -58,6 +58,16 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     _systemctl("show", "the main PID of a unit, cri-dockerd's ExecStart"),
     _systemctl("restart", "restart cri-dockerd and the kubelet"),
     _systemctl("try-restart", "restart cri-dockerd on rollback"),
+    # `shimshift upgrade` (core/upgrade.py builds these argvs; the operator's --install-command values
+    # are theirs to allow).
+    CommandShape("crictl", "--version", "upgrade: kubeadm 1.24 reaches cri-dockerd only through crictl"),
+    CommandShape("cp", None, "upgrade: keep the old binaries (--no-clobber); stage them back on rollback"),
+    CommandShape("mv", "-f", "upgrade rollback: put an old binary back in one rename"),
+    CommandShape("sha256sum", "--", "upgrade: the binary in place is the one from --binaries"),
+    CommandShape("kubeadm", "version", "upgrade: the kubeadm in place reports its release"),
+    CommandShape("kubeadm", "upgrade", "upgrade: kubeadm upgrade plan, apply and node"),
+    CommandShape("kubelet", "--version", "upgrade: the kubelet in place reports its release"),
+    CommandShape("kubectl", "version", "upgrade: the kubectl in place reports its release"),
 )
 
 #: The programs a sudoers file must allow, in the order above.

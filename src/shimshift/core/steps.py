@@ -28,6 +28,15 @@ class Step(StrEnum):
     RESTART_KUBELET = "restart-kubelet"
     VERIFY = "verify"
     UNCORDON = "uncordon"
+    # What `upgrade` adds between the cri-dockerd restart and the kubelet restart (core/upgrade.py).
+    INSTALL_KUBEADM = "install-kubeadm"
+    KUBEADM_UPGRADE_PLAN = "kubeadm-upgrade-plan"
+    KUBEADM_UPGRADE = "kubeadm-upgrade"
+    INSTALL_KUBELET = "install-kubelet-kubectl"
+    # The upgrade's rollback, before the migration's (a worker, or a control-plane node before kubeadm
+    # upgrade succeeded).
+    RESTORE_BINARIES = "rollback:restore-binaries"
+    RESTORE_KUBEADM_FILES = "rollback:restore-kubeadm-files"
     # The migration's rollback: back to dockershim, proven, uncordoned.
     RESTORE_CONFIG = "rollback:restore-config"
     RESTORE_ANNOTATION = "rollback:restore-annotation"
@@ -41,8 +50,26 @@ class Step(StrEnum):
         return self.value.startswith(ROLLBACK_PREFIX)
 
 
-MIGRATION_STEPS: tuple[Step, ...] = tuple(step for step in Step if not step.is_rollback)
-MIGRATION_ROLLBACK: tuple[Step, ...] = tuple(step for step in Step if step.is_rollback)
+MIGRATION_STEPS: tuple[Step, ...] = (
+    Step.INSTALL,
+    Step.PREFLIGHT,
+    Step.CORDON,
+    Step.DRAIN,
+    Step.WRITE_CONFIG,
+    Step.ANNOTATE,
+    Step.RESTART_CRI_DOCKERD,
+    Step.RESTART_KUBELET,
+    Step.VERIFY,
+    Step.UNCORDON,
+)
+MIGRATION_ROLLBACK: tuple[Step, ...] = (
+    Step.RESTORE_CONFIG,
+    Step.RESTORE_ANNOTATION,
+    Step.ROLLBACK_RESTART_CRI_DOCKERD,
+    Step.ROLLBACK_RESTART_KUBELET,
+    Step.ROLLBACK_VERIFY,
+    Step.ROLLBACK_UNCORDON,
+)
 
 # Steps after which the node's configuration may differ from what it was: a failure from here on
 # needs a rollback of files and annotation, not just an uncordon.

@@ -68,6 +68,7 @@ from shimshift.core.steps import Step
 from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
 __all__ = [
+    "ROLLBACK_MIGRATION",
     "Binary",
     "BinarySwap",
     "Command",
@@ -77,8 +78,8 @@ __all__ = [
     "Role",
     "StepActions",
     "TargetBinary",
-    "UpgradeStep",
     "apiserver_version",
+    "apiserver_versions_from_images",
     "check_binaries",
     "check_skew",
     "kubelet_swap_problem",
@@ -350,6 +351,22 @@ def apiserver_version(body: str, *, source: str) -> KubeletVersion:
     return parse_kubelet_version(raw, what=f"kube-apiserver version on {source}")
 
 
+def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[str, KubeletVersion]:
+    """node → release of its kube-apiserver static pod, read from the image tag kubeadm wrote
+    (``registry.k8s.io/kube-apiserver:v1.24.17``); an image without a release tag is refused."""
+    versions = {}
+    for node, image in images:
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        if _EXACT_RELEASE.match(tag) is None:
+            raise Refusal(
+                f"the kube-apiserver of {node} runs {image!r}, whose tag is not a release",
+                hint="shimshift reads the API server's release from kubeadm's image tag",
+                node=node,
+            )
+        versions[node] = parse_kubelet_version(tag, what=f"kube-apiserver image on {node}")
+    return versions
+
+
 def node_roles(
     nodes: Sequence[NodeVersion], *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
 ) -> dict[str, Role]:
@@ -472,17 +489,9 @@ class Role(StrEnum):
     WORKER = "worker"  # kubeadm upgrade node (kubelet config)
 
 
-class UpgradeStep(StrEnum):
-    """The steps `upgrade` adds to the migration's (core.steps.Step)."""
-
-    INSTALL_KUBEADM = "install-kubeadm"
-    KUBEADM_UPGRADE_PLAN = "kubeadm-upgrade-plan"
-    KUBEADM_UPGRADE = "kubeadm-upgrade"
-    INSTALL_KUBELET = "install-kubelet-kubectl"
-    # Rollback (a worker, or a control-plane node before kubeadm upgrade succeeded).
-    RESTORE_BINARIES = "restore-binaries"
-    RESTORE_KUBEADM_FILES = "restore-kubeadm-files"
-    ROLLBACK_MIGRATION = "rollback-migration"
+#: The plan's name for the migration's own rollback steps (core.steps.MIGRATION_ROLLBACK), which end
+#: every rollback of an upgrade; never journalled itself.
+ROLLBACK_MIGRATION = "rollback:migration"
 
 
 #: The migration's steps that run first, unchanged, in the same drain (issue 9 items 2 and 3):
@@ -569,7 +578,7 @@ class Upload:
 class StepActions:
     """What one step does beyond what its name already means, in order. ``note`` is for the plan's reader."""
 
-    step: Step | UpgradeStep
+    step: Step | str  # a Step, or ROLLBACK_MIGRATION
     actions: tuple[Command | Upload, ...] = ()
     note: str = ""
 
@@ -589,7 +598,7 @@ class NodeUpgradePlan:
     swaps: tuple[BinarySwap, ...]
     steps: tuple[StepActions, ...]
     # The step after whose success this node is never rolled back (control plane only, issue 9 item 4).
-    no_rollback_after: UpgradeStep | None
+    no_rollback_after: Step | None
     # The operator's package commands when they install the binaries (None: uploads from --binaries).
     packages: PackageInstall | None = None
 
@@ -606,34 +615,38 @@ class NodeUpgradePlan:
         backup does not exist yet); the migration's own rollback comes last."""
         if not self.may_roll_back(started):
             return ()
-        touched = [
-            swap
-            for swap in reversed(self.swaps)
-            if str(UpgradeStep.INSTALL_KUBEADM if swap.binary is Binary.KUBEADM else UpgradeStep.INSTALL_KUBELET)
-            in started
-        ]
-        restore: list[Command] = []
-        for swap in touched:
-            if self.packages is not None:
-                restore += self.packages.commands(swap.binary, parse_kubelet_version(swap.from_version))
-            else:
-                restore += swap.restore_commands()
-            restore.append(swap.version_command(rollback=True))
-        steps = [StepActions(UpgradeStep.RESTORE_BINARIES, tuple(restore))] if restore else []
-        if str(UpgradeStep.KUBEADM_UPGRADE) in started:
+        restore = [command for swap in self.swaps_to_restore(started) for command in self.restore_commands(swap)]
+        steps = [StepActions(Step.RESTORE_BINARIES, tuple(restore))] if restore else []
+        if str(Step.KUBEADM_UPGRADE) in started:
             steps.append(
                 StepActions(
-                    UpgradeStep.RESTORE_KUBEADM_FILES,
+                    Step.RESTORE_KUBEADM_FILES,
                     note=f"write back {', '.join(KUBEADM_REWRITES)} as they were before kubeadm ran",
                 )
             )
         steps.append(
             StepActions(
-                UpgradeStep.ROLLBACK_MIGRATION,
+                ROLLBACK_MIGRATION,
                 note="the migration's own rollback: files, annotation, restarts, proof of dockershim, uncordon",
             )
         )
         return tuple(steps)
+
+    def swaps_to_restore(self, started: Collection[str]) -> list[BinarySwap]:
+        """The binaries whose install step started, newest first."""
+        return [
+            swap
+            for swap in reversed(self.swaps)
+            if str(Step.INSTALL_KUBEADM if swap.binary is Binary.KUBEADM else Step.INSTALL_KUBELET) in started
+        ]
+
+    def restore_commands(self, swap: BinarySwap) -> tuple[Command, ...]:
+        """What puts ``swap``'s old binary back, and proves it."""
+        if self.packages is not None:
+            restore = self.packages.commands(swap.binary, parse_kubelet_version(swap.from_version))
+        else:
+            restore = swap.restore_commands()
+        return (*restore, swap.version_command(rollback=True))
 
     def to_record(self) -> dict[str, Any]:
         """JSON-ready; :meth:`from_record` gives the same plan back (the journal keeps it at preflight)."""
@@ -661,7 +674,7 @@ class NodeUpgradePlan:
                 BinarySwap(**{**item, "binary": Binary(item["binary"])}) for item in record["swaps"]
             ),
             steps=tuple(_actions_from(item) for item in record["steps"]),
-            no_rollback_after=None if after is None else UpgradeStep(after),
+            no_rollback_after=None if after is None else Step(after),
             packages=None if packages is None else PackageInstall(tuple(tuple(t) for t in packages)),
         )
 
@@ -718,7 +731,7 @@ def plan_node_upgrade(
     )
     swap_of = {swap.binary: swap for swap in swaps}
 
-    def install(step: UpgradeStep, which: tuple[Binary, ...]) -> StepActions:
+    def install(step: Step, which: tuple[Binary, ...]) -> StepActions:
         actions: list[Command | Upload] = []
         for swap in (swap_of[binary] for binary in which):
             actions.append(swap.backup_command())
@@ -742,11 +755,11 @@ def plan_node_upgrade(
         )
         for step in MIGRATION_PART
     ]
-    steps.append(install(UpgradeStep.INSTALL_KUBEADM, _KUBEADM_FIRST))
+    steps.append(install(Step.INSTALL_KUBEADM, _KUBEADM_FIRST))
     if role is Role.FIRST_CONTROL_PLANE:
         steps.append(
             StepActions(
-                UpgradeStep.KUBEADM_UPGRADE_PLAN,
+                Step.KUBEADM_UPGRADE_PLAN,
                 (
                     Command(
                         (kubeadm, "upgrade", "plan", new, *kubeadm_flags),
@@ -765,12 +778,12 @@ def plan_node_upgrade(
         )
     steps.append(
         StepActions(
-            UpgradeStep.KUBEADM_UPGRADE,
+            Step.KUBEADM_UPGRADE,
             (upgrade,),
             note=f"kubeadm rewrites {', '.join(KUBEADM_REWRITES)}; their bytes are kept first",
         )
     )
-    steps.append(install(UpgradeStep.INSTALL_KUBELET, _AFTER_KUBEADM))
+    steps.append(install(Step.INSTALL_KUBELET, _AFTER_KUBEADM))
     steps += [StepActions(step, note="as `migrate` does, for the target version") for step in FINISH]
 
     return NodeUpgradePlan(
@@ -780,7 +793,7 @@ def plan_node_upgrade(
         to_version=new,
         swaps=swaps,
         steps=tuple(steps),
-        no_rollback_after=None if role is Role.WORKER else UpgradeStep.KUBEADM_UPGRADE,
+        no_rollback_after=None if role is Role.WORKER else Step.KUBEADM_UPGRADE,
         packages=packages,
     )
 
@@ -867,5 +880,5 @@ def _actions_from(record: Mapping[str, Any]) -> StepActions:
         return Command(tuple(command["argv"]), command["why"], command["expect"])
 
     name = record["step"]
-    step: Step | UpgradeStep = UpgradeStep(name) if name in set(UpgradeStep) else Step(name)
+    step: Step | str = name if name == ROLLBACK_MIGRATION else Step(name)
     return StepActions(step, tuple(one(item) for item in record["actions"]), record["note"])

@@ -95,6 +95,8 @@ class NodeExecutor:
                 return await self.cluster.kubelet_config(node)
             case act.Event(reason, message, warning):
                 return await self.cluster.event(node, reason=reason, message=message, warning=warning)
+            case act.ApiserverVersions():
+                return await self.cluster.apiserver_versions()
             case act.RunCanary(spec, timeout):
                 return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)
             case act.RemoveCanary(namespace):

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shimshift.core.steps import PodRef, SandboxRef
+from shimshift.core.versions import KubeletVersion
 
 
 class CommandResult(Protocol):
@@ -116,6 +117,10 @@ class ClusterPort(Protocol):
 
     async def pod_cidrs(self, node: str) -> tuple[str, ...]:
         """The node's ``spec.podCIDRs`` (or ``spec.podCIDR``); empty when the cluster assigns none."""
+        ...
+
+    async def apiserver_versions(self) -> Mapping[str, KubeletVersion]:
+        """Each control-plane node's kube-apiserver release, from its static pod's image tag."""
         ...
 
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...

@@ -27,6 +27,8 @@ from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.drain import DrainOptions
 from shimshift.core.procedures.migration import plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
+from shimshift.core.upgrade import apiserver_versions_from_images
+from shimshift.core.versions import KubeletVersion
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
 if TYPE_CHECKING:
@@ -144,6 +146,9 @@ class KubeCluster:
         spec = (await nodes.get_node(self.client, node)).get("spec") or {}
         cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
         return tuple(str(cidr) for cidr in cidrs)
+
+    async def apiserver_versions(self) -> dict[str, KubeletVersion]:
+        return apiserver_versions_from_images(await pods.static_pod_images(self.client, "kube-apiserver"))
 
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         await pods.create_pod(self.client, namespace, dict(manifest))

@@ -31,7 +31,11 @@ from shimshift.core.node_commands import (
 PACKAGE = Path(__file__).resolve().parents[3] / "src" / "shimshift"
 # argv[0] given as a variable: what the variable holds. The migration procedure runs the cri-dockerd binary
 # whose path it read from cri-docker.service's ExecStart.
-DYNAMIC_PROGRAMS = {"binary": "cri-dockerd"}
+DYNAMIC_PROGRAMS = {"binary": "cri-dockerd", "kubeadm": "kubeadm"}
+# The upgrade procedure runs the argv of a Command its plan holds (core/upgrade.py, scanned there).
+PLANNED_ARGV = {"command.argv", "action.argv"}
+# core/upgrade.py asks each binary its release with version_argv(binary, path): these argvs.
+VERSION_QUERIES = [("kubeadm", "version"), ("kubelet", "--version"), ("kubectl", "version")]
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,22 @@ def sent_commands(source: str, filename: str) -> list[Sent]:
             if not filename.startswith("core/procedures/"):
                 continue  # another function called run (the CLI's coroutine runner)
             words: list[ast.expr] = list(node.args)
+        elif isinstance(node.func, ast.Name) and node.func.id == "Command" and filename == "core/upgrade.py":
+            argv = node.args[0] if node.args else None
+            if isinstance(argv, ast.Call) and ast.unparse(argv.func) == "version_argv":
+                found += [Sent(where, program, subcommand) for program, subcommand in VERSION_QUERIES]
+                continue
+            if isinstance(argv, ast.Call) and ast.unparse(argv.func) == "tuple" and "format_map" in ast.unparse(argv):
+                continue  # the operator's --install-command: theirs to allow, not ours to declare
+            if argv is not None and ast.unparse(argv) == "tuple(command['argv'])":
+                continue  # a plan read back from the journal: its commands were made by the lines above
+            if not isinstance(argv, ast.Tuple) or not argv.elts:
+                raise Unreadable(f"{where}: the argv is not a tuple literal, so its command cannot be checked")
+            words = list(argv.elts)
         elif isinstance(node.func, ast.Attribute) and node.func.attr == "Run":  # core.actions.Run(argv)
             argv = node.args[0] if node.args else None
+            if argv is not None and ast.unparse(argv) in PLANNED_ARGV:
+                continue  # a core/upgrade.py Command's argv: checked where the Command is built
             if not isinstance(argv, ast.Tuple | ast.List) or not argv.elts:
                 raise Unreadable(f"{where}: the argv is not a tuple literal, so its command cannot be checked")
             words = list(argv.elts)
@@ -154,7 +172,8 @@ def test_sudoers_lines_name_every_program_by_its_path() -> None:
     assert "# not found on the node, add their full paths: cri-dockerd" in lines
     assert any("group docker" in line for line in lines)
     assert sudoers_rule("ops", paths) == lines[-1]
-    assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
+    assert PROGRAMS[:10] == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
+    assert PROGRAMS[10:] == ("crictl", "cp", "mv", "sha256sum", "kubeadm", "kubelet", "kubectl")
 
 
 def test_parse_found_programs() -> None:

@@ -40,7 +40,6 @@ from shimshift.core.upgrade import (
     NodeVersion,
     Role,
     TargetBinary,
-    UpgradeStep,
     Upload,
     apiserver_version,
     check_binaries,
@@ -359,7 +358,7 @@ def test_the_first_control_plane_node_plans_then_applies() -> None:
         ("/usr/bin/kubeadm", "upgrade", "apply", "v1.24.17", "--yes")
     ]
     assert [c.argv for c in steps["preflight"].commands] == [("crictl", "--version")]
-    assert plan.no_rollback_after is UpgradeStep.KUBEADM_UPGRADE
+    assert plan.no_rollback_after is Step.KUBEADM_UPGRADE
 
 
 @pytest.mark.parametrize(("node", "role"), [(CP2, Role.CONTROL_PLANE), (W1, Role.WORKER)])
@@ -369,7 +368,7 @@ def test_other_nodes_run_kubeadm_upgrade_node(node: NodeVersion, role: Role) -> 
     assert list(plan.step_names()) == [*MIGRATION, *upgrade, *FINISH]
     steps = {str(actions.step): actions for actions in plan.steps}
     assert [c.argv for c in steps["kubeadm-upgrade"].commands] == [("/usr/bin/kubeadm", "upgrade", "node")]
-    assert plan.no_rollback_after == (None if role is Role.WORKER else UpgradeStep.KUBEADM_UPGRADE)
+    assert plan.no_rollback_after == (None if role is Role.WORKER else Step.KUBEADM_UPGRADE)
 
 
 def test_binaries_are_backed_up_then_uploaded_then_checked() -> None:
@@ -427,7 +426,7 @@ def test_a_worker_rollback_restores_what_was_started_and_no_more() -> None:
     plan = plan_node_upgrade(W1, role=Role.WORKER, to=V124, binaries=BINARIES)
     started = [*MIGRATION, "install-kubeadm"]
     rollback = plan.rollback_steps(started)
-    assert [str(a.step) for a in rollback] == ["restore-binaries", "rollback-migration"]
+    assert [str(a.step) for a in rollback] == ["rollback:restore-binaries", "rollback:migration"]
     assert [c.argv for c in rollback[0].commands] == [
         (*CP_PRESERVE, "--", "/usr/bin/kubeadm.shimshift-v1.23.17.bak", "/usr/bin/kubeadm.shimshift-restore"),
         ("mv", "-f", "--", "/usr/bin/kubeadm.shimshift-restore", "/usr/bin/kubeadm"),
@@ -436,18 +435,19 @@ def test_a_worker_rollback_restores_what_was_started_and_no_more() -> None:
     assert rollback[0].commands[-1].expect == "v1.23.17"
 
     everything = plan.rollback_steps(plan.step_names())
-    assert [str(a.step) for a in everything] == ["restore-binaries", "restore-kubeadm-files", "rollback-migration"]
+    names = [str(a.step) for a in everything]
+    assert names == ["rollback:restore-binaries", "rollback:restore-kubeadm-files", "rollback:migration"]
     restored = [c.argv[-1] for c in everything[0].commands if c.argv[0] == "mv"]
     assert restored == ["/usr/bin/kubectl", "/usr/bin/kubelet", "/usr/bin/kubeadm"]
 
-    assert [str(a.step) for a in plan.rollback_steps(["preflight", "cordon"])] == ["rollback-migration"]
+    assert [str(a.step) for a in plan.rollback_steps(["preflight", "cordon"])] == ["rollback:migration"]
 
 
 def test_the_control_plane_is_not_rolled_back_once_kubeadm_upgrade_succeeded() -> None:
     plan = plan_node_upgrade(CP, role=Role.FIRST_CONTROL_PLANE, to=V124, binaries=BINARIES)
     before = [*MIGRATION, "install-kubeadm", "kubeadm-upgrade-plan"]
     assert plan.may_roll_back(before)
-    assert [str(a.step) for a in plan.rollback_steps(before)] == ["restore-binaries", "rollback-migration"]
+    assert [str(a.step) for a in plan.rollback_steps(before)] == ["rollback:restore-binaries", "rollback:migration"]
     after = [*before, "kubeadm-upgrade"]
     assert not plan.may_roll_back(after)
     assert plan.rollback_steps(after) == ()
@@ -540,5 +540,5 @@ def test_the_plan_text_lists_every_step_command_and_the_rollback() -> None:
     assert not any("kubelet.shimshift-restore" in line for line in rollback)  # kubelet is swapped after apply
     worker = render_plan(plan_node_upgrade(W1, role=Role.WORKER, to=V124, binaries=BINARIES))
     assert "\nrollback:\n" in worker
-    assert "restore-kubeadm-files" in worker
+    assert "rollback:restore-kubeadm-files" in worker
     assert Step.DRAIN in plan.step_names()

@@ -11,17 +11,22 @@ forgets to write a file or to restart a service is caught by its own verify.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shlex
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from shimshift.core import actions as act
 from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
 from shimshift.core.steps import kubelet_args
+from shimshift.core.versions import parse_kubelet_version
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
+
+A = TypeVar("A")
 
 KUBELET_PID = 101
 CRI_DOCKERD_PID = 202
@@ -69,7 +74,7 @@ class NodeWorld:
     def runs(self) -> list[tuple[str, ...]]:
         return [action.argv for action in self.actions if isinstance(action, act.Run)]
 
-    def of_type(self, kind: type) -> list[act.Action]:
+    def of_type(self, kind: type[A]) -> list[A]:
         return [action for action in self.actions if isinstance(action, kind)]
 
     # -- answering -------------------------------------------------------------------------------
@@ -197,3 +202,92 @@ def drive(procedure: Generator[act.Action, Any, Any], world: NodeWorld) -> Any:
 
 def args_of(argv: list[str]) -> dict[str, str]:
     return kubelet_args(argv)
+
+
+BINARIES = ("kubeadm", "kubelet", "kubectl")
+
+
+def binary_digest(name: str, release: str) -> str:
+    """The sha256 the world gives a binary of a release (the tests' --binaries use the same)."""
+    return hashlib.sha256(f"{name} {release}".encode()).hexdigest()
+
+
+@dataclass
+class UpgradeWorld(NodeWorld):
+    """The node of NodeWorld with kubeadm, kubelet and kubectl files that report their release, and
+    the control plane's kube-apiservers. `kubeadm upgrade apply` moves the API server to kubeadm's
+    release and, like kubeadm 1.24, rewrites the kubelet's files; an uploaded binary is the release
+    its sha256 names."""
+
+    releases: dict[str, str] = field(default_factory=dict)  # path on the node → release it reports
+    digests: dict[str, str] = field(default_factory=dict)  # path on the node → its sha256
+    by_digest: dict[str, str] = field(default_factory=dict)  # sha256 → release (the --binaries files)
+    apiservers: dict[str, str] = field(default_factory=lambda: {"cp1": "v1.23.17"})
+    kubeadm_fails: bool = False
+    new_kubelet_starts: bool = True
+    crictl: bool = True
+    running_kubelet: str = "v1.23.17"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in BINARIES:
+            self.releases.setdefault(f"/usr/bin/{name}", self.kubelet_version)
+            self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
+
+    def answer(self, action: act.Action) -> Any:
+        if isinstance(action, act.KubeletVersion):
+            self.actions.append(action)
+            return self.running_kubelet
+        if isinstance(action, act.ApiserverVersions):
+            self.actions.append(action)
+            return {node: parse_kubelet_version(version) for node, version in self.apiservers.items()}
+        if isinstance(action, act.Upload):
+            self.actions.append(action)
+            error = self.fail(action)
+            if error is not None:
+                raise error
+            self.releases[action.target] = self.by_digest[action.sha256]
+            self.digests[action.target] = action.sha256
+            return action.sha256
+        return super().answer(action)
+
+    def _run(self, argv: tuple[str, ...]) -> Result:
+        match argv:
+            case ("crictl", "--version"):
+                return Result(0 if self.crictl else 127, b"crictl version v1.34.0\n" if self.crictl else b"")
+            case ("cp", _, "--no-clobber", "--", source, backup):
+                if backup not in self.releases:
+                    self.releases[backup], self.digests[backup] = self.releases[source], self.digests[source]
+                return Result()
+            case ("cp", _, "--", source, staged):
+                self.releases[staged], self.digests[staged] = self.releases[source], self.digests[source]
+                return Result()
+            case ("mv", "-f", "--", staged, target):
+                self.releases[target], self.digests[target] = self.releases.pop(staged), self.digests.pop(staged)
+                return Result()
+            case ("test", "-e", path):
+                return Result(0 if path in self.releases or self.files.get(path) is not None else 1)
+            case ("sha256sum", "--", path):
+                return Result(stdout=f"{self.digests[path]}  {path}\n".encode())
+            case (path, "version", "-o", "short"):
+                return Result(stdout=f"{self.releases[path]}\n".encode())
+            case (path, "--version") if path in self.releases:
+                return Result(stdout=f"Kubernetes {self.releases[path]}\n".encode())
+            case (path, "version", "--client", "-o", "json"):
+                return Result(stdout=json.dumps({"clientVersion": {"gitVersion": self.releases[path]}}).encode())
+            case (path, "upgrade", "plan", target, *_):
+                return Result(stdout=f"You can now apply the upgrade by executing the following command:\n\n"
+                                     f"\tkubeadm upgrade apply {target}\n".encode())
+            case (path, "upgrade", "apply" | "node", *_):
+                if self.kubeadm_fails:
+                    return Result(1, stderr=b"[ERROR ImagePull]: failed to pull image")
+                if argv[2] == "apply":
+                    self.apiservers = dict.fromkeys(self.apiservers, self.releases[path])
+                # kubeadm 1.24 rewrites the kubelet's files (here: a marker the rollback must undo).
+                self.files[KUBEADM_FLAGS_ENV] = (self.files[KUBEADM_FLAGS_ENV] or b"") + b"# kubeadm 1.24\n"
+                return Result()
+            case ("systemctl", "restart", "kubelet"):
+                release = self.releases["/usr/bin/kubelet"]
+                self.healthy = release == "v1.23.17" or self.new_kubelet_starts
+                self.running_kubelet = release
+        return super()._run(argv)

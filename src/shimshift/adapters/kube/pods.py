@@ -60,3 +60,16 @@ async def delete_pod(client: AsyncClient, namespace: str, name: str, *, timeout:
         if time.monotonic() >= deadline:
             raise ApiFailure(f"pod {namespace}/{name} still exists {timeout:g}s after its deletion", response)
         await asyncio.sleep(GONE_POLL_SECONDS)
+
+
+async def static_pod_images(client: AsyncClient, component: str) -> list[tuple[str, str]]:
+    """(node, image) of each kube-system static pod of a kubeadm ``component`` (e.g. kube-apiserver)."""
+    from lightkube.resources.core_v1 import Pod
+
+    found = []
+    async for pod in client.list(Pod, namespace="kube-system", labels={"component": component}):
+        spec = pod.spec
+        if spec is None or not spec.nodeName or not spec.containers:
+            continue
+        found.append((spec.nodeName, spec.containers[0].image or ""))
+    return found

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from shimshift.core import actions as act
 from shimshift.core import cri_dockerd_units
@@ -114,6 +114,9 @@ class MigrationProcedure:
     planner: Planner
     settings: MigrationSettings = field(default_factory=MigrationSettings)
 
+    #: The forward steps in order (the upgrade's procedure has more).
+    sequence: ClassVar[tuple[Step, ...]] = MIGRATION_STEPS
+
     # -- the procedure ---------------------------------------------------------------------------
 
     def run(self) -> Procedure[NodeOutcome]:
@@ -174,7 +177,7 @@ class MigrationProcedure:
         yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
         if step in {Step.INSTALL, Step.PREFLIGHT}:
             return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
-        if not changes_configuration(step):
+        if not changes_configuration(step, self.sequence):
             # Nothing on the node changed: give the node back to the scheduler if we took it.
             yield act.UncordonIfOurs()
             return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
@@ -304,7 +307,7 @@ class MigrationProcedure:
             files=files,
             cri_socket=(yield act.GetCriSocket()),
         )
-        plan = self.planner(facts, self.node)
+        plan = self.planner(self.plan_facts(facts), self.node)
         if not plan.is_noop:
             cni = yield run("ls", "-1", plan.cni_conf_dir, check=False)
             configs = [name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))]
@@ -320,6 +323,10 @@ class MigrationProcedure:
             "kubelet_version": kubelet_version,
             "cri_dockerd_version": version,
         }
+
+    def plan_facts(self, facts: PreflightFacts) -> PreflightFacts:
+        """The facts the planner plans from: as read (the upgrade plans for its target kubelet)."""
+        return facts
 
     def cordon(self) -> Procedure[dict[str, Any]]:
         return {"cordoned_by_us": (yield act.Cordon())}
@@ -420,6 +427,8 @@ class MigrationProcedure:
         if not health.healthy:
             raise StepFailed(Step.ROLLBACK_VERIFY, "node not healthy on dockershim: " + "; ".join(health.problems))
         args = kubelet_args((yield from self.main_process_cmdline("kubelet.service", Step.ROLLBACK_VERIFY)))
+        if (yield from self.plan()).is_noop:
+            return {"kubelet_args": args}  # it was on cri-dockerd before: an upgrade's rollback keeps it there
         if (
             args.get("--container-runtime") == "remote"
             or args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT
