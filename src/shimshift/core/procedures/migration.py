@@ -449,9 +449,6 @@ class MigrationProcedure:
             )
         return plan
 
-    # The name before the plan model was one; core/procedures/upgrade.py may still call it.
-    change_set = plan
-
     def restarted_at(self, step: Step) -> Procedure[datetime]:
         detail = (yield act.StepDetail(step)) or {}
         if "restarted_at" in detail:
