@@ -55,7 +55,7 @@ def report(tmp_path: Path) -> Iterator[tuple[ReportFiles, dict[str, list[str]]]]
     for step in MIGRATION_STEPS:
         detail: dict[str, object] = {}
         if step == "preflight":
-            detail = {"change_set": {"notes": ["--pod-infra-container-image moved to cri-dockerd"]}}
+            detail = {"plan": {"warnings": ["--pod-infra-container-image moved to cri-dockerd"]}}
         if step == "drain":
             detail = {"evicted": ["shimshift-demo/web-7c9d-abcde", "shimshift-demo/cache-0"]}
         if step == "verify":

@@ -144,8 +144,10 @@ def _render_plan(plan: NodePlan) -> str:
         out += [f"  {k}={v}" for k, v in plan.cri_dockerd_settings.items()]
     if plan.cri_dockerd_args:
         out.append(f"cri-dockerd command line: {' '.join(plan.cri_dockerd_args)}")
-    before, after = plan.cri_socket_annotation
-    out.append(f"kubeadm.alpha.kubernetes.io/cri-socket annotation: {before or '(unknown)'} -> {after}")
+    out.append(
+        f"kubeadm.alpha.kubernetes.io/cri-socket annotation: {plan.cri_socket_before or '(unknown)'} -> "
+        f"{plan.cri_socket_after}"
+    )
     if plan.expected_kubelet_args:
         out.append(
             "kubelet command line must show: "

@@ -431,25 +431,25 @@ def plan_command(**values: Any) -> None:
 
 def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
     data: dict[str, Any] = {"node": item.node, "problem": item.problem, "findings": findings_json(item.findings)}
-    if item.change_set is not None:
-        change_set = item.change_set
+    if item.plan is not None:
+        plan = item.plan
         data.update(
-            noop=change_set.noop_reason,
+            noop=plan.noop_reason,
             files=[
                 {
-                    "path": edit.path,
-                    "diff": file_diff(edit.path, edit.before, edit.after),
-                    "removed": edit.after is None,
+                    "path": change.path,
+                    "diff": file_diff(change.path, change.before, change.after),
+                    "removed": change.after is None,
                 }
-                for edit in change_set.edits
+                for change in plan.changes
             ],
             cri_dockerd={
-                "settings": dict(change_set.cri_dockerd_args),
-                "restart": change_set.cri_dockerd_config_changed,
+                "settings": dict(plan.cri_dockerd_settings),
+                "restart": plan.cri_dockerd_config_changed,
             },
-            annotation={"before": change_set.cri_socket_before, "after": change_set.cri_socket_after},
-            expected_kubelet_args=dict(change_set.expected_kubelet_args),
-            notes=list(change_set.notes),
+            annotation={"before": plan.cri_socket_before, "after": plan.cri_socket_after},
+            expected_kubelet_args=dict(plan.expected_kubelet_args),
+            notes=list(plan.warnings),
         )
     if item.drain is not None:
         data["drain"] = item.drain.to_json()
@@ -464,10 +464,10 @@ def _plan_text(item: session.NodePlanReport) -> str:
     lines += [("blocking: " if f.blocking else "note: ") + text for f, text in zip(item.findings, texts, strict=True)]
     if item.problem is not None:
         return "\n".join(lines)  # the preflight refusal is one of the findings above
-    change_set = item.change_set
-    assert change_set is not None
-    if change_set.noop_reason:
-        return "\n".join([*lines, f"nothing to do: {change_set.noop_reason}"])
+    plan = item.plan
+    assert plan is not None
+    if plan.noop_reason:
+        return "\n".join([*lines, f"nothing to do: {plan.noop_reason}"])
     lines.append("1. cordon (recorded as ours in shimshift.io/cordoned-by)")
     if item.drain is not None:
         drain = item.drain
@@ -476,20 +476,19 @@ def _plan_text(item: session.NodePlanReport) -> str:
         lines += [f"   refused: {r.pod}: {r.reason}" for r in drain.refused]
         lines.append(f"   left in place: {', '.join(drain.ignored) or '-'}")
     lines.append("3. write:")
-    lines += [file_diff(edit.path, edit.before, edit.after).rstrip("\n") for edit in change_set.edits]
+    lines += [file_diff(change.path, change.before, change.after).rstrip("\n") for change in plan.changes]
     lines.append(
-        f"4. annotate kubeadm.alpha.kubernetes.io/cri-socket: {change_set.cri_socket_before} -> "
-        f"{change_set.cri_socket_after}"
+        f"4. annotate kubeadm.alpha.kubernetes.io/cri-socket: {plan.cri_socket_before} -> {plan.cri_socket_after}"
     )
-    settings = " ".join(f"{key}={value}" for key, value in change_set.cri_dockerd_args.items())
-    restart = "restart" if change_set.cri_dockerd_config_changed else "no restart needed"
+    settings = " ".join(f"{key}={value}" for key, value in plan.cri_dockerd_settings.items())
+    restart = "restart" if plan.cri_dockerd_config_changed else "no restart needed"
     lines.append(f"5. cri-dockerd ({restart}): {settings or 'defaults'}")
     lines.append(
         "6. restart kubelet; verify it runs with "
-        + " ".join(f"{key}={value}" for key, value in change_set.expected_kubelet_args.items())
+        + " ".join(f"{key}={value}" for key, value in plan.expected_kubelet_args.items())
     )
     lines.append("7. uncordon (only if we cordoned)")
-    lines += [f"note: {note}" for note in change_set.notes]
+    lines += [f"note: {note}" for note in plan.warnings]
     if item.upgrade is not None:
         lines += ["the upgrade, step by step (the migration's steps above run where it says so):"]
         lines += render_plan(item.upgrade).splitlines()[1:]

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from shimshift.cli.report import NodeSummary, TimelineEntry, canary_of, node_timelines
+from shimshift.core.procedures.migration import LEGACY_PLAN_KEY, PLAN_KEY
 from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
 _ENDS = {"finished", "failed"}
@@ -221,11 +222,13 @@ def _findings(timeline: list[TimelineEntry]) -> str:
         detail = entry.detail or {}
         if entry.phase == "failed" and detail.get("message"):
             items.append(_finding_item("error", f"{entry.step} failed", str(detail["message"])))
-        change_set = detail.get("change_set") if entry.phase == "finished" else None
-        if isinstance(change_set, Mapping):
-            if change_set.get("noop_reason"):
-                items.append(_finding_item("info", "nothing to do", str(change_set["noop_reason"])))
-            items += [_finding_item("info", "plan note", str(note)) for note in change_set.get("notes") or []]
+        # Journals of builds up to 41920b0 keep the plan as "change_set", its warnings as "notes".
+        plan = (detail.get(PLAN_KEY) or detail.get(LEGACY_PLAN_KEY)) if entry.phase == "finished" else None
+        if isinstance(plan, Mapping):
+            if plan.get("noop_reason"):
+                items.append(_finding_item("info", "nothing to do", str(plan["noop_reason"])))
+            notes = plan.get("warnings", plan.get("notes")) or []
+            items += [_finding_item("info", "plan note", str(note)) for note in notes]
         for finding in _as_list(detail.get("findings")):
             items.append(_structured_finding(entry.step, finding))
     body = f'<ul class="findings">{"".join(items)}</ul>' if items else "<p>None.</p>"

@@ -27,6 +27,7 @@ was none; cri-dockerd's is cni from v0.2.5), so pod networking does not change u
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
@@ -81,6 +82,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+# cri-dockerd's --cni-conf-dir default (reference §4, v0.3.21 options.go).
+DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+
 
 class RuntimeState(Enum):
     DOCKERSHIM = "dockershim"  # kubelet <=1.23 running its built-in dockershim
@@ -102,27 +106,31 @@ class FileChange:
 
 @dataclass(frozen=True)
 class NodePlan:
-    """What to change on one node. ``changes`` is empty when there is nothing to do (``noop_reason``)."""
+    """What to change on one node, and what verify and rollback hold it to.
+
+    The planner returns it, preflight records it in the journal (``to_record``), and every later step,
+    a resumed run, `shimshift rollback`, `shimshift verify` and the reports read that record back
+    (``from_record``), never a re-plan of files that may already be half-changed. ``changes`` is empty
+    when there is nothing to do (``noop_reason``).
+    """
 
     kubelet_version: str
     node: str | None
     state: RuntimeState
     changes: tuple[FileChange, ...]
-    rollback_changes: tuple[FileChange, ...]
-    # (before, after) of the kubeadm.alpha.kubernetes.io/cri-socket annotation. In a forward plan the
-    # second is always the cri-dockerd socket; in a rollback it is the original value (None: remove it).
-    cri_socket_annotation: tuple[str | None, str | None]
-    instance_config: FileChange | None
+    # The kubeadm.alpha.kubernetes.io/cri-socket annotation. In a forward plan ``after`` is always the
+    # cri-dockerd socket; in a rollback it is the original value (None: remove it).
+    cri_socket_before: str | None
+    cri_socket_after: str | None
     # What verify must see in /proc/<kubelet pid>/cmdline, and must not see.
     expected_kubelet_args: Mapping[str, str]
     forbidden_kubelet_args: tuple[str, ...]
     # What verify must see in the live KubeletConfiguration (/configz), 1.27+ when the endpoint is there.
     expected_kubelet_config: Mapping[str, str]
-    # cri-dockerd: the settings moved from the kubelet, and its full command line after the change.
+    # cri-dockerd: the settings moved from the kubelet (verified on its running command line after its
+    # restart), and its full command line after the change.
     cri_dockerd_settings: Mapping[str, str]
     cri_dockerd_args: tuple[str, ...]
-    cri_dockerd_dropin: str
-    cri_dockerd_config_changed: bool
     noop_reason: str | None
     warnings: tuple[str, ...] = ()
     is_rollback: bool = False
@@ -134,7 +142,30 @@ class NodePlan:
 
     @property
     def is_noop(self) -> bool:
-        return not self.changes
+        return self.noop_reason is not None
+
+    @property
+    def rollback_changes(self) -> tuple[FileChange, ...]:
+        return tuple(c.inverse() for c in reversed(self.changes))
+
+    @property
+    def instance_config(self) -> FileChange | None:
+        """kubeadm's instance-config.yaml (§3.3), when the plan changes it."""
+        return next((c for c in self.changes if c.path == INSTANCE_CONFIG), None)
+
+    @property
+    def cri_dockerd_dropin(self) -> str:
+        return CRI_DOCKERD_DROPIN
+
+    @property
+    def cri_dockerd_config_changed(self) -> bool:
+        """cri-dockerd must be restarted (forward or back) to take the plan's settings."""
+        return any(c.path == CRI_DOCKERD_DROPIN for c in self.changes)
+
+    @property
+    def cni_conf_dir(self) -> str:
+        """Where cri-dockerd will look for the pod network's configuration (preflight checks it)."""
+        return self.cri_dockerd_settings.get("--cni-conf-dir", DEFAULT_CNI_CONF_DIR)
 
     def rollback(self) -> NodePlan:
         """The exact inverse: applying it after this plan restores every original byte.
@@ -142,9 +173,8 @@ class NodePlan:
         return replace(
             self,
             changes=self.rollback_changes,
-            rollback_changes=self.changes,
-            cri_socket_annotation=(self.cri_socket_annotation[1], self.cri_socket_annotation[0]),
-            instance_config=None if self.instance_config is None else self.instance_config.inverse(),
+            cri_socket_before=self.cri_socket_after,
+            cri_socket_after=self.cri_socket_before,
             expected_kubelet_args=self.original_kubelet_args,
             forbidden_kubelet_args=self.original_forbidden_kubelet_args,
             expected_kubelet_config=self.original_kubelet_config,
@@ -154,8 +184,106 @@ class NodePlan:
             original_kubelet_config=self.expected_kubelet_config,
         )
 
+    # -- the journal's record: JSON-ready, exact (file contents in base64) ------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        """The plan as the journal keeps it; ``NodePlan.from_record(plan.to_record()) == plan``."""
+        return {
+            "kubelet_version": self.kubelet_version,
+            "node": self.node,
+            "state": self.state.value,
+            "changes": [{"path": c.path, "before": _encode(c.before), "after": _encode(c.after)} for c in self.changes],
+            "cri_socket_before": self.cri_socket_before,
+            "cri_socket_after": self.cri_socket_after,
+            "expected_kubelet_args": dict(self.expected_kubelet_args),
+            "forbidden_kubelet_args": list(self.forbidden_kubelet_args),
+            "expected_kubelet_config": dict(self.expected_kubelet_config),
+            "cri_dockerd_settings": dict(self.cri_dockerd_settings),
+            "cri_dockerd_args": list(self.cri_dockerd_args),
+            "noop_reason": self.noop_reason,
+            "warnings": list(self.warnings),
+            "is_rollback": self.is_rollback,
+            "original_kubelet_args": dict(self.original_kubelet_args),
+            "original_forbidden_kubelet_args": list(self.original_forbidden_kubelet_args),
+            "original_kubelet_config": dict(self.original_kubelet_config),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> NodePlan:
+        return cls(
+            kubelet_version=str(record["kubelet_version"]),
+            node=record["node"],
+            state=RuntimeState(record["state"]),
+            changes=tuple(
+                FileChange(item["path"], _decode(item["before"]), _decode(item["after"]))
+                for item in record["changes"]
+            ),
+            cri_socket_before=record["cri_socket_before"],
+            cri_socket_after=record["cri_socket_after"],
+            expected_kubelet_args=dict(record["expected_kubelet_args"]),
+            forbidden_kubelet_args=tuple(record["forbidden_kubelet_args"]),
+            expected_kubelet_config=dict(record["expected_kubelet_config"]),
+            cri_dockerd_settings=dict(record["cri_dockerd_settings"]),
+            cri_dockerd_args=tuple(record["cri_dockerd_args"]),
+            noop_reason=record["noop_reason"],
+            warnings=tuple(record["warnings"]),
+            is_rollback=bool(record["is_rollback"]),
+            original_kubelet_args=dict(record["original_kubelet_args"]),
+            original_forbidden_kubelet_args=tuple(record["original_forbidden_kubelet_args"]),
+            original_kubelet_config=dict(record["original_kubelet_config"]),
+        )
+
+    @classmethod
+    def from_change_set_record(
+        cls, record: Mapping[str, Any], *, kubelet_version: str, node: str | None
+    ) -> NodePlan:
+        """The plan from the ``change_set`` record that builds up to 41920b0 journalled (their ChangeSet
+        model), so that `--resume`, `rollback` and `verify` still work on runs such a build started.
+
+        That record kept what apply, verify and rollback need and nothing else: the kubelet version
+        comes from beside it in the preflight detail, the runtime state is inferred (it is only shown),
+        cri-dockerd's full command line and the rollback's verify expectations are left empty (nothing
+        that runs reads them). Its ``cri_dockerd_config_changed`` is not read: it was always whether the
+        drop-in changes, which the plan derives from its changes. Keys added over time
+        (``cri_dockerd_args``, which held the moved settings; ``expected_kubelet_config``; ``notes``) may be
+        missing, as they may be in those journals.
+        """
+        changes = tuple(
+            FileChange(item["path"], _decode(item["before"]), _decode(item["after"])) for item in record["edits"]
+        )
+        noop_reason = record.get("noop_reason")
+        try:
+            parsed = parse_kubelet_version(kubelet_version)
+            version, has_dockershim = str(parsed), facts_for(parsed).has_dockershim
+        except Refusal:  # it was planned, so it parsed then; the state below is only ever shown
+            version, has_dockershim = kubelet_version, True
+        if noop_reason is not None or not any(c.path == CRI_DOCKERD_DROPIN for c in changes):
+            # Nothing to do, or (no drop-in written) only removing flags a migrated kubelet rejects.
+            state = RuntimeState.CRI_DOCKERD
+        elif has_dockershim:
+            state = RuntimeState.DOCKERSHIM
+        else:
+            state = RuntimeState.STALE_DOCKERSHIM_CONFIG
+        return cls(
+            kubelet_version=version,
+            node=node,
+            state=state,
+            changes=changes,
+            cri_socket_before=record["cri_socket_before"],
+            cri_socket_after=record["cri_socket_after"],
+            expected_kubelet_args=dict(record["expected_kubelet_args"]),
+            forbidden_kubelet_args=tuple(record["forbidden_kubelet_args"]),
+            expected_kubelet_config=dict(record.get("expected_kubelet_config", {})),
+            cri_dockerd_settings=dict(record.get("cri_dockerd_args", {})),
+            cri_dockerd_args=(),
+            noop_reason=noop_reason,
+            warnings=tuple(record.get("notes", ())),
+        )
+
+    # -- what `shimshift flags plan -o json` prints -----------------------------------------------
+
     def to_data(self) -> dict[str, Any]:
-        """JSON-ready form (file contents as UTF-8 text with undecodable bytes escaped)."""
+        """JSON-ready form for people (file contents as UTF-8 text with undecodable bytes escaped)."""
 
         def text(data: bytes | None) -> str | None:
             return None if data is None else data.decode("utf-8", "backslashreplace")
@@ -168,10 +296,7 @@ class NodePlan:
             "changes": [
                 {"path": c.path, "before": text(c.before), "after": text(c.after)} for c in self.changes
             ],
-            "cri_socket_annotation": {
-                "before": self.cri_socket_annotation[0],
-                "after": self.cri_socket_annotation[1],
-            },
+            "cri_socket_annotation": {"before": self.cri_socket_before, "after": self.cri_socket_after},
             "instance_config_changed": self.instance_config is not None,
             "expected_kubelet_args": dict(self.expected_kubelet_args),
             "forbidden_kubelet_args": list(self.forbidden_kubelet_args),
@@ -185,6 +310,14 @@ class NodePlan:
             "warnings": list(self.warnings),
             "is_rollback": self.is_rollback,
         }
+
+
+def _encode(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def _decode(text: str | None) -> bytes | None:
+    return None if text is None else base64.b64decode(text.encode("ascii"), validate=True)
 
 
 def apply_changes(
@@ -386,7 +519,6 @@ class _Planner:
             for path in NODE_FILES
             if new_files.get(path) != view.files.get(path)
         )
-        instance_change = next((c for c in changes if c.path == INSTANCE_CONFIG), None)
         # What the plan guarantees is gone afterwards. A node already on cri-dockerd keeps its harmless
         # pre-1.24 leftovers (only warned about above), so verify must not trip over them.
         migrating = state is not RuntimeState.CRI_DOCKERD
@@ -400,16 +532,13 @@ class _Planner:
             node=view.node,
             state=state,
             changes=changes,
-            rollback_changes=tuple(c.inverse() for c in reversed(changes)),
-            cri_socket_annotation=(self.annotation, CRI_DOCKERD_SOCKET),
-            instance_config=instance_change,
+            cri_socket_before=self.annotation,
+            cri_socket_after=CRI_DOCKERD_SOCKET,
             expected_kubelet_args=expected,
             forbidden_kubelet_args=forbidden,
             expected_kubelet_config=expected_config,
             cri_dockerd_settings=settings,
             cri_dockerd_args=cri_args,
-            cri_dockerd_dropin=CRI_DOCKERD_DROPIN,
-            cri_dockerd_config_changed=any(c.path == CRI_DOCKERD_DROPIN for c in changes),
             noop_reason=noop_reason,
             warnings=tuple(self.warnings),
             original_kubelet_args=original_args,

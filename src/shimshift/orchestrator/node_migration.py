@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from shimshift.core.change_set import ChangeSet
+from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     CRI_DOCKERD_SOCKET,
@@ -58,8 +58,8 @@ class NodeMigration:
     async def run(self) -> NodeOutcome:
         return await self.executor.drive(self.procedure.run())
 
-    async def preflight(self) -> ChangeSet:
-        """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
+    async def preflight(self) -> NodePlan:
+        """Preflight alone (for `shimshift plan`): the checks and the plan, nothing changed."""
         return await self.executor.drive(self.procedure.preflight_only())
 
     async def preflight_detail(self) -> dict[str, Any]:

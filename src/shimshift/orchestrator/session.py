@@ -24,7 +24,6 @@ from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
-from shimshift.core.change_set import ChangeSet
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, node_problems
@@ -39,6 +38,8 @@ from shimshift.core.fleet import (
 from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
+from shimshift.core.node_plan import NodePlan
+from shimshift.core.procedures.migration import recorded_plan
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
@@ -54,7 +55,7 @@ from shimshift.orchestrator.node_migration import (
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, UpgradeRun, prepare_upgrade, select_upgrade_nodes
-from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_change_set
+from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
 
 # A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
 ROLLBACK_RUN_KEY = "rollback_nodes"
@@ -389,7 +390,7 @@ class MemoryJournal:
 @dataclass
 class NodePlanReport:
     node: str
-    change_set: ChangeSet | None
+    plan: NodePlan | None
     drain: DrainResult | None
     problem: str | None = None
     findings: list[Finding] = field(default_factory=list)
@@ -426,7 +427,7 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     if upgrade is not None:
                         migration.upgrade = upgrade.settings_for(name)
                     detail = await migration.preflight_detail()
-                    change_set = ChangeSet.from_record(detail["change_set"])
+                    node_plan = recorded_plan(detail, node=name)
                 except (Refusal, StepFailed) as error:
                     refused = node_problems(name, [_message(error)], code="preflight-refused")
                     reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
@@ -434,7 +435,7 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                 drain = await plan_drain(client, name, options.drain)
                 node_upgrade = NodeUpgradePlan.from_record(detail["upgrade_plan"]) if "upgrade_plan" in detail else None
                 reports.append(
-                    NodePlanReport(name, change_set, drain, findings=findings.get(name, []), upgrade=node_upgrade)
+                    NodePlanReport(name, node_plan, drain, findings=findings.get(name, []), upgrade=node_upgrade)
                 )
     return reports
 
@@ -463,7 +464,7 @@ def _migration(
         access=access,
         cri=GrpcCri(node=name, remote_socket=CRI_DOCKERD_SOCKET),
         journal=journal,
-        planner=plan_change_set,
+        planner=plan_from_facts,
         settings=MigrationSettings(
             rollback_on_failure=options.rollback,
             health_timeout=options.health_timeout,

@@ -25,7 +25,7 @@ from shimshift.adapters.kube.drain import (
 )
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.drain import DrainOptions
-from shimshift.core.procedures.migration import plan_change_set
+from shimshift.core.procedures.migration import plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
@@ -230,4 +230,4 @@ class RunJournal:
         return found
 
 
-__all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_change_set"]
+__all__ = ["GrpcCri", "KubeCluster", "RunJournal", "plan_from_facts"]

@@ -116,7 +116,7 @@ def test_node_set_up_by_kubeadm_on_cri_dockerd_is_a_noop(minor: int) -> None:
     assert p.changes == () and p.rollback_changes == ()
     assert p.state is RuntimeState.CRI_DOCKERD
     assert p.noop_reason is not None
-    assert p.cri_socket_annotation == (CRI_DOCKERD_SOCKET, CRI_DOCKERD_SOCKET)
+    assert (p.cri_socket_before, p.cri_socket_after) == (CRI_DOCKERD_SOCKET, CRI_DOCKERD_SOCKET)
     assert not p.cri_dockerd_config_changed
     kubelet_accepts(files, minor)
 
@@ -144,8 +144,9 @@ def test_the_123_lab_node_exact_bytes() -> None:
         b'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.6 '
         b'--container-runtime=remote --container-runtime-endpoint=unix:///var/run/cri-dockerd.sock"\n'
     )
-    assert p.cri_socket_annotation == ("/var/run/dockershim.sock", CRI_DOCKERD_SOCKET)
-    assert p.rollback().cri_socket_annotation == (CRI_DOCKERD_SOCKET, "/var/run/dockershim.sock")
+    assert (p.cri_socket_before, p.cri_socket_after) == ("/var/run/dockershim.sock", CRI_DOCKERD_SOCKET)
+    undo = p.rollback()
+    assert (undo.cri_socket_before, undo.cri_socket_after) == (CRI_DOCKERD_SOCKET, "/var/run/dockershim.sock")
     assert p.rollback().forbidden_kubelet_args == ("--container-runtime", "--container-runtime-endpoint")
     assert p.rollback().rollback() == p
     assert p.cri_dockerd_args == (

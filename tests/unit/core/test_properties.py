@@ -6,9 +6,13 @@
 3. Plans are idempotent: planning again on the result gives no change.
 4. Any input either parses or is refused with a Refusal (never another exception).
 5. A KubeletConfiguration edit changes exactly one line (or appends one) and nothing else.
+6. The journal's record of a plan, and of its rollback, reads back as the same plan; a plan that changes
+   nothing is exactly one with a reason to do nothing.
 """
 
 from __future__ import annotations
+
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +20,7 @@ from hypothesis import strategies as st
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import parse_env_file, split_lines
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
-from shimshift.core.node_plan import apply_changes, plan_node
+from shimshift.core.node_plan import NodePlan, apply_changes, plan_node
 
 from .nodes import MINORS, dockershim_node, version
 
@@ -75,6 +79,11 @@ def flags_file(draw: st.DrawFn, key: str = "KUBELET_KUBEADM_ARGS") -> tuple[byte
     return text.encode(), unrelated
 
 
+def journalled(plan: NodePlan) -> NodePlan:
+    """The plan as a later step reads it: through the journal's JSON (sorted keys, default=str)."""
+    return NodePlan.from_record(json.loads(json.dumps(plan.to_record(), sort_keys=True, default=str)))
+
+
 def plan_for(files: dict[str, bytes | None], minor: int):  # type: ignore[no-untyped-def]
     return plan_node(
         kubelet_version=version(minor),
@@ -131,7 +140,11 @@ def test_unrelated_content_survives_and_plans_roundtrip(
     # 2. Rollback restores every byte.
     assert apply_changes(after, p.rollback_changes) == files
     # 3. Idempotent.
-    assert plan_for(after, minor).changes == ()
+    again = plan_for(after, minor)
+    assert again.changes == ()
+    # 6. Recorded and read back, both plans are the same plans.
+    assert journalled(p) == p and journalled(p.rollback()) == p.rollback() and journalled(again) == again
+    assert not p.is_noop and again.is_noop
 
 
 @settings(max_examples=300, deadline=None)
@@ -155,6 +168,7 @@ def test_any_extra_args_file_plans_or_is_refused(text: str) -> None:
     after = apply_changes(files, p.changes)
     assert apply_changes(after, p.rollback_changes) == files
     assert plan_for(after, 23).changes == ()
+    assert journalled(p) == p
 
 
 YAML_VALUE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789./_", min_size=1, max_size=12)

@@ -6,11 +6,14 @@ cordon); a failed drain (uncordon only); a failed verify (the whole rollback, th
 back); --no-rollback; a failed rollback; resume after each forward step (no step repeated before it);
 resume inside a rollback (it finishes the rollback, deletes a leftover canary); a command that fails
 (thrown into the procedure, journalled as the step's failure); an already-migrated node; the
-procedure alone for `plan` and `verify`.
+procedure alone for `plan` and `verify`; a run that an earlier build (up to 41920b0, whose journal held
+a ChangeSet record) started: resumed, rolled back and verified from that literal record.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +22,11 @@ from shimshift.core import actions as act
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
+    PLAN_KEY,
     MigrationProcedure,
     MigrationSettings,
     NodeStatus,
-    plan_change_set,
+    plan_from_facts,
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, Step
 from tests.unit.core.nodes import dockershim_node
@@ -36,7 +40,7 @@ def world(**options: Any) -> NodeWorld:
 
 
 def procedure(**settings: Any) -> MigrationProcedure:
-    return MigrationProcedure("w1", plan_change_set, MigrationSettings(node_files=NODE_FILES, **settings))
+    return MigrationProcedure("w1", plan_from_facts, MigrationSettings(node_files=NODE_FILES, **settings))
 
 
 def step_phases(steps: list[Step], phase: str = "finished") -> list[tuple[str, str]]:
@@ -215,11 +219,66 @@ def test_an_already_migrated_node_stops_after_preflight() -> None:
 
 def test_plan_and_verify_alone() -> None:
     node = world()
-    change_set = drive(procedure().preflight_only(), node)
-    assert change_set.cri_socket_after == CRI_DOCKERD_ENDPOINT and not node.of_type(act.Record)
+    plan = drive(procedure().preflight_only(), node)
+    assert plan.cri_socket_after == CRI_DOCKERD_ENDPOINT and not node.of_type(act.Record)
     drive(procedure().run(), node)
     assert drive(procedure().verify_now(), node) == []
     node.annotation = "/var/run/dockershim.sock"
     assert drive(procedure().verify_now(), node) == [
         "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'"
     ]
+
+
+# -- runs an earlier build started -----------------------------------------------------------------
+
+OLD_PREFLIGHT = Path(__file__).parents[1] / "core" / "fixtures" / "journal" / "preflight-41920b0-dockershim-node.json"
+
+
+def started_by_41920b0(node: NodeWorld, *finished: tuple[Step, dict[str, Any]]) -> None:
+    """The journal as build 41920b0 left it: its preflight record (literal), then ``finished`` steps."""
+    node.journal += step_records(Step.INSTALL, {"installed": False})
+    node.journal += step_records(Step.PREFLIGHT, json.loads(OLD_PREFLIGHT.read_text()))
+    for step, detail in finished:
+        node.journal += step_records(step, detail)
+
+
+def step_records(step: Step, detail: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [(str(step), "started", None), (str(step), "finished", detail)]
+
+
+def test_a_run_an_earlier_build_started_resumes_from_its_record() -> None:
+    fresh = world()
+    drive(procedure().run(), fresh)
+    node = world()
+    node.cordoned = True
+    started_by_41920b0(node, (Step.CORDON, {"cordoned_by_us": True}), (Step.DRAIN, {"evicted": ["default/web-1"]}))
+    cut = len(node.journal)
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.MIGRATED
+    rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
+    assert rerun == [str(step) for step in FORWARD[FORWARD.index(Step.WRITE_CONFIG) :]]
+    # The old record's plan wrote what today's plan writes, and verify held the node to it.
+    assert node.files == fresh.files and node.annotation == CRI_DOCKERD_ENDPOINT
+    assert node.runs().count(("systemctl", "restart", "cri-docker.service")) == 1
+    assert not node.cordoned
+
+
+def test_a_run_an_earlier_build_started_rolls_back_and_verifies_from_its_record() -> None:
+    node = world()
+    original = dict(node.files)
+    started_by_41920b0(node)
+    assert drive(procedure().run(), node).status is NodeStatus.MIGRATED
+    assert drive(procedure().verify_now(), node) == []
+    # `shimshift rollback` copies the recorded preflight detail, as it is, into a run of its own.
+    undo = NodeWorld(files=dict(node.files), annotation=node.annotation)
+    undo.journal += step_records(Step.PREFLIGHT, json.loads(OLD_PREFLIGHT.read_text()))
+    drive(procedure().rollback(), undo)
+    assert undo.steps() == [*step_phases([Step.PREFLIGHT]), *step_phases(list(MIGRATION_ROLLBACK))]
+    assert undo.files == original and undo.annotation == "/var/run/dockershim.sock"
+
+
+def test_today_s_record_is_the_plan_under_its_own_key() -> None:
+    node = world()
+    drive(procedure().run(), node)
+    detail = next(d for step, phase, d in node.journal if (step, phase) == ("preflight", "finished"))
+    assert detail is not None and set(detail) == {PLAN_KEY, "kubelet_version", "cri_dockerd_version"}

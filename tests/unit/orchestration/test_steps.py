@@ -1,12 +1,8 @@
-"""Per-node step decisions: resume points, kubelet command-line checks, CRI sandbox matching,
-and the journal's change-set record round trip."""
+"""Per-node step decisions: resume points, kubelet command-line checks, CRI sandbox matching.
+(The journal's plan record: tests/unit/core/test_plan_record.py.)"""
 
 from __future__ import annotations
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     PodRef,
@@ -80,29 +76,6 @@ def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
         SandboxRef("kube-system", "kube-apiserver-cp", "hash-1"),
     ]
     assert missing_sandboxes(pods, sandboxes) == [PodRef("demo", "gone", "uid-9")]
-
-
-@given(
-    st.lists(
-        st.tuples(
-            st.text(min_size=1, max_size=30),
-            st.none() | st.binary(max_size=64),
-            st.none() | st.binary(max_size=64),
-        ),
-        max_size=5,
-    ),
-    st.none() | st.text(max_size=40),
-)
-def test_change_set_record_round_trip(edits: list[tuple[str, bytes | None, bytes | None]], before: str | None) -> None:
-    change_set = ChangeSet(
-        edits=tuple(FileEdit(path, old, new) for path, old, new in edits),
-        cri_socket_before=before,
-        cri_socket_after="unix:///var/run/cri-dockerd.sock",
-        expected_kubelet_args={"--container-runtime": "remote"},
-        forbidden_kubelet_args=("--network-plugin",),
-        cri_dockerd_config_changed=True,
-    )
-    assert ChangeSet.from_record(change_set.to_record()) == change_set
 
 
 def test_live_kubelet_config_checked_for_the_endpoint() -> None:

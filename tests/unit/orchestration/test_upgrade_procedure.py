@@ -16,7 +16,7 @@ import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
-from shimshift.core.procedures.migration import MigrationSettings, NodeStatus, plan_change_set
+from shimshift.core.procedures.migration import MigrationSettings, NodeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UPGRADE_STEPS, UpgradeProcedure, UpgradeSettings
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step
 from shimshift.core.upgrade import Binary, Role, TargetBinary
@@ -42,7 +42,7 @@ def world(**options: Any) -> UpgradeWorld:
 def procedure(name: str = "w1", role: Role = Role.WORKER, **settings: Any) -> UpgradeProcedure:
     return UpgradeProcedure(
         name,
-        plan_change_set,
+        plan_from_facts,
         MigrationSettings(node_files=NODE_FILES, **settings),
         upgrade=UpgradeSettings(to="1.24.17", binaries=TARGETS, role=role,
                                 kubeadm_flags=("--ignore-preflight-errors=ImagePull",)),

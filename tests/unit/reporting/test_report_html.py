@@ -20,7 +20,7 @@ def at(node: str, step: str, phase: str, seconds: float, detail: dict[str, Any] 
 
 MIGRATED = [
     at("w1", "preflight", "started", 0),
-    at("w1", "preflight", "finished", 1, {"change_set": {"notes": ["pause image moved to cri-dockerd"]}}),
+    at("w1", "preflight", "finished", 1, {"plan": {"warnings": ["pause image moved to cri-dockerd"]}}),
     at("w1", "drain", "started", 1),
     at("w1", "drain", "finished", 21, {"evicted": ["demo/web-1", "demo/<b>x</b>"]}),
     at("w1", "verify", "started", 30),
@@ -88,6 +88,14 @@ def test_findings_evictions_canary_and_rollback_are_shown() -> None:
     assert "<th>phase</th><td>Pending</td>" in w2  # the canary of a failed verify too
     assert "The rollback completed: back on dockershim." in w2
     assert "No drain was recorded." in w2
+
+
+def test_the_plan_of_a_journal_an_earlier_build_wrote_is_shown() -> None:
+    # Builds up to 41920b0 kept the plan under "change_set", its warnings as "notes".
+    old = {"change_set": {"noop_reason": "the kubelet already uses cri-dockerd", "notes": ["a <note>"]}}
+    page = render([at("w1", "preflight", "started", 0), at("w1", "preflight", "finished", 1, old)])
+    assert "nothing to do</strong>: the kubelet already uses cri-dockerd" in page
+    assert "plan note</strong>: a &lt;note&gt;" in page
 
 
 def test_a_node_without_canary_or_steps_says_so() -> None:

@@ -32,11 +32,10 @@ from shimshift.core.canary import (
     default_pause_image,
     omits_no_new_privs,
 )
-from shimshift.core.change_set import ChangeSet, FileEdit
 from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
-from shimshift.core.node_plan import plan_node
+from shimshift.core.node_plan import FileChange, NodePlan, plan_node
 from shimshift.core.steps import (
     MIGRATION_ROLLBACK,
     MIGRATION_STEPS,
@@ -72,7 +71,7 @@ class NodeOutcome:
 
 @dataclass
 class PreflightFacts:
-    """What preflight read from the node; the planner turns it into a ChangeSet."""
+    """What preflight read from the node; the planner turns it into a NodePlan."""
 
     kubelet_version: str
     cri_dockerd_version: str | None
@@ -81,7 +80,7 @@ class PreflightFacts:
     cri_socket: str | None = None
 
 
-Planner = Callable[[PreflightFacts, str], ChangeSet]
+Planner = Callable[[PreflightFacts, str], NodePlan]
 
 
 @dataclass(frozen=True)
@@ -129,14 +128,14 @@ class MigrationProcedure:
             return (yield from self.finish_rollback("resumed an interrupted rollback"))
         finished: list[str] = yield act.FinishedSteps()
         for step in remaining_steps(finished):
-            if step not in {Step.INSTALL, Step.PREFLIGHT} and (yield from self.change_set()).is_noop:
+            if step not in {Step.INSTALL, Step.PREFLIGHT} and (yield from self.plan()).is_noop:
                 break
             failure = yield from self.run_step(step, self.body(step))
             if failure is not None:
                 return (yield from self.after_failure(step, failure))
-        change_set = yield from self.change_set()
-        if change_set.is_noop:
-            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, change_set.noop_reason or "")
+        plan = yield from self.plan()
+        if plan.is_noop:
+            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, plan.noop_reason or "")
         yield act.Event("ShimshiftMigrated", f"kubelet now uses {CRI_DOCKERD_ENDPOINT}")
         return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
 
@@ -197,7 +196,7 @@ class MigrationProcedure:
 
     def rollback(self) -> Procedure[None]:
         """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
-        if (yield from self.change_set()).is_noop:
+        if (yield from self.plan()).is_noop:
             return
         yield from self.rollback_steps()
         yield act.Event("ShimshiftRolledBack", "back on dockershim", warning=True)
@@ -216,20 +215,21 @@ class MigrationProcedure:
             if failure is not None:
                 raise StepFailed(step, failure)
 
-    def preflight_only(self) -> Procedure[ChangeSet]:
-        """Preflight alone (for `shimshift plan`): the checks and the change set, nothing changed."""
+    def preflight_only(self) -> Procedure[NodePlan]:
+        """Preflight alone (for `shimshift plan`): the checks and the plan as the journal would keep it,
+        nothing changed."""
         detail = yield from self.preflight()
-        return ChangeSet.from_record(detail["change_set"])
+        return NodePlan.from_record(detail[PLAN_KEY])
 
     def verify_now(self) -> Procedure[list[str]]:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
 
-        Uses the change set of the newest run that planned this node, so it checks what that plan
+        Uses the plan of the newest run that planned this node, so it checks what that plan
         promised: the kubelet's runtime flags on its running command line, a recent heartbeat,
         cri-dockerd listing every running pod of the node, its streaming server on loopback only, and
         a hardened canary pod that runs on the pod network.
         """
-        change_set = yield from self.change_set()
+        plan = yield from self.plan()
         problems: list[str] = []
         # The heartbeat must postdate the migration's kubelet restart; with node leases an unchanged
         # status is re-posted only every 5 minutes, so "recent" would be the wrong test.
@@ -238,16 +238,14 @@ class MigrationProcedure:
         health = yield act.WaitHealthy(since, 0)
         problems += list(health.problems)
         argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
-        problems += cmdline_problems(
-            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
-        )
+        problems += cmdline_problems(argv, expected=plan.expected_kubelet_args, forbidden=plan.forbidden_kubelet_args)
         socket = yield act.GetCriSocket()
-        if socket != change_set.cri_socket_after:
+        if socket != plan.cri_socket_after:
             problems.append(f"annotation kubeadm.alpha.kubernetes.io/cri-socket is {socket!r}")
         missing = yield from self.missing_sandboxes()
         if missing:
             problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
-        problems += (yield from self.streaming_check(change_set))[0]
+        problems += (yield from self.streaming_check(plan))[0]
         canary = yield from self.canary()
         if not canary.ok:
             problems.append("canary: " + canary.verdict.message)
@@ -309,19 +307,19 @@ class MigrationProcedure:
             files=files,
             cri_socket=(yield act.GetCriSocket()),
         )
-        change_set = self.planner(self.plan_facts(facts), self.node)
-        if not change_set.is_noop:
-            cni = yield run("ls", "-1", change_set.cni_conf_dir, check=False)
+        plan = self.planner(self.plan_facts(facts), self.node)
+        if not plan.is_noop:
+            cni = yield run("ls", "-1", plan.cni_conf_dir, check=False)
             configs = [name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))]
             if not configs:
                 problems.append(
-                    f"no CNI network configuration in {change_set.cni_conf_dir}: pods would get no network"
+                    f"no CNI network configuration in {plan.cni_conf_dir}: pods would get no network"
                     " through cri-dockerd (install the cluster's network plugin first)"
                 )
         if problems:
             raise StepFailed(Step.PREFLIGHT, "; ".join(problems))
         return {
-            "change_set": change_set.to_record(),
+            PLAN_KEY: plan.to_record(),
             "kubelet_version": kubelet_version,
             "cri_dockerd_version": version,
         }
@@ -341,24 +339,24 @@ class MigrationProcedure:
         return {"evicted": list(outcome.evicted)}
 
     def write_config(self) -> Procedure[dict[str, Any]]:
-        written = yield from self.apply_edits((yield from self.change_set()).edits, reverse=False)
+        written = yield from self.apply_edits((yield from self.plan()).changes, reverse=False)
         yield act.Event("ShimshiftConfigured", f"rewrote {', '.join(written) or 'nothing'}")
         return {"written": written}
 
     def annotate(self) -> Procedure[dict[str, Any]]:
-        change_set = yield from self.change_set()
-        return {"previous": (yield act.SetCriSocket(change_set.cri_socket_after))}
+        plan = yield from self.plan()
+        return {"previous": (yield act.SetCriSocket(plan.cri_socket_after))}
 
     def restart_cri_dockerd(self) -> Procedure[dict[str, Any]]:
-        change_set = yield from self.change_set()
-        if not change_set.cri_dockerd_config_changed:
+        plan = yield from self.plan()
+        if not plan.cri_dockerd_config_changed:
             return {"restarted": False}
         yield run("systemctl", "daemon-reload")
         yield run("systemctl", "restart", "cri-docker.service")
         argv = yield from self.main_process_cmdline("cri-docker.service", Step.RESTART_CRI_DOCKERD)
         # The moved dockershim settings must be on the running cri-dockerd, not only in a file: a
         # missing pause image or CNI directory otherwise shows only when the first pod starts.
-        problems = cmdline_problems(argv, expected=change_set.cri_dockerd_args, forbidden=())
+        problems = cmdline_problems(argv, expected=plan.cri_dockerd_settings, forbidden=())
         problems = [text.replace("kubelet", "cri-dockerd") for text in problems]
         problems += yield from self.cri_problems()
         if problems:
@@ -379,17 +377,15 @@ class MigrationProcedure:
         health = yield act.WaitHealthy(since, self.settings.health_timeout)
         if not health.healthy:
             raise StepFailed(Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems))
-        change_set = yield from self.change_set()
+        plan = yield from self.plan()
         argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
-        problems = cmdline_problems(
-            argv, expected=change_set.expected_kubelet_args, forbidden=change_set.forbidden_kubelet_args
-        )
-        if change_set.expected_kubelet_config:
+        problems = cmdline_problems(argv, expected=plan.expected_kubelet_args, forbidden=plan.forbidden_kubelet_args)
+        if plan.expected_kubelet_config:
             live = yield act.KubeletConfig()
-            problems += config_problems(live, expected=change_set.expected_kubelet_config)
+            problems += config_problems(live, expected=plan.expected_kubelet_config)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems))
-        problems, streaming = yield from self.streaming_check(change_set)
+        problems, streaming = yield from self.streaming_check(plan)
         if problems:
             raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
         # A hardened pod is admitted, runs, and is on the pod network. Before the sandbox check: when
@@ -410,15 +406,15 @@ class MigrationProcedure:
     # -- the rollback's steps --------------------------------------------------------------------
 
     def restore_config(self) -> Procedure[dict[str, Any]]:
-        return {"restored": (yield from self.apply_edits((yield from self.change_set()).edits, reverse=True))}
+        return {"restored": (yield from self.apply_edits((yield from self.plan()).changes, reverse=True))}
 
     def restore_annotation(self) -> Procedure[dict[str, Any]]:
-        change_set = yield from self.change_set()
-        yield act.SetCriSocket(change_set.cri_socket_before)
-        return {"value": change_set.cri_socket_before}
+        plan = yield from self.plan()
+        yield act.SetCriSocket(plan.cri_socket_before)
+        return {"value": plan.cri_socket_before}
 
     def rollback_restart_cri_dockerd(self) -> Procedure[dict[str, Any]]:
-        if not (yield from self.change_set()).cri_dockerd_config_changed:
+        if not (yield from self.plan()).cri_dockerd_config_changed:
             return {"restarted": False}
         yield run("systemctl", "daemon-reload")
         # cri-dockerd stays installed and running on its old settings; only the kubelet leaves it.
@@ -431,7 +427,7 @@ class MigrationProcedure:
         if not health.healthy:
             raise StepFailed(Step.ROLLBACK_VERIFY, "node not healthy on dockershim: " + "; ".join(health.problems))
         args = kubelet_args((yield from self.main_process_cmdline("kubelet.service", Step.ROLLBACK_VERIFY)))
-        if (yield from self.change_set()).is_noop:
+        if (yield from self.plan()).is_noop:
             return {"kubelet_args": args}  # it was on cri-dockerd before: an upgrade's rollback keeps it there
         if (
             args.get("--container-runtime") == "remote"
@@ -442,15 +438,16 @@ class MigrationProcedure:
 
     # -- parts the steps share -------------------------------------------------------------------
 
-    def change_set(self) -> Procedure[ChangeSet]:
-        detail = yield act.StepDetail(Step.PREFLIGHT)
-        if detail is None or "change_set" not in detail:
+    def plan(self) -> Procedure[NodePlan]:
+        """The plan preflight recorded: this run's, or the one `rollback` undoes or `verify` checks."""
+        plan = recorded_plan((yield act.StepDetail(Step.PREFLIGHT)), node=self.node)
+        if plan is None:
             raise Refusal(
                 "no migration plan is recorded for this node",
                 hint="run `shimshift migrate` for it first; rollback works from the recorded plan",
                 node=self.node,
             )
-        return ChangeSet.from_record(detail["change_set"])
+        return plan
 
     def restarted_at(self, step: Step) -> Procedure[datetime]:
         detail = (yield act.StepDetail(step)) or {}
@@ -459,7 +456,7 @@ class MigrationProcedure:
         now: datetime = yield act.Now()
         return now
 
-    def apply_edits(self, edits: tuple[FileEdit, ...], *, reverse: bool) -> Procedure[list[str]]:
+    def apply_edits(self, edits: tuple[FileChange, ...], *, reverse: bool) -> Procedure[list[str]]:
         """Bring each file from one side of its edit to the other; refuse files someone else changed.
 
         Idempotent: a file already on the target side is left alone, so a resumed run that died
@@ -497,7 +494,7 @@ class MigrationProcedure:
             raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
         return split_cmdline(raw)
 
-    def streaming_check(self, change_set: ChangeSet) -> Procedure[tuple[list[str], dict[str, Any]]]:
+    def streaming_check(self, plan: NodePlan) -> Procedure[tuple[list[str], dict[str, Any]]]:
         """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
 
         Only a plan that bound the streaming server to loopback is held to it: an address the operator
@@ -508,7 +505,7 @@ class MigrationProcedure:
         listeners = parse_ss(listening.stdout.decode("utf-8", "replace"))
         ours = [item.endpoint for item in owned_by(listeners, pid=pid)]
         problems = streaming_problems(listeners, pid=pid)
-        if problems and STREAMING_FLAG not in change_set.cri_dockerd_args:
+        if problems and STREAMING_FLAG not in plan.cri_dockerd_settings:
             return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
         return problems, {"cri_dockerd_listeners": ours}
 
@@ -572,9 +569,9 @@ class MigrationProcedure:
         return None
 
 
-def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
-    """The planner the step machine calls at preflight: the core's NodePlan as the journal keeps it."""
-    plan = plan_node(
+def plan_from_facts(facts: PreflightFacts, node: str) -> NodePlan:
+    """The planner the procedure calls at preflight: the core's plan from what preflight read."""
+    return plan_node(
         kubelet_version=facts.kubelet_version,
         files=facts.files,
         cri_dockerd_version=facts.cri_dockerd_version,
@@ -582,23 +579,26 @@ def plan_change_set(facts: PreflightFacts, node: str) -> ChangeSet:
         node=node,
         cri_socket_annotation=facts.cri_socket,
     )
-    edits = [FileEdit(change.path, change.before, change.after) for change in plan.changes]
-    if plan.instance_config is not None and all(edit.path != plan.instance_config.path for edit in edits):
-        change = plan.instance_config
-        edits.append(FileEdit(change.path, change.before, change.after))
-    return ChangeSet(
-        edits=tuple(edits),
-        cri_socket_before=plan.cri_socket_annotation[0],
-        cri_socket_after=plan.cri_socket_annotation[1] or CRI_DOCKERD_ENDPOINT,
-        expected_kubelet_args=dict(plan.expected_kubelet_args),
-        forbidden_kubelet_args=tuple(plan.forbidden_kubelet_args),
-        cri_dockerd_config_changed=plan.cri_dockerd_config_changed,
-        noop_reason=plan.noop_reason,
-        cri_dockerd_args=dict(plan.cri_dockerd_settings),
-        expected_kubelet_config=dict(plan.expected_kubelet_config),
-        cni_conf_dir=plan.cri_dockerd_settings.get("--cni-conf-dir", "/etc/cni/net.d"),
-        notes=tuple(plan.warnings),
-    )
+
+
+# Where preflight's journal detail keeps the plan. Journals of builds up to 41920b0 (before the plan
+# model was one) hold a ChangeSet record under LEGACY_PLAN_KEY instead; a run they started still
+# resumes, rolls back and verifies from it.
+PLAN_KEY = "plan"
+LEGACY_PLAN_KEY = "change_set"
+
+
+def recorded_plan(detail: Mapping[str, Any] | None, *, node: str | None) -> NodePlan | None:
+    """The plan in preflight's journal detail, in either record; None when none is recorded."""
+    if detail is None:
+        return None
+    if PLAN_KEY in detail:
+        return NodePlan.from_record(detail[PLAN_KEY])
+    if LEGACY_PLAN_KEY in detail:
+        return NodePlan.from_change_set_record(
+            detail[LEGACY_PLAN_KEY], kubelet_version=str(detail.get("kubelet_version", "")), node=node
+        )
+    return None
 
 
 _STEP_VALUES = frozenset(step.value for step in Step)
@@ -628,12 +628,15 @@ def parse_cri_dockerd_version(output: bytes) -> str | None:
 __all__ = [
     "CRI_DOCKERD_ENDPOINT",
     "CRI_DOCKERD_SOCKET",
+    "LEGACY_PLAN_KEY",
     "MIGRATION_STEPS",
+    "PLAN_KEY",
     "MigrationProcedure",
     "MigrationSettings",
     "NodeOutcome",
     "NodeStatus",
     "PreflightFacts",
     "StepFailed",
-    "plan_change_set",
+    "plan_from_facts",
+    "recorded_plan",
 ]

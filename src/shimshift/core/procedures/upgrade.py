@@ -9,7 +9,7 @@ uncordon.
 The migration's steps are the migration's own (core/procedures/migration.py); this module adds the
 binaries and kubeadm, the version checks and a wider rollback. What each added step runs is decided by
 core/upgrade.py's NodeUpgradePlan, made at preflight and stored in the journal with the migration's
-change set, so a resumed run and its rollback work from the plan that was made, never a new one.
+plan, so a resumed run and its rollback work from the plan that was made, never a new one.
 
 Rollback: a worker that fails after it changed anything goes back to its old binaries, the kubelet
 files as they were before kubeadm rewrote them, then the migration's rollback (dockershim, proven,
