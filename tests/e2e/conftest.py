@@ -59,10 +59,15 @@ def lab_binaries() -> images.LabBinaries:
 
 
 @pytest.fixture(scope="session")
-def lab() -> Iterator[LabInfo]:
-    # Exclusive while deciding to reuse or rebuild, then shared for the whole session: another
-    # session (another worktree's tests) waits instead of tearing this lab down mid-test.
+def lab_lock() -> Iterator[LabLock]:
+    """The session's hold on the lab: shared while tests run, exclusive while it is checked or rebuilt."""
     lock = LabLock(LAB_DIR, timeout=LOCK_TIMEOUT, on_wait=_progress)
+    yield lock
+    lock.release()
+
+
+def ensure_lab(lock: LabLock) -> LabInfo:
+    """A healthy lab of the default spec (reused, or rebuilt under the exclusive lock), then shared again."""
     started = time.monotonic()
     try:
         info, reused = cluster.ensure(spec=DEFAULT_SPEC, directory=LAB_DIR, progress=_progress, lock=lock)
@@ -70,11 +75,15 @@ def lab() -> Iterator[LabInfo]:
     except Exception as e:  # any failure must become a test failure, never a skip
         lock.release()
         pytest.fail(f"the lab could not be brought up: {type(e).__name__}: {e}", pytrace=False)
-    _progress(
-        f"lab {'reused' if reused else 'built'} in {time.monotonic() - started:.0f}s at {info.directory}"
-    )
-    yield info
-    lock.release()
+    _progress(f"lab {'reused' if reused else 'built'} in {time.monotonic() - started:.0f}s at {info.directory}")
+    return info
+
+
+@pytest.fixture(scope="session")
+def lab(lab_lock: LabLock) -> LabInfo:
+    # Exclusive while deciding to reuse or rebuild, then shared for the whole session: another
+    # session (another worktree's tests) waits instead of tearing this lab down mid-test.
+    return ensure_lab(lab_lock)
 
 
 @pytest.fixture

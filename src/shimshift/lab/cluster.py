@@ -38,6 +38,7 @@ from shimshift.lab.model import (
     CRI_DOCKERD_SOCKET,
     DEFAULT_DIRECTORY,
     DEMO_NAMESPACE,
+    KUBERNETES_VERSION,
     LABEL,
     NETWORK_NAME,
     NETWORK_SUBNET,
@@ -739,6 +740,10 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             for item in json.loads(proc.stdout)["items"]:
                 conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
                 ready[item["metadata"]["name"]] = conds.get("Ready", "Unknown")
+                # An upgrade test leaves the lab at the next release for good: not the lab `up` makes.
+                kubelet = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
+                if kubelet != KUBERNETES_VERSION:
+                    problems.append(f"{item['metadata']['name']}: kubelet {kubelet}, not {KUBERNETES_VERSION}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
     nodes: list[NodeStatus] = []
