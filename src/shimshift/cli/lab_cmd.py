@@ -10,10 +10,18 @@ from rich.console import Console
 from rich.table import Table
 
 from shimshift.core.errors import Refusal
-from shimshift.lab import cluster
+from shimshift.lab import cluster, upgrade_prep
 from shimshift.lab.docker import LabError
 from shimshift.lab.model import DEFAULT_DIRECTORY, CriDockerdMode, LabSpec, lab_files
 
+_cache_option = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/var/cache/shimshift"),
+    show_default=True,
+    envvar="SHIMSHIFT_CACHE",
+    help="Where the lab's built artifacts are kept (built here when missing).",
+)
 _dir_option = click.option(
     "--dir",
     "directory",
@@ -141,3 +149,30 @@ def kubeconfig_cmd(directory: Path) -> None:
 def ssh_config_cmd(directory: Path) -> None:
     """Print the ssh_config's path: ssh -F "$(shimshift lab ssh-config)" shimshift-lab-worker."""
     _print_path(directory, "ssh_config")
+
+
+@lab.command("prepare-upgrade")
+@_cache_option
+@_dir_option
+def prepare_upgrade_cmd(cache_dir: Path, directory: Path) -> None:
+    """Ready the lab for `kubeadm upgrade` to v1.24.17: crictl and the v1.24.17 images on every node.
+
+    Builds what is missing first (cold: about 25 minutes). Prints the folder holding kubeadm, kubelet and
+    kubectl v1.24.17 (for `shimshift upgrade --binaries`). Idempotent: a second run only checks.
+    """
+    console = _console()
+    started = time.monotonic()
+    try:
+        prepared = upgrade_prep.prepare_upgrade(
+            directory=directory,
+            cache_dir=cache_dir,
+            progress=lambda m: console.print(f"[dim]{time.monotonic() - started:5.0f}s[/] {m}"),
+        )
+    except (LabError, Refusal) as e:
+        _fail(e)
+        return
+    console.print(
+        f"lab ready for {prepared.artifacts.version} in {time.monotonic() - started:.0f}s "
+        f"({len(prepared.nodes)} nodes); --binaries:"
+    )
+    click.echo(str(prepared.binaries_dir))

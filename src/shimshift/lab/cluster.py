@@ -169,7 +169,7 @@ def _up(
         _wait_booted(n)
         _prepare_node(n)
         _install_authorized_key(n, ssh_key)
-        _load_images(n, artifacts.inner_images_tar)
+        load_images(n, artifacts.inner_images_tar)
 
     token = _bootstrap_token()
     # Workers boot and load images while the control plane runs kubeadm init (2 cores: the overlap
@@ -364,7 +364,7 @@ def _prepare_node(node: LabNode) -> None:
     node_exec(node.name, ["systemctl", "enable", "--now", "shimshift-lab-kernel-tunables.service"])
 
 
-def _load_images(node: LabNode, tar: Path) -> None:
+def load_images(node: LabNode, tar: Path) -> None:
     # The tarball is piped through `docker exec -i` into the node's own Docker (lab-build.md §2.5).
     node_exec(node.name, ["docker", "load", "--quiet"], stdin_file=tar, timeout=600)
 

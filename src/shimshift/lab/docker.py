@@ -63,11 +63,19 @@ def node_exec(
     )
 
 
+# The path travels as a positional parameter, never spliced into the script. The rename also replaces a
+# binary that is running (writing over it in place fails with "Text file busy").
+_WRITE_SCRIPT = 'set -e; mkdir -p "$(dirname "$1")"; cat > "$1.tmp"; chmod "$2" "$1.tmp"; mv -f "$1.tmp" "$1"'
+
+
 def write_node_file(node: str, path: str, content: str, *, mode: str = "0644") -> None:
     """Write a file inside a node: a temporary file next to it, then rename (atomic for readers)."""
-    # The path travels as a positional parameter, never spliced into the script.
-    script = 'set -e; mkdir -p "$(dirname "$1")"; cat > "$1.tmp"; chmod "$2" "$1.tmp"; mv -f "$1.tmp" "$1"'
-    node_exec(node, ["sh", "-c", script, "sh", path, mode], input=content)
+    node_exec(node, ["sh", "-c", _WRITE_SCRIPT, "sh", path, mode], input=content)
+
+
+def copy_to_node(node: str, path: str, source: Path, *, mode: str = "0755") -> None:
+    """Copy a local file (a binary) to ``path`` inside a node, atomically as :func:`write_node_file`."""
+    node_exec(node, ["sh", "-c", _WRITE_SCRIPT, "sh", path, mode], stdin_file=source, timeout=120)
 
 
 def wait_until(
