@@ -1,0 +1,150 @@
+"""`shimshift upgrade --all --to 1.24.17` on a fresh 1.23.17 dockershim lab, end to end (issue 9).
+
+Matrix: every node Ready at v1.24.17 on cri-dockerd and the API server at v1.24.17; the `restricted`
+Deployment (allowPrivilegeEscalation: false, PDB minAvailable 1) has every pod Running; neither PDB
+was ever violated (ready replicas watched from outside); each node drained once; DaemonSet containers
+not restarted; verify's canary ran *with* allowPrivilegeEscalation: false on every node.
+
+The lab cannot go back to 1.23 (kubeadm upgrade apply is not undone), so this module runs on a lab it
+brings up itself and takes down afterwards; it comes last in the session (tests/e2e/upgrade sorts after
+every other e2e directory), and the next session's `lab` fixture rebuilds the lab it finds gone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from shimshift.lab import render
+from tests.e2e.migrate.helpers import (
+    DEMO,
+    assert_on_cri_dockerd,
+    canary_pods,
+    daemonset_containers,
+    kubectl,
+    node_json,
+    recorded_runs,
+    report_nodes,
+    shimshift,
+)
+from tests.e2e.upgrade.conftest import TARGET, UpgradeLab
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from shimshift.lab.model import LabInfo
+
+pytestmark = pytest.mark.e2e
+READY_REPLICAS = "jsonpath={.status.readyReplicas}"
+
+
+@dataclass
+class BudgetWatch:
+    """Ready replicas of the PDB-guarded Deployments, polled from outside the run; the minimum of each."""
+
+    lab: LabInfo
+    deployments: tuple[str, ...] = ("web", render.RESTRICTED_DEPLOYMENT)
+    minimum: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name in self.deployments:
+                try:
+                    text = kubectl(self.lab, "-n", DEMO, "get", "deploy", name, "-o", READY_REPLICAS)
+                except subprocess.SubprocessError:
+                    continue  # the API server restarts while kubeadm upgrades it
+                ready = int(text or 0)
+                self.minimum[name] = min(self.minimum.get(name, ready), ready)
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> BudgetWatch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+@dataclass
+class Upgraded:
+    lab: LabInfo
+    journal: Path
+    reports: Path
+    result: subprocess.CompletedProcess[str]
+    minimum: dict[str, int]
+    daemonset_before: dict[str, tuple[str, int]]
+    daemonset_after: dict[str, tuple[str, int]]
+
+
+@pytest.fixture(scope="module")
+def upgraded(upgrade_lab: UpgradeLab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgraded]:
+    lab = upgrade_lab.lab
+    work = tmp_path_factory.mktemp("upgrade-all")
+    journal = work / "journal.sqlite"
+    before = daemonset_containers(lab)
+    with BudgetWatch(lab) as watch:
+        result = shimshift(lab, journal, "upgrade", "--all", *upgrade_lab.upgrade_args(), timeout=2400)
+    yield Upgraded(lab, journal, work / "reports", result, dict(watch.minimum), before, daemonset_containers(lab))
+
+
+def test_every_node_is_ready_at_the_target_on_cri_dockerd(upgraded: Upgraded) -> None:
+    assert upgraded.result.returncode == 0, upgraded.result.stdout + upgraded.result.stderr
+    for node in upgraded.lab.nodes:
+        body = node_json(upgraded.lab, node.name)
+        assert body["status"]["nodeInfo"]["kubeletVersion"] == f"v{TARGET}", node.name
+        assert_on_cri_dockerd(upgraded.lab, node.name, kubelet_minor=24)
+
+
+def test_the_api_server_runs_the_target(upgraded: Upgraded) -> None:
+    version = json.loads(kubectl(upgraded.lab, "version", "-o", "json"))
+    assert version["serverVersion"]["gitVersion"] == f"v{TARGET}", version
+
+
+def test_every_restricted_pod_runs(upgraded: Upgraded) -> None:
+    pods = json.loads(
+        kubectl(upgraded.lab, "-n", DEMO, "get", "pods", "-l", f"app={render.RESTRICTED_DEPLOYMENT}", "-o", "json")
+    )["items"]
+    assert len(pods) == 2 and all(pod["status"]["phase"] == "Running" for pod in pods), [
+        (pod["metadata"]["name"], pod["status"].get("phase")) for pod in pods
+    ]
+
+
+def test_no_pdb_was_violated(upgraded: Upgraded) -> None:
+    # web: 3 replicas, minAvailable 2; restricted: 2 replicas, minAvailable 1.
+    assert upgraded.minimum.get("web", 0) >= 2 and upgraded.minimum.get(render.RESTRICTED_DEPLOYMENT, 0) >= 1, (
+        upgraded.minimum
+    )
+
+
+def test_each_node_was_drained_once(upgraded: Upgraded) -> None:
+    [run] = recorded_runs(upgraded.journal)
+    with sqlite3.connect(upgraded.journal) as db:
+        rows = db.execute(
+            "SELECT node, COUNT(*) FROM steps WHERE run_id = ? AND step = 'drain' AND phase = 'started' GROUP BY node",
+            (run.id,),
+        ).fetchall()
+    assert dict(rows) == {node.name: 1 for node in upgraded.lab.nodes}
+
+
+def test_daemonset_containers_were_not_restarted(upgraded: Upgraded) -> None:
+    assert upgraded.daemonset_before and upgraded.daemonset_after == upgraded.daemonset_before
+
+
+def test_the_canary_ran_with_allow_privilege_escalation_false_everywhere(upgraded: Upgraded) -> None:
+    nodes = report_nodes(upgraded.reports)
+    for node in upgraded.lab.nodes:
+        canary = nodes[node.name]["canary"]
+        assert canary["state"] == "running" and canary["omitted"] == [], canary
+    assert canary_pods(upgraded.lab) == []
