@@ -40,6 +40,7 @@ from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, dec
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import recorded_plan
+from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
@@ -56,6 +57,12 @@ from shimshift.orchestrator.node_migration import (
 from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, UpgradeRun, prepare_upgrade, select_upgrade_nodes
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
+
+# What a `shimshift rollback` run copies from the run that changed the node: the plan, and the upgrade's
+# records of what it replaced and kept.
+_CARRIED_TO_ROLLBACK = frozenset(
+    str(step) for step in (Step.PREFLIGHT, Step.INSTALL_KUBEADM, Step.KUBEADM_UPGRADE, Step.INSTALL_KUBELET)
+)
 
 # A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
 ROLLBACK_RUN_KEY = "rollback_nodes"
@@ -549,6 +556,11 @@ async def _roll_back(
         for name in nodes:
             try:
                 migration = _migration(name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event)
+                preflight = run_journal.step_detail(name, str(Step.PREFLIGHT)) or {}
+                if "upgrade_plan" in preflight:
+                    # An upgraded node: its binaries and kubeadm's files go back too (a worker only).
+                    recorded = NodeUpgradePlan.from_record(preflight["upgrade_plan"])
+                    migration.upgrade = UpgradeSettings(to=recorded.to_version.lstrip("v"), role=recorded.role)
                 await migration.rollback()
                 result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
             except (Refusal, StepFailed) as error:
@@ -576,13 +588,11 @@ async def rollback(
             run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
             for name, source in sources.items():
                 assert source is not None
-                plan_detail = next(
-                    r.detail
-                    for r in journal.timeline(source, name)
-                    if r.step == str(Step.PREFLIGHT) and r.phase is Phase.FINISHED
-                )
-                # The rollback run carries the plan it undoes, so a crash during it resumes from there.
-                journal.record(run.id, name, str(Step.PREFLIGHT), Phase.FINISHED, plan_detail)
+                # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
+                # which binaries they replaced), so a crash during it resumes from there.
+                for record in journal.timeline(source, name):
+                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is Phase.FINISHED:
+                        journal.record(run.id, name, record.step, Phase.FINISHED, record.detail)
             result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
             journal.finish_run(run.id, status=_status(result, rollback=True))
             return RunSummary(run.id, identity.server, result)

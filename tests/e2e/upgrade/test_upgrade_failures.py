@@ -10,6 +10,8 @@ cannot start (issue 9). One fresh 1.23.17 lab, in this order:
    (--max-failures 1), exit 1, and the report says so.
 3. `upgrade --all` with the real binaries, killed after each new step on the first worker and resumed:
    every node ends Ready at v1.24.17 on cri-dockerd, uncordoned, no canary left.
+4. `shimshift rollback` of the last worker takes it back to v1.23.17 on dockershim; of the control
+   plane it is refused.
 """
 
 from __future__ import annotations
@@ -121,3 +123,18 @@ def test_3_workers_killed_at_each_new_boundary_then_resumed(upgrade_lab: Upgrade
         assert kubelet_release(lab, node.name) == f"v{TARGET}", node.name
         assert_on_cri_dockerd(lab, node.name, kubelet_minor=24)  # also: Ready, not cordoned
     assert canary_pods(lab) == []
+
+
+def test_4_rollback_of_an_upgraded_worker(upgrade_lab: UpgradeLab, journal: Path) -> None:
+    """`shimshift rollback` of a worker whose upgrade finished: kubelet 1.23 on dockershim again (within
+    the skew policy: two minors behind its API server are allowed), and the control plane refused."""
+    lab = upgrade_lab.lab
+    workers_journal = journal.parent / "workers-journal.sqlite"
+    last = lab.workers[-1].name
+    back = shimshift(lab, workers_journal, "rollback", last)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert kubelet_release(lab, last) == "v1.23.17"
+    assert_on_dockershim(lab, last)
+    refused = shimshift(lab, journal, "rollback", lab.control_plane.name)
+    assert refused.returncode != 0 and "does not undo it" in refused.stdout + refused.stderr
+    assert kubelet_release(lab, lab.control_plane.name) == f"v{TARGET}"

@@ -16,7 +16,7 @@ import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
-from shimshift.core.procedures.migration import MigrationSettings, NodeStatus, plan_from_facts
+from shimshift.core.procedures.migration import MigrationSettings, NodeStatus, StepFailed, plan_from_facts
 from shimshift.core.procedures.upgrade import UPGRADE_STEPS, UpgradeProcedure, UpgradeSettings
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step
 from shimshift.core.upgrade import Binary, Role, TargetBinary
@@ -158,3 +158,18 @@ def test_resume_after_each_step_ends_the_same(last_finished: Step) -> None:
     ]
     assert all(node.releases[f"/usr/bin/{b}.shimshift-v1.23.17.bak"] == "v1.23.17" for b in Binary)
     assert node.running_kubelet == NEW
+
+
+def test_rollback_of_an_upgraded_worker_and_never_of_the_control_plane() -> None:
+    worker = world(apiservers={"cp1": NEW})
+    original = {path: data for path, data in worker.files.items() if data is not None}
+    drive(procedure().run(), worker)
+    drive(procedure().rollback(), worker)  # `shimshift rollback` of a node its upgrade finished
+    assert all(worker.releases[f"/usr/bin/{b}"] == "v1.23.17" for b in Binary)
+    assert {path: data for path, data in worker.files.items() if data is not None} == original
+    assert worker.running_kubelet == "v1.23.17" and worker.annotation == "/var/run/dockershim.sock"
+
+    control_plane = world()
+    drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), control_plane)
+    with pytest.raises(StepFailed, match="control-plane node whose `kubeadm upgrade` ran"):
+        drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).rollback(), control_plane)

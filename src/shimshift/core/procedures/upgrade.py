@@ -137,6 +137,12 @@ class UpgradeProcedure(MigrationProcedure):
         """Binaries, the kubelet files kubeadm rewrote, then the migration's rollback (even when the
         migration itself had nothing to change: the binaries did)."""
         plan = yield from self.upgrade_plan()
+        recorded = set((yield act.RecordedSteps()))
+        if not plan.may_roll_back(recorded):
+            raise StepFailed(
+                Step.RESTORE_BINARIES,
+                f"{self.node} is a control-plane node whose `kubeadm upgrade` ran: shimshift does not undo it",
+            )
         yield from self.rollback_steps()
         yield act.Event("ShimshiftRolledBack", f"back on kubelet {plan.from_version} and dockershim", warning=True)
 
