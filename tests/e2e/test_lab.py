@@ -21,7 +21,7 @@ from lightkube.resources.core_v1 import Node, Pod
 from shimshift.cli.main import main
 from shimshift.lab import cluster, state
 from shimshift.lab.criprobe import cri_version
-from shimshift.lab.model import CRI_DOCKERD_SOCKET, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
+from shimshift.lab.model import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -70,7 +70,7 @@ def test_every_node_is_annotated_with_the_dockershim_socket(lab: LabInfo, kube: 
     for n in lab.nodes:
         node: Any = kube.get(Node, n.name)
         annotations = node.metadata.annotations or {}
-        assert annotations.get(state.CRI_SOCKET_ANNOTATION) == "/var/run/dockershim.sock", n.name
+        assert annotations.get(CRI_SOCKET_ANNOTATION) == "/var/run/dockershim.sock", n.name
 
 
 def test_kubeadm_flags_env_is_as_kubeadm_1_23_wrote_it(lab: LabInfo) -> None:

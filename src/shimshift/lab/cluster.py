@@ -36,8 +36,10 @@ from shimshift.lab.docker import LabError, docker, node_exec, wait_until, write_
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import (
     CRI_DOCKERD_SOCKET,
+    CRI_SOCKET_ANNOTATION,
     DEFAULT_DIRECTORY,
     DEMO_NAMESPACE,
+    DOCKERSHIM_SOCKET,
     KUBERNETES_VERSION,
     LABEL,
     NETWORK_NAME,
@@ -709,9 +711,11 @@ class LabStatus:
         return self.info is not None and not self.problems
 
 
-def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None) -> LabStatus:
+def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None, fresh: bool = False) -> LabStatus:
     """How the lab is: containers, node readiness, kubelet and cri-dockerd per node, and the
-    problems that make it unfit for reuse (empty list = healthy and, with expect, the same spec)."""
+    problems that make it unfit for reuse (empty list = healthy and, with expect, the same spec).
+    ``fresh``: also a problem when a node is no longer as `up` made it (migrated, or upgraded), which
+    the tests' reuse of a lab must not accept."""
     info = load(directory)
     problems: list[str] = []
     if info is None:
@@ -741,9 +745,16 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
                 conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
                 ready[item["metadata"]["name"]] = conds.get("Ready", "Unknown")
                 # An upgrade test leaves the lab at the next release for good: not the lab `up` makes.
+                name = item["metadata"]["name"]
                 kubelet = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
+                if not fresh:
+                    continue
                 if kubelet != KUBERNETES_VERSION:
-                    problems.append(f"{item['metadata']['name']}: kubelet {kubelet}, not {KUBERNETES_VERSION}")
+                    problems.append(f"{name}: kubelet {kubelet}, not {KUBERNETES_VERSION}")
+                # A lab left migrated (the README's main job ends so) is not the dockershim lab tests start from.
+                socket = (item["metadata"].get("annotations") or {}).get(CRI_SOCKET_ANNOTATION)
+                if socket != DOCKERSHIM_SOCKET:
+                    problems.append(f"{name}: cri-socket annotation {socket}, not {DOCKERSHIM_SOCKET}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
     nodes: list[NodeStatus] = []
@@ -780,7 +791,7 @@ def ensure(
     held = lock if lock is not None else LabLock(directory, on_wait=progress)
     held.acquire(exclusive=True)
     try:
-        st = status(directory, expect=spec)
+        st = status(directory, expect=spec, fresh=True)
         if st.healthy and st.info is not None:
             return st.info, True
         say("lab not reusable: " + "; ".join(st.problems))

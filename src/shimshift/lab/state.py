@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 
 from shimshift.lab.cluster import cri_dockerd_state, kubectl
 from shimshift.lab.docker import LabError, node_exec
+from shimshift.lab.model import CRI_SOCKET_ANNOTATION
 
 if TYPE_CHECKING:
     from shimshift.lab.model import LabInfo
 
-CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 WATCHED_FILES = (KUBEADM_FLAGS, "/etc/default/kubelet", "/var/lib/kubelet/config.yaml")
 WATCHED_DIRS = (
