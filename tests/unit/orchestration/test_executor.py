@@ -1,0 +1,64 @@
+"""The executor's loop: results go back into the procedure, a failed action is thrown in at its yield
+(where the procedure decides), a BaseException (a kill, a cancel) is never given to the procedure, and
+journal actions reach the journal with the operator's events."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+
+from shimshift.core import actions as act
+from shimshift.core.actions import Procedure
+from shimshift.orchestrator.executor import NodeExecutor
+from shimshift.orchestrator.ports import ClusterPort, CriPort, NodePort, StepEvent
+from shimshift.orchestrator.session import MemoryJournal
+
+
+class Node:
+    """Only what these procedures ask of a node: a file that is there, one that cannot be read."""
+
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+        if path == "/unreadable":
+            raise PermissionError(path)
+        if path == "/killed":
+            raise KeyboardInterrupt
+        return b"data"
+
+
+def executor(events: list[StepEvent] | None = None) -> tuple[NodeExecutor, MemoryJournal]:
+    journal = MemoryJournal()
+    node = cast(NodePort, Node())
+    ports = cast(ClusterPort, object()), cast(CriPort, object())
+    return NodeExecutor("n1", ports[0], node, ports[1], journal, on_event=events.append if events is not None else None), journal
+
+
+def procedure() -> Procedure[list[Any]]:
+    seen: list[Any] = [(yield act.ReadFile("/etc/x"))]
+    try:
+        yield act.ReadFile("/unreadable")
+    except PermissionError as error:
+        seen.append(f"caught {error}")
+    yield act.Record("step", "finished", {"seen": len(seen)})
+    return seen
+
+
+def test_results_go_in_and_failures_are_thrown_in_at_the_yield() -> None:
+    events: list[StepEvent] = []
+    run, journal = executor(events)
+    assert asyncio.run(run.drive(procedure())) == [b"data", "caught /unreadable"]
+    assert journal.records == [("n1", "step", "finished", {"seen": 2})]
+    assert [(e.step, e.phase) for e in events] == [("step", "finished")]
+
+
+def test_a_base_exception_is_not_the_procedure_s_to_handle() -> None:
+    def killed() -> Procedure[None]:
+        try:
+            yield act.ReadFile("/killed")
+        except BaseException:
+            pytest.fail("the procedure saw the interrupt")
+
+    run, _ = executor()
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run.drive(killed()))
