@@ -16,6 +16,10 @@ from shimshift.orchestrator.ports import ClusterPort, CriPort, NodePort, StepEve
 from shimshift.orchestrator.session import MemoryJournal
 
 
+class Killed(BaseException):
+    """Like asyncio.CancelledError or a signal's SystemExit: not an Exception."""
+
+
 class Node:
     """Only what these procedures ask of a node: a file that is there, one that cannot be read."""
 
@@ -23,7 +27,7 @@ class Node:
         if path == "/unreadable":
             raise PermissionError(path)
         if path == "/killed":
-            raise KeyboardInterrupt
+            raise Killed
         return b"data"
 
 
@@ -31,7 +35,8 @@ def executor(events: list[StepEvent] | None = None) -> tuple[NodeExecutor, Memor
     journal = MemoryJournal()
     node = cast(NodePort, Node())
     ports = cast(ClusterPort, object()), cast(CriPort, object())
-    return NodeExecutor("n1", ports[0], node, ports[1], journal, on_event=events.append if events is not None else None), journal
+    on_event = events.append if events is not None else None
+    return NodeExecutor("n1", ports[0], node, ports[1], journal, on_event=on_event), journal
 
 
 def procedure() -> Procedure[list[Any]]:
