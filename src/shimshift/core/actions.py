@@ -59,7 +59,8 @@ class RemoveFile:
 
 @dataclass(frozen=True)
 class Upload:
-    """Copy a file of this machine to the node atomically; the executor checks its sha256 first."""
+    """Copy a file of this machine to the node atomically; the executor checks its sha256 first. No backup:
+    the upgrade keeps the binary it replaces itself (core/upgrade.py BinarySwap)."""
 
     source: str
     target: str

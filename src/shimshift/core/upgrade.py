@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, Phase, plan_phases
 from shimshift.core.steps import Step
@@ -562,16 +563,6 @@ class BinarySwap:
             Command(("cp", _PRESERVE, "--", self.backup, staged), f"stage the {self.from_version} {self.binary}"),
             Command(("mv", "-f", "--", staged, self.target), f"put the {self.from_version} {self.binary} back"),
         )
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file the executor writes atomically on the node from a local file (no backup: see BinarySwap)."""
-
-    source: str
-    target: str
-    sha256: str
-    mode: int = 0o755
 
 
 @dataclass(frozen=True)

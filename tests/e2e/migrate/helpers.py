@@ -30,6 +30,7 @@ KUBECTL = Path(os.environ.get("SHIMSHIFT_CACHE", "/var/cache/shimshift")) / "bin
 CRI_DOCKERD_ENDPOINT = "unix:///var/run/cri-dockerd.sock"
 CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
 DEMO = "shimshift-demo"
+READY_REPLICAS = "jsonpath={.status.readyReplicas}"
 
 
 
@@ -148,24 +149,31 @@ def daemonset_containers(lab: LabInfo) -> dict[str, tuple[str, int]]:
 
 @dataclass
 class ReadyReplicasWatch:
-    """Polls the demo Deployment's ready replicas in the background and keeps the minimum seen."""
+    """Polls demo Deployments' ready replicas in the background and keeps the minimum seen of each
+    (``minimum`` is the first one's, ``minimums`` every one's)."""
 
     lab: LabInfo
+    deployments: tuple[str, ...] = ("web",)
     interval: float = 0.5
-    minimum: int | None = None
+    minimums: dict[str, int] = field(default_factory=dict)
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
+    @property
+    def minimum(self) -> int | None:
+        return self.minimums.get(self.deployments[0])
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                text = kubectl(self.lab, "-n", DEMO, "get", "deploy", "web", "-o", "jsonpath={.status.readyReplicas}")
+            for name in self.deployments:
+                try:
+                    text = kubectl(self.lab, "-n", DEMO, "get", "deploy", name, "-o", READY_REPLICAS)
+                except subprocess.SubprocessError:
+                    continue  # the API server can be briefly unreachable while the control plane changes
                 ready = int(text or 0)
-                self.minimum = ready if self.minimum is None else min(self.minimum, ready)
-                self.samples += 1
-            except subprocess.SubprocessError:
-                pass  # the API server can be briefly unreachable while the control plane migrates
+                self.minimums[name] = min(self.minimums.get(name, ready), ready)
+            self.samples += 1
             self._stop.wait(self.interval)
 
     def __enter__(self) -> ReadyReplicasWatch:

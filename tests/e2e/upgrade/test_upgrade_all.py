@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ import pytest
 from shimshift.lab import render
 from tests.e2e.migrate.helpers import (
     DEMO,
+    ReadyReplicasWatch,
     assert_on_cri_dockerd,
     canary_pods,
     daemonset_containers,
@@ -42,39 +42,6 @@ if TYPE_CHECKING:
     from shimshift.lab.model import LabInfo
 
 pytestmark = pytest.mark.e2e
-READY_REPLICAS = "jsonpath={.status.readyReplicas}"
-
-
-@dataclass
-class BudgetWatch:
-    """Ready replicas of the PDB-guarded Deployments, polled from outside the run; the minimum of each."""
-
-    lab: LabInfo
-    deployments: tuple[str, ...] = ("web", render.RESTRICTED_DEPLOYMENT)
-    minimum: dict[str, int] = field(default_factory=dict)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for name in self.deployments:
-                try:
-                    text = kubectl(self.lab, "-n", DEMO, "get", "deploy", name, "-o", READY_REPLICAS)
-                except subprocess.SubprocessError:
-                    continue  # the API server restarts while kubeadm upgrades it
-                ready = int(text or 0)
-                self.minimum[name] = min(self.minimum.get(name, ready), ready)
-            self._stop.wait(0.5)
-
-    def __enter__(self) -> BudgetWatch:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
 
 @dataclass
@@ -94,9 +61,9 @@ def upgraded(upgrade_lab: UpgradeLab, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("upgrade-all")
     journal = work / "journal.sqlite"
     before = daemonset_containers(lab)
-    with BudgetWatch(lab) as watch:
+    with ReadyReplicasWatch(lab, deployments=("web", render.RESTRICTED_DEPLOYMENT)) as watch:
         result = shimshift(lab, journal, "upgrade", "--all", *upgrade_lab.upgrade_args(), timeout=2400)
-    yield Upgraded(lab, journal, work / "reports", result, dict(watch.minimum), before, daemonset_containers(lab))
+    yield Upgraded(lab, journal, work / "reports", result, dict(watch.minimums), before, daemonset_containers(lab))
 
 
 def test_every_node_is_ready_at_the_target_on_cri_dockerd(upgraded: Upgraded) -> None:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import Phase
 from shimshift.core.steps import Step
@@ -40,7 +41,6 @@ from shimshift.core.upgrade import (
     NodeVersion,
     Role,
     TargetBinary,
-    Upload,
     apiserver_version,
     check_binaries,
     check_skew,

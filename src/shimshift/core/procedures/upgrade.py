@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from shimshift.core import actions as act
-from shimshift.core.actions import Procedure
+from shimshift.core.actions import Procedure, Upload
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     MigrationProcedure,
@@ -44,7 +44,6 @@ from shimshift.core.upgrade import (
     PackageInstall,
     Role,
     TargetBinary,
-    Upload,
     kubelet_swap_problem,
     parse_target,
     plan_agrees,
@@ -286,7 +285,7 @@ class UpgradeProcedure(MigrationProcedure):
         ran = []
         for action in actions:
             if isinstance(action, Upload):
-                yield act.Upload(action.source, action.target, action.sha256, action.mode)
+                yield action
                 ran.append(f"upload {action.target}")
                 continue
             result = yield act.Run(action.argv, check=False, timeout=600)
