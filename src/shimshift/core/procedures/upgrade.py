@@ -37,7 +37,9 @@ from shimshift.core.procedures.migration import (
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step, remaining_steps
 from shimshift.core.upgrade import (
+    FINISH,
     KUBEADM_REWRITES,
+    MIGRATION_PART,
     Command,
     NodeUpgradePlan,
     NodeVersion,
@@ -54,19 +56,12 @@ from shimshift.core.versions import parse_kubelet_version
 #: The whole sequence; KUBEADM_UPGRADE_PLAN is a no-op on every node but the first control-plane one.
 UPGRADE_STEPS: tuple[Step, ...] = (
     Step.INSTALL,
-    Step.PREFLIGHT,
-    Step.CORDON,
-    Step.DRAIN,
-    Step.WRITE_CONFIG,
-    Step.ANNOTATE,
-    Step.RESTART_CRI_DOCKERD,
+    *MIGRATION_PART,
     Step.INSTALL_KUBEADM,
     Step.KUBEADM_UPGRADE_PLAN,
     Step.KUBEADM_UPGRADE,
     Step.INSTALL_KUBELET,
-    Step.RESTART_KUBELET,
-    Step.VERIFY,
-    Step.UNCORDON,
+    *FINISH,
 )
 UPGRADE_ROLLBACK: tuple[Step, ...] = (Step.RESTORE_BINARIES, Step.RESTORE_KUBEADM_FILES, *MIGRATION_ROLLBACK)
 
