@@ -59,7 +59,7 @@ class Lab:
 
     def upgrade_args(self) -> list[str]:
         return ["--to", TARGET, "--binaries", str(self.binaries),
-                "--kubeadm-flag=--ignore-preflight-errors=ImagePull", "--force", "--delete-emptydir-data"]
+                "--kubeadm-flag=--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration", "--force", "--delete-emptydir-data"]
 
 
 def evicted(journal: Path, node: str) -> int:
@@ -93,7 +93,7 @@ def two_drains(lab: Lab, node: str) -> dict[str, float | int]:
                 stdin=lab.binaries / name)
         if name == "kubeadm":
             lab.ssh(node, "mv", "-f", "/usr/bin/kubeadm.new", "/usr/bin/kubeadm")
-            lab.ssh(node, "kubeadm", "upgrade", "node", "--ignore-preflight-errors=ImagePull")
+            lab.ssh(node, "kubeadm", "upgrade", "node", "--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration")
         else:
             lab.ssh(node, "mv", "-f", f"/usr/bin/{name}.new", f"/usr/bin/{name}")
     lab.ssh(node, "systemctl", "daemon-reload")

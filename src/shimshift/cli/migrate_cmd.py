@@ -152,8 +152,8 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
             "--kubeadm-flag",
             "kubeadm_flags",
             multiple=True,
-            help="Added to every `kubeadm upgrade` (e.g. --ignore-preflight-errors=ImagePull where CoreDNS and "
-            "kube-proxy are not deployed). Repeatable.",
+            help="Added to every `kubeadm upgrade` (e.g. --ignore-preflight-errors=ImagePull,"
+            "CoreDNSUnsupportedPlugins,CoreDNSMigration where CoreDNS and kube-proxy are not deployed). Repeatable.",
         ),
     ]
 

@@ -688,8 +688,10 @@ def plan_node_upgrade(
     from its running process). ``kubeadm_flags`` go, each as one argument, at the end of every
     ``kubeadm upgrade`` command: kubeadm 1.24 pre-pulls kube-proxy's and CoreDNS's images on the
     control plane even where those addons are not deployed (cmd/upgrade/apply.go, phases/upgrade/node/
-    preflight.go, images.GetControlPlaneImages), so a cluster without them, like the lab, needs
-    ``--ignore-preflight-errors=ImagePull``.
+    preflight.go, images.GetControlPlaneImages), and its preflight refuses a cluster without CoreDNS
+    ("CoreDNSUnsupportedPlugins: start version '' not supported", seen in the lab), so a cluster
+    without them, like the lab, needs
+    ``--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration``.
     """
     for flag in kubeadm_flags:
         if not flag.startswith("--") or flag == "--":

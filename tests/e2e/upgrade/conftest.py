@@ -19,8 +19,9 @@ from shimshift.lab.upgrade_prep import prepare_upgrade
 from tests.e2e.conftest import LAB_DIR, _progress, ensure_lab
 
 TARGET = "1.24.17"
-# The lab deploys neither CoreDNS nor kube-proxy: kubeadm 1.24 would still pre-pull their images.
-KUBEADM_FLAGS = ("--kubeadm-flag=--ignore-preflight-errors=ImagePull",)
+# The lab deploys neither CoreDNS nor kube-proxy: kubeadm 1.24 would still pre-pull their images, and its
+# preflight refuses a cluster without CoreDNS ("CoreDNSUnsupportedPlugins: start version '' not supported").
+KUBEADM_FLAGS = ("--kubeadm-flag=--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration",)
 DRAIN_FLAGS = ("--force", "--delete-emptydir-data")
 
 

@@ -200,9 +200,11 @@ class UpgradeProcedure(MigrationProcedure):
         result = yield act.Run(command.argv, check=False, timeout=300)
         stdout = result.stdout.decode("utf-8", "replace")
         problem = plan_agrees(stdout, plan.to_version)
-        if result.returncode != 0 or problem is not None:
-            said = problem or _tail(result.stderr or result.stdout)
-            raise StepFailed(Step.KUBEADM_UPGRADE_PLAN, f"`{command.shown()}` does not agree: {said}")
+        if result.returncode != 0:
+            said = f"exited {result.returncode}: {_tail(result.stderr or result.stdout)}"
+            raise StepFailed(Step.KUBEADM_UPGRADE_PLAN, f"`{command.shown()}` {said}")
+        if problem is not None:
+            raise StepFailed(Step.KUBEADM_UPGRADE_PLAN, f"`{command.shown()}` does not agree: {problem}")
         return {"agrees": plan.to_version}
 
     def kubeadm_upgrade(self) -> Procedure[dict[str, Any]]:
