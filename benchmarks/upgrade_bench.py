@@ -25,6 +25,8 @@ from shimshift.lab.model import LabInfo
 from shimshift.lab.upgrade_prep import prepare_upgrade
 
 TARGET = "1.24.17"
+# The lab deploys neither CoreDNS nor kube-proxy (tests/e2e/upgrade/conftest.py says why).
+IGNORED = "--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration"
 DRAIN = ["--ignore-daemonsets", "--delete-emptydir-data", "--force"]
 
 
@@ -59,7 +61,7 @@ class Lab:
 
     def upgrade_args(self) -> list[str]:
         return ["--to", TARGET, "--binaries", str(self.binaries),
-                "--kubeadm-flag=--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration", "--force", "--delete-emptydir-data"]
+                f"--kubeadm-flag={IGNORED}", "--force", "--delete-emptydir-data"]
 
 
 def evicted(journal: Path, node: str) -> int:
@@ -93,7 +95,7 @@ def two_drains(lab: Lab, node: str) -> dict[str, float | int]:
                 stdin=lab.binaries / name)
         if name == "kubeadm":
             lab.ssh(node, "mv", "-f", "/usr/bin/kubeadm.new", "/usr/bin/kubeadm")
-            lab.ssh(node, "kubeadm", "upgrade", "node", "--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration")
+            lab.ssh(node, "kubeadm", "upgrade", "node", IGNORED)
         else:
             lab.ssh(node, "mv", "-f", f"/usr/bin/{name}.new", f"/usr/bin/{name}")
     lab.ssh(node, "systemctl", "daemon-reload")
