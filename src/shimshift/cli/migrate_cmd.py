@@ -134,7 +134,8 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
             "to",
             required=required,
             help="The release to go to, e.g. 1.24.17 (one minor above the cluster's)"
-            + ("." if required else "; plans `upgrade` instead of `migrate`."),
+            + ("." if required else "; with `plan`, plans `upgrade` instead of `migrate`; `upgrade --resume` "
+               "takes it from the journal."),
         ),
         click.option(
             "--binaries",
@@ -278,12 +279,14 @@ def migrate(**values: Any) -> None:
 
 
 @click.command()
-@upgrade_options(required=True)
+@upgrade_options(required=False)
 @fleet_options
 @canary_base_options
 @connection_options
 def upgrade(**values: Any) -> None:
     """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first."""
+    if values["to"] is None and not values["resume"]:
+        raise click.UsageError("Missing option '--to' (only --resume takes it from the journal).")
     connection = _connection(values)
     options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=_upgrade_request(values))
     _execute(connection, options, resume=values["resume"], verb="upgrade")

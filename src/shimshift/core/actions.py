@@ -128,6 +128,13 @@ class WaitHealthy:
 
 
 @dataclass(frozen=True)
+class WaitControlPlane:
+    """Wait until the node's control-plane static pods are Ready and stay so; the problems left (empty: settled)."""
+
+    timeout: float
+
+
+@dataclass(frozen=True)
 class RunningPods:
     """The node's running pods as PodRef."""
 
@@ -220,6 +227,7 @@ Action = (
     | SetCriSocket
     | Snapshot
     | WaitHealthy
+    | WaitControlPlane
     | RunningPods
     | KubeletConfig
     | Event
@@ -271,6 +279,7 @@ __all__ = [
     "StepDetail",
     "UncordonIfOurs",
     "Upload",
+    "WaitControlPlane",
     "WaitHealthy",
     "WriteFile",
     "run",

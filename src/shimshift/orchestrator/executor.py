@@ -89,6 +89,8 @@ class NodeExecutor:
                 return await self.cluster.snapshot(node)
             case act.WaitHealthy(since, timeout):
                 return await self.cluster.wait_healthy(node, since=since, timeout=timeout)
+            case act.WaitControlPlane(timeout):
+                return await self.cluster.wait_control_plane(node, timeout=timeout)
             case act.RunningPods():
                 return await self.cluster.running_pods(node)
             case act.KubeletConfig():

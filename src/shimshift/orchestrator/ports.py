@@ -107,6 +107,10 @@ class ClusterPort(Protocol):
 
     async def wait_healthy(self, node: str, *, since: datetime, timeout: float) -> HealthOutcome: ...
 
+    async def wait_control_plane(self, node: str, *, timeout: float) -> tuple[str, ...]:
+        """Wait until the node's control-plane static pods are Ready and settled; the problems left."""
+        ...
+
     async def running_pods(self, node: str) -> list[PodRef]: ...
 
     async def kubelet_config(self, node: str) -> Mapping[str, object]:

@@ -257,6 +257,9 @@ async def migrate(
             except BaseException:
                 _close_if_untouched(journal, run.id)
                 raise
+            if any(outcome.resumable for outcome in result.outcomes):
+                # A node stopped half-way for a person (never rolled back): `--resume` goes on from there.
+                return RunSummary(run.id, identity.server, result)
             journal.finish_run(run.id, status=_status(result))
             return RunSummary(run.id, identity.server, result)
     finally:

@@ -120,6 +120,9 @@ class KubeCluster:
         )
         return HealthOutcome(report.healthy, tuple(report.missing))
 
+    async def wait_control_plane(self, node: str, *, timeout: float) -> tuple[str, ...]:
+        return await health.wait_control_plane(self.client, node, timeout=timeout)
+
     async def running_pods(self, node: str) -> list[PodRef]:
         pods = await list_node_pods(self.client, node, DrainOptions())
         refs = []

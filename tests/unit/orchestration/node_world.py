@@ -122,6 +122,8 @@ class NodeWorld:
             case act.SetCriSocket(value):
                 previous, self.annotation = self.annotation, value
                 return previous
+            case act.WaitControlPlane():
+                return ()
             case act.Snapshot() | act.RemoveCanary() | act.Progress():
                 return None
             case act.WaitHealthy():

@@ -103,7 +103,7 @@ def test_a_control_plane_node_is_not_rolled_back_once_kubeadm_ran() -> None:
     assert "Not rolled back" in outcome.message and "shimshift upgrade --resume" in outcome.message
     assert "[ERROR ImagePull]" in outcome.message
     assert not any(step.startswith("rollback:") for step in started(node))
-    assert node.cordoned  # a person looks at it before it takes pods again
+    assert node.cordoned and outcome.resumable  # a person looks at it, then `--resume` goes on from there
 
 
 def test_a_worker_whose_kubeadm_fails_is_rolled_back() -> None:
@@ -173,3 +173,16 @@ def test_rollback_of_an_upgraded_worker_and_never_of_the_control_plane() -> None
     drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), control_plane)
     with pytest.raises(StepFailed, match="control-plane node whose `kubeadm upgrade` ran"):
         drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).rollback(), control_plane)
+
+
+def test_a_stopped_control_plane_resumes_at_the_step_that_failed() -> None:
+    node = world(kubeadm_fails=True)
+    drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
+    node.kubeadm_fails = False  # the person fixed the cause
+    cut = len(node.journal)
+    outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
+    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert [s for s, phase in node.steps()[cut:] if phase == "started"] == [
+        "kubeadm-upgrade", "install-kubelet-kubectl", "restart-kubelet", "verify", "uncordon"
+    ]
+    assert node.apiservers == {"cp1": NEW} and not node.cordoned

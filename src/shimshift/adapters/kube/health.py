@@ -15,9 +15,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import httpx2
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 
-from shimshift.adapters.kube.client import JSON
+from shimshift.adapters.kube.client import JSON, ApiFailure
 from shimshift.adapters.kube.nodes import get_node
 
 if TYPE_CHECKING:
@@ -161,9 +163,16 @@ async def wait_node_healthy(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        report = evaluate_health(
-            await get_node(client, node), await _node_pods(client, node), since=since, baseline=baseline
-        )
+        try:
+            report = evaluate_health(
+                await get_node(client, node), await _node_pods(client, node), since=since, baseline=baseline
+            )
+        except (httpx2.TransportError, ApiFailure, ApiError) as error:
+            if isinstance(error, ApiFailure | ApiError) and _status_of(error) < 500:
+                raise
+            # The node's own kube-apiserver may be restarting: a new kubelet release restarts the static
+            # pods it runs (seen on the control plane after its kubelet went 1.23 -> 1.24). Keep waiting.
+            report = HealthReport(node, False, (f"API server not answering: {type(error).__name__}: {error}",))
         report = HealthReport(
             report.node,
             report.healthy,
@@ -174,4 +183,55 @@ async def wait_node_healthy(
         )
         if report.healthy or loop.time() + interval > deadline:
             return report
+        await asyncio.sleep(interval)
+
+
+def _status_of(error: ApiFailure | ApiError) -> int:
+    if isinstance(error, ApiFailure):
+        return error.status
+    return int(getattr(error.status, "code", 0) or 0)
+
+
+CONTROL_PLANE_COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def control_plane_problems(pods: list[JSON], node: str) -> list[str]:
+    """What keeps ``node``'s kubeadm static pods from counting as up: each component's mirror pod must be
+    there and Ready."""
+    ready: dict[str, bool] = {}
+    for pod in pods:
+        component = (pod.get("metadata", {}).get("labels") or {}).get("component")
+        if component in CONTROL_PLANE_COMPONENTS and pod.get("spec", {}).get("nodeName") == node:
+            conditions = {c.get("type"): c.get("status") for c in pod.get("status", {}).get("conditions") or []}
+            ready[component] = conditions.get("Ready") == "True"
+    return [f"{name} is not Ready on {node}" for name in CONTROL_PLANE_COMPONENTS if not ready.get(name)]
+
+
+async def wait_control_plane(
+    client: AsyncClient, node: str, *, timeout: float, settle: float = 15.0, interval: float = 1.0
+) -> tuple[str, ...]:
+    """Wait until ``node``'s control-plane static pods are all Ready and stay so for ``settle`` seconds
+    with the API server answering every poll; the problems left at ``timeout`` (empty: settled).
+
+    A kubelet of a new release restarts the static pods it runs one after another (their container
+    hash changes), so the API server comes and goes for a while after the restart; what follows must
+    not start before that is over.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    stable_since: float | None = None
+    problems: list[str] = ["not checked yet"]
+    while True:
+        try:
+            listing = client.list(Pod, namespace="kube-system", fields={"spec.nodeName": node})
+            pods = [pod.to_dict() async for pod in listing]
+            problems = control_plane_problems(pods, node)
+        except (httpx2.TransportError, ApiFailure, ApiError) as error:
+            problems = [f"API server not answering: {type(error).__name__}: {error}"]
+        now = loop.time()
+        stable_since = (stable_since or now) if not problems else None
+        if stable_since is not None and now - stable_since >= settle:
+            return ()
+        if now + interval > deadline:
+            return tuple(problems) or (f"not stable for {settle:g}s",)
         await asyncio.sleep(interval)

@@ -67,6 +67,9 @@ class NodeOutcome:
     status: NodeStatus
     message: str = ""
     failed_step: str | None = None
+    # Stopped where it stands for a person, to go on with `--resume` (an upgraded control plane): the
+    # run stays unfinished.
+    resumable: bool = False
 
 
 @dataclass

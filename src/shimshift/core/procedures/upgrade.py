@@ -124,7 +124,8 @@ class UpgradeProcedure(MigrationProcedure):
             if not plan.may_roll_back(recorded):
                 # A control-plane node once kubeadm upgrade started: never undone (issue 9 item 4).
                 yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
-                return NodeOutcome(self.node, NodeStatus.FAILED, stop_message(plan, step, message), str(step))
+                stopped = stop_message(plan, step, message)
+                return NodeOutcome(self.node, NodeStatus.FAILED, stopped, str(step), resumable=True)
         return (yield from super().after_failure(step, message))
 
     def rollback(self) -> Procedure[None]:
@@ -229,8 +230,14 @@ class UpgradeProcedure(MigrationProcedure):
         return (yield from self.perform(Step.INSTALL_KUBELET))
 
     def verify(self) -> Procedure[dict[str, Any]]:
-        detail = yield from super().verify()
         plan = yield from self.upgrade_plan()
+        if plan.role is not Role.WORKER:
+            # The new kubelet restarts the static pods of the node one by one (their container hash
+            # changed): the API server comes and goes until they are all back (seen in the lab).
+            problems = yield act.WaitControlPlane(self.settings.health_timeout)
+            if problems:
+                raise StepFailed(Step.VERIFY, "the control plane did not settle: " + "; ".join(problems))
+        detail = yield from super().verify()
         version = yield act.KubeletVersion()
         if version != plan.to_version:
             raise StepFailed(Step.VERIFY, f"the node reports kubelet {version}, not {plan.to_version}", detail)
