@@ -14,7 +14,7 @@ from typing import Any
 import click
 import pytest
 
-from shimshift.adapters.kube.health import NodeBaseline, evaluate_health
+from shimshift.adapters.kube.health import NodeBaseline, control_plane_problems, evaluate_health
 from shimshift.cli.cluster_cmd import parse_duration
 
 T = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
@@ -110,3 +110,23 @@ def test_heartbeat_in_the_same_second_as_t_counts() -> None:
     # taken after the restart, is 12:00:00.4. Waiting for a later one would take minutes with leases.
     since = T.replace(microsecond=400_000)
     assert evaluate_health(node(beat="2026-11-26T12:00:00Z"), [], since=since).healthy
+
+
+def _static_pod(component: str, node: str, ready: bool) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{component}-{node}", "labels": {"component": component, "tier": "control-plane"}},
+        "spec": {"nodeName": node},
+        "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def test_control_plane_settles_only_with_every_static_pod_ready_on_the_node() -> None:
+    components = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    pods = [_static_pod(name, "cp1", True) for name in components]
+    assert control_plane_problems(pods, "cp1") == []
+    restarting = [*pods[:1], _static_pod("kube-apiserver", "cp1", False), *pods[2:]]
+    assert control_plane_problems(restarting, "cp1") == ["kube-apiserver is not Ready on cp1"]
+    assert control_plane_problems(pods[1:], "cp1") == ["etcd is not Ready on cp1"]
+    assert control_plane_problems([_static_pod(name, "cp2", True) for name in components], "cp1") == [
+        f"{name} is not Ready on cp1" for name in components
+    ]
