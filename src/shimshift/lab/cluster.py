@@ -38,6 +38,7 @@ from shimshift.lab.model import (
     CRI_DOCKERD_SOCKET,
     DEFAULT_DIRECTORY,
     DEMO_NAMESPACE,
+    KUBERNETES_VERSION,
     LABEL,
     NETWORK_NAME,
     NETWORK_SUBNET,
@@ -737,10 +738,16 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
         proc = kubectl(cp.name, ["get", "nodes", "-o", "json"], check=False, timeout=30)
         try:
             for item in json.loads(proc.stdout)["items"]:
+                name = item["metadata"]["name"]
                 conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
-                ready[item["metadata"]["name"]] = conds.get("Ready", "Unknown")
+                ready[name] = conds.get("Ready", "Unknown")
+                kubelet_version = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
+                if kubelet_version != KUBERNETES_VERSION:
+                    problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {KUBERNETES_VERSION}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
+        else:
+            problems += _apiserver_version_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
         state = states.get(n.name, "missing")
@@ -754,6 +761,17 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"{n.name}: node Ready={ready.get(n.name, 'unknown')}")
         nodes.append(NodeStatus(n.name, n.role, n.ip, state, ready.get(n.name, ""), kubelet, cri))
     return LabStatus(directory, info, nodes, problems)
+
+
+def _apiserver_version_problems(cp: LabNode) -> list[str]:
+    """An upgrade (issue 9) leaves a lab that is healthy but no longer the 1.23.17 lab its users expect:
+    one whose API server or kubelets run another version is not reused."""
+    proc = kubectl(cp.name, ["get", "--raw", "/version"], check=False, timeout=30)
+    try:
+        version = str(json.loads(proc.stdout)["gitVersion"])
+    except (ValueError, KeyError, TypeError):
+        return [f"API server on {cp.name} did not say its version: {proc.stderr.strip()[-200:]}"]
+    return [] if version == KUBERNETES_VERSION else [f"API server {version}, the lab is {KUBERNETES_VERSION}"]
 
 
 def ensure(
