@@ -22,11 +22,9 @@ from pathlib import Path
 
 from shimshift.lab import cluster
 from shimshift.lab.model import LabInfo
-from shimshift.lab.upgrade_prep import prepare_upgrade
+from shimshift.lab.upgrade_prep import LAB_KUBEADM_FLAGS, prepare_upgrade
 
 TARGET = "1.24.17"
-# The lab deploys neither CoreDNS nor kube-proxy (tests/e2e/upgrade/conftest.py says why).
-IGNORED = "--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration"
 DRAIN = ["--ignore-daemonsets", "--delete-emptydir-data", "--force"]
 
 
@@ -61,7 +59,7 @@ class Lab:
 
     def upgrade_args(self) -> list[str]:
         return ["--to", TARGET, "--binaries", str(self.binaries),
-                f"--kubeadm-flag={IGNORED}", "--force", "--delete-emptydir-data"]
+                *(f"--kubeadm-flag={flag}" for flag in LAB_KUBEADM_FLAGS), "--force", "--delete-emptydir-data"]
 
 
 def evicted(journal: Path, node: str) -> int:
@@ -95,7 +93,7 @@ def two_drains(lab: Lab, node: str) -> dict[str, float | int]:
                 stdin=lab.binaries / name)
         if name == "kubeadm":
             lab.ssh(node, "mv", "-f", "/usr/bin/kubeadm.new", "/usr/bin/kubeadm")
-            lab.ssh(node, "kubeadm", "upgrade", "node", IGNORED)
+            lab.ssh(node, "kubeadm", "upgrade", "node", *LAB_KUBEADM_FLAGS)
         else:
             lab.ssh(node, "mv", "-f", f"/usr/bin/{name}.new", f"/usr/bin/{name}")
     lab.ssh(node, "systemctl", "daemon-reload")

@@ -61,6 +61,7 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     # `shimshift upgrade` (core/upgrade.py builds these argvs; the operator's --install-command values
     # are theirs to allow).
     CommandShape("crictl", "--version", "upgrade: kubeadm 1.24 reaches cri-dockerd only through crictl"),
+    CommandShape("crictl", "-r", "upgrade: the runtime at the node's cri-socket answers kubeadm's crictl"),
     CommandShape("cp", None, "upgrade: keep the old binaries (--no-clobber); stage them back on rollback"),
     CommandShape("mv", "-f", "upgrade rollback: put an old binary back in one rename"),
     CommandShape("sha256sum", "--", "upgrade: the binary in place is the one from --binaries"),

@@ -742,21 +742,20 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
         proc = kubectl(cp.name, ["get", "nodes", "-o", "json"], check=False, timeout=30)
         try:
             for item in json.loads(proc.stdout)["items"]:
-                conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
-                ready[item["metadata"]["name"]] = conds.get("Ready", "Unknown")
-                # An upgrade test leaves the lab at the next release for good: not the lab `up` makes.
                 name = item["metadata"]["name"]
-                kubelet = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
-                if not fresh:
-                    continue
-                if kubelet != KUBERNETES_VERSION:
-                    problems.append(f"{name}: kubelet {kubelet}, not {KUBERNETES_VERSION}")
+                conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
+                ready[name] = conds.get("Ready", "Unknown")
+                kubelet_version = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
+                if kubelet_version != KUBERNETES_VERSION:
+                    problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {KUBERNETES_VERSION}")
                 # A lab left migrated (the README's main job ends so) is not the dockershim lab tests start from.
                 socket = (item["metadata"].get("annotations") or {}).get(CRI_SOCKET_ANNOTATION)
-                if socket != DOCKERSHIM_SOCKET:
+                if fresh and socket != DOCKERSHIM_SOCKET:
                     problems.append(f"{name}: cri-socket annotation {socket}, not {DOCKERSHIM_SOCKET}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
+        else:
+            problems += _apiserver_version_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
         state = states.get(n.name, "missing")
@@ -770,6 +769,17 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"{n.name}: node Ready={ready.get(n.name, 'unknown')}")
         nodes.append(NodeStatus(n.name, n.role, n.ip, state, ready.get(n.name, ""), kubelet, cri))
     return LabStatus(directory, info, nodes, problems)
+
+
+def _apiserver_version_problems(cp: LabNode) -> list[str]:
+    """An upgrade (issue 9) leaves a lab that is healthy but no longer the 1.23.17 lab its users expect:
+    one whose API server or kubelets run another version is not reused."""
+    proc = kubectl(cp.name, ["get", "--raw", "/version"], check=False, timeout=30)
+    try:
+        version = str(json.loads(proc.stdout)["gitVersion"])
+    except (ValueError, KeyError, TypeError):
+        return [f"API server on {cp.name} did not say its version: {proc.stderr.strip()[-200:]}"]
+    return [] if version == KUBERNETES_VERSION else [f"API server {version}, the lab is {KUBERNETES_VERSION}"]
 
 
 def ensure(

@@ -47,6 +47,15 @@ if TYPE_CHECKING:
 
 CRICTL_PATH = "/usr/bin/crictl"
 
+#: What every `kubeadm upgrade plan|apply|node` of v1.24.17 needs on the lab, which runs neither CoreDNS nor
+#: kube-proxy (seen on the lab, sources in k8s.io/kubernetes v1.24.17 cmd/kubeadm/app):
+#: - CoreDNSUnsupportedPlugins, CoreDNSMigration: `plan` and `apply` fail "start version '' not supported"
+#:   when the coredns ConfigMap is absent (phases/upgrade/preflight.go: dns.GetCoreDNSInfo answers an empty
+#:   version, which the CoreDNS migration library refuses);
+#: - ImagePull: `apply` and `upgrade node` on a control-plane node pre-pull kube-proxy's and CoreDNS's images
+#:   too (images.GetControlPlaneImages), which the lab does not have and cannot pull.
+LAB_KUBEADM_FLAGS: tuple[str, ...] = ("--ignore-preflight-errors=CoreDNSUnsupportedPlugins,CoreDNSMigration,ImagePull",)
+
 
 @dataclass(frozen=True)
 class NodePreparation:

@@ -15,13 +15,12 @@ import pytest
 
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import LabInfo
-from shimshift.lab.upgrade_prep import prepare_upgrade
+from shimshift.lab.upgrade_prep import LAB_KUBEADM_FLAGS, prepare_upgrade
 from tests.e2e.conftest import LAB_DIR, _progress, ensure_lab
 
 TARGET = "1.24.17"
-# The lab deploys neither CoreDNS nor kube-proxy: kubeadm 1.24 would still pre-pull their images, and its
-# preflight refuses a cluster without CoreDNS ("CoreDNSUnsupportedPlugins: start version '' not supported").
-KUBEADM_FLAGS = ("--kubeadm-flag=--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration",)
+# The lab deploys neither CoreDNS nor kube-proxy: the kubeadm flags that lets kubeadm 1.24 go on.
+KUBEADM_FLAGS = tuple(f"--kubeadm-flag={flag}" for flag in LAB_KUBEADM_FLAGS)
 DRAIN_FLAGS = ("--force", "--delete-emptydir-data")
 
 

@@ -255,6 +255,9 @@ class UpgradeWorld(NodeWorld):
 
     def _run(self, argv: tuple[str, ...]) -> Result:
         match argv:
+            case ("crictl", "-r", socket, "info"):
+                reachable = self.crictl and socket == "unix:///var/run/cri-dockerd.sock"
+                return Result(0 if reachable else 1, stderr=b"" if reachable else b"unknown service runtime.v1")
             case ("crictl", "--version"):
                 return Result(0 if self.crictl else 127, b"crictl version v1.34.0\n" if self.crictl else b"")
             case ("cp", _, "--no-clobber", "--", source, backup):

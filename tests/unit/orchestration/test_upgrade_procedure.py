@@ -124,11 +124,31 @@ def test_a_worker_never_gets_a_kubelet_newer_than_the_api_server() -> None:
     assert node.releases["/usr/bin/kubelet"] == "v1.23.17"
 
 
-def test_no_crictl_is_refused_before_anything_changes() -> None:
+def test_no_crictl_on_a_control_plane_node_is_refused_before_anything_changes() -> None:
     node = world(crictl=False)
-    outcome = drive(procedure().run(), node)
+    outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
     assert outcome.status is NodeStatus.REFUSED and "crictl" in outcome.message
     assert not node.of_type(act.Cordon) and not node.of_type(act.WriteFile) and not node.of_type(act.Upload)
+    # A worker's `kubeadm upgrade node` never calls crictl: no crictl is no reason to refuse it.
+    worker = world(crictl=False, apiservers={"cp1": NEW})
+    assert drive(procedure().run(), worker).status is NodeStatus.MIGRATED
+
+
+def test_kubeadm_never_runs_on_a_runtime_crictl_cannot_reach() -> None:
+    node = world()
+    original = node.answer
+
+    def stale(action: act.Action) -> object:
+        if isinstance(action, act.GetCriSocket) and any(isinstance(a, act.Upload) for a in node.actions):
+            node.actions.append(action)
+            return "unix:///var/run/dockershim.sock"
+        return original(action)
+
+    # The annotation write did not take (someone put it back): kubeadm would find dockershim.
+    node.answer = stale  # type: ignore[method-assign]
+    outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
+    assert outcome.failed_step == "kubeadm-upgrade" and "crictl cannot reach the runtime" in outcome.message
+    assert not [argv for argv in node.runs() if argv[1:3] == ("upgrade", "apply")]
 
 
 class Killed(BaseException):

@@ -157,9 +157,11 @@ class UpgradeProcedure(MigrationProcedure):
 
     def preflight(self) -> Procedure[dict[str, Any]]:
         detail = yield from super().preflight()
-        # kubeadm 1.24 reaches every runtime through crictl and refuses to run without it.
+        # kubeadm 1.24 reaches the runtime through crictl on a control-plane node (its image pre-pull in
+        # `upgrade apply` and `upgrade node`) and fails there without it; a worker's `upgrade node` does
+        # not call it (seen in the lab).
         crictl = yield act.run("crictl", "--version", check=False)
-        if crictl.returncode != 0:
+        if self.upgrade.role is not Role.WORKER and crictl.returncode != 0:
             raise StepFailed(
                 Step.PREFLIGHT,
                 "crictl is not on the node's PATH: kubeadm 1.24 refuses to run without it "
@@ -211,6 +213,15 @@ class UpgradeProcedure(MigrationProcedure):
     def kubeadm_upgrade(self) -> Procedure[dict[str, Any]]:
         plan = yield from self.upgrade_plan()
         [command] = [action for action in _actions_of(plan, Step.KUBEADM_UPGRADE) if isinstance(action, Command)]
+        if plan.role is not Role.WORKER:
+            # kubeadm talks to the runtime at the node's cri-socket annotation. One it cannot reach (a
+            # stale dockershim one: CRI v1alpha2 only) shows in kubeadm only as an ignorable ImagePull
+            # warning, and the upgraded kubelet then fails on what was left behind (seen in the lab).
+            socket = yield act.GetCriSocket()
+            runtime = yield act.Run(("crictl", "-r", str(socket), "info"), check=False)
+            if runtime.returncode != 0:
+                said = _tail(runtime.stderr or runtime.stdout)
+                raise StepFailed(Step.KUBEADM_UPGRADE, f"crictl cannot reach the runtime at {socket}: {said}")
         # kubeadm upgrade apply waits for each static pod in turn (5 minutes each at most).
         result = yield act.Run(command.argv, check=False, timeout=1800)
         if result.returncode != 0:
