@@ -181,6 +181,10 @@ class BudgetIndex:
         self._demands: dict[str, dict[str, int]] = defaultdict(dict)
         self._matched_on_node: dict[str, set[tuple[str, str]]] = defaultdict(set)
 
+    def budget_keys(self) -> set[str]:
+        """``namespace/name`` of every PDB indexed (a relist drops those no longer listed)."""
+        return set(self._budgets)
+
     @classmethod
     def of(cls, pods: Iterable[PodView], budgets: Iterable[BudgetView]) -> BudgetIndex:
         index = cls()

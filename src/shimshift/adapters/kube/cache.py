@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import httpx2
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import OnErrorAction, OnErrorResult
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
 
 LIST_CHUNK = 500
+RELIST_DELAY = 1.0
+# A wait on the cache also asks the API server itself this often: a change the watch missed costs
+# this long, never the whole timeout.
+RECHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,12 +137,49 @@ class ClusterCache:
     async def _watch(
         self, resource: Any, version: str, put: Callable[[Any], None], drop: Callable[[Any], None]
     ) -> None:
-        watch = self.client.watch(resource, namespace="*", resource_version=version, on_error=_retry)
-        async for change, item in watch:
-            if change == "DELETED":
-                drop(item)
-            else:
-                put(item)
+        """Watch from ``version``; whenever the watch ends or fails, list again and watch from there.
+
+        The API server itself may go away for a while (an upgraded control plane restarts its static
+        pods; seen in the lab: the watch ended and the cache stayed still while a drain waited on it).
+        A new list also drops what was deleted while nobody watched.
+        """
+        while True:
+            try:
+                watch = self.client.watch(resource, namespace="*", resource_version=version, on_error=_retry)
+                async for change, item in watch:
+                    if change == "DELETED":
+                        drop(item)
+                    else:
+                        put(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # any end of the watch: list again below
+                await asyncio.sleep(RELIST_DELAY)
+            version = await self._relist(resource, put)
+
+    async def _relist(self, resource: Any, put: Callable[[Any], None]) -> str:
+        while True:
+            try:
+                listing = self.client.list(resource, namespace="*", chunk_size=LIST_CHUNK)
+                items = [item async for item in listing]
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the API server still away: try again
+                await asyncio.sleep(RELIST_DELAY)
+        listed = {(str(item.metadata.namespace), str(item.metadata.name)) for item in items}
+        if resource is Pod:
+            for key in [key for key in self.pods if key not in listed]:
+                self.pods.pop(key, None)
+                self.budgets.remove_pod(*key)
+            self._pod_pulse.fire()
+        else:
+            for budget in self.budgets.budget_keys() - {f"{ns}/{name}" for ns, name in listed}:
+                self.budgets.remove_budget(*budget.split("/", 1))
+            self._budget_pulse.fire()
+        for item in items:
+            put(item)
+        return str(listing.resourceVersion)
 
     def _put_budget(self, pdb: PodDisruptionBudget) -> None:
         self.budgets.put_budget(budget_view(pdb))
@@ -178,7 +221,17 @@ class ClusterCache:
 
     async def wait_budget_allowed(self, key: str, *, timeout: float) -> bool:
         """Until the PDB ``namespace/name`` allows a disruption (True), or ``timeout`` (False)."""
-        return await _wait_until(lambda: (self.budgets.allowed(key) or 0) > 0, self._budget_pulse, timeout)
+        namespace, name = key.split("/", 1)
+
+        async def allowed_on_server() -> bool:
+            try:
+                pdb = await self.client.get(PodDisruptionBudget, name, namespace=namespace)
+            except (ApiError, httpx2.TransportError):
+                return False
+            return pdb.status is not None and (pdb.status.disruptionsAllowed or 0) > 0
+
+        allowed = lambda: (self.budgets.allowed(key) or 0) > 0  # noqa: E731 - read at each wake-up
+        return await _wait_until(allowed, self._budget_pulse, timeout, recheck=allowed_on_server)
 
     async def wait_pod_gone(self, namespace: str, name: str, uid: str, *, timeout: float) -> bool:
         """Until the pod ``uid`` is deleted or replaced under its name (True), or ``timeout`` (False)."""
@@ -187,13 +240,28 @@ class ClusterCache:
             state = self.pods.get((namespace, name))
             return state is None or state.uid != uid
 
-        return await _wait_until(gone, self._pod_pulse, timeout)
+        async def gone_on_server() -> bool:
+            try:
+                pod = await self.client.get(Pod, name, namespace=namespace)
+            except ApiError as error:
+                return error.status.code == 404
+            except httpx2.TransportError:
+                return False
+            return pod.metadata is None or pod.metadata.uid != uid
+
+        return await _wait_until(gone, self._pod_pulse, timeout, recheck=gone_on_server)
 
     def pod(self, namespace: str, name: str) -> PodState | None:
         return self.pods.get((namespace, name))
 
 
-async def _wait_until(done: Callable[[], bool], pulse: _Pulse, timeout: float) -> bool:
+async def _wait_until(
+    done: Callable[[], bool],
+    pulse: _Pulse,
+    timeout: float,
+    *,
+    recheck: Callable[[], Awaitable[bool]] | None = None,
+) -> bool:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -203,8 +271,12 @@ async def _wait_until(done: Callable[[], bool], pulse: _Pulse, timeout: float) -
         left = deadline - loop.time()
         if left <= 0:
             return False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pulse.wait_past(generation), timeout=left)
+        step = left if recheck is None else min(left, RECHECK_SECONDS)
+        try:
+            await asyncio.wait_for(pulse.wait_past(generation), timeout=step)
+        except TimeoutError:
+            if recheck is not None and await recheck():
+                return True
 
 
 async def wait_budget_allowed(client: AsyncClient, key: str, *, timeout: float) -> bool:
