@@ -349,6 +349,17 @@ class LocalApiServer:
             f"{self.log_tail('kube-apiserver')}"
         )
 
+    def restart_apiserver(self, *, down_for: float = 2.0) -> None:
+        """Kill kube-apiserver (its connections close, as when its static pod's container is replaced), wait
+        ``down_for`` seconds, start it again with the same arguments and wait until it is ready."""
+        [old] = [p for p in self.processes if Path(str(p.args[0])).name == "kube-apiserver"]  # type: ignore[index]
+        old.kill()  # SIGTERM waits for every open watch to end: long, and not what is under test
+        old.wait(timeout=30)
+        self.processes.remove(old)
+        time.sleep(down_for)
+        self._spawn("kube-apiserver", [str(arg) for arg in old.args])  # type: ignore[union-attr]
+        self._wait_ready()
+
     def stop(self) -> None:
         for process in reversed(self.processes):
             if process.poll() is None:
