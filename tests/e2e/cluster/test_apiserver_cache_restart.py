@@ -53,7 +53,7 @@ async def test_the_cache_lists_again_after_the_api_server_restarts(restartable: 
     client = make_client(restartable.kubeconfig)
     try:
         for name in ("kept", "waited-for", "deleted-after"):
-            await client.create(Pod.from_dict(pod(name)))
+            await client.create(Pod.from_dict(pod(name)))  # type: ignore[call-overload]
         async with ClusterCache(client) as cache:
             await eventually(lambda: cache.pod("default", "deleted-after") is not None)
             uid = str(cache.pod("default", "waited-for").uid)  # type: ignore[union-attr]
