@@ -18,22 +18,24 @@ import click
 from shimshift.adapters.node_access import NodeAccessError, find_programs_here
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.errors import Refusal
-from shimshift.core.node_commands import PROGRAMS, sudoers_lines
+from shimshift.core.node_commands import PROGRAMS, UPGRADE_PROGRAMS, sudoers_lines
 from shimshift.orchestrator.session import Connection, node_pool
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
-async def _from_nodes(connection: Connection, nodes: tuple[str, ...], user: str | None) -> list[str]:
+async def _from_nodes(
+    connection: Connection, nodes: tuple[str, ...], user: str | None, programs: tuple[str, ...]
+) -> list[str]:
     out: list[str] = []
     async with node_pool(connection) as pool:
         for name in nodes:
             access = await pool.get(name)
             login = access.username if isinstance(access, SSHNodeAccess) else None
-            paths = await access.find_programs(PROGRAMS)
+            paths = await access.find_programs(programs)
             if len(nodes) > 1:
                 out.append(f"# --- node {name}")
-            out += sudoers_lines(user or login or "root", paths)
+            out += sudoers_lines(user or login or "root", paths, programs)
     return out
 
 
@@ -51,18 +53,26 @@ async def _from_nodes(connection: Connection, nodes: tuple[str, ...], user: str 
     help="known_hosts to check node host keys against. Unknown host keys are always refused.",
 )
 @click.option("--ssh-user", help="SSH user to log in as (default: the ssh_config's).")
+@click.option("--upgrade", is_flag=True, help="Also what `shimshift upgrade` runs (kubeadm, crictl, the binary swap).")
 def sudoers(
-    nodes: tuple[str, ...], user: str | None, ssh_config: Path | None, known_hosts: Path | None, ssh_user: str | None
+    nodes: tuple[str, ...],
+    user: str | None,
+    ssh_config: Path | None,
+    known_hosts: Path | None,
+    ssh_user: str | None,
+    upgrade: bool,
 ) -> None:
     """Print the /etc/sudoers.d/shimshift lines a non-root SSH user needs: exactly the commands a migration
-    runs as root, by their full paths on the node (or on this machine without NODE)."""
+    (with --upgrade: an upgrade) runs as root, by their full paths on the node (or on this machine
+    without NODE)."""
+    programs = UPGRADE_PROGRAMS if upgrade else PROGRAMS
     try:
         if nodes:
             connection = Connection(ssh_config=ssh_config, known_hosts=known_hosts, ssh_user=ssh_user)
-            lines = asyncio.run(_from_nodes(connection, nodes, user or ssh_user))
+            lines = asyncio.run(_from_nodes(connection, nodes, user or ssh_user, programs))
         else:
             here = user or os.environ.get("SUDO_USER") or getpass.getuser()
-            lines = sudoers_lines(here, find_programs_here(PROGRAMS))
+            lines = sudoers_lines(here, find_programs_here(programs), programs)
     except Refusal as error:
         click.echo(f"shimshift: {error}", err=True)
         sys.exit(EXIT_REFUSED)

@@ -32,10 +32,15 @@ class CommandShape:
     program: str  # the name `command -v` finds; the argv may give a full path with this base name
     subcommand: str | None  # argv[1], or None: any arguments
     why: str
+    upgrade: bool = False  # run by `shimshift upgrade` only
 
 
 def _systemctl(verb: str, why: str) -> CommandShape:
     return CommandShape("systemctl", verb, why)
+
+
+def _upgrade(program: str, subcommand: str | None, why: str) -> CommandShape:
+    return CommandShape(program, subcommand, why, upgrade=True)
 
 
 NODE_COMMANDS: tuple[CommandShape, ...] = (
@@ -60,19 +65,21 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     _systemctl("try-restart", "restart cri-dockerd on rollback"),
     # `shimshift upgrade` (core/upgrade.py builds these argvs; the operator's --install-command values
     # are theirs to allow).
-    CommandShape("crictl", "--version", "upgrade: kubeadm 1.24 reaches cri-dockerd only through crictl"),
-    CommandShape("crictl", "-r", "upgrade: the runtime at the node's cri-socket answers kubeadm's crictl"),
-    CommandShape("cp", None, "upgrade: keep the old binaries (--no-clobber); stage them back on rollback"),
-    CommandShape("mv", "-f", "upgrade rollback: put an old binary back in one rename"),
-    CommandShape("sha256sum", "--", "upgrade: the binary in place is the one from --binaries"),
-    CommandShape("kubeadm", "version", "upgrade: the kubeadm in place reports its release"),
-    CommandShape("kubeadm", "upgrade", "upgrade: kubeadm upgrade plan, apply and node"),
-    CommandShape("kubelet", "--version", "upgrade: the kubelet in place reports its release"),
-    CommandShape("kubectl", "version", "upgrade: the kubectl in place reports its release"),
+    _upgrade("crictl", "--version", "upgrade: kubeadm 1.24 reaches cri-dockerd only through crictl"),
+    _upgrade("crictl", "-r", "upgrade: the runtime at the node's cri-socket answers kubeadm's crictl"),
+    _upgrade("cp", None, "upgrade: keep the old binaries (--no-clobber); stage them back on rollback"),
+    _upgrade("mv", "-f", "upgrade rollback: put an old binary back in one rename"),
+    _upgrade("sha256sum", "--", "upgrade: the binary in place is the one from --binaries"),
+    _upgrade("kubeadm", "version", "upgrade: the kubeadm in place reports its release"),
+    _upgrade("kubeadm", "upgrade", "upgrade: kubeadm upgrade plan, apply and node"),
+    _upgrade("kubelet", "--version", "upgrade: the kubelet in place reports its release"),
+    _upgrade("kubectl", "version", "upgrade: the kubectl in place reports its release"),
 )
 
-#: The programs a sudoers file must allow, in the order above.
-PROGRAMS: tuple[str, ...] = tuple(dict.fromkeys(shape.program for shape in NODE_COMMANDS))
+#: The programs a sudoers file must allow for `migrate`, in the order above.
+PROGRAMS: tuple[str, ...] = tuple(dict.fromkeys(shape.program for shape in NODE_COMMANDS if not shape.upgrade))
+#: ... and for `upgrade`, which also swaps kubeadm, kubelet and kubectl and runs kubeadm and crictl.
+UPGRADE_PROGRAMS: tuple[str, ...] = tuple(dict.fromkeys(shape.program for shape in NODE_COMMANDS))
 
 
 def shape_of(argv: Sequence[str]) -> CommandShape | None:
@@ -87,14 +94,16 @@ def shape_of(argv: Sequence[str]) -> CommandShape | None:
     return None
 
 
-def sudoers_lines(user: str, paths: Mapping[str, str | None]) -> list[str]:
+def sudoers_lines(
+    user: str, paths: Mapping[str, str | None], programs: Sequence[str] = PROGRAMS
+) -> list[str]:
     """A sudoers.d file for ``user``: one NOPASSWD rule over the full paths found for `PROGRAMS`.
 
     ``paths`` maps a program to its path on the node (None or absent: not found there); a program
     not found is named in a comment, since sudoers needs full paths.
     """
-    found = [path for p in PROGRAMS if (path := paths.get(p))]
-    missing = [p for p in PROGRAMS if not paths.get(p)]
+    found = [path for p in programs if (path := paths.get(p))]
+    missing = [p for p in programs if not paths.get(p)]
     lines = [
         "# shimshift: the commands a migration runs as root through `sudo -n` (shimshift sudoers).",
         "# sh is among them (the atomic file writes), so this grant is as strong as root.",
@@ -106,9 +115,9 @@ def sudoers_lines(user: str, paths: Mapping[str, str | None]) -> list[str]:
     return lines
 
 
-def sudoers_rule(user: str, paths: Mapping[str, str | None]) -> str:
+def sudoers_rule(user: str, paths: Mapping[str, str | None], programs: Sequence[str] = PROGRAMS) -> str:
     """The one rule line of `sudoers_lines` (for a one-line hint)."""
-    return sudoers_lines(user, paths)[-1]
+    return sudoers_lines(user, paths, programs)[-1]
 
 
 def parse_found_programs(programs: Sequence[str], output: str) -> dict[str, str | None]:

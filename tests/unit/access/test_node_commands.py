@@ -21,6 +21,7 @@ from shimshift.core.node_commands import (
     NODE_COMMANDS,
     PROGRAMS,
     SUDO_SECURE_PATH,
+    UPGRADE_PROGRAMS,
     CommandShape,
     parse_found_programs,
     shape_of,
@@ -172,8 +173,11 @@ def test_sudoers_lines_name_every_program_by_its_path() -> None:
     assert "# not found on the node, add their full paths: cri-dockerd" in lines
     assert any("group docker" in line for line in lines)
     assert sudoers_rule("ops", paths) == lines[-1]
-    assert PROGRAMS[:10] == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
-    assert PROGRAMS[10:] == ("crictl", "cp", "mv", "sha256sum", "kubeadm", "kubelet", "kubectl")
+    assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
+    # `sudoers --upgrade`: the migration's, then what the upgrade adds.
+    assert (*PROGRAMS, "crictl", "cp", "mv", "sha256sum", "kubeadm", "kubelet", "kubectl") == UPGRADE_PROGRAMS
+    upgrade_rule = sudoers_rule("ops", {p: f"/usr/bin/{p}" for p in UPGRADE_PROGRAMS}, UPGRADE_PROGRAMS)
+    assert upgrade_rule.endswith("/usr/bin/kubeadm, /usr/bin/kubelet, /usr/bin/kubectl")
 
 
 def test_parse_found_programs() -> None:
