@@ -106,7 +106,8 @@ def prepare_upgrade(
             f"{artifacts.images_tar} lacks {', '.join(missing_refs)} named in its .images list; "
             "delete the tarball and run again to rebuild it"
         )
-    crictl_digest = _sha256(artifacts.crictl)
+    with artifacts.crictl.open("rb") as stream:
+        crictl_digest = hashlib.file_digest(stream, "sha256").hexdigest()
 
     lock = LabLock(directory, timeout=lock_timeout, on_wait=progress)
     lock.acquire(exclusive=False)
@@ -223,13 +224,6 @@ def _node_images(node: LabNode) -> dict[str, str]:
     )
     return parse_image_list(listing.stdout)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _silent(_: str) -> None:

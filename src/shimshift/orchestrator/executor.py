@@ -18,13 +18,11 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.actions import Action, Procedure
 from shimshift.core.errors import Refusal
+from shimshift.core.procedures.migration import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.canary import remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 
 T = TypeVar("T")
-
-CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
-
 
 @dataclass
 class NodeExecutor:

@@ -28,7 +28,6 @@ from shimshift.core.upgrade import (
     PackageInstall,
     Role,
     TargetBinary,
-    apiserver_versions_from_images,
     check_binaries,
     check_skew,
     node_roles,
@@ -109,7 +108,8 @@ def _read_binaries(directory: Path) -> tuple[dict[Binary, str | None], dict[Bina
         path = directory / str(binary)
         outputs[binary] = _version_output(binary, path)
         if path.is_file():
-            digests[binary] = _sha256(path)
+            with path.open("rb") as stream:
+                digests[binary] = hashlib.file_digest(stream, "sha256").hexdigest()
     return outputs, digests
 
 
@@ -124,17 +124,6 @@ def _version_output(binary: Binary, path: Path) -> str | None:
         return None
     return done.stdout.decode("utf-8", "replace") if done.returncode == 0 else None
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-async def apiserver_versions(client: Any) -> dict[str, Any]:
-    return apiserver_versions_from_images(await pods.static_pod_images(client, "kube-apiserver"))
 
 
 async def prepare_upgrade(
@@ -159,7 +148,7 @@ async def prepare_upgrade(
             "give exactly one of --binaries and --install-command",
             hint="--binaries DIR copies kubeadm, kubelet and kubectl; --install-command runs your package manager",
         )
-    apiservers = await apiserver_versions(client)
+    apiservers = await pods.apiserver_versions(client)
     versions = await kubelet_versions(client, [node.name for node in selected]) if selected else {}
     nodes = [
         NodeVersion(node.name, node.control_plane, parse_kubelet_version(versions.get(node.name, ""), what=node.name))

@@ -27,7 +27,6 @@ from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.drain import DrainOptions
 from shimshift.core.procedures.migration import plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
-from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
@@ -151,7 +150,7 @@ class KubeCluster:
         return tuple(str(cidr) for cidr in cidrs)
 
     async def apiserver_versions(self) -> dict[str, KubeletVersion]:
-        return apiserver_versions_from_images(await pods.static_pod_images(self.client, "kube-apiserver"))
+        return await pods.apiserver_versions(self.client)
 
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         await pods.create_pod(self.client, namespace, dict(manifest))

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
-from shimshift.core.steps import kubelet_args
 from shimshift.core.versions import parse_kubelet_version
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
@@ -186,6 +185,24 @@ class NodeWorld:
         return [CRI_DOCKERD_BINARY, "--network-plugin="]
 
 
+class Killed(BaseException):
+    """SIGKILL: not an Exception, so no step's failure handling sees it; the procedure is abandoned."""
+
+
+def kill_after(step: str) -> Callable[[act.Action], BaseException | None]:
+    """A ``fail`` for NodeWorld that kills the run at the first action after ``step`` is journalled finished."""
+    armed = False
+
+    def fail(action: act.Action) -> BaseException | None:
+        nonlocal armed
+        if armed:
+            raise Killed
+        armed = isinstance(action, act.Record) and action.step == step and action.phase == "finished"
+        return None
+
+    return fail
+
+
 def drive(procedure: Generator[act.Action, Any, Any], world: NodeWorld) -> Any:
     """What orchestrator/executor.py does, with the world's answers: send results, throw failures."""
     result: Any = None
@@ -200,10 +217,6 @@ def drive(procedure: Generator[act.Action, Any, Any], world: NodeWorld) -> Any:
             result = world.answer(action)
         except Exception as failure:
             error = failure
-
-
-def args_of(argv: list[str]) -> dict[str, str]:
-    return kubelet_args(argv)
 
 
 BINARIES = ("kubeadm", "kubelet", "kubectl")

@@ -30,7 +30,7 @@ from shimshift.core.procedures.migration import (
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, Step
 from tests.unit.core.nodes import dockershim_node
-from tests.unit.orchestration.node_world import CommandFailed, NodeWorld, drive
+from tests.unit.orchestration.node_world import CommandFailed, Killed, NodeWorld, drive, kill_after
 
 FORWARD = [step for step in MIGRATION_STEPS]
 
@@ -161,23 +161,6 @@ def test_a_failing_command_is_the_step_s_failure() -> None:
     assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "restart-cri-dockerd")
     failed = [detail for step, phase, detail in node.journal if phase == "failed"]
     assert failed == [{"message": "CommandFailed: systemctl restart cri-docker.service exited 1"}]
-
-
-class Killed(BaseException):
-    """SIGKILL: not an Exception, so no step's failure handling sees it; the procedure is abandoned."""
-
-
-def kill_after(step: Step) -> Any:
-    armed = False
-
-    def fail(action: act.Action) -> BaseException | None:
-        nonlocal armed
-        if armed:
-            raise Killed
-        armed = action == act.Record(step, "finished", action.detail) if isinstance(action, act.Record) else False
-        return None
-
-    return fail
 
 
 @pytest.mark.parametrize("last_finished", FORWARD[:-1], ids=str)

@@ -21,7 +21,7 @@ from shimshift.core.procedures.upgrade import UPGRADE_STEPS, UpgradeProcedure, U
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step
 from shimshift.core.upgrade import Binary, Role, TargetBinary
 from tests.unit.core.nodes import dockershim_node
-from tests.unit.orchestration.node_world import UpgradeWorld, binary_digest, drive
+from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 NEW = "v1.24.17"
 
@@ -151,22 +151,9 @@ def test_kubeadm_never_runs_on_a_runtime_crictl_cannot_reach() -> None:
     assert not [argv for argv in node.runs() if argv[1:3] == ("upgrade", "apply")]
 
 
-class Killed(BaseException):
-    pass
-
-
 @pytest.mark.parametrize("last_finished", UPGRADE_STEPS[:-1], ids=str)
 def test_resume_after_each_step_ends_the_same(last_finished: Step) -> None:
-    armed = False
-
-    def kill(action: act.Action) -> BaseException | None:
-        nonlocal armed
-        if armed:
-            raise Killed
-        armed = isinstance(action, act.Record) and action.step == last_finished and action.phase == "finished"
-        return None
-
-    node = world(apiservers={"cp1": NEW}, fail=kill)
+    node = world(apiservers={"cp1": NEW}, fail=kill_after(last_finished))
     with pytest.raises(Killed):
         drive(procedure().run(), node)
     cut = len(node.journal)

@@ -11,6 +11,8 @@ import time
 from typing import TYPE_CHECKING
 
 from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request
+from shimshift.core.upgrade import apiserver_versions_from_images
+from shimshift.core.versions import KubeletVersion
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
@@ -73,3 +75,8 @@ async def static_pod_images(client: AsyncClient, component: str) -> list[tuple[s
             continue
         found.append((spec.nodeName, spec.containers[0].image or ""))
     return found
+
+
+async def apiserver_versions(client: AsyncClient) -> dict[str, KubeletVersion]:
+    """Each control-plane node's kube-apiserver release, read from the image tag of its static pod."""
+    return apiserver_versions_from_images(await static_pod_images(client, "kube-apiserver"))
