@@ -289,9 +289,10 @@ async def _run_fleet(
                     node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
                 )
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
-            migration = _migration(name, cluster, access, run_journal, options, on_event, run_id=run_id)
-            if upgrade is not None:
-                migration.upgrade = upgrade.settings_for(name)
+            settings = upgrade.settings_for(name) if upgrade is not None else None
+            migration = _migration(
+                name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings
+            )
             return await migration.run()
 
         return await run_fleet(
@@ -433,9 +434,8 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
             for name in [name for phase in phases for name in phase.nodes]:
                 try:
                     access = await pool.get(name)
-                    migration = _migration(name, cluster, access, MemoryJournal(), options)
-                    if upgrade is not None:
-                        migration.upgrade = upgrade.settings_for(name)
+                    settings = upgrade.settings_for(name) if upgrade is not None else None
+                    migration = _migration(name, cluster, access, MemoryJournal(), options, upgrade=settings)
                     detail = await migration.preflight_detail()
                     node_plan = recorded_plan(detail, node=name)
                 except (Refusal, StepFailed) as error:
@@ -459,6 +459,7 @@ def _migration(
     on_event: Callable[[StepEvent], None] | None = None,
     *,
     run_id: str = "",
+    upgrade: UpgradeSettings | None = None,
 ) -> NodeMigration:
     binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
     canary = CanarySettings(
@@ -484,6 +485,7 @@ def _migration(
             run_id=run_id,
         ),
         on_event=on_event,
+        upgrade=upgrade,
     )
 
 
@@ -558,12 +560,15 @@ async def _roll_back(
     async with node_pool(connection) as pool:
         for name in nodes:
             try:
-                migration = _migration(name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event)
                 preflight = run_journal.step_detail(name, str(Step.PREFLIGHT)) or {}
+                settings = None
                 if "upgrade_plan" in preflight:
                     # An upgraded node: its binaries and kubeadm's files go back too (a worker only).
                     recorded = NodeUpgradePlan.from_record(preflight["upgrade_plan"])
-                    migration.upgrade = UpgradeSettings(to=recorded.to_version.lstrip("v"), role=recorded.role)
+                    settings = UpgradeSettings(to=recorded.to_version.lstrip("v"), role=recorded.role)
+                migration = _migration(
+                    name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings
+                )
                 await migration.rollback()
                 result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
             except (Refusal, StepFailed) as error:
