@@ -3,7 +3,10 @@
 
     .venv/bin/python -m benchmarks.upgrade_bench
 
-Prints, for each way: wall time, drains, pods evicted, and the time the node spent cordoned. The lab is
+Prints, for each way: wall time, the time the node spent cordoned, drains, pods evicted, and the
+seconds of each journalled step. The hand-made half follows kubeadm's upgrade guide as an operator types
+it: drain, kubeadm, `kubeadm upgrade node`, kubelet and kubectl, restart, wait for the node's Ready
+condition, uncordon; it proves no more than that (no fresh heartbeat, no canary). The lab is
 prepared first (`shimshift lab prepare-upgrade`) and its control plane upgraded with `shimshift upgrade -l
 node-role.kubernetes.io/control-plane` when it is still on 1.23 (not timed: both ways need it). The lab is
 left at 1.24 (an upgrade is not undone): `shimshift lab up --replace` afterwards.
@@ -20,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.fleet_bench import node_steps
 from shimshift.lab import cluster
 from shimshift.lab.model import LabInfo
 from shimshift.lab.upgrade_prep import LAB_KUBEADM_FLAGS, prepare_upgrade
@@ -70,21 +74,39 @@ def evicted(journal: Path, node: str) -> int:
     return sum(len(json.loads(detail).get("evicted", [])) for (detail,) in rows)
 
 
-def one_drain(lab: Lab, node: str) -> dict[str, float | int]:
+def cordoned_seconds(journal: Path, node: str) -> float:
+    """From the cordon step's start to the uncordon step's end, as the journal recorded them."""
+    spans = node_steps(journal)[node]
+    return round((spans["uncordon"][1] - spans["cordon"][0]).total_seconds(), 1)
+
+
+def step_seconds(journal: Path, node: str) -> dict[str, float]:
+    return {step: round((end - start).total_seconds(), 1) for step, (start, end) in node_steps(journal)[node].items()}
+
+
+def one_drain(lab: Lab, node: str) -> dict[str, object]:
     started = time.monotonic()
     lab.shimshift("upgrade", node, *lab.upgrade_args(), journal="upgrade.sqlite")
     total = time.monotonic() - started
     assert lab.kubelet(node) == f"v{TARGET}"
-    return {"seconds": round(total, 1), "drains": 1, "evicted": evicted(lab.work / "upgrade.sqlite", node)}
+    journal = lab.work / "upgrade.sqlite"
+    return {
+        "seconds": round(total, 1),
+        "cordoned_seconds": cordoned_seconds(journal, node),
+        "drains": 1,
+        "evicted": evicted(journal, node),
+        "steps": step_seconds(journal, node),
+    }
 
 
-def two_drains(lab: Lab, node: str) -> dict[str, float | int]:
+def two_drains(lab: Lab, node: str) -> dict[str, object]:
     """migrate, then the upgrade as kubeadm's guide has an operator type it."""
     started = time.monotonic()
     # This worker is still 1.23: the lab's `restricted` Deployment needs the opt-in (its pods move away).
     lab.shimshift("migrate", node, "--force", "--delete-emptydir-data", "--accept-refused-hardened-pods",
                   journal="migrate.sqlite")
     migrated = time.monotonic()
+    # `kubectl drain` cordons first: the second cordoned stretch starts here.
     second = run([*lab.kubectl, "drain", node, *DRAIN], timeout=900).stdout
     second_evicted = sum(1 for line in second.splitlines() if line.endswith(" evicted"))
     for name in ("kubeadm", "kubelet", "kubectl"):
@@ -104,12 +126,14 @@ def two_drains(lab: Lab, node: str) -> dict[str, float | int]:
     run([*lab.kubectl, "wait", "--for=condition=Ready", f"node/{node}", "--timeout=300s"], timeout=320)
     run([*lab.kubectl, "uncordon", node])
     total = time.monotonic() - started
-    first_evicted = evicted(lab.work / "migrate.sqlite", node)
+    journal = lab.work / "migrate.sqlite"
     return {
         "seconds": round(total, 1),
         "migrate_seconds": round(migrated - started, 1),
+        "cordoned_seconds": round(cordoned_seconds(journal, node) + time.monotonic() - migrated, 1),
         "drains": 2,
-        "evicted": first_evicted + second_evicted,
+        "evicted": evicted(journal, node) + second_evicted,
+        "migrate_steps": step_seconds(journal, node),
     }
 
 
@@ -132,8 +156,10 @@ def main() -> None:
         theirs = two_drains(lab, workers[1])
     print(json.dumps({"shimshift upgrade": ours, "migrate, then drain + kubeadm upgrade node + swap": theirs},
                      indent=2))
-    print(f"one drain (shimshift upgrade {workers[0]}): {ours['seconds']} s, {ours['evicted']} pods evicted")
-    print(f"two drains (migrate, then by hand, {workers[1]}): {theirs['seconds']} s, {theirs['evicted']} pods evicted")
+    for label, figures, node in (("one drain (shimshift upgrade", ours, workers[0]),
+                                  ("two drains (migrate, then by hand", theirs, workers[1])):
+        print(f"{label} {node}): {figures['seconds']} s, cordoned {figures['cordoned_seconds']} s, "
+              f"{figures['drains']} drains, {figures['evicted']} pods evicted")
 
 
 if __name__ == "__main__":
