@@ -1,5 +1,6 @@
 """`shimshift upgrade` killed and resumed at every step boundary it adds, and a worker whose new kubelet
-cannot start (issue 9). One fresh 1.23.17 lab, in this order:
+cannot start (issue 9). One fresh 1.23.17 lab, in this order (a test per boundary; each goes on from where
+the one before left the lab and the journal, so a failure makes the rest of its group fail too):
 
 1. the control plane, selected the way operators do (`-l node-role.kubernetes.io/control-plane`): the run
    is SIGKILLed right after each new step finishes on it (install-kubeadm, kubeadm-upgrade-plan,
@@ -12,10 +13,13 @@ cannot start (issue 9). One fresh 1.23.17 lab, in this order:
    every node ends Ready at v1.24.17 on cri-dockerd, uncordoned, no canary left.
 4. `shimshift rollback` of the last worker takes it back to v1.23.17 on dockershim; of the control
    plane it is refused.
+5. that worker upgraded again with `--install-command` instead of `--binaries`, and rolled back by the
+   same command.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,18 +53,22 @@ def kubelet_release(lab: LabInfo, node: str) -> str:
     return str(node_json(lab, node)["status"]["nodeInfo"]["kubeletVersion"])
 
 
-def kill_at_each_then_resume(
-    upgrade_lab: UpgradeLab, journal: Path, selection: list[str], node: str, boundaries: list[Step]
+def kill_after(
+    upgrade_lab: UpgradeLab, journal: Path, selection: list[str], node: str, boundaries: list[Step], step: Step
 ) -> None:
+    """The first boundary starts the run; every later one resumes it. Either way shimshift must reach
+    ``step`` on ``node`` (finished in the journal) and is SIGKILLed right there."""
     lab = upgrade_lab.lab
-    args = ["upgrade", *selection, *upgrade_lab.upgrade_args()]
-    for index, step in enumerate(boundaries):
-        # The first start begins the run; every later one resumes it and must reach the next boundary.
-        argv = args if index == 0 else ["upgrade", "--resume"]
-        killed = run_until_then_kill(lab, journal, argv, node=node, step=str(step), phase="finished", timeout=1200)
-        assert killed < 0, f"shimshift was not killed at {step} (exit {killed})"
-        assert not run_finished(journal)
-    resumed = shimshift(lab, journal, "upgrade", "--resume", timeout=2400)
+    first = step == boundaries[0]
+    argv = ["upgrade", *selection, *upgrade_lab.upgrade_args()] if first else ["upgrade", "--resume"]
+    killed = run_until_then_kill(lab, journal, argv, node=node, step=str(step), phase="finished", timeout=1200)
+    assert killed < 0, f"shimshift was not killed at {step} (exit {killed})"
+    assert not run_finished(journal)
+    assert journal_has(journal, node=node, step=str(step), phase="finished")
+
+
+def resume_to_the_end(upgrade_lab: UpgradeLab, journal: Path) -> None:
+    resumed = shimshift(upgrade_lab.lab, journal, "upgrade", "--resume", timeout=2400)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
 
 
@@ -69,10 +77,21 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("upgrade-failures") / "journal.sqlite"
 
 
-def test_1_control_plane_killed_at_each_new_boundary_then_resumed(upgrade_lab: UpgradeLab, journal: Path) -> None:
+@pytest.fixture(scope="module")
+def workers_journal(journal: Path) -> Path:
+    return journal.parent / "workers-journal.sqlite"
+
+
+@pytest.mark.parametrize("step", CONTROL_PLANE_BOUNDARIES, ids=str)
+def test_1_control_plane_killed_after(upgrade_lab: UpgradeLab, journal: Path, step: Step) -> None:
+    cp = upgrade_lab.lab.control_plane.name
+    kill_after(upgrade_lab, journal, CONTROL_PLANE, cp, CONTROL_PLANE_BOUNDARIES, step)
+
+
+def test_1_control_plane_resumed_after_the_last_kill(upgrade_lab: UpgradeLab, journal: Path) -> None:
     lab = upgrade_lab.lab
     cp = lab.control_plane.name
-    kill_at_each_then_resume(upgrade_lab, journal, CONTROL_PLANE, cp, CONTROL_PLANE_BOUNDARIES)
+    resume_to_the_end(upgrade_lab, journal)
     assert kubelet_release(lab, cp) == f"v{TARGET}"
     assert_on_cri_dockerd(lab, cp, kubelet_minor=24)
     for worker in lab.workers:
@@ -115,21 +134,25 @@ def test_2_a_worker_whose_new_kubelet_cannot_start_goes_back(
     assert kubelet_release(lab, lab.workers[1].name) == "v1.23.17"
 
 
-def test_3_workers_killed_at_each_new_boundary_then_resumed(upgrade_lab: UpgradeLab, journal: Path) -> None:
+@pytest.mark.parametrize("step", WORKER_BOUNDARIES, ids=str)
+def test_3_workers_killed_after(upgrade_lab: UpgradeLab, workers_journal: Path, step: Step) -> None:
+    first_worker = upgrade_lab.lab.workers[0].name
+    kill_after(upgrade_lab, workers_journal, ["--all"], first_worker, WORKER_BOUNDARIES, step)
+
+
+def test_3_workers_resumed_after_the_last_kill(upgrade_lab: UpgradeLab, workers_journal: Path) -> None:
     lab = upgrade_lab.lab
-    workers_journal = journal.parent / "workers-journal.sqlite"
-    kill_at_each_then_resume(upgrade_lab, workers_journal, ["--all"], lab.workers[0].name, WORKER_BOUNDARIES)
+    resume_to_the_end(upgrade_lab, workers_journal)
     for node in lab.nodes:
         assert kubelet_release(lab, node.name) == f"v{TARGET}", node.name
         assert_on_cri_dockerd(lab, node.name, kubelet_minor=24)  # also: Ready, not cordoned
     assert canary_pods(lab) == []
 
 
-def test_4_rollback_of_an_upgraded_worker(upgrade_lab: UpgradeLab, journal: Path) -> None:
+def test_4_rollback_of_an_upgraded_worker(upgrade_lab: UpgradeLab, journal: Path, workers_journal: Path) -> None:
     """`shimshift rollback` of a worker whose upgrade finished: kubelet 1.23 on dockershim again (within
     the skew policy: two minors behind its API server are allowed), and the control plane refused."""
     lab = upgrade_lab.lab
-    workers_journal = journal.parent / "workers-journal.sqlite"
     last = lab.workers[-1].name
     back = shimshift(lab, workers_journal, "rollback", last)
     assert back.returncode == 0, back.stdout + back.stderr
@@ -138,3 +161,41 @@ def test_4_rollback_of_an_upgraded_worker(upgrade_lab: UpgradeLab, journal: Path
     refused = shimshift(lab, journal, "rollback", lab.control_plane.name)
     assert refused.returncode != 0 and "does not undo it" in refused.stdout + refused.stderr
     assert kubelet_release(lab, lab.control_plane.name) == f"v{TARGET}"
+
+
+def test_5_install_command_upgrades_and_rolls_back_a_worker(
+    upgrade_lab: UpgradeLab, journal: Path, tmp_path: Path
+) -> None:
+    """`--install-command` instead of --binaries, on the worker test 4 took back: the node's own command
+    puts each binary in place (here `install` from a folder per release, standing in for a package
+    manager), shimshift checks what it installed; `rollback` runs the same command for the old release."""
+    lab = upgrade_lab.lab
+    last = lab.workers[-1].name
+    for release, source in (("1.24.17", None), ("1.23.17", "/usr/bin")):
+        subprocess.run(["docker", "exec", last, "mkdir", "-p", f"/opt/packages/{release}"], check=True)
+        for binary in ("kubeadm", "kubelet", "kubectl"):
+            if source is None:
+                subprocess.run(
+                    ["docker", "cp", str(upgrade_lab.binaries / binary), f"{last}:/opt/packages/{release}/{binary}"],
+                    check=True,
+                )
+            else:
+                subprocess.run(
+                    ["docker", "exec", last, "cp", f"{source}/{binary}", f"/opt/packages/{release}/{binary}"],
+                    check=True,
+                )
+    packages_journal = tmp_path / "packages-journal.sqlite"
+    args = [
+        arg
+        for arg in upgrade_lab.upgrade_args()
+        if arg not in ("--binaries", str(upgrade_lab.binaries))
+    ]
+    command = "install -m 0755 /opt/packages/{version}/{binary} /usr/bin/{binary}"
+    upgraded = shimshift(lab, packages_journal, "upgrade", last, *args, "--install-command", command, timeout=1800)
+    assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
+    assert kubelet_release(lab, last) == f"v{TARGET}"
+    assert_on_cri_dockerd(lab, last, kubelet_minor=24)
+    back = shimshift(lab, packages_journal, "rollback", last)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert kubelet_release(lab, last) == "v1.23.17"
+    assert_on_dockershim(lab, last)
