@@ -7,8 +7,7 @@ canary on the node deletes it when it resumes (the name is fixed per node).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +27,6 @@ from shimshift.core.canary import (
 )
 from shimshift.orchestrator.ports import ClusterPort, NodePort
 
-POLL_SECONDS = 0.5
 DELETE_TIMEOUT = 60.0
 
 
@@ -57,7 +55,6 @@ async def run_canary(
     *,
     spec: CanarySpec,
     clock: Callable[[], datetime],
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> CanaryResult:
     """Start the canary, wait up to ``timeout`` seconds for a verdict, delete it. Never leaves it behind."""
@@ -79,21 +76,19 @@ async def run_canary(
     verdict = CanaryVerdict(CanaryState.WAITING, "not created")
     try:
         await cluster.create_pod(spec.namespace, canary_manifest(spec))
-        while True:
-            pod = await cluster.read_pod(spec.namespace, name)
-            verdict = read_canary(pod, pod_cidrs=pod_cidrs, bridge_subnets=subnets)
-            elapsed = (clock() - created).total_seconds()
-            if verdict.state is not CanaryState.WAITING:
-                break
-            if elapsed >= timeout:
-                verdict = CanaryVerdict(
-                    CanaryState.FAILED,
-                    f"the canary did not run within {timeout:g}s: {verdict.message}",
-                    verdict.phase,
-                    verdict.ip,
-                )
-                break
-            await sleep(POLL_SECONDS)
+
+        def decided(pod: Mapping[str, Any] | None) -> bool:
+            return read_canary(pod, pod_cidrs=pod_cidrs, bridge_subnets=subnets).state is not CanaryState.WAITING
+
+        pod = await cluster.wait_pod(spec.namespace, name, until=decided, timeout=timeout)
+        verdict = read_canary(pod, pod_cidrs=pod_cidrs, bridge_subnets=subnets)
+        if verdict.state is CanaryState.WAITING:
+            verdict = CanaryVerdict(
+                CanaryState.FAILED,
+                f"the canary did not run within {timeout:g}s: {verdict.message}",
+                verdict.phase,
+                verdict.ip,
+            )
         detail["verdict_after_s"] = round((clock() - created).total_seconds(), 3)
     finally:
         deleted_from = clock()

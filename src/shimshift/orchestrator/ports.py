@@ -129,8 +129,16 @@ class ClusterPort(Protocol):
 
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None: ...
 
-    async def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        """The pod as the API server has it; None when it does not exist."""
+    async def wait_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        until: Callable[[Mapping[str, Any] | None], bool],
+        timeout: float,
+    ) -> Mapping[str, Any] | None:
+        """The pod as the API server has it (None: there is none), as soon as ``until`` holds for it, or as
+        it last was after ``timeout`` seconds."""
         ...
 
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:

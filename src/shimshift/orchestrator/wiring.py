@@ -155,8 +155,15 @@ class KubeCluster:
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         await pods.create_pod(self.client, namespace, dict(manifest))
 
-    async def read_pod(self, namespace: str, name: str) -> Mapping[str, Any] | None:
-        return await pods.get_pod(self.client, namespace, name)
+    async def wait_pod(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        until: Callable[[Mapping[str, Any] | None], bool],
+        timeout: float,
+    ) -> Mapping[str, Any] | None:
+        return await pods.wait_pod(self.client, namespace, name, until=until, timeout=timeout)
 
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
         return await pods.delete_pod(self.client, namespace, name, timeout=timeout)

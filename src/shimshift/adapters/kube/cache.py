@@ -22,8 +22,8 @@ import httpx2
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 from lightkube.resources.policy_v1 import PodDisruptionBudget
-from lightkube.types import OnErrorAction, OnErrorResult
 
+from shimshift.adapters.kube.client import retry_watch
 from shimshift.core.drain import FINISHED_PHASES, MIRROR_POD_ANNOTATION
 from shimshift.core.fleet import BudgetIndex, BudgetSnapshot, BudgetView, PodView
 
@@ -66,10 +66,6 @@ def budget_view(pdb: PodDisruptionBudget) -> BudgetView:
     selector = pdb.spec.selector.to_dict() if pdb.spec is not None and pdb.spec.selector is not None else None
     allowed = (pdb.status.disruptionsAllowed or 0) if pdb.status is not None else 0
     return BudgetView(str(metadata.namespace), str(metadata.name), selector, allowed)
-
-
-def _retry(error: Exception, count: int) -> OnErrorResult:
-    return OnErrorResult(OnErrorAction.RETRY, sleep=min(0.5 * count, 5.0))
 
 
 class _Pulse:
@@ -145,7 +141,7 @@ class ClusterCache:
         """
         while True:
             try:
-                watch = self.client.watch(resource, namespace="*", resource_version=version, on_error=_retry)
+                watch = self.client.watch(resource, namespace="*", resource_version=version, on_error=retry_watch)
                 async for change, item in watch:
                     if change == "DELETED":
                         drop(item)
@@ -294,7 +290,7 @@ async def wait_budget_allowed(client: AsyncClient, key: str, *, timeout: float) 
             namespace=namespace,
             fields={"metadata.name": name},
             resource_version=pdb.metadata.resourceVersion,
-            on_error=_retry,
+            on_error=retry_watch,
         ):
             if item.status is not None and (item.status.disruptionsAllowed or 0) > 0:
                 return True

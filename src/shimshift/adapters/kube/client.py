@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError, ConfigError
+from lightkube.types import OnErrorAction, OnErrorResult
 
 # exec_compatible is re-exported: it lived here before the resolver had a module of its own.
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
@@ -112,6 +113,11 @@ class ApiFailure(Exception):
     def of(cls, what: str, error: ApiError) -> ApiFailure:
         """The same failure from a typed lightkube call's ApiError (its Status object)."""
         return cls(what, RawResponse(error.status.code or 0, error.status.to_dict()))
+
+
+def retry_watch(error: Exception, count: int) -> OnErrorResult:
+    """A watch that fails is started again from where it was, backing off up to 5 s."""
+    return OnErrorResult(OnErrorAction.RETRY, sleep=min(0.5 * count, 5.0))
 
 
 def status_code(error: ApiError) -> int:

@@ -7,17 +7,20 @@ cluster-wide read the drain already has.
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
 from typing import TYPE_CHECKING
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Pod
+
+from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request, retry_watch
 from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
 
 if TYPE_CHECKING:
-    from lightkube import AsyncClient
+    from collections.abc import Callable
 
-GONE_POLL_SECONDS = 0.25
+    from lightkube import AsyncClient
 
 
 def _path(namespace: str, name: str | None = None) -> str:
@@ -52,16 +55,50 @@ async def delete_pod(client: AsyncClient, namespace: str, name: str, *, timeout:
         return False
     if response.status not in (200, 202):
         raise ApiFailure(f"delete pod {namespace}/{name}", response)
-    deadline = time.monotonic() + timeout
     uid = (response.body.get("metadata") or {}).get("uid")
-    while True:
-        current = await get_pod(client, namespace, name)
+
+    def gone(current: JSON | None) -> bool:
         # A pod of the same name with another uid is a new one, not ours.
-        if current is None or (uid and (current.get("metadata") or {}).get("uid") != uid):
-            return True
-        if time.monotonic() >= deadline:
-            raise ApiFailure(f"pod {namespace}/{name} still exists {timeout:g}s after its deletion", response)
-        await asyncio.sleep(GONE_POLL_SECONDS)
+        return current is None or bool(uid and (current.get("metadata") or {}).get("uid") != uid)
+
+    if not gone(await wait_pod(client, namespace, name, until=gone, timeout=timeout)):
+        raise ApiFailure(f"pod {namespace}/{name} still exists {timeout:g}s after its deletion", response)
+    return True
+
+
+async def wait_pod(
+    client: AsyncClient, namespace: str, name: str, *, until: Callable[[JSON | None], bool], timeout: float
+) -> JSON | None:
+    """The pod (None: there is none) as soon as ``until`` holds for it, else as it last was after ``timeout``
+    seconds. A list of that one name, then a watch from the list's resourceVersion: two requests where
+    polling asked several times a second (issue 10 counts requests per node)."""
+    last: JSON | None = None
+
+    async def watch() -> None:
+        nonlocal last
+        listing = client.list(Pod, namespace=namespace, fields={"metadata.name": name})
+        async for pod in listing:
+            last = pod.to_dict()
+        if until(last):
+            return
+        events = client.watch(
+            Pod,
+            namespace=namespace,
+            fields={"metadata.name": name},
+            resource_version=listing.resourceVersion,
+            on_error=retry_watch,
+        )
+        async for kind, pod in events:
+            last = None if kind == "DELETED" else pod.to_dict()
+            if until(last):
+                return
+
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch(), timeout=timeout)
+    except ApiError as error:
+        raise ApiFailure.of(f"watch pod {namespace}/{name}", error) from error
+    return last
 
 
 async def static_pod_images(client: AsyncClient, component: str) -> list[tuple[str, str]]:
