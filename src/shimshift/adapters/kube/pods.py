@@ -1,7 +1,7 @@
-"""Create, read and delete one pod by name: what verify's canary needs of the API, nothing more.
+"""Create, read, watch and delete one pod by name: what verify's canary needs of the API, nothing more.
 
-deploy/rbac.yaml grants pods create and delete in the canary's namespace only (a Role); get is the
-cluster-wide read the drain already has.
+deploy/rbac.yaml grants pods create and delete in the canary's namespace only (a Role); get, list and
+watch are the cluster-wide reads the drain and the fleet's cache already have.
 """
 
 from __future__ import annotations
