@@ -338,7 +338,7 @@ class MigrationProcedure:
         outcome = yield act.Drain()
         if not outcome.drained:
             raise StepFailed(Step.DRAIN, outcome.message or "drain did not finish")
-        yield act.Event("ShimshiftDrained", f"evicted {len(outcome.evicted)} pod(s)")
+        # No Event here: the drain records ShimshiftDrained itself, with the pods' names.
         return {"evicted": list(outcome.evicted)}
 
     def write_config(self) -> Procedure[dict[str, Any]]:
