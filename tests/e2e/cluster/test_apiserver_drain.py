@@ -26,7 +26,7 @@ import pytest
 
 from shimshift.adapters.kube import DrainEvent, DrainEventKind, drain_node, make_client, plan_drain
 from shimshift.adapters.kube.client import ApiFailure, raw_request
-from shimshift.adapters.kube.drain import _Drainer, _PodRun, eviction_method
+from shimshift.adapters.kube.drain import _Drainer, _PodRun, budgets_would_refuse, eviction_method
 from shimshift.core.drain import (
     DAEMONSET_FATAL,
     LOCAL_STORAGE_FATAL,
@@ -415,6 +415,23 @@ async def test_a_pdb_that_blocks_retries_then_times_out_cleanly(world: World, ku
     assert result.evict == [] and result.pending == [f"{world.namespace}/web-0"]
     assert await world.get_pod("web-0") is not None
     assert (await world.get_node(node))["spec"]["unschedulable"] is True
+
+
+async def test_budgets_would_refuse_answers_for_many_pods_at_once(world: World, kube: Any) -> None:
+    """The fleet's check before a start: dry-run evictions, several in flight; True as soon as one PDB
+    refuses, and nothing evicted either way."""
+    node, other = await world.node("node"), await world.node("other")
+    await _web(world, node, other)  # web-0 here: its PDB allows nothing
+    free = await world.owner("ReplicaSet", "free")
+    for index in range(12):
+        await world.pod(f"free-{index}", node=node, owner=free, labels={"app": f"free-{index}"})
+    ns = world.namespace
+    free_pods = [(ns, f"free-{index}") for index in range(12)]
+    assert await budgets_would_refuse(kube, [*free_pods, (ns, "web-0")], method="policy/v1") is True
+    assert await budgets_would_refuse(kube, free_pods, method="policy/v1") is False
+    assert await budgets_would_refuse(kube, [(ns, "web-0")], method="delete") is False
+    for _, name in [*free_pods, (ns, "web-0")]:
+        assert await world.get_pod(name) is not None
 
 
 async def test_429_then_success(world: World, kube: Any) -> None:

@@ -149,6 +149,8 @@ EventCallback = Callable[[DrainEvent], None]
 QUICK_WAKE_SECONDS = 0.05
 # The message of EVICTING/EVICTED events when a server dry run only asks about PDBs (node refused).
 PDB_PROBE = "PodDisruptionBudget check only (server dry run): the node is refused, nothing would be evicted"
+# How many dry-run evictions budgets_would_refuse has in flight at once.
+DRY_RUN_CONCURRENCY = 8
 
 
 def _parse_time(value: object) -> dt.datetime | None:
@@ -657,23 +659,40 @@ async def budgets_would_refuse(client: AsyncClient, pods: Iterable[tuple[str, st
     """A server dry run of one eviction per given pod (namespace, name): True if any is refused with 429.
 
     The fleet asks this about one pod per PDB of the node it is about to start, instead of dry-running
-    the whole drain: only a PDB can turn an eviction into a 429 worth waiting for.
+    the whole drain: only a PDB can turn an eviction into a 429 worth waiting for. The dry runs go out
+    ``DRY_RUN_CONCURRENCY`` at a time: one after another they cost about 8 s per start at 1,000 nodes
+    (28 PDBs a node, 0.27 s each on a loaded API server), which paced the whole fleet (issue 10).
     """
     if method == "delete":  # --disable-eviction: DELETE ignores PDBs
         return False
-    for namespace, name in pods:
+    gate = asyncio.Semaphore(DRY_RUN_CONCURRENCY)
+
+    async def refused(namespace: str, name: str) -> bool:
         body = {
             "apiVersion": method,
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
             "deleteOptions": {"dryRun": ["All"]},
         }
-        response = await raw_request(
-            client, "POST", f"/api/v1/namespaces/{namespace}/pods/{name}/eviction", params={"dryRun": "All"}, body=body
-        )
-        if response.status == 429:
-            return True
-    return False
+        async with gate:
+            response = await raw_request(
+                client,
+                "POST",
+                f"/api/v1/namespaces/{namespace}/pods/{name}/eviction",
+                params={"dryRun": "All"},
+                body=body,
+            )
+        return response.status == 429
+
+    probes = [asyncio.ensure_future(refused(namespace, name)) for namespace, name in pods]
+    try:
+        for answer in asyncio.as_completed(probes):
+            if await answer:
+                return True
+        return False
+    finally:
+        for probe in probes:  # one 429 is the answer: the rest need not be asked
+            probe.cancel()
 
 
 async def plan_drain(
