@@ -1,6 +1,7 @@
 """P2: `migrate --all` over kwok nodes at several --max-unavailable levels, against the critical-path bound.
 
     python -m benchmarks.fleet_bench [--nodes 1000] [--levels 1% 5% 10%] [--src DIR] [--keep DIR]
+    python -m benchmarks.fleet_bench --facts DIR/level-0.json ...   # the bounds again, no run
 
 Starts the kwok rig (tests/scale/rig.py: kube-apiserver, controllers, scheduler, kwok; ~30 pods a node
 from Deployments and StatefulSets with PDBs, a DaemonSet and bare pods), then for each level runs the
@@ -40,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fleet_bounds import BudgetFacts, busy_seconds, fleet_bounds  # noqa: E402
+from benchmarks.fleet_bounds import BudgetFacts, fleet_bounds, measured_budget  # noqa: E402
 
 
 def node_steps(journal: Path) -> dict[str, dict[str, tuple[datetime, datetime]]]:
@@ -137,11 +138,16 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", default=["1%", "5%", "10%"])
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
     parser.add_argument("--keep", type=Path, help="write each level's measured facts here as JSON")
+    parser.add_argument("--facts", type=Path, nargs="+", help="only recompute the bounds from --keep's files")
     parser.add_argument("--child", nargs=5, metavar=("COUNTED", "ADMIN", "LEVEL", "JOURNAL", "REPORTS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     # A timeout's SIGTERM must still stop the rig's processes (the `with` below), not orphan them.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.facts:
+        for kept in args.facts:
+            recompute(kept)
+        return
     if args.child:
         counted, admin, level, journal, reports = args.child
         print(json.dumps(asyncio.run(child(Path(counted), Path(admin), level, Path(journal), Path(reports)))))
@@ -196,20 +202,10 @@ def main() -> None:
                 (args.keep / f"level-{number}.json").write_text(json.dumps({
                     "level": level, "limit": limit, "result": result, "steps": seconds, "order": order,
                     "record": record, "evictions": [event for event in audit if is_eviction(event)]}))
-            budgets = budget_facts(record, audit)
-            bounds = fleet_bounds(seconds, order, limit, budgets)
-            ratio = result["seconds"] / bounds.bound if bounds.bound else math.nan
-            old_ratio = result["seconds"] / bounds.work if bounds.work else math.nan
-            chain = next((facts for facts in budgets if facts.name == bounds.budget), None)
             print(
                 f"--max-unavailable {level} ({limit} at once): {result['seconds']:.1f}s, outcomes {result['outcomes']}"
-                f"{' e.g. ' + str(result['failed']) if result['failed'] else ''}; bound {bounds.bound:.1f}s "
-                f"(ratio {ratio:.2f}) = max(work {bounds.work:.1f}s [ratio {old_ratio:.2f}], "
-                f"PDB chain {bounds.budgets:.1f}s"
-                + (f" [{chain.name}: {chain.pods} pods, {chain.allowed} at once, {chain.rounds} rounds, "
-                   f"recovery {chain.recovery:.2f}s over {chain.evictions} evictions, tail {bounds.tail:.2f}s]"
-                   if chain else "")
-                + f"); by waves {bounds.waves:.1f}s; "
+                f"{' e.g. ' + str(result['failed']) if result['failed'] else ''}; "
+                f"{describe_bounds(result['seconds'], seconds, order, limit, budget_facts(record, audit))}; "
                 f"API requests {total} = "
                 f"{evictions} evictions + {(total - evictions) / args.nodes:.1f} per node "
                 f"({watches} watches); peak RSS {result['rss_peak_kib'] / 1024:.0f} MiB",
@@ -278,21 +274,45 @@ def budget_facts(record: dict[str, Any], audit: list[dict[str, Any]]) -> list[Bu
     """Each PDB's facts over the run; an evicted pod belongs to the PDB whose name prefixes its own (the
     rig names a PDB after its Deployment or StatefulSet, whose pods are named ``<app>-...``)."""
     names = sorted(record["samples"], key=len, reverse=True)
-    evicted: dict[str, int] = {}
+    evicted: dict[str, list[float]] = {}
     for event in audit:
         ref = event.get("objectRef") or {}
         if is_eviction(event) and int((event.get("responseStatus") or {}).get("code", 0)) < 300:
             owner = next((name for name in names if str(ref.get("name", "")).startswith(name + "-")), None)
             if owner is not None:
-                evicted[owner] = evicted.get(owner, 0) + 1
-    facts = []
-    for name, samples in record["samples"].items():
-        allowed = max(value for _, value in samples)
-        facts.append(BudgetFacts(
-            name=name, pods=record["pods"].get(name, 0), allowed=allowed, evictions=evicted.get(name, 0),
-            busy_seconds=busy_seconds([tuple(item) for item in samples], allowed=allowed,
-                                      start=record["start"], end=record["end"])))
-    return facts
+                at = datetime.fromisoformat(str(event["stageTimestamp"]).replace("Z", "+00:00")).timestamp()
+                evicted.setdefault(owner, []).append(at)
+    return [
+        measured_budget(name, pods=record["pods"].get(name, 0), samples=[(at, value) for at, value in samples],
+                        evictions=evicted.get(name, []), start=record["start"], end=record["end"])
+        for name, samples in record["samples"].items()
+    ]
+
+
+def describe_bounds(
+    total: float, seconds: dict[str, dict[str, float]], order: list[str], limit: int, budgets: list[BudgetFacts],
+) -> str:
+    bounds = fleet_bounds(seconds, order, limit, budgets)
+    ratio = total / bounds.bound if bounds.bound else math.nan
+    old_ratio = total / bounds.work if bounds.work else math.nan
+    chain = next((facts for facts in budgets if facts.name == bounds.budget), None)
+    return (
+        f"bound {bounds.bound:.1f}s (ratio {ratio:.2f}) = max(work {bounds.work:.1f}s [ratio {old_ratio:.2f}], "
+        f"PDB chain {bounds.budgets:.1f}s"
+        + (f" [{chain.name}: {chain.pods} pods, {chain.allowed} at once, {chain.rounds} rounds, recovery "
+           f"{chain.recovery:.2f}s over {chain.evictions} completed evictions, tail {bounds.tail:.2f}s]"
+           if chain else "")
+        + f"); by waves {bounds.waves:.1f}s"
+    )
+
+
+def recompute(kept: Path) -> None:
+    """The bounds again from a level's facts written by ``--keep``, with this tree's arithmetic."""
+    facts = json.loads(kept.read_text())
+    total = facts["result"]["seconds"]
+    budgets = budget_facts(facts["record"], facts["evictions"])
+    print(f"{kept}: --max-unavailable {facts['level']} ({facts['limit']} at once): {total:.1f}s; "
+          f"{describe_bounds(total, facts['steps'], facts['order'], facts['limit'], budgets)}", flush=True)
 
 
 def step_means(spans: dict[str, dict[str, tuple[datetime, datetime]]]) -> str:

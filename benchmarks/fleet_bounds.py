@@ -11,8 +11,10 @@ and the PodDisruptionBudgets' own record (the API server's audit log and a watch
 - *budgets* (PDB-aware): a PDB allows at most ``allowed`` disruptions at once, and each eviction holds one
   of them from the eviction until the replacement is Ready and the disruption controller has said so
   (``disruptionsAllowed`` back up). Per PDB, the run's evictions kept its allowance busy for
-  ``busy_seconds`` in all (the integral over the run of allowed - disruptionsAllowed(t), from the watch),
-  so one eviction holds a disruption for ``busy_seconds / evictions`` on average: the *recovery*. Every
+  ``busy_seconds`` in all (the integral of allowed - disruptionsAllowed(t), from the watch, up to the
+  last moment the PDB was back at rest, so that only completed holds count), so one eviction holds a
+  disruption for ``busy_seconds / evictions`` (the evictions before that moment) on average: the
+  *recovery*. Every
   pod the PDB covered on a node to migrate has to be evicted at least once, which takes at least
   ceil(pods / allowed) rounds; all but the last round end with a recovery, and after the last eviction
   its node still has to restart its kubelet and verify (the fastest node's restart-kubelet + verify:
@@ -81,6 +83,29 @@ def busy_seconds(samples: Sequence[tuple[float, int]], *, allowed: int, start: f
         level, since = value, at
     total += max(0, allowed - level) * max(0.0, end - since)
     return total
+
+
+def measured_budget(
+    name: str,
+    *,
+    pods: int,
+    samples: Sequence[tuple[float, int]],
+    evictions: Sequence[float],
+    start: float,
+    end: float,
+) -> BudgetFacts:
+    """One PDB's facts from the watch's (time, disruptionsAllowed) samples and the times its evictions
+    were accepted. The recovery is measured over completed holds only: up to the last moment the PDB was
+    back at rest (a hold still running when the run ended would pull the mean down); with none completed,
+    over the whole run (which can only make it smaller)."""
+    allowed = max((value for _, value in samples), default=0)
+    rest = max((at for at, value in samples if start < at <= end and value == allowed), default=None)
+    counted = [at for at in evictions if rest is not None and at < rest]
+    if not counted:
+        counted, rest = list(evictions), end
+    assert rest is not None
+    return BudgetFacts(name=name, pods=pods, allowed=allowed, evictions=len(counted),
+                       busy_seconds=busy_seconds(samples, allowed=allowed, start=start, end=rest))
 
 
 def budget_chain(facts: BudgetFacts, tail: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.fleet_bounds import BudgetFacts, budget_chain, busy_seconds, fleet_bounds
+from benchmarks.fleet_bounds import BudgetFacts, budget_chain, busy_seconds, fleet_bounds, measured_budget
 
 
 def test_a_budget_at_rest_is_never_busy() -> None:
@@ -78,3 +78,20 @@ def test_a_long_pdb_chain_sets_the_bound() -> None:
     assert bounds.budgets == pytest.approx(5 * 4.0 + 2.5)
     assert bounds.budget == "db-0"
     assert bounds.bound == pytest.approx(22.5)
+
+
+def test_the_recovery_counts_completed_holds_only() -> None:
+    # A StatefulSet's PDB: the first eviction held for 119 s (the recreated pod keeps its name, so the
+    # disruption controller lists it as disrupted for its 2-minute timeout); the second was still held
+    # when the run ended.
+    samples = [(0.0, 1), (1.3, 0), (120.3, 1), (142.7, 0)]
+    facts = measured_budget("db-2", pods=2, samples=samples, evictions=[1.0, 142.5], start=0.0, end=146.0)
+    assert (facts.allowed, facts.evictions) == (1, 1)
+    assert facts.recovery == pytest.approx(119.0)
+
+
+def test_with_no_hold_completed_the_whole_run_counts() -> None:
+    samples = [(0.0, 1), (2.0, 0)]
+    facts = measured_budget("db-0", pods=2, samples=samples, evictions=[1.9], start=0.0, end=10.0)
+    assert facts.evictions == 1
+    assert facts.busy_seconds == pytest.approx(8.0)
