@@ -1,6 +1,7 @@
 """Audit on a big cluster: create N Nodes and M Pods on a real kube-apiserver, then time `audit_cluster`.
 
-    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500] [--src DIR]
+    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500] [--src DIR...]
+                                     [--no-references]
 
 Starts its own etcd + kube-apiserver v1.23.17 on loopback (tests/apiserver_fixture.py), creates the objects
 with bounded concurrency (each Node with a kubelet-like status; one pod in 30 from a DaemonSet mounting
@@ -9,7 +10,8 @@ with bounded concurrency (each Node with a kubelet-like status; one pod in 30 fr
 then, as references on the same cluster, `kubectl get pods -A -o name` and `-o json` with their peak RSS.
 The pods of one web ReplicaSet in three set allowPrivilegeEscalation: false, so the hardened-pod scan
 (which also lists every workload) has findings to hold.
-``--src`` measures another shimshift source tree (e.g. an export of an older commit, for "before").
+``--src`` measures other shimshift source trees (e.g. an export of an older commit, for "before"); given
+several, each is measured on the same cluster, one after another.
 """
 
 from __future__ import annotations
@@ -158,20 +160,21 @@ def _vm_kib(field: str) -> int:
 async def _audit(kubeconfig: Path, chunk_size: int) -> dict[str, Any]:
     client = make_client(kubeconfig, timeout=120)
     rss_before = _vm_kib("VmHWM")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = await audit_cluster(client, chunk_size=chunk_size)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     await client.close()
     verdicts: dict[str, int] = {}
     for node in report.nodes:
         verdicts[node.runtime.runtime.value] = verdicts.get(node.runtime.runtime.value, 0) + 1
     return {
         "audit_seconds": seconds,
+        "cpu_seconds": cpu,  # this process's own CPU: the rest of the wall time is waiting on the API server
         "nodes": len(report.nodes),
         "pods": report.pods_seen,
         "verdicts": verdicts,
         "socket_findings": len(report.socket_mounts),
-        "hardened_workloads": len(report.hardened),
+        "hardened_workloads": len(getattr(report, "hardened", ())),  # an older tree has no such scan
         "rss_before_kib": rss_before,
         "rss_peak_kib": _vm_kib("VmHWM"),
     }
@@ -197,8 +200,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=96)
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--audit-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--references", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time kubectl on the same cluster (default)")
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
+    parser.add_argument("--src", type=Path, nargs="+", default=[ROOT / "src"],
+                        help="the shimshift source trees to measure, one after another on the same cluster")
     args = parser.parse_args()
     if args.audit_only:
         audit_child(args.audit_only, args.chunk_size, args.trace)
@@ -219,32 +225,10 @@ def main() -> None:
             f"({args.pods / figures['pods_seconds']:.0f} pods/s)",
             flush=True,
         )
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.src), str(ROOT)])}
-        for trace in (False, True):
-            argv = [
-                sys.executable,
-                "-m",
-                "benchmarks.audit_bench",
-                "--audit-only",
-                str(server.kubeconfig),
-                "--chunk-size",
-                str(args.chunk_size),
-            ] + (["--trace"] if trace else [])
-            child = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
-            if child.returncode != 0:
-                raise SystemExit(f"audit child failed:\n{child.stderr[-3000:]}")
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            label = "audit under tracemalloc" if trace else "audit"
-            line = (
-                f"{label}: {result['nodes']} nodes, {result['pods']} pods in {result['audit_seconds']:.2f}s; "
-                f"verdicts {result['verdicts']}; socket findings {result['socket_findings']}; "
-                f"hardened workloads {result['hardened_workloads']}; "
-                f"peak RSS {result['rss_peak_kib'] / 1024:.1f} MiB "
-                f"(before audit {result['rss_before_kib'] / 1024:.1f} MiB)"
-            )
-            if trace:
-                line += f"; peak Python heap {result['tracemalloc_peak_kib'] / 1024:.1f} MiB"
-            print(line, flush=True)
+        for src in args.src:
+            _audits(server.kubeconfig, src, args.chunk_size)
+        if not args.references:
+            return
         # References on the same cluster: kubectl v1.23 paging through the pods (names only), and
         # `kubectl get pods -A -o json` (every pod decoded and printed), each with its own peak RSS.
         kubectl = [str(k8s_binary("kubectl")), "--kubeconfig", str(server.kubeconfig), "get", "pods", "-A",
@@ -253,6 +237,38 @@ def main() -> None:
             seconds, peak_kib, size = _measured([*kubectl, "-o", output])
             print(f"reference: kubectl get pods -A -o {output}: {seconds:.2f}s, peak RSS {peak_kib / 1024:.0f} MiB "
                   f"({size / 1e6:.0f} MB of output)", flush=True)
+
+
+def _audits(kubeconfig: Path, src: Path, chunk_size: int) -> None:
+    """The audit of the shimshift in ``src``, in a fresh child, plain then under tracemalloc."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
+    print(f"shimshift from {src}:", flush=True)
+    for trace in (False, True):
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.audit_bench",
+            "--audit-only",
+            str(kubeconfig),
+            "--chunk-size",
+            str(chunk_size),
+        ] + (["--trace"] if trace else [])
+        child = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+        if child.returncode != 0:
+            raise SystemExit(f"audit child failed:\n{child.stderr[-3000:]}")
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        label = "audit under tracemalloc" if trace else "audit"
+        line = (
+            f"{label}: {result['nodes']} nodes, {result['pods']} pods in {result['audit_seconds']:.2f}s "
+            f"({result['cpu_seconds']:.2f}s of its own CPU); "
+            f"verdicts {result['verdicts']}; socket findings {result['socket_findings']}; "
+            f"hardened workloads {result['hardened_workloads']}; "
+            f"peak RSS {result['rss_peak_kib'] / 1024:.1f} MiB "
+            f"(before audit {result['rss_before_kib'] / 1024:.1f} MiB)"
+        )
+        if trace:
+            line += f"; peak Python heap {result['tracemalloc_peak_kib'] / 1024:.1f} MiB"
+        print(line, flush=True)
 
 
 def _measured(argv: list[str]) -> tuple[float, int, int]:

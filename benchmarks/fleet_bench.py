@@ -1,17 +1,19 @@
 """P2: `migrate --all` over kwok nodes at several --max-unavailable levels, against the critical-path bound.
 
-    python -m benchmarks.fleet_bench [--nodes 1000] [--levels 1% 5% 10%] [--src DIR]
+    python -m benchmarks.fleet_bench [--nodes 1000] [--levels 1% 5% 10%] [--src DIR] [--keep DIR]
+    python -m benchmarks.fleet_bench --facts DIR/level-0.json ...   # the bounds again, no run
 
 Starts the kwok rig (tests/scale/rig.py: kube-apiserver, controllers, scheduler, kwok; ~30 pods a node
 from Deployments and StatefulSets with PDBs, a DaemonSet and bare pods), then for each level runs the
 migration in a child process (shimshift from ``--src``/src, default this tree, so the same command measures
 an older tree for "before") with the node side played by the rig's FakeNode, and prints:
 
-- total seconds, and the critical-path bound computed from the run's own journal: nodes in the order
-  they started, cut into waves of the --max-unavailable count; per wave, the slowest node's evictions
-  (its drain step, PDB waits included) plus its kubelet restart (restart-kubelet and verify steps);
-  the bound is the sum over waves. What the run spends beyond it is the fleet's own overhead: the
-  other steps, and time between one node finishing and the next starting.
+- total seconds against the lower bound of benchmarks/fleet_bounds.py (its docstring says how each is
+  computed): max(the work bound, from the run's journal; the longest PDB chain, from each PDB's pods on
+  the nodes at the start, the disruptions it allows at once and how long an eviction held one in this
+  run, seen by a watch on the PDBs in this process and the evictions in the audit log). The work bound
+  alone, the pre-PDB-aware figure, is printed beside it with its own ratio, and the waves bound too;
+- with ``--keep DIR``, each level's measured facts (steps, PDB samples, evictions) as JSON;
 - API requests per node, from the API server's audit log (shimshift has its own user; kwok, the
   controllers and the fake nodes are not counted), with evictions (one per pod) counted apart;
 - the child's peak RSS (VmHWM).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -37,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.fleet_bounds import BudgetFacts, fleet_bounds, measured_budget  # noqa: E402
 
 
 def node_steps(journal: Path) -> dict[str, dict[str, tuple[datetime, datetime]]]:
@@ -54,22 +59,14 @@ def node_steps(journal: Path) -> dict[str, dict[str, tuple[datetime, datetime]]]
     return spans
 
 
-def critical_path(spans: dict[str, dict[str, tuple[datetime, datetime]]], limit: int) -> tuple[float, float]:
-    """Two bounds from each node's essential time (its drain, PDB waits included, plus restart-kubelet and
-    verify): (waves) the sum over waves, in start order and ``limit`` nodes each, of the wave's slowest
-    node; (work) the least any schedule of ``limit`` slots needs: max(sum of essentials / limit, the
-    longest one). The loop runs a sliding window, not waves, so it can beat the first; not the second."""
-
-    def seconds(node: str, step: str) -> float:
-        span = spans[node].get(step)
-        return (span[1] - span[0]).total_seconds() if span else 0.0
-
+def step_seconds(
+    spans: dict[str, dict[str, tuple[datetime, datetime]]],
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """(node -> step -> seconds, the nodes in the order they started)."""
+    seconds = {node: {step: (end - start).total_seconds() for step, (start, end) in steps.items()}
+               for node, steps in spans.items()}
     order = sorted(spans, key=lambda node: min(start for start, _ in spans[node].values()))
-    essential = {node: sum(seconds(node, step) for step in ("drain", "restart-kubelet", "verify")) for node in order}
-    waves = [order[index : index + limit] for index in range(0, len(order), limit)]
-    by_waves = sum(max(essential[node] for node in wave) for wave in waves)
-    by_work = max(sum(essential.values()) / limit, max(essential.values(), default=0.0))
-    return by_waves, by_work
+    return seconds, order
 
 
 # --- the child: shimshift's migration, with the rig's fake node side ------------------------------------
@@ -130,11 +127,7 @@ async def reset(client: Any, nodes: int) -> None:
 
 def count_requests(audit: list[dict[str, Any]]) -> tuple[int, int, int]:
     """(all requests, evictions that were not dry runs, watch requests) of shimshift's user."""
-    evictions = sum(
-        1 for event in audit
-        if event.get("verb") == "create" and (event.get("objectRef") or {}).get("subresource") == "eviction"
-        and "dryRun" not in str(event.get("requestURI", ""))
-    )
+    evictions = sum(1 for event in audit if is_eviction(event))
     watches = sum(1 for event in audit if event.get("verb") == "watch")
     return len(audit), evictions, watches
 
@@ -144,11 +137,17 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--levels", nargs="+", default=["1%", "5%", "10%"])
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
+    parser.add_argument("--keep", type=Path, help="write each level's measured facts here as JSON")
+    parser.add_argument("--facts", type=Path, nargs="+", help="only recompute the bounds from --keep's files")
     parser.add_argument("--child", nargs=5, metavar=("COUNTED", "ADMIN", "LEVEL", "JOURNAL", "REPORTS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     # A timeout's SIGTERM must still stop the rig's processes (the `with` below), not orphan them.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.facts:
+        for kept in args.facts:
+            recompute(kept)
+        return
     if args.child:
         counted, admin, level, journal, reports = args.child
         print(json.dumps(asyncio.run(child(Path(counted), Path(admin), level, Path(journal), Path(reports)))))
@@ -190,18 +189,23 @@ def main() -> None:
             before = len(server.audited_requests())
             argv = [sys.executable, "-m", "benchmarks.fleet_bench", "--child", str(counted), str(rig.kubeconfig),
                     level, str(work / "journal.sqlite"), str(work)]
-            run = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+            run, record = asyncio.run(watched_child(rig.kubeconfig, argv, env))
             if run.returncode != 0:
                 raise SystemExit(f"migration child failed at {level}:\n{run.stderr[-4000:]}")
             result = json.loads(run.stdout.strip().splitlines()[-1])
             audit = server.audited_requests()[before:]
             total, evictions, watches = count_requests(audit)
             limit = parse_max_unavailable(level, total=args.nodes)
-            waves, bound = critical_path(node_steps(work / "journal.sqlite"), limit)
+            seconds, order = step_seconds(node_steps(work / "journal.sqlite"))
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                (args.keep / f"level-{number}.json").write_text(json.dumps({
+                    "level": level, "limit": limit, "result": result, "steps": seconds, "order": order,
+                    "record": record, "evictions": [event for event in audit if is_eviction(event)]}))
             print(
                 f"--max-unavailable {level} ({limit} at once): {result['seconds']:.1f}s, outcomes {result['outcomes']}"
-                f"{' e.g. ' + str(result['failed']) if result['failed'] else ''}; critical-path bound {bound:.1f}s "
-                f"(ratio {result['seconds'] / bound if bound else math.nan:.2f}; by waves {waves:.1f}s); "
+                f"{' e.g. ' + str(result['failed']) if result['failed'] else ''}; "
+                f"{describe_bounds(result['seconds'], seconds, order, limit, budget_facts(record, audit))}; "
                 f"API requests {total} = "
                 f"{evictions} evictions + {(total - evictions) / args.nodes:.1f} per node "
                 f"({watches} watches); peak RSS {result['rss_peak_kib'] / 1024:.0f} MiB",
@@ -209,6 +213,106 @@ def main() -> None:
             )
             print(f"  requests by verb and resource: {breakdown(audit)}", flush=True)
             print(f"  mean seconds per step: {step_means(node_steps(work / 'journal.sqlite'))}", flush=True)
+
+
+async def watched_child(
+    admin: Path, argv: list[str], env: dict[str, str],
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run the migration child while watching the PDBs: their pods on nodes and disruptionsAllowed at the
+    start, every status change with the wall-clock time it arrived, and the child's start and end."""
+    from lightkube.resources.core_v1 import Pod
+    from lightkube.resources.policy_v1 import PodDisruptionBudget
+
+    from shimshift.adapters.kube.client import make_client
+    from tests.scale.rig import NAMESPACE
+
+    client = make_client(admin, timeout=120)
+    samples: dict[str, list[tuple[float, int]]] = {}
+    pods: dict[str, int] = {}
+    try:
+        async for pod in client.list(Pod, namespace=NAMESPACE):
+            app = (pod.metadata.labels or {}).get("app", "") if pod.metadata else ""
+            if pod.spec is not None and pod.spec.nodeName:
+                pods[app] = pods.get(app, 0) + 1
+        ready = asyncio.Event()
+        initial: set[str] = set()
+
+        async def watch() -> None:
+            async for _, item in client.watch(PodDisruptionBudget, namespace=NAMESPACE):
+                name = item.metadata.name if item.metadata and item.metadata.name else ""
+                allowed = (item.status.disruptionsAllowed or 0) if item.status else 0
+                samples.setdefault(name, []).append((time.time(), allowed))
+                initial.add(name)
+                if len(initial) >= len(budgets):
+                    ready.set()
+
+        budgets = [pdb async for pdb in client.list(PodDisruptionBudget, namespace=NAMESPACE)]
+        watcher = asyncio.create_task(watch())
+        await asyncio.wait_for(ready.wait(), timeout=60)
+        start = time.time()
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT)
+        stdout, stderr = await process.communicate()
+        end = time.time()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    finally:
+        await client.close()
+    run = subprocess.CompletedProcess(argv, process.returncode or 0, stdout.decode(), stderr.decode())
+    return run, {"start": start, "end": end, "pods": pods, "samples": samples}
+
+
+def is_eviction(event: dict[str, Any]) -> bool:
+    """An eviction request that was not a dry run, accepted or not."""
+    ref = event.get("objectRef") or {}
+    return (event.get("verb") == "create" and ref.get("subresource") == "eviction"
+            and "dryRun" not in str(event.get("requestURI", "")))
+
+
+def budget_facts(record: dict[str, Any], audit: list[dict[str, Any]]) -> list[BudgetFacts]:
+    """Each PDB's facts over the run; an evicted pod belongs to the PDB whose name prefixes its own (the
+    rig names a PDB after its Deployment or StatefulSet, whose pods are named ``<app>-...``)."""
+    names = sorted(record["samples"], key=len, reverse=True)
+    evicted: dict[str, list[float]] = {}
+    for event in audit:
+        ref = event.get("objectRef") or {}
+        if is_eviction(event) and int((event.get("responseStatus") or {}).get("code", 0)) < 300:
+            owner = next((name for name in names if str(ref.get("name", "")).startswith(name + "-")), None)
+            if owner is not None:
+                at = datetime.fromisoformat(str(event["stageTimestamp"]).replace("Z", "+00:00")).timestamp()
+                evicted.setdefault(owner, []).append(at)
+    return [
+        measured_budget(name, pods=record["pods"].get(name, 0), samples=[(at, value) for at, value in samples],
+                        evictions=evicted.get(name, []), start=record["start"], end=record["end"])
+        for name, samples in record["samples"].items()
+    ]
+
+
+def describe_bounds(
+    total: float, seconds: dict[str, dict[str, float]], order: list[str], limit: int, budgets: list[BudgetFacts],
+) -> str:
+    bounds = fleet_bounds(seconds, order, limit, budgets)
+    ratio = total / bounds.bound if bounds.bound else math.nan
+    old_ratio = total / bounds.work if bounds.work else math.nan
+    chain = next((facts for facts in budgets if facts.name == bounds.budget), None)
+    return (
+        f"bound {bounds.bound:.1f}s (ratio {ratio:.2f}) = max(work {bounds.work:.1f}s [ratio {old_ratio:.2f}], "
+        f"PDB chain {bounds.budgets:.1f}s"
+        + (f" [{chain.name}: {chain.pods} pods, {chain.allowed} at once, {chain.rounds} rounds, recovery "
+           f"{chain.recovery:.2f}s over {chain.evictions} completed evictions, tail {bounds.tail:.2f}s]"
+           if chain else "")
+        + f"); by waves {bounds.waves:.1f}s"
+    )
+
+
+def recompute(kept: Path) -> None:
+    """The bounds again from a level's facts written by ``--keep``, with this tree's arithmetic."""
+    facts = json.loads(kept.read_text())
+    total = facts["result"]["seconds"]
+    budgets = budget_facts(facts["record"], facts["evictions"])
+    print(f"{kept}: --max-unavailable {facts['level']} ({facts['limit']} at once): {total:.1f}s; "
+          f"{describe_bounds(total, facts['steps'], facts['order'], facts['limit'], budgets)}", flush=True)
 
 
 def step_means(spans: dict[str, dict[str, tuple[datetime, datetime]]]) -> str:
