@@ -8,19 +8,20 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shimshift.core.fleet import BudgetSnapshot, Phase, next_start, remaining_budgets, reserve
+from shimshift.core.fleet import (
+    BudgetSnapshot,
+    Phase,
+    Refusals,
+    budgets_to_probe,
+    next_start,
+    remaining_budgets,
+    reserve,
+)
 from shimshift.orchestrator.node_migration import NodeOutcome, NodeStatus
 
 # The longest the loop waits for a PDB to free up without hearing of any change (a lost watch event,
 # or no watch at all); kubectl's own retry on HTTP 429 is 5 s (../shared/reference/peer-tools.md §1.4).
 BLOCKED_RECHECK_SECONDS = 5.0
-
-NO_BUDGETS = BudgetSnapshot({}, {})
-
-
-async def _no_budgets() -> BudgetSnapshot:
-    return NO_BUDGETS
-
 
 @dataclass
 class FleetResult:
@@ -38,9 +39,9 @@ async def run_fleet(
     phases: Sequence[Phase],
     *,
     migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],
-    drain_would_block: Callable[[str], Awaitable[bool]],
+    drain_would_block: Callable[[str, frozenset[str]], Awaitable[bool]],
     max_failures: int,
-    budgets: Callable[[], Awaitable[BudgetSnapshot]] = _no_budgets,
+    budgets: Callable[[], Awaitable[BudgetSnapshot]],
     budgets_changed: Callable[[], Awaitable[None]] | None = None,
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     recheck_seconds: float = BLOCKED_RECHECK_SECONDS,
@@ -48,7 +49,8 @@ async def run_fleet(
     """Migrate every phase in order; stop starting nodes once ``max_failures`` nodes failed.
 
     Which waiting node may start is decided from ``budgets`` (a cache read, no request); only the node
-    about to start is checked with ``drain_would_block`` (the API server's dry run). While nodes wait
+    about to start is checked with ``drain_would_block`` (the API server's dry run), and only for the
+    PDBs the cache leaves at their last disruption (:func:`budgets_to_probe`). While nodes wait
     for a PDB, the loop wakes when ``budgets_changed`` returns (a PDB's status or a pod changed), when a
     node finishes, or after ``recheck_seconds``.
 
@@ -59,6 +61,7 @@ async def run_fleet(
     for phase in phases:
         waiting = list(phase.nodes)
         running: dict[asyncio.Task[NodeOutcome], str] = {}
+        refusals = Refusals()
         while waiting or running:
             stop = len(result.failures) >= max_failures
             if stop and result.stopped_reason is None:
@@ -69,7 +72,7 @@ async def run_fleet(
                 result.not_started.extend(waiting)
                 waiting.clear()
             elif waiting and len(running) < phase.concurrency:
-                await _start_nodes(phase, waiting, running, migrate, drain_would_block, await budgets())
+                await _start_nodes(phase, waiting, running, migrate, drain_would_block, await budgets(), refusals)
             if not running and not waiting:
                 continue
             await _wait_for_change(running, result, on_outcome, budgets_changed if waiting else None,
@@ -89,25 +92,28 @@ async def _start_nodes(
     waiting: list[str],
     running: dict[asyncio.Task[NodeOutcome], str],
     migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],
-    drain_would_block: Callable[[str], Awaitable[bool]],
+    drain_would_block: Callable[[str, frozenset[str]], Awaitable[bool]],
     snapshot: BudgetSnapshot,
+    refusals: Refusals,
 ) -> None:
+    clock = asyncio.get_running_loop().time
     remaining = remaining_budgets(snapshot, in_flight=running.values())
-    passed_over: set[str] = set()
     while start := next_start(
         waiting,
         demands=snapshot.demands,
         remaining=remaining,
         in_flight=len(running),
         limit=phase.concurrency,
-        passed_over=frozenset(passed_over),
+        passed_over=refusals.passed_over(snapshot, now=clock()),
     ):
+        demand = snapshot.demands.get(start.node, {})
         # A forced start is blocked by definition; asking the server would only confirm it.
-        if not start.forced and await drain_would_block(start.node):
-            passed_over.add(start.node)
+        probe = frozenset() if start.forced else budgets_to_probe(demand, remaining)
+        if probe and await drain_would_block(start.node, probe):
+            refusals.remember(start.node, snapshot, now=clock())
             continue
         waiting.remove(start.node)
-        reserve(remaining, snapshot.demands.get(start.node, {}))
+        reserve(remaining, demand)
         running[asyncio.create_task(migrate(start.node), name=f"migrate {start.node}")] = start.node
 
 

@@ -93,8 +93,9 @@ class ClusterPort(Protocol):
 
     async def drain(self, node: str, *, on_progress: Callable[[str], None] | None = None) -> DrainOutcome: ...
 
-    async def drain_would_block(self, node: str) -> bool:
-        """True when a PodDisruptionBudget would refuse an eviction from this node now (server dry run)."""
+    async def drain_would_block(self, node: str, budgets: frozenset[str]) -> bool:
+        """True when one of ``budgets`` (PDBs "namespace/name"), or without the fleet's cache any PDB,
+        would refuse an eviction from this node now (server dry run)."""
         ...
 
     async def get_cri_socket(self, node: str) -> str | None: ...

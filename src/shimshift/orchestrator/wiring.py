@@ -87,11 +87,11 @@ class KubeCluster:
             or ("" if result.drained else "pods still on the node: " + ", ".join(result.pending)),
         )
 
-    async def drain_would_block(self, node: str) -> bool:
+    async def drain_would_block(self, node: str, budgets: frozenset[str]) -> bool:
         if self.cache is None:
             result = await plan_drain(self.client, node, self.drain_options)
             return bool(result.blocked)
-        probes = self.cache.budgets.one_pod_per_budget(node).values()
+        probes = [pod for key, pod in self.cache.budgets.one_pod_per_budget(node).items() if key in budgets]
         return await budgets_would_refuse(self.client, probes, method=await self._eviction_method())
 
     async def _eviction_method(self) -> str:

@@ -1,7 +1,8 @@
 """Fleet decisions: --max-unavailable parsing, phases and control-plane order, PDB-aware choice.
 
 Matrix: max-unavailable as count / percent / rounding / refusals; control plane first / last / absent;
-next-node choice with free, blocked and saturated slots.
+next-node choice with free, blocked and saturated slots; which PDBs a start asks the server about;
+how long a refusal is remembered.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import (
+    REFUSAL_MEMORY_SECONDS,
+    BudgetSnapshot,
     ControlPlaneOrder,
     FleetNode,
     Phase,
+    Refusals,
     Start,
+    budgets_to_probe,
     next_start,
     parse_max_unavailable,
     plan_phases,
@@ -77,3 +82,28 @@ def test_choose_skips_nodes_the_server_found_blocked() -> None:
 
 def test_choose_respects_limit() -> None:
     assert next_start(["a"], demands={}, remaining={}, in_flight=2, limit=2) is None
+
+
+def test_only_a_budgets_last_disruption_is_worth_a_dry_run() -> None:
+    demand = {"ns/tight": 1, "ns/roomy": 3, "ns/gone": 1}
+    assert budgets_to_probe(demand, {"ns/tight": 1, "ns/roomy": 2}) == {"ns/tight", "ns/gone"}
+    assert budgets_to_probe({}, {"ns/tight": 1}) == frozenset()
+
+
+def test_a_refusal_holds_until_its_budget_publishes_another_figure() -> None:
+    refusals = Refusals()
+    before = BudgetSnapshot(BLOCKED, {"ns/pdb": 1})
+    refusals.remember("a", before, now=100.0)
+    assert refusals.passed_over(before, now=101.0) == {"a"}
+    # Another PDB moving says nothing about a's.
+    assert refusals.passed_over(BudgetSnapshot(BLOCKED, {"ns/pdb": 1, "ns/other": 4}), now=102.0) == {"a"}
+    assert refusals.passed_over(BudgetSnapshot(BLOCKED, {"ns/pdb": 2}), now=103.0) == frozenset()
+    assert refusals.passed_over(before, now=104.0) == frozenset(), "forgotten once its budget moved"
+
+
+def test_a_refusal_nothing_explains_is_asked_again_after_a_while() -> None:
+    refusals = Refusals()
+    snapshot = BudgetSnapshot(BLOCKED, {"ns/pdb": 1})
+    refusals.remember("b", snapshot, now=0.0)
+    assert refusals.passed_over(snapshot, now=REFUSAL_MEMORY_SECONDS - 0.1) == {"b"}
+    assert refusals.passed_over(snapshot, now=REFUSAL_MEMORY_SECONDS) == frozenset()
