@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from shimshift.adapters.kube.cache import _Pulse, _wait_until
+from shimshift.adapters.kube.cache import _wait_until
+from shimshift.adapters.kube.watching import Pulse
 
 
 async def test_a_change_right_after_the_check_is_not_lost() -> None:
-    pulse = _Pulse()
+    pulse = Pulse()
     state = {"ready": False}
     loop = asyncio.get_running_loop()
 
@@ -29,7 +30,7 @@ async def test_a_change_right_after_the_check_is_not_lost() -> None:
 
 
 async def test_no_change_ends_at_the_timeout() -> None:
-    pulse = _Pulse()
+    pulse = Pulse()
     loop = asyncio.get_running_loop()
     started = loop.time()
     assert not await _wait_until(lambda: False, pulse, timeout=0.2)

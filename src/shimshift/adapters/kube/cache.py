@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from shimshift.adapters.kube.client import retry_watch
+from shimshift.adapters.kube.watching import Pulse
 from shimshift.core.drain import FINISHED_PHASES, MIRROR_POD_ANNOTATION
 from shimshift.core.fleet import BudgetIndex, BudgetSnapshot, BudgetView, PodView
 
@@ -68,25 +69,6 @@ def budget_view(pdb: PodDisruptionBudget) -> BudgetView:
     return BudgetView(str(metadata.namespace), str(metadata.name), selector, allowed)
 
 
-class _Pulse:
-    """Counts changes and wakes their waiters. Waiting is "for a change after generation N", never "for
-    the next change": a change that lands between a caller's check and the start of its wait would
-    otherwise be lost, and the caller would sleep until its timeout (seen: 3.2 s of a 5 s retry delay)."""
-
-    def __init__(self) -> None:
-        self.generation = 0
-        self._event = asyncio.Event()
-
-    def fire(self) -> None:
-        self.generation += 1
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait_past(self, generation: int) -> None:
-        while self.generation <= generation:
-            await self._event.wait()
-
-
 class ClusterCache:
     """Pods and PDBs of the whole cluster, kept current by two watches. Use as ``async with``."""
 
@@ -94,8 +76,8 @@ class ClusterCache:
         self.client = client
         self.budgets = BudgetIndex()
         self.pods: dict[tuple[str, str], PodState] = {}
-        self._budget_pulse = _Pulse()
-        self._pod_pulse = _Pulse()
+        self._budget_pulse = Pulse()
+        self._pod_pulse = Pulse()
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_generation = 0
 
@@ -253,7 +235,7 @@ class ClusterCache:
 
 async def _wait_until(
     done: Callable[[], bool],
-    pulse: _Pulse,
+    pulse: Pulse,
     timeout: float,
     *,
     recheck: Callable[[], Awaitable[bool]] | None = None,

@@ -4,23 +4,25 @@ Healthy means, all at once: the Ready condition is True with a heartbeat newer t
 kubelet speaking, not a status written before the restart), every DaemonSet pod on the node is Running
 (and, given a baseline, every DaemonSet that had a pod there before still has one), and no condition that
 was good in the baseline turned bad (MemoryPressure, DiskPressure, PIDPressure, NetworkUnavailable: good
-is False; Ready: good is True). ``evaluate_health`` is pure; ``wait_node_healthy`` polls it until it
-passes or the timeout, and the report says what is still missing.
+is False; Ready: good is True). ``evaluate_health`` is pure; ``wait_node_healthy`` follows the node by
+watch and applies it until it passes or the timeout, and the report says what is still missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import httpx2
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Node, Pod
 
 from shimshift.adapters.kube.client import JSON, ApiFailure
 from shimshift.adapters.kube.nodes import get_node
+from shimshift.adapters.kube.watching import Pulse, follow_one
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -84,15 +86,12 @@ def baseline_from(node: JSON, pods: list[JSON]) -> NodeBaseline:
     return NodeBaseline(conditions, daemonsets)
 
 
-def evaluate_health(
-    node: JSON, pods: list[JSON], *, since: dt.datetime, baseline: NodeBaseline | None = None
-) -> HealthReport:
-    """Pure: the node object and its pods now, T, and the baseline → what is missing (nothing = healthy)."""
-    name = str(node.get("metadata", {}).get("name", ""))
+def node_problems(node: JSON, *, since: dt.datetime, baseline: NodeBaseline | None = None) -> list[str]:
+    """Pure: what the node object itself still lacks (Ready, a heartbeat since T, its conditions)."""
     missing: list[str] = []
     conditions = conditions_of(node)
     ready = conditions.get("Ready")
-    heartbeat = _parse(ready.get("lastHeartbeatTime")) if ready else None
+    heartbeat = _heartbeat(node)
     if ready is None:
         missing.append("no Ready condition")
     elif ready.get("status") != "True":
@@ -115,6 +114,20 @@ def evaluate_health(
         before = baseline.conditions.get(kind) if baseline else None
         if baseline is None or before is None or condition_good(kind, before):
             missing.append(f"condition {kind} turned {status}: {condition.get('message', '')}".rstrip(": "))
+    return missing
+
+
+def _heartbeat(node: JSON) -> dt.datetime | None:
+    ready = conditions_of(node).get("Ready")
+    return _parse(ready.get("lastHeartbeatTime")) if ready else None
+
+
+def evaluate_health(
+    node: JSON, pods: list[JSON], *, since: dt.datetime, baseline: NodeBaseline | None = None
+) -> HealthReport:
+    """Pure: the node object and its pods now, T, and the baseline → what is missing (nothing = healthy)."""
+    name = str(node.get("metadata", {}).get("name", ""))
+    missing = node_problems(node, since=since, baseline=baseline)
     ds_pods: list[str] = []
     present: set[str] = set()
     for pod in pods:
@@ -132,7 +145,7 @@ def evaluate_health(
         missing.extend(
             f"DaemonSet {ds} has no Running pod on the node" for ds in sorted(baseline.daemonsets - present)
         )
-    return HealthReport(name, not missing, tuple(missing), heartbeat, tuple(ds_pods))
+    return HealthReport(name, not missing, tuple(missing), _heartbeat(node), tuple(ds_pods))
 
 
 async def _node_pods(client: AsyncClient, node: str) -> list[JSON]:
@@ -156,34 +169,93 @@ async def wait_node_healthy(
     baseline: NodeBaseline | None = None,
     interval: float = 1.0,
 ) -> HealthReport:
-    """Poll until :func:`evaluate_health` passes or ``timeout`` seconds pass; returns the last report
-    (``healthy`` False on timeout, with everything still missing)."""
+    """Until :func:`evaluate_health` passes or ``timeout`` seconds pass; returns the last report
+    (``healthy`` False on timeout, with everything still missing).
+
+    The node is followed by a watch (:class:`_NodeFeed`) and its pods are listed only once the node
+    itself is back, every ``interval`` until its DaemonSet pods run: polling both every second cost
+    most of a node's requests while kwok's loaded kubelets took 40 s to report (issue 10).
+    """
     if since.tzinfo is None:
         raise ValueError("since must be timezone-aware (UTC)")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while True:
-        try:
-            report = evaluate_health(
-                await get_node(client, node), await _node_pods(client, node), since=since, baseline=baseline
-            )
-        except (httpx2.TransportError, ApiFailure, ApiError) as error:
-            if isinstance(error, ApiFailure | ApiError) and _status_of(error) < 500:
-                raise
-            # The node's own kube-apiserver may be restarting: a new kubelet release restarts the static
-            # pods it runs (seen on the control plane after its kubelet went 1.23 -> 1.24). Keep waiting.
-            report = HealthReport(node, False, (f"API server not answering: {type(error).__name__}: {error}",))
-        report = HealthReport(
-            report.node,
-            report.healthy,
-            report.missing,
-            report.heartbeat,
-            report.daemonset_pods,
-            dt.datetime.now(dt.UTC),
-        )
-        if report.healthy or loop.time() + interval > deadline:
-            return report
-        await asyncio.sleep(interval)
+    feed = _NodeFeed(client, node)
+    follower = asyncio.create_task(feed.run(), name=f"watch node {node}")
+    try:
+        with contextlib.suppress(TimeoutError):  # the first list's answer, or the report says so
+            await asyncio.wait_for(feed.pulse.wait_past(0), timeout=timeout)
+        while True:
+            seen = feed.pulse.generation
+            report = await _check(client, node, feed, since=since, baseline=baseline)
+            report = replace(report, checked_at=dt.datetime.now(dt.UTC))
+            left = deadline - loop.time()
+            if report.healthy or left < interval:
+                return report
+            if report.missing and feed.node is not None and node_problems(feed.node, since=since, baseline=baseline):
+                # The node itself is not back: nothing to do until it changes.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(feed.pulse.wait_past(seen), timeout=left - interval)
+            else:
+                await asyncio.sleep(interval)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+
+
+async def _check(
+    client: AsyncClient, node: str, feed: _NodeFeed, *, since: dt.datetime, baseline: NodeBaseline | None
+) -> HealthReport:
+    if feed.failure is not None:
+        raise feed.failure
+    if feed.node is None:
+        missing = feed.trouble or "not seen yet"
+        return HealthReport(node, False, (missing,))
+    problems = node_problems(feed.node, since=since, baseline=baseline)
+    if problems:
+        return HealthReport(node, False, tuple(problems), _heartbeat(feed.node))
+    try:
+        return evaluate_health(feed.node, await _node_pods(client, node), since=since, baseline=baseline)
+    except (httpx2.TransportError, ApiError) as error:
+        if isinstance(error, ApiError) and _status_of(error) < 500:
+            raise ApiFailure.of(f"list pods on node {node}", error) from error
+        return HealthReport(node, False, (_not_answering(error),))
+
+
+def _not_answering(error: Exception) -> str:
+    return f"API server not answering: {type(error).__name__}: {error}"
+
+
+class _NodeFeed:
+    """The node as a watch last saw it, followed again after any failure: the node's own kube-apiserver
+    may be restarting (a new kubelet release restarts the static pods it runs; seen on the control plane
+    after its kubelet went 1.23 -> 1.24). A refusal below 500 (403, 404) ends the wait at once."""
+
+    def __init__(self, client: AsyncClient, node: str) -> None:
+        self.client = client
+        self.name = node
+        self.node: JSON | None = None
+        self.trouble: str | None = None  # the API server's last transient failure, for the report
+        self.failure: ApiFailure | None = None
+        self.pulse = Pulse()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async for current in follow_one(self.client, Node, self.name):
+                    self.node = None if current is None else current.to_dict()
+                    self.trouble = None if current is not None else f"node {self.name} not found"
+                    self.pulse.fire()
+            except (httpx2.TransportError, ApiError) as error:
+                if isinstance(error, ApiError) and _status_of(error) < 500:
+                    self.failure = ApiFailure.of(f"watch node {self.name}", error)
+                    self.pulse.fire()
+                    return
+                self.node = None
+                self.trouble = _not_answering(error)
+                self.pulse.fire()
+            await asyncio.sleep(1.0)
 
 
 def _status_of(error: ApiFailure | ApiError) -> int:

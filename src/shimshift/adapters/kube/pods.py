@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request, retry_watch
+from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request
+from shimshift.adapters.kube.watching import follow_one
 from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
 
@@ -76,20 +77,8 @@ async def wait_pod(
 
     async def watch() -> None:
         nonlocal last
-        listing = client.list(Pod, namespace=namespace, fields={"metadata.name": name})
-        async for pod in listing:
-            last = pod.to_dict()
-        if until(last):
-            return
-        events = client.watch(
-            Pod,
-            namespace=namespace,
-            fields={"metadata.name": name},
-            resource_version=listing.resourceVersion,
-            on_error=retry_watch,
-        )
-        async for kind, pod in events:
-            last = None if kind == "DELETED" else pod.to_dict()
+        async for pod in follow_one(client, Pod, name, namespace=namespace):
+            last = None if pod is None else pod.to_dict()
             if until(last):
                 return
 
