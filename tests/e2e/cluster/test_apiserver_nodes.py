@@ -241,6 +241,9 @@ async def test_health_gate(world: World, kube: Any) -> None:
     stale = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
     assert not stale.healthy
     assert any("no heartbeat since" in item for item in stale.missing)
+    # Timeout 0 is `shimshift verify`'s "check once": still an answer about the node, not "not seen yet".
+    once = await wait_node_healthy(kube, node, since=since, timeout=0, baseline=baseline)
+    assert any("no heartbeat since" in item for item in once.missing), once.missing
 
     await world.node_status(node)  # the "restarted kubelet" reports in
     await world.pod_status("agent", phase="Pending", ready=False)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
 
 GOOD_WHEN_TRUE = frozenset({"Ready"})
+FIRST_ANSWER_SECONDS = 30.0
 
 
 def _parse(value: object) -> dt.datetime | None:
@@ -183,8 +184,10 @@ async def wait_node_healthy(
     feed = _NodeFeed(client, node)
     follower = asyncio.create_task(feed.run(), name=f"watch node {node}")
     try:
-        with contextlib.suppress(TimeoutError):  # the first list's answer, or the report says so
-            await asyncio.wait_for(feed.pulse.wait_past(0), timeout=timeout)
+        # The first answer (the node, or why there is none) even with timeout 0, which means "check once":
+        # the poll this replaces made one GET whatever the timeout.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(feed.pulse.wait_past(0), timeout=max(timeout, FIRST_ANSWER_SECONDS))
         while True:
             seen = feed.pulse.generation
             report = await _check(client, node, feed, since=since, baseline=baseline)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, raw_request
+from shimshift.adapters.kube.client import JSON, ApiFailure, RawResponse, status_code
 from shimshift.adapters.kube.watching import follow_one
 from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
@@ -24,46 +24,42 @@ if TYPE_CHECKING:
     from lightkube import AsyncClient
 
 
-def _path(namespace: str, name: str | None = None) -> str:
-    base = f"/api/v1/namespaces/{namespace}/pods"
-    return base if name is None else f"{base}/{name}"
-
-
 async def create_pod(client: AsyncClient, namespace: str, manifest: JSON) -> None:
-    response = await raw_request(client, "POST", _path(namespace), body=manifest)
-    if response.status not in (200, 201):
-        raise ApiFailure(f"create pod {namespace}/{manifest['metadata']['name']}", response)
+    name = manifest["metadata"]["name"]
+    pod = cast("Pod", Pod.from_dict({**manifest, "metadata": {**manifest["metadata"], "namespace": namespace}}))
+    try:
+        await client.create(pod)
+    except ApiError as error:
+        raise ApiFailure.of(f"create pod {namespace}/{name}", error) from error
 
 
 async def get_pod(client: AsyncClient, namespace: str, name: str) -> JSON | None:
     """The pod, or None when it does not exist."""
-    response = await raw_request(client, "GET", _path(namespace, name))
-    if response.status == 404:
-        return None
-    if response.status != 200:
-        raise ApiFailure(f"read pod {namespace}/{name}", response)
-    return response.body
+    try:
+        return (await client.get(Pod, name, namespace=namespace)).to_dict()
+    except ApiError as error:
+        if status_code(error) == 404:
+            return None
+        raise ApiFailure.of(f"read pod {namespace}/{name}", error) from error
 
 
 async def delete_pod(client: AsyncClient, namespace: str, name: str, *, timeout: float) -> bool:
-    """Delete the pod at once (grace period 0) and wait until the API server no longer has it.
+    """Delete the pod at once (grace period 0) and wait until the API server no longer has a pod of that
+    name: a canary is a bare pod, nothing recreates it.
 
     True when there was a pod to delete. Raises ApiFailure when it is still there after ``timeout``.
     """
-    options = {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
-    response = await raw_request(client, "DELETE", _path(namespace, name), body=options)
-    if response.status == 404:
-        return False
-    if response.status not in (200, 202):
-        raise ApiFailure(f"delete pod {namespace}/{name}", response)
-    uid = (response.body.get("metadata") or {}).get("uid")
-
-    def gone(current: JSON | None) -> bool:
-        # A pod of the same name with another uid is a new one, not ours.
-        return current is None or bool(uid and (current.get("metadata") or {}).get("uid") != uid)
-
-    if not gone(await wait_pod(client, namespace, name, until=gone, timeout=timeout)):
-        raise ApiFailure(f"pod {namespace}/{name} still exists {timeout:g}s after its deletion", response)
+    try:
+        await client.delete(Pod, name, namespace=namespace, grace_period=0)
+    except ApiError as error:
+        if status_code(error) == 404:
+            return False
+        raise ApiFailure.of(f"delete pod {namespace}/{name}", error) from error
+    if await wait_pod(client, namespace, name, until=lambda current: current is None, timeout=timeout) is not None:
+        raise ApiFailure(
+            f"pod {namespace}/{name} still exists {timeout:g}s after its deletion",
+            RawResponse(408, {"message": "deleted, not gone"}),
+        )
     return True
 
 
