@@ -181,15 +181,17 @@ def fake_node(index: int) -> dict[str, Any]:
     }
 
 
-def _template(app: str) -> dict[str, Any]:
-    return {
-        "metadata": {"labels": {"app": app}},
-        "spec": {
-            "containers": [{"name": "main", "image": "fake.local/app:1"}],
-            "tolerations": [{"operator": "Exists"}],
-            "terminationGracePeriodSeconds": 0,
-        },
+def _template(app: str, *, tolerate_everything: bool = False) -> dict[str, Any]:
+    """A pod template. Only the DaemonSet's tolerates every taint, as node agents do: a Deployment's or
+    StatefulSet's pod that tolerated ``node.kubernetes.io/unschedulable`` would be scheduled back onto the
+    cordoned nodes being drained (seen: a StatefulSet's replacement evicted again, 2 minutes a time)."""
+    spec: dict[str, Any] = {
+        "containers": [{"name": "main", "image": "fake.local/app:1"}],
+        "terminationGracePeriodSeconds": 0,
     }
+    if tolerate_everything:
+        spec["tolerations"] = [{"operator": "Exists"}]
+    return {"metadata": {"labels": {"app": app}}, "spec": spec}
 
 
 def workload_objects(workload: Workload) -> list[tuple[str, dict[str, Any]]]:
@@ -217,7 +219,8 @@ def workload_objects(workload: Workload) -> list[tuple[str, dict[str, Any]]]:
                      "selector": {"matchLabels": {"app": app}}, "template": _template(app)}}))
     objects.append((f"{apps}/daemonsets", {
         "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": _template("agent")}}))
+        "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                 "template": _template("agent", tolerate_everything=True)}}))
     for index in range(workload.nodes):
         bare = _template("bare")
         objects.append((f"/api/v1/namespaces/{ns}/pods", {
