@@ -184,13 +184,17 @@ def fake_node(index: int) -> dict[str, Any]:
 def _template(app: str, *, tolerate_everything: bool = False) -> dict[str, Any]:
     """A pod template. Only the DaemonSet's tolerates every taint, as node agents do: a Deployment's or
     StatefulSet's pod that tolerated ``node.kubernetes.io/unschedulable`` would be scheduled back onto the
-    cordoned nodes being drained (seen: a StatefulSet's replacement evicted again, 2 minutes a time)."""
+    cordoned nodes being drained (seen: a StatefulSet's replacement evicted again, 2 minutes a time).
+    The others tolerate only ``node.kubernetes.io/not-ready``, which the API server puts on every new
+    node and which no node lifecycle controller takes off here: it stands for "the taint is gone"."""
     spec: dict[str, Any] = {
         "containers": [{"name": "main", "image": "fake.local/app:1"}],
         "terminationGracePeriodSeconds": 0,
+        "tolerations": [
+            {"operator": "Exists", "effect": "NoSchedule", "key": "node.kubernetes.io/not-ready"}
+            if not tolerate_everything else {"operator": "Exists"}
+        ],
     }
-    if tolerate_everything:
-        spec["tolerations"] = [{"operator": "Exists"}]
     return {"metadata": {"labels": {"app": app}}, "spec": spec}
 
 
