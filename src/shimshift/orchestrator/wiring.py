@@ -123,7 +123,7 @@ class KubeCluster:
         return await health.wait_control_plane(self.client, node, timeout=timeout)
 
     async def running_pods(self, node: str) -> list[PodRef]:
-        pods = await list_node_pods(self.client, node, DrainOptions())
+        pods = await list_node_pods(self.client, node, DrainOptions(), from_watch_cache=True)
         refs = []
         for pod in pods:
             if pod.get("status", {}).get("phase") != "Running":

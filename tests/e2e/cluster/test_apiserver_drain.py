@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shimshift.adapters.kube import DrainEvent, DrainEventKind, drain_node, make_client, plan_drain
+from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
 from shimshift.adapters.kube.drain import _Drainer, _PodRun, budgets_would_refuse, eviction_method
 from shimshift.core.drain import (
@@ -201,6 +202,32 @@ async def test_pods_are_listed_like_kubectl(world: World, kube: Any, apiserver: 
     await _until(logged)
     assert all("limit=500" in uri for uri in lists(one)) and len(lists(one)) == 1
     assert [("limit=2" in uri, "continue=" in uri) for uri in lists(three)] == [(True, False), (True, True)]
+
+
+async def test_a_fleet_drain_lists_the_nodes_pods_from_the_watch_cache(
+    world: World, kube: Any, apiserver: LocalApiServer
+) -> None:
+    """In a fleet run (a ClusterCache given), one list with resourceVersion=0 and no limit: the watch
+    cache's spec.nodeName index instead of a read of every pod in etcd (audit log)."""
+    node = await world.node("fleet")
+    for name in ("e", "f", "g"):
+        await world.pod(name, node=node, owner=await world.owner("ReplicaSet", name))
+    async with ClusterCache(kube) as cache:
+        result = await drain_node(kube, node, DrainOptions(**FAST, chunk_size=2), cache=cache)
+    assert sorted(result.evict) == [f"{world.namespace}/{name}" for name in ("e", "f", "g")]
+
+    def lists() -> list[str]:
+        return [
+            str(event["requestURI"])
+            for event in apiserver.audited_requests()
+            if event.get("verb") == "list" and f"spec.nodeName%3D{node}" in str(event["requestURI"])
+        ]
+
+    async def logged() -> bool:
+        return len(lists()) >= 1
+
+    await _until(logged)
+    assert [("resourceVersion=0" in uri, "limit=" in uri) for uri in lists()] == [(True, False)]
 
 
 async def test_eviction_support_is_discovered_like_kubectl(kube: Any) -> None:

@@ -21,8 +21,10 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node, Pod
 
 from shimshift.adapters.kube.client import JSON, ApiFailure
+from shimshift.adapters.kube.drain import list_node_pods
 from shimshift.adapters.kube.nodes import get_node
 from shimshift.adapters.kube.watching import Pulse, follow_one
+from shimshift.core.drain import DrainOptions
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -150,8 +152,8 @@ def evaluate_health(
 
 
 async def _node_pods(client: AsyncClient, node: str) -> list[JSON]:
-    listing = client.list(Pod, namespace="*", fields={"spec.nodeName": node}, chunk_size=500)
-    return [pod.to_dict() async for pod in listing]
+    # From the watch cache (list_node_pods): the gate looks again a second later anyway.
+    return await list_node_pods(client, node, DrainOptions(), from_watch_cache=True)
 
 
 async def snapshot_node(client: AsyncClient, node: str) -> NodeBaseline:
