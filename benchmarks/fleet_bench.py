@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -72,7 +73,9 @@ def step_seconds(
 # --- the child: shimshift's migration, with the rig's fake node side ------------------------------------
 
 
-async def child(counted: Path, admin: Path, level: str, journal: Path, report_dir: Path) -> dict[str, Any]:
+async def child(
+    counted: Path, admin: Path, level: str, journal: Path, report_dir: Path, canary_timeout: float | None
+) -> dict[str, Any]:
     from shimshift.adapters.kube.client import make_client
     from shimshift.core.drain import DrainOptions
     from shimshift.orchestrator.session import Connection, MigrateOptions, migrate
@@ -83,6 +86,8 @@ async def child(counted: Path, admin: Path, level: str, journal: Path, report_di
         all_nodes=True, max_unavailable=level, max_failures=1, health_timeout=300, report_dir=report_dir,
         drain=DrainOptions(ignore_daemonsets=True, delete_emptydir_data=True, force=True, timeout=900),
     )
+    if canary_timeout is not None:
+        options = dataclasses.replace(options, canary_timeout=canary_timeout)
     started = time.perf_counter()
     with patched_session(rig_client):
         summary = await migrate(Connection(kubeconfig=counted, journal=journal), options)
@@ -139,6 +144,9 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the shimshift source tree to measure")
     parser.add_argument("--keep", type=Path, help="write each level's measured facts here as JSON")
     parser.add_argument("--facts", type=Path, nargs="+", help="only recompute the bounds from --keep's files")
+    parser.add_argument("--canary-timeout", type=float, help=(
+        "migrate's --canary-timeout (default: migrate's); at 1,000 nodes on 2 cores kwok takes longer than the default "
+        "to start a pod while hundreds of evicted pods are replaced"))
     parser.add_argument("--child", nargs=5, metavar=("COUNTED", "ADMIN", "LEVEL", "JOURNAL", "REPORTS"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,7 +158,8 @@ def main() -> None:
         return
     if args.child:
         counted, admin, level, journal, reports = args.child
-        print(json.dumps(asyncio.run(child(Path(counted), Path(admin), level, Path(journal), Path(reports)))))
+        print(json.dumps(asyncio.run(child(Path(counted), Path(admin), level, Path(journal), Path(reports),
+                                                 args.canary_timeout))))
         return
 
     from shimshift.adapters.kube.client import make_client
@@ -189,6 +198,8 @@ def main() -> None:
             before = len(server.audited_requests())
             argv = [sys.executable, "-m", "benchmarks.fleet_bench", "--child", str(counted), str(rig.kubeconfig),
                     level, str(work / "journal.sqlite"), str(work)]
+            if args.canary_timeout is not None:
+                argv += ["--canary-timeout", str(args.canary_timeout)]
             run, record = asyncio.run(watched_child(rig.kubeconfig, argv, env))
             if run.returncode != 0:
                 raise SystemExit(f"migration child failed at {level}:\n{run.stderr[-4000:]}")

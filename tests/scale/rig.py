@@ -34,7 +34,9 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Node, Pod
 from lightkube.types import PatchType
 
+from shimshift.adapters.kube.drain import list_node_pods
 from shimshift.adapters.node_access import CommandFailed, CommandResult, NodePool
+from shimshift.core.drain import DrainOptions
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
     CRI_DOCKERD_UNIT_LIB,
@@ -465,9 +467,11 @@ class FakeCri:
         return CriReport("docker", "20.10.24", "v1", runtime_ready=True, network_ready=True)
 
     async def ready_sandboxes(self, socket_path: str) -> list[SandboxRef]:
-        pods = self.client.list(Pod, namespace="*", fields={"spec.nodeName": self.node})
-        return [SandboxRef(str(pod.metadata.namespace), str(pod.metadata.name), str(pod.metadata.uid))
-                async for pod in pods if pod.metadata is not None]
+        # From the watch cache, as the fleet's own lists: at 30,000 pods a list of one node's pods read
+        # from etcd answered 504 while fifty nodes were migrating (the 1,000-node run at 5%).
+        pods = await list_node_pods(self.client, self.node, DrainOptions(), from_watch_cache=True)
+        return [SandboxRef(pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"])
+                for pod in pods]
 
 
 @contextlib.contextmanager
