@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 from lightkube import AsyncClient
+from lightkube.config.client_adapter import verify_cluster
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.types import OnErrorAction, OnErrorResult
 
 # exec_compatible is re-exported: it lived here before the resolver had a module of its own.
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
 from shimshift.adapters.kube.kubeconfig import exec_compatible as exec_compatible
+from shimshift.adapters.kube.transport import RetryingReads
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -46,8 +48,12 @@ def make_client(
     Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
     """
     config = resolved if resolved is not None else load_kubeconfig(kubeconfig, context=context)
+    single = config.single
     try:
-        return AsyncClient(config.single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER)
+        # httpx2 uses a transport's own TLS settings, so the transport gets the context lightkube would build.
+        tls = verify_cluster(single.cluster, single.user, single.abs_file) if single.user else True
+        transport = RetryingReads(httpx2.AsyncHTTPTransport(verify=tls))
+        return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER, transport=transport)
     except (OSError, ssl.SSLError, ConfigError) as error:
         # The CA bundle and client certificate are loaded here: a missing or unreadable one ends up here.
         reason = getattr(error, "strerror", None) or str(error)
