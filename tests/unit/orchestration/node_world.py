@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
+from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
@@ -52,6 +53,10 @@ class NodeWorld:
     healthy: bool = True
     canary_runs: bool = True
     cni_configs: str = "10-bridge.conf\n"
+    # The API server's running pods of the node, one list per read (the last one stays), and the sandboxes
+    # cri-dockerd lists.
+    running_pods: list[list[PodRef]] = field(default_factory=list)
+    sandboxes: list[SandboxRef] = field(default_factory=list)
     # Called with every action before it is answered; returns an exception to raise instead.
     fail: Callable[[act.Action], BaseException | None] = lambda action: None
     journal: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -104,8 +109,12 @@ class NodeWorld:
                 return None
             case act.CriCheck():
                 return CriReport("docker", "20.10.24", "v1", runtime_ready=True, network_ready=True)
-            case act.CriSandboxes() | act.RunningPods():
-                return []
+            case act.CriSandboxes():
+                return self.sandboxes
+            case act.RunningPods():
+                if len(self.running_pods) > 1:
+                    return self.running_pods.pop(0)
+                return list(self.running_pods[0]) if self.running_pods else []
             case act.KubeletVersion():
                 return self.kubelet_version
             case act.Cordon():

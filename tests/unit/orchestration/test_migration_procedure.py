@@ -28,7 +28,7 @@ from shimshift.core.procedures.migration import (
     NodeStatus,
     plan_from_facts,
 )
-from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, Step
+from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, PodRef, SandboxRef, Step
 from tests.unit.core.nodes import dockershim_node
 from tests.unit.orchestration.node_world import CommandFailed, Killed, NodeWorld, drive, kill_after
 
@@ -110,6 +110,26 @@ def test_a_failed_drain_only_uncordons() -> None:
     assert node.steps()[-2:] == [("drain", "started"), ("drain", "failed")]
     assert node.actions[-1] == act.UncordonIfOurs() and not node.cordoned
     assert not node.of_type(act.WriteFile)
+
+
+WEB = PodRef("default", "web-1", "uid-web")
+CANARY = PodRef("kube-system", "shimshift-canary-node-a", "uid-canary")
+
+
+def test_a_pod_deleted_between_the_two_reads_is_not_a_missing_sandbox() -> None:
+    # The pods read before cri-dockerd answered still had the canary; the read after does not.
+    node = world(running_pods=[[WEB, CANARY], [WEB]], sandboxes=[SandboxRef("default", "web-1", "uid-web")])
+    outcome = drive(procedure().run(), node)
+    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert [type(a) for a in actions_of(node, Step.VERIFY) if isinstance(a, act.RunningPods | act.CriSandboxes)] == [
+        act.RunningPods, act.CriSandboxes, act.RunningPods]
+
+
+def test_a_pod_still_running_without_a_sandbox_fails_verify() -> None:
+    node = world(running_pods=[[WEB, CANARY]], sandboxes=[SandboxRef("kube-system", "shimshift-canary-node-a", "x")])
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "verify")
+    assert "cri-dockerd does not list running pod(s): default/web-1" in outcome.message
 
 
 def test_a_failed_verify_rolls_the_node_back_to_its_original_bytes() -> None:
