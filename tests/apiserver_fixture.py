@@ -293,10 +293,17 @@ class LocalApiServer:
                 "--audit-log-format", "json", "--audit-log-mode", "blocking"]
 
     def audited_requests(self) -> list[dict[str, object]]:
-        """The audit events written so far (ResponseComplete stage only)."""
-        if self.audit_log_path is None or not self.audit_log_path.exists():
+        """The audit events written so far (ResponseComplete stage only), oldest first.
+
+        The API server rotates its audit log at 100 MB (lumberjack's default size) into files named
+        audit-<time>.log beside it; a 1,000-node fleet run writes more than that, and reading the current
+        file alone gave counts of its last minutes only."""
+        if self.audit_log_path is None:
             return []
-        events = [json.loads(line) for line in self.audit_log_path.read_text().splitlines() if line.strip()]
+        log = self.audit_log_path
+        files = [*sorted(log.parent.glob(f"{log.stem}-*{log.suffix}")), log]
+        events = [json.loads(line) for path in files if path.exists()
+                  for line in path.read_text().splitlines() if line.strip()]
         return [event for event in events if event.get("stage") == "ResponseComplete"]
 
     def kubeconfig_for(self, path: Path, token: str) -> Path:
