@@ -43,7 +43,6 @@ class CuttingProxy:
         self.connections = 0
         self.cut = 0
         self.port = 0
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -51,7 +50,6 @@ class CuttingProxy:
         self.to_cut -= cutting
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         answers = asyncio.create_task(self.pump(server_reader, client_writer))
-        self._tasks.add(answers)
         pending = b""
         application_records = 0
         try:
