@@ -1,12 +1,13 @@
 """Every error a user meets first, through the CLI, against a real kube-apiserver: one line, no traceback.
 
-Matrix (each: exit code, exactly one line on stderr naming the API server's URL or the node, nothing
-changed): a stopped API server (a free loopback port nobody listens on) for `audit` and for `migrate`, whose
-journal keeps no unfinished run, so the next `migrate` is not refused; a CA that did not sign the server's
-certificate; a token the server does not know (401); a user whose ClusterRole lacks `patch nodes` (403
-naming verb and resource); an unknown node for `cordon` and `migrate`; a KUBECONFIG list (two files merged,
-a missing one skipped) and one naming only missing files; a node whose SSH port refuses the connection and
-one whose port accepts but never answers (`migrate` refuses that node, exit 1, and the node is untouched).
+Matrix (each: exit code, exactly one line on stderr naming the API server's URL or the node, nothing changed):
+a stopped API server (a free loopback port nobody listens on) for `audit` and for `migrate`, whose journal
+keeps no unfinished run, so the next `migrate` is not refused; a CA that did not sign the server's
+certificate; a context without a user (an anonymous request: 403); a token the server does not know (401); a
+user whose ClusterRole lacks `patch nodes` (403 naming verb and resource); an unknown node for `cordon` and
+`migrate`; a KUBECONFIG list (two files merged, a missing one skipped) and one naming only missing files; a
+node whose SSH port refuses the connection and one whose port accepts but never answers (`migrate` refuses
+that node, exit 1, and the node is untouched).
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ async def test_a_token_the_server_does_not_know(apiserver: LocalApiServer, tmp_p
     kubeconfig = apiserver.kubeconfig_for(tmp_path / "kubeconfig", "not-a-valid-token")
     result = await run_cli("audit", "--kubeconfig", str(kubeconfig))
     one_line(result, 2, apiserver.url, "401")
+
+
+async def test_a_context_without_a_user_is_an_anonymous_request(apiserver: LocalApiServer, tmp_path: Path) -> None:
+    # kubectl sends such a context's requests without credentials; lightkube asserted a user exists.
+    config = yaml.safe_load(apiserver.kubeconfig.read_text())
+    del config["contexts"][0]["context"]["user"]
+    config["users"] = []
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    result = await run_cli("audit", "--kubeconfig", str(kubeconfig))
+    one_line(result, 2, apiserver.url, 'user "system:anonymous" may not list nodes')
 
 
 async def test_rbac_lacking_one_verb_is_named(apiserver: LocalApiServer, world: World, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from lightkube import AsyncClient
 from lightkube.config.client_adapter import verify_cluster
+from lightkube.config.kubeconfig import User
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.types import OnErrorAction, OnErrorResult
 
@@ -48,10 +49,12 @@ def make_client(
     Raises :class:`Refusal` naming the file when the kubeconfig or the context cannot be used.
     """
     config = resolved if resolved is not None else load_kubeconfig(kubeconfig, context=context)
-    single = config.single
+    # A context without a user is kubectl's anonymous request; lightkube asserts that a user exists.
+    user = config.single.user or User()
+    single = config.single._replace(user=user)
     try:
         # httpx2 uses a transport's own TLS settings, so the transport gets the context lightkube would build.
-        tls = verify_cluster(single.cluster, single.user, single.abs_file) if single.user else True
+        tls = verify_cluster(single.cluster, user, single.abs_file)
         transport = RetryingReads(httpx2.AsyncHTTPTransport(verify=tls))
         return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER, transport=transport)
     except (OSError, ssl.SSLError, ConfigError) as error:
