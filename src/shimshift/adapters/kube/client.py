@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import httpx2
 from lightkube import AsyncClient
 from lightkube.config.client_adapter import verify_cluster
-from lightkube.config.kubeconfig import User
+from lightkube.config.models import User
 from lightkube.core.exceptions import ApiError, ConfigError
 from lightkube.types import OnErrorAction, OnErrorResult
 
