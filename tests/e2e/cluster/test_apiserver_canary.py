@@ -4,9 +4,9 @@ The test plays the kubelet (it writes the canary's status); the node side is thi
 LocalNodeAccess (its Docker's bridge subnet, read with `docker network inspect`).
 
 Matrix: as the `shimshift` user bound by deploy/rbac.yaml, the canary is created, read and deleted in its
-namespace and refused (403) anywhere else; the driver with a pod that runs on the pod network, on
-Docker's bridge, never runs (timeout), and with a leftover canary of an earlier run: each ends with the
-pod gone and its timings recorded.
+namespace and refused (403) anywhere else; a pod a finalizer keeps is reported with the finalizer; the
+driver with a pod that runs on the pod network, on Docker's bridge, never runs (timeout), and with a
+leftover canary of an earlier run: each ends with the pod gone and its timings recorded.
 """
 
 from __future__ import annotations
@@ -75,6 +75,24 @@ async def test_rbac_allows_the_canary_in_its_namespace_only(as_shimshift: Any, w
     with pytest.raises(ApiFailure) as refused:
         await pods.create_pod(as_shimshift, world.namespace, canary_manifest(elsewhere))
     assert refused.value.status == 403
+
+
+async def test_a_pod_a_finalizer_keeps_is_reported_with_its_finalizer(apiserver: LocalApiServer, world: World) -> None:
+    node = await world.node("held")
+    name = world.name("held")
+    await world.pod(name, node=node)
+    path = f"/api/v1/namespaces/{world.namespace}/pods/{name}"
+    merge = "application/merge-patch+json"
+    await world.call("PATCH", path, {"metadata": {"finalizers": ["example.com/hold"]}}, content_type=merge)
+    client = make_client(apiserver.kubeconfig)
+    try:
+        with pytest.raises(pods.PodNotGone, match=f"pod {world.namespace}/{name} still exists 1s after its "
+                           "deletion \\(finalizers example.com/hold hold it\\)"):
+            await pods.delete_pod(client, world.namespace, name, timeout=1)
+    finally:
+        await world.call("PATCH", path, {"metadata": {"finalizers": None}}, content_type=merge)
+        await client.close()
+    assert await world.get_pod(name) is None
 
 
 class Kubelet:

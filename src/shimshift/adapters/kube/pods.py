@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
 
-from shimshift.adapters.kube.client import JSON, ApiFailure, RawResponse, status_code
+from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.watching import follow_one
 from shimshift.core.upgrade import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
@@ -47,7 +47,7 @@ async def delete_pod(client: AsyncClient, namespace: str, name: str, *, timeout:
     """Delete the pod at once (grace period 0) and wait until the API server no longer has a pod of that
     name: a canary is a bare pod, nothing recreates it.
 
-    True when there was a pod to delete. Raises ApiFailure when it is still there after ``timeout``.
+    True when there was a pod to delete. Raises :class:`PodNotGone` when it is still there after ``timeout``.
     """
     try:
         await client.delete(Pod, name, namespace=namespace, grace_period=0)
@@ -55,12 +55,23 @@ async def delete_pod(client: AsyncClient, namespace: str, name: str, *, timeout:
         if status_code(error) == 404:
             return False
         raise ApiFailure.of(f"delete pod {namespace}/{name}", error) from error
-    if await wait_pod(client, namespace, name, until=lambda current: current is None, timeout=timeout) is not None:
-        raise ApiFailure(
-            f"pod {namespace}/{name} still exists {timeout:g}s after its deletion",
-            RawResponse(408, {"message": "deleted, not gone"}),
-        )
+    still = await wait_pod(client, namespace, name, until=lambda current: current is None, timeout=timeout)
+    if still is not None:
+        raise PodNotGone(namespace, name, timeout, tuple(still.get("metadata", {}).get("finalizers") or ()))
     return True
+
+
+class PodNotGone(Exception):
+    """A pod deleted with grace period 0 still exists: only finalizers keep such a pod (or a server that
+    did not answer the watch in time), so they are named."""
+
+    def __init__(self, namespace: str, name: str, timeout: float, finalizers: tuple[str, ...]) -> None:
+        held = f"finalizers {', '.join(finalizers)} hold it" if finalizers else "it has no finalizers"
+        super().__init__(
+            f"pod {namespace}/{name} still exists {timeout:g}s after its deletion ({held}); "
+            f"see `kubectl get pod -n {namespace} {name} -o yaml`"
+        )
+        self.finalizers = finalizers
 
 
 async def wait_pod(
