@@ -192,12 +192,12 @@ async def wait_node_healthy(
             await asyncio.wait_for(feed.pulse.wait_past(0), timeout=max(timeout, FIRST_ANSWER_SECONDS))
         while True:
             seen = feed.pulse.generation
-            report = await _check(client, node, feed, since=since, baseline=baseline)
+            report, wait_for_node_change = await _check(client, node, feed, since=since, baseline=baseline)
             report = replace(report, checked_at=dt.datetime.now(dt.UTC))
             left = deadline - loop.time()
             if report.healthy or left < interval:
                 return report
-            if report.missing and feed.node is not None and node_problems(feed.node, since=since, baseline=baseline):
+            if wait_for_node_change:
                 # The node itself is not back: nothing to do until it changes.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(feed.pulse.wait_past(seen), timeout=left - interval)
@@ -211,21 +211,23 @@ async def wait_node_healthy(
 
 async def _check(
     client: AsyncClient, node: str, feed: _NodeFeed, *, since: dt.datetime, baseline: NodeBaseline | None
-) -> HealthReport:
+) -> tuple[HealthReport, bool]:
+    """The report, and whether only a change of the node object can help (it is seen and not back yet)."""
     if feed.failure is not None:
         raise feed.failure
     if feed.node is None:
-        missing = feed.trouble or "not seen yet"
-        return HealthReport(node, False, (missing,))
+        # Not seen yet, or the watch is in trouble: look again in ``interval``, not only on a change.
+        return HealthReport(node, False, (feed.trouble or "not seen yet",)), False
     problems = node_problems(feed.node, since=since, baseline=baseline)
     if problems:
-        return HealthReport(node, False, tuple(problems), _heartbeat(feed.node))
+        return HealthReport(node, False, tuple(problems), _heartbeat(feed.node)), True
     try:
-        return evaluate_health(feed.node, await _node_pods(client, node), since=since, baseline=baseline)
+        pods = await _node_pods(client, node)
     except (httpx2.TransportError, ApiError) as error:
         if isinstance(error, ApiError) and _status_of(error) < 500:
             raise ApiFailure.of(f"list pods on node {node}", error) from error
-        return HealthReport(node, False, (_not_answering(error),))
+        return HealthReport(node, False, (_not_answering(error),)), False
+    return evaluate_health(feed.node, pods, since=since, baseline=baseline), False
 
 
 def _not_answering(error: Exception) -> str:
