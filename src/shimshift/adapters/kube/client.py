@@ -11,6 +11,7 @@ See ../shared/reference/python-dependencies.md §1.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from lightkube.types import OnErrorAction, OnErrorResult
 # exec_compatible is re-exported: it lived here before the resolver had a module of its own.
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
 from shimshift.adapters.kube.kubeconfig import exec_compatible as exec_compatible
-from shimshift.adapters.kube.transport import RetryingReads
+from shimshift.adapters.kube.transport import RetryingReads, environment_proxy, without_password
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -52,11 +53,14 @@ def make_client(
     # A context without a user is kubectl's anonymous request; lightkube asserts that a user exists.
     user = config.single.user or User()
     single = config.single._replace(user=user)
+    proxy = environment_proxy(single.cluster.server, os.environ)
     try:
         # httpx2 uses a transport's own TLS settings, so the transport gets the context lightkube would build.
         tls = verify_cluster(single.cluster, user, single.abs_file)
-        transport = RetryingReads(httpx2.AsyncHTTPTransport(verify=tls))
-        return AsyncClient(single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER, transport=transport)
+        inner = httpx2.AsyncHTTPTransport(verify=tls, proxy=proxy)
+        return AsyncClient(
+            single, timeout=httpx2.Timeout(timeout), field_manager=FIELD_MANAGER, transport=RetryingReads(inner)
+        )
     except (OSError, ssl.SSLError, ConfigError) as error:
         # The CA bundle and client certificate are loaded here: a missing or unreadable one ends up here.
         reason = getattr(error, "strerror", None) or str(error)
@@ -64,6 +68,14 @@ def make_client(
             f"cannot use the certificates of context {config.single.context_name!r}: {reason}",
             hint="fix certificate-authority / client-certificate / client-key in the kubeconfig",
             file=config.source,
+        ) from error
+    except (ValueError, ImportError) as error:  # httpx2.InvalidURL is a ValueError; SOCKS needs socksio
+        if proxy is None:
+            raise
+        raise Refusal(
+            f"cannot use the proxy {without_password(proxy)} that HTTPS_PROXY / HTTP_PROXY name for "
+            f"{single.cluster.server}: {error}",
+            hint="fix or unset the variable (an http:// or https:// proxy), or add the server's host to NO_PROXY",
         ) from error
 
 

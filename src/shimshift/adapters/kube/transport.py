@@ -17,9 +17,16 @@ conflict.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import httpx2
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 RETRIES = 10  # client-go's maxRetries
 DISCONNECT_WAIT = 1.0  # client-go's stand-in Retry-After for a reset or closed connection
@@ -76,3 +83,72 @@ class RetryingReads(httpx2.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def environment_proxy(server: str, environ: Mapping[str, str]) -> str | None:
+    """The proxy kubectl would send requests to ``server`` through, from the environment, or None.
+
+    client-go uses Go's ``http.ProxyFromEnvironment`` (golang.org/x/net/http/httpproxy): ``HTTPS_PROXY`` for
+    an https server, ``HTTP_PROXY`` for http (the upper-case name first), a proxy without a scheme is http;
+    never for localhost or a loopback address; not when ``NO_PROXY`` is ``*`` or names the host: an IP, a
+    CIDR, ``example.com`` (that domain and below it) or ``.example.com`` / ``*.example.com`` (below it
+    only), each optionally with ``:port``. httpx2 reads the environment itself only when it builds the
+    transport, and shimshift builds its own (:class:`RetryingReads`), so the same rules live here.
+    """
+    url = urlsplit(server)
+    scheme = url.scheme.lower()
+    proxy = _env(environ, f"{scheme.upper()}_PROXY") if scheme in ("http", "https") else ""
+    host = (url.hostname or "").lower()
+    if not proxy or not host or host == "localhost" or _is_loopback(host):
+        return None
+    port = str(url.port or (443 if scheme == "https" else 80))
+    if any(_no_proxy_matches(entry.strip().lower(), host, port) for entry in _env(environ, "NO_PROXY").split(",")):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _env(environ: Mapping[str, str], name: str) -> str:
+    return environ.get(name) or environ.get(name.lower()) or ""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _no_proxy_matches(entry: str, host: str, port: str) -> bool:
+    if not entry:
+        return False
+    if entry == "*":
+        return True
+    if "/" in entry:
+        try:
+            return ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            return False  # a host name against a CIDR, or no CIDR at all: Go matches neither
+    wanted_port = ""
+    name = entry
+    if entry.startswith("["):  # [::1]:443
+        name, _, rest = entry[1:].partition("]")
+        wanted_port = rest.removeprefix(":")
+    elif entry.count(":") == 1:
+        name, wanted_port = entry.split(":")
+    if wanted_port and wanted_port != port:
+        return False
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(name) == ipaddress.ip_address(host)
+    if name.startswith("*."):
+        name = name[1:]
+    if name.startswith("."):
+        return host.endswith(name)
+    return host == name or host.endswith(f".{name}")
+
+
+def without_password(url: str) -> str:
+    """``url`` fit for a message: a proxy's credentials (``http://user:secret@host``) are not shown."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
