@@ -9,7 +9,6 @@ client sees when an API server shuts down or a load balancer recycles a connecti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from lightkube.resources.core_v1 import ConfigMap, Namespace
 
 from shimshift.adapters.kube.client import make_client
 from shimshift.adapters.kube.transport import DISCONNECT_WAIT
+from tests.loopback_relay import pump, serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -49,7 +49,7 @@ class CuttingProxy:
         cutting = self.to_cut > 0
         self.to_cut -= cutting
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        answers = asyncio.create_task(self.pump(server_reader, client_writer))
+        answers = asyncio.create_task(pump(server_reader, client_writer))
         pending = b""
         application_records = 0
         try:
@@ -71,21 +71,13 @@ class CuttingProxy:
             for writer in (server_writer, client_writer):
                 writer.close()
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-
 
 @pytest.fixture
 async def proxy(apiserver: LocalApiServer) -> AsyncIterator[CuttingProxy]:
     cutting = CuttingProxy(apiserver.port)
-    server = await asyncio.start_server(cutting.handle, "127.0.0.1", 0)
-    cutting.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with serving(cutting.handle) as port:
+        cutting.port = port
         yield cutting
-        server.close()
 
 
 def through(apiserver: LocalApiServer, proxy: CuttingProxy, path: Path) -> Any:

@@ -9,7 +9,6 @@ addresses are never proxied (Go's rule), which is why the test needs a name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,6 +18,7 @@ from lightkube.resources.core_v1 import Namespace
 
 from shimshift.adapters.kube.client import make_client
 from shimshift.cli.main import main
+from tests.loopback_relay import pump, serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -47,29 +47,21 @@ class ConnectProxy:
             return
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.apiserver_port)
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        back = asyncio.create_task(self.pump(upstream_reader, writer))
+        back = asyncio.create_task(pump(upstream_reader, writer))
         try:
-            await self.pump(reader, upstream_writer)
+            await pump(reader, upstream_writer)
         finally:
             back.cancel()
             upstream_writer.close()
             writer.close()
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-
 
 @pytest.fixture
 async def proxy(apiserver: LocalApiServer) -> AsyncIterator[ConnectProxy]:
     connect = ConnectProxy(apiserver.port)
-    server = await asyncio.start_server(connect.handle, "127.0.0.1", 0)
-    connect.port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with serving(connect.handle) as port:
+        connect.port = port
         yield connect
-        server.close()
 
 
 def named_server(apiserver: LocalApiServer, path: Path) -> Path:
