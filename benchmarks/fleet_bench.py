@@ -16,7 +16,9 @@ an older tree for "before") with the node side played by the rig's FakeNode, and
 - with ``--keep DIR``, each level's measured facts (steps, PDB samples, evictions) as JSON;
 - API requests per node, from the API server's audit log (shimshift has its own user; kwok, the
   controllers and the fake nodes are not counted), with evictions (one per pod) counted apart;
-- the child's peak RSS (VmHWM).
+- the child's peak RSS (VmHWM);
+- the CPU each rig process and the migration used during the level, as a share of one core: on a small
+  machine the control plane's CPU is what paces pod starts, and so the PDBs' holds.
 
 Between levels the nodes get their dockershim annotation and bare pods back, and the rig settles again.
 """
@@ -27,9 +29,11 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -37,7 +41,10 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -182,6 +189,7 @@ def main() -> None:
         print(f"rig: {args.nodes} kwok nodes, {Workload(args.nodes).total_pods} pods settled in {settle:.0f}s "
               f"(shimshift from {args.src})", flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(args.src), str(ROOT)])}
+        rig_cpu = functools.partial(cpu_seconds, [*server.processes, *rig.processes])
         for number, level in enumerate(args.levels):
             if number:
 
@@ -200,7 +208,7 @@ def main() -> None:
                     level, str(work / "journal.sqlite"), str(work)]
             if args.canary_timeout is not None:
                 argv += ["--canary-timeout", str(args.canary_timeout)]
-            run, record = asyncio.run(watched_child(rig.kubeconfig, argv, env))
+            run, record = asyncio.run(watched_child(rig.kubeconfig, argv, env, rig_cpu))
             if run.returncode != 0:
                 raise SystemExit(f"migration child failed at {level}:\n{run.stderr[-4000:]}")
             result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -224,13 +232,35 @@ def main() -> None:
             )
             print(f"  requests by verb and resource: {breakdown(audit)}", flush=True)
             print(f"  mean seconds per step: {step_means(node_steps(work / 'journal.sqlite'))}", flush=True)
+            print(f"  CPU during the run, share of one core ({os.cpu_count()} here): {cpu_shares(record)}", flush=True)
+
+
+def cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """Each process's CPU time so far (user + system), by its program's name, from /proc/PID/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for process in processes:
+        # Fields after the command's closing parenthesis: state is the first, utime the 12th, stime the 13th.
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+        name = Path(str(process.args[0] if isinstance(process.args, list) else process.args)).name
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+def cpu_shares(record: dict[str, Any]) -> str:
+    wall = record["end"] - record["start"]
+    used = {name: record["cpu_after"][name] - record["cpu_before"].get(name, 0.0) for name in record["cpu_after"]}
+    used["shimshift (the migration)"] = record["child_cpu"]
+    shares = sorted(((seconds / wall * 100, name) for name, seconds in used.items()), reverse=True)
+    return ", ".join(f"{name} {share:.0f}%" for share, name in shares) + f"; all {sum(s for s, _ in shares):.0f}%"
 
 
 async def watched_child(
-    admin: Path, argv: list[str], env: dict[str, str],
+    admin: Path, argv: list[str], env: dict[str, str], rig_cpu: Callable[[], dict[str, float]],
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """Run the migration child while watching the PDBs: their pods on nodes and disruptionsAllowed at the
-    start, every status change with the wall-clock time it arrived, and the child's start and end."""
+    start, every status change with the wall-clock time it arrived, the child's start and end, and the CPU
+    the rig's processes and the child used in between."""
     from lightkube.resources.core_v1 import Pod
     from lightkube.resources.policy_v1 import PodDisruptionBudget
 
@@ -260,18 +290,23 @@ async def watched_child(
         budgets = [pdb async for pdb in client.list(PodDisruptionBudget, namespace=NAMESPACE)]
         watcher = asyncio.create_task(watch())
         await asyncio.wait_for(ready.wait(), timeout=60)
+        cpu_before, children_before = rig_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.time()
         process = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT)
         stdout, stderr = await process.communicate()
         end = time.time()
+        cpu_after, children_after = rig_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
     finally:
         await client.close()
     run = subprocess.CompletedProcess(argv, process.returncode or 0, stdout.decode(), stderr.decode())
-    return run, {"start": start, "end": end, "pods": pods, "samples": samples}
+    # The child is the only process reaped meanwhile, so the growth of RUSAGE_CHILDREN is its CPU.
+    child_cpu = sum(getattr(children_after, f) - getattr(children_before, f) for f in ("ru_utime", "ru_stime"))
+    return run, {"start": start, "end": end, "pods": pods, "samples": samples, "cpu_before": cpu_before,
+                 "cpu_after": cpu_after, "child_cpu": child_cpu}
 
 
 def is_eviction(event: dict[str, Any]) -> bool:
