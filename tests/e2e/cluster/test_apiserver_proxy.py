@@ -1,4 +1,4 @@
-"""The API server reached through the proxy the environment names, as kubectl reaches it.
+"""The API server reached through the proxy the kubeconfig or the environment names, as kubectl reaches it.
 
 A loopback HTTP CONNECT proxy stands between shimshift and the real kube-apiserver. The kubeconfig names
 the server ``https://kubernetes:PORT`` (a name in the server's certificate that does not resolve here), so
@@ -64,9 +64,9 @@ async def proxy(apiserver: LocalApiServer) -> AsyncIterator[ConnectProxy]:
         yield connect
 
 
-def named_server(apiserver: LocalApiServer, path: Path) -> Path:
+def named_server(apiserver: LocalApiServer, path: Path, **cluster: str) -> Path:
     config = yaml.safe_load(apiserver.kubeconfig.read_text())
-    config["clusters"][0]["cluster"]["server"] = f"https://kubernetes:{apiserver.port}"
+    config["clusters"][0]["cluster"].update(server=f"https://kubernetes:{apiserver.port}", **cluster)
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -78,6 +78,20 @@ async def test_requests_go_through_https_proxy(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     client = make_client(named_server(apiserver, tmp_path / "kubeconfig"))
+    try:
+        namespace = await client.get(Namespace, "default")
+    finally:
+        await client.close()
+    assert namespace.metadata is not None and namespace.metadata.name == "default"
+    assert proxy.requests == [f"CONNECT kubernetes:{apiserver.port} HTTP/1.1"]
+
+
+async def test_the_clusters_proxy_url_wins_over_the_environment(
+    apiserver: LocalApiServer, proxy: ConnectProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # the discard port: nothing listens there
+    kubeconfig = named_server(apiserver, tmp_path / "kubeconfig", **{"proxy-url": f"http://127.0.0.1:{proxy.port}"})
+    client = make_client(kubeconfig)
     try:
         namespace = await client.get(Namespace, "default")
     finally:

@@ -173,3 +173,13 @@ def test_the_ca_is_read_from_a_relative_reference_or_inline(tmp_path: Path) -> N
     assert load_kubeconfig(path, environ={}, home=tmp_path).ca_certificate() == b"PEM"
     config["clusters"][0]["cluster"] = {"server": "s", "certificate-authority-data": base64.b64encode(b"X").decode()}
     assert load_kubeconfig(_write(path, config), environ={}, home=tmp_path).ca_certificate() == b"X"
+
+
+def test_the_context_clusters_proxy_url_is_kept(tmp_path: Path) -> None:
+    config = _config("a", "https://a:6443", current="b")
+    config["clusters"].append({"name": "b", "cluster": {"server": "https://b:6443", "proxy-url": "http://p:3128"}})
+    config["contexts"].append({"name": "b", "context": {"cluster": "b", "user": "u"}})
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump(config))
+    assert load_kubeconfig(path).proxy_url == "http://p:3128"
+    assert load_kubeconfig(path, context="a").proxy_url is None

@@ -53,7 +53,8 @@ def make_client(
     # A context without a user is kubectl's anonymous request; lightkube asserts that a user exists.
     user = config.single.user or User()
     single = config.single._replace(user=user)
-    proxy = environment_proxy(single.cluster.server, os.environ)
+    # As client-go: the cluster's proxy-url wins over the environment's proxy for every request.
+    proxy = config.proxy_url or environment_proxy(single.cluster.server, os.environ)
     try:
         # httpx2 uses a transport's own TLS settings, so the transport gets the context lightkube would build.
         tls = verify_cluster(single.cluster, user, single.abs_file)
@@ -72,6 +73,12 @@ def make_client(
     except (ValueError, ImportError) as error:  # httpx2.InvalidURL is a ValueError; SOCKS needs socksio
         if proxy is None:
             raise
+        if config.proxy_url:
+            raise Refusal(
+                f"cannot use the cluster's proxy-url {without_password(proxy)}: {error}",
+                hint="proxy-url must be an http:// or https:// proxy",
+                file=config.source,
+            ) from error
         raise Refusal(
             f"cannot use the proxy {without_password(proxy)} that HTTPS_PROXY / HTTP_PROXY name for "
             f"{single.cluster.server}: {error}",

@@ -36,6 +36,8 @@ class Kubeconfig:
 
     single: SingleConfig
     source: str
+    # The cluster's `proxy-url` (kubectl honours it; lightkube's model does not read it).
+    proxy_url: str | None = None
 
     @property
     def server(self) -> str:
@@ -114,7 +116,15 @@ def load_kubeconfig(
         ) from error
     if single is None:
         raise Refusal("the kubeconfig has no current-context", hint="pass --context NAME", file=source)
-    return Kubeconfig(single, source)
+    return Kubeconfig(single, source, proxy_url=_proxy_url(merged, single.context.cluster))
+
+
+def _proxy_url(config: dict[str, Any], cluster: str) -> str | None:
+    entry: dict[str, Any] = next(
+        (item for item in config.get("clusters") or [] if isinstance(item, dict) and item.get("name") == cluster), {}
+    )
+    value = (entry.get("cluster") or {}).get("proxy-url")
+    return str(value) if value else None
 
 
 def _read(path: Path, *, required: bool) -> dict[str, Any] | None:
