@@ -1,7 +1,7 @@
 """Audit on a big cluster: create N Nodes and M Pods on a real kube-apiserver, then time `audit_cluster`.
 
-    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500] [--src DIR...]
-                                     [--no-references]
+    python -m benchmarks.audit_bench [--nodes 2000] [--pods 60000] [--concurrency 96] [--chunk-size 500...]
+                                     [--src DIR...] [--no-references]
 
 Starts its own etcd + kube-apiserver v1.23.17 on loopback (tests/apiserver_fixture.py), creates the objects
 with bounded concurrency (each Node with a kubelet-like status; one pod in 30 from a DaemonSet mounting
@@ -198,7 +198,8 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2000)
     parser.add_argument("--pods", type=int, default=60000)
     parser.add_argument("--concurrency", type=int, default=96)
-    parser.add_argument("--chunk-size", type=int, default=500)
+    parser.add_argument("--chunk-size", type=int, nargs="+", default=[500],
+                        help="objects per API page; given several, each tree is audited at each")
     parser.add_argument("--audit-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--references", action=argparse.BooleanOptionalAction, default=True,
                         help="also time kubectl on the same cluster (default)")
@@ -207,7 +208,7 @@ def main() -> None:
                         help="the shimshift source trees to measure, one after another on the same cluster")
     args = parser.parse_args()
     if args.audit_only:
-        audit_child(args.audit_only, args.chunk_size, args.trace)
+        audit_child(args.audit_only, args.chunk_size[0], args.trace)
         return
 
     sys.path.insert(0, str(ROOT))
@@ -225,14 +226,15 @@ def main() -> None:
             f"({args.pods / figures['pods_seconds']:.0f} pods/s)",
             flush=True,
         )
-        for src in args.src:
-            _audits(server.kubeconfig, src, args.chunk_size)
+        for chunk_size in args.chunk_size:
+            for src in args.src:
+                _audits(server.kubeconfig, src, chunk_size)
         if not args.references:
             return
         # References on the same cluster: kubectl v1.23 paging through the pods (names only), and
         # `kubectl get pods -A -o json` (every pod decoded and printed), each with its own peak RSS.
         kubectl = [str(k8s_binary("kubectl")), "--kubeconfig", str(server.kubeconfig), "get", "pods", "-A",
-                   f"--chunk-size={args.chunk_size}"]
+                   f"--chunk-size={args.chunk_size[0]}"]
         for output in ("name", "json"):
             seconds, peak_kib, size = _measured([*kubectl, "-o", output])
             print(f"reference: kubectl get pods -A -o {output}: {seconds:.2f}s, peak RSS {peak_kib / 1024:.0f} MiB "
@@ -242,7 +244,7 @@ def main() -> None:
 def _audits(kubeconfig: Path, src: Path, chunk_size: int) -> None:
     """The audit of the shimshift in ``src``, in a fresh child, plain then under tracemalloc."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(src), str(ROOT)])}
-    print(f"shimshift from {src}:", flush=True)
+    print(f"shimshift from {src}, --chunk-size {chunk_size}:", flush=True)
     for trace in (False, True):
         argv = [
             sys.executable,
