@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -193,6 +194,79 @@ def audit_child(kubeconfig: Path, chunk_size: int, trace: bool) -> None:
     print(json.dumps(result))
 
 
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+
+
+async def _server_pages(kubeconfig: Path, accept: str, chunk_size: int) -> tuple[float, int, int]:
+    """Seconds, pages and bytes for the API server to serve every pod (``chunk_size`` 0: unpaged, from its
+    watch cache with ``resourceVersion=0``), bodies read and thrown away: the server's share of an audit."""
+    from shimshift.adapters.kube.client import get_bytes
+
+    client = make_client(kubeconfig, timeout=300)
+    client._client._client.headers["Accept"] = accept  # this probe only: the product asks for JSON
+    token, pages, size = "", 0, 0
+    started = time.perf_counter()
+    try:
+        while True:
+            params = {"limit": str(chunk_size)} if chunk_size else {"resourceVersion": "0"}
+            if token:
+                params["continue"] = token
+            page = await get_bytes(client, "/api/v1/pods", params=params)
+            if page.status != 200:
+                raise SystemExit(f"GET /api/v1/pods: {page.status}")
+            pages, size = pages + 1, size + len(page.content)
+            token = _protobuf_continue(page.content) if accept == PROTOBUF else _json_continue(page.content)
+            if not token:
+                return time.perf_counter() - started, pages, size
+    finally:
+        await client.close()
+
+
+def _json_continue(body: bytes) -> str:
+    found = re.search(rb'"continue":"([^"]*)"', body[:4096])  # metadata comes before the items
+    return found.group(1).decode() if found else ""
+
+
+def _protobuf_continue(body: bytes) -> str:
+    # "k8s\0", then runtime.Unknown (field 2: raw) holding the PodList (field 1: ListMeta, whose field 3 is
+    # continue): k8s.io/apimachinery runtime/generated.proto and meta/v1/generated.proto.
+    if body[:4] != b"k8s\x00":
+        raise SystemExit("not a Kubernetes protobuf answer")
+    raw = _protobuf_field(body[4:], 2)
+    return _protobuf_field(_protobuf_field(raw, 1), 3).decode()
+
+
+def _protobuf_field(data: bytes, wanted: int) -> bytes:
+    """The first length-delimited field ``wanted`` of a protobuf message (b"" when absent)."""
+    index = 0
+    while index < len(data):
+        key, index = _varint(data, index)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            _, index = _varint(data, index)
+        elif wire == 2:
+            length, index = _varint(data, index)
+            if number == wanted:
+                return data[index : index + length]
+            index += length
+        elif wire in (1, 5):
+            index += 8 if wire == 1 else 4
+        else:
+            raise SystemExit(f"protobuf wire type {wire} not expected")
+    return b""
+
+
+def _varint(data: bytes, index: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[index]
+        index += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, index
+        shift += 7
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--nodes", type=int, default=2000)
@@ -204,6 +278,9 @@ def main() -> None:
     parser.add_argument("--references", action=argparse.BooleanOptionalAction, default=True,
                         help="also time kubectl on the same cluster (default)")
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--server-pages", action="store_true",
+                        help="also time the API server alone serving every pod, JSON and protobuf, at each "
+                             "--chunk-size and unpaged from its watch cache (0)")
     parser.add_argument("--src", type=Path, nargs="+", default=[ROOT / "src"],
                         help="the shimshift source trees to measure, one after another on the same cluster")
     args = parser.parse_args()
@@ -229,6 +306,13 @@ def main() -> None:
         for chunk_size in args.chunk_size:
             for src in args.src:
                 _audits(server.kubeconfig, src, chunk_size)
+        if args.server_pages:
+            for chunk_size in [*args.chunk_size, 0]:
+                for accept in ("application/json", PROTOBUF):
+                    seconds, pages, size = asyncio.run(_server_pages(server.kubeconfig, accept, chunk_size))
+                    how = f"limit={chunk_size}" if chunk_size else "resourceVersion=0 (watch cache, unpaged)"
+                    print(f"server alone, {how}, {accept}: {seconds:.2f}s, {pages} pages, {size / 1e6:.0f} MB",
+                          flush=True)
         if not args.references:
             return
         # References on the same cluster: kubectl v1.23 paging through the pods (names only), and
