@@ -15,7 +15,6 @@ while this one is decoded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,10 +148,12 @@ async def pod_pages(
             pending = asyncio.create_task(fetch(token)) if token else None
             yield _POD_PAGE.decode(body).items or []
     finally:
+        # Left early (an error, or the caller stopped): the page asked for ahead is not wanted.
         if pending is not None:
             pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pending
+            await asyncio.wait({pending})
+            if not pending.cancelled():
+                pending.exception()  # retrieved, so its failure is not reported as never retrieved
 
 
 def pod_mounts(pod: AuditPod) -> PodMounts:
