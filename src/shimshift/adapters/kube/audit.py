@@ -42,7 +42,7 @@ from shimshift.core.runtime_detect import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Mapping
+    from collections.abc import AsyncGenerator, Callable, Mapping
 
     from lightkube import AsyncClient
 
@@ -120,7 +120,7 @@ _POD_PAGE = msgspec.json.Decoder(_AuditPodPage)
 
 async def pod_pages(
     client: AsyncClient, *, chunk_size: int, params: Mapping[str, str] | None = None
-) -> AsyncIterator[list[AuditPod]]:
+) -> AsyncGenerator[list[AuditPod], None]:
     """Every pod of the cluster, a page at a time, the next page asked for before this one is decoded.
 
     On a big cluster the API server's time per page (reading it from etcd, encoding it) is most of the
