@@ -200,10 +200,10 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 async def _server_pages(kubeconfig: Path, accept: str, chunk_size: int) -> tuple[float, int, int]:
     """Seconds, pages and bytes for the API server to serve every pod (``chunk_size`` 0: unpaged, from its
     watch cache with ``resourceVersion=0``), bodies read and thrown away: the server's share of an audit."""
-    from shimshift.adapters.kube.client import get_bytes
+    from shimshift.adapters.kube.client import _http
 
     client = make_client(kubeconfig, timeout=300)
-    client._client._client.headers["Accept"] = accept  # this probe only: the product asks for JSON
+    http = _http(client)  # raw bytes, and protobuf: this probe only; the product lists through lightkube
     token, pages, size = "", 0, 0
     started = time.perf_counter()
     try:
@@ -211,9 +211,9 @@ async def _server_pages(kubeconfig: Path, accept: str, chunk_size: int) -> tuple
             params = {"limit": str(chunk_size)} if chunk_size else {"resourceVersion": "0"}
             if token:
                 params["continue"] = token
-            page = await get_bytes(client, "/api/v1/pods", params=params)
-            if page.status != 200:
-                raise SystemExit(f"GET /api/v1/pods: {page.status}")
+            page = await http.get("/api/v1/pods", params=params, headers={"Accept": accept})
+            if page.status_code != 200:
+                raise SystemExit(f"GET /api/v1/pods: {page.status_code}")
             pages, size = pages + 1, size + len(page.content)
             token = _protobuf_continue(page.content) if accept == PROTOBUF else _json_continue(page.content)
             if not token:

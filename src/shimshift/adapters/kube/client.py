@@ -129,26 +129,6 @@ async def raw_request(
     return RawResponse(response.status_code, data if isinstance(data, dict) else {"items": data})
 
 
-@dataclass(frozen=True)
-class RawBytes:
-    status: int
-    content: bytes
-
-    def failure(self) -> RawResponse:
-        """The answer as :class:`RawResponse`, to report a status that was not expected."""
-        try:
-            data = json.loads(self.content) if self.content else {}
-        except ValueError:
-            data = {"message": self.content[:500].decode("utf-8", "replace")}
-        return RawResponse(self.status, data if isinstance(data, dict) else {})
-
-
-async def get_bytes(client: AsyncClient, path: str, *, params: Mapping[str, str] | None = None) -> RawBytes:
-    """One GET whose body the caller decodes itself (a msgspec model straight from bytes)."""
-    response = await _http(client).get(path, params=dict(params or {}))
-    return RawBytes(response.status_code, response.content)
-
-
 class ApiFailure(Exception):
     """An unexpected API answer, with the status code and the server's message."""
 
