@@ -82,7 +82,8 @@ class NodeStateGuard:
     """Capture nodes before a test changes them; check they are as found afterwards.
 
     The kubelet's pid may change (a restart is allowed), its argv may not. Ready is waited for (up to
-    `ready_timeout` seconds) before comparing, because a restored kubelet needs a moment to report.
+    `ready_timeout` seconds) before capturing and before comparing, because a restarted kubelet needs a
+    moment to report.
     """
 
     def __init__(self, info: LabInfo, *, ready_timeout: float = 90) -> None:
@@ -91,8 +92,16 @@ class NodeStateGuard:
         self.before: dict[str, NodeState] = {}
 
     def capture(self, node: str) -> NodeState:
-        self.before[node] = capture(self.info, node)
-        return self.before[node]
+        """The node as the test finds it, once Ready (up to `ready_timeout` seconds): the test before may
+        have just restarted its kubelet, and a NotReady captured then would make Ready afterwards a
+        difference (seen in CI: "ready: was 'False', now 'True'")."""
+        deadline = time.monotonic() + self.ready_timeout
+        found = capture(self.info, node)
+        while found.ready != "True" and time.monotonic() < deadline:
+            time.sleep(2)
+            found = capture(self.info, node)
+        self.before[node] = found
+        return found
 
     def assert_as_found(self, node: str) -> None:
         before = self.before[node]
