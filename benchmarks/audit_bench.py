@@ -238,6 +238,7 @@ def _protobuf_continue(body: bytes) -> str:
 
 def _protobuf_field(data: bytes, wanted: int) -> bytes:
     """The first length-delimited field ``wanted`` of a protobuf message (b"" when absent)."""
+    from shimshift.lab.criprobe import _varint  # the lab's bounds-checked protobuf varint
     index = 0
     while index < len(data):
         key, index = _varint(data, index)
@@ -254,17 +255,6 @@ def _protobuf_field(data: bytes, wanted: int) -> bytes:
         else:
             raise SystemExit(f"protobuf wire type {wire} not expected")
     return b""
-
-
-def _varint(data: bytes, index: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[index]
-        index += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, index
-        shift += 7
 
 
 def main() -> None:
