@@ -2,7 +2,7 @@
 
 Real parts: etcd, kube-apiserver v1.23.17, kube-controller-manager (disruption, ReplicaSet, Deployment,
 StatefulSet and DaemonSet controllers) and kube-scheduler from the lab build, on loopback; kwok v0.8.0
-(sigs.k8s.io/kwok, built from its Go module by src/shimshift/lab/assets/build/build-kwok.sh) plays every
+(sigs.k8s.io/kwok, built from its Go module by tests/scale/build-kwok.sh) plays every
 kubelet: it marks nodes Ready, runs scheduled pods and finishes their deletion. Its stages come from tests/scale/
 kwok-stages.yaml (passed with --config; the rig installs no kwok CRDs, and none of kwok's own manifests,
 so the flowcontrol v1 one the 1.23 API server does not serve never comes up).
@@ -49,7 +49,6 @@ from shimshift.core.steps import SandboxRef
 from shimshift.orchestrator.ports import CriReport
 from tests.apiserver_fixture import LocalApiServer, k8s_binary
 
-ROOT = Path(__file__).resolve().parents[2]
 KWOK_VERSION = "v0.8.0"
 KWOK_DIR = Path(os.environ.get("SHIMSHIFT_KWOK_DIR", f"/var/cache/shimshift/bin/kwok-{KWOK_VERSION}"))
 STAGES = Path(__file__).with_name("kwok-stages.yaml")
@@ -63,7 +62,7 @@ def ensure_kwok() -> Path:
     """The kwok binary, built from its Go module when missing (minutes, once)."""
     binary = KWOK_DIR / "kwok"
     if not os.access(binary, os.X_OK):
-        script = ROOT / "src/shimshift/lab/assets/build/build-kwok.sh"
+        script = Path(__file__).with_name("build-kwok.sh")
         subprocess.run([str(script), KWOK_VERSION, str(KWOK_DIR)], check=True)
     return binary
 
