@@ -28,7 +28,12 @@ CASES = {
     "nul": (FLAGS, """sed -i 's/--network-plugin=cni/&\\x00\\x00/' "$1" """, "control character NUL"),
     "huge": (DEFAULT, """yes '# padding' | head -c 2097152 >> "$1" """, "larger than 1 MiB"),
 }
-LISTING = ["sh", "-c", "find /etc/systemd/system /var/lib/kubelet /etc/default -maxdepth 2 | sort"]
+# Every place shimshift writes on a node, and nothing the kubelet manages by itself: units and drop-ins
+# (/etc/systemd/system, two levels), /etc/default/kubelet, and the kubelet's files with their backups beside
+# them, all directly in /var/lib/kubelet. Its subfolders (pods/, plugins/, ...) are the kubelet's own: it
+# removes a pod's folder whenever it gets to it, so listing them compared the kubelet's clock, not the tool.
+LISTING = ["sh", "-c", "{ find /etc/systemd/system /etc/default -maxdepth 2; "
+           "find /var/lib/kubelet -maxdepth 1 -type f; } | sort"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
