@@ -7,7 +7,6 @@ import sys
 
 from benchmarks.fleet_bench import cpu_seconds, cpu_shares
 
-
 BURN = 0.6  # CPU seconds the child burns, by its own clock (nanoseconds)
 SEEN = 0.3  # what /proc must show: utime and stime are whole clock ticks, each rounded down, so the sum
 #             can trail the child's own clock by up to two ticks; asserting half of what was burnt holds
