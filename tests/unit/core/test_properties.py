@@ -172,8 +172,10 @@ def test_any_extra_args_file_plans_or_is_refused(text: str) -> None:
 
 
 YAML_VALUE = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789./_", min_size=1, max_size=12)
+# Keys the tests write themselves are left out: a generated "kind: 0" after "kind: KubeletConfiguration" is a
+# second kind (YAML keeps the last), which the parser rightly refuses; that is not what these tests are about.
 YAML_KEY = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=10).filter(
-    lambda k: k != "containerRuntimeEndpoint"
+    lambda k: k not in {"containerRuntimeEndpoint", "kind"}
 )
 YAML_LINE = st.one_of(
     st.builds(lambda k, v: f"{k}: {v}", YAML_KEY, YAML_VALUE),
