@@ -29,7 +29,7 @@ Sources for the rules (cited by section below):
 - [runtime.go] same tree, cmd/kubeadm/app/util/runtime/runtime.go: kubeadm 1.24 reaches every runtime
   through `crictl` and refuses to run without it on the PATH.
 
-Decisions where the issue was silent:
+Decisions where upstream is silent:
 
 - Binary backups have fixed names, ``<path>.shimshift-<old version>.bak``, not the timestamped backups
   of file writes: a resumed run and ``shimshift rollback`` must find them without a journal lookup,

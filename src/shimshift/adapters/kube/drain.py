@@ -108,7 +108,7 @@ class BlockedPod:
 
 @dataclass
 class DrainResult:
-    """The outcome for one node. ``to_json()`` gives the issue's exact shape.
+    """The outcome for one node. ``to_json()`` gives its stable JSON shape (``shimshift drain -o json``).
 
     - ``evict``: pods evicted (or deleted) and gone; in a dry run, pods the server would evict now
       (client dry run: every pod that passes the filters). Empty whenever a pod is refused, because then
