@@ -188,7 +188,7 @@ FLAG_RULES: tuple[FlagRule, ...] = (
         deprecated=21, removed=24, dockershim_only=True, cri_dockerd_flag="--image-pull-progress-deadline",
     ),
     # Hidden flag (default /var/lib/dockershim); cri-dockerd's is --cri-dockerd-root-directory
-    # (config/options.go@v0.3.17).
+    # (config/options.go@v0.3.21).
     FlagRule(
         "--experimental-dockershim-root-directory", _DOCKERSHIM_FLAGS,
         deprecated=21, removed=24, dockershim_only=True, cri_dockerd_flag="--cri-dockerd-root-directory",
@@ -203,7 +203,7 @@ FLAG_RULES: tuple[FlagRule, ...] = (
         "--redirect-container-streaming", "#95935 (RN-1.20); kubelet v1.23.17 rejects it",
         deprecated=20, removed=23,
     ),
-    # cri-dockerd has --runtime-cgroups too (config/options.go@v0.3.17); the kubelet keeps its own
+    # cri-dockerd has --runtime-cgroups too (config/options.go@v0.3.21); the kubelet keeps its own
     # (pkg/kubelet/config/flags.go).
     FlagRule("--runtime-cgroups", "kubelet flags.go, cri-dockerd options.go", cri_dockerd_flag="--runtime-cgroups"),
     # cri-dockerd --hairpin-mode (v0.2.2+) replaces the kubelet's for dockershim.
