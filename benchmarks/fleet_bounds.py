@@ -6,7 +6,7 @@ and the PodDisruptionBudgets' own record (the API server's audit log and a watch
 - *work*: each node's essential time is its drain (PDB waits included) plus restart-kubelet and verify;
   ``limit`` slots need at least max(sum of essentials / limit, the longest one). Blind to the PDBs except
   through the drains' waits, which it counts as work.
-- *waves*: the issue's first wording: nodes in start order cut into waves of ``limit``, the slowest of
+- *waves*: the goal's first wording: nodes in start order cut into waves of ``limit``, the slowest of
   each wave summed. The loop runs a sliding window, so it can beat this one; it is printed for history.
 - *budgets* (PDB-aware): a PDB allows at most ``allowed`` disruptions at once, and each eviction holds one
   of them from the eviction until the replacement is Ready and the disruption controller has said so

@@ -1,6 +1,6 @@
 """The crash-safe journal: every run, and every step before and after it runs, in SQLite.
 
-Why SQLite in WAL mode with ``synchronous=FULL``: ../shared/reference/python-dependencies.md §4.5. In WAL
+Why SQLite in WAL mode with ``synchronous=FULL`` (https://sqlite.org/wal.html). In WAL
 mode a commit survives an application crash whatever the setting; FULL also makes it survive a power
 loss once the disk honours fsync. Each record is one small ``BEGIN IMMEDIATE`` transaction. WAL needs
 every process on one host, so the journal lives in the local state directory (adapters/state_dir.py:

@@ -1,10 +1,11 @@
 """Node access over SSH (asyncssh): ~/.ssh/config, ssh-agent, strict known_hosts, ``sudo -n``.
 
-Why asyncssh and how it is used: ../shared/reference/python-dependencies.md §2. One connection per node
+Why asyncssh and how it is used: docs/architecture.md#libraries-and-why. One connection per node
 carries every command (each its own channel) and the CRI socket forward.
 
 Host keys are always checked against known_hosts. asyncssh would switch checking off for a config that
-says ``UserKnownHostsFile none`` (and it does not read ``StrictHostKeyChecking`` at all, §2), so the file
+says ``UserKnownHostsFile none`` (and it does not read ``StrictHostKeyChecking`` at all:
+ronf/asyncssh ``asyncssh/config.py``), so the file
 list is resolved here and checking is only ever disabled by ``insecure_accept_unknown_host_keys=True``.
 """
 
@@ -197,7 +198,8 @@ class SSHNodeAccess(CommandNodeAccess):
     @contextlib.asynccontextmanager
     async def _forward(self, remote_path: str) -> AsyncIterator[str]:
         # The forward is opened by the SSH user itself: sudo cannot help here, so a non-root login must be
-        # allowed to open the socket (cri-docker.socket is root:docker 0660; python-dependencies.md §3.4).
+        # allowed to open the socket (cri-docker.socket is root:docker 0660, Mirantis/cri-dockerd
+        # packaging/systemd/cri-docker.socket).
         with tempfile.TemporaryDirectory(prefix="shimshift-fwd-") as directory:
             local = str(Path(directory) / "socket")
             try:

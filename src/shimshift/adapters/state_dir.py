@@ -3,7 +3,7 @@
 One place decides it, so the three never drift apart: ``$SHIMSHIFT_STATE_DIR`` (also the top-level
 ``--state-dir`` option), else ``$XDG_STATE_HOME/shimshift``, else ``~/.local/state/shimshift`` (the XDG
 Base Directory default for state that outlives a run but is not user data). Never the current
-directory: a report written wherever the command happened to run gets lost or committed (issue 11).
+directory: a report written wherever the command happened to run gets lost or committed to a repository.
 
 Layout::
 

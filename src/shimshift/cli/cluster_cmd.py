@@ -2,7 +2,8 @@
 
 Only this module prints. Text output follows kubectl's wording where kubectl has one ("node/x cordoned",
 "evicting pod ns/x", "error when evicting ... (will retry after 5s)") so operators read it as they read
-kubectl; ``-o json`` gives one object per node in the shape of issue 4.
+kubectl; ``-o json`` gives one object per node under ``nodes`` (name, role, kubelet
+version, runtime and its evidence, ...).
 """
 
 from __future__ import annotations

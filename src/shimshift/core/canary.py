@@ -1,7 +1,8 @@
 """The canary of verify: one short-lived hardened pod pinned to the migrated node, as data.
 
 A node can be Ready, list every sandbox and still refuse the pods people run on it. Two ways it does
-after the move to cri-dockerd (../shared/reference/dockershim-to-cri-dockerd.md §7.1, §7.5):
+after the move to cri-dockerd (docs/runtime-facts.md: the NoNewPrivs check of kubelets
+before 1.24, and cri-dockerd's network plugin defaults):
 
 - a kubelet before 1.24 refuses pods that set ``allowPrivilegeEscalation: false`` (the Pod Security
   "restricted" profile): its NoNewPrivs admit handler cannot parse cri-dockerd's CRI version ``v1``
@@ -57,8 +58,8 @@ _STUCK = {
 }
 _HINTS = {
     "NoNewPrivs": (
-        "kubelet before 1.24 on cri-dockerd refuses pods with allowPrivilegeEscalation: false (reference §7.1, "
-        "cri-dockerd#167): upgrade the kubelet to 1.24+ in the same window, or pass "
+        "kubelet before 1.24 on cri-dockerd refuses pods with allowPrivilegeEscalation: false "
+        "(Mirantis/cri-dockerd#167): upgrade the kubelet to 1.24+ in the same window, or pass "
         "--accept-refused-hardened-pods to migrate anyway"
     ),
     "ErrImageNeverPull": "the canary image is not on the node; name one that is with --canary-image",
@@ -162,7 +163,8 @@ def canary_image(*, override: str | None, cri_dockerd_args: Mapping[str, str], d
 
 
 def default_pause_image(cri_dockerd_version: str | None) -> str | None:
-    """The pause image a cri-dockerd of this version uses when not told (reference §4); None if unknown."""
+    """The pause image a cri-dockerd of this version uses when not told (core/versions.py CRI_DOCKERD_FACTS); None if
+    unknown."""
     if not cri_dockerd_version:
         return None
     try:

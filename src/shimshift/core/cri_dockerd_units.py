@@ -1,10 +1,11 @@
 """The systemd units `--install-cri-dockerd` writes, as data.
 
-They carry the same settings as the units cri-dockerd packages ship (../shared/reference/
-dockershim-to-cri-dockerd.md §4): socket activation on %t/cri-dockerd.sock (= /run/cri-dockerd.sock,
+They carry the same settings as the units cri-dockerd packages ship (Mirantis/cri-dockerd
+packaging/systemd/, docs/runtime-facts.md#cri-dockerd): socket activation on %t/cri-dockerd.sock (=
+/run/cri-dockerd.sock,
 which /var/run aliases), mode 0660 for root:docker, and a notify service started with
 `--container-runtime-endpoint fd://`. Passing a unix:// address instead would make cri-dockerd
-create the socket itself as root:root 0755 (§6.9), so the moved dockershim flags go in a drop-in
+create the socket itself as root:root 0755 (Mirantis/cri-dockerd#291), so the moved dockershim flags go in a drop-in
 that keeps `fd://`.
 """
 

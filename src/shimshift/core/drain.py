@@ -5,7 +5,7 @@ adapter (``shimshift.adapters.kube.drain``) does the listing, the DaemonSet look
 the waiting; everything that decides lives here so it can be tested without a cluster.
 
 The filters, their order, their short-circuit and their messages follow kubectl v1.23
-(k8s.io/kubectl/pkg/drain/filters.go), see ../shared/reference/peer-tools.md §1.2:
+(kubernetes/kubectl pkg/drain/filters.go at kubernetes-1.23.17):
 
 1. skip-deleted  2. DaemonSet  3. mirror pod  4. emptyDir local storage  5. unreplicated  6. extra filters
 
@@ -54,7 +54,7 @@ class Verdict(enum.StrEnum):
 
 @dataclass(frozen=True)
 class DrainOptions:
-    """kubectl drain's options, with kubectl's defaults (../shared/reference/peer-tools.md §1.8).
+    """kubectl drain's options, with kubectl's defaults (kubernetes/kubectl pkg/cmd/drain/drain.go).
 
     ``grace_period`` -1 means "the pod's own terminationGracePeriodSeconds"; ``timeout`` 0 means no limit;
     ``skip_wait_for_delete_timeout`` 0 means never skip. ``eviction_retry_delay`` is kubectl's
@@ -294,7 +294,8 @@ def eviction_group_version(core_v1_resources: Iterable[Mapping[str, object]]) ->
     Returns ``"policy/v1"`` when the server advertises it for ``pods/eviction``, ``"policy/v1beta1"`` for
     any other advertised version (supported by every server that has the subresource), and ``None`` when
     there is no eviction subresource at all (then drain falls back to DELETE).
-    See ../shared/reference/peer-tools.md §1.3 and python-dependencies.md §1.2.
+    As kubectl's ``CheckEvictionSupport`` (kubernetes/kubectl pkg/drain/drain.go); policy/v1 exists from 1.22
+    (https://kubernetes.io/docs/concepts/scheduling-eviction/api-eviction/).
     """
     for resource in core_v1_resources:
         if resource.get("name") == "pods/eviction" and resource.get("kind") == "Eviction":

@@ -1,10 +1,12 @@
 """systemd units around the kubelet and cri-dockerd: read the kubeadm drop-in, write cri-dockerd's.
 
-The kubeadm drop-in ``10-kubeadm.conf`` (reference §3.2) says which environment files feed the kubelet,
+The kubeadm drop-in ``10-kubeadm.conf`` (docs/runtime-facts.md#the-10-kubeadmconf-drop-in-and-kubelet_extra_args)
+says which environment files feed the kubelet,
 in what order, and how ``ExecStart`` expands their variables. We never rewrite it (the package owns it);
 we read it to know where each kubelet flag comes from.
 
-cri-dockerd takes its settings only on its command line (reference §4), and its packaged unit starts it
+cri-dockerd takes its settings only on its command line (Mirantis/cri-dockerd config/options.go), and its packaged
+unit starts it
 with ``--container-runtime-endpoint fd://`` (socket activation). The moved dockershim settings therefore
 go into a drop-in for ``cri-docker.service`` that resets ``ExecStart=`` and gives the full command line.
 """
@@ -199,7 +201,7 @@ def expand_exec_start(dropin: KubeletDropin, env: dict[str, str]) -> list[Expand
 # cri-dockerd
 
 
-#: The packaged unit's command line (reference §4, packaging/systemd/cri-docker.service v0.2.4-v0.4.3).
+#: The packaged unit's command line (Mirantis/cri-dockerd packaging/systemd/cri-docker.service v0.2.4-v0.4.3).
 DEFAULT_CRI_DOCKERD_EXEC = ("/usr/bin/cri-dockerd", "--container-runtime-endpoint", "fd://")
 
 
@@ -255,7 +257,7 @@ def render_cri_dockerd_dropin(*, exec_words: Sequence[str], comment: Sequence[st
     return ("\n".join(lines) + "\n").encode()
 
 
-#: kubeadm's packaged drop-in (reference §3.2, kubernetes/release templates/latest/kubeadm/10-kubeadm.conf,
+#: kubeadm's packaged drop-in (kubernetes/release cmd/krel/templates/latest/kubeadm/10-kubeadm.conf,
 #: DEB flavour). Used only when a caller cannot read the node's own and says so.
 STANDARD_KUBEADM_DROPIN = b"""\
 [Service]

@@ -1,8 +1,10 @@
 """Environment files that carry kubelet flags: read them, and rewrite them changing only what must change.
 
 The files are ``/var/lib/kubelet/kubeadm-flags.env`` (``KUBELET_KUBEADM_ARGS="..."``, written by kubeadm
-with Go's ``%q``, reference §3.1) and ``/etc/default/kubelet`` / ``/etc/sysconfig/kubelet``
-(``KUBELET_EXTRA_ARGS=...``, reference §3.2). systemd reads them as ``EnvironmentFile=`` and the drop-in
+with Go's ``%q``, cmd/kubeadm/app/phases/kubelet/flags.go@v1.23.17) and ``/etc/default/kubelet`` /
+``/etc/sysconfig/kubelet``
+(``KUBELET_EXTRA_ARGS=...``, docs/runtime-facts.md#the-10-kubeadmconf-drop-in-and-kubelet_extra_args). systemd reads
+them as ``EnvironmentFile=`` and the drop-in
 expands ``$KUBELET_KUBEADM_ARGS`` by splitting the value at whitespace, so a value is a list of words.
 
 We accept the subset of systemd's syntax that such files use and refuse the rest rather than guess:

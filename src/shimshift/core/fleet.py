@@ -1,6 +1,8 @@
 """Which nodes to migrate, in which order, and how many at once: pure decisions for the fleet.
 
-The rules follow what operators already trust (../shared/reference/peer-tools.md §7, §9a): the control
+The rules follow what operators already trust (kubeadm's upgrade order,
+https://kubernetes.io/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade/, and Cluster API's maxUnavailable): the
+control
 plane goes one node at a time in a phase of its own, workers go in batches bounded by
 ``--max-unavailable``, and a node whose drain a PodDisruptionBudget would block right now is passed over
 while another node could go instead.
@@ -45,7 +47,8 @@ class Phase:
     concurrency: int
 
 
-# The run's options in the journal carry the nodes it selected when it began (reference §7.3): a resumed
+# The run's options in the journal carry the nodes it selected when it began
+# (docs/runtime-facts.md#resuming-a-fleet-run): a resumed
 # `--all` or `-l` run must finish those, whatever runtime they show now.
 SELECTION_KEY = "selected_nodes"
 

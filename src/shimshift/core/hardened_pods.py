@@ -1,6 +1,6 @@
 """Pods a kubelet before 1.24 refuses once it runs on cri-dockerd, and the guard that keeps migrate from it.
 
-Why (reference §7.1, read in k8s.io/kubernetes v1.23.17 ``pkg/kubelet/lifecycle/handlers.go``): two soft
+Why (kubernetes/kubernetes ``pkg/kubelet/lifecycle/handlers.go@v1.23.17``; docs/hardened-pods.md): two soft
 admit handlers, registered for every kubelet in ``pkg/kubelet/kubelet.go``, ask a ``docker`` runtime for its
 API version and compare it with a minimum:
 

@@ -1,8 +1,9 @@
 """KubeletConfiguration files: ``/var/lib/kubelet/config.yaml`` and kubeadm's ``instance-config.yaml``.
 
-From 1.27 the kubelet reads ``containerRuntimeEndpoint`` from its config file (reference §2, #112136);
+From 1.27 the kubelet reads ``containerRuntimeEndpoint`` from its config file (kubernetes/kubernetes#112136);
 with kubeadm's NodeLocalCRISocket (1.32 alpha, 1.34 on by default) kubeadm keeps the node's socket in
-``instance-config.yaml``, a KubeletConfiguration patch holding that single field (reference §3.3).
+``instance-config.yaml``, a KubeletConfiguration patch holding that single field (KEP-4656;
+docs/runtime-facts.md#the-cri-socket-annotation-and-instance-configyaml).
 
 Edits are line-based so that comments, key order and formatting survive: a top-level
 ``key: value`` line is rewritten in place (its indentation, spacing and trailing comment kept), or a

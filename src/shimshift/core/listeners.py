@@ -2,7 +2,7 @@
 
 dockershim's CRI streaming server (exec, attach, port-forward) listened on localhost only (kubelet 1.23
 ``getStreamingConfig``: ``localhost:0``); cri-dockerd's listens on every address unless
-``--streaming-bind-addr`` says otherwise (../shared/reference/dockershim-to-cri-dockerd.md §7.2). The
+``--streaming-bind-addr`` says otherwise (Mirantis/cri-dockerd#106). The
 migration binds it to loopback; verify reads the node's listening sockets to prove it, and `flags check`
 points at a command line that leaves it open.
 """

@@ -2,7 +2,8 @@
 
 The caller (the orchestrator, or the CLI) reads every path in ``NODE_FILES`` and hands the contents in
 (None when the file is absent). ``NodeView.load`` parses them, follows the kubeadm drop-in to learn
-which environment files feed the kubelet and in which order (reference §3.2: EnvironmentFile= settings
+which environment files feed the kubelet and in which order (docs/runtime-facts.md, the 10-kubeadm.conf drop-in:
+EnvironmentFile= settings
 override Environment=, later files override earlier ones, ``KUBELET_EXTRA_ARGS`` is last on the command
 line), and resolves the kubelet's command line into flags that each know their file and line.
 """

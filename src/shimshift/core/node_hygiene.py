@@ -3,8 +3,8 @@
 Every node file shimshift reads is a small text file that kubeadm, a package or an operator wrote:
 kubeadm-flags.env and /etc/default/kubelet are a line or two, 10-kubeadm.conf and cri-docker.service
 under a kilobyte, config.yaml a few kilobytes. Anything else is refused here, with the file and line,
-before it can be parsed or copied somewhere (issue 11: NUL bytes in kubeadm-flags.env used to end up in
-the planned cri-dockerd unit).
+before it can be parsed or copied somewhere (NUL bytes in kubeadm-flags.env once ended up in the planned
+cri-dockerd unit).
 
 Refused characters, and why each one:
 

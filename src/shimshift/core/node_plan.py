@@ -1,22 +1,24 @@
 """The migration plan for one node: which files change, how, and how to undo it.
 
-Top to bottom, what happens to one node (every rule cites ../shared/reference/dockershim-to-cri-dockerd.md):
+Top to bottom, what happens to one node (the facts behind each rule, with their upstream
+sources: docs/runtime-facts.md):
 
 1. Read the kubelet's command line from the kubeadm layout (node_files.NodeView).
 2. Decide where the kubelet runs today: dockershim (<=1.23, ``--container-runtime`` absent or
    ``docker``), cri-dockerd already (nothing to do), a dockershim-era configuration on a kubelet that no
    longer has dockershim (repair it), or another runtime (refused: not a Docker node).
 3. Move the dockershim settings to cri-dockerd: ``--network-plugin``, ``--cni-*``, MTU, docker endpoint,
-   image pull deadline, pause image, root directory (§4 "Flags that must match"), written as a drop-in
-   for cri-docker.service whose ExecStart is the packaged one plus those flags.
+   image pull deadline, pause image, root directory (docs/runtime-facts.md#dockershims-settings-move-to-cri-dockerd),
+   written as a drop-in for cri-docker.service whose ExecStart is the packaged one plus those flags.
 4. Point the kubelet at cri-dockerd the way its version wants it: ``--container-runtime=remote`` plus
-   the endpoint before 1.24 (§1, website#42442), the endpoint flag from 1.24, and from 1.27 the flag if
-   one is already used, else ``containerRuntimeEndpoint`` in config.yaml (§2, #112136); kubeadm's
-   instance-config.yaml too when it exists (§3.3).
-5. Remove the flags that only dockershim read (they make kubelet 1.24+ exit, §6.1) and any flag this
+   the endpoint before 1.24 (kubernetes/website#42442), the endpoint flag from 1.24, and from 1.27 the flag if
+   one is already used, else ``containerRuntimeEndpoint`` in config.yaml (kubernetes/kubernetes#112136);
+   kubeadm's instance-config.yaml too when it exists (KEP-4656, NodeLocalCRISocket).
+5. Remove the flags that only dockershim read (they make kubelet 1.24+ exit: kubernetes/website#34755) and any flag this
    kubelet version rejects; everything else in the files stays byte for byte.
 
-Decisions where upstream is silent (reference §4 "Are dockershim-created containers adopted?"):
+Decisions where upstream is silent (whether cri-dockerd adopts dockershim's containers:
+docs/runtime-facts.md#cri-dockerd):
 cri-dockerd is pointed at dockershim's checkpoint directory (``--cri-dockerd-root-directory=
 /var/lib/dockershim``, or the kubelet's own ``--experimental-dockershim-root-directory``) so that pods the
 drain leaves in place (DaemonSets, hostPort) keep their checkpoints, and a rollback to dockershim finds
@@ -82,7 +84,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-# cri-dockerd's --cni-conf-dir default (reference §4, v0.3.21 options.go).
+# cri-dockerd's --cni-conf-dir default (Mirantis/cri-dockerd config/options.go@v0.3.21).
 DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
 
 
@@ -150,7 +152,7 @@ class NodePlan:
 
     @property
     def instance_config(self) -> FileChange | None:
-        """kubeadm's instance-config.yaml (§3.3), when the plan changes it."""
+        """kubeadm's instance-config.yaml (KEP-4656, NodeLocalCRISocket), when the plan changes it."""
         return next((c for c in self.changes if c.path == INSTANCE_CONFIG), None)
 
     @property
@@ -429,7 +431,8 @@ class _Planner:
         if self.facts.has_dockershim:
             runtime = self.view.last(_RUNTIME)
             if runtime is None or runtime.value == "docker":
-                # §1: with --container-runtime at its default `docker` the kubelet runs dockershim, even
+                # kubernetes/website#42442: with --container-runtime at its default `docker` the kubelet runs
+                # dockershim, even
                 # when --container-runtime-endpoint names another socket (it then serves dockershim there).
                 return RuntimeState.DOCKERSHIM
             if runtime.value != "remote":
@@ -446,7 +449,8 @@ class _Planner:
             # Nothing serves dockershim.sock once the kubelet has no dockershim (or uses a remote runtime).
             return RuntimeState.STALE_DOCKERSHIM_CONFIG
         if file is None and any(self.view.all(f) for f in DOCKERSHIM_ONLY_FLAGS):
-            # §6.11: a 1.27+ kubelet with dockershim flags and no endpoint was a Docker node; today it
+            # pkg/kubelet/apis/config/v1beta1/defaults.go@v1.27.0: a 1.27+ kubelet with dockershim flags and no
+            # endpoint was a Docker node; today it
             # would fall back to containerd.
             return RuntimeState.STALE_DOCKERSHIM_CONFIG
         raise self.refusal(
@@ -478,7 +482,7 @@ class _Planner:
 
         if state is RuntimeState.CRI_DOCKERD:
             if removed_here:
-                # Migrated before, but flags this kubelet rejects are left (§6.1): remove only those.
+                # Migrated before, but flags this kubelet rejects are left (a removed flag stops it): remove only those.
                 new_files.update(self.kubelet_edits(set_flags={}, remove=removed_here))
                 self.warnings.append(
                     "the kubelet already uses cri-dockerd; only removing flags kubelet "
@@ -488,7 +492,8 @@ class _Planner:
                 noop_reason = f"the kubelet already uses cri-dockerd ({self.describe_endpoint()})"
             leftovers = sorted({f.name for f in view.flags if f.name in DOCKERSHIM_ONLY_FLAGS} - removed_here)
             if leftovers:
-                # Harmless with a remote runtime before 1.24, fatal from 1.24 (§6.1): say so, change nothing.
+                # Harmless with a remote runtime before 1.24, fatal from 1.24 (kubernetes/kubernetes#106907): say so,
+                # change nothing.
                 self.warnings.append(
                     f"dockershim-only flags left on the kubelet ({', '.join(leftovers)}); kubelet 1.24+ "
                     "exits on them: see `shimshift flags check --target-version 1.24`"
@@ -507,7 +512,7 @@ class _Planner:
                     view.node, partial(set_endpoint, _cfg(view.config), CRI_DOCKERD_SOCKET)
                 )
             if view.instance_config is not None:
-                # §3.3: kubeadm 1.32+ (NodeLocalCRISocket) reads the node's socket from this file.
+                # KEP-4656: kubeadm 1.32+ (NodeLocalCRISocket) reads the node's socket from this file.
                 instance = view.instance_config
                 new_files[INSTANCE_CONFIG] = _stamp(
                     view.node, partial(set_endpoint, instance, CRI_DOCKERD_SOCKET)
@@ -551,7 +556,7 @@ class _Planner:
         flags: dict[str, str] = {}
         config_endpoint = False
         if self.facts.needs_remote_runtime_flag:
-            # §1 / website#42442: before 1.24 the endpoint alone would keep dockershim (serving on
+            # kubernetes/website#42442: before 1.24 the endpoint alone would keep dockershim (serving on
             # cri-dockerd's path); `remote` makes the kubelet a CRI client.
             flags[_RUNTIME] = "remote"
             flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
@@ -563,7 +568,7 @@ class _Planner:
                 )
         else:
             # 1.27+ (#112136): keep the endpoint where it is; with none, the config file is its home
-            # (kubeadm 1.34+ puts it there through instance-config.yaml, §3.3).
+            # (kubeadm 1.34+ puts it there through instance-config.yaml, kubernetes/kubernetes#131981).
             has_flag = view.last(_ENDPOINT) is not None
             has_field = (
                 view.config is not None and view.config.data.get("containerRuntimeEndpoint") is not None
@@ -583,7 +588,8 @@ class _Planner:
         if self.facts.endpoint_home is EndpointHome.FLAG:
             return {_ENDPOINT: CRI_DOCKERD_SOCKET}, {}
         args = {_ENDPOINT: CRI_DOCKERD_SOCKET} if set_in_flag else {}
-        # The live config reflects a flag override too from 1.27 (reference §5, /configz).
+        # The live config reflects a flag override too from 1.27
+        # (docs/runtime-facts.md#telling-dockershim-from-cri-dockerd-on-a-node).
         return args, {"containerRuntimeEndpoint": CRI_DOCKERD_SOCKET}
 
     def kubelet_edits(self, *, set_flags: Mapping[str, str], remove: set[str]) -> dict[str, bytes | None]:
@@ -648,7 +654,7 @@ class _Planner:
             sources[rule.cri_dockerd_flag] = flag.where
         defaults: set[str] = set()
         if state is RuntimeState.DOCKERSHIM and "--network-plugin" not in settings:
-            # dockershim's default network plugin was none; cri-dockerd's is cni from v0.2.5 (§4, PR#103).
+            # dockershim's default network plugin was none; cri-dockerd's is cni from v0.2.5 (Mirantis/cri-dockerd#103).
             settings["--network-plugin"] = ""
             sources["--network-plugin"] = "dockershim default (no network plugin)"
             defaults.add("--network-plugin")
@@ -658,7 +664,8 @@ class _Planner:
             sources[_ROOT_DIR] = "dockershim's default root (keeps its sandbox checkpoints)"
             defaults.add(_ROOT_DIR)
         if _STREAMING not in settings and (self.cri_version is None or self.cri_version.at_least(0, 2, 6)):
-            # §7.2: dockershim's streaming server (exec, attach, port-forward) listened on localhost only;
+            # dockershim's streaming server (exec, attach, port-forward) listened on localhost only
+            # (pkg/kubelet/kubelet.go@v1.23.17, getStreamingConfig);
             # cri-dockerd's listens on every address unless told. Address only: v0.3.17 cmd/server.go
             # parses it with netip and picks a free port, as dockershim's localhost:0 did.
             settings[_STREAMING] = STREAMING_LOOPBACK
@@ -667,13 +674,14 @@ class _Planner:
         elif _STREAMING not in settings:
             self.warnings.append(
                 f"cri-dockerd {self.cri_version} has no {_STREAMING} (v0.2.6+): its streaming server will "
-                "listen on every address, where dockershim's listened on localhost (§7.2)"
+                "listen on every address, where dockershim's listened on localhost (Mirantis/cri-dockerd#106)"
             )
         if "--pod-infra-container-image" not in settings:
             facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
             default = facts.default_pause_image if facts is not None else "its built-in default"
             self.warnings.append(
-                f"the kubelet set no --pod-infra-container-image; cri-dockerd will use {default} (§6.4)"
+                f"the kubelet set no --pod-infra-container-image; cri-dockerd will use {default} "
+                "(Mirantis/cri-dockerd#230)"
             )
 
         if view.cri_dockerd_exec is not None:
@@ -719,17 +727,17 @@ class _Planner:
 
     def check_cri_api(self) -> None:
         if self.cri_version is None:
-            self.warnings.append("cri-dockerd version unknown: CRI API compatibility not checked (§4)")
+            self.warnings.append("cri-dockerd version unknown: CRI API compatibility not checked")
             return
         if not cri_dockerd_serves(self.version, self.cri_version):
             raise self.refusal(
                 f"cri-dockerd {self.cri_version} and kubelet {self.version} share no CRI API version",
                 hint="kubelet 1.26+ needs cri-dockerd 0.3.0+; kubelet 1.22 and older need cri-dockerd 0.3.21 "
-                "or 0.4.1 at most (v1alpha2); install a matching cri-dockerd (reference §4)",
+                "or 0.4.1 at most (v1alpha2); install a matching cri-dockerd (Mirantis/cri-dockerd#136)",
             )
 
     def check_cgroup_driver(self) -> None:
-        """§6.5: dockershim refused a cgroup driver mismatch; cri-dockerd does not notice it."""
+        """Mirantis/cri-dockerd#101: dockershim refused a cgroup driver mismatch; cri-dockerd does not notice it."""
         kubelet_driver, where = self.kubelet_cgroup_driver()
         if self.docker_driver is None:
             self.warnings.append(

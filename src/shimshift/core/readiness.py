@@ -1,9 +1,10 @@
 """Upgrade readiness: would a kubelet of the target version start, and on the runtime you expect?
 
 For a target version (e.g. 1.24, 1.27, 1.35) and the node's files as they are, list every setting that
-would stop that kubelet from starting (a removed flag, reference §6.1) or silently change its runtime
-(dockershim gone, no endpoint on 1.27+ where the default is containerd §6.11, the endpoint alone before
-1.24 §6.2, a pause image or cgroup driver that differs between kubelet, cri-dockerd and Docker §6.4-6.5).
+would stop that kubelet from starting (a removed flag, kubernetes/website#34755) or silently change its
+runtime (dockershim gone; no endpoint on 1.27+, where the default is containerd; the endpoint alone before
+1.24, kubernetes/website#42442; a pause image or cgroup driver that differs between kubelet, cri-dockerd
+and Docker, Mirantis/cri-dockerd#230 and #101). The facts with their sources: docs/runtime-facts.md.
 Each finding names the file and line. Pure: the files come in as bytes.
 """
 
@@ -194,7 +195,7 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
                     Severity.ERROR,
                     f"no container runtime endpoint: kubelet {target} defaults to containerd "
                     f"({CONTAINERD_SOCKET}), "
-                    "not Docker Engine (§6.11)",
+                    "not Docker Engine (kubelet defaults.go@v1.27.0)",
                     "migrate to cri-dockerd first (shimshift flags plan) or set containerRuntimeEndpoint",
                 )
             )
@@ -256,7 +257,7 @@ def _cri_dockerd_findings(
                 None,
                 None,
                 Severity.ERROR,
-                f"cri-dockerd {version} and kubelet {target} share no CRI API version (reference §4)",
+                f"cri-dockerd {version} and kubelet {target} share no CRI API version (Mirantis/cri-dockerd#136)",
                 "kubelet 1.26+ needs cri-dockerd 0.3.0+; kubelet 1.22 and older need cri-dockerd "
                 "<= 0.3.21/0.4.1",
             )
@@ -274,7 +275,7 @@ def _cri_dockerd_findings(
                     pause.line,
                     Severity.WARNING,
                     f"the kubelet names pause image {pause.value} but cri-dockerd uses {theirs} "
-                    f"({unit or 'its default'}); the kubelet flag no longer chooses the sandbox image (§6.4)",
+                    f"({unit or 'its default'}); the kubelet flag no longer chooses the sandbox image",
                     f"run cri-dockerd with --pod-infra-container-image={pause.value}",
                     pause.name,
                 )
@@ -283,7 +284,8 @@ def _cri_dockerd_findings(
 
 
 def _streaming_findings(view: NodeView, version: CriDockerdVersion | None) -> list[Finding]:
-    """§7.2: cri-dockerd's streaming server on every address, where dockershim's was on localhost."""
+    """Mirantis/cri-dockerd#106: cri-dockerd's streaming server on every address, where dockershim's was on
+    localhost."""
     unit, settings = _cri_dockerd_settings(view)
     if streaming_bind_address(settings) is not None:
         return []
@@ -299,7 +301,7 @@ def _streaming_findings(view: NodeView, version: CriDockerdVersion | None) -> li
             Severity.WARNING,
             "cri-dockerd's streaming server (exec, attach, port-forward) listens on every address: "
             f"{STREAMING_FLAG} is {'unset' if STREAMING_FLAG not in settings else 'an unspecified address'} "
-            f"on {unit or 'its packaged command line'}; dockershim's listened on localhost only (§7.2)",
+            f"on {unit or 'its packaged command line'}; dockershim's listened on localhost only",
             hint,
             STREAMING_FLAG,
         )
@@ -325,7 +327,8 @@ def _cgroup_findings(
         return []
     facts = None if cri_version is None else cri_dockerd_facts(cri_version)
     if facts_for(target).cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
-        return []  # KubeletCgroupDriverFromCRI: the kubelet takes Docker's driver from cri-dockerd (§2)
+        # KubeletCgroupDriverFromCRI: the kubelet takes Docker's driver from cri-dockerd (kubernetes/kubernetes#118770).
+        return []
     return [
         _finding(
             "cgroup-driver-mismatch",

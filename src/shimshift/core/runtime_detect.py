@@ -6,12 +6,12 @@ Why both the runtime version and the annotation: with dockershim and with cri-do
 ``containerRuntimeVersion: docker://<version>`` alike (cri-dockerd answers the CRI Version call with
 runtime name "docker"), so the runtime string alone cannot tell them apart. kubeadm's
 ``kubeadm.alpha.kubernetes.io/cri-socket`` annotation records the socket kubeadm configured, and a
-kubelet of v1.24 or newer has no dockershim at all (../shared/reference/dockershim-to-cri-dockerd.md).
+kubelet of v1.24 or newer has no dockershim at all (kubernetes/kubernetes#97252).
 The node-side check (the kubelet's ``--container-runtime-endpoint`` flag) is the final word; it is done
 over SSH by another module, so a verdict here says "from the API".
 
 Socket mounts: dds-style detectors look only for hostPath volumes whose path contains ``docker.sock``
-(../shared/reference/peer-tools.md §5); a pod mounting ``/var/run`` or ``/run`` (or ``/``) reaches the
+(aws-containers/kubectl-detector-for-docker-socket); a pod mounting ``/var/run`` or ``/run`` (or ``/``) reaches the
 same socket and is reported here as well.
 """
 

@@ -1,9 +1,11 @@
 """The per-node migration as data: the steps in order, and the pure checks that decide them.
 
-The order is the manual procedure's (../shared/reference/dockershim-to-cri-dockerd.md §1) with the
+The order is the manual procedure's (the Kubernetes task page,
+docs/runtime-facts.md#the-official-procedure-and-what-it-leaves-out) with the
 parts it leaves out made explicit: a preflight that touches nothing, the cri-dockerd restart when the
 plan moved dockershim's settings to it, and a verify that looks at the running kubelet and the CRI
-socket rather than at `containerRuntimeVersion`, which reads `docker://...` both before and after (§5).
+socket rather than at `containerRuntimeVersion`, which reads `docker://...` both before and after
+(docs/runtime-facts.md#telling-dockershim-from-cri-dockerd-on-a-node).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`shimshift upgrade` as data: the target binaries, the version-skew rules, and each node's sequence.
 
-Issue 9: in the one drain that moves a node to cri-dockerd, also upgrade it to the next Kubernetes minor
-(1.23 → 1.24 is the route off dockershim, reference §7.1). This module decides; it never runs anything.
+In the one drain that moves a node to cri-dockerd, also upgrade it to the next Kubernetes minor
+(1.23 → 1.24 is the route off dockershim: docs/hardened-pods.md). This module decides; it never runs anything.
 The executor (still to be written) runs the argv lists below exactly as they are, one argument per
 element, over the node's SSH connection or locally; nothing here is ever joined into a shell string
 except for display (:meth:`Command.shown`).
@@ -25,11 +25,11 @@ Sources for the rules (cited by section below):
   "You can now apply the upgrade by executing the following command:" and `kubeadm upgrade apply vX.Y.Z`.
 - [kubeletconfig.go] same tree, cmd/phases/upgrade/node/kubeletconfig.go and phases/upgrade/
   postupgrade.go: `kubeadm upgrade node|apply` rewrites /var/lib/kubelet/config.yaml and
-  /var/lib/kubelet/kubeadm-flags.env (reference §7.4).
+  /var/lib/kubelet/kubeadm-flags.env (docs/runtime-facts.md#kubeadm-124-upgrade).
 - [runtime.go] same tree, cmd/kubeadm/app/util/runtime/runtime.go: kubeadm 1.24 reaches every runtime
   through `crictl` and refuses to run without it on the PATH.
 
-Decisions where the issue was silent:
+Decisions where upstream is silent:
 
 - Binary backups have fixed names, ``<path>.shimshift-<old version>.bak``, not the timestamped backups
   of file writes: a resumed run and ``shimshift rollback`` must find them without a journal lookup,
@@ -47,7 +47,7 @@ Decisions where the issue was silent:
   the node's kubelet one minor ahead of the other, not yet upgraded API servers for the minutes until
   they are done (the same window kubeadm's own procedure has). Workers wait for every API server.
 - Once ``kubeadm upgrade apply`` or ``kubeadm upgrade node`` has succeeded on a control-plane node,
-  shimshift does not undo it (issue 9 item 4; kubeadm rolls its static pods back itself when it fails):
+  shimshift does not undo it (kubeadm rolls its static pods back itself when it fails):
   the run stops and says where things stand.
 """
 
@@ -495,9 +495,9 @@ class Role(StrEnum):
 ROLLBACK_MIGRATION = "rollback:migration"
 
 
-#: The migration's steps that run first, unchanged, in the same drain (issue 9 items 2 and 3):
+#: The migration's steps that run first, unchanged, in the same drain:
 #: everything up to and including the cri-dockerd restart. The annotation must be right before any
-#: kubeadm 1.24 runs (kubeadm issues #2597, #2870, reference §7.4).
+#: kubeadm 1.24 runs (kubernetes/kubeadm#2597, kubernetes/kubeadm#2870).
 MIGRATION_PART: tuple[Step, ...] = (
     Step.PREFLIGHT,
     Step.CORDON,
@@ -588,7 +588,8 @@ class NodeUpgradePlan:
     to_version: str
     swaps: tuple[BinarySwap, ...]
     steps: tuple[StepActions, ...]
-    # The step after whose success this node is never rolled back (control plane only, issue 9 item 4).
+    # The step after whose success this node is never rolled back (control plane only: kubeadm restores its own
+    # static pods when it fails).
     no_rollback_after: Step | None
     # The operator's package commands when they install the binaries (None: uploads from --binaries).
     packages: PackageInstall | None = None

@@ -2,10 +2,10 @@
 
 Everything version-dependent that shimshift knows lives in the tables below (``FLAG_RULES``,
 ``MINOR_FACTS``, ``CRI_DOCKERD_FACTS``), one row per rule, each row citing its source. The sources are
-collected in ../shared/reference/dockershim-to-cri-dockerd.md (§2 kubelet flags, §3 kubeadm, §4
-cri-dockerd); "RN-1.XX" means the sig-release release notes of that minor, "#N" a
-kubernetes/kubernetes pull request unless another repository is named. Rows marked "inferred" are the
-reference's deductions, not upstream statements.
+summarised in docs/runtime-facts.md (kubelet flags by minor version, kubeadm, cri-dockerd); "RN-1.XX"
+means the release notes of that minor (kubernetes/kubernetes CHANGELOG/CHANGELOG-1.XX.md), "#N" a
+kubernetes/kubernetes pull request unless another repository is named ("cri-dockerd#N" is
+Mirantis/cri-dockerd#N). Rows marked "inferred" are deductions from the code, not upstream statements.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from shimshift.core.errors import Refusal
 FIRST_MINOR = 20
 LAST_MINOR = 37
 
-#: The socket cri-dockerd listens on; kubeadm's constant CRISocketDocker (reference §3.3) and the value
-#: the official task page tells you to set (reference §1).
+#: The socket cri-dockerd listens on; kubeadm's constant CRISocketDocker
+#: (cmd/kubeadm/app/constants/constants_unix.go@v1.24.17) and the value the official task page tells you
+#: to set (https://kubernetes.io/docs/tasks/administer-cluster/migrating-from-dockershim/migrate-dockershim-dockerd/).
 CRI_DOCKERD_SOCKET = "unix:///var/run/cri-dockerd.sock"
 DOCKERSHIM_SOCKET = "unix:///var/run/dockershim.sock"
 CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"
 #: dockershim's checkpoint root, the default of the hidden kubelet flag
-#: --experimental-dockershim-root-directory (reference §4, "Flags that must match").
+#: --experimental-dockershim-root-directory (docs/runtime-facts.md#dockershims-settings-move-to-cri-dockerd).
 DOCKERSHIM_ROOT_DIRECTORY = "/var/lib/dockershim"
 
 
@@ -137,26 +138,27 @@ class FlagRule:
 
 
 _DOCKERSHIM_FLAGS = (
-    "deprecated by #98730 (RN-1.21), removed by #106907 (RN-1.24); cri-dockerd flag: reference §4"
+    "deprecated by #98730 (RN-1.21), removed by #106907 (RN-1.24); cri-dockerd flag: docs/runtime-facts.md"
 )
 
 # fmt: off
 FLAG_RULES: tuple[FlagRule, ...] = (
-    # Reference §2 row `--container-runtime`. Before 1.24 its value `remote` is what makes the kubelet a
-    # CRI client instead of starting dockershim (reference §1, kubernetes/website#42442, PR#42739).
+    # docs/runtime-facts.md, kubelet flags, `--container-runtime`. Before 1.24 its value `remote` is what makes the
+    # kubelet a
+    # CRI client instead of starting dockershim (kubernetes/website#42442, kubernetes/website#42739).
     FlagRule("--container-runtime", "#107094 (RN-1.24), #114017 (RN-1.27)", deprecated=24, removed=27),
-    # Reference §2: stable in 1.24 (#106954); moved into KubeletConfiguration in 1.27 (#112136); the flag
+    # Stable in 1.24 (#106954); moved into KubeletConfiguration in 1.27 (#112136); the flag
     # still works, deprecated like every config-backed flag (kubelet v1.27.2 log, usernetes#281).
     FlagRule("--container-runtime-endpoint", "#106954 (RN-1.24), #112136 (RN-1.27)", deprecated=27),
-    # Reference §2: moved to config in 1.27 (#112136); deprecation inferred from AddKubeletConfigFlags.
+    # Moved to config in 1.27 (#112136); deprecation inferred from AddKubeletConfigFlags.
     FlagRule("--image-service-endpoint", "#112136 (RN-1.27), deprecation inferred", deprecated=27),
-    # Reference §2. With a remote runtime it only protects the image from GC; the sandbox image is
-    # cri-dockerd's own flag (reference §4, §6.4): copied there, and kept on the kubelet while accepted.
+    # With a remote runtime it only protects the image from GC; the sandbox image is
+    # cri-dockerd's own flag (Mirantis/cri-dockerd#230): copied there, and kept on the kubelet while accepted.
     FlagRule(
         "--pod-infra-container-image", "#108045 (RN-1.24), #133779 (RN-1.35 ACTION REQUIRED)",
         deprecated=24, removed=35, cri_dockerd_flag="--pod-infra-container-image",
     ),
-    # Reference §2, the dockershim flags, and §4 "Flags that must match" for their cri-dockerd names.
+    # The dockershim flags; their cri-dockerd names: docs/runtime-facts.md#dockershims-settings-move-to-cri-dockerd.
     FlagRule(
         "--network-plugin", _DOCKERSHIM_FLAGS,
         deprecated=21, removed=24, dockershim_only=True, cri_dockerd_flag="--network-plugin",
@@ -185,25 +187,27 @@ FLAG_RULES: tuple[FlagRule, ...] = (
         "--image-pull-progress-deadline", _DOCKERSHIM_FLAGS,
         deprecated=21, removed=24, dockershim_only=True, cri_dockerd_flag="--image-pull-progress-deadline",
     ),
-    # Hidden flag (default /var/lib/dockershim); cri-dockerd's is --cri-dockerd-root-directory (§4).
+    # Hidden flag (default /var/lib/dockershim); cri-dockerd's is --cri-dockerd-root-directory
+    # (config/options.go@v0.3.21).
     FlagRule(
         "--experimental-dockershim-root-directory", _DOCKERSHIM_FLAGS,
         deprecated=21, removed=24, dockershim_only=True, cri_dockerd_flag="--cri-dockerd-root-directory",
     ),
-    # Reference §2: kubenet-only; deprecation release not confirmed. cri-dockerd has no such flag
-    # (hard-coded 10.0.0.0/8, reference §4), so nothing carries it.
+    # kubenet-only; deprecation release not confirmed. cri-dockerd has no such flag
+    # (hard-coded 10.0.0.0/8 in its options), so nothing carries it.
     FlagRule("--non-masquerade-cidr", "#107096 (RN-1.24)", removed=24, dockershim_only=True),
-    # Reference §2: "no longer functional, will be removed in v1.22" (#95935). The reference could not
-    # confirm the removal; the kubelet v1.23.17 binary rejects it ("unknown flag", tests/e2e/core), so
+    # "no longer functional, will be removed in v1.22" (#95935). No release note confirms the
+    # removal; the kubelet v1.23.17 binary rejects it ("unknown flag", tests/e2e/core), so
     # 1.23 is the latest removal release. 1.22 is unverified.
     FlagRule(
         "--redirect-container-streaming", "#95935 (RN-1.20); kubelet v1.23.17 rejects it",
         deprecated=20, removed=23,
     ),
-    # Reference §4: cri-dockerd has --runtime-cgroups too; the kubelet keeps its own (stored flags.go).
-    FlagRule("--runtime-cgroups", "reference §2 table, §4 flags", cri_dockerd_flag="--runtime-cgroups"),
-    # Reference §4: cri-dockerd --hairpin-mode (v0.2.2+) replaces the kubelet's for dockershim.
-    FlagRule("--hairpin-mode", "reference §4 flags (cri-dockerd v0.2.2+)", cri_dockerd_flag="--hairpin-mode"),
+    # cri-dockerd has --runtime-cgroups too (config/options.go@v0.3.21); the kubelet keeps its own
+    # (pkg/kubelet/config/flags.go).
+    FlagRule("--runtime-cgroups", "kubelet flags.go, cri-dockerd options.go", cri_dockerd_flag="--runtime-cgroups"),
+    # cri-dockerd --hairpin-mode (v0.2.2+) replaces the kubelet's for dockershim.
+    FlagRule("--hairpin-mode", "cri-dockerd options.go (v0.2.2+)", cri_dockerd_flag="--hairpin-mode"),
 )
 # fmt: on
 
@@ -270,7 +274,8 @@ _ENDPOINT_PAUSE = ("--container-runtime-endpoint", "--pod-infra-container-image"
 # fmt: off
 MINOR_FACTS: tuple[MinorFacts, ...] = (
     # Dockershim deprecated in 1.20 (#94624); default endpoint dockershim.sock (website PR#34799 diff);
-    # kubeadm writes remote + endpoint for non-Docker sockets (flags.go @04791b49, reference §3.1).
+    # kubeadm writes remote + endpoint for non-Docker sockets (cmd/kubeadm/app/phases/kubelet/flags.go@v1.23.17,
+    # docs/runtime-facts.md#kubeadm-flagsenv).
     # CRI v1 only arrives in 1.23 (#106501), so v1alpha2 only.
     MinorFacts(
         20, 22, "#94624 (RN-1.20), website PR#34799, kubeadm flags.go @04791b49",
@@ -335,7 +340,7 @@ def facts_for(version: KubeletVersion | int) -> MinorFacts:
 
 
 # --------------------------------------------------------------------------------------------------
-# cri-dockerd facts (reference §4)
+# cri-dockerd facts (docs/runtime-facts.md#cri-dockerd)
 
 
 @dataclass(frozen=True)
@@ -358,21 +363,21 @@ _Y, _N = True, False
 
 # fmt: off
 CRI_DOCKERD_FACTS: tuple[CriDockerdFacts, ...] = (
-    # Reference §4. Network plugin default: none in v0.2.0-v0.2.3 (cri-dockerd#73), kubenet in v0.2.4
+    # Network plugin default: none in v0.2.0-v0.2.3 (cri-dockerd#73), kubenet in v0.2.4
     # (#104), cni from v0.2.5 (PR#103). v0.2.x serves only CRI v1alpha2; v0.3.0 adds v1 (45857d7e);
     # v0.3.22+ and v0.4.2+ drop v1alpha2 (#487). RuntimeConfig (cgroup driver) from v0.3.17
     # (680cec44, PR#302).
-    CriDockerdFacts((0, 2, 0), (0, 2, 0), "§4", "k8s.gcr.io/pause:3.1", "", cri_v1=False),
+    CriDockerdFacts((0, 2, 0), (0, 2, 0), "cri-dockerd v0.2.0", "k8s.gcr.io/pause:3.1", "", cri_v1=False),
     CriDockerdFacts((0, 2, 1), (0, 2, 3), "cri-dockerd#73", _PAUSE_36_OLD, "", cri_v1=False),
     CriDockerdFacts((0, 2, 4), (0, 2, 4), "cri-dockerd#104", _PAUSE_36_OLD, "kubenet", cri_v1=False),
     CriDockerdFacts((0, 2, 5), (0, 2, 5), "cri-dockerd PR#103", _PAUSE_36_OLD, cri_v1=False),
-    CriDockerdFacts((0, 2, 6), (0, 2, 999), "§4", "registry.k8s.io/pause:3.6", cri_v1=False),
+    CriDockerdFacts((0, 2, 6), (0, 2, 999), "cri-dockerd v0.2.6", "registry.k8s.io/pause:3.6", cri_v1=False),
     CriDockerdFacts((0, 3, 0), (0, 3, 9), "45857d7e", "registry.k8s.io/pause:3.6"),
-    CriDockerdFacts((0, 3, 10), (0, 3, 16), "§4", "registry.k8s.io/pause:3.9"),
+    CriDockerdFacts((0, 3, 10), (0, 3, 16), "cri-dockerd v0.3.10", "registry.k8s.io/pause:3.9"),
     CriDockerdFacts((0, 3, 17), (0, 3, 21), "680cec44", _PAUSE_310, reports_cgroup_driver=True),
     CriDockerdFacts((0, 3, 22), (0, 3, 999), "#487", _PAUSE_310, cri_v1alpha2=_N, reports_cgroup_driver=_Y),
     # v0.4.0 (2025-04-16) came after v0.3.17 (2025-04-01): RuntimeConfig there is inferred from the dates.
-    CriDockerdFacts((0, 4, 0), (0, 4, 1), "§4, inferred", _PAUSE_310, reports_cgroup_driver=True),
+    CriDockerdFacts((0, 4, 0), (0, 4, 1), "cri-dockerd v0.4.0, inferred", _PAUSE_310, reports_cgroup_driver=True),
     CriDockerdFacts((0, 4, 2), (0, 999, 999), "#487", _PAUSE_310, cri_v1alpha2=_N, reports_cgroup_driver=_Y),
 )
 # fmt: on
@@ -387,7 +392,7 @@ def cri_dockerd_facts(version: CriDockerdVersion) -> CriDockerdFacts | None:
 
 
 def cri_dockerd_serves(kubelet: KubeletVersion, cri_dockerd: CriDockerdVersion) -> bool:
-    """Whether the two share a CRI API version (reference §4 'Which Kubernetes versions it supports')."""
+    """Whether the two share a CRI API version (docs/runtime-facts.md#cri-dockerd, CRI API versions)."""
     k = facts_for(kubelet)
     c = cri_dockerd_facts(cri_dockerd)
     if c is None:
@@ -398,8 +403,8 @@ def cri_dockerd_serves(kubelet: KubeletVersion, cri_dockerd: CriDockerdVersion) 
 def normalize_endpoint(endpoint: str) -> str:
     """``/var/run/x.sock``, ``unix:///run/x.sock`` and ``unix:///var/run/x.sock`` name the same socket.
 
-    The kubelet prepends ``unix://`` to a bare path (reference §3.3) and systemd treats /var/run as an
-    alias of /run (reference §4).
+    The kubelet prepends ``unix://`` to a bare path (pkg/kubelet/util/util_unix.go@v1.23.17) and systemd
+    treats /var/run as an alias of /run.
     """
     value = endpoint.strip()
     if value.startswith("unix://"):

@@ -287,7 +287,8 @@ def _ensure_network() -> None:
 
 
 def _run_node(node: LabNode, *, image: str) -> None:
-    """One node container, with the flags seen to work on this kind of VM (lab-notes.md):
+    """One node container, with the flags seen to work on this kind of VM
+    (docs/lab.md#the-node-container):
     --privileged is refused here (CAP_SYS_RESOURCE is outside the bounding set)."""
     volumes: list[str] = []
     for mount, name in volume_names(node.name).items():
@@ -367,7 +368,8 @@ def _prepare_node(node: LabNode) -> None:
 
 
 def load_images(node: LabNode, tar: Path) -> None:
-    # The tarball is piped through `docker exec -i` into the node's own Docker (lab-build.md §2.5).
+    # The tarball is piped through `docker exec -i` into the node's own Docker, as kind v0.2.1 did
+    # (docs/lab.md#kubeadm-offline).
     node_exec(node.name, ["docker", "load", "--quiet"], stdin_file=tar, timeout=600)
 
 
@@ -530,9 +532,9 @@ def set_cri_dockerd(node: str, mode: CriDockerdMode) -> None:
     """Leave cri-dockerd running (packaged units, packaged defaults), stopped, or absent on a node.
 
     The lab adds no drop-in: moving the kubelet's dockershim flags (pause image, CNI dirs) into a
-    cri-dockerd drop-in is the migration's job (issue 5). cri-dockerd's own defaults are enough to
+    cri-dockerd drop-in is the migration's job. cri-dockerd's own defaults are enough to
     serve CRI on /run/cri-dockerd.sock; they are wrong only for creating sandboxes (its default pause
-    image is newer than the loaded pause:3.6; dockershim-to-cri-dockerd.md §4).
+    image is newer than the loaded pause:3.6; docs/runtime-facts.md#cri-dockerd).
     `absent` moves the binary and units to CRI_DOCKERD_BACKUP, and any other mode puts them back.
     """
     _restore_cri_dockerd(node)
@@ -772,7 +774,8 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
 
 
 def _apiserver_version_problems(cp: LabNode) -> list[str]:
-    """An upgrade (issue 9) leaves a lab that is healthy but no longer the 1.23.17 lab its users expect:
+    """An upgrade (`shimshift upgrade` on the lab) leaves a lab that is healthy but no longer the 1.23.17
+    lab its users expect:
     one whose API server or kubelets run another version is not reused."""
     proc = kubectl(cp.name, ["get", "--raw", "/version"], check=False, timeout=30)
     try:

@@ -38,7 +38,7 @@ CRICTL_VERSION = "v1.34.0"
 # v0.3.21 was asked for, but this machine's Go module proxy answers 403 "not available" for it and
 # for the others tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1); it serves v0.3.17 and v0.4.0.
 # v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
-# (../shared/reference/dockershim-to-cri-dockerd.md §4).
+# (docs/runtime-facts.md#cri-dockerd).
 CRI_DOCKERD_VERSION = "v0.3.17"
 NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"

@@ -109,8 +109,8 @@ def plan_nodes(spec: LabSpec, *, subnet: str = NETWORK_SUBNET) -> list[LabNode]:
 
 def volume_names(node: str) -> dict[str, str]:
     """Docker volumes of a node, by mount point: Docker's and the kubelet's data live on a real
-    filesystem, not on the container's overlay (lab-build.md §2.6 and §4: overlay-on-overlay for
-    Docker-in-Docker, cAdvisor's "failed to get device for dir /var/lib/kubelet")."""
+    filesystem, not on the container's overlay (docs/lab.md#the-node-container: overlay-on-overlay for
+    Docker-in-Docker, cAdvisor's "failed to get device for dir /var/lib/kubelet", kubernetes-sigs/kind#2524)."""
     return {"/var/lib/docker": f"{node}-docker", "/var/lib/kubelet": f"{node}-kubelet"}
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 # node container of this lab: only HTTPProxyCIDR fails, and not because of the node: kubeadm 1.23
 # builds "https://[<IPv4>]:1234/" to test proxy settings and Go >= 1.2x's net/url (the lab's binaries
 # are built with Go 1.26) rejects an IPv4 literal in brackets ("invalid IP-literal"). SystemVerification
-# and Swap pass in the node (lab-build.md §3.4 listed them as candidates).
+# and Swap pass in the node (cmd/kubeadm/app/preflight/checks.go@v1.23.17 has them; docs/lab.md#kubeadm-offline).
 IGNORED_PREFLIGHT_ERRORS: tuple[str, ...] = ("HTTPProxyCIDR",)
 
 # kubeadm 1.23 control-plane taint; 1.24 adds node-role.kubernetes.io/control-plane.
@@ -46,9 +46,10 @@ def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
     joining nodes take it from there).
 
     cgroupDriver must equal the node Docker's driver: kubeadm >= 1.22 defaults to systemd and dockershim
-    refuses to start on a mismatch (lab-build.md §0.3). Disk-based eviction is off as in kind
-    (lab-build.md §2.3): the nodes share the VM's disk and would evict each other's pods otherwise.
-    No cgroupRoot: with --cgroupns=private each node already sees its own cgroup as / (lab-notes.md).
+    refuses to start on a mismatch (kubernetes/kubeadm#2376). Disk-based eviction is off as in kind
+    (kubernetes-sigs/kind pkg/cluster/internal/kubeadm/config.go): the nodes share the VM's disk and would evict each
+    other's pods otherwise.
+    No cgroupRoot: with --cgroupns=private each node already sees its own cgroup as / (docs/lab.md#the-node-container).
     """
     if cgroup_driver not in ("cgroupfs", "systemd"):
         raise Refusal(
@@ -69,7 +70,7 @@ def _node_registration(node: LabNode) -> dict[str, Any]:
     return {
         "name": node.name,
         # No URL scheme: this is the form kubeadm 1.23 itself uses for its Docker socket and what it
-        # writes into the node annotation (dockershim-to-cri-dockerd.md §3.3).
+        # writes into the node annotation (docs/lab.md#kubeadm-offline).
         "criSocket": DOCKERSHIM_SOCKET,
         # Nothing is ever pulled: every image is loaded into the node's Docker beforehand.
         "imagePullPolicy": "Never",
@@ -108,7 +109,7 @@ def kubeadm_init_config(
         "apiVersion": "kubeadm.k8s.io/v1beta3",
         "kind": "ClusterConfiguration",
         "clusterName": LAB_PREFIX,
-        # Pinned: otherwise kubeadm asks dl.k8s.io for stable-1 (lab-build.md §3.1).
+        # Pinned: otherwise kubeadm asks dl.k8s.io for stable-1 (docs/lab.md#kubeadm-offline).
         "kubernetesVersion": KUBERNETES_VERSION,
         "controlPlaneEndpoint": endpoint,
         "apiServer": {"certSANs": [control_plane.ip, control_plane.name, "localhost", "127.0.0.1"]},
@@ -124,7 +125,7 @@ def kubeadm_init_config(
 
 def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) -> str:
     """The v1beta3 JoinConfiguration for a worker. The CA is not pinned: the token travels only
-    through `docker exec` on a network of the lab's own, as kind does (lab-build.md §2.3)."""
+    through `docker exec` on a network of the lab's own, as kind does (docs/lab.md#kubeadm-offline)."""
     join = {
         "apiVersion": "kubeadm.k8s.io/v1beta3",
         "kind": "JoinConfiguration",
@@ -143,8 +144,8 @@ def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) ->
 def cni_config(*, pod_cidr: str) -> str:
     """Bridge + host-local for one node's pod CIDR.
 
-    cniVersion 0.4.0: dockershim in 1.23 vendors libcni v0.8.1 (lab-build.md §0.7). Pods reach other
-    nodes' pods through static routes (see `pod_routes`), as kubeadm-dind-cluster did (lab-build.md §4).
+    cniVersion 0.4.0: dockershim in 1.23 vendors libcni v0.8.1 (docs/lab.md#networking). Pods reach other
+    nodes' pods through static routes (see `pod_routes`), as kubeadm-dind-cluster did (docs/lab.md#networking).
     """
     net = ipaddress.ip_network(pod_cidr)
     if net.version != 4 or not ipaddress.ip_network(POD_SUBNET).supernet_of(net):  # type: ignore[arg-type]
@@ -292,7 +293,7 @@ def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
     except the DaemonSet, which tolerates it and so runs on every node. The bare pod, the emptyDir pod
     and the Job lean towards the first worker so that draining it meets every rule at once. The
     ``restricted`` Deployment meets the restricted Pod Security Standard, whose
-    ``allowPrivilegeEscalation: false`` kubelets before 1.24 refuse on cri-dockerd (reference §7.1): it is
+    ``allowPrivilegeEscalation: false`` kubelets before 1.24 refuse on cri-dockerd (docs/hardened-pods.md): it is
     what the migrate guard must find.
     """
     ns = DEMO_NAMESPACE

@@ -3,7 +3,7 @@
 A snapshot holds what a dockershim-to-cri-dockerd migration touches: the kubelet's command line,
 kubeadm-flags.env, /etc/default/kubelet, the kubelet and cri-dockerd drop-in folders, the node's
 cri-socket annotation, cri-dockerd's state, and the node's Ready condition
-(dockershim-to-cri-dockerd.md §3).
+(docs/runtime-facts.md#kubeadm).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Make a running lab ready for `kubeadm upgrade` to v1.24.17 with nothing pulled (issue 9 item 6).
+"""Make a running lab ready for `kubeadm upgrade` to v1.24.17 with nothing pulled.
 
 `prepare_upgrade` builds what the upgrade needs if the cache lacks it (``ensure_upgrade_artifacts``),
 then on every node of the lab:

@@ -20,7 +20,8 @@ from shimshift.core.fleet import (
 from shimshift.orchestrator.node_migration import NodeOutcome, NodeStatus
 
 # The longest the loop waits for a PDB to free up without hearing of any change (a lost watch event,
-# or no watch at all); kubectl's own retry on HTTP 429 is 5 s (../shared/reference/peer-tools.md §1.4).
+# or no watch at all); kubectl's own retry on HTTP 429 is 5 s (kubernetes/kubectl
+# ``pkg/drain/drain.go``, ``evictPods``).
 BLOCKED_RECHECK_SECONDS = 5.0
 
 @dataclass

@@ -1,7 +1,7 @@
 """A thin async client for the CRI RuntimeService (runtime.v1) over a unix socket.
 
 Only what preflight and verify need: Version, Status, ListPodSandbox, ListContainers
-(../shared/reference/dockershim-to-cri-dockerd.md §5: cri-dockerd answers ``Version`` with
+(cri-dockerd ``core/docker_service.go``; docs/runtime-facts.md#cri-dockerd: it answers ``Version`` with
 ``RuntimeName: docker`` and its ``Status`` reports ``NetworkReady=false`` until its network plugin is
 ready). Every call has a deadline; a socket that is missing or does not answer becomes `CriUnavailable`,
 naming the node and the socket and what to check.
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from shimshift.adapters.node_access import NodeAccess
 
-# The endpoint the kubelet is pointed at after the migration (dockershim-to-cri-dockerd.md §4).
+# The endpoint the kubelet is pointed at after the migration (cri-dockerd's default, cmd/cri/options/options.go).
 CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
 DEFAULT_TIMEOUT = 10.0
 # The kubelet's own CRI client allows 16 MiB responses; ListContainers on a busy node can be large.
@@ -227,7 +227,7 @@ class CriClient:
                 "cri-docker.service` and `journalctl -u cri-docker` on the node",
             )
         if code == grpc.StatusCode.UNIMPLEMENTED and "runtime.v1" in details:
-            # cri-dockerd 0.2.x serves only v1alpha2 (dockershim-to-cri-dockerd.md §4 and §6.8).
+            # cri-dockerd 0.2.x serves only v1alpha2 (Mirantis/cri-dockerd#136, Mirantis/cri-dockerd#137).
             return CriError(
                 self._node,
                 f"{where} does not serve CRI runtime.v1 ({details}); cri-dockerd older than 0.3.0 "

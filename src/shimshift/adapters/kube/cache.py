@@ -49,7 +49,8 @@ class PodState:
 
 def pod_view(pod: Pod) -> PodView:
     """The fleet's view of a pod: a drain evicts it unless a DaemonSet owns it, it is a mirror pod, it has
-    finished, or it is already being deleted (../shared/reference/peer-tools.md §1.2)."""
+    finished, or it is already being deleted (kubernetes/kubectl
+    ``pkg/drain/filters.go``)."""
     metadata = pod.metadata
     assert metadata is not None
     owners = metadata.ownerReferences or []

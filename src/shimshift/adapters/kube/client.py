@@ -5,7 +5,7 @@ the same authenticated connection: discovery (``GET /api/v1``, to pick the Evict
 a policy/v1beta1 Eviction body (lightkube-models 1.37 only has policy/v1), and lists with a label selector
 given as a string (``-l``/``--pod-selector`` pass kubectl syntax through untouched) that we page through
 as plain dicts, so the audit never decodes more than one page into objects.
-See ../shared/reference/python-dependencies.md §1.
+Why lightkube: docs/architecture.md#libraries-and-why.
 """
 
 from __future__ import annotations

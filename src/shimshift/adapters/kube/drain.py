@@ -1,6 +1,6 @@
 """Drain one node the way ``kubectl drain`` v1.23 does, plus a dry run that names PDB blocks.
 
-What happens, top to bottom (../shared/reference/peer-tools.md §1.1-1.6):
+What happens, top to bottom (kubernetes/kubectl ``pkg/drain/drain.go`` and ``pkg/cmd/drain/drain.go``):
 
 1. Cordon (recording that we did, see :mod:`shimshift.adapters.kube.nodes`); the node stays cordoned if a
    later step fails, as with kubectl.
@@ -108,7 +108,7 @@ class BlockedPod:
 
 @dataclass
 class DrainResult:
-    """The outcome for one node. ``to_json()`` gives the issue's exact shape.
+    """The outcome for one node. ``to_json()`` gives its stable JSON shape (``shimshift drain -o json``).
 
     - ``evict``: pods evicted (or deleted) and gone; in a dry run, pods the server would evict now
       (client dry run: every pod that passes the filters). Empty whenever a pod is refused, because then
@@ -196,7 +196,7 @@ async def list_node_pods(
 
     The watch cache indexes pods by ``spec.nodeName``; etcd does not, so kubectl's list of one node's
     pods decodes every pod of the cluster. A fleet run does that for many nodes at once: at 30,000 pods on
-    the 1,000-node kwok rig, a hundred drains at once timed out, and ten at once still did (issue 10).
+    the 1,000-node kwok rig, a hundred drains at once timed out, and ten at once still did (docs/benchmarks.md).
     The cache trails etcd by a watch event's delay; a node is cordoned before its drain lists, so a pod
     it could miss was bound in those milliseconds before the cordon. (A resourceVersion to be at least
     as fresh as would not do: on 1.23 the pod cache advances only with pod events, so it waits 3 s for
@@ -545,7 +545,7 @@ def _has_cause(body: JSON, reason: str) -> bool:
 
 
 async def eviction_method(client: AsyncClient, options: DrainOptions) -> str:
-    """ "policy/v1", "policy/v1beta1" or "delete", as kubectl decides (peer-tools.md §1.3)."""
+    """ "policy/v1", "policy/v1beta1" or "delete", as kubectl's ``CheckEvictionSupport`` decides."""
     if options.disable_eviction:
         return "delete"
     version = eviction_group_version(await eviction_resources(client))
@@ -678,7 +678,7 @@ async def budgets_would_refuse(client: AsyncClient, pods: Iterable[tuple[str, st
     The fleet asks this about one pod per PDB of the node it is about to start, instead of dry-running
     the whole drain: only a PDB can turn an eviction into a 429 worth waiting for. The dry runs go out
     ``DRY_RUN_CONCURRENCY`` at a time: one after another they cost about 8 s per start at 1,000 nodes
-    (28 PDBs a node, 0.27 s each on a loaded API server), which paced the whole fleet (issue 10).
+    (28 PDBs a node, 0.27 s each on a loaded API server), which paced the whole fleet (docs/benchmarks.md).
     """
     if method == "delete":  # --disable-eviction: DELETE ignores PDBs
         return False

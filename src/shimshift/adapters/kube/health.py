@@ -177,7 +177,7 @@ async def wait_node_healthy(
 
     The node is followed by a watch (:class:`_NodeFeed`) and its pods are listed only once the node
     itself is back, every ``interval`` until its DaemonSet pods run: polling both every second cost
-    most of a node's requests while kwok's loaded kubelets took 40 s to report (issue 10).
+    most of a node's requests while kwok's loaded kubelets took 40 s to report (docs/benchmarks.md).
     """
     if since.tzinfo is None:
         raise ValueError("since must be timezone-aware (UTC)")

@@ -65,7 +65,7 @@ def exec_compatible(config: dict[str, Any]) -> dict[str, Any]:
     """The kubeconfig with exec plugins of ``client.authentication.k8s.io/v1`` read as ``v1beta1``.
 
     lightkube 1.0.1 refuses v1 exec plugins although it only reads ``status.token`` from their output,
-    which v1 and v1beta1 share (../shared/reference/python-dependencies.md §1.4); gke-gcloud-auth-plugin
+    which v1 and v1beta1 share (gtsystem/lightkube ``config/client_adapter.py``); gke-gcloud-auth-plugin
     and ``aws eks get-token`` then work whichever version the kubeconfig names. Pure: returns a copy.
     """
     users = []

@@ -2,7 +2,7 @@
 
 Every change is a JSON merge patch carrying the ``metadata.resourceVersion`` we read, so the API server
 rejects it with 409 Conflict if the node changed in between (a kubelet status update, another operator's
-label); we then read again, decide again and retry. See ../shared/reference/python-dependencies.md §1.3.
+label); we then read again, decide again and retry.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ async def wait_pod(
 ) -> JSON | None:
     """The pod (None: there is none) as soon as ``until`` holds for it, else as it last was after ``timeout``
     seconds. A list of that one name, then a watch from the list's resourceVersion: two requests where
-    polling asked several times a second (issue 10 counts requests per node)."""
+    polling asked several times a second (docs/benchmarks.md counts requests per node)."""
     last: JSON | None = None
 
     async def watch() -> None:

@@ -1,9 +1,9 @@
 """Following the cluster by watch instead of polling: one named object, and the change counter that
 waits on a watch share.
 
-Issue 10 counted requests per node: a wait that asks every second costs a request a second for as long
-as the node takes, and under load that was most of them. A list of the one name, then a watch from the
-list's resourceVersion, costs two.
+The scale benchmark counts API requests per node (docs/benchmarks.md): a wait that asks every second
+costs a request a second for as long as the node takes, and under load that was most of them. A list of
+the one name, then a watch from the list's resourceVersion, costs two.
 """
 
 from __future__ import annotations

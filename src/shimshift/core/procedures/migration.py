@@ -501,7 +501,8 @@ class MigrationProcedure:
         """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
 
         Only a plan that bound the streaming server to loopback is held to it: an address the operator
-        gave cri-dockerd before the migration is theirs to keep (reference §7.2).
+        gave cri-dockerd before the migration is theirs to keep
+        (docs/runtime-facts.md#the-streaming-server-moves-from-localhost-to-every-address).
         """
         pid = yield from self.main_pid("cri-docker.service", Step.VERIFY)
         listening = yield run("ss", "-Hltnp")

@@ -122,7 +122,8 @@ class UpgradeProcedure(MigrationProcedure):
             plan = yield from self.upgrade_plan()
             recorded = set((yield act.RecordedSteps()))
             if not plan.may_roll_back(recorded):
-                # A control-plane node once kubeadm upgrade started: never undone (issue 9 item 4).
+                # A control-plane node once kubeadm upgrade started: never undone (kubeadm restores its own static
+                # pods).
                 yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
                 stopped = stop_message(plan, step, message)
                 return NodeOutcome(self.node, NodeStatus.FAILED, stopped, str(step), resumable=True)
@@ -179,7 +180,7 @@ class UpgradeProcedure(MigrationProcedure):
         return {**detail, "upgrade_plan": plan.to_record()}
 
     def plan_facts(self, facts: PreflightFacts) -> PreflightFacts:
-        # The files are written for the kubelet that will read them: the target's (issue 9).
+        # The files are written for the kubelet that will read them: the target's.
         return replace(facts, kubelet_version=f"v{self.upgrade.to.lstrip('v')}")
 
     def install_kubeadm(self) -> Procedure[dict[str, Any]]:

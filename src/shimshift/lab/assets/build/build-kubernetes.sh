@@ -12,7 +12,7 @@ for c in "${components[@]}"; do [ -x "$outdir/$c" ] || missing+=("k8s.io/kuberne
 [ ${#missing[@]} -gt 0 ] || exit 0
 minor=${version#v1.}; minor=${minor%%.*}
 # Unstamped builds report v0.0.0-master and kubeadm's version checks then refuse them
-# (../shared/reference/lab-build.md §0.1).
+# (k8s.io/component-base version/base.go; kubernetes/kubernetes hack/lib/version.sh sets the same ldflags).
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"

@@ -6,8 +6,9 @@
 # directives, and both k8s.io/kubernetes and cri-dockerd depend on theirs (k/k points its staging
 # repos at ./staging/src, which a module download does not contain). So the wrapper copies the
 # dependency's replace block and maps each ./staging/src/k8s.io/NAME to the published k8s.io/NAME
-# v0.MINOR.PATCH (../shared/reference/lab-build.md §1). With LOCAL_SOURCE set, MODULE itself is
-# replaced by that directory (a copy with generated code added, see gen-kube-openapi.sh).
+# v0.MINOR.PATCH (docs/lab.md, "Building Kubernetes and cri-dockerd from Go modules"). With
+# LOCAL_SOURCE set, MODULE itself is replaced by that directory (a copy with generated code added,
+# see gen-kube-openapi.sh).
 set -euo pipefail
 module=$1 version=$2 dir=$3
 export GOFLAGS=-mod=mod

@@ -13,8 +13,8 @@
 # the host's Docker after the save: the tarball is the artifact.
 #
 # Names and tags are asked from the built kubeadm (`kubeadm config images list`), so they are what
-# that kubeadm will look for (registry.k8s.io since v1.23.15, ../../../shared/reference/lab-build.md
-# §0.2; etcd 3.5.6-0 for both 1.23.17 and 1.24.17, pause 3.6 and 3.7). kube-proxy and CoreDNS are
+# that kubeadm will look for (registry.k8s.io since v1.23.15, kubernetes/kubernetes#113393,
+# docs/lab.md; etcd 3.5.6-0 for both 1.23.17 and 1.24.17, pause 3.6 and 3.7). kube-proxy and CoreDNS are
 # not made: the lab skips those addons.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -39,12 +39,12 @@ tar --numeric-owner --xattrs --xattrs-include='*' -C "$root" -xf "$rootfs_tar"
 
 install -m 0755 "$bin_dir"/{kubelet,kubeadm,kubectl} "$cri_dir/cri-dockerd" "$root/usr/bin/"
 # cri-dockerd's own units, where its deb package puts them; installed but not enabled: the lab
-# decides per run whether cri-dockerd runs (`--cri-dockerd=running|stopped|absent`, issue 2).
+# decides per run whether cri-dockerd runs (`--cri-dockerd=running|stopped|absent`).
 install -m 0644 "$cri_dir"/systemd/cri-docker.{service,socket} "$root/lib/systemd/system/"
 install -m 0755 "$here/node-entrypoint.sh" "$root/usr/local/bin/node-entrypoint"
 cp -a --no-preserve=ownership "$here/node/." "$root/"
 # Debian installs the CNI plugins in /usr/lib/cni; the kubelet's default --cni-bin-dir (and
-# cri-dockerd's) is /opt/cni/bin (../../../shared/reference/lab-build.md §0.7).
+# cri-dockerd's) is /opt/cni/bin (docs/lab.md#networking).
 mkdir -p "$root/opt/cni" "$root/etc/cni/net.d" "$root/etc/kubernetes/manifests"
 ln -sfn /usr/lib/cni "$root/opt/cni/bin"
 # Enable what `systemctl enable` would: kubelet (as after installing the kubelet deb; it

@@ -4,10 +4,10 @@
 # Skipped when OUT_TAR exists. The caller puts a hash of this script in OUT_TAR's name, so a change
 # of package list gives a new tarball (build-node-image.sh does).
 #
-# Everything comes from Debian packages (issue 2). Packages beyond systemd/sshd/Docker are what
+# Everything comes from Debian packages. Packages beyond systemd/sshd/Docker are what
 # kubeadm 1.23's preflight looks up in PATH (conntrack, ip, iptables, mount, nsenter; optional
 # ebtables, ethtool, socat, tc, touch) and what the kubelet shells out to
-# (../../../shared/reference/lab-build.md §3.4).
+# (cmd/kubeadm/app/preflight/checks.go@v1.23.17; docs/lab.md#kubeadm-offline).
 set -euo pipefail
 out=$1
 [ -s "$out" ] && exit 0
