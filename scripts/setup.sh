@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare a fresh machine of this kind: Debian packages, a running Docker Engine, the Python venv.
+# Prepare a fresh machine of this kind: Debian packages, a running Docker Engine, the Python venv (from
+# requirements.lock).
 # Idempotent: a second run only checks.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,5 +30,10 @@ fi
 if [ ! -x "$root/.venv/bin/python" ]; then
   python3 -m venv "$root/.venv"
 fi
-"$root/.venv/bin/pip" install -q --disable-pip-version-check -e "$root[dev]"
+# The lock only (docs/dependencies.md): every package pinned, each file checked against its hash, wheels only
+# (an sdist would build in an isolated environment that fetches its build tools unpinned).
+pip=("$root/.venv/bin/pip" install -q --disable-pip-version-check)
+"${pip[@]}" --require-hashes --only-binary :all: -r "$root/requirements.lock"
+# Then the checkout itself, editable, built by the setuptools the lock just installed.
+"${pip[@]}" --no-deps --no-build-isolation -e "$root"
 echo "setup: ready"

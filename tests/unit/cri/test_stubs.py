@@ -3,8 +3,9 @@
 Matrix:
 - the descriptor's package is runtime.v1 and RuntimeService has every RPC the client calls;
 - the generated code's version stamps (grpcio GRPC_GENERATED_VERSION, protobuf gencode version) are
-  not newer than the grpcio / protobuf pins in pyproject.toml (else import fails at runtime,
-  ../shared/reference/python-dependencies.md §3.1);
+  not newer than the floors of the grpcio / protobuf ranges in pyproject.toml, and the protobuf range stays
+  in the gencode's major (else the stubs refuse to import: ``ValidateProtobufRuntimeVersion`` in api_pb2.py,
+  the version check at the top of api_pb2_grpc.py);
 - regenerating from the vendored proto gives byte-identical files (nobody edited the stubs by hand);
 - the vendored proto is the documented upstream file (hash in proto/README.md).
 """
@@ -18,6 +19,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
 from shimshift.adapters.cri.generated import api_pb2, api_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,14 +30,16 @@ GENERATED = ROOT / "src/shimshift/adapters/cri/generated"
 PROTO_DIR = ROOT / "src/shimshift/adapters/cri/proto"
 
 
-def _pins() -> dict[str, tuple[int, ...]]:
+def _ranges() -> dict[str, SpecifierSet]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    pins = {}
-    for requirement in project["project"]["dependencies"]:
-        name, _, version = requirement.partition("==")
-        if version:
-            pins[name.strip()] = tuple(int(part) for part in version.split("."))
-    return pins
+    requirements = (Requirement(text) for text in project["project"]["dependencies"])
+    return {requirement.name: requirement.specifier for requirement in requirements}
+
+
+def _floor(name: str) -> tuple[int, ...]:
+    """The lowest version the wheel accepts: its range's >= bound."""
+    (floor,) = (Version(spec.version).release for spec in _ranges()[name] if spec.operator == ">=")
+    return floor
 
 
 def test_package_is_runtime_v1() -> None:
@@ -47,12 +54,12 @@ def test_runtime_service_has_the_rpcs_we_call() -> None:
     assert hasattr(api_pb2_grpc, "RuntimeServiceStub")
 
 
-def test_grpc_generated_version_is_not_newer_than_the_grpcio_pin() -> None:
+def test_grpc_generated_version_is_not_newer_than_the_grpcio_floor() -> None:
     generated = tuple(int(p) for p in api_pb2_grpc.GRPC_GENERATED_VERSION.split("."))
-    assert generated <= _pins()["grpcio"], (generated, _pins()["grpcio"])
+    assert generated <= _floor("grpcio"), (generated, _floor("grpcio"))
 
 
-def test_protobuf_gencode_version_is_not_newer_than_the_protobuf_pin() -> None:
+def test_protobuf_range_is_the_gencode_major_from_the_gencode_version_up() -> None:
     text = (GENERATED / "api_pb2.py").read_text()
     match = re.search(
         r"ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,\s*(\d+),\s*(\d+),\s*(\d+),",
@@ -60,7 +67,8 @@ def test_protobuf_gencode_version_is_not_newer_than_the_protobuf_pin() -> None:
     )
     assert match, "no protobuf version guard found in api_pb2.py"
     gencode = tuple(int(g) for g in match.groups())
-    assert gencode <= _pins()["protobuf"], (gencode, _pins()["protobuf"])
+    assert gencode <= _floor("protobuf"), (gencode, _floor("protobuf"))
+    assert f"{gencode[0] + 1}.0.0" not in _ranges()["protobuf"], _ranges()["protobuf"]
 
 
 def test_stubs_match_the_vendored_proto() -> None:
