@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from shimshift.cli.diffs import file_diff
+from shimshift.cli.findings import plan_warnings_text
 from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, parse_kubelet_dropin
 from shimshift.core.errors import Refusal
 from shimshift.core.node_files import (
@@ -159,7 +160,7 @@ def _render_plan(plan: NodePlan) -> str:
             + ", ".join(f"{k}: {v}" for k, v in plan.expected_kubelet_config.items())
         )
     out.append("kubelet command line must not show: " + " ".join(plan.forbidden_kubelet_args))
-    out += [f"warning: {w}" for w in plan.warnings]
+    out += plan_warnings_text(plan.warnings)
     return "\n".join(out)
 
 

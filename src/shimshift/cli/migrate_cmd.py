@@ -16,7 +16,7 @@ from rich.console import Console
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
-from shimshift.cli.findings import findings_json, findings_text
+from shimshift.cli.findings import findings_json, findings_text, plan_warnings_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
@@ -25,6 +25,7 @@ from shimshift.cli.settings import current_state_dir
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import messages
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.upgrade import render_plan
@@ -452,7 +453,7 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
             },
             annotation={"before": plan.cri_socket_before, "after": plan.cri_socket_after},
             expected_kubelet_args=dict(plan.expected_kubelet_args),
-            notes=list(plan.warnings),
+            notes=findings_json(plan.warnings),
         )
     if item.drain is not None:
         data["drain"] = item.drain.to_json()
@@ -491,7 +492,7 @@ def _plan_text(item: session.NodePlanReport) -> str:
         + " ".join(f"{key}={value}" for key, value in plan.expected_kubelet_args.items())
     )
     lines.append("7. uncordon (only if we cordoned)")
-    lines += [f"note: {note}" for note in plan.warnings]
+    lines += plan_warnings_text(plan.warnings)
     if item.upgrade is not None:
         lines += ["the upgrade, step by step (the migration's steps above run where it says so):"]
         lines += render_plan(item.upgrade).splitlines()[1:]
@@ -509,7 +510,7 @@ def verify(**values: Any) -> None:
     options = session.MigrateOptions(**_canary_values(values))
     results = asyncio.run(session.verify(connection, tuple(values["nodes"]), options))
     for node, problems in results.items():
-        click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + "; ".join(problems)))
+        click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + messages(problems)))
     sys.exit(EXIT_OK if not any(results.values()) else EXIT_NODES_FAILED)
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding, Subject, error
 
 # kubectl's own texts (filters.go), reused verbatim so operators recognise them.
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
@@ -357,3 +358,43 @@ def pdb_from_429(status: Mapping[str, object]) -> str | None:
             if match:
                 return match.group(1)
     return None
+
+
+@dataclass(frozen=True)
+class RefusedPod:
+    pod: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BlockedPod:
+    pod: str
+    pdb: str | None  # None: a 429 without a budget named (API rate limiting)
+
+
+# The codes of a drain's findings (docs/findings.md).
+POD_REFUSED = "drain-pod-refused"
+POD_BLOCKED = "drain-blocked-by-budget"
+DRAIN_ERROR = "drain-error"
+PODS_LEFT = "drain-pods-left"
+
+
+def drain_problems(
+    node: str,
+    *,
+    refused: Iterable[RefusedPod],
+    blocked: Iterable[BlockedPod],
+    errors: Iterable[str],
+    pending: Sequence[str],
+    drained: bool,
+) -> list[Finding]:
+    """Why a drain of ``node`` did not finish, pod by pod; empty when it drained."""
+    subject = Subject.of_node(node)
+    problems = [error(POD_REFUSED, f"{item.pod}: {item.reason}", subject=subject) for item in refused]
+    problems += [
+        error(POD_BLOCKED, f"{item.pod} blocked by PodDisruptionBudget {item.pdb}", subject=subject) for item in blocked
+    ]
+    problems += [error(DRAIN_ERROR, text, subject=subject) for text in errors]
+    if not problems and not drained:
+        problems.append(error(PODS_LEFT, "pods still on the node: " + ", ".join(pending), subject=subject))
+    return problems

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shimshift.core.findings import Finding, Severity, Subject, SubjectKind
+
+# The code of a refusal whose rule has not named itself (docs/findings.md).
+REFUSED = "refused"
+
 
 # Not frozen: Python sets __traceback__ (and __context__) on an exception as it propagates, which a
 # frozen dataclass forbids, and a Refusal raised inside a `with` block would become FrozenInstanceError.
@@ -15,7 +20,9 @@ from dataclasses import dataclass
 class Refusal(Exception):
     """Input or state that the tool will not act on.
 
-    ``what`` says what is wrong, ``hint`` what to do about it; ``file``, ``line`` and ``node`` place it.
+    ``what`` says what is wrong, ``hint`` what to do about it; ``file``, ``line`` and ``node`` place it;
+    ``code`` names the rule that refused (docs/findings.md). :attr:`finding` is the same refusal as the
+    Finding the journal and the reports keep.
     """
 
     what: str
@@ -23,6 +30,24 @@ class Refusal(Exception):
     file: str | None = None
     line: int | None = None
     node: str | None = None
+    code: str = REFUSED
+
+    @property
+    def subject(self) -> Subject | None:
+        if self.file:
+            return Subject.of_file(self.file, self.line, node=self.node)
+        return Subject.of_node(self.node) if self.node else None
+
+    @property
+    def finding(self) -> Finding:
+        return Finding(Severity.ERROR, self.code, self.what, self.subject, self.hint)
+
+    @classmethod
+    def from_finding(cls, finding: Finding) -> Refusal:
+        """The refusal that raises ``finding`` (a blocking finding a caller must stop on)."""
+        subject = finding.subject
+        node = None if subject is None else subject.name if subject.kind is SubjectKind.NODE else subject.node
+        return cls(finding.message, finding.hint, finding.file, finding.line, node, finding.code)
 
     def __str__(self) -> str:
         where = []

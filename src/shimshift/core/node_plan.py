@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_dropin, systemd_quote
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
 from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
 from shimshift.core.node_files import (
@@ -68,7 +69,7 @@ from shimshift.core.versions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
 __all__ = [
     "NODE_FILES",
@@ -84,6 +85,19 @@ T = TypeVar("T")
 
 # cri-dockerd's --cni-conf-dir default (reference §4, v0.3.21 options.go).
 DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+
+# The codes of the plan's warnings (docs/findings.md).
+PLAN_NOTE = "plan-note"  # a warning as a journal of an older build kept it: its words only
+TWO_KUBELET_DROPINS = "two-kubelet-dropins"
+REMOVED_FLAGS_ONLY = "only-removing-rejected-flags"
+DOCKERSHIM_FLAGS_LEFT = "dockershim-flags-left"
+SETTING_NOT_CARRIED = "setting-not-carried"
+NETWORK_PLUGIN_NONE = "network-plugin-none"
+STREAMING_UNBOUND = "streaming-server-unbound"
+PAUSE_IMAGE_DEFAULT = "pause-image-default"
+CRI_VERSION_UNKNOWN = "cri-dockerd-version-unknown"
+CGROUP_DRIVER_UNKNOWN = "cgroup-driver-unknown"
+CGROUP_DRIVER_FROM_CRI = "cgroup-driver-from-cri"
 
 
 class RuntimeState(Enum):
@@ -132,7 +146,7 @@ class NodePlan:
     cri_dockerd_settings: Mapping[str, str]
     cri_dockerd_args: tuple[str, ...]
     noop_reason: str | None
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[Finding, ...] = ()
     is_rollback: bool = False
     # The other side, for rollback(): what verify looks for once the plan is undone (the runtime flags
     # as they were, the flags the plan added must be gone, nothing to check in the config).
@@ -201,7 +215,7 @@ class NodePlan:
             "cri_dockerd_settings": dict(self.cri_dockerd_settings),
             "cri_dockerd_args": list(self.cri_dockerd_args),
             "noop_reason": self.noop_reason,
-            "warnings": list(self.warnings),
+            "warnings": [warning.to_json() for warning in self.warnings],
             "is_rollback": self.is_rollback,
             "original_kubelet_args": dict(self.original_kubelet_args),
             "original_forbidden_kubelet_args": list(self.original_forbidden_kubelet_args),
@@ -226,7 +240,7 @@ class NodePlan:
             cri_dockerd_settings=dict(record["cri_dockerd_settings"]),
             cri_dockerd_args=tuple(record["cri_dockerd_args"]),
             noop_reason=record["noop_reason"],
-            warnings=tuple(record["warnings"]),
+            warnings=warnings_from_record(record["warnings"]),
             is_rollback=bool(record["is_rollback"]),
             original_kubelet_args=dict(record["original_kubelet_args"]),
             original_forbidden_kubelet_args=tuple(record["original_forbidden_kubelet_args"]),
@@ -277,7 +291,7 @@ class NodePlan:
             cri_dockerd_settings=dict(record.get("cri_dockerd_args", {})),
             cri_dockerd_args=(),
             noop_reason=noop_reason,
-            warnings=tuple(record.get("notes", ())),
+            warnings=warnings_from_record(record.get("notes", ())),
         )
 
     # -- what `shimshift flags plan -o json` prints -----------------------------------------------
@@ -307,9 +321,18 @@ class NodePlan:
                 "settings": dict(self.cri_dockerd_settings),
                 "args": list(self.cri_dockerd_args),
             },
-            "warnings": list(self.warnings),
+            "warnings": [warning.to_json() for warning in self.warnings],
             "is_rollback": self.is_rollback,
         }
+
+
+def warnings_from_record(items: Iterable[Mapping[str, Any] | str]) -> tuple[Finding, ...]:
+    """The plan's warnings as the journal keeps them; builds before they were findings kept their words
+    only, which become warnings with the code ``plan-note``."""
+    return tuple(
+        Finding(Severity.WARNING, PLAN_NOTE, item) if isinstance(item, str) else Finding.from_json(item)
+        for item in items
+    )
 
 
 def _encode(data: bytes | None) -> str | None:
@@ -401,7 +424,11 @@ class _Planner:
         self.docker_driver = docker_driver
         self.annotation = annotation
         self.keep_checkpoints = keep_checkpoints
-        self.warnings: list[str] = []
+        self.warnings: list[Finding] = []
+
+    def warn(self, code: str, message: str, *, setting: str | None = None) -> None:
+        subject = Subject.of_node(self.view.node) if self.view.node else None
+        self.warnings.append(Finding(Severity.WARNING, code, message, subject, setting=setting))
 
     def refusal(self, what: str, hint: str, *, file: str | None = None, line: int | None = None) -> Refusal:
         return self.view.refusal(what, hint, file=file, line=line)
@@ -465,8 +492,9 @@ class _Planner:
             and view.dropin.path != KUBELET_DROPIN_USR
             and (view.files.get(KUBELET_DROPIN_USR) is not None)
         ):
-            self.warnings.append(
-                f"both {view.dropin.path} and {KUBELET_DROPIN_USR} exist; systemd uses {view.dropin.path}"
+            self.warn(
+                TWO_KUBELET_DROPINS,
+                f"both {view.dropin.path} and {KUBELET_DROPIN_USR} exist; systemd uses {view.dropin.path}",
             )
         state = self.state()
         original_args = {k: v for k in (_RUNTIME, _ENDPOINT) if (v := view.value(k)) is not None}
@@ -480,7 +508,8 @@ class _Planner:
             if removed_here:
                 # Migrated before, but flags this kubelet rejects are left (§6.1): remove only those.
                 new_files.update(self.kubelet_edits(set_flags={}, remove=removed_here))
-                self.warnings.append(
+                self.warn(
+                    REMOVED_FLAGS_ONLY,
                     "the kubelet already uses cri-dockerd; only removing flags kubelet "
                     f"{self.version} rejects: {', '.join(sorted(removed_here))}"
                 )
@@ -489,7 +518,8 @@ class _Planner:
             leftovers = sorted({f.name for f in view.flags if f.name in DOCKERSHIM_ONLY_FLAGS} - removed_here)
             if leftovers:
                 # Harmless with a remote runtime before 1.24, fatal from 1.24 (§6.1): say so, change nothing.
-                self.warnings.append(
+                self.warn(
+                    DOCKERSHIM_FLAGS_LEFT,
                     f"dockershim-only flags left on the kubelet ({', '.join(leftovers)}); kubelet 1.24+ "
                     "exits on them: see `shimshift flags check --target-version 1.24`"
                 )
@@ -640,8 +670,10 @@ class _Planner:
                 and self.cri_version is not None
                 and not self.cri_version.at_least(0, 2, 2)
             ):
-                self.warnings.append(
-                    f"cri-dockerd {self.cri_version} has no --hairpin-mode (v0.2.2+); not carried"
+                self.warn(
+                    SETTING_NOT_CARRIED,
+                    f"cri-dockerd {self.cri_version} has no --hairpin-mode (v0.2.2+); not carried",
+                    setting="--hairpin-mode",
                 )
                 continue
             settings[rule.cri_dockerd_flag] = flag.value
@@ -652,7 +684,11 @@ class _Planner:
             settings["--network-plugin"] = ""
             sources["--network-plugin"] = "dockershim default (no network plugin)"
             defaults.add("--network-plugin")
-            self.warnings.append("the kubelet set no --network-plugin; cri-dockerd keeps dockershim's: none")
+            self.warn(
+                NETWORK_PLUGIN_NONE,
+                "the kubelet set no --network-plugin; cri-dockerd keeps dockershim's: none",
+                setting="--network-plugin",
+            )
         if state is RuntimeState.DOCKERSHIM and self.keep_checkpoints and _ROOT_DIR not in settings:
             settings[_ROOT_DIR] = DOCKERSHIM_ROOT_DIRECTORY
             sources[_ROOT_DIR] = "dockershim's default root (keeps its sandbox checkpoints)"
@@ -665,15 +701,19 @@ class _Planner:
             sources[_STREAMING] = "dockershim's streaming server listened on localhost only"
             defaults.add(_STREAMING)
         elif _STREAMING not in settings:
-            self.warnings.append(
+            self.warn(
+                STREAMING_UNBOUND,
                 f"cri-dockerd {self.cri_version} has no {_STREAMING} (v0.2.6+): its streaming server will "
-                "listen on every address, where dockershim's listened on localhost (§7.2)"
+                "listen on every address, where dockershim's listened on localhost (§7.2)",
+                setting=_STREAMING,
             )
         if "--pod-infra-container-image" not in settings:
             facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
             default = facts.default_pause_image if facts is not None else "its built-in default"
-            self.warnings.append(
-                f"the kubelet set no --pod-infra-container-image; cri-dockerd will use {default} (§6.4)"
+            self.warn(
+                PAUSE_IMAGE_DEFAULT,
+                f"the kubelet set no --pod-infra-container-image; cri-dockerd will use {default} (§6.4)",
+                setting="--pod-infra-container-image",
             )
 
         if view.cri_dockerd_exec is not None:
@@ -719,7 +759,7 @@ class _Planner:
 
     def check_cri_api(self) -> None:
         if self.cri_version is None:
-            self.warnings.append("cri-dockerd version unknown: CRI API compatibility not checked (§4)")
+            self.warn(CRI_VERSION_UNKNOWN, "cri-dockerd version unknown: CRI API compatibility not checked (§4)")
             return
         if not cri_dockerd_serves(self.version, self.cri_version):
             raise self.refusal(
@@ -732,7 +772,8 @@ class _Planner:
         """§6.5: dockershim refused a cgroup driver mismatch; cri-dockerd does not notice it."""
         kubelet_driver, where = self.kubelet_cgroup_driver()
         if self.docker_driver is None:
-            self.warnings.append(
+            self.warn(
+                CGROUP_DRIVER_UNKNOWN,
                 f"Docker's cgroup driver unknown; the kubelet uses {kubelet_driver} ({where}) and "
                 "cri-dockerd "
                 "will not check that they match (cri-dockerd#101)"
@@ -742,10 +783,12 @@ class _Planner:
             return
         facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
         if self.facts.cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
-            self.warnings.append(
+            self.warn(
+                CGROUP_DRIVER_FROM_CRI,
                 f"the kubelet's cgroupDriver {kubelet_driver} differs from Docker's {self.docker_driver}; "
                 f"kubelet {self.version} takes Docker's from cri-dockerd {self.cri_version} "
-                "(KubeletCgroupDriverFromCRI)"
+                "(KubeletCgroupDriverFromCRI)",
+                setting="cgroupDriver",
             )
             return
         file, _, line = where.rpartition(":")

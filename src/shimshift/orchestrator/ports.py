@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shimshift.core.findings import Finding
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
 
@@ -54,7 +55,7 @@ class CriReport:
     runtime_api_version: str
     runtime_ready: bool
     network_ready: bool
-    problems: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()
 
 
 class CriPort(Protocol):
@@ -71,13 +72,14 @@ class DrainOutcome:
     evicted: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()  # why it did not drain (refused and blocked pods, errors)
     message: str = ""
 
 
 @dataclass(frozen=True)
 class HealthOutcome:
     healthy: bool
-    problems: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()
 
 
 class ClusterPort(Protocol):

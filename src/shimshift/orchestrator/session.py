@@ -25,8 +25,8 @@ from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
-from shimshift.core.errors import Refusal
-from shimshift.core.findings import Finding, node_problems
+from shimshift.core.errors import REFUSED, Refusal
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.fleet import (
     ControlPlaneOrder,
     FleetNode,
@@ -39,7 +39,7 @@ from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
-from shimshift.core.procedures.migration import recorded_plan
+from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
@@ -285,8 +285,12 @@ async def _run_fleet(
             try:
                 access = await pool.get(name)
             except Refusal as error:
+                found = [finding.to_json() for finding in _preflight_findings(error, name)]
                 run_journal.record(
-                    node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
+                    node=name,
+                    step=str(Step.PREFLIGHT),
+                    phase="failed",
+                    detail={"message": str(error), "findings": found},
                 )
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
@@ -439,7 +443,7 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     detail = await migration.preflight_detail()
                     node_plan = recorded_plan(detail, node=name)
                 except (Refusal, StepFailed) as error:
-                    refused = node_problems(name, [_message(error)], code="preflight-refused")
+                    refused = _preflight_findings(error, name)
                     reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
                     continue
                 drain = await plan_drain(client, name, options.drain)
@@ -493,6 +497,21 @@ def _message(error: Exception) -> str:
     return error.message if isinstance(error, StepFailed) else str(error)
 
 
+# The code of `verify` for a node no run planned (docs/findings.md).
+NOT_RECORDED = "no-migration-recorded"
+
+# The code of a refusal met before or during preflight whose rule has not named itself (docs/findings.md).
+PREFLIGHT_REFUSED = "preflight-refused"
+
+
+def _preflight_findings(error: Refusal | StepFailed, node: str) -> list[Finding]:
+    """Why preflight refused ``node``, as the findings its rules gave (file, line and hint kept)."""
+    return [
+        (replace(finding, code=PREFLIGHT_REFUSED) if finding.code == REFUSED else finding).about(Subject.of_node(node))
+        for finding in findings_of(error)
+    ]
+
+
 def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) -> str | None:
     """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
     for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
@@ -504,13 +523,13 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
 
 async def verify(
     connection: Connection, nodes: tuple[str, ...], options: MigrateOptions | None = None
-) -> dict[str, list[str]]:
+) -> dict[str, list[Finding]]:
     """For each node, what is wrong with it as a migrated node (empty list: verified). ``options``
     carries the canary's settings."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
-    results: dict[str, list[str]] = {}
+    results: dict[str, list[Finding]] = {}
     try:
         async with open_client(resolved=config) as client:
             cluster = KubeCluster(client, DrainOptions())
@@ -522,7 +541,8 @@ async def verify(
                 for name in nodes:
                     run_id = newest_run_planning(journal, identity, name)
                     if run_id is None:
-                        results[name] = ["no migration of this node is recorded in the journal"]
+                        text = "no migration of this node is recorded in the journal"
+                        results[name] = [Finding(Severity.ERROR, NOT_RECORDED, text, Subject.of_node(name))]
                         continue
                     records = journal.timeline(run_id, name)
                     view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in records])
@@ -530,7 +550,7 @@ async def verify(
                         migration = _migration(name, cluster, await pool.get(name), view, chosen)
                         results[name] = await migration.verify_now()
                     except (Refusal, StepFailed) as error:
-                        results[name] = [_message(error)]
+                        results[name] = [finding.about(Subject.of_node(name)) for finding in findings_of(error)]
     finally:
         journal.close()
     return results

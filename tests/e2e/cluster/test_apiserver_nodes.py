@@ -240,21 +240,23 @@ async def test_health_gate(world: World, kube: Any) -> None:
 
     stale = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
     assert not stale.healthy
-    assert any("no heartbeat since" in item for item in stale.missing)
+    assert any("no heartbeat since" in item.message for item in stale.missing)
     # Timeout 0 is `shimshift verify`'s "check once": still an answer about the node, not "not seen yet".
     once = await wait_node_healthy(kube, node, since=since, timeout=0, baseline=baseline)
-    assert any("no heartbeat since" in item for item in once.missing), once.missing
+    assert any("no heartbeat since" in item.message for item in once.missing), once.missing
 
     await world.node_status(node)  # the "restarted kubelet" reports in
     await world.pod_status("agent", phase="Pending", ready=False)
     pending = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
-    assert [item for item in pending.missing if "DaemonSet" in item]
-    assert not any("heartbeat" in item for item in pending.missing)
+    assert [item for item in pending.missing if "DaemonSet" in item.message]
+    assert not any("heartbeat" in item.message for item in pending.missing)
 
     await world.pod_status("agent")
     await world.node_status(node, conditions={"DiskPressure": "True"})
     pressure = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
-    assert pressure.missing == ("condition DiskPressure turned True: DiskPressure True",)
+    assert [(item.code, item.message) for item in pressure.missing] == [
+        ("node-condition-turned-bad", "condition DiskPressure turned True: DiskPressure True")
+    ]
 
     await world.node_status(node)
     healthy = await wait_node_healthy(kube, node, since=since, timeout=5, baseline=baseline)

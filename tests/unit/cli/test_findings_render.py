@@ -7,10 +7,14 @@ and 300 nodes; the migrate options record keeps the opt-in across a resume.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
+
 from shimshift.cli.findings import LIST_CAP, findings_json, findings_text, guard_screen
-from shimshift.core.findings import Finding, Severity, Subject, node_problems
+from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding, Severity, Subject, error, recorded_failure, warning
 from shimshift.core.hardened_pods import HardenedScan, decide_guard
 from shimshift.orchestrator.session import MigrateOptions, _options_from_record
 
@@ -82,7 +86,55 @@ def test_opt_in_survives_the_journal_record() -> None:
     assert _options_from_record({}).accept_refused_hardened_pods is False
 
 
-def test_node_problems_are_blocking_findings_about_the_node() -> None:
-    (finding,) = node_problems("w1", ["cri-dockerd is not installed"], code="preflight-refused", hint="install it")
-    assert finding.blocking and str(finding) == "node w1: error: cri-dockerd is not installed (install it)"
-    assert finding.to_json()["subject"] == {"kind": "node", "name": "w1"}
+def test_a_check_without_a_subject_is_placed_on_its_node() -> None:
+    placed = error("docker-inactive", "cri-dockerd is not installed", hint="install it").about(Subject.of_node("w1"))
+    assert placed.blocking and str(placed) == "node w1: error: cri-dockerd is not installed (install it)"
+    assert placed.to_json()["subject"] == {"kind": "node", "name": "w1"}
+    elsewhere = warning("x", "y", subject=Subject.of_pod("ns", "p"))
+    assert elsewhere.about(Subject.of_node("w1")) is elsewhere  # a finding keeps its own subject
+
+
+@pytest.mark.parametrize(
+    "finding",
+    [
+        Finding(Severity.ERROR, "refused", "bad value", Subject.of_file("/etc/f", 4, node="w1"), "fix it", "--x"),
+        Finding(Severity.WARNING, "plan-note", "words", Subject.of_workload("Deployment", "ns", "web")),
+        Finding(Severity.ERROR, "step-failed", "no subject"),
+    ],
+)
+def test_findings_survive_the_journal(finding: Finding) -> None:
+    assert Finding.from_json(json.loads(json.dumps(finding.to_json()))) == finding
+
+
+def test_a_journal_of_an_older_build_keeps_words_only() -> None:
+    assert recorded_failure({"message": "drain did not finish"}) == [
+        Finding(Severity.ERROR, "recorded-message", "drain did not finish")
+    ]
+    assert recorded_failure({"message": "m", "findings": [error("drain-pods-left", "m").to_json()]}) == [
+        error("drain-pods-left", "m")
+    ]
+    assert recorded_failure({}) == []
+
+
+def test_a_refusal_is_a_finding_with_its_place_and_hint() -> None:
+    refusal = Refusal("bad flag", hint="fix it", file="/etc/default/kubelet", line=3, node="w1", code="x-bad")
+    finding = refusal.finding
+    assert (finding.code, finding.file, finding.line, finding.hint, finding.blocking) == (
+        "x-bad",
+        "/etc/default/kubelet",
+        3,
+        "fix it",
+        True,
+    )
+    assert str(finding.subject) == "node w1, /etc/default/kubelet:3" and str(refusal).startswith(str(finding.subject))
+    again = Refusal.from_finding(finding)
+    assert (again.what, again.hint, again.file, again.line, again.node, again.code) == (
+        "bad flag",
+        "fix it",
+        "/etc/default/kubelet",
+        3,
+        "w1",
+        "x-bad",
+    )
+    assert Refusal("no nodes named").finding.code == "refused"
+    assert Refusal("x", node="w1").finding.subject == Subject.of_node("w1")

@@ -193,7 +193,7 @@ def test_etc_dropin_wins_over_usr_lib() -> None:
     files[KUBELET_DROPIN_ETC] = DEB_DROPIN.replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
     files[SYSCONFIG_KUBELET] = b"KUBELET_EXTRA_ARGS=--cni-conf-dir=/etc/cni/custom\n"
     p = plan(files, 23)
-    assert any("systemd uses /etc/systemd" in w for w in p.warnings)
+    assert any("systemd uses /etc/systemd" in w.message and w.code == "two-kubelet-dropins" for w in p.warnings)
     assert {c.path for c in p.changes} == {KUBEADM_FLAGS_ENV, SYSCONFIG_KUBELET, CRI_DOCKERD_DROPIN}
     assert p.cri_dockerd_settings["--cni-conf-dir"] == "/etc/cni/custom"
 
@@ -303,7 +303,9 @@ def test_cri_dockerd_without_the_streaming_flag_is_warned_about() -> None:
     p = plan(dockershim_node(23), 23, cri_dockerd_version="0.2.5")
     assert "--streaming-bind-addr" not in p.cri_dockerd_settings
     assert not any("streaming" in arg for arg in p.cri_dockerd_args)
-    assert any("--streaming-bind-addr (v0.2.6+)" in warning for warning in p.warnings)
+    assert any(
+        "--streaming-bind-addr (v0.2.6+)" in w.message and w.code == "streaming-server-unbound" for w in p.warnings
+    )
 
 
 def test_existing_dropin_of_ours_is_replaced_and_restored() -> None:
@@ -324,22 +326,22 @@ def test_no_network_plugin_keeps_dockershims_none_and_checkpoints_optional() -> 
         "--cri-dockerd-root-directory": "/srv/ds",
         "--streaming-bind-addr": "127.0.0.1",
     }
-    assert any("no --network-plugin" in w for w in p.warnings)
-    assert any("--pod-infra-container-image" in w for w in p.warnings)
+    assert any("no --network-plugin" in w.message and w.code == "network-plugin-none" for w in p.warnings)
+    assert any("--pod-infra-container-image" in w.message and w.code == "pause-image-default" for w in p.warnings)
     p2 = plan(dockershim_node(20), 20, keep_dockershim_checkpoints=False)
     assert "--cri-dockerd-root-directory" not in p2.cri_dockerd_settings
 
 
 def test_unknown_versions_and_driver_only_warn() -> None:
     p = plan(dockershim_node(23), 23, cri_dockerd_version=None, docker_cgroup_driver=None)
-    assert any("version unknown" in w for w in p.warnings)
-    assert any("cgroup driver unknown" in w for w in p.warnings)
+    assert any("version unknown" in w.message and w.code == "cri-dockerd-version-unknown" for w in p.warnings)
+    assert any("cgroup driver unknown" in w.message and w.code == "cgroup-driver-unknown" for w in p.warnings)
 
 
 def test_cgroup_mismatch_is_allowed_when_the_kubelet_asks_cri_dockerd() -> None:
     # §2: KubeletCgroupDriverFromCRI on by default from 1.31, RuntimeConfig in cri-dockerd 0.3.17+.
     p = plan(dockershim_node(31), 31, cri_dockerd_version="0.3.17", docker_cgroup_driver="cgroupfs")
-    assert any("KubeletCgroupDriverFromCRI" in w for w in p.warnings)
+    assert any("KubeletCgroupDriverFromCRI" in w.message and w.code == "cgroup-driver-from-cri" for w in p.warnings)
 
 
 def test_value_with_quotes_is_escaped_in_the_unit() -> None:
@@ -515,7 +517,10 @@ def test_hand_migrated_node_with_leftovers_is_a_noop_with_a_warning() -> None:
     files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--network-plugin=cni\n"
     p = plan(files, 23)
     assert p.changes == () and p.noop_reason is not None
-    assert any("--network-plugin" in w and "1.24" in w for w in p.warnings)
+    assert any(
+        "--network-plugin" in w.message and "1.24" in w.message and w.code == "dockershim-flags-left"
+        for w in p.warnings
+    )
     # verify must not fail on the leftover that the plan leaves alone
     assert "--network-plugin" not in p.forbidden_kubelet_args
     assert plan(files, 24).forbidden_kubelet_args[:1] == ("--network-plugin",)

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBEADM_FLAGS_ENV
 from shimshift.core.node_plan import FileChange, NodePlan, RuntimeState, apply_changes, plan_node
 
@@ -43,6 +44,15 @@ def legacy_detail(name: str) -> dict[str, Any]:
 
 TEXT = st.text(max_size=20)
 FLAGS = st.dictionaries(TEXT, TEXT, max_size=4)
+WARNING = st.builds(
+    Finding,
+    st.sampled_from(Severity),
+    TEXT,
+    TEXT,
+    st.none() | st.builds(Subject.of_node, TEXT),
+    TEXT,
+    st.none() | TEXT,
+)
 PLANS = st.builds(
     NodePlan,
     kubelet_version=TEXT,
@@ -60,7 +70,7 @@ PLANS = st.builds(
     cri_dockerd_settings=FLAGS,
     cri_dockerd_args=st.lists(TEXT, max_size=6).map(tuple),
     noop_reason=st.none() | TEXT,
-    warnings=st.lists(TEXT, max_size=3).map(tuple),
+    warnings=st.lists(WARNING, max_size=3).map(tuple),
     is_rollback=st.booleans(),
     original_kubelet_args=FLAGS,
     original_forbidden_kubelet_args=st.lists(TEXT, max_size=4).map(tuple),
@@ -149,6 +159,15 @@ def test_the_oldest_record_shape_reads_without_the_keys_added_later() -> None:
     assert old.cri_dockerd_settings == {} and old.expected_kubelet_config == {} and old.warnings == ()
     assert old.cni_conf_dir == "/etc/cni/net.d"
     assert old.changes == from_legacy(legacy_detail("dockershim-node")).changes
+
+
+def test_warnings_recorded_as_words_read_as_plan_notes() -> None:
+    # Builds before the plan's warnings were findings journalled their words only; a run they started
+    # still resumes, and its report still shows them.
+    record = journalled(plan_of_the_lab_node(dockershim_node(23), "/var/run/dockershim.sock").to_record())
+    record["warnings"] = ["the kubelet set no --network-plugin; cri-dockerd keeps dockershim's: none"]
+    (note,) = NodePlan.from_record(record).warnings
+    assert (note.severity, note.code, note.message) == (Severity.WARNING, "plan-note", record["warnings"][0])
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from shimshift.core import actions as act
 from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
+from shimshift.core.findings import Finding, Severity
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
@@ -135,7 +136,8 @@ class NodeWorld:
             case act.Snapshot() | act.RemoveCanary() | act.Progress():
                 return None
             case act.WaitHealthy():
-                return HealthOutcome(self.healthy, () if self.healthy else ("Ready is False",))
+                unhealthy = (Finding(Severity.ERROR, "node-not-ready", "Ready is False"),)
+                return HealthOutcome(self.healthy, () if self.healthy else unhealthy)
             case act.KubeletConfig():
                 return {}
             case act.Event(reason, _, _):

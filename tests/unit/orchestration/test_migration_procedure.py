@@ -180,7 +180,22 @@ def test_a_failing_command_is_the_step_s_failure() -> None:
     outcome = drive(procedure().run(), node)
     assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "restart-cri-dockerd")
     failed = [detail for step, phase, detail in node.journal if phase == "failed"]
-    assert failed == [{"message": "CommandFailed: systemctl restart cri-docker.service exited 1"}]
+    message = "CommandFailed: systemctl restart cri-docker.service exited 1"
+    finding = {"severity": "error", "code": "step-error", "message": message, "hint": "", "setting": None}
+    assert failed == [{"message": message, "findings": [{**finding, "subject": {"kind": "node", "name": "w1"}}]}]
+
+
+def test_a_step_s_findings_reach_the_journal_with_their_codes() -> None:
+    node = world()
+    node.cni_configs = ""
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (NodeStatus.REFUSED, "preflight")
+    (failed,) = [detail or {} for step, phase, detail in node.journal if phase == "failed"]
+    assert [(finding["code"], finding["subject"]) for finding in failed["findings"]] == [
+        ("no-cni-config", {"kind": "node", "name": "w1"})
+    ]
+    assert failed["message"] == outcome.message
+    assert outcome.message.startswith("no CNI network configuration in /etc/cni/net.d: pods would get no network")
 
 
 @pytest.mark.parametrize("last_finished", FORWARD[:-1], ids=str)
@@ -227,9 +242,12 @@ def test_plan_and_verify_alone() -> None:
     drive(procedure().run(), node)
     assert drive(procedure().verify_now(), node) == []
     node.annotation = "/var/run/dockershim.sock"
-    assert drive(procedure().verify_now(), node) == [
-        "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'"
-    ]
+    (problem,) = drive(procedure().verify_now(), node)
+    assert (problem.code, problem.message, str(problem.subject)) == (
+        "cri-socket-annotation-wrong",
+        "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'",
+        "node w1",
+    )
 
 
 # -- runs an earlier build started -----------------------------------------------------------------

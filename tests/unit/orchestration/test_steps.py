@@ -59,10 +59,24 @@ def test_cmdline_accepted_when_as_expected() -> None:
 def test_cmdline_problems_name_the_flag() -> None:
     argv = ["/usr/bin/kubelet", "--network-plugin=cni"]
     problems = cmdline_problems(argv, expected={"--container-runtime": "remote"}, forbidden=["--network-plugin"])
-    assert problems == [
-        "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
-        "the running kubelet still has --network-plugin=cni",
+    assert [(problem.code, problem.setting, problem.message) for problem in problems] == [
+        (
+            "running-flag-missing",
+            "--container-runtime",
+            "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
+        ),
+        ("running-flag-left", "--network-plugin", "the running kubelet still has --network-plugin=cni"),
     ]
+    assert all(problem.blocking for problem in problems)
+
+
+def test_cmdline_problems_name_the_process() -> None:
+    argv = ["/usr/bin/cri-dockerd", "--network-plugin=cni"]
+    (problem,) = cmdline_problems(argv, expected={"--network-plugin": ""}, forbidden=(), process="cri-dockerd")
+    assert (problem.code, problem.message) == (
+        "running-flag-wrong",
+        "the running cri-dockerd has --network-plugin=cni (expected )",
+    )
 
 
 def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
@@ -81,9 +95,12 @@ def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
 def test_live_kubelet_config_checked_for_the_endpoint() -> None:
     expected = {"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}
     assert config_problems({"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}, expected=expected) == []
-    assert config_problems(
-        {"containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock"}, expected=expected
-    ) == [
+    assert [
+        problem.message
+        for problem in config_problems(
+            {"containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock"}, expected=expected
+        )
+    ] == [
         "the running kubelet's configuration has containerRuntimeEndpoint='unix:///run/containerd/containerd.sock'"
         " (expected unix:///var/run/cri-dockerd.sock)"
     ]

@@ -50,11 +50,13 @@ from shimshift.adapters.kube.client import (
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.nodes import cordon, get_node
 from shimshift.core.drain import (
+    BlockedPod,
     ControllerRef,
     DrainOptions,
     DryRun,
     PodFacts,
     PodFilter,
+    RefusedPod,
     eviction_group_version,
     pdb_from_429,
     plan_pods,
@@ -92,18 +94,6 @@ class DrainEvent:
     pod: str | None = None
     message: str = ""
     pdb: str | None = None
-
-
-@dataclass(frozen=True)
-class RefusedPod:
-    pod: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class BlockedPod:
-    pod: str
-    pdb: str | None  # None: a 429 without a budget named (API rate limiting)
 
 
 @dataclass
