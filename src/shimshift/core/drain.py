@@ -24,6 +24,7 @@ from datetime import datetime
 
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, Subject, error
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
 # kubectl's own texts (filters.go), reused verbatim so operators recognise them.
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
@@ -32,7 +33,6 @@ LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to ov
 LOCAL_STORAGE_WARNING = "deleting Pods with local storage"
 UNMANAGED_FATAL = "Pods declare no controller (use --force to override)"
 UNMANAGED_WARNING = "deleting Pods that declare no controller"
-MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 

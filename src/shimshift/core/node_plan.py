@@ -49,7 +49,6 @@ from shimshift.core.node_files import (
     NodeView,
 )
 from shimshift.core.versions import (
-    CRI_DOCKERD_SOCKET,
     DOCKERSHIM_ONLY_FLAGS,
     DOCKERSHIM_ROOT_DIRECTORY,
     FLAG_RULES,
@@ -67,6 +66,7 @@ from shimshift.core.versions import (
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -534,13 +534,13 @@ class _Planner:
             new_files.update(self.kubelet_edits(set_flags=set_flags, remove=remove))
             if config_endpoint:
                 new_files[KUBELET_CONFIG] = _stamp(
-                    view.node, partial(set_endpoint, _cfg(view.config), CRI_DOCKERD_SOCKET)
+                    view.node, partial(set_endpoint, _cfg(view.config), CRI_DOCKERD_ENDPOINT)
                 )
             if view.instance_config is not None:
                 # §3.3: kubeadm 1.32+ (NodeLocalCRISocket) reads the node's socket from this file.
                 instance = view.instance_config
                 new_files[INSTANCE_CONFIG] = _stamp(
-                    view.node, partial(set_endpoint, instance, CRI_DOCKERD_SOCKET)
+                    view.node, partial(set_endpoint, instance, CRI_DOCKERD_ENDPOINT)
                 )
             expected, expected_config = self.expectations(set_in_flag=_ENDPOINT in set_flags)
 
@@ -563,7 +563,7 @@ class _Planner:
             state=state,
             changes=changes,
             cri_socket_before=self.annotation,
-            cri_socket_after=CRI_DOCKERD_SOCKET,
+            cri_socket_after=CRI_DOCKERD_ENDPOINT,
             expected_kubelet_args=expected,
             forbidden_kubelet_args=forbidden,
             expected_kubelet_config=expected_config,
@@ -584,9 +584,9 @@ class _Planner:
             # §1 / website#42442: before 1.24 the endpoint alone would keep dockershim (serving on
             # cri-dockerd's path); `remote` makes the kubelet a CRI client.
             flags[_RUNTIME] = "remote"
-            flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+            flags[_ENDPOINT] = CRI_DOCKERD_ENDPOINT
         elif self.facts.endpoint_home is EndpointHome.FLAG:
-            flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+            flags[_ENDPOINT] = CRI_DOCKERD_ENDPOINT
             if view.last(_RUNTIME) is not None:
                 flags[_RUNTIME] = (
                     "remote"  # deprecated in 1.24-1.26 but accepted; `remote` is its only valid value
@@ -599,22 +599,22 @@ class _Planner:
                 view.config is not None and view.config.data.get("containerRuntimeEndpoint") is not None
             )
             if has_flag or view.config is None:
-                flags[_ENDPOINT] = CRI_DOCKERD_SOCKET
+                flags[_ENDPOINT] = CRI_DOCKERD_ENDPOINT
             if view.config is not None and (has_field or not has_flag):
                 config_endpoint = True
         image = view.last(_IMAGE_ENDPOINT)
         if image is not None and image.value and is_dockershim_endpoint(image.value):
-            flags[_IMAGE_ENDPOINT] = CRI_DOCKERD_SOCKET
+            flags[_IMAGE_ENDPOINT] = CRI_DOCKERD_ENDPOINT
         return flags, config_endpoint
 
     def expectations(self, *, set_in_flag: bool) -> tuple[dict[str, str], dict[str, str]]:
         if self.facts.needs_remote_runtime_flag:
-            return {_RUNTIME: "remote", _ENDPOINT: CRI_DOCKERD_SOCKET}, {}
+            return {_RUNTIME: "remote", _ENDPOINT: CRI_DOCKERD_ENDPOINT}, {}
         if self.facts.endpoint_home is EndpointHome.FLAG:
-            return {_ENDPOINT: CRI_DOCKERD_SOCKET}, {}
-        args = {_ENDPOINT: CRI_DOCKERD_SOCKET} if set_in_flag else {}
+            return {_ENDPOINT: CRI_DOCKERD_ENDPOINT}, {}
+        args = {_ENDPOINT: CRI_DOCKERD_ENDPOINT} if set_in_flag else {}
         # The live config reflects a flag override too from 1.27 (reference §5, /configz).
-        return args, {"containerRuntimeEndpoint": CRI_DOCKERD_SOCKET}
+        return args, {"containerRuntimeEndpoint": CRI_DOCKERD_ENDPOINT}
 
     def kubelet_edits(self, *, set_flags: Mapping[str, str], remove: set[str]) -> dict[str, bytes | None]:
         view = self.view

@@ -17,7 +17,6 @@ from shimshift.core.flagfile import group_flags
 from shimshift.core.listeners import STREAMING_FLAG, streaming_bind_address
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
-    CONTAINERD_SOCKET,
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
     EndpointHome,
@@ -33,6 +32,7 @@ from shimshift.core.versions import (
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
+from shimshift.core.wellknown import CONTAINERD_ENDPOINT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -185,7 +185,7 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
         endpoint, where = None, (view.dropin.path if config is None else KUBELET_CONFIG, None)
     dockershim_today = runtime is None and endpoint is None
     if endpoint is None:
-        if facts.default_endpoint == CONTAINERD_SOCKET:
+        if facts.default_endpoint == CONTAINERD_ENDPOINT:
             out.append(
                 _finding(
                     "no-endpoint-containerd-default",
@@ -193,7 +193,7 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
                     where[1],
                     Severity.ERROR,
                     f"no container runtime endpoint: kubelet {target} defaults to containerd "
-                    f"({CONTAINERD_SOCKET}), "
+                    f"({CONTAINERD_ENDPOINT}), "
                     "not Docker Engine (§6.11)",
                     "migrate to cri-dockerd first (shimshift flags plan) or set containerRuntimeEndpoint",
                 )

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.actions import Action, Procedure
 from shimshift.core.errors import Refusal
-from shimshift.core.procedures.migration import CRI_DOCKERD_SOCKET
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.canary import remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 

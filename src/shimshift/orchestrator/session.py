@@ -44,10 +44,10 @@ from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
 from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
-    CRI_DOCKERD_SOCKET,
     MigrationSettings,
     NodeMigration,
     NodeOutcome,
@@ -66,7 +66,6 @@ _CARRIED_TO_ROLLBACK = frozenset(
 
 # A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
 ROLLBACK_RUN_KEY = "rollback_nodes"
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
         found = []
         for name in options.nodes:
             node = await get_node(client, name)
-            found.append(FleetNode(name, _is_control_plane(node.get("metadata", {}).get("labels") or {})))
+            found.append(FleetNode(name, is_control_plane(node.get("metadata", {}).get("labels") or {})))
         return found
     if not options.all_nodes and options.selector is None:
         raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
@@ -177,10 +176,6 @@ async def resumed_selection(client: Any, record: Mapping[str, Any], options: Mig
     before the selection was kept select again."""
     recorded = recorded_selection(record)
     return recorded if recorded is not None else await select_nodes(client, options)
-
-
-def _is_control_plane(labels: dict[str, str]) -> bool:
-    return any(label in labels for label in CONTROL_PLANE_LABELS)
 
 
 async def migrate(

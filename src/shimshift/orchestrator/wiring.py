@@ -31,13 +31,11 @@ from shimshift.core.health_gate import NodeBaseline
 from shimshift.core.procedures.migration import CRI_CONDITION_FALSE, CRI_UNREACHABLE, plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
-
-CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-
 
 @dataclass
 class KubeCluster:
@@ -140,7 +138,7 @@ class KubeCluster:
             annotations = metadata.get("annotations") or {}
             refs.append(
                 PodRef(
-                    metadata["namespace"], metadata["name"], metadata["uid"], annotations.get(CONFIG_MIRROR_ANNOTATION)
+                    metadata["namespace"], metadata["name"], metadata["uid"], annotations.get(MIRROR_POD_ANNOTATION)
                 )
             )
         return refs

@@ -25,11 +25,11 @@ from shimshift.core.node_files import (
 )
 from shimshift.core.node_plan import NODE_FILES, NodePlan, RuntimeState, apply_changes, plan_node
 from shimshift.core.versions import (
-    CRI_DOCKERD_SOCKET,
     DOCKERSHIM_ONLY_FLAGS,
     FlagStatus,
     flag_status,
 )
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
 from .nodes import DEB_DROPIN, MINORS, cri_dockerd_node, dockershim_node, pause_image, rpm, version
 
@@ -77,17 +77,17 @@ def test_dockershim_node_migrates_on_every_minor(minor: int) -> None:
         # §1: --container-runtime=remote is mandatory before 1.24, or dockershim takes the socket over.
         assert p.expected_kubelet_args == {
             "--container-runtime": "remote",
-            "--container-runtime-endpoint": CRI_DOCKERD_SOCKET,
+            "--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT,
         }
     elif minor <= 26:
-        assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_SOCKET}
+        assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT}
         assert view.last("--container-runtime") is None
     else:
         # 1.27+: no endpoint flag was there, so the config file carries it (#112136).
         assert p.expected_kubelet_args == {}
-        assert p.expected_kubelet_config == {"containerRuntimeEndpoint": CRI_DOCKERD_SOCKET}
+        assert p.expected_kubelet_config == {"containerRuntimeEndpoint": CRI_DOCKERD_ENDPOINT}
         assert view.config is not None
-        assert view.config.data["containerRuntimeEndpoint"] == CRI_DOCKERD_SOCKET
+        assert view.config.data["containerRuntimeEndpoint"] == CRI_DOCKERD_ENDPOINT
         assert "--container-runtime" in p.forbidden_kubelet_args
     # The pause image stays on the kubelet while it accepts it, and always moves to cri-dockerd.
     pause = pause_image(min(minor, 23))
@@ -112,11 +112,11 @@ def test_dockershim_node_migrates_on_every_minor(minor: int) -> None:
 @pytest.mark.parametrize("minor", MINORS)
 def test_node_set_up_by_kubeadm_on_cri_dockerd_is_a_noop(minor: int) -> None:
     files = cri_dockerd_node(minor)
-    p = plan(files, minor, cri_socket_annotation=CRI_DOCKERD_SOCKET)
+    p = plan(files, minor, cri_socket_annotation=CRI_DOCKERD_ENDPOINT)
     assert p.changes == () and p.rollback_changes == ()
     assert p.state is RuntimeState.CRI_DOCKERD
     assert p.noop_reason is not None
-    assert (p.cri_socket_before, p.cri_socket_after) == (CRI_DOCKERD_SOCKET, CRI_DOCKERD_SOCKET)
+    assert (p.cri_socket_before, p.cri_socket_after) == (CRI_DOCKERD_ENDPOINT, CRI_DOCKERD_ENDPOINT)
     assert not p.cri_dockerd_config_changed
     kubelet_accepts(files, minor)
 
@@ -131,7 +131,7 @@ def test_migrated_node_upgraded_to_135_loses_only_the_pause_flag(minor: int) -> 
     assert [c.path for c in p.changes] == [KUBEADM_FLAGS_ENV]
     assert (
         p.changes[0].after
-        == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_SOCKET}"\n'.encode()
+        == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_ENDPOINT}"\n'.encode()
     )
     assert not p.cri_dockerd_config_changed
 
@@ -144,9 +144,9 @@ def test_the_123_lab_node_exact_bytes() -> None:
         b'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.6 '
         b'--container-runtime=remote --container-runtime-endpoint=unix:///var/run/cri-dockerd.sock"\n'
     )
-    assert (p.cri_socket_before, p.cri_socket_after) == ("/var/run/dockershim.sock", CRI_DOCKERD_SOCKET)
+    assert (p.cri_socket_before, p.cri_socket_after) == ("/var/run/dockershim.sock", CRI_DOCKERD_ENDPOINT)
     undo = p.rollback()
-    assert (undo.cri_socket_before, undo.cri_socket_after) == (CRI_DOCKERD_SOCKET, "/var/run/dockershim.sock")
+    assert (undo.cri_socket_before, undo.cri_socket_after) == (CRI_DOCKERD_ENDPOINT, "/var/run/dockershim.sock")
     assert p.rollback().forbidden_kubelet_args == ("--container-runtime", "--container-runtime-endpoint")
     assert p.rollback().rollback() == p
     assert p.cri_dockerd_args == (
@@ -222,7 +222,7 @@ def test_endpoint_flag_on_127_is_rewritten_in_place_and_config_left_alone() -> N
         == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/cri-dockerd.sock"\n'
     )
     assert KUBELET_CONFIG not in {c.path for c in p.changes}
-    assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_SOCKET}
+    assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT}
 
 
 @pytest.mark.parametrize("minor", [32, 34, 37])

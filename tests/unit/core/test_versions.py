@@ -12,10 +12,8 @@ import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.core.versions import (
-    CONTAINERD_SOCKET,
     CRI_DOCKERD_FACTS,
     DOCKERSHIM_ONLY_FLAGS,
-    DOCKERSHIM_SOCKET,
     FLAG_RULES,
     MINOR_FACTS,
     CriDockerdVersion,
@@ -33,6 +31,7 @@ from shimshift.core.versions import (
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
+from shimshift.core.wellknown import CONTAINERD_ENDPOINT, DOCKERSHIM_ENDPOINT
 
 from .nodes import MINORS
 
@@ -102,7 +101,7 @@ def test_minor_facts(minor: int) -> None:
     assert f.has_dockershim is (minor <= 23)  # #97252
     assert f.needs_remote_runtime_flag is (minor <= 23)  # website#42442
     assert f.endpoint_home is (EndpointHome.FLAG if minor <= 26 else EndpointHome.FLAG_OR_CONFIG)  # #112136
-    expected_default = DOCKERSHIM_SOCKET if minor <= 23 else None if minor <= 26 else CONTAINERD_SOCKET
+    expected_default = DOCKERSHIM_ENDPOINT if minor <= 23 else None if minor <= 26 else CONTAINERD_ENDPOINT
     assert f.default_endpoint == expected_default
     assert f.cri_v1 is (minor >= 23)  # #106501
     assert f.cri_v1alpha2 is (minor <= 25)  # #110618

@@ -18,7 +18,6 @@ from shimshift.adapters.kube.drain import (
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.health import snapshot_node, wait_node_healthy
 from shimshift.adapters.kube.nodes import (
-    CORDONED_BY_ANNOTATION,
     cordon,
     cordoned_by,
     get_cri_socket,
@@ -28,6 +27,7 @@ from shimshift.adapters.kube.nodes import (
 )
 from shimshift.core.drain import BlockedPod, RefusedPod
 from shimshift.core.health_gate import HealthReport, NodeBaseline, evaluate_health
+from shimshift.core.wellknown import CORDONED_BY_ANNOTATION
 
 __all__ = [
     "CORDONED_BY_ANNOTATION",

@@ -49,9 +49,7 @@ from shimshift.core.steps import (
     remaining_steps,
     split_cmdline,
 )
-
-CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
-CRI_DOCKERD_ENDPOINT = f"unix://{CRI_DOCKERD_SOCKET}"
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, CRI_DOCKERD_SOCKET
 
 # The codes of the procedure's findings (docs/findings.md).
 STEP_FAILED = "step-failed"
