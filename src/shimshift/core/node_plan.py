@@ -38,6 +38,7 @@ from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
 from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
+from shimshift.core.kubelet_settings import CgroupDrivers, cgroup_driver, compare_cgroup_drivers, runtime_endpoint
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
     INSTANCE_CONFIG,
@@ -437,15 +438,8 @@ class _Planner:
 
     def current_endpoint(self) -> tuple[str | None, str | None, int | None]:
         """(endpoint, file, line) as this kubelet version resolves it; file None: the version's default."""
-        flag = self.view.last(_ENDPOINT)
-        if flag is not None and flag.value:
-            return flag.value, flag.file, flag.line
-        config = self.view.config
-        if self.facts.endpoint_home is EndpointHome.FLAG_OR_CONFIG and config is not None:
-            value = config.get_str("containerRuntimeEndpoint")
-            if value:
-                return value, config.path, config.line_of("containerRuntimeEndpoint")
-        return self.facts.default_endpoint, None, None
+        endpoint = runtime_endpoint(self.view, self.facts)
+        return (None, None, None) if endpoint is None else (endpoint.value, endpoint.file, endpoint.line)
 
     def describe_endpoint(self) -> str:
         endpoint, file, line = self.current_endpoint()
@@ -770,8 +764,10 @@ class _Planner:
 
     def check_cgroup_driver(self) -> None:
         """§6.5: dockershim refused a cgroup driver mismatch; cri-dockerd does not notice it."""
-        kubelet_driver, where = self.kubelet_cgroup_driver()
-        if self.docker_driver is None:
+        kubelet = cgroup_driver(self.view)
+        kubelet_driver, where = kubelet.value, kubelet.where
+        drivers = compare_cgroup_drivers(kubelet, self.docker_driver, facts=self.facts, cri_version=self.cri_version)
+        if drivers is CgroupDrivers.UNKNOWN:
             self.warn(
                 CGROUP_DRIVER_UNKNOWN,
                 f"Docker's cgroup driver unknown; the kubelet uses {kubelet_driver} ({where}) and "
@@ -779,10 +775,9 @@ class _Planner:
                 "will not check that they match (cri-dockerd#101)"
             )
             return
-        if kubelet_driver == self.docker_driver:
+        if drivers is CgroupDrivers.MATCH:
             return
-        facts = None if self.cri_version is None else cri_dockerd_facts(self.cri_version)
-        if self.facts.cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
+        if drivers is CgroupDrivers.TAKEN_FROM_CRI:
             self.warn(
                 CGROUP_DRIVER_FROM_CRI,
                 f"the kubelet's cgroupDriver {kubelet_driver} differs from Docker's {self.docker_driver}; "
@@ -791,27 +786,14 @@ class _Planner:
                 setting="cgroupDriver",
             )
             return
-        file, _, line = where.rpartition(":")
         raise self.refusal(
             f"the kubelet's cgroup driver is {kubelet_driver} but Docker's is {self.docker_driver}",
             hint=f"set cgroupDriver: {self.docker_driver} for the kubelet first; cri-dockerd would run "
             "with the "
             "mismatch silently (cri-dockerd#101)",
-            file=file or None,
-            line=int(line) if line.isdigit() else None,
+            file=kubelet.file,
+            line=kubelet.line,
         )
-
-    def kubelet_cgroup_driver(self) -> tuple[str, str]:
-        flag = self.view.last("--cgroup-driver")
-        if flag is not None and flag.value:
-            return flag.value, flag.where
-        config = self.view.config
-        if config is not None:
-            value = config.get_str("cgroupDriver")
-            if value:
-                return value, f"{config.path}:{config.line_of('cgroupDriver')}"
-        # KubeletConfiguration v1beta1 defaults cgroupDriver to cgroupfs [inferred: defaults.go].
-        return "cgroupfs", "the kubelet default"
 
 
 def _cfg(config: KubeletConfig | None) -> KubeletConfig:
