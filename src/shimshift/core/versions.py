@@ -97,6 +97,16 @@ def parse_cri_dockerd_version(text: str) -> CriDockerdVersion:
     return CriDockerdVersion(int(m["major"]), int(m["minor"]), int(m["patch"]))
 
 
+def cri_dockerd_version_word(output: str) -> str | None:
+    """The version in what `cri-dockerd --version` printed (``cri-dockerd 0.3.21 (abc1234)``, maybe among
+    other lines), as written, for :func:`parse_cri_dockerd_version`; None when there is none."""
+    for word in output.split():
+        candidate = word.lstrip("v")
+        if candidate[:1].isdigit() and candidate.count(".") >= 2:
+            return candidate
+    return None
+
+
 CGROUP_DRIVERS = ("cgroupfs", "systemd")
 
 

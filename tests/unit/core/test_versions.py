@@ -23,6 +23,7 @@ from shimshift.core.versions import (
     KubeletVersion,
     cri_dockerd_facts,
     cri_dockerd_serves,
+    cri_dockerd_version_word,
     facts_for,
     flag_status,
     is_cri_dockerd_endpoint,
@@ -160,6 +161,21 @@ def test_parse_cri_dockerd_version(text: str, expected: tuple[int, int, int]) ->
 def test_bad_cri_dockerd_version(text: str) -> None:
     with pytest.raises(Refusal):
         parse_cri_dockerd_version(text)
+
+
+@pytest.mark.parametrize(
+    ("output", "word"),
+    [
+        ("cri-dockerd 0.3.21 (abc1234)\n", "0.3.21"),
+        ("time=... level=warning msg=\"no config\"\ncri-dockerd v0.4.0-rc1 (HEAD)\n", "0.4.0-rc1"),
+        ("cri-dockerd: command not found\n", None),
+        ("", None),
+    ],
+)
+def test_the_version_word_of_cri_dockerd_s_output_is_what_the_parser_reads(output: str, word: str | None) -> None:
+    assert cri_dockerd_version_word(output) == word
+    if word is not None:
+        assert str(parse_cri_dockerd_version(word)) == word.split("-")[0]
 
 
 def test_cri_dockerd_facts_cover_every_release_once() -> None:

@@ -49,6 +49,7 @@ from shimshift.core.steps import (
     remaining_steps,
     split_cmdline,
 )
+from shimshift.core.versions import cri_dockerd_version_word
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, CRI_DOCKERD_SOCKET
 
 # The codes of the procedure's findings (docs/findings.md).
@@ -333,7 +334,7 @@ class MigrationProcedure:
             problems.append(error(CRI_DOCKERD_MISSING, text))
         else:
             result = yield act.Run((binary, "--version"), check=False)
-            version = parse_cri_dockerd_version(result.stdout + result.stderr)
+            version = cri_dockerd_version_word((result.stdout + result.stderr).decode("utf-8", "replace"))
             for unit in ("cri-docker.socket", "cri-docker.service"):
                 enabled = yield run("systemctl", "is-enabled", unit, check=False)
                 if enabled.returncode != 0:
@@ -690,14 +691,6 @@ def findings_of(failure: BaseException) -> tuple[Finding, ...]:
 def _tail(data: bytes, limit: int = 300) -> str:
     return data.decode("utf-8", "replace").strip()[-limit:]
 
-
-def parse_cri_dockerd_version(output: bytes) -> str | None:
-    # `cri-dockerd --version` prints e.g. "cri-dockerd 0.3.21 (abc1234)".
-    for word in output.decode("utf-8", "replace").split():
-        candidate = word.lstrip("v")
-        if candidate[:1].isdigit() and candidate.count(".") >= 2:
-            return candidate
-    return None
 
 
 __all__ = [
