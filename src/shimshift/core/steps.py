@@ -78,8 +78,14 @@ MIGRATION_ROLLBACK: tuple[Step, ...] = (
 FIRST_CHANGING_STEP = Step.WRITE_CONFIG
 
 
+def changing_steps(sequence: tuple[Step, ...] = MIGRATION_STEPS) -> frozenset[Step]:
+    """The steps of ``sequence`` after which the node may differ from what it was (files, annotation,
+    binaries): a failure in one of them needs a rollback, not just an uncordon."""
+    return frozenset(sequence[sequence.index(FIRST_CHANGING_STEP) :])
+
+
 def changes_configuration(step: Step, sequence: tuple[Step, ...] = MIGRATION_STEPS) -> bool:
-    return sequence.index(step) >= sequence.index(FIRST_CHANGING_STEP)
+    return step in changing_steps(sequence)
 
 
 def remaining_steps(finished: Iterable[str], sequence: tuple[Step, ...] = MIGRATION_STEPS) -> list[Step]:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from shimshift.core.procedures.upgrade import UPGRADE_STEPS
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     PodRef,
     SandboxRef,
     Step,
     changes_configuration,
+    changing_steps,
     cmdline_problems,
     config_problems,
     kubelet_args,
@@ -34,6 +36,14 @@ def test_configuration_changes_start_at_write_config() -> None:
     assert not changes_configuration(Step.DRAIN)
     assert changes_configuration(Step.WRITE_CONFIG)
     assert changes_configuration(Step.VERIFY)
+
+
+
+def test_the_upgrade_s_changing_steps_are_the_migration_s_and_what_it_adds_after_write_config() -> None:
+    changing = changing_steps(UPGRADE_STEPS)
+    assert {Step.WRITE_CONFIG, Step.KUBEADM_UPGRADE, Step.INSTALL_KUBELET, Step.VERIFY} <= changing
+    assert not changing & {Step.INSTALL, Step.PREFLIGHT, Step.CORDON, Step.DRAIN}
+    assert changing_steps() == frozenset(MIGRATION_STEPS[MIGRATION_STEPS.index(Step.WRITE_CONFIG) :])
 
 
 CMDLINE = (

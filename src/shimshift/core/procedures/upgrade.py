@@ -35,7 +35,7 @@ from shimshift.core.procedures.migration import (
     StepBody,
     StepFailed,
 )
-from shimshift.core.steps import MIGRATION_ROLLBACK, Step, remaining_steps
+from shimshift.core.steps import MIGRATION_ROLLBACK, Step, changing_steps, remaining_steps
 from shimshift.core.upgrade import (
     FINISH,
     KUBEADM_REWRITES,
@@ -65,8 +65,7 @@ UPGRADE_STEPS: tuple[Step, ...] = (
 )
 UPGRADE_ROLLBACK: tuple[Step, ...] = (Step.RESTORE_BINARIES, Step.RESTORE_KUBEADM_FILES, *MIGRATION_ROLLBACK)
 
-# Steps after which a node may differ from what it was (files, annotation, binaries).
-_CHANGING = frozenset(UPGRADE_STEPS[UPGRADE_STEPS.index(Step.WRITE_CONFIG) :])
+_CHANGING = changing_steps(UPGRADE_STEPS)
 
 
 @dataclass(frozen=True)
