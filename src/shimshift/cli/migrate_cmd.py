@@ -178,6 +178,34 @@ def _upgrade_request(values: dict[str, Any]) -> UpgradeRequest | None:
     )
 
 
+# Which pods the drain may remove beyond kubectl's defaults: `migrate`'s, `upgrade`'s and `plan`'s.
+_DRAIN_POD_OPTIONS = (
+    click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes."),
+    click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages."),
+)
+def drain_pod_options(function: F) -> F:
+    for option in reversed(_DRAIN_POD_OPTIONS):
+        function = option(function)
+    return function
+
+
+# A run's drain gives up after 10 minutes; kubectl drain's own default is to wait for ever.
+DRAIN_TIMEOUT = 600.0
+
+
+def _drain_options(values: dict[str, Any]) -> DrainOptions:
+    """The drain `migrate`, `upgrade` and `plan` do: kubectl drain --ignore-daemonsets with the operator's
+    choices (`plan` has no grace period or timeout to choose: it evicts nothing)."""
+    defaults = DrainOptions()
+    return DrainOptions(
+        ignore_daemonsets=True,
+        delete_emptydir_data=values["delete_emptydir_data"],
+        force=values["force"],
+        grace_period=values.get("grace_period", defaults.grace_period),
+        timeout=values.get("drain_timeout", defaults.timeout),
+    )
+
+
 def fleet_options(function: F) -> F:
     """Which nodes, how many at once, the drain, the health wait and the reports: `migrate`'s and `upgrade`'s."""
     options = [
@@ -216,13 +244,15 @@ def fleet_options(function: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Install this cri-dockerd binary and its units on each node first (nothing is downloaded).",
         ),
-        click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes."),
-        click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages."),
+        *_DRAIN_POD_OPTIONS,
         click.option(
-            "--grace-period", default=-1, show_default=True, help="Drain: seconds per pod (-1: the pod's own)."
+            "--grace-period",
+            default=DrainOptions().grace_period,
+            show_default=True,
+            help="Drain: seconds per pod (-1: the pod's own).",
         ),
         click.option(
-            "--drain-timeout", default=600.0, show_default=True, help="Drain: give up after this many seconds."
+            "--drain-timeout", default=DRAIN_TIMEOUT, show_default=True, help="Drain: give up after this many seconds."
         ),
         click.option(
             "--health-timeout",
@@ -250,13 +280,7 @@ def _fleet_values(values: dict[str, Any], connection: session.Connection) -> dic
         "control_plane": ControlPlaneOrder(values["control_plane"]),
         "max_failures": values["max_failures"],
         "rollback": not values["no_rollback"],
-        "drain": DrainOptions(
-            ignore_daemonsets=True,
-            delete_emptydir_data=values["delete_emptydir_data"],
-            force=values["force"],
-            grace_period=values["grace_period"],
-            timeout=values["drain_timeout"],
-        ),
+        "drain": _drain_options(values),
         "health_timeout": values["health_timeout"],
         "install_cri_dockerd": values["install_cri_dockerd"],
         "report_dir": values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
@@ -403,8 +427,7 @@ def _print_json(data: object) -> None:
 @click.option("-l", "--selector", help="Label selector of the nodes to plan.")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
 @click.option("--control-plane", type=click.Choice([order.value for order in ControlPlaneOrder]), default="first")
-@click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
-@click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
+@drain_pod_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @upgrade_options(required=False)
 @accept_option
@@ -418,9 +441,7 @@ def plan_command(**values: Any) -> None:
         selector=values["selector"],
         all_nodes=values["all_nodes"],
         control_plane=ControlPlaneOrder(values["control_plane"]),
-        drain=DrainOptions(
-            ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
-        ),
+        drain=_drain_options(values),
         accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
         upgrade=_upgrade_request(values),
     )

@@ -212,21 +212,9 @@ async def migrate(
                 # Select and order the nodes before a new run is begun: a refusal or an unreachable
                 # cluster here leaves no unfinished run behind to block the next `migrate`.
                 selected = await select_nodes(client, options)
-            max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
-            upgrade: UpgradeRun | None = None
-            if options.upgrade is not None:
-                if run is None:
-                    wanted = set(await select_upgrade_nodes(client, [n.name for n in selected], options.upgrade.to))
-                    selected = [node for node in selected if node.name in wanted]
-                upgrade, phases = await prepare_upgrade(
-                    client,
-                    options.upgrade,
-                    selected,
-                    max_unavailable=max_unavailable,
-                    recorded=run.options if run is not None else None,
-                )
-            else:
-                phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+            selected, phases, upgrade = await _set_up(
+                client, options, selected, recorded=run.options if run is not None else None
+            )
             if run is None and upgrade is not None:
                 # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
                 # (the upgrade's verify checks the release and runs the canary with the field set).
@@ -303,6 +291,25 @@ async def _run_fleet(
             max_failures=options.max_failures,
             on_outcome=on_outcome,
         )
+
+
+async def _set_up(
+    client: Any, options: MigrateOptions, selected: list[FleetNode], *, recorded: Mapping[str, Any] | None = None
+) -> tuple[list[FleetNode], list[FleetPhase], UpgradeRun | None]:
+    """The selected nodes in the phases they run in, and the upgrade's set-up for them: what `migrate` and
+    `plan` both do once the nodes are chosen. An upgrade keeps only the nodes whose kubelet is behind
+    ``--to``, except in a resumed run (``recorded``), which keeps the nodes it began with."""
+    max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
+    if options.upgrade is None:
+        phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+        return selected, phases, None
+    if recorded is None:
+        wanted = set(await select_upgrade_nodes(client, [node.name for node in selected], options.upgrade.to))
+        selected = [node for node in selected if node.name in wanted]
+    upgrade, phases = await prepare_upgrade(
+        client, options.upgrade, selected, max_unavailable=max_unavailable, recorded=recorded
+    )
+    return selected, phases, upgrade
 
 
 def _close_if_untouched(journal: Journal, run_id: str) -> None:
@@ -416,16 +423,9 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
     API changes, and the server's answer to a dry-run eviction of every pod."""
     reports = []
     async with open_client(connection.kubeconfig, context=connection.context) as client:
-        selected = await select_nodes(client, options)
-        max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
-        upgrade: UpgradeRun | None = None
+        selected, phases, upgrade = await _set_up(client, options, await select_nodes(client, options))
         findings: dict[str, list[Finding]] = {}
-        if options.upgrade is not None:
-            wanted = set(await select_upgrade_nodes(client, [node.name for node in selected], options.upgrade.to))
-            selected = [node for node in selected if node.name in wanted]
-            upgrade, phases = await prepare_upgrade(client, options.upgrade, selected, max_unavailable=max_unavailable)
-        else:
-            phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+        if upgrade is None:
             guard = await guard_hardened_pods(client, selected, options)
             findings = {finding.subject.name: [finding] for finding in guard.findings if finding.subject is not None}
         cluster = KubeCluster(client, options.drain)
