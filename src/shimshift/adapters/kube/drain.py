@@ -54,9 +54,12 @@ from shimshift.core.drain import (
     ControllerRef,
     DrainOptions,
     DryRun,
+    EvictionAnswer,
     PodFacts,
     PodFilter,
     RefusedPod,
+    eviction_answer,
+    eviction_failure,
     eviction_group_version,
     pdb_from_429,
     plan_pods,
@@ -393,7 +396,11 @@ class _Drainer:
         reported_pdb: str | None = None
         while True:
             status, body = await self.remove_once(run)
-            if status in (200, 201, 202):
+            answer = eviction_answer(status, body, deleting=bool(run.pod.get("metadata", {}).get("deletionTimestamp")))
+            if answer is EvictionAnswer.DELETING:
+                run.outcome = _Outcome.EVICTED
+                return
+            if answer is EvictionAnswer.EVICTED:
                 run.outcome = _Outcome.EVICTED
                 run.pdb = None
                 kind = DrainEventKind.DELETED if self.method == "delete" else DrainEventKind.EVICTED
@@ -402,12 +409,12 @@ class _Drainer:
                 # evictions themselves. The ShimshiftDrained Event names them all.
                 self.emit(kind, run.key, note)
                 return
-            if status == 404:
+            if answer is EvictionAnswer.GONE:
                 run.outcome = _Outcome.GONE
                 run.done = True
                 self.emit(DrainEventKind.GONE, run.key, "already gone")
                 return
-            if status == 409:
+            if answer is EvictionAnswer.RE_READ:
                 # A precondition failed: if the name now belongs to a replacement, ours is gone;
                 # otherwise the pod changed under us: re-read it and retry.
                 if await self.refresh(run):
@@ -416,7 +423,7 @@ class _Drainer:
                     self.emit(DrainEventKind.GONE, run.key, "replaced by a new pod of the same name")
                     return
                 continue
-            if status == 429:
+            if answer is EvictionAnswer.BUDGET:
                 run.outcome = _Outcome.BLOCKED
                 run.pdb = await _pdb_for(self.client, run.pod, pdb_from_429(body))
                 run.message = str(body.get("message", "Too Many Requests"))
@@ -435,17 +442,12 @@ class _Drainer:
                     )
                 if self.dry:
                     return
-            elif status == 403 and _has_cause(body, "NamespaceTerminating"):
-                # kubectl: a terminating namespace deletes the pod anyway; if it is already being deleted,
-                # go on to wait, else retry after the delay.
-                if run.pod.get("metadata", {}).get("deletionTimestamp"):
-                    run.outcome = _Outcome.EVICTED
-                    return
+            elif answer is EvictionAnswer.RETRY:
                 run.outcome = _Outcome.BLOCKED
                 run.message = str(body.get("message", ""))
             else:
                 run.outcome = _Outcome.FAILED
-                run.message = f"HTTP {status}: {body.get('message', '')}".strip()
+                run.message = eviction_failure(status, body)
                 self.emit(DrainEventKind.FAILED, run.key, run.message)
                 return
             await self.wait_to_retry(run)
@@ -527,11 +529,6 @@ class _Drainer:
             await self.wait_gone(run)
         elif run.outcome is _Outcome.EVICTED:
             run.done = True
-
-
-def _has_cause(body: JSON, reason: str) -> bool:
-    details = body.get("details") or {}
-    return any(cause.get("reason") == reason for cause in details.get("causes") or [])
 
 
 async def eviction_method(client: AsyncClient, options: DrainOptions) -> str:
