@@ -30,7 +30,7 @@ from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.upgrade import render_plan
 from shimshift.orchestrator import session
-from shimshift.orchestrator.node_migration import NodeStatus
+from shimshift.orchestrator.node_migration import OutcomeStatus
 from shimshift.orchestrator.upgrade_run import UpgradeRequest
 
 
@@ -367,7 +367,7 @@ def _execute(connection: session.Connection, options: session.MigrateOptions, *,
         click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
     else:
         click.echo(f"report: not written; the journal has it: shimshift report --run {summary.run_id} -o html")
-    ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
+    ok = {OutcomeStatus.MIGRATED, OutcomeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 
 
@@ -547,7 +547,7 @@ def rollback(**values: Any) -> None:
         summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
     for outcome in summary.result.outcomes:
         click.echo(f"{outcome.node}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
-    failed = any(outcome.status is NodeStatus.FAILED for outcome in summary.result.outcomes)
+    failed = any(outcome.status is OutcomeStatus.FAILED for outcome in summary.result.outcomes)
     sys.exit(EXIT_NODES_FAILED if failed else EXIT_OK)
 
 

@@ -189,7 +189,7 @@ def summaries_from(entries: list[TimelineEntry], result: FleetResult | None) -> 
 
 
 def _summary_from_records(last: TimelineEntry, first_failure: TimelineEntry | None) -> NodeSummary:
-    """A node's outcome read back from its records, in the words NodeStatus uses where they apply."""
+    """A node's outcome read back from its records, in the words OutcomeStatus uses where they apply."""
     message = str((first_failure.detail or {}).get("message", "")) if first_failure else ""
     if last.phase == "finished" and last.step == f"{ROLLBACK_PREFIX}uncordon":
         return NodeSummary(last.node, "rolled-back", message)

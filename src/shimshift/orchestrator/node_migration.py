@@ -19,7 +19,7 @@ from shimshift.core.procedures.migration import (
     MigrationProcedure,
     MigrationSettings,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     Planner,
     PreflightFacts,
     StepFailed,
@@ -84,7 +84,7 @@ __all__ = [
     "MigrationSettings",
     "NodeMigration",
     "NodeOutcome",
-    "NodeStatus",
+    "OutcomeStatus",
     "PreflightFacts",
     "StepFailed",
 ]

@@ -17,7 +17,9 @@ from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
 
 
-class CommandResult(Protocol):
+class CommandOutput(Protocol):
+    """What a command run on a node gave back (adapters/node_access.py's CommandResult is one)."""
+
     @property
     def returncode(self) -> int: ...
 
@@ -33,7 +35,7 @@ class NodePort(Protocol):
 
     async def run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 60, stdin: bytes | None = None
-    ) -> CommandResult: ...
+    ) -> CommandOutput: ...
 
     async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
         """None when absent; with ``max_bytes``, at most ``max_bytes + 1`` bytes (more means too large)."""

@@ -30,12 +30,12 @@ from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.fleet import (
     ControlPlaneOrder,
     FleetNode,
+    FleetPhase,
     parse_max_unavailable,
     plan_phases,
     recorded_selection,
     selection_record,
 )
-from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
@@ -51,7 +51,7 @@ from shimshift.orchestrator.node_migration import (
     MigrationSettings,
     NodeMigration,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     StepFailed,
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
@@ -275,7 +275,7 @@ async def _run_fleet(
                     phase="failed",
                     detail={"message": str(error), "findings": found},
                 )
-                return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
+                return NodeOutcome(name, OutcomeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
             migration = _migration(
                 name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings
@@ -554,7 +554,7 @@ async def verify(
 def _status(result: FleetResult, *, rollback: bool = False) -> RunStatus:
     """A migration run succeeded when every node is on cri-dockerd; a rollback run when none failed."""
     if rollback:
-        failed = any(outcome.status is NodeStatus.FAILED for outcome in result.outcomes)
+        failed = any(outcome.status is OutcomeStatus.FAILED for outcome in result.outcomes)
     else:
         failed = bool(result.failures or result.not_started)
     return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
@@ -585,9 +585,9 @@ async def _roll_back(
                     name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings
                 )
                 await migration.rollback()
-                result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
+                result.outcomes.append(NodeOutcome(name, OutcomeStatus.ROLLED_BACK, "back on dockershim"))
             except (Refusal, StepFailed) as error:
-                result.outcomes.append(NodeOutcome(name, NodeStatus.FAILED, _message(error)))
+                result.outcomes.append(NodeOutcome(name, OutcomeStatus.FAILED, _message(error)))
     return result
 
 

@@ -116,7 +116,7 @@ class NodeWorld:
                 if len(self.running_pods) > 1:
                     return self.running_pods.pop(0)
                 return list(self.running_pods[0]) if self.running_pods else []
-            case act.KubeletVersion():
+            case act.GetKubeletVersion():
                 return self.kubelet_version
             case act.Cordon():
                 self.cordoned = True
@@ -138,7 +138,7 @@ class NodeWorld:
             case act.WaitHealthy():
                 unhealthy = (Finding(Severity.ERROR, "node-not-ready", "Ready is False"),)
                 return HealthOutcome(self.healthy, () if self.healthy else unhealthy)
-            case act.KubeletConfig():
+            case act.GetKubeletConfig():
                 return {}
             case act.Event(reason, _, _):
                 self.events.append(reason)
@@ -261,7 +261,7 @@ class UpgradeWorld(NodeWorld):
             self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
 
     def answer(self, action: act.Action) -> Any:
-        if isinstance(action, act.KubeletVersion):
+        if isinstance(action, act.GetKubeletVersion):
             self.actions.append(action)
             return self.running_kubelet
         if isinstance(action, act.ApiserverVersions):

@@ -74,7 +74,7 @@ UNIT_EXITED = "unit-exited"
 STILL_ON_CRI_DOCKERD = "kubelet-still-on-cri-dockerd"
 
 
-class NodeStatus(StrEnum):
+class OutcomeStatus(StrEnum):
     MIGRATED = "migrated"
     ALREADY_MIGRATED = "already-migrated"
     REFUSED = "refused"  # preflight said no; nothing was touched
@@ -85,7 +85,7 @@ class NodeStatus(StrEnum):
 @dataclass
 class NodeOutcome:
     node: str
-    status: NodeStatus
+    status: OutcomeStatus
     message: str = ""
     failed_step: str | None = None
     # Stopped where it stands for a person, to go on with `--resume` (an upgraded control plane): the
@@ -179,9 +179,9 @@ class MigrationProcedure:
                 return (yield from self.after_failure(step, failure))
         plan = yield from self.plan()
         if plan.is_noop:
-            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, plan.noop_reason or "")
+            return NodeOutcome(self.node, OutcomeStatus.ALREADY_MIGRATED, plan.noop_reason or "")
         yield act.Event("ShimshiftMigrated", f"kubelet now uses {CRI_DOCKERD_ENDPOINT}")
-        return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
+        return NodeOutcome(self.node, OutcomeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
 
     def body(self, step: Step) -> StepBody:
         bodies: dict[Step, StepBody] = {
@@ -221,13 +221,13 @@ class MigrationProcedure:
     def after_failure(self, step: Step, message: str) -> Procedure[NodeOutcome]:
         yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
         if step in {Step.INSTALL, Step.PREFLIGHT}:
-            return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
+            return NodeOutcome(self.node, OutcomeStatus.REFUSED, message, str(step))
         if not changes_configuration(step, self.sequence):
             # Nothing on the node changed: give the node back to the scheduler if we took it.
             yield act.UncordonIfOurs()
-            return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
+            return NodeOutcome(self.node, OutcomeStatus.FAILED, message, str(step))
         if not self.settings.rollback_on_failure:
-            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
+            return NodeOutcome(self.node, OutcomeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
         return (yield from self.finish_rollback(message, str(step)))
 
     def finish_rollback(self, message: str, failed_step: str | None = None) -> Procedure[NodeOutcome]:
@@ -235,9 +235,9 @@ class MigrationProcedure:
             yield from self.rollback()
         except StepFailed as error:
             return NodeOutcome(
-                self.node, NodeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
+                self.node, OutcomeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
             )
-        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, failed_step)
+        return NodeOutcome(self.node, OutcomeStatus.ROLLED_BACK, message, failed_step)
 
     def rollback(self) -> Procedure[None]:
         """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
@@ -346,7 +346,7 @@ class MigrationProcedure:
                 problems.append(error(CRI_DOCKERD_SOCKET_INACTIVE, text))
         if not problems:
             problems.extend((yield from self.cri_problems()))
-        kubelet_version = yield act.KubeletVersion()
+        kubelet_version = yield act.GetKubeletVersion()
         files: dict[str, bytes | None] = {}
         for path in self.settings.node_files:
             files[path] = yield act.ReadFile(path, max_bytes=MAX_NODE_FILE_BYTES)
@@ -431,7 +431,7 @@ class MigrationProcedure:
         argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
         problems = cmdline_problems(argv, expected=plan.expected_kubelet_args, forbidden=plan.forbidden_kubelet_args)
         if plan.expected_kubelet_config:
-            live = yield act.KubeletConfig()
+            live = yield act.GetKubeletConfig()
             problems += config_problems(live, expected=plan.expected_kubelet_config)
         if problems:
             raise StepFailed(Step.VERIFY, problems)
@@ -565,7 +565,7 @@ class MigrationProcedure:
 
     def canary(self) -> Procedure[CanaryResult]:
         settings = self.settings.canary
-        kubelet_version = yield act.KubeletVersion()
+        kubelet_version = yield act.GetKubeletVersion()
         preflight = (yield act.StepDetail(Step.PREFLIGHT)) or {}
         running = kubelet_args((yield from self.main_process_cmdline("cri-docker.service", Step.VERIFY)))
         image = canary_image(
@@ -702,7 +702,7 @@ __all__ = [
     "MigrationProcedure",
     "MigrationSettings",
     "NodeOutcome",
-    "NodeStatus",
+    "OutcomeStatus",
     "PreflightFacts",
     "StepFailed",
     "findings_of",

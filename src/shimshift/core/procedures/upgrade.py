@@ -30,7 +30,7 @@ from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     MigrationProcedure,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     PreflightFacts,
     StepBody,
     StepFailed,
@@ -101,7 +101,7 @@ class UpgradeProcedure(MigrationProcedure):
         plan = yield from self.upgrade_plan()
         message = f"kubelet {plan.to_version} on {CRI_DOCKERD_ENDPOINT}"
         yield act.Event("ShimshiftUpgraded", message)
-        return NodeOutcome(self.node, NodeStatus.MIGRATED, message)
+        return NodeOutcome(self.node, OutcomeStatus.MIGRATED, message)
 
     def body(self, step: Step) -> StepBody:
         bodies: dict[Step, StepBody] = {
@@ -124,7 +124,7 @@ class UpgradeProcedure(MigrationProcedure):
                 # A control-plane node once kubeadm upgrade started: never undone (issue 9 item 4).
                 yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
                 stopped = stop_message(plan, step, message)
-                return NodeOutcome(self.node, NodeStatus.FAILED, stopped, str(step), resumable=True)
+                return NodeOutcome(self.node, OutcomeStatus.FAILED, stopped, str(step), resumable=True)
         return (yield from super().after_failure(step, message))
 
     def rollback(self) -> Procedure[None]:
@@ -248,7 +248,7 @@ class UpgradeProcedure(MigrationProcedure):
             if problems:
                 raise StepFailed(Step.VERIFY, "the control plane did not settle: " + "; ".join(problems))
         detail = yield from super().verify()
-        version = yield act.KubeletVersion()
+        version = yield act.GetKubeletVersion()
         if version != plan.to_version:
             raise StepFailed(Step.VERIFY, f"the node reports kubelet {version}, not {plan.to_version}", detail)
         return {**detail, "kubelet_version": version}
