@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +128,7 @@ def _node_files(
 
 def _refused(exc: Refusal, *, config_given: bool) -> None:
     if exc.file == KUBELET_CONFIG and not config_given:
-        exc = Refusal(
-            exc.what, hint="pass the node's config.yaml with --config-file", file=exc.file, line=exc.line
-        )
+        exc = replace(exc, hint="pass the node's config.yaml with --config-file")
     click.echo(f"refused: {exc}", err=True)
     sys.exit(EXIT_REFUSED)
 

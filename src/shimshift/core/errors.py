@@ -6,12 +6,16 @@ message alone. Callers never change anything after one is raised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from shimshift.core.findings import Finding, Severity, Subject, SubjectKind
 
 # The code of a refusal whose rule has not named itself (docs/findings.md).
 REFUSED = "refused"
+
+T = TypeVar("T")
 
 
 # Not frozen: Python sets __traceback__ (and __context__) on an exception as it propagates, which a
@@ -57,6 +61,17 @@ class Refusal(Exception):
             where.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
         text = f"{', '.join(where)}: {self.what}" if where else self.what
         return f"{text} ({self.hint})" if self.hint else text
+
+
+def with_node(node: str | None, fn: Callable[[], T]) -> T:
+    """Run ``fn``; a Refusal it raises without a node is raised again about ``node`` (code, file, line
+    and hint kept)."""
+    try:
+        return fn()
+    except Refusal as exc:
+        if node is not None and exc.node is None:
+            raise replace(exc, node=node) from exc
+        raise
 
 
 @dataclass(eq=False)

@@ -31,10 +31,10 @@ import base64
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_dropin, systemd_quote
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import Refusal, with_node
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
 from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
@@ -70,7 +70,7 @@ from shimshift.core.versions import (
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
 __all__ = [
     "NODE_FILES",
@@ -81,11 +81,18 @@ __all__ = [
     "plan_node",
 ]
 
-
-T = TypeVar("T")
-
 # cri-dockerd's --cni-conf-dir default (reference §4, v0.3.21 options.go).
 DEFAULT_CNI_CONF_DIR = "/etc/cni/net.d"
+
+# The codes of the planner's refusals (docs/findings.md); the last two are the readiness check's codes
+# for the same rules.
+RUNTIME_UNKNOWN = "container-runtime-unknown"
+NOT_DOCKERSHIM = "not-dockershim"
+FLAG_IN_DROPIN = "flag-in-kubelet-dropin"
+NOT_KUBEADM_LAYOUT = "not-kubeadm-layout"
+CRI_DOCKERD_UNIT_UNREADABLE = "cri-dockerd-unit-unreadable"
+CRI_API_SKEW = "cri-api-skew"
+CGROUP_DRIVER_MISMATCH = "cgroup-driver-mismatch"
 
 # The codes of the plan's warnings (docs/findings.md).
 PLAN_NOTE = "plan-note"  # a warning as a journal of an older build kept it: its words only
@@ -381,16 +388,16 @@ def plan_node(
     ``cri_socket_annotation`` is the node's current kubeadm annotation, if the caller knows it.
     Raises Refusal (naming file, line and node) for input it cannot act on safely.
     """
-    version = _stamp(node, lambda: parse_kubelet_version(kubelet_version))
+    version = with_node(node, lambda: parse_kubelet_version(kubelet_version))
     cri_version = (
         None
         if cri_dockerd_version is None
-        else _stamp(node, lambda: parse_cri_dockerd_version(cri_dockerd_version))
+        else with_node(node, lambda: parse_cri_dockerd_version(cri_dockerd_version))
     )
     docker_driver = (
         None
         if docker_cgroup_driver is None
-        else _stamp(node, lambda: parse_cgroup_driver(docker_cgroup_driver))
+        else with_node(node, lambda: parse_cgroup_driver(docker_cgroup_driver))
     )
     view = NodeView.load(files, node=node)
     return _Planner(
@@ -398,13 +405,6 @@ def plan_node(
     ).plan()
 
 
-def _stamp(node: str | None, fn: Callable[[], T]) -> T:
-    try:
-        return fn()
-    except Refusal as exc:
-        if node is not None and exc.node is None:
-            raise Refusal(exc.what, hint=exc.hint, file=exc.file, line=exc.line, node=node) from exc
-        raise
 
 
 class _Planner:
@@ -431,8 +431,8 @@ class _Planner:
         subject = Subject.of_node(self.view.node) if self.view.node else None
         self.warnings.append(Finding(Severity.WARNING, code, message, subject, setting=setting))
 
-    def refusal(self, what: str, hint: str, *, file: str | None = None, line: int | None = None) -> Refusal:
-        return self.view.refusal(what, hint, file=file, line=line)
+    def refusal(self, what: str, hint: str, *, code: str, file: str | None = None, line: int | None = None) -> Refusal:
+        return self.view.refusal(what, hint, file=file, line=line, code=code)
 
     # ---- where the kubelet runs today
 
@@ -457,6 +457,7 @@ class _Planner:
                 raise self.refusal(
                     f"--container-runtime={runtime.value} is neither docker nor remote",
                     hint="fix the flag; kubelet 1.20-1.23 accept only those two values",
+                    code=RUNTIME_UNKNOWN,
                     file=runtime.file,
                     line=runtime.line,
                 )
@@ -473,6 +474,7 @@ class _Planner:
         raise self.refusal(
             f"the kubelet uses {self.describe_endpoint()}: not Docker Engine through dockershim",
             hint="shimshift moves dockershim nodes to cri-dockerd; this node runs another runtime",
+            code=NOT_DOCKERSHIM,
             file=file,
             line=line,
         )
@@ -527,13 +529,13 @@ class _Planner:
             remove = (set(DOCKERSHIM_ONLY_FLAGS) | removed_here) - set(set_flags)
             new_files.update(self.kubelet_edits(set_flags=set_flags, remove=remove))
             if config_endpoint:
-                new_files[KUBELET_CONFIG] = _stamp(
+                new_files[KUBELET_CONFIG] = with_node(
                     view.node, partial(set_endpoint, _cfg(view.config), CRI_DOCKERD_ENDPOINT)
                 )
             if view.instance_config is not None:
                 # §3.3: kubeadm 1.32+ (NodeLocalCRISocket) reads the node's socket from this file.
                 instance = view.instance_config
-                new_files[INSTANCE_CONFIG] = _stamp(
+                new_files[INSTANCE_CONFIG] = with_node(
                     view.node, partial(set_endpoint, instance, CRI_DOCKERD_ENDPOINT)
                 )
             expected, expected_config = self.expectations(set_in_flag=_ENDPOINT in set_flags)
@@ -617,6 +619,7 @@ class _Planner:
                 raise self.refusal(
                     f"{f.name} is written in the kubelet drop-in itself, which shimshift does not edit",
                     hint="move the flag into /etc/default/kubelet (KUBELET_EXTRA_ARGS) and retry",
+                    code=FLAG_IN_DROPIN,
                     file=f.file,
                     line=f.line,
                 )
@@ -630,6 +633,7 @@ class _Planner:
                 raise self.refusal(
                     f"the kubelet drop-in does not read {KUBEADM_FLAGS_ENV}",
                     hint="this is not the kubeadm layout; migrate this node by hand",
+                    code=NOT_KUBEADM_LAYOUT,
                     file=view.dropin.path,
                 )
             targets[(KUBEADM_FLAGS_ENV, KUBEADM_ARGS_VAR)] = None
@@ -638,7 +642,7 @@ class _Planner:
         for path, key in targets:
             env = view.env_files.get(path)
             if path in texts:  # a second variable in a file already edited
-                env = _stamp(view.node, partial(parse_env_file, path, texts[path], unique=()))
+                env = with_node(view.node, partial(parse_env_file, path, texts[path], unique=()))
             elif env is None:  # kubeadm-flags.env absent but read optionally: create it as kubeadm would
                 env = parse_env_file(path, b"")
             edit = FlagEdit(
@@ -646,7 +650,7 @@ class _Planner:
                 remove=frozenset(remove),
                 append=append if (path, key) == (KUBEADM_FLAGS_ENV, KUBEADM_ARGS_VAR) else (),
             )
-            texts[path] = encode(_stamp(view.node, partial(rewrite_assignment, env, key, edit)))
+            texts[path] = encode(with_node(view.node, partial(rewrite_assignment, env, key, edit)))
         out.update(texts)
         return out
 
@@ -721,6 +725,7 @@ class _Planner:
             raise self.refusal(
                 f"{base_text[1 + grouped]!r} in cri-dockerd's ExecStart is neither a flag nor a value",
                 hint="fix the cri-docker.service unit",
+                code=CRI_DOCKERD_UNIT_UNREADABLE,
                 file=view.cri_dockerd_unit_path,
             )
         keep_raw, keep_text = [base_raw[0]], [base_text[0]]
@@ -748,7 +753,7 @@ class _Planner:
         except Refusal as exc:
             file, _, line = sources.get(name, "").rpartition(":")
             raise self.refusal(
-                exc.what, exc.hint, file=file or None, line=int(line) if line.isdigit() else None
+                exc.what, exc.hint, file=file or None, line=int(line) if line.isdigit() else None, code=exc.code
             ) from exc
 
     def check_cri_api(self) -> None:
@@ -760,6 +765,7 @@ class _Planner:
                 f"cri-dockerd {self.cri_version} and kubelet {self.version} share no CRI API version",
                 hint="kubelet 1.26+ needs cri-dockerd 0.3.0+; kubelet 1.22 and older need cri-dockerd 0.3.21 "
                 "or 0.4.1 at most (v1alpha2); install a matching cri-dockerd (reference §4)",
+                code=CRI_API_SKEW,
             )
 
     def check_cgroup_driver(self) -> None:
@@ -793,6 +799,7 @@ class _Planner:
             "mismatch silently (cri-dockerd#101)",
             file=kubelet.file,
             line=kubelet.line,
+            code=CGROUP_DRIVER_MISMATCH,
         )
 
 

@@ -16,7 +16,8 @@ from shimshift.cli.findings import LIST_CAP, findings_json, findings_text, guard
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, Severity, Subject, error, recorded_failure, warning
 from shimshift.core.hardened_pods import HardenedScan, decide_guard
-from shimshift.orchestrator.session import MigrateOptions, _options_from_record
+from shimshift.core.procedures.migration import StepFailed
+from shimshift.orchestrator.session import MigrateOptions, _options_from_record, _preflight_findings
 
 HARDENED_CONTAINER = {"name": "app", "securityContext": {"allowPrivilegeEscalation": False}}
 
@@ -138,3 +139,19 @@ def test_a_refusal_is_a_finding_with_its_place_and_hint() -> None:
     )
     assert Refusal("no nodes named").finding.code == "refused"
     assert Refusal("x", node="w1").finding.subject == Subject.of_node("w1")
+
+
+def test_plan_keeps_a_refusal_s_own_code_and_place_and_names_the_others_preflight_refused() -> None:
+    coded = Refusal("cgroup drivers differ", hint="set it", file="/var/lib/kubelet/config.yaml", line=7,
+                    code="cgroup-driver-mismatch")
+    (finding,) = _preflight_findings(coded, "w1")
+    assert (finding.code, finding.file, finding.line, finding.hint) == (
+        "cgroup-driver-mismatch",
+        "/var/lib/kubelet/config.yaml",
+        7,
+        "set it",
+    )
+    (ssh,) = _preflight_findings(Refusal("SSH to w1:22: timed out", node="w1"), "w1")
+    assert (ssh.code, ssh.subject) == ("preflight-refused", Subject.of_node("w1"))
+    (step,) = _preflight_findings(StepFailed("preflight", error("no-cni-config", "no CNI")), "w1")
+    assert (step.code, step.subject) == ("no-cni-config", Subject.of_node("w1"))

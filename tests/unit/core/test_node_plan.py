@@ -467,13 +467,13 @@ def test_127_with_nothing_dockershim_left_defaults_to_containerd_and_is_refused(
 
 def test_cgroup_driver_mismatch() -> None:
     r = refused(dockershim_node(23), docker_cgroup_driver="cgroupfs")
-    assert (r.file, r.line) == (KUBELET_CONFIG, 7)
+    assert (r.file, r.line, r.code) == (KUBELET_CONFIG, 7, "cgroup-driver-mismatch")
 
 
 @pytest.mark.parametrize(("minor", "cri"), [(26, "0.2.6"), (22, "0.3.22"), (22, "0.4.2")])
 def test_cri_api_mismatch(minor: int, cri: str) -> None:
     r = refused(dockershim_node(minor), minor, cri_dockerd_version=cri)
-    assert "CRI API" in r.what
+    assert "CRI API" in r.what and r.code == "cri-api-skew"
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,8 @@ CANARY_FAILED = "canary-failed"
 UNIT_NOT_RUNNING = "unit-not-running"
 UNIT_EXITED = "unit-exited"
 STILL_ON_CRI_DOCKERD = "kubelet-still-on-cri-dockerd"
+NO_PLAN_RECORDED = "no-plan-recorded"
+FILE_CHANGED = "file-changed-since-plan"
 
 
 class OutcomeStatus(StrEnum):
@@ -498,6 +500,7 @@ class MigrationProcedure:
                 "no migration plan is recorded for this node",
                 hint="run `shimshift migrate` for it first; rollback works from the recorded plan",
                 node=self.node,
+                code=NO_PLAN_RECORDED,
             )
         return plan
 
@@ -526,6 +529,7 @@ class MigrationProcedure:
                     hint="compare it with the newest .shimshift-*.bak beside it and re-run the plan",
                     file=edit.path,
                     node=self.node,
+                    code=FILE_CHANGED,
                 )
             # A new drop-in's directory (cri-docker.service.d) is created by the atomic write.
             yield act.RemoveFile(edit.path) if target is None else act.WriteFile(edit.path, target)
