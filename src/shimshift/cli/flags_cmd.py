@@ -30,7 +30,9 @@ from shimshift.core.node_files import (
     SYSCONFIG_KUBELET,
 )
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES, check_node_file
-from shimshift.core.node_plan import NodePlan, plan_node
+from shimshift.core.node_plan import NodePlan
+from shimshift.core.node_plan_record import plan_data
+from shimshift.core.node_planner import plan_node
 from shimshift.core.readiness import Severity, check_readiness
 
 if TYPE_CHECKING:
@@ -195,7 +197,7 @@ def plan_cmd(
         _refused(exc, config_given=paths.get("config_file") is not None)
         return
     if output == "json":
-        data = plan.to_data()
+        data = plan_data(plan)
         data["diffs"] = {c.path: file_diff(c.path, c.before, c.after) for c in plan.changes}
         click.echo(json.dumps(data, indent=2))
     else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from shimshift.cli.report import NodeSummary, TimelineEntry, canary_of, node_timelines
 from shimshift.core.findings import Finding, recorded_failure
-from shimshift.core.node_plan import warnings_from_record
+from shimshift.core.node_plan_record import warnings_from_record
 from shimshift.core.procedures.migration import LEGACY_PLAN_KEY, PLAN_KEY
 from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 

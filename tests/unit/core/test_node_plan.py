@@ -20,10 +20,13 @@ from shimshift.core.node_files import (
     KUBELET_CONFIG,
     KUBELET_DROPIN_ETC,
     KUBELET_DROPIN_USR,
+    NODE_FILES,
     SYSCONFIG_KUBELET,
     NodeView,
 )
-from shimshift.core.node_plan import NODE_FILES, NodePlan, RuntimeState, apply_changes, plan_node
+from shimshift.core.node_plan import NodePlan, RuntimeState, apply_changes
+from shimshift.core.node_plan_record import plan_data
+from shimshift.core.node_planner import plan_node
 from shimshift.core.versions import (
     DOCKERSHIM_ONLY_FLAGS,
     FlagStatus,
@@ -159,7 +162,7 @@ def test_the_123_lab_node_exact_bytes() -> None:
         "--streaming-bind-addr=127.0.0.1",
     )
     assert p.node == "shimshift-lab-worker"
-    assert p.to_data()["cri_dockerd"]["changed"] is True
+    assert plan_data(p)["cri_dockerd"]["changed"] is True
 
 
 # ------------------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.findings import Finding, Subject, error, messages
 from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
-from shimshift.core.node_plan import FileChange, NodePlan, plan_node
+from shimshift.core.node_plan import FileChange, NodePlan
+from shimshift.core.node_plan_record import plan_from_change_set_record, plan_from_record, plan_record
+from shimshift.core.node_planner import plan_node
 from shimshift.core.steps import (
     MIGRATION_ROLLBACK,
     MIGRATION_STEPS,
@@ -266,7 +268,7 @@ class MigrationProcedure:
         """Preflight alone (for `shimshift plan`): the checks and the plan as the journal would keep it,
         nothing changed."""
         detail = yield from self.preflight()
-        return NodePlan.from_record(detail[PLAN_KEY])
+        return plan_from_record(detail[PLAN_KEY])
 
     def verify_now(self) -> Procedure[list[Finding]]:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
@@ -372,7 +374,7 @@ class MigrationProcedure:
         if problems:
             raise StepFailed(Step.PREFLIGHT, problems)
         return {
-            PLAN_KEY: plan.to_record(),
+            PLAN_KEY: plan_record(plan),
             "kubelet_version": kubelet_version,
             "cri_dockerd_version": version,
         }
@@ -660,9 +662,9 @@ def recorded_plan(detail: Mapping[str, Any] | None, *, node: str | None) -> Node
     if detail is None:
         return None
     if PLAN_KEY in detail:
-        return NodePlan.from_record(detail[PLAN_KEY])
+        return plan_from_record(detail[PLAN_KEY])
     if LEGACY_PLAN_KEY in detail:
-        return NodePlan.from_change_set_record(
+        return plan_from_change_set_record(
             detail[LEGACY_PLAN_KEY], kubelet_version=str(detail.get("kubelet_version", "")), node=node
         )
     return None
