@@ -37,8 +37,6 @@ class RuntimeState(Enum):
 
 
 @dataclass(frozen=True)
-
-
 class FileChange:
     """``before``/``after`` are whole-file contents; None means absent (after None: delete the file)."""
 
@@ -51,8 +49,6 @@ class FileChange:
 
 
 @dataclass(frozen=True)
-
-
 class NodePlan:
     """What to change on one node, and what verify and rollback hold it to.
 

@@ -14,16 +14,11 @@ from shimshift.adapters.journal import Journal, Phase
 from shimshift.adapters.kube import health, nodes, pods
 from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
-from shimshift.adapters.kube.drain import (
-    DrainEvent,
-    DrainEventKind,
-    budgets_would_refuse,
-    drain_node,
-    eviction_method,
-    list_node_pods,
-    plan_drain,
-)
+from shimshift.adapters.kube.drain import drain_node, plan_drain
+from shimshift.adapters.kube.drain_budgets import budgets_would_refuse
+from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.events import emit_node_event
+from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind, eviction_method
 from shimshift.core import findings
 from shimshift.core.drain import DrainOptions, drain_problems
 from shimshift.core.findings import Subject, messages

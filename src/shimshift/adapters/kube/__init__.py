@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from shimshift.adapters.kube.audit import AuditReport, NodeAudit, audit_cluster
 from shimshift.adapters.kube.client import ApiFailure, make_client
-from shimshift.adapters.kube.drain import (
-    DrainEvent,
-    DrainEventKind,
-    DrainResult,
-    drain_node,
-    plan_drain,
-)
+from shimshift.adapters.kube.drain import DrainResult, drain_node, plan_drain
 from shimshift.adapters.kube.events import emit_node_event
+from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind
 from shimshift.adapters.kube.health import snapshot_node, wait_node_healthy
 from shimshift.adapters.kube.nodes import (
     cordon,

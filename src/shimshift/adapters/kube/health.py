@@ -15,7 +15,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Node, Pod
 
 from shimshift.adapters.kube.client import JSON, ApiFailure
-from shimshift.adapters.kube.drain import list_node_pods
+from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.nodes import get_node
 from shimshift.adapters.kube.watching import Pulse, follow_one
 from shimshift.core.drain import DrainOptions
