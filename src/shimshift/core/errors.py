@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from shimshift.core.findings import Finding, Severity, Subject, SubjectKind
+from shimshift.core.findings import Finding, Severity, Subject
 
 # The code of a refusal whose rule has not named itself (docs/findings.md).
 REFUSED = "refused"
@@ -45,13 +45,6 @@ class Refusal(Exception):
     @property
     def finding(self) -> Finding:
         return Finding(Severity.ERROR, self.code, self.what, self.subject, self.hint)
-
-    @classmethod
-    def from_finding(cls, finding: Finding) -> Refusal:
-        """The refusal that raises ``finding`` (a blocking finding a caller must stop on)."""
-        subject = finding.subject
-        node = None if subject is None else subject.name if subject.kind is SubjectKind.NODE else subject.node
-        return cls(finding.message, finding.hint, finding.file, finding.line, node, finding.code)
 
     def __str__(self) -> str:
         where = []

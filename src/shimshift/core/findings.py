@@ -165,12 +165,16 @@ def recorded_failure(detail: Mapping[str, Any]) -> list[Finding]:
     return [Finding.from_json(str(detail["message"]))] if detail.get("message") else []
 
 
-def error(code: str, message: str, *, hint: str = "", subject: Subject | None = None) -> Finding:
-    return Finding(Severity.ERROR, code, message, subject, hint)
+def error(
+    code: str, message: str, *, hint: str = "", subject: Subject | None = None, setting: str | None = None
+) -> Finding:
+    return Finding(Severity.ERROR, code, message, subject, hint, setting)
 
 
-def warning(code: str, message: str, *, hint: str = "", subject: Subject | None = None) -> Finding:
-    return Finding(Severity.WARNING, code, message, subject, hint)
+def warning(
+    code: str, message: str, *, hint: str = "", subject: Subject | None = None, setting: str | None = None
+) -> Finding:
+    return Finding(Severity.WARNING, code, message, subject, hint, setting)
 
 
 def messages(findings: Iterable[Finding]) -> str:

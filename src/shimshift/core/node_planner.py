@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_dropin, systemd_quote
 from shimshift.core.errors import Refusal, with_node
-from shimshift.core.findings import Finding, Severity, Subject
+from shimshift.core.findings import Finding, Subject, warning
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
 from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
 from shimshift.core.kubelet_settings import CgroupDrivers, cgroup_driver, compare_cgroup_drivers, runtime_endpoint
@@ -157,7 +157,7 @@ class _Planner:
 
     def warn(self, code: str, message: str, *, setting: str | None = None) -> None:
         subject = Subject.of_node(self.view.node) if self.view.node else None
-        self.warnings.append(Finding(Severity.WARNING, code, message, subject, setting=setting))
+        self.warnings.append(warning(code, message, subject=subject, setting=setting))
 
     def refusal(self, what: str, hint: str, *, code: str, file: str | None = None, line: int | None = None) -> Refusal:
         return self.view.refusal(what, hint, file=file, line=line, code=code)

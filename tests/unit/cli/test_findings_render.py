@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shimshift.cli.findings import LIST_CAP, findings_json, findings_text, guard_screen
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import Refusal, with_node
 from shimshift.core.findings import Finding, Severity, Subject, error, recorded_failure, warning
 from shimshift.core.hardened_pods import HardenedScan, decide_guard
 from shimshift.core.procedures.migration import StepFailed
@@ -128,15 +128,6 @@ def test_a_refusal_is_a_finding_with_its_place_and_hint() -> None:
         True,
     )
     assert str(finding.subject) == "node w1, /etc/default/kubelet:3" and str(refusal).startswith(str(finding.subject))
-    again = Refusal.from_finding(finding)
-    assert (again.what, again.hint, again.file, again.line, again.node, again.code) == (
-        "bad flag",
-        "fix it",
-        "/etc/default/kubelet",
-        3,
-        "w1",
-        "x-bad",
-    )
     assert Refusal("no nodes named").finding.code == "refused"
     assert Refusal("x", node="w1").finding.subject == Subject.of_node("w1")
 
@@ -155,3 +146,20 @@ def test_plan_keeps_a_refusal_s_own_code_and_place_and_names_the_others_prefligh
     assert (ssh.code, ssh.subject) == ("preflight-refused", Subject.of_node("w1"))
     (step,) = _preflight_findings(StepFailed("preflight", error("no-cni-config", "no CNI")), "w1")
     assert (step.code, step.subject) == ("no-cni-config", Subject.of_node("w1"))
+
+
+def test_a_refusal_placed_on_its_node_keeps_its_code_place_and_hint() -> None:
+    def refuse() -> None:
+        raise Refusal("no CRI API in common", hint="install another", file="/etc/f", line=2, code="cri-api-skew")
+
+    with pytest.raises(Refusal) as caught:
+        with_node("w1", refuse)
+    placed = caught.value
+    assert (placed.code, placed.node, placed.file, placed.line, placed.hint) == (
+        "cri-api-skew",
+        "w1",
+        "/etc/f",
+        2,
+        "install another",
+    )
+    assert with_node("w1", lambda: 7) == 7
