@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shimshift.core.findings import Finding, Severity
+from shimshift.core.findings import Finding, error
 
 STREAMING_FLAG = "--streaming-bind-addr"
 
@@ -93,7 +93,7 @@ def streaming_problems(listeners: Iterable[Listener], *, pid: int) -> list[Findi
         f"cri-dockerd (pid {pid}) listens on {where}: its streaming server (exec, attach, port-forward) "
         f"must listen on loopback only, as dockershim's did ({STREAMING_FLAG}=127.0.0.1)"
     )
-    return [Finding(Severity.ERROR, STREAMING_EXPOSED, text, setting=STREAMING_FLAG)]
+    return [error(STREAMING_EXPOSED, text, setting=STREAMING_FLAG)]
 
 
 def streaming_bind_address(settings: Mapping[str, str]) -> str | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shimshift.core.findings import Finding, Severity
+from shimshift.core.findings import Finding, error
 
 ROLLBACK_PREFIX = "rollback:"
 
@@ -160,12 +160,12 @@ def cmdline_problems(
         actual = args.get(flag)
         if actual is None:
             text = f"the running {process} has no {flag} (expected {flag}={value})"
-            problems.append(Finding(Severity.ERROR, RUNNING_FLAG_MISSING, text, setting=flag))
+            problems.append(error(RUNNING_FLAG_MISSING, text, setting=flag))
         elif actual != value:
             text = f"the running {process} has {flag}={actual} (expected {value})"
-            problems.append(Finding(Severity.ERROR, RUNNING_FLAG_WRONG, text, setting=flag))
+            problems.append(error(RUNNING_FLAG_WRONG, text, setting=flag))
     problems.extend(
-        Finding(Severity.ERROR, RUNNING_FLAG_LEFT, f"the running {process} still has {flag}={args[flag]}", setting=flag)
+        error(RUNNING_FLAG_LEFT, f"the running {process} still has {flag}={args[flag]}", setting=flag)
         for flag in forbidden
         if flag in args
     )
@@ -182,8 +182,7 @@ def missing_sandboxes(pods: Iterable[PodRef], sandboxes: Iterable[SandboxRef]) -
 def config_problems(live: Mapping[str, object], *, expected: Mapping[str, str]) -> list[Finding]:
     """What the running kubelet's configuration (/configz) lacks of what the plan wrote to config.yaml."""
     return [
-        Finding(
-            Severity.ERROR,
+        error(
             RUNNING_CONFIG_WRONG,
             f"the running kubelet's configuration has {key}={live.get(key)!r} (expected {value})",
             setting=key,
