@@ -34,7 +34,7 @@ from lightkube import AsyncClient
 from lightkube.resources.core_v1 import Node, Pod
 from lightkube.types import PatchType
 
-from shimshift.adapters.kube.drain import list_node_pods
+from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.node_access import CommandFailed, CommandResult, NodePool
 from shimshift.core.drain import DrainOptions
 from shimshift.core.node_files import (

@@ -25,7 +25,8 @@ from rich.table import Table
 from shimshift.adapters.kube.audit import AuditReport, audit_cluster
 from shimshift.adapters.kube.client import list_pages
 from shimshift.adapters.kube.connection import open_client
-from shimshift.adapters.kube.drain import PDB_PROBE, DrainEvent, DrainEventKind, DrainResult, drain_node
+from shimshift.adapters.kube.drain import DrainResult, drain_node
+from shimshift.adapters.kube.evictions import PDB_PROBE, DrainEvent, DrainEventKind
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
 from shimshift.core.drain import DrainOptions, DryRun

@@ -27,6 +27,11 @@ def findings_text(findings: Iterable[Finding]) -> list[str]:
     return [str(finding) for finding in findings]
 
 
+def plan_warnings_text(findings: Iterable[Finding]) -> list[str]:
+    """A node plan's warnings under the plan that names the node: severity and words, one line each."""
+    return [f"{finding.severity.value}: {finding.text}" for finding in findings]
+
+
 def workload_line(workload: HardenedWorkload) -> str:
     pods = f"{workload.pods} pod(s) now" if workload.pods else "no pod now"
     source = "template" if workload.template else "existing pods only"

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from shimshift.cli.diffs import file_diff
+from shimshift.cli.findings import plan_warnings_text
 from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, parse_kubelet_dropin
 from shimshift.core.errors import Refusal
 from shimshift.core.node_files import (
@@ -28,7 +30,9 @@ from shimshift.core.node_files import (
     SYSCONFIG_KUBELET,
 )
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES, check_node_file
-from shimshift.core.node_plan import NodePlan, plan_node
+from shimshift.core.node_plan import NodePlan
+from shimshift.core.node_plan_record import plan_data
+from shimshift.core.node_planner import plan_node
 from shimshift.core.readiness import Severity, check_readiness
 
 if TYPE_CHECKING:
@@ -126,9 +130,7 @@ def _node_files(
 
 def _refused(exc: Refusal, *, config_given: bool) -> None:
     if exc.file == KUBELET_CONFIG and not config_given:
-        exc = Refusal(
-            exc.what, hint="pass the node's config.yaml with --config-file", file=exc.file, line=exc.line
-        )
+        exc = replace(exc, hint="pass the node's config.yaml with --config-file")
     click.echo(f"refused: {exc}", err=True)
     sys.exit(EXIT_REFUSED)
 
@@ -159,7 +161,7 @@ def _render_plan(plan: NodePlan) -> str:
             + ", ".join(f"{k}: {v}" for k, v in plan.expected_kubelet_config.items())
         )
     out.append("kubelet command line must not show: " + " ".join(plan.forbidden_kubelet_args))
-    out += [f"warning: {w}" for w in plan.warnings]
+    out += plan_warnings_text(plan.warnings)
     return "\n".join(out)
 
 
@@ -195,7 +197,7 @@ def plan_cmd(
         _refused(exc, config_given=paths.get("config_file") is not None)
         return
     if output == "json":
-        data = plan.to_data()
+        data = plan_data(plan)
         data["diffs"] = {c.path: file_diff(c.path, c.before, c.after) for c in plan.changes}
         click.echo(json.dumps(data, indent=2))
     else:

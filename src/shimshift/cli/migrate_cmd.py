@@ -16,7 +16,7 @@ from rich.console import Console
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
-from shimshift.cli.findings import findings_json, findings_text
+from shimshift.cli.findings import findings_json, findings_text, plan_warnings_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
@@ -25,11 +25,12 @@ from shimshift.cli.settings import current_state_dir
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import messages
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.upgrade import render_plan
 from shimshift.orchestrator import session
-from shimshift.orchestrator.node_migration import NodeStatus
+from shimshift.orchestrator.node_migration import OutcomeStatus
 from shimshift.orchestrator.upgrade_run import UpgradeRequest
 
 
@@ -177,6 +178,34 @@ def _upgrade_request(values: dict[str, Any]) -> UpgradeRequest | None:
     )
 
 
+# Which pods the drain may remove beyond kubectl's defaults: `migrate`'s, `upgrade`'s and `plan`'s.
+_DRAIN_POD_OPTIONS = (
+    click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes."),
+    click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages."),
+)
+def drain_pod_options(function: F) -> F:
+    for option in reversed(_DRAIN_POD_OPTIONS):
+        function = option(function)
+    return function
+
+
+# A run's drain gives up after 10 minutes; kubectl drain's own default is to wait for ever.
+DRAIN_TIMEOUT = 600.0
+
+
+def _drain_options(values: dict[str, Any]) -> DrainOptions:
+    """The drain `migrate`, `upgrade` and `plan` do: kubectl drain --ignore-daemonsets with the operator's
+    choices (`plan` has no grace period or timeout to choose: it evicts nothing)."""
+    defaults = DrainOptions()
+    return DrainOptions(
+        ignore_daemonsets=True,
+        delete_emptydir_data=values["delete_emptydir_data"],
+        force=values["force"],
+        grace_period=values.get("grace_period", defaults.grace_period),
+        timeout=values.get("drain_timeout", defaults.timeout),
+    )
+
+
 def fleet_options(function: F) -> F:
     """Which nodes, how many at once, the drain, the health wait and the reports: `migrate`'s and `upgrade`'s."""
     options = [
@@ -215,13 +244,15 @@ def fleet_options(function: F) -> F:
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Install this cri-dockerd binary and its units on each node first (nothing is downloaded).",
         ),
-        click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes."),
-        click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages."),
+        *_DRAIN_POD_OPTIONS,
         click.option(
-            "--grace-period", default=-1, show_default=True, help="Drain: seconds per pod (-1: the pod's own)."
+            "--grace-period",
+            default=DrainOptions().grace_period,
+            show_default=True,
+            help="Drain: seconds per pod (-1: the pod's own).",
         ),
         click.option(
-            "--drain-timeout", default=600.0, show_default=True, help="Drain: give up after this many seconds."
+            "--drain-timeout", default=DRAIN_TIMEOUT, show_default=True, help="Drain: give up after this many seconds."
         ),
         click.option(
             "--health-timeout",
@@ -249,13 +280,7 @@ def _fleet_values(values: dict[str, Any], connection: session.Connection) -> dic
         "control_plane": ControlPlaneOrder(values["control_plane"]),
         "max_failures": values["max_failures"],
         "rollback": not values["no_rollback"],
-        "drain": DrainOptions(
-            ignore_daemonsets=True,
-            delete_emptydir_data=values["delete_emptydir_data"],
-            force=values["force"],
-            grace_period=values["grace_period"],
-            timeout=values["drain_timeout"],
-        ),
+        "drain": _drain_options(values),
         "health_timeout": values["health_timeout"],
         "install_cri_dockerd": values["install_cri_dockerd"],
         "report_dir": values["report_dir"] or reports_dir(connection.journal or journal_path(current_state_dir())),
@@ -342,7 +367,7 @@ def _execute(connection: session.Connection, options: session.MigrateOptions, *,
         click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
     else:
         click.echo(f"report: not written; the journal has it: shimshift report --run {summary.run_id} -o html")
-    ok = {NodeStatus.MIGRATED, NodeStatus.ALREADY_MIGRATED}
+    ok = {OutcomeStatus.MIGRATED, OutcomeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 
 
@@ -402,8 +427,7 @@ def _print_json(data: object) -> None:
 @click.option("-l", "--selector", help="Label selector of the nodes to plan.")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
 @click.option("--control-plane", type=click.Choice([order.value for order in ControlPlaneOrder]), default="first")
-@click.option("--delete-emptydir-data", is_flag=True, help="Drain: evict pods with emptyDir volumes.")
-@click.option("--force", is_flag=True, help="Drain: also delete pods no controller manages.")
+@drain_pod_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @upgrade_options(required=False)
 @accept_option
@@ -417,9 +441,7 @@ def plan_command(**values: Any) -> None:
         selector=values["selector"],
         all_nodes=values["all_nodes"],
         control_plane=ControlPlaneOrder(values["control_plane"]),
-        drain=DrainOptions(
-            ignore_daemonsets=True, delete_emptydir_data=values["delete_emptydir_data"], force=values["force"]
-        ),
+        drain=_drain_options(values),
         accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
         upgrade=_upgrade_request(values),
     )
@@ -452,7 +474,7 @@ def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:
             },
             annotation={"before": plan.cri_socket_before, "after": plan.cri_socket_after},
             expected_kubelet_args=dict(plan.expected_kubelet_args),
-            notes=list(plan.warnings),
+            notes=findings_json(plan.warnings),
         )
     if item.drain is not None:
         data["drain"] = item.drain.to_json()
@@ -491,7 +513,7 @@ def _plan_text(item: session.NodePlanReport) -> str:
         + " ".join(f"{key}={value}" for key, value in plan.expected_kubelet_args.items())
     )
     lines.append("7. uncordon (only if we cordoned)")
-    lines += [f"note: {note}" for note in plan.warnings]
+    lines += plan_warnings_text(plan.warnings)
     if item.upgrade is not None:
         lines += ["the upgrade, step by step (the migration's steps above run where it says so):"]
         lines += render_plan(item.upgrade).splitlines()[1:]
@@ -509,7 +531,7 @@ def verify(**values: Any) -> None:
     options = session.MigrateOptions(**_canary_values(values))
     results = asyncio.run(session.verify(connection, tuple(values["nodes"]), options))
     for node, problems in results.items():
-        click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + "; ".join(problems)))
+        click.echo(f"{node}: " + ("verified" if not problems else "NOT verified: " + messages(problems)))
     sys.exit(EXIT_OK if not any(results.values()) else EXIT_NODES_FAILED)
 
 
@@ -525,7 +547,7 @@ def rollback(**values: Any) -> None:
         summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
     for outcome in summary.result.outcomes:
         click.echo(f"{outcome.node}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
-    failed = any(outcome.status is NodeStatus.FAILED for outcome in summary.result.outcomes)
+    failed = any(outcome.status is OutcomeStatus.FAILED for outcome in summary.result.outcomes)
     sys.exit(EXIT_NODES_FAILED if failed else EXIT_OK)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shimshift.core.findings import recorded_failure
 from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
 if TYPE_CHECKING:
@@ -60,6 +61,17 @@ def step_durations(timeline: Iterable[TimelineEntry]) -> list[tuple[str, str, fl
     ]
 
 
+def failure_findings(timeline: Iterable[TimelineEntry]) -> list[dict[str, Any]]:
+    """Why the node's steps failed, as findings with the step each failed in (docs/findings.md); a record
+    of an older build gives its message as one finding with the code ``recorded-message``."""
+    return [
+        {"step": entry.step, **finding.to_json()}
+        for entry in timeline
+        if entry.phase == "failed"
+        for finding in recorded_failure(entry.detail or {})
+    ]
+
+
 def render_json(
     *,
     run_id: str,
@@ -81,6 +93,7 @@ def render_json(
                     for step, result, seconds in step_durations(timelines.get(summary.node, []))
                 ],
                 "canary": canary_of(timelines.get(summary.node, [])),
+                "findings": failure_findings(timelines.get(summary.node, [])),
                 "timeline": [
                     {"step": entry.step, "phase": entry.phase, "at": entry.at.isoformat(), "detail": entry.detail}
                     for entry in timelines.get(summary.node, [])
@@ -189,7 +202,7 @@ def summaries_from(entries: list[TimelineEntry], result: FleetResult | None) -> 
 
 
 def _summary_from_records(last: TimelineEntry, first_failure: TimelineEntry | None) -> NodeSummary:
-    """A node's outcome read back from its records, in the words NodeStatus uses where they apply."""
+    """A node's outcome read back from its records, in the words OutcomeStatus uses where they apply."""
     message = str((first_failure.detail or {}).get("message", "")) if first_failure else ""
     if last.phase == "finished" and last.step == f"{ROLLBACK_PREFIX}uncordon":
         return NodeSummary(last.node, "rolled-back", message)

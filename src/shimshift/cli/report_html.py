@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 from shimshift.cli.report import NodeSummary, TimelineEntry, canary_of, node_timelines
+from shimshift.core.findings import Finding, recorded_failure
+from shimshift.core.node_plan_record import warnings_from_record
 from shimshift.core.procedures.migration import LEGACY_PLAN_KEY, PLAN_KEY
 from shimshift.orchestrator.node_migration import ROLLBACK_PREFIX
 
@@ -220,15 +222,16 @@ def _findings(timeline: list[TimelineEntry]) -> str:
     items: list[str] = []
     for entry in timeline:
         detail = entry.detail or {}
-        if entry.phase == "failed" and detail.get("message"):
-            items.append(_finding_item("error", f"{entry.step} failed", str(detail["message"])))
+        if entry.phase == "failed":
+            items += [_finding(finding, f"{entry.step} failed") for finding in recorded_failure(detail)]
+            continue
         # Journals of builds up to 41920b0 keep the plan as "change_set", its warnings as "notes".
         plan = (detail.get(PLAN_KEY) or detail.get(LEGACY_PLAN_KEY)) if entry.phase == "finished" else None
         if isinstance(plan, Mapping):
             if plan.get("noop_reason"):
                 items.append(_finding_item("info", "nothing to do", str(plan["noop_reason"])))
-            notes = plan.get("warnings", plan.get("notes")) or []
-            items += [_finding_item("info", "plan note", str(note)) for note in notes]
+            notes = _as_list(plan.get("warnings", plan.get("notes")))
+            items += [_finding(finding, "plan note") for finding in warnings_from_record(notes)]
         for finding in _as_list(detail.get("findings")):
             items.append(_structured_finding(entry.step, finding))
     body = f'<ul class="findings">{"".join(items)}</ul>' if items else "<p>None.</p>"
@@ -241,6 +244,10 @@ def _finding_item(severity: str, title: str, message: str, hint: str = "") -> st
         f'<li class="{_text(severity)}"><span class="severity">{_text(severity)}</span> '
         f"<strong>{_text(title)}</strong>: {_text(message)}{hint_html}</li>"
     )
+
+
+def _finding(finding: Finding, title: str) -> str:
+    return _finding_item(finding.severity.value, title, finding.message, finding.hint)
 
 
 def _structured_finding(step: str, finding: object) -> str:

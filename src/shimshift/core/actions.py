@@ -85,7 +85,7 @@ class CriSandboxes:
 
 
 @dataclass(frozen=True)
-class KubeletVersion:
+class GetKubeletVersion:
     """The node's ``status.nodeInfo.kubeletVersion``."""
 
 
@@ -140,7 +140,7 @@ class RunningPods:
 
 
 @dataclass(frozen=True)
-class KubeletConfig:
+class GetKubeletConfig:
     """The live KubeletConfiguration (/configz)."""
 
 
@@ -219,7 +219,7 @@ Action = (
     | Upload
     | CriCheck
     | CriSandboxes
-    | KubeletVersion
+    | GetKubeletVersion
     | Cordon
     | UncordonIfOurs
     | Drain
@@ -229,7 +229,7 @@ Action = (
     | WaitHealthy
     | WaitControlPlane
     | RunningPods
-    | KubeletConfig
+    | GetKubeletConfig
     | Event
     | ApiserverVersions
     | RunCanary
@@ -261,8 +261,8 @@ __all__ = [
     "Event",
     "FinishedSteps",
     "GetCriSocket",
-    "KubeletConfig",
-    "KubeletVersion",
+    "GetKubeletConfig",
+    "GetKubeletVersion",
     "Now",
     "Procedure",
     "Progress",

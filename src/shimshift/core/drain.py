@@ -21,8 +21,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding, Subject, error
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
 # kubectl's own texts (filters.go), reused verbatim so operators recognise them.
 DAEMONSET_FATAL = "DaemonSet-managed Pods (use --ignore-daemonsets to ignore)"
@@ -31,7 +34,6 @@ LOCAL_STORAGE_FATAL = "Pods with local storage (use --delete-emptydir-data to ov
 LOCAL_STORAGE_WARNING = "deleting Pods with local storage"
 UNMANAGED_FATAL = "Pods declare no controller (use --force to override)"
 UNMANAGED_WARNING = "deleting Pods that declare no controller"
-MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -358,3 +360,83 @@ def pdb_from_429(status: Mapping[str, object]) -> str | None:
             if match:
                 return match.group(1)
     return None
+
+
+class EvictionAnswer(enum.Enum):
+    """What the API server's answer to one eviction (or DELETE) means for the drain, as kubectl's
+    evictPods loop reads it (k8s.io/kubectl/pkg/drain/drain.go, v1.23)."""
+
+    EVICTED = "evicted"  # accepted: wait for the pod to go
+    DELETING = "deleting"  # 403 NamespaceTerminating on a pod being deleted: the namespace removes it, wait
+    GONE = "gone"  # 404: nothing left to evict
+    RE_READ = "re-read"  # 409, a precondition failed: gone if its name now has a new pod, else retry
+    BUDGET = "budget"  # 429: a PodDisruptionBudget (or API rate limiting) refuses now: retry after a wait
+    RETRY = "retry"  # 403 NamespaceTerminating on a pod not yet deleting: retry after the delay
+    FAILED = "failed"  # anything else: the pod is refused with the server's message
+
+
+def eviction_answer(status: int, body: Mapping[str, Any], *, deleting: bool) -> EvictionAnswer:
+    """The meaning of HTTP ``status`` with Status ``body`` for a pod (``deleting``: it has a
+    deletionTimestamp)."""
+    if status in (200, 201, 202):
+        return EvictionAnswer.EVICTED
+    if status == 404:
+        return EvictionAnswer.GONE
+    if status == 409:
+        return EvictionAnswer.RE_READ
+    if status == 429:
+        return EvictionAnswer.BUDGET
+    if status == 403 and _has_cause(body, "NamespaceTerminating"):
+        # kubectl: a terminating namespace deletes the pod anyway; once it is being deleted, wait for it.
+        return EvictionAnswer.DELETING if deleting else EvictionAnswer.RETRY
+    return EvictionAnswer.FAILED
+
+
+def eviction_failure(status: int, body: Mapping[str, Any]) -> str:
+    """A refused eviction in words: the status and the server's message."""
+    return f"HTTP {status}: {body.get('message', '')}".strip()
+
+
+def _has_cause(body: Mapping[str, Any], reason: str) -> bool:
+    details = body.get("details") or {}
+    return any(cause.get("reason") == reason for cause in details.get("causes") or [])
+
+
+@dataclass(frozen=True)
+class RefusedPod:
+    pod: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class BlockedPod:
+    pod: str
+    pdb: str | None  # None: a 429 without a budget named (API rate limiting)
+
+
+# The codes of a drain's findings (docs/findings.md).
+POD_REFUSED = "drain-pod-refused"
+POD_BLOCKED = "drain-blocked-by-budget"
+DRAIN_ERROR = "drain-error"
+PODS_LEFT = "drain-pods-left"
+
+
+def drain_problems(
+    node: str,
+    *,
+    refused: Iterable[RefusedPod],
+    blocked: Iterable[BlockedPod],
+    errors: Iterable[str],
+    pending: Sequence[str],
+    drained: bool,
+) -> list[Finding]:
+    """Why a drain of ``node`` did not finish, pod by pod; empty when it drained."""
+    subject = Subject.of_node(node)
+    problems = [error(POD_REFUSED, f"{item.pod}: {item.reason}", subject=subject) for item in refused]
+    problems += [
+        error(POD_BLOCKED, f"{item.pod} blocked by PodDisruptionBudget {item.pdb}", subject=subject) for item in blocked
+    ]
+    problems += [error(DRAIN_ERROR, text, subject=subject) for text in errors]
+    if not problems and not drained:
+        problems.append(error(PODS_LEFT, "pods still on the node: " + ", ".join(pending), subject=subject))
+    return problems

@@ -6,7 +6,16 @@ message alone. Callers never change anything after one is raised.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from shimshift.core.findings import Finding, Severity, Subject
+
+# The code of a refusal whose rule has not named itself (docs/findings.md).
+REFUSED = "refused"
+
+T = TypeVar("T")
 
 
 # Not frozen: Python sets __traceback__ (and __context__) on an exception as it propagates, which a
@@ -15,7 +24,9 @@ from dataclasses import dataclass
 class Refusal(Exception):
     """Input or state that the tool will not act on.
 
-    ``what`` says what is wrong, ``hint`` what to do about it; ``file``, ``line`` and ``node`` place it.
+    ``what`` says what is wrong, ``hint`` what to do about it; ``file``, ``line`` and ``node`` place it;
+    ``code`` names the rule that refused (docs/findings.md). :attr:`finding` is the same refusal as the
+    Finding the journal and the reports keep.
     """
 
     what: str
@@ -23,6 +34,17 @@ class Refusal(Exception):
     file: str | None = None
     line: int | None = None
     node: str | None = None
+    code: str = REFUSED
+
+    @property
+    def subject(self) -> Subject | None:
+        if self.file:
+            return Subject.of_file(self.file, self.line, node=self.node)
+        return Subject.of_node(self.node) if self.node else None
+
+    @property
+    def finding(self) -> Finding:
+        return Finding(Severity.ERROR, self.code, self.what, self.subject, self.hint)
 
     def __str__(self) -> str:
         where = []
@@ -32,6 +54,17 @@ class Refusal(Exception):
             where.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
         text = f"{', '.join(where)}: {self.what}" if where else self.what
         return f"{text} ({self.hint})" if self.hint else text
+
+
+def with_node(node: str | None, fn: Callable[[], T]) -> T:
+    """Run ``fn``; a Refusal it raises without a node is raised again about ``node`` (code, file, line
+    and hint kept)."""
+    try:
+        return fn()
+    except Refusal as exc:
+        if node is not None and exc.node is None:
+            raise replace(exc, node=node) from exc
+        raise
 
 
 @dataclass(eq=False)

@@ -1,17 +1,23 @@
 """One currency for decisions: a :class:`Finding` says how bad, which rule, what, about whom, and what to do.
 
-Readiness checks, the hardened-pod detection, the migrate guard and the plan's blocking reasons all produce
-Findings; the CLI is the one place that turns them into text or JSON (``cli/findings.py``). Pure data.
+Readiness checks, the hardened-pod detection, the migrate guard, the plan's warnings, refusals
+(:attr:`Refusal.finding <shimshift.core.errors.Refusal.finding>`), the health gate and every step's failure
+produce Findings; the journal keeps them as :meth:`Finding.to_json` and reads them back with
+:meth:`Finding.from_json`. The CLI turns them into text or JSON (``cli/findings.py``), the HTML report into
+markup (``cli/report_html.py``). Every code is listed in docs/findings.md. Pure data.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Mapping
+
+# The code of a problem a journal of an older build kept as words only: it still resumes and reports.
+RECORDED_MESSAGE = "recorded-message"
 
 
 class Severity(enum.Enum):
@@ -70,6 +76,17 @@ class Subject:
             data["node"] = self.node
         return data
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Subject:
+        line = data.get("line")
+        node = data.get("node")
+        return cls(
+            SubjectKind(str(data["kind"])),
+            str(data["name"]),
+            int(line) if line is not None else None,
+            str(node) if node is not None else None,
+        )
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -103,6 +120,16 @@ class Finding:
         hint = f" ({self.hint})" if self.hint else ""
         return f"{where}: {self.severity.value}: {self.message}{hint}"
 
+    @property
+    def text(self) -> str:
+        """The message and its hint, without the subject: for a context that already names it."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def about(self, subject: Subject | None) -> Finding:
+        """This finding placed on ``subject`` when it has no subject of its own (a pure check does not know
+        the node it runs for; the procedure does)."""
+        return self if self.subject is not None or subject is None else replace(self, subject=subject)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "severity": self.severity.value,
@@ -113,11 +140,46 @@ class Finding:
             "setting": self.setting,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | str) -> Finding:
+        """The inverse of :meth:`to_json`; a bare string (a problem as a journal of an older build kept it)
+        becomes a blocking finding with the code ``recorded-message``."""
+        if isinstance(data, str):
+            return cls(Severity.ERROR, RECORDED_MESSAGE, data)
+        subject = data.get("subject")
+        setting = data.get("setting")
+        return cls(
+            Severity(str(data["severity"])),
+            str(data["code"]),
+            str(data["message"]),
+            Subject.from_json(subject) if subject is not None else None,
+            str(data.get("hint") or ""),
+            str(setting) if setting is not None else None,
+        )
 
-def node_problems(node: str, problems: Iterable[str], *, code: str, hint: str = "") -> list[Finding]:
-    """Problem strings about one node (preflight's and verify's in orchestrator/node_migration.py) as blocking
-    findings, so every decision reaches the operator in the same shape."""
-    return [Finding(Severity.ERROR, code, problem, Subject.of_node(node), hint) for problem in problems]
+
+def recorded_failure(detail: Mapping[str, Any]) -> list[Finding]:
+    """The findings a step's "failed" journal record keeps; a record of an older build has its message only."""
+    if isinstance(detail.get("findings"), list):
+        return [Finding.from_json(item) for item in detail["findings"]]
+    return [Finding.from_json(str(detail["message"]))] if detail.get("message") else []
+
+
+def error(
+    code: str, message: str, *, hint: str = "", subject: Subject | None = None, setting: str | None = None
+) -> Finding:
+    return Finding(Severity.ERROR, code, message, subject, hint, setting)
+
+
+def warning(
+    code: str, message: str, *, hint: str = "", subject: Subject | None = None, setting: str | None = None
+) -> Finding:
+    return Finding(Severity.WARNING, code, message, subject, hint, setting)
+
+
+def messages(findings: Iterable[Finding]) -> str:
+    """Findings as one line of their messages, the form a step failure has always had on screen."""
+    return "; ".join(finding.message for finding in findings)
 
 
 def count_blocking(findings: Iterable[Finding]) -> int:

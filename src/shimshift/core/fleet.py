@@ -39,7 +39,7 @@ class FleetNode:
 
 
 @dataclass(frozen=True)
-class Phase:
+class FleetPhase:
     """Nodes that may be migrated concurrently, at most ``concurrency`` at a time."""
 
     name: str
@@ -105,7 +105,9 @@ def parse_max_unavailable(value: str, *, total: int) -> int:
     return count
 
 
-def plan_phases(nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder, max_unavailable: int) -> list[Phase]:
+def plan_phases(
+    nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder, max_unavailable: int
+) -> list[FleetPhase]:
     """Split the nodes into the control-plane phase (one at a time) and the worker phase.
 
     Names are sorted so that two runs over the same cluster take the same order, which keeps a resumed
@@ -117,8 +119,8 @@ def plan_phases(nodes: Iterable[FleetNode], *, control_plane: ControlPlaneOrder,
     # A control-plane node's drain and kubelet restart take its static pods' node out of rotation;
     # doing two at once could lose etcd quorum, so that phase never runs more than one node.
     phases = [
-        Phase("control-plane", control, 1) if control else None,
-        Phase("workers", workers, max(1, max_unavailable)) if workers else None,
+        FleetPhase("control-plane", control, 1) if control else None,
+        FleetPhase("workers", workers, max(1, max_unavailable)) if workers else None,
     ]
     present = [phase for phase in phases if phase is not None]
     if control_plane is ControlPlaneOrder.LAST:

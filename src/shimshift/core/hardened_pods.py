@@ -324,5 +324,6 @@ class HardenedPodsRefusal(Refusal):
             f"{len(decision.refused_nodes)} node(s) with a kubelet before 1.24 would refuse the pods of "
             f"{len(decision.workloads)} hardened workload(s) once on cri-dockerd",
             f"upgrade the kubelets to 1.24+ in the same window, or pass {ACCEPT_FLAG}",
+            code="hardened-pods-refused",
             decision=decision,
         )

@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from shimshift.core.findings import Finding, error
+
 STREAMING_FLAG = "--streaming-bind-addr"
 
 # One process of ss's `users:((...),(...))` column: name, pid, fd.
@@ -77,16 +79,21 @@ def exposed_listeners(listeners: Iterable[Listener], *, pid: int) -> list[Listen
     return [item for item in owned_by(listeners, pid=pid) if not is_loopback(item.address)]
 
 
-def streaming_problems(listeners: Iterable[Listener], *, pid: int) -> list[str]:
+# The code of the finding below (docs/findings.md).
+STREAMING_EXPOSED = "streaming-server-exposed"
+
+
+def streaming_problems(listeners: Iterable[Listener], *, pid: int) -> list[Finding]:
     """What verify says when cri-dockerd (``pid``) listens beyond loopback; empty when it does not."""
     exposed = exposed_listeners(listeners, pid=pid)
     if not exposed:
         return []
     where = ", ".join(item.endpoint for item in exposed)
-    return [
+    text = (
         f"cri-dockerd (pid {pid}) listens on {where}: its streaming server (exec, attach, port-forward) "
         f"must listen on loopback only, as dockershim's did ({STREAMING_FLAG}=127.0.0.1)"
-    ]
+    )
+    return [error(STREAMING_EXPOSED, text, setting=STREAMING_FLAG)]
 
 
 def streaming_bind_address(settings: Mapping[str, str]) -> str | None:

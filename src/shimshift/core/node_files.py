@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from shimshift.core.dropin import (
     KubeletDropin,
@@ -21,16 +21,15 @@ from shimshift.core.dropin import (
     expand_exec_start,
     parse_kubelet_dropin,
 )
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import REFUSED, Refusal, with_node
 from shimshift.core.flagfile import Assignment, EnvFile, FlagUse, flag_uses, group_flags, parse_env_file
 from shimshift.core.kubelet_config import KubeletConfig, parse_kubelet_config
 from shimshift.core.node_hygiene import check_node_files
 from shimshift.core.versions import FLAG_RULES_BY_NAME
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-T = TypeVar("T")
 
 KUBEADM_FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
 DEFAULT_KUBELET = "/etc/default/kubelet"  # Debian packages
@@ -110,8 +109,10 @@ class NodeView:
         f = self.last(name)
         return None if f is None else f.value
 
-    def refusal(self, what: str, hint: str, *, file: str | None = None, line: int | None = None) -> Refusal:
-        return Refusal(what, hint=hint, file=file, line=line, node=self.node)
+    def refusal(
+        self, what: str, hint: str, *, file: str | None = None, line: int | None = None, code: str = REFUSED
+    ) -> Refusal:
+        return Refusal(what, hint=hint, file=file, line=line, node=self.node, code=code)
 
     # ---- loading
 
@@ -137,7 +138,7 @@ class NodeView:
                 file=KUBELET_DROPIN_USR,
                 node=node,
             )
-        dropin = _with_node(node, partial(parse_kubelet_dropin, dropin_path, files[dropin_path] or b""))
+        dropin = with_node(node, partial(parse_kubelet_dropin, dropin_path, files[dropin_path] or b""))
 
         used = {w.raw[1:] for w in dropin.exec_start[1:] if w.raw.startswith("$") and "{" not in w.raw}
         env: dict[str, tuple[str, EnvFile | None, Assignment | None, int]] = {}
@@ -165,7 +166,7 @@ class NodeView:
                         node=node,
                     )
                 continue
-            parsed = _with_node(node, partial(parse_env_file, path, data, unique=used))
+            parsed = with_node(node, partial(parse_env_file, path, data, unique=used))
             env_files[path] = parsed
             for a in parsed.assignments:
                 env[a.key] = (a.value, parsed, a, a.line)
@@ -203,7 +204,7 @@ class NodeView:
             seen_vars.add(word.var)
             _value, env_file, assignment, line = env[word.var]
             if env_file is not None and assignment is not None:
-                uses = _with_node(node, partial(flag_uses, env_file.path, assignment))
+                uses = with_node(node, partial(flag_uses, env_file.path, assignment))
                 flags.extend(KubeletFlag(u.name, u.value, u.file, u.line, u) for u in uses)
             else:
                 flags.extend(_literal_flags(env[word.var][0].split(), dropin_path, line, node))
@@ -230,12 +231,12 @@ class NodeView:
                     file=KUBELET_CONFIG,
                     node=node,
                 )
-            config = _with_node(node, partial(parse_kubelet_config, KUBELET_CONFIG, data))
+            config = with_node(node, partial(parse_kubelet_config, KUBELET_CONFIG, data))
         instance = files.get(INSTANCE_CONFIG)
         instance_config = (
             None
             if instance is None
-            else _with_node(node, partial(parse_kubelet_config, INSTANCE_CONFIG, instance))
+            else with_node(node, partial(parse_kubelet_config, INSTANCE_CONFIG, instance))
         )
         unit_path = next(
             (
@@ -248,7 +249,7 @@ class NodeView:
         exec_words = None
         if unit_path is not None:
             unit_data = files[unit_path] or b""
-            words = _with_node(node, partial(cri_dockerd_exec_start, unit_path, unit_data))
+            words = with_node(node, partial(cri_dockerd_exec_start, unit_path, unit_data))
             exec_words = tuple(words) if words else None
         return cls(
             files=dict(files),
@@ -263,14 +264,6 @@ class NodeView:
         )
 
 
-def _with_node(node: str | None, fn: Callable[[], T]) -> T:
-    """Run ``fn`` and stamp the node onto any Refusal it raises."""
-    try:
-        return fn()
-    except Refusal as exc:
-        if exc.node is None and node is not None:
-            raise Refusal(exc.what, hint=exc.hint, file=exc.file, line=exc.line, node=node) from exc
-        raise
 
 
 def _literal_flags(words: list[str], path: str, line: int, node: str | None) -> list[KubeletFlag]:

@@ -15,10 +15,17 @@ from typing import TYPE_CHECKING
 from shimshift.core.dropin import cri_dockerd_exec_start
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.flagfile import group_flags
+from shimshift.core.kubelet_settings import (
+    ENDPOINT_FIELD,
+    ENDPOINT_FLAG,
+    CgroupDrivers,
+    cgroup_driver,
+    compare_cgroup_drivers,
+    configured_endpoint,
+)
 from shimshift.core.listeners import STREAMING_FLAG, streaming_bind_address
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
-    CONTAINERD_SOCKET,
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
     EndpointHome,
@@ -34,6 +41,7 @@ from shimshift.core.versions import (
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
+from shimshift.core.wellknown import CONTAINERD_ENDPOINT
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -127,9 +135,9 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
     """Append findings about which runtime the target kubelet would use; return its endpoint."""
     facts = facts_for(target)
     runtime = view.last("--container-runtime")
-    flag = view.last("--container-runtime-endpoint")
+    flag = view.last(ENDPOINT_FLAG)
     config = view.config
-    field = config.get_str("containerRuntimeEndpoint") if config is not None else None
+    field = config.get_str(ENDPOINT_FIELD) if config is not None else None
     if facts.has_dockershim:
         if runtime is None or runtime.value == "docker":
             if flag is not None and flag.value and not is_dockershim_endpoint(flag.value):
@@ -177,16 +185,15 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
                 None,
             )
         )
-    if flag is not None and flag.value:
-        endpoint: str | None = flag.value
-        where: tuple[str | None, int | None] = (flag.file, flag.line)
-    elif field and facts.endpoint_home is EndpointHome.FLAG_OR_CONFIG and config is not None:
-        endpoint, where = field, (config.path, config.line_of("containerRuntimeEndpoint"))
+    written = configured_endpoint(view, facts)
+    if written is not None:
+        endpoint: str | None = written.value
+        where: tuple[str | None, int | None] = (written.file, written.line)
     else:
         endpoint, where = None, (view.dropin.path if config is None else KUBELET_CONFIG, None)
     dockershim_today = runtime is None and endpoint is None
     if endpoint is None:
-        if facts.default_endpoint == CONTAINERD_SOCKET:
+        if facts.default_endpoint == CONTAINERD_ENDPOINT:
             out.append(
                 _finding(
                     "no-endpoint-containerd-default",
@@ -194,7 +201,7 @@ def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]
                     where[1],
                     Severity.ERROR,
                     f"no container runtime endpoint: kubelet {target} defaults to containerd "
-                    f"({CONTAINERD_SOCKET}), "
+                    f"({CONTAINERD_ENDPOINT}), "
                     "not Docker Engine (kubelet defaults.go@v1.27.0)",
                     "migrate to cri-dockerd first (shimshift flags plan) or set containerRuntimeEndpoint",
                 )
@@ -313,22 +320,15 @@ def _cgroup_findings(
 ) -> list[Finding]:
     if docker_driver is None:
         return []
-    flag = view.last("--cgroup-driver")
-    config = view.config
-    file: str | None
-    line: int | None
-    if flag is not None and flag.value:
-        driver, file, line = flag.value, flag.file, flag.line
-    elif config is not None and config.get_str("cgroupDriver"):
-        driver, file, line = str(config.get_str("cgroupDriver")), config.path, config.line_of("cgroupDriver")
-    else:
-        driver, file, line = "cgroupfs", (config.path if config is not None else None), None
-    if driver == docker_driver:
+    kubelet = cgroup_driver(view)
+    drivers = compare_cgroup_drivers(kubelet, docker_driver, facts=facts_for(target), cri_version=cri_version)
+    if drivers is not CgroupDrivers.MISMATCH:
+        # Or KubeletCgroupDriverFromCRI: the kubelet takes Docker's driver from cri-dockerd
+        # (kubernetes/kubernetes#118770).
         return []
-    facts = None if cri_version is None else cri_dockerd_facts(cri_version)
-    if facts_for(target).cgroup_driver_from_cri and facts is not None and facts.reports_cgroup_driver:
-        # KubeletCgroupDriverFromCRI: the kubelet takes Docker's driver from cri-dockerd (kubernetes/kubernetes#118770).
-        return []
+    # A default is placed on the config file, where the operator would set it.
+    file = kubelet.file or (view.config.path if view.config is not None else None)
+    driver, line = kubelet.value, kubelet.line
     return [
         _finding(
             "cgroup-driver-mismatch",

@@ -23,12 +23,11 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from shimshift.core.wellknown import CRI_SOCKET_ANNOTATION, is_control_plane
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
-CRI_DOCKERD_SOCKET = "unix:///var/run/cri-dockerd.sock"
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 # The sockets a workload may talk to Docker (or the kubelet's dockershim) through.
 DOCKER_SOCKETS = (
@@ -68,7 +67,7 @@ class NodeFacts:
 
     @property
     def role(self) -> str:
-        return "control-plane" if any(label in self.labels for label in CONTROL_PLANE_LABELS) else "worker"
+        return "control-plane" if is_control_plane(self.labels) else "worker"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shimshift.core.findings import Finding, error
+
 ROLLBACK_PREFIX = "rollback:"
 
 
@@ -78,8 +80,14 @@ MIGRATION_ROLLBACK: tuple[Step, ...] = (
 FIRST_CHANGING_STEP = Step.WRITE_CONFIG
 
 
+def changing_steps(sequence: tuple[Step, ...] = MIGRATION_STEPS) -> frozenset[Step]:
+    """The steps of ``sequence`` after which the node may differ from what it was (files, annotation,
+    binaries): a failure in one of them needs a rollback, not just an uncordon."""
+    return frozenset(sequence[sequence.index(FIRST_CHANGING_STEP) :])
+
+
 def changes_configuration(step: Step, sequence: tuple[Step, ...] = MIGRATION_STEPS) -> bool:
-    return sequence.index(step) >= sequence.index(FIRST_CHANGING_STEP)
+    return step in changing_steps(sequence)
 
 
 def remaining_steps(finished: Iterable[str], sequence: tuple[Step, ...] = MIGRATION_STEPS) -> list[Step]:
@@ -137,17 +145,32 @@ def kubelet_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def cmdline_problems(argv: Sequence[str], *, expected: Mapping[str, str], forbidden: Iterable[str]) -> list[str]:
-    """What is wrong with the running kubelet's command line, in words; empty when it is right."""
+# The codes of the checks below (docs/findings.md).
+RUNNING_FLAG_MISSING = "running-flag-missing"
+RUNNING_FLAG_WRONG = "running-flag-wrong"
+RUNNING_FLAG_LEFT = "running-flag-left"
+RUNNING_CONFIG_WRONG = "running-config-wrong"
+
+
+def cmdline_problems(
+    argv: Sequence[str], *, expected: Mapping[str, str], forbidden: Iterable[str], process: str = "kubelet"
+) -> list[Finding]:
+    """What is wrong with the running ``process``'s command line; empty when it is right."""
     args = kubelet_args(argv)
     problems = []
     for flag, value in expected.items():
         actual = args.get(flag)
         if actual is None:
-            problems.append(f"the running kubelet has no {flag} (expected {flag}={value})")
+            text = f"the running {process} has no {flag} (expected {flag}={value})"
+            problems.append(error(RUNNING_FLAG_MISSING, text, setting=flag))
         elif actual != value:
-            problems.append(f"the running kubelet has {flag}={actual} (expected {value})")
-    problems.extend(f"the running kubelet still has {flag}={args[flag]}" for flag in forbidden if flag in args)
+            text = f"the running {process} has {flag}={actual} (expected {value})"
+            problems.append(error(RUNNING_FLAG_WRONG, text, setting=flag))
+    problems.extend(
+        error(RUNNING_FLAG_LEFT, f"the running {process} still has {flag}={args[flag]}", setting=flag)
+        for flag in forbidden
+        if flag in args
+    )
     return problems
 
 
@@ -158,10 +181,14 @@ def missing_sandboxes(pods: Iterable[PodRef], sandboxes: Iterable[SandboxRef]) -
     return [pod for pod in pods if pod.runtime_uid not in seen and (pod.namespace, pod.name) not in seen_names]
 
 
-def config_problems(live: Mapping[str, object], *, expected: Mapping[str, str]) -> list[str]:
+def config_problems(live: Mapping[str, object], *, expected: Mapping[str, str]) -> list[Finding]:
     """What the running kubelet's configuration (/configz) lacks of what the plan wrote to config.yaml."""
     return [
-        f"the running kubelet's configuration has {key}={live.get(key)!r} (expected {value})"
+        error(
+            RUNNING_CONFIG_WRONG,
+            f"the running kubelet's configuration has {key}={live.get(key)!r} (expected {value})",
+            setting=key,
+        )
         for key, value in expected.items()
         if live.get(key) != value
     ]

@@ -64,7 +64,7 @@ from typing import Any
 
 from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import ControlPlaneOrder, FleetNode, Phase, plan_phases
+from shimshift.core.fleet import ControlPlaneOrder, FleetNode, FleetPhase, plan_phases
 from shimshift.core.steps import Step
 from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
@@ -319,7 +319,7 @@ def upgrade_phases(
     to: KubeletVersion,
     apiservers: Mapping[str, KubeletVersion],
     max_unavailable: int,
-) -> list[Phase]:
+) -> list[FleetPhase]:
     """Control plane first, one node at a time, then the workers within ``max_unavailable``.
 
     A run of workers alone is refused while an API server is below ``to``'s minor: workers never go

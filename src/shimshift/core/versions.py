@@ -15,18 +15,13 @@ from dataclasses import dataclass
 from enum import Enum
 
 from shimshift.core.errors import Refusal
+from shimshift.core.wellknown import CONTAINERD_ENDPOINT, CRI_DOCKERD_ENDPOINT, DOCKERSHIM_ENDPOINT
 
 #: The kubelet minors this table covers. Anything else is refused: we do not guess about versions we
 #: have not read the release notes of.
 FIRST_MINOR = 20
 LAST_MINOR = 37
 
-#: The socket cri-dockerd listens on; kubeadm's constant CRISocketDocker
-#: (cmd/kubeadm/app/constants/constants_unix.go@v1.24.17) and the value the official task page tells you
-#: to set (https://kubernetes.io/docs/tasks/administer-cluster/migrating-from-dockershim/migrate-dockershim-dockerd/).
-CRI_DOCKERD_SOCKET = "unix:///var/run/cri-dockerd.sock"
-DOCKERSHIM_SOCKET = "unix:///var/run/dockershim.sock"
-CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"
 #: dockershim's checkpoint root, the default of the hidden kubelet flag
 #: --experimental-dockershim-root-directory (docs/runtime-facts.md#dockershims-settings-move-to-cri-dockerd).
 DOCKERSHIM_ROOT_DIRECTORY = "/var/lib/dockershim"
@@ -100,6 +95,16 @@ def parse_cri_dockerd_version(text: str) -> CriDockerdVersion:
             hint="give it as X.Y.Z, e.g. 0.3.16 (the output of `cri-dockerd --version`)",
         )
     return CriDockerdVersion(int(m["major"]), int(m["minor"]), int(m["patch"]))
+
+
+def cri_dockerd_version_word(output: str) -> str | None:
+    """The version in what `cri-dockerd --version` printed (``cri-dockerd 0.3.21 (abc1234)``, maybe among
+    other lines), as written, for :func:`parse_cri_dockerd_version`; None when there is none."""
+    for word in output.split():
+        candidate = word.lstrip("v")
+        if candidate[:1].isdigit() and candidate.count(".") >= 2:
+            return candidate
+    return None
 
 
 CGROUP_DRIVERS = ("cgroupfs", "systemd")
@@ -260,7 +265,7 @@ class MinorFacts:
     has_dockershim: bool = False
     needs_remote_runtime_flag: bool = False  # --container-runtime=remote required to use a CRI socket
     endpoint_home: EndpointHome = EndpointHome.FLAG_OR_CONFIG
-    default_endpoint: str | None = CONTAINERD_SOCKET  # with neither the flag nor the config field
+    default_endpoint: str | None = CONTAINERD_ENDPOINT  # with neither the flag nor the config field
     kubeadm_writes: tuple[str, ...] = ()  # runtime flags kubeadm writes to kubeadm-flags.env (CRI socket)
     cri_socket_record: CriSocketRecord = CriSocketRecord.ANNOTATION
     cgroup_driver_from_cri: bool = False  # KubeletCgroupDriverFromCRI on by default
@@ -280,13 +285,13 @@ MINOR_FACTS: tuple[MinorFacts, ...] = (
     MinorFacts(
         20, 22, "#94624 (RN-1.20), website PR#34799, kubeadm flags.go @04791b49",
         has_dockershim=True, needs_remote_runtime_flag=True, endpoint_home=EndpointHome.FLAG,
-        default_endpoint=DOCKERSHIM_SOCKET, kubeadm_writes=_RUNTIME_PAIR, cri_v1=False, cri_v1alpha2=True,
+        default_endpoint=DOCKERSHIM_ENDPOINT, kubeadm_writes=_RUNTIME_PAIR, cri_v1=False, cri_v1alpha2=True,
     ),
     # 1.23: CRI v1 by default, v1alpha2 fallback (#106501, RN-1.23).
     MinorFacts(
         23, 23, "#106501 (RN-1.23)",
         has_dockershim=True, needs_remote_runtime_flag=True, endpoint_home=EndpointHome.FLAG,
-        default_endpoint=DOCKERSHIM_SOCKET, kubeadm_writes=_RUNTIME_PAIR, cri_v1alpha2=True,
+        default_endpoint=DOCKERSHIM_ENDPOINT, kubeadm_writes=_RUNTIME_PAIR, cri_v1alpha2=True,
     ),
     # 1.24: dockershim removed (#97252); every runtime is remote; default endpoint empty (PR#34799);
     # kubeadm writes runtime=remote + endpoint (#106973); 1.25 stops --network-plugin (#110022).
@@ -417,8 +422,8 @@ def normalize_endpoint(endpoint: str) -> str:
 
 
 def is_cri_dockerd_endpoint(endpoint: str) -> bool:
-    return normalize_endpoint(endpoint) == normalize_endpoint(CRI_DOCKERD_SOCKET)
+    return normalize_endpoint(endpoint) == normalize_endpoint(CRI_DOCKERD_ENDPOINT)
 
 
 def is_dockershim_endpoint(endpoint: str) -> bool:
-    return normalize_endpoint(endpoint) == normalize_endpoint(DOCKERSHIM_SOCKET)
+    return normalize_endpoint(endpoint) == normalize_endpoint(DOCKERSHIM_ENDPOINT)

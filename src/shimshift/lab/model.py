@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shimshift.core.errors import Refusal
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET as CRI_DOCKERD_SOCKET
+from shimshift.core.wellknown import CRI_SOCKET_ANNOTATION as CRI_SOCKET_ANNOTATION
+from shimshift.core.wellknown import DOCKERSHIM_SOCKET as DOCKERSHIM_SOCKET
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,9 +32,6 @@ NODE_IP_OFFSET = 10  # control plane .10, workers .11, .12, ...
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
 KUBERNETES_VERSION = "v1.23.17"
-DOCKERSHIM_SOCKET = "/var/run/dockershim.sock"
-CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
-CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.6"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"
 DEMO_NAMESPACE = "shimshift-demo"

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.actions import Action, Procedure
 from shimshift.core.errors import Refusal
-from shimshift.core.procedures.migration import CRI_DOCKERD_SOCKET
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.canary import remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 
@@ -70,7 +70,7 @@ class NodeExecutor:
             case act.CriSandboxes():
                 async with self.access.open_unix_socket_forward(CRI_DOCKERD_SOCKET) as local:
                     return await self.cri.ready_sandboxes(local)
-            case act.KubeletVersion():
+            case act.GetKubeletVersion():
                 return await self.cluster.kubelet_version(node)
             case act.Cordon():
                 return await self.cluster.cordon(node)
@@ -91,7 +91,7 @@ class NodeExecutor:
                 return await self.cluster.wait_control_plane(node, timeout=timeout)
             case act.RunningPods():
                 return await self.cluster.running_pods(node)
-            case act.KubeletConfig():
+            case act.GetKubeletConfig():
                 return await self.cluster.kubelet_config(node)
             case act.Event(reason, message, warning):
                 return await self.cluster.event(node, reason=reason, message=message, warning=warning)

@@ -10,14 +10,14 @@ from typing import Any
 
 from shimshift.core.fleet import (
     BudgetSnapshot,
-    Phase,
+    FleetPhase,
     Refusals,
     budgets_to_probe,
     next_start,
     remaining_budgets,
     reserve,
 )
-from shimshift.orchestrator.node_migration import NodeOutcome, NodeStatus
+from shimshift.orchestrator.node_migration import NodeOutcome, OutcomeStatus
 
 # The longest the loop waits for a PDB to free up without hearing of any change (a lost watch event,
 # or no watch at all); kubectl's own retry on HTTP 429 is 5 s (kubernetes/kubectl
@@ -32,12 +32,12 @@ class FleetResult:
 
     @property
     def failures(self) -> list[NodeOutcome]:
-        bad = {NodeStatus.FAILED, NodeStatus.ROLLED_BACK, NodeStatus.REFUSED}
+        bad = {OutcomeStatus.FAILED, OutcomeStatus.ROLLED_BACK, OutcomeStatus.REFUSED}
         return [outcome for outcome in self.outcomes if outcome.status in bad]
 
 
 async def run_fleet(
-    phases: Sequence[Phase],
+    phases: Sequence[FleetPhase],
     *,
     migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],
     drain_would_block: Callable[[str, frozenset[str]], Awaitable[bool]],
@@ -89,7 +89,7 @@ async def run_fleet(
 
 
 async def _start_nodes(
-    phase: Phase,
+    phase: FleetPhase,
     waiting: list[str],
     running: dict[asyncio.Task[NodeOutcome], str],
     migrate: Callable[[str], Coroutine[Any, Any, NodeOutcome]],

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shimshift.core.findings import Finding
 from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
@@ -18,7 +19,7 @@ from shimshift.core.procedures.migration import (
     MigrationProcedure,
     MigrationSettings,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     Planner,
     PreflightFacts,
     StepFailed,
@@ -66,7 +67,7 @@ class NodeMigration:
         """Preflight alone, as the journal would record it (the upgrade's plan included); nothing changed."""
         return await self.executor.drive(self.procedure.preflight())
 
-    async def verify_now(self) -> list[str]:
+    async def verify_now(self) -> list[Finding]:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right."""
         return await self.executor.drive(self.procedure.verify_now())
 
@@ -83,7 +84,7 @@ __all__ = [
     "MigrationSettings",
     "NodeMigration",
     "NodeOutcome",
-    "NodeStatus",
+    "OutcomeStatus",
     "PreflightFacts",
     "StepFailed",
 ]

@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shimshift.core.findings import Finding
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
 
 
-class CommandResult(Protocol):
+class CommandOutput(Protocol):
+    """What a command run on a node gave back (adapters/node_access.py's CommandResult is one)."""
+
     @property
     def returncode(self) -> int: ...
 
@@ -32,7 +35,7 @@ class NodePort(Protocol):
 
     async def run(
         self, argv: Sequence[str], *, check: bool = True, timeout: float = 60, stdin: bytes | None = None
-    ) -> CommandResult: ...
+    ) -> CommandOutput: ...
 
     async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
         """None when absent; with ``max_bytes``, at most ``max_bytes + 1`` bytes (more means too large)."""
@@ -54,7 +57,7 @@ class CriReport:
     runtime_api_version: str
     runtime_ready: bool
     network_ready: bool
-    problems: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()
 
 
 class CriPort(Protocol):
@@ -71,13 +74,14 @@ class DrainOutcome:
     evicted: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()  # why it did not drain (refused and blocked pods, errors)
     message: str = ""
 
 
 @dataclass(frozen=True)
 class HealthOutcome:
     healthy: bool
-    problems: tuple[str, ...] = ()
+    problems: tuple[Finding, ...] = ()
 
 
 class ClusterPort(Protocol):

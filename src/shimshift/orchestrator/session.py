@@ -25,33 +25,33 @@ from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
-from shimshift.core.errors import Refusal
-from shimshift.core.findings import Finding, node_problems
+from shimshift.core.errors import REFUSED, Refusal
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.fleet import (
     ControlPlaneOrder,
     FleetNode,
+    FleetPhase,
     parse_max_unavailable,
     plan_phases,
     recorded_selection,
     selection_record,
 )
-from shimshift.core.fleet import Phase as FleetPhase
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
-from shimshift.core.procedures.migration import recorded_plan
+from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
 from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
-    CRI_DOCKERD_SOCKET,
     MigrationSettings,
     NodeMigration,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     StepFailed,
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
@@ -66,7 +66,6 @@ _CARRIED_TO_ROLLBACK = frozenset(
 
 # A `shimshift rollback` run records its nodes under this key (a migrate run's options never have it).
 ROLLBACK_RUN_KEY = "rollback_nodes"
-CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
         found = []
         for name in options.nodes:
             node = await get_node(client, name)
-            found.append(FleetNode(name, _is_control_plane(node.get("metadata", {}).get("labels") or {})))
+            found.append(FleetNode(name, is_control_plane(node.get("metadata", {}).get("labels") or {})))
         return found
     if not options.all_nodes and options.selector is None:
         raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
@@ -177,10 +176,6 @@ async def resumed_selection(client: Any, record: Mapping[str, Any], options: Mig
     before the selection was kept select again."""
     recorded = recorded_selection(record)
     return recorded if recorded is not None else await select_nodes(client, options)
-
-
-def _is_control_plane(labels: dict[str, str]) -> bool:
-    return any(label in labels for label in CONTROL_PLANE_LABELS)
 
 
 async def migrate(
@@ -217,21 +212,9 @@ async def migrate(
                 # Select and order the nodes before a new run is begun: a refusal or an unreachable
                 # cluster here leaves no unfinished run behind to block the next `migrate`.
                 selected = await select_nodes(client, options)
-            max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
-            upgrade: UpgradeRun | None = None
-            if options.upgrade is not None:
-                if run is None:
-                    wanted = set(await select_upgrade_nodes(client, [n.name for n in selected], options.upgrade.to))
-                    selected = [node for node in selected if node.name in wanted]
-                upgrade, phases = await prepare_upgrade(
-                    client,
-                    options.upgrade,
-                    selected,
-                    max_unavailable=max_unavailable,
-                    recorded=run.options if run is not None else None,
-                )
-            else:
-                phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+            selected, phases, upgrade = await _set_up(
+                client, options, selected, recorded=run.options if run is not None else None
+            )
             if run is None and upgrade is not None:
                 # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
                 # (the upgrade's verify checks the release and runs the canary with the field set).
@@ -285,10 +268,14 @@ async def _run_fleet(
             try:
                 access = await pool.get(name)
             except Refusal as error:
+                found = [finding.to_json() for finding in _preflight_findings(error, name)]
                 run_journal.record(
-                    node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
+                    node=name,
+                    step=str(Step.PREFLIGHT),
+                    phase="failed",
+                    detail={"message": str(error), "findings": found},
                 )
-                return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
+                return NodeOutcome(name, OutcomeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
             migration = _migration(
                 name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings
@@ -304,6 +291,25 @@ async def _run_fleet(
             max_failures=options.max_failures,
             on_outcome=on_outcome,
         )
+
+
+async def _set_up(
+    client: Any, options: MigrateOptions, selected: list[FleetNode], *, recorded: Mapping[str, Any] | None = None
+) -> tuple[list[FleetNode], list[FleetPhase], UpgradeRun | None]:
+    """The selected nodes in the phases they run in, and the upgrade's set-up for them: what `migrate` and
+    `plan` both do once the nodes are chosen. An upgrade keeps only the nodes whose kubelet is behind
+    ``--to``, except in a resumed run (``recorded``), which keeps the nodes it began with."""
+    max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
+    if options.upgrade is None:
+        phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+        return selected, phases, None
+    if recorded is None:
+        wanted = set(await select_upgrade_nodes(client, [node.name for node in selected], options.upgrade.to))
+        selected = [node for node in selected if node.name in wanted]
+    upgrade, phases = await prepare_upgrade(
+        client, options.upgrade, selected, max_unavailable=max_unavailable, recorded=recorded
+    )
+    return selected, phases, upgrade
 
 
 def _close_if_untouched(journal: Journal, run_id: str) -> None:
@@ -417,16 +423,9 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
     API changes, and the server's answer to a dry-run eviction of every pod."""
     reports = []
     async with open_client(connection.kubeconfig, context=connection.context) as client:
-        selected = await select_nodes(client, options)
-        max_unavailable = parse_max_unavailable(options.max_unavailable, total=max(1, len(selected)))
-        upgrade: UpgradeRun | None = None
+        selected, phases, upgrade = await _set_up(client, options, await select_nodes(client, options))
         findings: dict[str, list[Finding]] = {}
-        if options.upgrade is not None:
-            wanted = set(await select_upgrade_nodes(client, [node.name for node in selected], options.upgrade.to))
-            selected = [node for node in selected if node.name in wanted]
-            upgrade, phases = await prepare_upgrade(client, options.upgrade, selected, max_unavailable=max_unavailable)
-        else:
-            phases = plan_phases(selected, control_plane=options.control_plane, max_unavailable=max_unavailable)
+        if upgrade is None:
             guard = await guard_hardened_pods(client, selected, options)
             findings = {finding.subject.name: [finding] for finding in guard.findings if finding.subject is not None}
         cluster = KubeCluster(client, options.drain)
@@ -439,7 +438,7 @@ async def plan(connection: Connection, options: MigrateOptions) -> list[NodePlan
                     detail = await migration.preflight_detail()
                     node_plan = recorded_plan(detail, node=name)
                 except (Refusal, StepFailed) as error:
-                    refused = node_problems(name, [_message(error)], code="preflight-refused")
+                    refused = _preflight_findings(error, name)
                     reports.append(NodePlanReport(name, None, None, _message(error), findings.get(name, []) + refused))
                     continue
                 drain = await plan_drain(client, name, options.drain)
@@ -493,6 +492,21 @@ def _message(error: Exception) -> str:
     return error.message if isinstance(error, StepFailed) else str(error)
 
 
+# The code of `verify` for a node no run planned (docs/findings.md).
+NOT_RECORDED = "no-migration-recorded"
+
+# The code of a refusal met before or during preflight whose rule has not named itself (docs/findings.md).
+PREFLIGHT_REFUSED = "preflight-refused"
+
+
+def _preflight_findings(error: Refusal | StepFailed, node: str) -> list[Finding]:
+    """Why preflight refused ``node``, as the findings its rules gave (file, line and hint kept)."""
+    return [
+        (replace(finding, code=PREFLIGHT_REFUSED) if finding.code == REFUSED else finding).about(Subject.of_node(node))
+        for finding in findings_of(error)
+    ]
+
+
 def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) -> str | None:
     """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
     for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
@@ -504,13 +518,13 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
 
 async def verify(
     connection: Connection, nodes: tuple[str, ...], options: MigrateOptions | None = None
-) -> dict[str, list[str]]:
+) -> dict[str, list[Finding]]:
     """For each node, what is wrong with it as a migrated node (empty list: verified). ``options``
     carries the canary's settings."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
-    results: dict[str, list[str]] = {}
+    results: dict[str, list[Finding]] = {}
     try:
         async with open_client(resolved=config) as client:
             cluster = KubeCluster(client, DrainOptions())
@@ -522,7 +536,8 @@ async def verify(
                 for name in nodes:
                     run_id = newest_run_planning(journal, identity, name)
                     if run_id is None:
-                        results[name] = ["no migration of this node is recorded in the journal"]
+                        text = "no migration of this node is recorded in the journal"
+                        results[name] = [Finding(Severity.ERROR, NOT_RECORDED, text, Subject.of_node(name))]
                         continue
                     records = journal.timeline(run_id, name)
                     view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in records])
@@ -530,7 +545,7 @@ async def verify(
                         migration = _migration(name, cluster, await pool.get(name), view, chosen)
                         results[name] = await migration.verify_now()
                     except (Refusal, StepFailed) as error:
-                        results[name] = [_message(error)]
+                        results[name] = [finding.about(Subject.of_node(name)) for finding in findings_of(error)]
     finally:
         journal.close()
     return results
@@ -539,7 +554,7 @@ async def verify(
 def _status(result: FleetResult, *, rollback: bool = False) -> RunStatus:
     """A migration run succeeded when every node is on cri-dockerd; a rollback run when none failed."""
     if rollback:
-        failed = any(outcome.status is NodeStatus.FAILED for outcome in result.outcomes)
+        failed = any(outcome.status is OutcomeStatus.FAILED for outcome in result.outcomes)
     else:
         failed = bool(result.failures or result.not_started)
     return RunStatus.FAILED if failed else RunStatus.SUCCEEDED
@@ -570,9 +585,9 @@ async def _roll_back(
                     name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings
                 )
                 await migration.rollback()
-                result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
+                result.outcomes.append(NodeOutcome(name, OutcomeStatus.ROLLED_BACK, "back on dockershim"))
             except (Refusal, StepFailed) as error:
-                result.outcomes.append(NodeOutcome(name, NodeStatus.FAILED, _message(error)))
+                result.outcomes.append(NodeOutcome(name, OutcomeStatus.FAILED, _message(error)))
     return result
 
 

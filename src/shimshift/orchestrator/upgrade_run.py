@@ -19,8 +19,7 @@ from typing import Any
 from shimshift.adapters.kube import pods
 from shimshift.adapters.kube.workloads import kubelet_versions
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import FleetNode
-from shimshift.core.fleet import Phase as FleetPhase
+from shimshift.core.fleet import FleetNode, FleetPhase
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.upgrade import (
     Binary,

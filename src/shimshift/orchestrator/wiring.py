@@ -14,27 +14,23 @@ from shimshift.adapters.journal import Journal, Phase
 from shimshift.adapters.kube import health, nodes, pods
 from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
-from shimshift.adapters.kube.drain import (
-    DrainEvent,
-    DrainEventKind,
-    budgets_would_refuse,
-    drain_node,
-    eviction_method,
-    list_node_pods,
-    plan_drain,
-)
+from shimshift.adapters.kube.drain import drain_node, plan_drain
+from shimshift.adapters.kube.drain_budgets import budgets_would_refuse
+from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.events import emit_node_event
-from shimshift.core.drain import DrainOptions
-from shimshift.core.procedures.migration import plan_from_facts
+from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind, eviction_method
+from shimshift.core import findings
+from shimshift.core.drain import DrainOptions, drain_problems
+from shimshift.core.findings import Subject, messages
+from shimshift.core.health_gate import NodeBaseline
+from shimshift.core.procedures.migration import CRI_CONDITION_FALSE, CRI_UNREACHABLE, plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
-
-CONFIG_MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
-
 
 @dataclass
 class KubeCluster:
@@ -43,7 +39,7 @@ class KubeCluster:
     client: AsyncClient
     drain_options: DrainOptions
     owner: str = "shimshift"
-    baselines: dict[str, health.NodeBaseline] = field(default_factory=dict)
+    baselines: dict[str, NodeBaseline] = field(default_factory=dict)
     cache: ClusterCache | None = None  # a fleet run's watch of pods and PDBs
     _method: str | None = None  # the eviction method, asked of discovery once per run
 
@@ -75,16 +71,21 @@ class KubeCluster:
             method=await self._eviction_method(),
             cache=self.cache,
         )
-        problems = [f"{item.pod}: {item.reason}" for item in result.refused]
-        problems += [f"{item.pod} blocked by PodDisruptionBudget {item.pdb}" for item in result.blocked]
-        problems += result.errors
+        problems = drain_problems(
+            node,
+            refused=result.refused,
+            blocked=result.blocked,
+            errors=result.errors,
+            pending=result.pending,
+            drained=result.drained,
+        )
         return DrainOutcome(
             drained=result.drained,
             evicted=tuple(result.evict),
             blocked=tuple(item.pod for item in result.blocked),
             refused=tuple(item.pod for item in result.refused),
-            message="; ".join(problems)
-            or ("" if result.drained else "pods still on the node: " + ", ".join(result.pending)),
+            problems=tuple(problems),
+            message=messages(problems),
         )
 
     async def drain_would_block(self, node: str, budgets: frozenset[str]) -> bool:
@@ -132,7 +133,7 @@ class KubeCluster:
             annotations = metadata.get("annotations") or {}
             refs.append(
                 PodRef(
-                    metadata["namespace"], metadata["name"], metadata["uid"], annotations.get(CONFIG_MIRROR_ANNOTATION)
+                    metadata["namespace"], metadata["name"], metadata["uid"], annotations.get(MIRROR_POD_ANNOTATION)
                 )
             )
         return refs
@@ -192,9 +193,14 @@ class GrpcCri:
                 version = await cri.version()
                 status = await cri.status()
         except CriError as error:
-            return CriReport("", "", "", runtime_ready=False, network_ready=False, problems=(str(error),))
+            unreachable = findings.error(CRI_UNREACHABLE, str(error), subject=Subject.of_node(self.node))
+            return CriReport("", "", "", runtime_ready=False, network_ready=False, problems=(unreachable,))
         problems = tuple(
-            f"cri-dockerd reports {condition.type}=false ({condition.reason}: {condition.message})"
+            findings.error(
+                CRI_CONDITION_FALSE,
+                f"cri-dockerd reports {condition.type}=false ({condition.reason}: {condition.message})",
+                subject=Subject.of_node(self.node),
+            )
             for condition in status.conditions
             if not condition.status and condition.type in {"RuntimeReady", "NetworkReady"}
         )

@@ -27,7 +27,8 @@ import pytest
 from shimshift.adapters.kube import DrainEvent, DrainEventKind, drain_node, make_client, plan_drain
 from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
-from shimshift.adapters.kube.drain import _Drainer, _PodRun, budgets_would_refuse, eviction_method
+from shimshift.adapters.kube.drain_budgets import budgets_would_refuse
+from shimshift.adapters.kube.evictions import _Drainer, _PodRun, eviction_method
 from shimshift.core.drain import (
     DAEMONSET_FATAL,
     LOCAL_STORAGE_FATAL,

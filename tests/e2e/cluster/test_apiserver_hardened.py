@@ -21,10 +21,10 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from shimshift.adapters.kube.nodes import CORDONED_BY_ANNOTATION
 from shimshift.adapters.kube.workloads import scan_hardened_workloads
 from shimshift.cli.findings import LIST_CAP
 from shimshift.cli.main import main
+from shimshift.core.wellknown import CORDONED_BY_ANNOTATION
 from tests.apiserver_fixture import free_port
 from tests.e2e.migrate.helpers import recorded_runs
 

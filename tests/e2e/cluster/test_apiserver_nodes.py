@@ -33,9 +33,15 @@ from shimshift.adapters.kube import (
     wait_node_healthy,
 )
 from shimshift.adapters.kube.client import raw_request
-from shimshift.adapters.kube.nodes import CORDONED_BY_ANNOTATION, PREVIOUS_CRI_SOCKET_ANNOTATION, update_node
+from shimshift.adapters.kube.nodes import update_node
 from shimshift.core.errors import Refusal
-from shimshift.core.runtime_detect import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, Runtime
+from shimshift.core.runtime_detect import Runtime
+from shimshift.core.wellknown import (
+    CORDONED_BY_ANNOTATION,
+    CRI_DOCKERD_ENDPOINT,
+    CRI_SOCKET_ANNOTATION,
+    PREVIOUS_CRI_SOCKET_ANNOTATION,
+)
 from tests.apiserver_fixture import LocalApiServer, k8s_binary
 
 if TYPE_CHECKING:
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
 
 async def test_audit_classifies_every_runtime_and_finds_socket_mounts(world: World, kube: Any) -> None:
     shim = await world.node("shim", labels={"node-role.kubernetes.io/control-plane": ""})
-    dockerd = await world.node("dockerd", cri_socket=CRI_DOCKERD_SOCKET)
+    dockerd = await world.node("dockerd", cri_socket=CRI_DOCKERD_ENDPOINT)
     containerd = await world.node(
         "ctrd", runtime="containerd://1.6.20", cri_socket="unix:///run/containerd/containerd.sock"
     )
@@ -69,7 +75,7 @@ async def test_audit_classifies_every_runtime_and_finds_socket_mounts(world: Wor
     assert by_name[shim].role == "control-plane" and by_name[dockerd].role == "worker"
     assert by_name[odd].ready is False and by_name[shim].ready is True
     assert (by_name[dockerd].pods, by_name[crio].pods, by_name[crio].pods_running) == (2, 1, 0)
-    assert by_name[dockerd].cri_socket == CRI_DOCKERD_SOCKET
+    assert by_name[dockerd].cri_socket == CRI_DOCKERD_ENDPOINT
     mounts = {(m.workload, m.kind) for m in report.socket_mounts}
     # The DaemonSet on two nodes is one finding; /var/log is none.
     assert mounts == {
@@ -139,9 +145,9 @@ async def test_cri_socket_set_and_restore(world: World, kube: Any) -> None:
     node = await world.node("w", cri_socket="/var/run/dockershim.sock")
     assert await get_cri_socket(kube, node) == "/var/run/dockershim.sock"
     assert await set_cri_socket(kube, node) == "/var/run/dockershim.sock"
-    assert await get_cri_socket(kube, node) == CRI_DOCKERD_SOCKET
+    assert await get_cri_socket(kube, node) == CRI_DOCKERD_ENDPOINT
     # Twice: the original is kept, not our own value.
-    assert await set_cri_socket(kube, node) == CRI_DOCKERD_SOCKET
+    assert await set_cri_socket(kube, node) == CRI_DOCKERD_ENDPOINT
     annotations = (await world.get_node(node))["metadata"]["annotations"]
     assert annotations[PREVIOUS_CRI_SOCKET_ANNOTATION] == "/var/run/dockershim.sock"
     # Restore after a "crash": the recorded value comes back and our record goes.
@@ -240,21 +246,23 @@ async def test_health_gate(world: World, kube: Any) -> None:
 
     stale = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
     assert not stale.healthy
-    assert any("no heartbeat since" in item for item in stale.missing)
+    assert any("no heartbeat since" in item.message for item in stale.missing)
     # Timeout 0 is `shimshift verify`'s "check once": still an answer about the node, not "not seen yet".
     once = await wait_node_healthy(kube, node, since=since, timeout=0, baseline=baseline)
-    assert any("no heartbeat since" in item for item in once.missing), once.missing
+    assert any("no heartbeat since" in item.message for item in once.missing), once.missing
 
     await world.node_status(node)  # the "restarted kubelet" reports in
     await world.pod_status("agent", phase="Pending", ready=False)
     pending = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
-    assert [item for item in pending.missing if "DaemonSet" in item]
-    assert not any("heartbeat" in item for item in pending.missing)
+    assert [item for item in pending.missing if "DaemonSet" in item.message]
+    assert not any("heartbeat" in item.message for item in pending.missing)
 
     await world.pod_status("agent")
     await world.node_status(node, conditions={"DiskPressure": "True"})
     pressure = await wait_node_healthy(kube, node, since=since, timeout=0.5, baseline=baseline)
-    assert pressure.missing == ("condition DiskPressure turned True: DiskPressure True",)
+    assert [(item.code, item.message) for item in pressure.missing] == [
+        ("node-condition-turned-bad", "condition DiskPressure turned True: DiskPressure True")
+    ]
 
     await world.node_status(node)
     healthy = await wait_node_healthy(kube, node, since=since, timeout=5, baseline=baseline)

@@ -23,7 +23,8 @@ from shimshift.core.node_files import (
     KUBELET_DROPIN_USR,
     NodeView,
 )
-from shimshift.core.node_plan import apply_changes, plan_node
+from shimshift.core.node_plan import apply_changes
+from shimshift.core.node_planner import plan_node
 from shimshift.core.versions import FLAG_RULES, FlagRule, FlagStatus, flag_status
 
 pytestmark = pytest.mark.e2e

@@ -24,7 +24,7 @@ from shimshift.core.node_files import (
     KUBELET_CONFIG,
     KUBELET_DROPIN_USR,
 )
-from shimshift.core.node_plan import plan_node
+from shimshift.core.node_planner import plan_node
 
 if TYPE_CHECKING:
     from pathlib import Path

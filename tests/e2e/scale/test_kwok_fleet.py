@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import Node
 from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.drain import drain_node
 from shimshift.core.drain import DrainOptions
-from shimshift.orchestrator.node_migration import NodeStatus
+from shimshift.orchestrator.node_migration import OutcomeStatus
 from shimshift.orchestrator.session import Connection, MigrateOptions, migrate
 from tests.e2e.scale.conftest import CI_NODES
 from tests.scale.rig import NAMESPACE, held_pod, node_name, observe_release, patched_session, release_after
@@ -40,7 +40,7 @@ async def test_fleet_migrates_every_kwok_node(rig: KwokRig, rig_client: Any, tmp
         summary = await migrate(connection, options)
     statuses = {outcome.node: outcome.status for outcome in summary.result.outcomes}
     problems = {outcome.node: outcome.message for outcome in summary.result.outcomes
-                if outcome.status is not NodeStatus.MIGRATED}
+                if outcome.status is not OutcomeStatus.MIGRATED}
     assert not problems, problems
     assert sorted(statuses) == [node_name(index) for index in range(CI_NODES)]
     for name in statuses:

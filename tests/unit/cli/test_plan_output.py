@@ -7,6 +7,7 @@ only).
 
 from __future__ import annotations
 
+from shimshift.cli.flags_cmd import _render_plan
 from shimshift.cli.migrate_cmd import _plan_data, _plan_text
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBEADM_FLAGS_ENV
 from shimshift.core.procedures.migration import PreflightFacts, plan_from_facts
@@ -50,3 +51,19 @@ def test_a_refused_node_shows_its_findings_only() -> None:
     item = NodePlanReport("w1", None, None, "cri-dockerd is not installed")
     assert _plan_text(item) == "== w1"
     assert "files" not in _plan_data(item)
+
+
+def test_plan_warnings_read_the_same_in_plan_and_flags_plan() -> None:
+    # No --network-plugin and no pause image on the kubelet: two warnings, each with its code.
+    files = dockershim_node(23, extra=None)
+    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS=""\n'
+    plan = plan_from_facts(PreflightFacts("v1.23.17", "0.3.17", "systemd", files, None), "w1")
+    assert [w.code for w in plan.warnings] == ["network-plugin-none", "pause-image-default"]
+    expected = [f"warning: {w.message}" for w in plan.warnings]
+    assert _plan_text(NodePlanReport("w1", plan, None)).splitlines()[-2:] == expected
+    assert _render_plan(plan).splitlines()[-2:] == expected
+    notes = _plan_data(NodePlanReport("w1", plan, None))["notes"]
+    assert [(n["severity"], n["code"], n["subject"]) for n in notes] == [
+        ("warning", "network-plugin-none", {"kind": "node", "name": "w1"}),
+        ("warning", "pause-image-default", {"kind": "node", "name": "w1"}),
+    ]

@@ -20,10 +20,13 @@ from shimshift.core.drain import (
     UNMANAGED_WARNING,
     ControllerRef,
     DrainOptions,
+    EvictionAnswer,
     PodDecision,
     PodFacts,
     Verdict,
     decide,
+    eviction_answer,
+    eviction_failure,
     eviction_group_version,
     pdb_from_429,
     plan_pods,
@@ -277,6 +280,34 @@ def test_pdb_name_from_a_429() -> None:
     }
     assert pdb_from_429(status) == "web"
     assert pdb_from_429({"code": 429, "message": "rate limited"}) is None
+
+
+TERMINATING = {"message": "namespace x is terminating", "details": {"causes": [{"reason": "NamespaceTerminating"}]}}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "deleting", "answer"),
+    [
+        (201, {}, False, EvictionAnswer.EVICTED),
+        (200, {}, True, EvictionAnswer.EVICTED),
+        (404, {}, False, EvictionAnswer.GONE),
+        (409, {}, False, EvictionAnswer.RE_READ),
+        (429, {"message": "Cannot evict pod"}, False, EvictionAnswer.BUDGET),
+        (403, TERMINATING, True, EvictionAnswer.DELETING),
+        (403, TERMINATING, False, EvictionAnswer.RETRY),
+        (403, {"message": "forbidden"}, False, EvictionAnswer.FAILED),
+        (500, {"message": "This pod has more than one PodDisruptionBudget"}, False, EvictionAnswer.FAILED),
+    ],
+)
+def test_eviction_answers_as_kubectl_reads_them(
+    status: int, body: dict[str, object], deleting: bool, answer: EvictionAnswer
+) -> None:
+    assert eviction_answer(status, body, deleting=deleting) is answer
+
+
+def test_a_refused_eviction_says_the_status_and_the_server_s_words() -> None:
+    assert eviction_failure(500, {"message": "two budgets"}) == "HTTP 500: two budgets"
+    assert eviction_failure(403, {}) == "HTTP 403:"
 
 
 @pytest.mark.parametrize(

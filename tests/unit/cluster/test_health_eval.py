@@ -14,8 +14,8 @@ from typing import Any
 import click
 import pytest
 
-from shimshift.adapters.kube.health import NodeBaseline, control_plane_problems, evaluate_health
 from shimshift.cli.cluster_cmd import parse_duration
+from shimshift.core.health_gate import NodeBaseline, control_plane_problems, evaluate_health
 
 T = dt.datetime(2026, 11, 26, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -50,19 +50,20 @@ def test_healthy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("facts", "fragment"),
+    ("facts", "code", "fragment"),
     [
-        (node(ready="False"), "Ready is False"),
-        (node(beat="2026-11-26T11:59:59Z"), "no heartbeat since"),
-        (node(beat="2026-11-26T11:59:00Z"), "(last 11:59:00Z)"),
-        (node(DiskPressure="True"), "condition DiskPressure turned True"),
-        ({"metadata": {"name": "w"}, "status": {}}, "no Ready condition"),
+        (node(ready="False"), "node-not-ready", "Ready is False"),
+        (node(beat="2026-11-26T11:59:59Z"), "no-heartbeat-since-restart", "no heartbeat since"),
+        (node(beat="2026-11-26T11:59:00Z"), "no-heartbeat-since-restart", "(last 11:59:00Z)"),
+        (node(DiskPressure="True"), "node-condition-turned-bad", "condition DiskPressure turned True"),
+        ({"metadata": {"name": "w"}, "status": {}}, "node-not-ready", "no Ready condition"),
     ],
 )
-def test_what_is_missing(facts: dict[str, Any], fragment: str) -> None:
+def test_what_is_missing(facts: dict[str, Any], code: str, fragment: str) -> None:
     report = evaluate_health(facts, [], since=T)
     assert not report.healthy
-    assert any(fragment in item for item in report.missing), report.missing
+    assert any(item.code == code and fragment in item.message for item in report.missing), report.missing
+    assert all(item.blocking and str(item.subject) == "node w" for item in report.missing)
 
 
 def test_a_condition_bad_before_is_not_blamed_on_the_restart() -> None:
@@ -74,12 +75,16 @@ def test_a_condition_bad_before_is_not_blamed_on_the_restart() -> None:
 
 def test_daemonset_pods() -> None:
     report = evaluate_health(node(), [ds_pod("agent-1", phase="Pending")], since=T)
-    assert report.missing == ("DaemonSet pod kube-system/agent-1 is Pending",)
+    assert [(item.code, item.message) for item in report.missing] == [
+        ("daemonset-pod-not-running", "DaemonSet pod kube-system/agent-1 is Pending")
+    ]
     baseline = NodeBaseline(conditions={}, daemonsets=frozenset({"kube-system/agent", "kube-system/proxy"}))
     report = evaluate_health(
         node(), [ds_pod("agent-1"), ds_pod("proxy-1", ds="proxy", deleting=True)], since=T, baseline=baseline
     )
-    assert report.missing == ("DaemonSet kube-system/proxy has no Running pod on the node",)
+    assert [(item.code, item.message) for item in report.missing] == [
+        ("daemonset-pod-gone", "DaemonSet kube-system/proxy has no Running pod on the node")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -125,8 +130,8 @@ def test_control_plane_settles_only_with_every_static_pod_ready_on_the_node() ->
     pods = [_static_pod(name, "cp1", True) for name in components]
     assert control_plane_problems(pods, "cp1") == []
     restarting = [*pods[:1], _static_pod("kube-apiserver", "cp1", False), *pods[2:]]
-    assert control_plane_problems(restarting, "cp1") == ["kube-apiserver is not Ready on cp1"]
-    assert control_plane_problems(pods[1:], "cp1") == ["etcd is not Ready on cp1"]
-    assert control_plane_problems([_static_pod(name, "cp2", True) for name in components], "cp1") == [
-        f"{name} is not Ready on cp1" for name in components
-    ]
+    (apiserver,) = control_plane_problems(restarting, "cp1")
+    assert (apiserver.code, apiserver.message) == ("control-plane-pod-not-ready", "kube-apiserver is not Ready on cp1")
+    assert [item.message for item in control_plane_problems(pods[1:], "cp1")] == ["etcd is not Ready on cp1"]
+    elsewhere = control_plane_problems([_static_pod(name, "cp2", True) for name in components], "cp1")
+    assert [item.message for item in elsewhere] == [f"{name} is not Ready on cp1" for name in components]

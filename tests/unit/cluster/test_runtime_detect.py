@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from shimshift.core.runtime_detect import (
-    CRI_SOCKET_ANNOTATION,
     HostPathVolume,
     NodeFacts,
     PodMounts,
@@ -23,6 +22,7 @@ from shimshift.core.runtime_detect import (
     socket_reach,
     workload_of,
 )
+from shimshift.core.wellknown import CRI_SOCKET_ANNOTATION
 
 
 def node(runtime: str, socket: str | None = None, kubelet: str = "v1.23.17") -> NodeFacts:

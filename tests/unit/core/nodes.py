@@ -17,7 +17,8 @@ from shimshift.core.node_files import (
     NODE_FILES,
     SYSCONFIG_KUBELET,
 )
-from shimshift.core.versions import CRI_DOCKERD_SOCKET, FIRST_MINOR, LAST_MINOR
+from shimshift.core.versions import FIRST_MINOR, LAST_MINOR
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
 MINORS = list(range(FIRST_MINOR, LAST_MINOR + 1))
 
@@ -82,15 +83,15 @@ def cri_dockerd_node(minor: int) -> dict[str, bytes | None]:
     files[KUBELET_CONFIG] = CONFIG
     pause = f"--pod-infra-container-image={pause_image(minor)}"
     if minor <= 25:
-        args = f"--container-runtime=remote --container-runtime-endpoint={CRI_DOCKERD_SOCKET} {pause}"
+        args = f"--container-runtime=remote --container-runtime-endpoint={CRI_DOCKERD_ENDPOINT} {pause}"
     elif minor <= 33:
-        args = f"--container-runtime-endpoint={CRI_DOCKERD_SOCKET} {pause}"
+        args = f"--container-runtime-endpoint={CRI_DOCKERD_ENDPOINT} {pause}"
     else:
         args = pause if minor == 34 else ""
-        files[KUBELET_CONFIG] = CONFIG + f"containerRuntimeEndpoint: {CRI_DOCKERD_SOCKET}\n".encode()
+        files[KUBELET_CONFIG] = CONFIG + f"containerRuntimeEndpoint: {CRI_DOCKERD_ENDPOINT}\n".encode()
         files[INSTANCE_CONFIG] = (
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-            f"containerRuntimeEndpoint: {CRI_DOCKERD_SOCKET}\n"
+            f"containerRuntimeEndpoint: {CRI_DOCKERD_ENDPOINT}\n"
         ).encode()
     files[KUBEADM_FLAGS_ENV] = f'KUBELET_KUBEADM_ARGS="{args}"\n'.encode()
     return files

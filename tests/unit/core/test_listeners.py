@@ -80,8 +80,13 @@ def test_cri_dockerd_on_every_address_fails_verify() -> None:
     listeners = parse_ss(SS)
     assert [item.endpoint for item in exposed_listeners(listeners, pid=812)] == ["*:41567"]
     (problem,) = streaming_problems(listeners, pid=812)
-    assert "cri-dockerd (pid 812) listens on *:41567" in problem
-    assert "--streaming-bind-addr=127.0.0.1" in problem
+    assert (problem.code, problem.setting, problem.blocking) == (
+        "streaming-server-exposed",
+        "--streaming-bind-addr",
+        True,
+    )
+    assert "cri-dockerd (pid 812) listens on *:41567" in problem.message
+    assert "--streaming-bind-addr=127.0.0.1" in problem.message
 
 
 def test_cri_dockerd_on_loopback_only_passes_and_other_processes_do_not_count() -> None:

@@ -19,7 +19,7 @@ from shimshift.core.node_files import (
     KUBELET_DROPIN_USR,
 )
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES, check_node_file, check_node_files
-from shimshift.core.node_plan import plan_node
+from shimshift.core.node_planner import plan_node
 
 from .nodes import dockershim_node
 

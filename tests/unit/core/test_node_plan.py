@@ -20,16 +20,19 @@ from shimshift.core.node_files import (
     KUBELET_CONFIG,
     KUBELET_DROPIN_ETC,
     KUBELET_DROPIN_USR,
+    NODE_FILES,
     SYSCONFIG_KUBELET,
     NodeView,
 )
-from shimshift.core.node_plan import NODE_FILES, NodePlan, RuntimeState, apply_changes, plan_node
+from shimshift.core.node_plan import NodePlan, RuntimeState, apply_changes
+from shimshift.core.node_plan_record import plan_data
+from shimshift.core.node_planner import plan_node
 from shimshift.core.versions import (
-    CRI_DOCKERD_SOCKET,
     DOCKERSHIM_ONLY_FLAGS,
     FlagStatus,
     flag_status,
 )
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
 from .nodes import DEB_DROPIN, MINORS, cri_dockerd_node, dockershim_node, pause_image, rpm, version
 
@@ -77,17 +80,17 @@ def test_dockershim_node_migrates_on_every_minor(minor: int) -> None:
         # §1: --container-runtime=remote is mandatory before 1.24, or dockershim takes the socket over.
         assert p.expected_kubelet_args == {
             "--container-runtime": "remote",
-            "--container-runtime-endpoint": CRI_DOCKERD_SOCKET,
+            "--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT,
         }
     elif minor <= 26:
-        assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_SOCKET}
+        assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT}
         assert view.last("--container-runtime") is None
     else:
         # 1.27+: no endpoint flag was there, so the config file carries it (#112136).
         assert p.expected_kubelet_args == {}
-        assert p.expected_kubelet_config == {"containerRuntimeEndpoint": CRI_DOCKERD_SOCKET}
+        assert p.expected_kubelet_config == {"containerRuntimeEndpoint": CRI_DOCKERD_ENDPOINT}
         assert view.config is not None
-        assert view.config.data["containerRuntimeEndpoint"] == CRI_DOCKERD_SOCKET
+        assert view.config.data["containerRuntimeEndpoint"] == CRI_DOCKERD_ENDPOINT
         assert "--container-runtime" in p.forbidden_kubelet_args
     # The pause image stays on the kubelet while it accepts it, and always moves to cri-dockerd.
     pause = pause_image(min(minor, 23))
@@ -112,11 +115,11 @@ def test_dockershim_node_migrates_on_every_minor(minor: int) -> None:
 @pytest.mark.parametrize("minor", MINORS)
 def test_node_set_up_by_kubeadm_on_cri_dockerd_is_a_noop(minor: int) -> None:
     files = cri_dockerd_node(minor)
-    p = plan(files, minor, cri_socket_annotation=CRI_DOCKERD_SOCKET)
+    p = plan(files, minor, cri_socket_annotation=CRI_DOCKERD_ENDPOINT)
     assert p.changes == () and p.rollback_changes == ()
     assert p.state is RuntimeState.CRI_DOCKERD
     assert p.noop_reason is not None
-    assert (p.cri_socket_before, p.cri_socket_after) == (CRI_DOCKERD_SOCKET, CRI_DOCKERD_SOCKET)
+    assert (p.cri_socket_before, p.cri_socket_after) == (CRI_DOCKERD_ENDPOINT, CRI_DOCKERD_ENDPOINT)
     assert not p.cri_dockerd_config_changed
     kubelet_accepts(files, minor)
 
@@ -131,7 +134,7 @@ def test_migrated_node_upgraded_to_135_loses_only_the_pause_flag(minor: int) -> 
     assert [c.path for c in p.changes] == [KUBEADM_FLAGS_ENV]
     assert (
         p.changes[0].after
-        == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_SOCKET}"\n'.encode()
+        == f'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint={CRI_DOCKERD_ENDPOINT}"\n'.encode()
     )
     assert not p.cri_dockerd_config_changed
 
@@ -144,9 +147,9 @@ def test_the_123_lab_node_exact_bytes() -> None:
         b'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.6 '
         b'--container-runtime=remote --container-runtime-endpoint=unix:///var/run/cri-dockerd.sock"\n'
     )
-    assert (p.cri_socket_before, p.cri_socket_after) == ("/var/run/dockershim.sock", CRI_DOCKERD_SOCKET)
+    assert (p.cri_socket_before, p.cri_socket_after) == ("/var/run/dockershim.sock", CRI_DOCKERD_ENDPOINT)
     undo = p.rollback()
-    assert (undo.cri_socket_before, undo.cri_socket_after) == (CRI_DOCKERD_SOCKET, "/var/run/dockershim.sock")
+    assert (undo.cri_socket_before, undo.cri_socket_after) == (CRI_DOCKERD_ENDPOINT, "/var/run/dockershim.sock")
     assert p.rollback().forbidden_kubelet_args == ("--container-runtime", "--container-runtime-endpoint")
     assert p.rollback().rollback() == p
     assert p.cri_dockerd_args == (
@@ -159,7 +162,7 @@ def test_the_123_lab_node_exact_bytes() -> None:
         "--streaming-bind-addr=127.0.0.1",
     )
     assert p.node == "shimshift-lab-worker"
-    assert p.to_data()["cri_dockerd"]["changed"] is True
+    assert plan_data(p)["cri_dockerd"]["changed"] is True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,7 +196,7 @@ def test_etc_dropin_wins_over_usr_lib() -> None:
     files[KUBELET_DROPIN_ETC] = DEB_DROPIN.replace(b"/etc/default/kubelet", b"/etc/sysconfig/kubelet")
     files[SYSCONFIG_KUBELET] = b"KUBELET_EXTRA_ARGS=--cni-conf-dir=/etc/cni/custom\n"
     p = plan(files, 23)
-    assert any("systemd uses /etc/systemd" in w for w in p.warnings)
+    assert any("systemd uses /etc/systemd" in w.message and w.code == "two-kubelet-dropins" for w in p.warnings)
     assert {c.path for c in p.changes} == {KUBEADM_FLAGS_ENV, SYSCONFIG_KUBELET, CRI_DOCKERD_DROPIN}
     assert p.cri_dockerd_settings["--cni-conf-dir"] == "/etc/cni/custom"
 
@@ -222,7 +225,7 @@ def test_endpoint_flag_on_127_is_rewritten_in_place_and_config_left_alone() -> N
         == b'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint unix:///var/run/cri-dockerd.sock"\n'
     )
     assert KUBELET_CONFIG not in {c.path for c in p.changes}
-    assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_SOCKET}
+    assert p.expected_kubelet_args == {"--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT}
 
 
 @pytest.mark.parametrize("minor", [32, 34, 37])
@@ -303,7 +306,9 @@ def test_cri_dockerd_without_the_streaming_flag_is_warned_about() -> None:
     p = plan(dockershim_node(23), 23, cri_dockerd_version="0.2.5")
     assert "--streaming-bind-addr" not in p.cri_dockerd_settings
     assert not any("streaming" in arg for arg in p.cri_dockerd_args)
-    assert any("--streaming-bind-addr (v0.2.6+)" in warning for warning in p.warnings)
+    assert any(
+        "--streaming-bind-addr (v0.2.6+)" in w.message and w.code == "streaming-server-unbound" for w in p.warnings
+    )
 
 
 def test_existing_dropin_of_ours_is_replaced_and_restored() -> None:
@@ -324,22 +329,22 @@ def test_no_network_plugin_keeps_dockershims_none_and_checkpoints_optional() -> 
         "--cri-dockerd-root-directory": "/srv/ds",
         "--streaming-bind-addr": "127.0.0.1",
     }
-    assert any("no --network-plugin" in w for w in p.warnings)
-    assert any("--pod-infra-container-image" in w for w in p.warnings)
+    assert any("no --network-plugin" in w.message and w.code == "network-plugin-none" for w in p.warnings)
+    assert any("--pod-infra-container-image" in w.message and w.code == "pause-image-default" for w in p.warnings)
     p2 = plan(dockershim_node(20), 20, keep_dockershim_checkpoints=False)
     assert "--cri-dockerd-root-directory" not in p2.cri_dockerd_settings
 
 
 def test_unknown_versions_and_driver_only_warn() -> None:
     p = plan(dockershim_node(23), 23, cri_dockerd_version=None, docker_cgroup_driver=None)
-    assert any("version unknown" in w for w in p.warnings)
-    assert any("cgroup driver unknown" in w for w in p.warnings)
+    assert any("version unknown" in w.message and w.code == "cri-dockerd-version-unknown" for w in p.warnings)
+    assert any("cgroup driver unknown" in w.message and w.code == "cgroup-driver-unknown" for w in p.warnings)
 
 
 def test_cgroup_mismatch_is_allowed_when_the_kubelet_asks_cri_dockerd() -> None:
     # §2: KubeletCgroupDriverFromCRI on by default from 1.31, RuntimeConfig in cri-dockerd 0.3.17+.
     p = plan(dockershim_node(31), 31, cri_dockerd_version="0.3.17", docker_cgroup_driver="cgroupfs")
-    assert any("KubeletCgroupDriverFromCRI" in w for w in p.warnings)
+    assert any("KubeletCgroupDriverFromCRI" in w.message and w.code == "cgroup-driver-from-cri" for w in p.warnings)
 
 
 def test_value_with_quotes_is_escaped_in_the_unit() -> None:
@@ -465,13 +470,13 @@ def test_127_with_nothing_dockershim_left_defaults_to_containerd_and_is_refused(
 
 def test_cgroup_driver_mismatch() -> None:
     r = refused(dockershim_node(23), docker_cgroup_driver="cgroupfs")
-    assert (r.file, r.line) == (KUBELET_CONFIG, 7)
+    assert (r.file, r.line, r.code) == (KUBELET_CONFIG, 7, "cgroup-driver-mismatch")
 
 
 @pytest.mark.parametrize(("minor", "cri"), [(26, "0.2.6"), (22, "0.3.22"), (22, "0.4.2")])
 def test_cri_api_mismatch(minor: int, cri: str) -> None:
     r = refused(dockershim_node(minor), minor, cri_dockerd_version=cri)
-    assert "CRI API" in r.what
+    assert "CRI API" in r.what and r.code == "cri-api-skew"
 
 
 @pytest.mark.parametrize(
@@ -515,7 +520,10 @@ def test_hand_migrated_node_with_leftovers_is_a_noop_with_a_warning() -> None:
     files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--network-plugin=cni\n"
     p = plan(files, 23)
     assert p.changes == () and p.noop_reason is not None
-    assert any("--network-plugin" in w and "1.24" in w for w in p.warnings)
+    assert any(
+        "--network-plugin" in w.message and "1.24" in w.message and w.code == "dockershim-flags-left"
+        for w in p.warnings
+    )
     # verify must not fail on the leftover that the plan leaves alone
     assert "--network-plugin" not in p.forbidden_kubelet_args
     assert plan(files, 24).forbidden_kubelet_args[:1] == ("--network-plugin",)

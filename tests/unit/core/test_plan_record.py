@@ -20,8 +20,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, KUBEADM_FLAGS_ENV
-from shimshift.core.node_plan import FileChange, NodePlan, RuntimeState, apply_changes, plan_node
+from shimshift.core.node_plan import FileChange, NodePlan, RuntimeState, apply_changes
+from shimshift.core.node_plan_record import plan_from_change_set_record, plan_from_record, plan_record
+from shimshift.core.node_planner import plan_node
 
 from .nodes import MINORS, cri_dockerd_node, dockershim_node, version
 
@@ -43,6 +46,15 @@ def legacy_detail(name: str) -> dict[str, Any]:
 
 TEXT = st.text(max_size=20)
 FLAGS = st.dictionaries(TEXT, TEXT, max_size=4)
+WARNING = st.builds(
+    Finding,
+    st.sampled_from(Severity),
+    TEXT,
+    TEXT,
+    st.none() | st.builds(Subject.of_node, TEXT),
+    TEXT,
+    st.none() | TEXT,
+)
 PLANS = st.builds(
     NodePlan,
     kubelet_version=TEXT,
@@ -60,7 +72,7 @@ PLANS = st.builds(
     cri_dockerd_settings=FLAGS,
     cri_dockerd_args=st.lists(TEXT, max_size=6).map(tuple),
     noop_reason=st.none() | TEXT,
-    warnings=st.lists(TEXT, max_size=3).map(tuple),
+    warnings=st.lists(WARNING, max_size=3).map(tuple),
     is_rollback=st.booleans(),
     original_kubelet_args=FLAGS,
     original_forbidden_kubelet_args=st.lists(TEXT, max_size=4).map(tuple),
@@ -70,8 +82,8 @@ PLANS = st.builds(
 
 @given(PLANS)
 def test_any_plan_and_its_rollback_read_back_equal(plan: NodePlan) -> None:
-    assert NodePlan.from_record(journalled(plan.to_record())) == plan
-    assert NodePlan.from_record(journalled(plan.rollback().to_record())) == plan.rollback()
+    assert plan_from_record(journalled(plan_record(plan))) == plan
+    assert plan_from_record(journalled(plan_record(plan.rollback()))) == plan.rollback()
 
 
 @pytest.mark.parametrize("minor", MINORS)
@@ -87,8 +99,8 @@ def test_every_layout_s_plan_reads_back_equal(minor: int, layout: Any) -> None:
         cri_socket_annotation="/var/run/dockershim.sock",
     )
     # Strict JSON: nothing in the record relies on the journal's default=str.
-    record = json.loads(json.dumps(plan.to_record(), allow_nan=False))
-    read = NodePlan.from_record(record)
+    record = json.loads(json.dumps(plan_record(plan), allow_nan=False))
+    read = plan_from_record(record)
     assert read == plan
     assert apply_changes(apply_changes(files, read.changes), read.rollback_changes) == files
     assert read.is_noop == (read.changes == ())
@@ -110,7 +122,7 @@ def plan_of_the_lab_node(files: dict[str, bytes | None], annotation: str) -> Nod
 
 
 def from_legacy(detail: dict[str, Any]) -> NodePlan:
-    return NodePlan.from_change_set_record(
+    return plan_from_change_set_record(
         detail["change_set"], kubelet_version=detail["kubelet_version"], node="w1"
     )
 
@@ -128,7 +140,7 @@ def test_a_dockershim_node_s_old_record_is_today_s_plan_less_what_it_never_held(
     assert old.cri_dockerd_settings["--streaming-bind-addr"] == "127.0.0.1"
     assert old.cni_conf_dir == detail["change_set"]["cni_conf_dir"]
     # Once read, it is recorded (a `rollback` run copies it) in today's record, exactly.
-    assert NodePlan.from_record(journalled(old.to_record())) == old
+    assert plan_from_record(journalled(plan_record(old))) == old
 
 
 def test_an_already_migrated_node_s_old_record_is_a_noop() -> None:
@@ -151,6 +163,15 @@ def test_the_oldest_record_shape_reads_without_the_keys_added_later() -> None:
     assert old.changes == from_legacy(legacy_detail("dockershim-node")).changes
 
 
+def test_warnings_recorded_as_words_read_as_plan_notes() -> None:
+    # Builds before the plan's warnings were findings journalled their words only; a run they started
+    # still resumes, and its report still shows them.
+    record = journalled(plan_record(plan_of_the_lab_node(dockershim_node(23), "/var/run/dockershim.sock")))
+    record["warnings"] = ["the kubelet set no --network-plugin; cri-dockerd keeps dockershim's: none"]
+    (note,) = plan_from_record(record).warnings
+    assert (note.severity, note.code, note.message) == (Severity.WARNING, "plan-note", record["warnings"][0])
+
+
 @pytest.mark.parametrize(
     ("kubelet", "state"),
     [
@@ -162,7 +183,7 @@ def test_the_oldest_record_shape_reads_without_the_keys_added_later() -> None:
 )
 def test_an_old_record_s_state_follows_its_kubelet(kubelet: str, state: RuntimeState) -> None:
     detail = legacy_detail("dockershim-node")
-    old = NodePlan.from_change_set_record(detail["change_set"], kubelet_version=kubelet, node=None)
+    old = plan_from_change_set_record(detail["change_set"], kubelet_version=kubelet, node=None)
     assert old.state is state
 
 
@@ -170,5 +191,5 @@ def test_an_old_record_that_only_removes_rejected_flags_is_on_cri_dockerd() -> N
     detail = legacy_detail("dockershim-node")
     record = dict(detail["change_set"])
     record["edits"] = [edit for edit in record["edits"] if edit["path"] == KUBEADM_FLAGS_ENV]
-    old = NodePlan.from_change_set_record(record, kubelet_version="1.35.0", node=None)
+    old = plan_from_change_set_record(record, kubelet_version="1.35.0", node=None)
     assert old.state is RuntimeState.CRI_DOCKERD and not old.is_noop and not old.cri_dockerd_config_changed

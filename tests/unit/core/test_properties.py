@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import parse_env_file, split_lines
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
-from shimshift.core.node_plan import NodePlan, apply_changes, plan_node
+from shimshift.core.node_plan import NodePlan, apply_changes
+from shimshift.core.node_plan_record import plan_from_record, plan_record
+from shimshift.core.node_planner import plan_node
 
 from .nodes import MINORS, dockershim_node, version
 
@@ -81,7 +83,7 @@ def flags_file(draw: st.DrawFn, key: str = "KUBELET_KUBEADM_ARGS") -> tuple[byte
 
 def journalled(plan: NodePlan) -> NodePlan:
     """The plan as a later step reads it: through the journal's JSON (sorted keys, default=str)."""
-    return NodePlan.from_record(json.loads(json.dumps(plan.to_record(), sort_keys=True, default=str)))
+    return plan_from_record(json.loads(json.dumps(plan_record(plan), sort_keys=True, default=str)))
 
 
 def plan_for(files: dict[str, bytes | None], minor: int):  # type: ignore[no-untyped-def]

@@ -12,7 +12,8 @@ import pytest
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Subject
 from shimshift.core.node_files import CRI_DOCKERD_DROPIN, DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
-from shimshift.core.node_plan import apply_changes, plan_node
+from shimshift.core.node_plan import apply_changes
+from shimshift.core.node_planner import plan_node
 from shimshift.core.readiness import Finding, Severity, check_readiness
 
 from .nodes import MINORS, cri_dockerd_node, dockershim_node, version

@@ -32,7 +32,7 @@ import pytest
 
 from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import Phase
+from shimshift.core.fleet import FleetPhase
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import (
     Binary,
@@ -242,7 +242,7 @@ def test_a_control_plane_kubelet_waits_for_its_own_api_server_only() -> None:
 
 def test_the_control_plane_goes_first_one_at_a_time() -> None:
     phases = upgrade_phases([W2, CP2, W1, CP], to=V124, apiservers={"cp1": V123, "cp2": V123}, max_unavailable=2)
-    assert phases == [Phase("control-plane", ("cp1", "cp2"), 1), Phase("workers", ("w1", "w2"), 2)]
+    assert phases == [FleetPhase("control-plane", ("cp1", "cp2"), 1), FleetPhase("workers", ("w1", "w2"), 2)]
 
 
 def test_workers_alone_wait_for_the_control_plane() -> None:
@@ -250,7 +250,7 @@ def test_workers_alone_wait_for_the_control_plane() -> None:
         upgrade_phases([W1, W2], to=V124, apiservers={"cp1": V123}, max_unavailable=1)
     assert "before the control plane: kube-apiserver on cp1 is older" in str(refused.value)
     phases = upgrade_phases([W1, W2], to=V124, apiservers={"cp1": V124}, max_unavailable=1)
-    assert phases == [Phase("workers", ("w1", "w2"), 1)]
+    assert phases == [FleetPhase("workers", ("w1", "w2"), 1)]
 
 
 def test_kubeadm_upgrade_apply_runs_once_on_the_first_control_plane_node() -> None:

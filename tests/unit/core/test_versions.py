@@ -12,10 +12,8 @@ import pytest
 
 from shimshift.core.errors import Refusal
 from shimshift.core.versions import (
-    CONTAINERD_SOCKET,
     CRI_DOCKERD_FACTS,
     DOCKERSHIM_ONLY_FLAGS,
-    DOCKERSHIM_SOCKET,
     FLAG_RULES,
     MINOR_FACTS,
     CriDockerdVersion,
@@ -25,6 +23,7 @@ from shimshift.core.versions import (
     KubeletVersion,
     cri_dockerd_facts,
     cri_dockerd_serves,
+    cri_dockerd_version_word,
     facts_for,
     flag_status,
     is_cri_dockerd_endpoint,
@@ -33,6 +32,7 @@ from shimshift.core.versions import (
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
+from shimshift.core.wellknown import CONTAINERD_ENDPOINT, DOCKERSHIM_ENDPOINT
 
 from .nodes import MINORS
 
@@ -102,7 +102,7 @@ def test_minor_facts(minor: int) -> None:
     assert f.has_dockershim is (minor <= 23)  # #97252
     assert f.needs_remote_runtime_flag is (minor <= 23)  # website#42442
     assert f.endpoint_home is (EndpointHome.FLAG if minor <= 26 else EndpointHome.FLAG_OR_CONFIG)  # #112136
-    expected_default = DOCKERSHIM_SOCKET if minor <= 23 else None if minor <= 26 else CONTAINERD_SOCKET
+    expected_default = DOCKERSHIM_ENDPOINT if minor <= 23 else None if minor <= 26 else CONTAINERD_ENDPOINT
     assert f.default_endpoint == expected_default
     assert f.cri_v1 is (minor >= 23)  # #106501
     assert f.cri_v1alpha2 is (minor <= 25)  # #110618
@@ -161,6 +161,21 @@ def test_parse_cri_dockerd_version(text: str, expected: tuple[int, int, int]) ->
 def test_bad_cri_dockerd_version(text: str) -> None:
     with pytest.raises(Refusal):
         parse_cri_dockerd_version(text)
+
+
+@pytest.mark.parametrize(
+    ("output", "word"),
+    [
+        ("cri-dockerd 0.3.21 (abc1234)\n", "0.3.21"),
+        ("time=... level=warning msg=\"no config\"\ncri-dockerd v0.4.0-rc1 (HEAD)\n", "0.4.0-rc1"),
+        ("cri-dockerd: command not found\n", None),
+        ("", None),
+    ],
+)
+def test_the_version_word_of_cri_dockerd_s_output_is_what_the_parser_reads(output: str, word: str | None) -> None:
+    assert cri_dockerd_version_word(output) == word
+    if word is not None:
+        assert str(parse_cri_dockerd_version(word)) == word.split("-")[0]
 
 
 def test_cri_dockerd_facts_cover_every_release_once() -> None:

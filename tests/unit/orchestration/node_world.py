@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from shimshift.core import actions as act
 from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
+from shimshift.core.findings import Finding, Severity
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
@@ -115,7 +116,7 @@ class NodeWorld:
                 if len(self.running_pods) > 1:
                     return self.running_pods.pop(0)
                 return list(self.running_pods[0]) if self.running_pods else []
-            case act.KubeletVersion():
+            case act.GetKubeletVersion():
                 return self.kubelet_version
             case act.Cordon():
                 self.cordoned = True
@@ -135,8 +136,9 @@ class NodeWorld:
             case act.Snapshot() | act.RemoveCanary() | act.Progress():
                 return None
             case act.WaitHealthy():
-                return HealthOutcome(self.healthy, () if self.healthy else ("Ready is False",))
-            case act.KubeletConfig():
+                unhealthy = (Finding(Severity.ERROR, "node-not-ready", "Ready is False"),)
+                return HealthOutcome(self.healthy, () if self.healthy else unhealthy)
+            case act.GetKubeletConfig():
                 return {}
             case act.Event(reason, _, _):
                 self.events.append(reason)
@@ -259,7 +261,7 @@ class UpgradeWorld(NodeWorld):
             self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
 
     def answer(self, action: act.Action) -> Any:
-        if isinstance(action, act.KubeletVersion):
+        if isinstance(action, act.GetKubeletVersion):
             self.actions.append(action)
             return self.running_kubelet
         if isinstance(action, act.ApiserverVersions):

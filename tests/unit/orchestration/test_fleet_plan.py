@@ -15,7 +15,7 @@ from shimshift.core.fleet import (
     BudgetSnapshot,
     ControlPlaneOrder,
     FleetNode,
-    Phase,
+    FleetPhase,
     Refusals,
     Start,
     budgets_to_probe,
@@ -45,7 +45,7 @@ NODES = [FleetNode("w2", False), FleetNode("cp1", True), FleetNode("w1", False),
 
 def test_control_plane_first_runs_alone() -> None:
     phases = plan_phases(NODES, control_plane=ControlPlaneOrder.FIRST, max_unavailable=5)
-    assert phases == [Phase("control-plane", ("cp0", "cp1"), 1), Phase("workers", ("w1", "w2"), 5)]
+    assert phases == [FleetPhase("control-plane", ("cp0", "cp1"), 1), FleetPhase("workers", ("w1", "w2"), 5)]
 
 
 def test_control_plane_last() -> None:
@@ -55,7 +55,7 @@ def test_control_plane_last() -> None:
 
 def test_workers_only() -> None:
     phases = plan_phases([FleetNode("a", False)], control_plane=ControlPlaneOrder.FIRST, max_unavailable=1)
-    assert phases == [Phase("workers", ("a",), 1)]
+    assert phases == [FleetPhase("workers", ("a",), 1)]
 
 
 BLOCKED = {"a": {"ns/pdb": 1}, "b": {"ns/pdb": 1}}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
-from shimshift.core.fleet import BudgetSnapshot, Phase
+from shimshift.core.fleet import BudgetSnapshot, FleetPhase
 from shimshift.orchestrator.fleet import run_fleet
-from shimshift.orchestrator.node_migration import NodeOutcome, NodeStatus
+from shimshift.orchestrator.node_migration import NodeOutcome, OutcomeStatus
 
 
 async def no_budgets() -> BudgetSnapshot:
@@ -27,12 +27,12 @@ async def test_never_more_than_the_limit_at_once() -> None:
         peak = max(peak, active)
         await asyncio.sleep(0.01)
         active -= 1
-        return NodeOutcome(name, NodeStatus.MIGRATED)
+        return NodeOutcome(name, OutcomeStatus.MIGRATED)
 
     async def never_blocked(name: str, budgets: frozenset[str]) -> bool:
         return False
 
-    phases = [Phase("control-plane", ("cp",), 1), Phase("workers", tuple(f"w{i}" for i in range(7)), 3)]
+    phases = [FleetPhase("control-plane", ("cp",), 1), FleetPhase("workers", tuple(f"w{i}" for i in range(7)), 3)]
     result = await run_fleet(
         phases, migrate=migrate, drain_would_block=never_blocked, budgets=no_budgets, max_failures=1
     )
@@ -52,7 +52,7 @@ async def test_blocked_node_goes_after_the_free_ones() -> None:
         await asyncio.sleep(0.01)
         server_refuses.discard("a")  # another node's migration frees the PDB...
         allowed["ns/other"] += 1  # ...and a's other PDB publishes a new figure
-        return NodeOutcome(name, NodeStatus.MIGRATED)
+        return NodeOutcome(name, OutcomeStatus.MIGRATED)
 
     async def would_block(name: str, budgets: frozenset[str]) -> bool:
         asked.append((name, budgets))
@@ -62,7 +62,7 @@ async def test_blocked_node_goes_after_the_free_ones() -> None:
         return BudgetSnapshot({"a": {"ns/pdb": 1, "ns/other": 1}}, dict(allowed))
 
     result = await run_fleet(
-        [Phase("workers", ("a", "b"), 1)],
+        [FleetPhase("workers", ("a", "b"), 1)],
         migrate=migrate,
         drain_would_block=would_block,
         budgets=budgets,
@@ -83,7 +83,7 @@ async def test_a_refused_node_is_not_asked_again_while_its_budget_stands_still()
     async def migrate(name: str) -> NodeOutcome:
         if name == "b":
             await release.wait()
-        return NodeOutcome(name, NodeStatus.MIGRATED)
+        return NodeOutcome(name, OutcomeStatus.MIGRATED)
 
     async def would_block(name: str, budgets: frozenset[str]) -> bool:
         asked.append(name)
@@ -98,7 +98,7 @@ async def test_a_refused_node_is_not_asked_again_while_its_budget_stands_still()
 
     releaser = asyncio.create_task(finish_b_later())
     result = await run_fleet(
-        [Phase("workers", ("a", "b"), 2)],
+        [FleetPhase("workers", ("a", "b"), 2)],
         migrate=migrate,
         drain_would_block=would_block,
         budgets=budgets,
@@ -113,7 +113,7 @@ async def test_a_refused_node_is_not_asked_again_while_its_budget_stands_still()
 
 async def test_budgets_with_room_cost_no_dry_run() -> None:
     async def migrate(name: str) -> NodeOutcome:
-        return NodeOutcome(name, NodeStatus.MIGRATED)
+        return NodeOutcome(name, OutcomeStatus.MIGRATED)
 
     async def would_block(name: str, budgets: frozenset[str]) -> bool:
         raise AssertionError(f"dry run of {name} for {sorted(budgets)} although every PDB has room")
@@ -122,7 +122,7 @@ async def test_budgets_with_room_cost_no_dry_run() -> None:
         return BudgetSnapshot({"a": {"ns/p": 1}, "b": {"ns/p": 1}, "c": {"ns/q": 2}}, {"ns/p": 5, "ns/q": 4})
 
     result = await run_fleet(
-        [Phase("workers", ("a", "b", "c"), 3)],
+        [FleetPhase("workers", ("a", "b", "c"), 3)],
         migrate=migrate,
         drain_would_block=would_block,
         budgets=budgets,
@@ -133,13 +133,14 @@ async def test_budgets_with_room_cost_no_dry_run() -> None:
 
 async def test_stops_starting_nodes_after_max_failures() -> None:
     async def migrate(name: str) -> NodeOutcome:
-        return NodeOutcome(name, NodeStatus.REFUSED if name == "a" else NodeStatus.MIGRATED, "cri-dockerd stopped")
+        status = OutcomeStatus.REFUSED if name == "a" else OutcomeStatus.MIGRATED
+        return NodeOutcome(name, status, "cri-dockerd stopped")
 
     async def never_blocked(name: str, budgets: frozenset[str]) -> bool:
         return False
 
     result = await run_fleet(
-        [Phase("workers", ("a", "b", "c"), 1)],
+        [FleetPhase("workers", ("a", "b", "c"), 1)],
         migrate=migrate,
         drain_would_block=never_blocked,
         budgets=no_budgets,

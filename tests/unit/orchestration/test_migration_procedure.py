@@ -25,7 +25,7 @@ from shimshift.core.procedures.migration import (
     PLAN_KEY,
     MigrationProcedure,
     MigrationSettings,
-    NodeStatus,
+    OutcomeStatus,
     plan_from_facts,
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, PodRef, SandboxRef, Step
@@ -65,7 +65,7 @@ def test_a_fresh_node_runs_every_step_once_in_order() -> None:
     node = world()
     original = dict(node.files)
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED
+    assert outcome.status is OutcomeStatus.MIGRATED
     assert node.steps() == step_phases(FORWARD)
     assert node.annotation == CRI_DOCKERD_ENDPOINT
     assert node.files[KUBEADM_FLAGS_ENV] != original[KUBEADM_FLAGS_ENV]
@@ -88,7 +88,7 @@ def test_each_step_does_what_its_name_says_in_order() -> None:
     reads = act.StepDetail | act.Run | act.ReadFile
     verify = [type(a) for a in actions_of(node, Step.VERIFY) if not isinstance(a, reads)]
     # health first, then the canary, then the sandboxes: the canary names the cause of missing ones.
-    assert verify == [act.WaitHealthy, act.KubeletVersion, act.RunCanary, act.RunningPods, act.CriSandboxes]
+    assert verify == [act.WaitHealthy, act.GetKubeletVersion, act.RunCanary, act.RunningPods, act.CriSandboxes]
     assert actions_of(node, Step.UNCORDON) == [act.UncordonIfOurs()]
     writes = [a.path for a in actions_of(node, Step.WRITE_CONFIG) if isinstance(a, act.WriteFile)]
     assert KUBEADM_FLAGS_ENV in writes
@@ -97,7 +97,7 @@ def test_each_step_does_what_its_name_says_in_order() -> None:
 def test_a_refused_preflight_touches_nothing() -> None:
     node = world(cni_configs="")
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.REFUSED
+    assert outcome.status is OutcomeStatus.REFUSED
     assert "no CNI network configuration in /etc/cni/net.d" in outcome.message
     assert node.steps() == [*step_phases([Step.INSTALL]), ("preflight", "started"), ("preflight", "failed")]
     assert not node.of_type(act.WriteFile) and not node.of_type(act.Cordon) and not node.of_type(act.SetCriSocket)
@@ -106,7 +106,7 @@ def test_a_refused_preflight_touches_nothing() -> None:
 def test_a_failed_drain_only_uncordons() -> None:
     node = world(fail=lambda action: RuntimeError("PDB web refuses") if isinstance(action, act.Drain) else None)
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.FAILED, "drain")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.FAILED, "drain")
     assert node.steps()[-2:] == [("drain", "started"), ("drain", "failed")]
     assert node.actions[-1] == act.UncordonIfOurs() and not node.cordoned
     assert not node.of_type(act.WriteFile)
@@ -120,7 +120,7 @@ def test_a_pod_deleted_between_the_two_reads_is_not_a_missing_sandbox() -> None:
     # The pods read before cri-dockerd answered still had the canary; the read after does not.
     node = world(running_pods=[[WEB, CANARY], [WEB]], sandboxes=[SandboxRef("default", "web-1", "uid-web")])
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     assert [type(a) for a in actions_of(node, Step.VERIFY) if isinstance(a, act.RunningPods | act.CriSandboxes)] == [
         act.RunningPods, act.CriSandboxes, act.RunningPods]
 
@@ -128,7 +128,7 @@ def test_a_pod_deleted_between_the_two_reads_is_not_a_missing_sandbox() -> None:
 def test_a_pod_still_running_without_a_sandbox_fails_verify() -> None:
     node = world(running_pods=[[WEB, CANARY]], sandboxes=[SandboxRef("kube-system", "shimshift-canary-node-a", "x")])
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "verify")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "verify")
     assert "cri-dockerd does not list running pod(s): default/web-1" in outcome.message
 
 
@@ -136,7 +136,7 @@ def test_a_failed_verify_rolls_the_node_back_to_its_original_bytes() -> None:
     node = world(canary_runs=False)
     original = dict(node.files)
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "verify")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "verify")
     assert "canary: CreateContainerConfigError" in outcome.message
     forward = FORWARD[: FORWARD.index(Step.VERIFY)]
     assert node.steps() == [*step_phases(forward), ("verify", "started"), ("verify", "failed"),
@@ -152,7 +152,7 @@ def test_a_failed_verify_rolls_the_node_back_to_its_original_bytes() -> None:
 def test_no_rollback_leaves_the_node_as_it_is() -> None:
     node = world(healthy=False)
     outcome = drive(procedure(rollback_on_failure=False).run(), node)
-    assert outcome.status is NodeStatus.FAILED and "--no-rollback" in outcome.message
+    assert outcome.status is OutcomeStatus.FAILED and "--no-rollback" in outcome.message
     assert node.annotation == CRI_DOCKERD_ENDPOINT
     assert not any(step.startswith("rollback:") for step, _ in node.steps())
 
@@ -165,7 +165,7 @@ def test_a_failed_rollback_says_which_step_failed() -> None:
 
     node = world(canary_runs=False, fail=fail)
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.FAILED
+    assert outcome.status is OutcomeStatus.FAILED
     assert "rollback failed: RuntimeError: 403 patch nodes" in outcome.message
     assert node.steps()[-2:] == [("rollback:restore-annotation", "started"), ("rollback:restore-annotation", "failed")]
 
@@ -178,9 +178,24 @@ def test_a_failing_command_is_the_step_s_failure() -> None:
 
     node = world(fail=fail)
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "restart-cri-dockerd")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "restart-cri-dockerd")
     failed = [detail for step, phase, detail in node.journal if phase == "failed"]
-    assert failed == [{"message": "CommandFailed: systemctl restart cri-docker.service exited 1"}]
+    message = "CommandFailed: systemctl restart cri-docker.service exited 1"
+    finding = {"severity": "error", "code": "step-error", "message": message, "hint": "", "setting": None}
+    assert failed == [{"message": message, "findings": [{**finding, "subject": {"kind": "node", "name": "w1"}}]}]
+
+
+def test_a_step_s_findings_reach_the_journal_with_their_codes() -> None:
+    node = world()
+    node.cni_configs = ""
+    outcome = drive(procedure().run(), node)
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.REFUSED, "preflight")
+    (failed,) = [detail or {} for step, phase, detail in node.journal if phase == "failed"]
+    assert [(finding["code"], finding["subject"]) for finding in failed["findings"]] == [
+        ("no-cni-config", {"kind": "node", "name": "w1"})
+    ]
+    assert failed["message"] == outcome.message
+    assert outcome.message.startswith("no CNI network configuration in /etc/cni/net.d: pods would get no network")
 
 
 @pytest.mark.parametrize("last_finished", FORWARD[:-1], ids=str)
@@ -191,7 +206,7 @@ def test_resume_starts_after_the_last_finished_step(last_finished: Step) -> None
     cut = len(node.journal)
     node.fail = lambda action: None
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED
+    assert outcome.status is OutcomeStatus.MIGRATED
     rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
     assert rerun == [str(step) for step in FORWARD[FORWARD.index(last_finished) + 1 :]]
     assert node.runs().count(("systemctl", "restart", "kubelet")) == 1
@@ -204,7 +219,7 @@ def test_resume_inside_a_rollback_finishes_it_and_deletes_a_leftover_canary() ->
     cut = len(node.journal)
     node.fail = lambda action: None
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.ROLLED_BACK
+    assert outcome.status is OutcomeStatus.ROLLED_BACK
     assert act.RemoveCanary("kube-system") in node.actions
     rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
     assert rerun == [str(step) for step in MIGRATION_ROLLBACK[2:]]
@@ -216,7 +231,7 @@ def test_an_already_migrated_node_stops_after_preflight() -> None:
     drive(procedure().run(), node)
     again = NodeWorld(files=dict(node.files), annotation=node.annotation)
     outcome = drive(procedure().run(), again)
-    assert outcome.status is NodeStatus.ALREADY_MIGRATED
+    assert outcome.status is OutcomeStatus.ALREADY_MIGRATED
     assert again.steps() == step_phases([Step.INSTALL, Step.PREFLIGHT])
 
 
@@ -227,9 +242,12 @@ def test_plan_and_verify_alone() -> None:
     drive(procedure().run(), node)
     assert drive(procedure().verify_now(), node) == []
     node.annotation = "/var/run/dockershim.sock"
-    assert drive(procedure().verify_now(), node) == [
-        "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'"
-    ]
+    (problem,) = drive(procedure().verify_now(), node)
+    assert (problem.code, problem.message, str(problem.subject)) == (
+        "cri-socket-annotation-wrong",
+        "annotation kubeadm.alpha.kubernetes.io/cri-socket is '/var/run/dockershim.sock'",
+        "node w1",
+    )
 
 
 # -- runs an earlier build started -----------------------------------------------------------------
@@ -257,7 +275,7 @@ def test_a_run_an_earlier_build_started_resumes_from_its_record() -> None:
     started_by_41920b0(node, (Step.CORDON, {"cordoned_by_us": True}), (Step.DRAIN, {"evicted": ["default/web-1"]}))
     cut = len(node.journal)
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED
+    assert outcome.status is OutcomeStatus.MIGRATED
     rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
     assert rerun == [str(step) for step in FORWARD[FORWARD.index(Step.WRITE_CONFIG) :]]
     # The old record's plan wrote what today's plan writes, and verify held the node to it.
@@ -270,7 +288,7 @@ def test_a_run_an_earlier_build_started_rolls_back_and_verifies_from_its_record(
     node = world()
     original = dict(node.files)
     started_by_41920b0(node)
-    assert drive(procedure().run(), node).status is NodeStatus.MIGRATED
+    assert drive(procedure().run(), node).status is OutcomeStatus.MIGRATED
     assert drive(procedure().verify_now(), node) == []
     # `shimshift rollback` copies the recorded preflight detail, as it is, into a run of its own.
     undo = NodeWorld(files=dict(node.files), annotation=node.annotation)

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+from shimshift.core.procedures.upgrade import UPGRADE_STEPS
 from shimshift.core.steps import (
     MIGRATION_STEPS,
     PodRef,
     SandboxRef,
     Step,
     changes_configuration,
+    changing_steps,
     cmdline_problems,
     config_problems,
     kubelet_args,
@@ -36,6 +38,14 @@ def test_configuration_changes_start_at_write_config() -> None:
     assert changes_configuration(Step.VERIFY)
 
 
+
+def test_the_upgrade_s_changing_steps_are_the_migration_s_and_what_it_adds_after_write_config() -> None:
+    changing = changing_steps(UPGRADE_STEPS)
+    assert {Step.WRITE_CONFIG, Step.KUBEADM_UPGRADE, Step.INSTALL_KUBELET, Step.VERIFY} <= changing
+    assert not changing & {Step.INSTALL, Step.PREFLIGHT, Step.CORDON, Step.DRAIN}
+    assert changing_steps() == frozenset(MIGRATION_STEPS[MIGRATION_STEPS.index(Step.WRITE_CONFIG) :])
+
+
 CMDLINE = (
     b"/usr/bin/kubelet\0--config=/var/lib/kubelet/config.yaml\0--container-runtime=remote\0"
     b"--container-runtime-endpoint\0unix:///var/run/cri-dockerd.sock\0"
@@ -59,10 +69,24 @@ def test_cmdline_accepted_when_as_expected() -> None:
 def test_cmdline_problems_name_the_flag() -> None:
     argv = ["/usr/bin/kubelet", "--network-plugin=cni"]
     problems = cmdline_problems(argv, expected={"--container-runtime": "remote"}, forbidden=["--network-plugin"])
-    assert problems == [
-        "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
-        "the running kubelet still has --network-plugin=cni",
+    assert [(problem.code, problem.setting, problem.message) for problem in problems] == [
+        (
+            "running-flag-missing",
+            "--container-runtime",
+            "the running kubelet has no --container-runtime (expected --container-runtime=remote)",
+        ),
+        ("running-flag-left", "--network-plugin", "the running kubelet still has --network-plugin=cni"),
     ]
+    assert all(problem.blocking for problem in problems)
+
+
+def test_cmdline_problems_name_the_process() -> None:
+    argv = ["/usr/bin/cri-dockerd", "--network-plugin=cni"]
+    (problem,) = cmdline_problems(argv, expected={"--network-plugin": ""}, forbidden=(), process="cri-dockerd")
+    assert (problem.code, problem.message) == (
+        "running-flag-wrong",
+        "the running cri-dockerd has --network-plugin=cni (expected )",
+    )
 
 
 def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
@@ -81,9 +105,12 @@ def test_sandbox_matching_by_uid_and_static_pod_hash() -> None:
 def test_live_kubelet_config_checked_for_the_endpoint() -> None:
     expected = {"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}
     assert config_problems({"containerRuntimeEndpoint": "unix:///var/run/cri-dockerd.sock"}, expected=expected) == []
-    assert config_problems(
-        {"containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock"}, expected=expected
-    ) == [
+    assert [
+        problem.message
+        for problem in config_problems(
+            {"containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock"}, expected=expected
+        )
+    ] == [
         "the running kubelet's configuration has containerRuntimeEndpoint='unix:///run/containerd/containerd.sock'"
         " (expected unix:///var/run/cri-dockerd.sock)"
     ]

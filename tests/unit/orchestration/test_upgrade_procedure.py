@@ -16,7 +16,7 @@ import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
-from shimshift.core.procedures.migration import MigrationSettings, NodeStatus, StepFailed, plan_from_facts
+from shimshift.core.procedures.migration import MigrationSettings, OutcomeStatus, StepFailed, plan_from_facts
 from shimshift.core.procedures.upgrade import UPGRADE_STEPS, UpgradeProcedure, UpgradeSettings
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step
 from shimshift.core.upgrade import Binary, Role, TargetBinary
@@ -56,7 +56,7 @@ def started(node: UpgradeWorld) -> list[str]:
 def test_a_worker_goes_to_the_new_release_on_cri_dockerd_in_one_drain() -> None:
     node = world(apiservers={"cp1": NEW})
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     assert started(node) == [str(step) for step in UPGRADE_STEPS]
     assert node.of_type(act.Drain) == [act.Drain()]
     assert all(node.releases[f"/usr/bin/{b}"] == NEW for b in Binary)
@@ -76,7 +76,7 @@ def test_a_worker_goes_to_the_new_release_on_cri_dockerd_in_one_drain() -> None:
 def test_the_first_control_plane_node_plans_then_applies() -> None:
     node = world(apiservers={"cp1": "v1.23.17"})
     outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
-    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     kubeadm = [argv[1:3] for argv in node.runs() if argv[1:2] == ("upgrade",)]
     assert kubeadm == [("upgrade", "plan"), ("upgrade", "apply")]
     assert node.apiservers == {"cp1": NEW}
@@ -86,7 +86,7 @@ def test_a_worker_whose_new_kubelet_does_not_come_up_goes_back_to_its_release_an
     node = world(apiservers={"cp1": NEW}, new_kubelet_starts=False)
     original = {path: data for path, data in node.files.items() if data is not None}
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "verify"), outcome.message
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "verify"), outcome.message
     rollback = [step for step in started(node) if step.startswith("rollback:")]
     assert rollback == ["rollback:restore-binaries", "rollback:restore-kubeadm-files",
                         *[str(step) for step in MIGRATION_ROLLBACK]]
@@ -99,7 +99,7 @@ def test_a_worker_whose_new_kubelet_does_not_come_up_goes_back_to_its_release_an
 def test_a_control_plane_node_is_not_rolled_back_once_kubeadm_ran() -> None:
     node = world(kubeadm_fails=True)
     outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.FAILED, "kubeadm-upgrade")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.FAILED, "kubeadm-upgrade")
     assert "Not rolled back" in outcome.message and "shimshift upgrade --resume" in outcome.message
     assert "[ERROR ImagePull]" in outcome.message
     assert not any(step.startswith("rollback:") for step in started(node))
@@ -109,7 +109,7 @@ def test_a_control_plane_node_is_not_rolled_back_once_kubeadm_ran() -> None:
 def test_a_worker_whose_kubeadm_fails_is_rolled_back() -> None:
     node = world(apiservers={"cp1": NEW}, kubeadm_fails=True)
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.ROLLED_BACK
+    assert outcome.status is OutcomeStatus.ROLLED_BACK
     assert node.releases["/usr/bin/kubeadm"] == "v1.23.17" and node.releases["/usr/bin/kubelet"] == "v1.23.17"
     # kubelet and kubectl were never swapped, so only kubeadm is restored.
     restored = [argv[-1] for argv in node.runs() if argv[:2] == ("mv", "-f")]
@@ -119,7 +119,7 @@ def test_a_worker_whose_kubeadm_fails_is_rolled_back() -> None:
 def test_a_worker_never_gets_a_kubelet_newer_than_the_api_server() -> None:
     node = world(apiservers={"cp1": "v1.23.17"})
     outcome = drive(procedure().run(), node)
-    assert (outcome.status, outcome.failed_step) == (NodeStatus.ROLLED_BACK, "install-kubelet-kubectl")
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "install-kubelet-kubectl")
     assert "version skew" in outcome.message
     assert node.releases["/usr/bin/kubelet"] == "v1.23.17"
 
@@ -127,11 +127,11 @@ def test_a_worker_never_gets_a_kubelet_newer_than_the_api_server() -> None:
 def test_no_crictl_on_a_control_plane_node_is_refused_before_anything_changes() -> None:
     node = world(crictl=False)
     outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
-    assert outcome.status is NodeStatus.REFUSED and "crictl" in outcome.message
+    assert outcome.status is OutcomeStatus.REFUSED and "crictl" in outcome.message
     assert not node.of_type(act.Cordon) and not node.of_type(act.WriteFile) and not node.of_type(act.Upload)
     # A worker's `kubeadm upgrade node` never calls crictl: no crictl is no reason to refuse it.
     worker = world(crictl=False, apiservers={"cp1": NEW})
-    assert drive(procedure().run(), worker).status is NodeStatus.MIGRATED
+    assert drive(procedure().run(), worker).status is OutcomeStatus.MIGRATED
 
 
 def test_kubeadm_never_runs_on_a_runtime_crictl_cannot_reach() -> None:
@@ -159,7 +159,7 @@ def test_resume_after_each_step_ends_the_same(last_finished: Step) -> None:
     cut = len(node.journal)
     node.fail = lambda action: None
     outcome = drive(procedure().run(), node)
-    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     assert [s for s, phase in node.steps()[cut:] if phase == "started"] == [
         str(step) for step in UPGRADE_STEPS[UPGRADE_STEPS.index(last_finished) + 1 :]
     ]
@@ -188,7 +188,7 @@ def test_a_stopped_control_plane_resumes_at_the_step_that_failed() -> None:
     node.kubeadm_fails = False  # the person fixed the cause
     cut = len(node.journal)
     outcome = drive(procedure("cp1", Role.FIRST_CONTROL_PLANE).run(), node)
-    assert outcome.status is NodeStatus.MIGRATED, outcome.message
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     assert [s for s, phase in node.steps()[cut:] if phase == "started"] == [
         "kubeadm-upgrade", "install-kubelet-kubectl", "restart-kubelet", "verify", "uncordon"
     ]

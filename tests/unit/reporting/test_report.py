@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from shimshift.cli.report import NodeSummary, TimelineEntry, render_json, render_markdown, step_durations
+from shimshift.core.findings import error
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -34,6 +35,25 @@ def test_json_report_has_each_node_and_its_timeline() -> None:
     assert [node["node"] for node in report["nodes"]] == ["w1", "w2"]
     assert report["nodes"][0]["steps"][1] == {"step": "drain", "result": "failed", "seconds": 30.0}
     assert len(report["nodes"][0]["timeline"]) == 4
+    assert report["nodes"][0]["findings"] == [] and report["nodes"][1]["findings"] == []  # no failure recorded
+
+
+def test_json_report_names_each_failure_s_findings_with_their_codes() -> None:
+    blocked = error("drain-blocked-by-budget", "demo/web-1 blocked by PodDisruptionBudget demo/web")
+    entries = [
+        entry("w1", "drain", "started", 0),
+        TimelineEntry("w1", "drain", "failed", T0, {"message": blocked.message, "findings": [blocked.to_json()]}),
+        entry("w2", "preflight", "started", 0),
+        TimelineEntry("w2", "preflight", "failed", T0, {"message": "an older build's words"}),
+    ]
+    summaries = [NodeSummary("w1", "failed"), NodeSummary("w2", "refused")]
+    nodes = json.loads(render_json(run_id="r1", cluster="c", summaries=summaries, entries=entries))["nodes"]
+    assert [(item["step"], item["code"], item["message"]) for item in nodes[0]["findings"]] == [
+        ("drain", "drain-blocked-by-budget", blocked.message)
+    ]
+    assert [(item["code"], item["message"]) for item in nodes[1]["findings"]] == [
+        ("recorded-message", "an older build's words")
+    ]
 
 
 def test_markdown_report_escapes_cells() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from shimshift.cli.report import NodeSummary, TimelineEntry
 from shimshift.cli.report_html import render_html, step_spans
+from shimshift.core.findings import Subject, error, warning
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
@@ -122,3 +123,28 @@ def test_the_page_is_self_contained() -> None:
     assert page.startswith("<!DOCTYPE html>")
     for outside in ("<script", "<link", "src=", "url(", "@import", "http://", "https://www", "//cdn"):
         assert outside not in page, outside
+
+
+def test_findings_as_this_build_journals_them_show_severity_words_and_hint() -> None:
+    pause = warning("pause-image-default", "cri-dockerd will use <its> default", subject=Subject.of_node("w1"))
+    message = "Docker Engine is not active; cri-docker.socket is not active"
+    failed: dict[str, Any] = {
+        "message": "Docker Engine is not active; cri-docker.socket is not active",
+        "findings": [
+            error("docker-inactive", "Docker Engine is not active", hint="systemctl start docker").to_json(),
+            error("cri-dockerd-socket-inactive", "cri-docker.socket is not active").to_json(),
+        ],
+    }
+    page = render(
+        [
+            at("w1", "preflight", "started", 0),
+            at("w1", "preflight", "finished", 1, {"plan": {"warnings": [pause.to_json()]}}),
+            at("w1", "verify", "failed", 2, failed),
+        ]
+    )
+    assert '<li class="warning"><span class="severity">warning</span> <strong>plan note</strong>: ' in page
+    assert "cri-dockerd will use &lt;its&gt; default" in page
+    # One item per finding, not the joined message once more.
+    assert "verify failed</strong>: Docker Engine is not active <span class=\"hint\">systemctl start docker" in page
+    assert "verify failed</strong>: cri-docker.socket is not active</li>" in page
+    assert message not in page

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from shimshift.adapters.cri.client import (
-    CRI_DOCKERD_SOCKET,
     ContainerInfo,
     CriClient,
     CriError,
@@ -14,6 +13,7 @@ from shimshift.adapters.cri.client import (
     RuntimeCondition,
     connect_cri,
 )
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 
 __all__ = [
     "CRI_DOCKERD_SOCKET",

@@ -20,14 +20,13 @@ import grpc
 from grpc import aio
 
 from shimshift.adapters.cri.generated import api_pb2, api_pb2_grpc
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
     from shimshift.adapters.node_access import NodeAccess
 
-# The endpoint the kubelet is pointed at after the migration (cri-dockerd's default, cmd/cri/options/options.go).
-CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
 DEFAULT_TIMEOUT = 10.0
 # The kubelet's own CRI client allows 16 MiB responses; ListContainers on a busy node can be large.
 _MAX_MESSAGE = 16 * 1024 * 1024

@@ -8,25 +8,11 @@ from __future__ import annotations
 
 from shimshift.adapters.kube.audit import AuditReport, NodeAudit, audit_cluster
 from shimshift.adapters.kube.client import ApiFailure, make_client
-from shimshift.adapters.kube.drain import (
-    BlockedPod,
-    DrainEvent,
-    DrainEventKind,
-    DrainResult,
-    RefusedPod,
-    drain_node,
-    plan_drain,
-)
+from shimshift.adapters.kube.drain import DrainResult, drain_node, plan_drain
 from shimshift.adapters.kube.events import emit_node_event
-from shimshift.adapters.kube.health import (
-    HealthReport,
-    NodeBaseline,
-    evaluate_health,
-    snapshot_node,
-    wait_node_healthy,
-)
+from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind
+from shimshift.adapters.kube.health import snapshot_node, wait_node_healthy
 from shimshift.adapters.kube.nodes import (
-    CORDONED_BY_ANNOTATION,
     cordon,
     cordoned_by,
     get_cri_socket,
@@ -34,6 +20,9 @@ from shimshift.adapters.kube.nodes import (
     set_cri_socket,
     uncordon_if_ours,
 )
+from shimshift.core.drain import BlockedPod, RefusedPod
+from shimshift.core.health_gate import HealthReport, NodeBaseline, evaluate_health
+from shimshift.core.wellknown import CORDONED_BY_ANNOTATION
 
 __all__ = [
     "CORDONED_BY_ANNOTATION",

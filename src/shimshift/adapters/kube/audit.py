@@ -21,7 +21,6 @@ from lightkube.resources.core_v1 import Pod
 
 from shimshift.adapters.kube.client import JSON, list_pages
 from shimshift.adapters.kube.workloads import feed_workloads
-from shimshift.core.drain import MIRROR_POD_ANNOTATION
 from shimshift.core.findings import Finding
 from shimshift.core.hardened_pods import (
     HardenedScan,
@@ -39,6 +38,7 @@ from shimshift.core.runtime_detect import (
     classify_runtime,
     find_socket_mounts,
 )
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -25,8 +25,9 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from shimshift.adapters.kube.client import retry_watch
 from shimshift.adapters.kube.watching import Pulse
-from shimshift.core.drain import FINISHED_PHASES, MIRROR_POD_ANNOTATION
+from shimshift.core.drain import FINISHED_PHASES
 from shimshift.core.fleet import BudgetIndex, BudgetSnapshot, BudgetView, PodView
+from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient

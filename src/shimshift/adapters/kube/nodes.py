@@ -17,15 +17,18 @@ from lightkube.types import PatchType
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.errors import Refusal
-from shimshift.core.runtime_detect import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION
+from shimshift.core.wellknown import (
+    CORDONED_BY_ANNOTATION,
+    CRI_DOCKERD_ENDPOINT,
+    CRI_SOCKET_ANNOTATION,
+    PREVIOUS_CRI_SOCKET_ANNOTATION,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from lightkube import AsyncClient
 
-CORDONED_BY_ANNOTATION = "shimshift.io/cordoned-by"
-PREVIOUS_CRI_SOCKET_ANNOTATION = "shimshift.io/previous-cri-socket"
 # Written when the node had no cri-socket annotation, so a restore after a crash removes ours.
 NO_PREVIOUS = "-"
 
@@ -173,7 +176,7 @@ async def get_cri_socket(client: AsyncClient, node: str) -> str | None:
 
 
 async def set_cri_socket(
-    client: AsyncClient, node: str, value: str = CRI_DOCKERD_SOCKET, *, emit_event: bool = True
+    client: AsyncClient, node: str, value: str = CRI_DOCKERD_ENDPOINT, *, emit_event: bool = True
 ) -> str | None:
     """Set the cri-socket annotation; returns the previous value (None if there was none).
 

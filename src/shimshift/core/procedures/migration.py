@@ -15,7 +15,7 @@ rules; the upgrade procedure (core/procedures/upgrade.py) reuses its steps and i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -33,9 +33,12 @@ from shimshift.core.canary import (
     omits_no_new_privs,
 )
 from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.findings import Finding, Subject, error, messages
 from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
-from shimshift.core.node_plan import FileChange, NodePlan, plan_node
+from shimshift.core.node_plan import FileChange, NodePlan
+from shimshift.core.node_plan_record import plan_from_change_set_record, plan_from_record, plan_record
+from shimshift.core.node_planner import plan_node
 from shimshift.core.steps import (
     MIGRATION_ROLLBACK,
     MIGRATION_STEPS,
@@ -48,12 +51,34 @@ from shimshift.core.steps import (
     remaining_steps,
     split_cmdline,
 )
+from shimshift.core.versions import cri_dockerd_version_word
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, CRI_DOCKERD_SOCKET
 
-CRI_DOCKERD_SOCKET = "/var/run/cri-dockerd.sock"
-CRI_DOCKERD_ENDPOINT = f"unix://{CRI_DOCKERD_SOCKET}"
+# The codes of the procedure's findings (docs/findings.md).
+STEP_FAILED = "step-failed"
+UNAVAILABLE = "unavailable"
+STEP_ERROR = "step-error"  # an exception no rule named: a command that failed, a lost connection
+DOCKER_INACTIVE = "docker-inactive"
+DOCKER_NOT_ANSWERING = "docker-not-answering"
+CRI_DOCKERD_MISSING = "cri-dockerd-not-installed"
+CRI_DOCKERD_UNIT_DISABLED = "cri-dockerd-unit-disabled"
+CRI_DOCKERD_SOCKET_INACTIVE = "cri-dockerd-socket-inactive"
+CRI_UNREACHABLE = "cri-unreachable"
+CRI_CONDITION_FALSE = "cri-condition-false"
+CRI_RUNTIME_NOT_READY = "cri-runtime-not-ready"
+NO_CNI_CONFIG = "no-cni-config"
+DRAIN_UNFINISHED = "drain-unfinished"
+CRI_SOCKET_ANNOTATION = "cri-socket-annotation-wrong"
+SANDBOXES_MISSING = "sandboxes-missing"
+CANARY_FAILED = "canary-failed"
+UNIT_NOT_RUNNING = "unit-not-running"
+UNIT_EXITED = "unit-exited"
+STILL_ON_CRI_DOCKERD = "kubelet-still-on-cri-dockerd"
+NO_PLAN_RECORDED = "no-plan-recorded"
+FILE_CHANGED = "file-changed-since-plan"
 
 
-class NodeStatus(StrEnum):
+class OutcomeStatus(StrEnum):
     MIGRATED = "migrated"
     ALREADY_MIGRATED = "already-migrated"
     REFUSED = "refused"  # preflight said no; nothing was touched
@@ -64,7 +89,7 @@ class NodeStatus(StrEnum):
 @dataclass
 class NodeOutcome:
     node: str
-    status: NodeStatus
+    status: OutcomeStatus
     message: str = ""
     failed_step: str | None = None
     # Stopped where it stands for a person, to go on with `--resume` (an upgraded control plane): the
@@ -99,10 +124,30 @@ class MigrationSettings:
 
 
 class StepFailed(Exception):
-    def __init__(self, step: Step | str, message: str, detail: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
+    """A step found the node not as it must be: ``findings`` say what, each from the rule that saw it.
+
+    A plain string is one finding with the code ``step-failed``. ``message`` is the findings' words on
+    one line after ``context`` (what the operator has always read); ``detail`` is journalled with them.
+    """
+
+    def __init__(
+        self,
+        step: Step | str,
+        problems: str | Finding | Sequence[Finding],
+        detail: Mapping[str, Any] | None = None,
+        *,
+        context: str = "",
+    ) -> None:
+        if isinstance(problems, str):
+            found: tuple[Finding, ...] = (error(STEP_FAILED, problems),)
+        elif isinstance(problems, Finding):
+            found = (problems,)
+        else:
+            found = tuple(problems)
         self.step = str(step)
-        self.message = message
+        self.findings = found
+        self.message = context + messages(found)
+        super().__init__(self.message)
         self.detail = dict(detail or {})  # journalled with the failure (e.g. the canary's timings)
 
 
@@ -138,9 +183,9 @@ class MigrationProcedure:
                 return (yield from self.after_failure(step, failure))
         plan = yield from self.plan()
         if plan.is_noop:
-            return NodeOutcome(self.node, NodeStatus.ALREADY_MIGRATED, plan.noop_reason or "")
+            return NodeOutcome(self.node, OutcomeStatus.ALREADY_MIGRATED, plan.noop_reason or "")
         yield act.Event("ShimshiftMigrated", f"kubelet now uses {CRI_DOCKERD_ENDPOINT}")
-        return NodeOutcome(self.node, NodeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
+        return NodeOutcome(self.node, OutcomeStatus.MIGRATED, f"kubelet uses {CRI_DOCKERD_ENDPOINT}")
 
     def body(self, step: Step) -> StepBody:
         bodies: dict[Step, StepBody] = {
@@ -168,10 +213,11 @@ class MigrationProcedure:
         yield act.Record(step, "started")
         try:
             detail = yield from body()
-        except Exception as error:  # any failure of a step must end in the node's recovery
-            message = describe(error)
-            extra = error.detail if isinstance(error, StepFailed) else {}
-            yield act.Record(step, "failed", {**extra, "message": message})
+        except Exception as failure:  # any failure of a step must end in the node's recovery
+            message = describe(failure)
+            extra = failure.detail if isinstance(failure, StepFailed) else {}
+            found = [finding.about(Subject.of_node(self.node)).to_json() for finding in findings_of(failure)]
+            yield act.Record(step, "failed", {**extra, "message": message, "findings": found})
             return message
         yield act.Record(step, "finished", detail)
         return None
@@ -179,13 +225,13 @@ class MigrationProcedure:
     def after_failure(self, step: Step, message: str) -> Procedure[NodeOutcome]:
         yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
         if step in {Step.INSTALL, Step.PREFLIGHT}:
-            return NodeOutcome(self.node, NodeStatus.REFUSED, message, str(step))
+            return NodeOutcome(self.node, OutcomeStatus.REFUSED, message, str(step))
         if not changes_configuration(step, self.sequence):
             # Nothing on the node changed: give the node back to the scheduler if we took it.
             yield act.UncordonIfOurs()
-            return NodeOutcome(self.node, NodeStatus.FAILED, message, str(step))
+            return NodeOutcome(self.node, OutcomeStatus.FAILED, message, str(step))
         if not self.settings.rollback_on_failure:
-            return NodeOutcome(self.node, NodeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
+            return NodeOutcome(self.node, OutcomeStatus.FAILED, f"{message} (left as is: --no-rollback)", str(step))
         return (yield from self.finish_rollback(message, str(step)))
 
     def finish_rollback(self, message: str, failed_step: str | None = None) -> Procedure[NodeOutcome]:
@@ -193,9 +239,9 @@ class MigrationProcedure:
             yield from self.rollback()
         except StepFailed as error:
             return NodeOutcome(
-                self.node, NodeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
+                self.node, OutcomeStatus.FAILED, f"{message}; rollback failed: {error.message}", failed_step
             )
-        return NodeOutcome(self.node, NodeStatus.ROLLED_BACK, message, failed_step)
+        return NodeOutcome(self.node, OutcomeStatus.ROLLED_BACK, message, failed_step)
 
     def rollback(self) -> Procedure[None]:
         """Restore files and annotation, restart, prove the dockershim state, uncordon if we cordoned."""
@@ -222,9 +268,9 @@ class MigrationProcedure:
         """Preflight alone (for `shimshift plan`): the checks and the plan as the journal would keep it,
         nothing changed."""
         detail = yield from self.preflight()
-        return NodePlan.from_record(detail[PLAN_KEY])
+        return plan_from_record(detail[PLAN_KEY])
 
-    def verify_now(self) -> Procedure[list[str]]:
+    def verify_now(self) -> Procedure[list[Finding]]:
         """What is wrong with the node as a migrated node, now (for `shimshift verify`); empty when right.
 
         Uses the plan of the newest run that planned this node, so it checks what that plan
@@ -233,7 +279,7 @@ class MigrationProcedure:
         a hardened canary pod that runs on the pod network.
         """
         plan = yield from self.plan()
-        problems: list[str] = []
+        problems: list[Finding] = []
         # The heartbeat must postdate the migration's kubelet restart; with node leases an unchanged
         # status is re-posted only every 5 minutes, so "recent" would be the wrong test.
         restarted = ((yield act.StepDetail(Step.RESTART_KUBELET)) or {}).get("restarted_at")
@@ -244,15 +290,16 @@ class MigrationProcedure:
         problems += cmdline_problems(argv, expected=plan.expected_kubelet_args, forbidden=plan.forbidden_kubelet_args)
         socket = yield act.GetCriSocket()
         if socket != plan.cri_socket_after:
-            problems.append(f"annotation kubeadm.alpha.kubernetes.io/cri-socket is {socket!r}")
+            text = f"annotation kubeadm.alpha.kubernetes.io/cri-socket is {socket!r}"
+            problems.append(error(CRI_SOCKET_ANNOTATION, text))
         missing = yield from self.missing_sandboxes()
         if missing:
-            problems.append("cri-dockerd does not list running pod(s): " + ", ".join(missing))
+            problems.append(error(SANDBOXES_MISSING, "cri-dockerd does not list running pod(s): " + ", ".join(missing)))
         problems += (yield from self.streaming_check(plan))[0]
         canary = yield from self.canary()
         if not canary.ok:
-            problems.append("canary: " + canary.verdict.message)
-        return problems
+            problems.append(error(CANARY_FAILED, "canary: " + canary.verdict.message))
+        return [problem.about(Subject.of_node(self.node)) for problem in problems]
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -276,30 +323,34 @@ class MigrationProcedure:
         return {"installed": True, "written": written}
 
     def preflight(self) -> Procedure[dict[str, Any]]:
-        problems: list[str] = []
+        problems: list[Finding] = []
         docker = yield run("systemctl", "is-active", "docker", check=False)
         if docker.returncode != 0:
-            problems.append("Docker Engine is not active (systemctl is-active docker)")
+            problems.append(error(DOCKER_INACTIVE, "Docker Engine is not active (systemctl is-active docker)"))
         driver = yield run("docker", "info", "--format", "{{.CgroupDriver}}", check=False)
         if driver.returncode != 0:
-            problems.append("Docker Engine does not answer (docker info failed): " + _tail(driver.stderr))
+            text = "Docker Engine does not answer (docker info failed): " + _tail(driver.stderr)
+            problems.append(error(DOCKER_NOT_ANSWERING, text))
         binary = yield from self.cri_dockerd_binary()
         version: str | None = None
         if binary is None:
-            problems.append("cri-dockerd is not installed: no cri-docker.service with an ExecStart binary")
+            text = "cri-dockerd is not installed: no cri-docker.service with an ExecStart binary"
+            problems.append(error(CRI_DOCKERD_MISSING, text))
         else:
             result = yield act.Run((binary, "--version"), check=False)
-            version = parse_cri_dockerd_version(result.stdout + result.stderr)
+            version = cri_dockerd_version_word((result.stdout + result.stderr).decode("utf-8", "replace"))
             for unit in ("cri-docker.socket", "cri-docker.service"):
                 enabled = yield run("systemctl", "is-enabled", unit, check=False)
                 if enabled.returncode != 0:
-                    problems.append(f"{unit} is not enabled (systemctl enable --now {unit})")
+                    text = f"{unit} is not enabled (systemctl enable --now {unit})"
+                    problems.append(error(CRI_DOCKERD_UNIT_DISABLED, text))
             active = yield run("systemctl", "is-active", "cri-docker.socket", check=False)
             if active.returncode != 0:
-                problems.append("cri-docker.socket is not active (systemctl start cri-docker.socket)")
+                text = "cri-docker.socket is not active (systemctl start cri-docker.socket)"
+                problems.append(error(CRI_DOCKERD_SOCKET_INACTIVE, text))
         if not problems:
             problems.extend((yield from self.cri_problems()))
-        kubelet_version = yield act.KubeletVersion()
+        kubelet_version = yield act.GetKubeletVersion()
         files: dict[str, bytes | None] = {}
         for path in self.settings.node_files:
             files[path] = yield act.ReadFile(path, max_bytes=MAX_NODE_FILE_BYTES)
@@ -315,14 +366,15 @@ class MigrationProcedure:
             cni = yield run("ls", "-1", plan.cni_conf_dir, check=False)
             configs = [name for name in cni.stdout.decode().split() if name.endswith((".conf", ".conflist", ".json"))]
             if not configs:
-                problems.append(
+                text = (
                     f"no CNI network configuration in {plan.cni_conf_dir}: pods would get no network"
                     " through cri-dockerd (install the cluster's network plugin first)"
                 )
+                problems.append(error(NO_CNI_CONFIG, text))
         if problems:
-            raise StepFailed(Step.PREFLIGHT, "; ".join(problems))
+            raise StepFailed(Step.PREFLIGHT, problems)
         return {
-            PLAN_KEY: plan.to_record(),
+            PLAN_KEY: plan_record(plan),
             "kubelet_version": kubelet_version,
             "cri_dockerd_version": version,
         }
@@ -337,7 +389,7 @@ class MigrationProcedure:
     def drain(self) -> Procedure[dict[str, Any]]:
         outcome = yield act.Drain()
         if not outcome.drained:
-            raise StepFailed(Step.DRAIN, outcome.message or "drain did not finish")
+            raise StepFailed(Step.DRAIN, outcome.problems or error(DRAIN_UNFINISHED, "drain did not finish"))
         # No Event here: the drain records ShimshiftDrained itself, with the pods' names.
         return {"evicted": list(outcome.evicted)}
 
@@ -359,11 +411,10 @@ class MigrationProcedure:
         argv = yield from self.main_process_cmdline("cri-docker.service", Step.RESTART_CRI_DOCKERD)
         # The moved dockershim settings must be on the running cri-dockerd, not only in a file: a
         # missing pause image or CNI directory otherwise shows only when the first pod starts.
-        problems = cmdline_problems(argv, expected=plan.cri_dockerd_settings, forbidden=())
-        problems = [text.replace("kubelet", "cri-dockerd") for text in problems]
+        problems = cmdline_problems(argv, expected=plan.cri_dockerd_settings, forbidden=(), process="cri-dockerd")
         problems += yield from self.cri_problems()
         if problems:
-            raise StepFailed(Step.RESTART_CRI_DOCKERD, "; ".join(problems))
+            raise StepFailed(Step.RESTART_CRI_DOCKERD, problems)
         return {"restarted": True, "cri_dockerd_args": kubelet_args(argv)}
 
     def restart_kubelet(self) -> Procedure[dict[str, Any]]:
@@ -379,28 +430,29 @@ class MigrationProcedure:
         since = yield from self.restarted_at(Step.RESTART_KUBELET)
         health = yield act.WaitHealthy(since, self.settings.health_timeout)
         if not health.healthy:
-            raise StepFailed(Step.VERIFY, "node not healthy after the kubelet restart: " + "; ".join(health.problems))
+            raise StepFailed(Step.VERIFY, health.problems, context="node not healthy after the kubelet restart: ")
         plan = yield from self.plan()
         argv = yield from self.main_process_cmdline("kubelet.service", Step.VERIFY)
         problems = cmdline_problems(argv, expected=plan.expected_kubelet_args, forbidden=plan.forbidden_kubelet_args)
         if plan.expected_kubelet_config:
-            live = yield act.KubeletConfig()
+            live = yield act.GetKubeletConfig()
             problems += config_problems(live, expected=plan.expected_kubelet_config)
         if problems:
-            raise StepFailed(Step.VERIFY, "; ".join(problems))
+            raise StepFailed(Step.VERIFY, problems)
         problems, streaming = yield from self.streaming_check(plan)
         if problems:
-            raise StepFailed(Step.VERIFY, "; ".join(problems), {"streaming": streaming})
+            raise StepFailed(Step.VERIFY, problems, {"streaming": streaming})
         # A hardened pod is admitted, runs, and is on the pod network. Before the sandbox check: when
         # cri-dockerd lost its network plugin the kubelet keeps replacing address-less sandboxes, and
         # the canary names that cause where the sandbox check would only name the pods.
         canary = yield from self.canary()
         if not canary.ok:
-            raise StepFailed(Step.VERIFY, "canary: " + canary.verdict.message, {"canary": canary.detail})
+            failed = error(CANARY_FAILED, "canary: " + canary.verdict.message)
+            raise StepFailed(Step.VERIFY, failed, {"canary": canary.detail})
         missing = yield from self.missing_sandboxes()
         if missing:
-            message = "cri-dockerd does not list running pod(s): " + ", ".join(missing)
-            raise StepFailed(Step.VERIFY, message, {"canary": canary.detail})
+            gone = error(SANDBOXES_MISSING, "cri-dockerd does not list running pod(s): " + ", ".join(missing))
+            raise StepFailed(Step.VERIFY, gone, {"canary": canary.detail})
         return {"kubelet_args": kubelet_args(argv), "streaming": streaming, "canary": canary.detail}
 
     def uncordon(self) -> Procedure[dict[str, Any]]:
@@ -428,7 +480,7 @@ class MigrationProcedure:
         since = yield from self.restarted_at(Step.ROLLBACK_RESTART_KUBELET)
         health = yield act.WaitHealthy(since, self.settings.health_timeout)
         if not health.healthy:
-            raise StepFailed(Step.ROLLBACK_VERIFY, "node not healthy on dockershim: " + "; ".join(health.problems))
+            raise StepFailed(Step.ROLLBACK_VERIFY, health.problems, context="node not healthy on dockershim: ")
         args = kubelet_args((yield from self.main_process_cmdline("kubelet.service", Step.ROLLBACK_VERIFY)))
         if (yield from self.plan()).is_noop:
             return {"kubelet_args": args}  # it was on cri-dockerd before: an upgrade's rollback keeps it there
@@ -436,7 +488,8 @@ class MigrationProcedure:
             args.get("--container-runtime") == "remote"
             or args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT
         ):
-            raise StepFailed(Step.ROLLBACK_VERIFY, "the kubelet still points at cri-dockerd after the rollback")
+            still = error(STILL_ON_CRI_DOCKERD, "the kubelet still points at cri-dockerd after the rollback")
+            raise StepFailed(Step.ROLLBACK_VERIFY, still)
         return {"kubelet_args": args}
 
     # -- parts the steps share -------------------------------------------------------------------
@@ -449,6 +502,7 @@ class MigrationProcedure:
                 "no migration plan is recorded for this node",
                 hint="run `shimshift migrate` for it first; rollback works from the recorded plan",
                 node=self.node,
+                code=NO_PLAN_RECORDED,
             )
         return plan
 
@@ -477,6 +531,7 @@ class MigrationProcedure:
                     hint="compare it with the newest .shimshift-*.bak beside it and re-run the plan",
                     file=edit.path,
                     node=self.node,
+                    code=FILE_CHANGED,
                 )
             # A new drop-in's directory (cri-docker.service.d) is created by the atomic write.
             yield act.RemoveFile(edit.path) if target is None else act.WriteFile(edit.path, target)
@@ -487,17 +542,18 @@ class MigrationProcedure:
         result = yield run("systemctl", "show", "--property", "MainPID", "--value", unit)
         pid = result.stdout.decode().strip()
         if not pid.isdigit() or pid == "0":
-            raise StepFailed(step, f"{unit} is not running (systemctl show -p MainPID {unit} is 0)")
+            text = f"{unit} is not running (systemctl show -p MainPID {unit} is 0)"
+            raise StepFailed(step, error(UNIT_NOT_RUNNING, text))
         return int(pid)
 
     def main_process_cmdline(self, unit: str, step: Step) -> Procedure[list[str]]:
         pid = yield from self.main_pid(unit, step)
         raw = yield act.ReadFile(f"/proc/{pid}/cmdline")
         if raw is None:
-            raise StepFailed(step, f"{unit} (pid {pid}) exited while being checked")
+            raise StepFailed(step, error(UNIT_EXITED, f"{unit} (pid {pid}) exited while being checked"))
         return split_cmdline(raw)
 
-    def streaming_check(self, plan: NodePlan) -> Procedure[tuple[list[str], dict[str, Any]]]:
+    def streaming_check(self, plan: NodePlan) -> Procedure[tuple[list[Finding], dict[str, Any]]]:
         """cri-dockerd's TCP listeners (its streaming server), and what is wrong with them.
 
         Only a plan that bound the streaming server to loopback is held to it: an address the operator
@@ -510,12 +566,13 @@ class MigrationProcedure:
         ours = [item.endpoint for item in owned_by(listeners, pid=pid)]
         problems = streaming_problems(listeners, pid=pid)
         if problems and STREAMING_FLAG not in plan.cri_dockerd_settings:
-            return [], {"cri_dockerd_listeners": ours, "note": f"{STREAMING_FLAG} is the operator's: " + problems[0]}
+            note = f"{STREAMING_FLAG} is the operator's: " + problems[0].message
+            return [], {"cri_dockerd_listeners": ours, "note": note}
         return problems, {"cri_dockerd_listeners": ours}
 
     def canary(self) -> Procedure[CanaryResult]:
         settings = self.settings.canary
-        kubelet_version = yield act.KubeletVersion()
+        kubelet_version = yield act.GetKubeletVersion()
         preflight = (yield act.StepDetail(Step.PREFLIGHT)) or {}
         running = kubelet_args((yield from self.main_process_cmdline("cri-docker.service", Step.VERIFY)))
         image = canary_image(
@@ -551,11 +608,12 @@ class MigrationProcedure:
         except Exception as error:  # the rollback matters more than a leftover pod; say so and go on
             yield act.Progress(Step.VERIFY, f"could not delete a leftover canary pod: {describe(error)}")
 
-    def cri_problems(self) -> Procedure[list[str]]:
+    def cri_problems(self) -> Procedure[list[Finding]]:
         report = yield act.CriCheck()
-        problems = list(report.problems)
+        problems: list[Finding] = list(report.problems)
         if not report.runtime_ready:
-            problems.append(f"cri-dockerd on {CRI_DOCKERD_SOCKET} reports RuntimeReady=false")
+            text = f"cri-dockerd on {CRI_DOCKERD_SOCKET} reports RuntimeReady=false"
+            problems.append(error(CRI_RUNTIME_NOT_READY, text))
         return problems
 
     def missing_sandboxes(self) -> Procedure[list[str]]:
@@ -605,9 +663,9 @@ def recorded_plan(detail: Mapping[str, Any] | None, *, node: str | None) -> Node
     if detail is None:
         return None
     if PLAN_KEY in detail:
-        return NodePlan.from_record(detail[PLAN_KEY])
+        return plan_from_record(detail[PLAN_KEY])
     if LEGACY_PLAN_KEY in detail:
-        return NodePlan.from_change_set_record(
+        return plan_from_change_set_record(
             detail[LEGACY_PLAN_KEY], kubelet_version=str(detail.get("kubelet_version", "")), node=node
         )
     return None
@@ -616,25 +674,30 @@ def recorded_plan(detail: Mapping[str, Any] | None, *, node: str | None) -> Node
 _STEP_VALUES = frozenset(step.value for step in Step)
 
 
-def describe(error: BaseException) -> str:
-    if isinstance(error, StepFailed):
-        return error.message
-    if isinstance(error, Refusal | Unavailable):
-        return str(error)
-    return f"{type(error).__name__}: {error}"
+def describe(failure: BaseException) -> str:
+    """A failure as the operator reads it on one line."""
+    if isinstance(failure, StepFailed):
+        return failure.message
+    if isinstance(failure, Refusal | Unavailable):
+        return str(failure)
+    return f"{type(failure).__name__}: {failure}"
+
+
+def findings_of(failure: BaseException) -> tuple[Finding, ...]:
+    """A failure as the findings the journal and the reports keep: a step's own, a refusal's, or one
+    naming what could not be reached or what broke."""
+    if isinstance(failure, StepFailed):
+        return failure.findings
+    if isinstance(failure, Refusal):
+        return (failure.finding,)
+    if isinstance(failure, Unavailable):
+        return (error(UNAVAILABLE, f"{failure.peer}: {failure.what}", hint=failure.hint),)
+    return (error(STEP_ERROR, describe(failure)),)
 
 
 def _tail(data: bytes, limit: int = 300) -> str:
     return data.decode("utf-8", "replace").strip()[-limit:]
 
-
-def parse_cri_dockerd_version(output: bytes) -> str | None:
-    # `cri-dockerd --version` prints e.g. "cri-dockerd 0.3.21 (abc1234)".
-    for word in output.decode("utf-8", "replace").split():
-        candidate = word.lstrip("v")
-        if candidate[:1].isdigit() and candidate.count(".") >= 2:
-            return candidate
-    return None
 
 
 __all__ = [
@@ -646,9 +709,10 @@ __all__ = [
     "MigrationProcedure",
     "MigrationSettings",
     "NodeOutcome",
-    "NodeStatus",
+    "OutcomeStatus",
     "PreflightFacts",
     "StepFailed",
+    "findings_of",
     "plan_from_facts",
     "recorded_plan",
 ]

@@ -30,12 +30,12 @@ from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     MigrationProcedure,
     NodeOutcome,
-    NodeStatus,
+    OutcomeStatus,
     PreflightFacts,
     StepBody,
     StepFailed,
 )
-from shimshift.core.steps import MIGRATION_ROLLBACK, Step, remaining_steps
+from shimshift.core.steps import MIGRATION_ROLLBACK, Step, changing_steps, remaining_steps
 from shimshift.core.upgrade import (
     FINISH,
     KUBEADM_REWRITES,
@@ -65,8 +65,7 @@ UPGRADE_STEPS: tuple[Step, ...] = (
 )
 UPGRADE_ROLLBACK: tuple[Step, ...] = (Step.RESTORE_BINARIES, Step.RESTORE_KUBEADM_FILES, *MIGRATION_ROLLBACK)
 
-# Steps after which a node may differ from what it was (files, annotation, binaries).
-_CHANGING = frozenset(UPGRADE_STEPS[UPGRADE_STEPS.index(Step.WRITE_CONFIG) :])
+_CHANGING = changing_steps(UPGRADE_STEPS)
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class UpgradeProcedure(MigrationProcedure):
         plan = yield from self.upgrade_plan()
         message = f"kubelet {plan.to_version} on {CRI_DOCKERD_ENDPOINT}"
         yield act.Event("ShimshiftUpgraded", message)
-        return NodeOutcome(self.node, NodeStatus.MIGRATED, message)
+        return NodeOutcome(self.node, OutcomeStatus.MIGRATED, message)
 
     def body(self, step: Step) -> StepBody:
         bodies: dict[Step, StepBody] = {
@@ -126,7 +125,7 @@ class UpgradeProcedure(MigrationProcedure):
                 # pods).
                 yield act.Event("ShimshiftFailed", f"{step}: {message}", warning=True)
                 stopped = stop_message(plan, step, message)
-                return NodeOutcome(self.node, NodeStatus.FAILED, stopped, str(step), resumable=True)
+                return NodeOutcome(self.node, OutcomeStatus.FAILED, stopped, str(step), resumable=True)
         return (yield from super().after_failure(step, message))
 
     def rollback(self) -> Procedure[None]:
@@ -250,7 +249,7 @@ class UpgradeProcedure(MigrationProcedure):
             if problems:
                 raise StepFailed(Step.VERIFY, "the control plane did not settle: " + "; ".join(problems))
         detail = yield from super().verify()
-        version = yield act.KubeletVersion()
+        version = yield act.GetKubeletVersion()
         if version != plan.to_version:
             raise StepFailed(Step.VERIFY, f"the node reports kubelet {version}, not {plan.to_version}", detail)
         return {**detail, "kubelet_version": version}
