@@ -81,4 +81,3 @@ def apply_needs_force(kubelets: Mapping[str, int], *, target_minor: int) -> bool
         apply_problem(kubelet_minor=minor, target_minor=target_minor, rules=SkewRules.KUBEADM) is not None
         for minor in kubelets.values()
     )
-
