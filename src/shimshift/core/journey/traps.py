@@ -575,7 +575,7 @@ def dockershim_under_new_control_plane(journey: Journey, node: str) -> list[Find
             Severity.WARNING,
             "dockershim-under-new-control-plane",
             f"the node stays on dockershim (kubelet {drains[0].from_release}) while the control plane goes to "
-            f"{before[-1].release}; it moves to cri-dockerd in its first drain ({_at(drains[0])})",
+            f"{before[-1].release}; it moves to cri-dockerd in its {_at(drains[0])}",
             _node_subject(node),
             "keep its cri-socket annotation on dockershim until that drain; crictl must speak CRI v1alpha2 "
             "(older than 1.26) while kubeadm runs on a dockershim socket",
