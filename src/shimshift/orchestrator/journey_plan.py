@@ -162,10 +162,13 @@ async def _requested_apis(client: Any) -> list[traps.RequestedApi]:
         response = await _http(client).get("/metrics")
     except httpx2.HTTPError:  # the metric is optional: without it only this one trap goes unchecked
         return []
-    if response.status_code != 200:
-        return []
+    return deprecated_apis(response.text) if response.status_code == 200 else []
+
+
+def deprecated_apis(metrics: str) -> list[traps.RequestedApi]:
+    """The ``apiserver_requested_deprecated_apis`` series of a /metrics answer (value 1: requested)."""
     found = []
-    for match in _DEPRECATED_API.finditer(response.text):
+    for match in _DEPRECATED_API.finditer(metrics):
         labels = dict(_LABEL.findall(match["labels"]))
         found.append(
             traps.RequestedApi(
