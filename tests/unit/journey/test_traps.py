@@ -155,11 +155,20 @@ def test_the_endpoint_flag_moves_into_the_kubelet_configuration_from_1_27() -> N
     (finding,) = [f for f in found(journey(26, 27), nodes=[worker(26)]) if f.code.startswith("endpoint")]
     assert (finding.code, finding.severity) == ("endpoint-flag-deprecated", Severity.WARNING)
     assert finding.file == KUBEADM_FLAGS_ENV
-    assert f"containerRuntimeEndpoint: {CRI_DOCKERD_SOCKET}" in finding.hint
+    assert "kubeadm 1.34 moves it" in finding.hint
 
-    in_config = cri_dockerd_node(26)
-    in_config[KUBELET_CONFIG] = CONFIG + f"containerRuntimeEndpoint: {CRI_DOCKERD_SOCKET}\n".encode()
-    assert not [f for f in found(journey(26, 27), nodes=[worker(26, in_config)]) if f.code.startswith("endpoint")]
+
+def test_an_endpoint_only_in_config_yaml_is_lost_at_the_nodes_first_kubeadm_upgrade() -> None:
+    files = cri_dockerd_node(27)
+    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.9"\n'
+    files[KUBELET_CONFIG] = CONFIG + f"containerRuntimeEndpoint: {CRI_DOCKERD_SOCKET}\n".encode()
+    (finding,) = [f for f in found(journey(27, 28), nodes=[worker(27, files)]) if f.code.startswith("endpoint")]
+    assert (finding.code, finding.blocking, finding.file) == ("endpoint-only-in-config", True, KUBELET_CONFIG)
+    assert finding.line == 10 and KUBEADM_FLAGS_ENV in finding.hint
+    # With the flag beside it, the config's copy is only lost, not needed.
+    both = cri_dockerd_node(27)
+    both[KUBELET_CONFIG] = files[KUBELET_CONFIG]
+    assert not [f for f in found(journey(27, 28), nodes=[worker(27, both)]) if f.code.startswith("endpoint")]
 
 
 def test_no_endpoint_anywhere_on_a_cri_dockerd_node_blocks_the_1_27_kubelet() -> None:

@@ -34,6 +34,7 @@ from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
+    CRI_DOCKERD_SOCKET,
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
     FlagStatus,
@@ -333,7 +334,8 @@ def removed_kubelet_flags(journey: Journey, node: NodeFacts) -> list[Finding]:
                 f"kubelet {drain.to_release} exits on {flag.name} (removed in 1.{rule.removed}, {rule.source}); "
                 f"it is first started in {_at(drain)}",
                 Subject.of_file(flag.file, flag.line, node=node.name),
-                f"shimshift removes it from {flag.file} in that drain, before the kubelet starts{moved}",
+                f"the drain removes it from {flag.file} before the kubelet starts (the migration's engine, "
+                f"planned for kubelet {drain.to_release}){moved}",
                 flag.name,
             )
         )
@@ -343,42 +345,65 @@ def removed_kubelet_flags(journey: Journey, node: NodeFacts) -> list[Finding]:
 def endpoint_home(journey: Journey, node: NodeFacts) -> list[Finding]:
     """1.27 moves the endpoint into KubeletConfiguration ``containerRuntimeEndpoint``
     (kubernetes/kubernetes#112136) and defaults it to containerd's socket
-    (pkg/kubelet/apis/config/v1beta1/defaults.go at v1.27.16): a node on cri-dockerd with no endpoint
-    anywhere would start its 1.27 kubelet on containerd's socket."""
+    (pkg/kubelet/apis/config/v1beta1/defaults.go at v1.27.16). But /var/lib/kubelet/config.yaml is no home
+    for a node's own setting: ``kubeadm upgrade node`` writes it again from the cluster's kubelet-config
+    ConfigMap (cmd/kubeadm/app/cmd/phases/upgrade/node/kubeletconfig.go at v1.28.15), so an endpoint
+    kept only there is gone after the node's first kubeadm upgrade and the kubelet falls back to
+    containerd. kubeadm keeps it in kubeadm-flags.env up to 1.33 and in instance-config.yaml from 1.34.
+    A dockershim node gets its endpoint from the migration, in its first drain."""
     view = node.view
-    drain = first_drain_reaching(journey, node.name, 27)
-    if view is None or drain is None:
+    if view is None or node.name in journey.start.dockershim:
         return []
     flag = view.last("--container-runtime-endpoint")
-    config = view.config
+    has_flag = flag is not None and bool(flag.value)
+    config, instance = view.config, view.instance_config
     in_config = config is not None and bool(config.get_str("containerRuntimeEndpoint"))
-    if in_config:
-        return []
-    if flag is not None and flag.value:
-        return [
+    in_instance = instance is not None and bool(instance.get_str("containerRuntimeEndpoint"))
+    kubeadm = _kubeadm_minors_on(journey, node.name)
+    drain = first_drain_reaching(journey, node.name, 27)
+    out = []
+    if in_config and not has_flag and not in_instance and kubeadm and kubeadm[0] < 34:
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "endpoint-only-in-config",
+                f"the runtime endpoint is only in {KUBELET_CONFIG}, which kubeadm 1.{kubeadm[0]} writes again from "
+                "the kube-system/kubelet-config ConfigMap when it upgrades the node: the kubelet then falls back "
+                "to containerd's socket",
+                Subject.of_file(
+                    KUBELET_CONFIG, config.line_of("containerRuntimeEndpoint") if config else None, node=node.name
+                ),
+                f"add --container-runtime-endpoint={CRI_DOCKERD_SOCKET} to KUBELET_KUBEADM_ARGS in "
+                f"{KUBEADM_FLAGS_ENV}, where kubeadm keeps it",
+                "containerRuntimeEndpoint",
+            )
+        )
+    elif drain is not None and has_flag and flag is not None and not in_config:
+        out.append(
             Finding(
                 Severity.WARNING,
                 "endpoint-flag-deprecated",
                 f"kubelet {drain.to_release} takes the runtime endpoint from KubeletConfiguration; the "
                 f"--container-runtime-endpoint flag is deprecated from 1.27 (first in {_at(drain)})",
                 Subject.of_file(flag.file, flag.line, node=node.name),
-                f"shimshift writes containerRuntimeEndpoint: {flag.value} into {KUBELET_CONFIG} in that drain",
+                "nothing to do: the kubelet still takes the flag, and kubeadm 1.34 moves it into "
+                f"{INSTANCE_CONFIG} ({KUBELET_CONFIG} is written again by every kubeadm upgrade)",
                 "containerRuntimeEndpoint",
             )
-        ]
-    if node.name in journey.start.dockershim:
-        return []  # the migration writes the endpoint in the node's first drain
-    return [
-        Finding(
-            Severity.ERROR,
-            "endpoint-missing",
-            f"no runtime endpoint is set: kubelet {drain.to_release} of {_at(drain)} would use containerd's "
-            "socket, not cri-dockerd's",
-            _node_subject(node.name),
-            f"set containerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock in {KUBELET_CONFIG}",
-            "containerRuntimeEndpoint",
         )
-    ]
+    elif drain is not None and not (has_flag or in_config or in_instance):
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "endpoint-missing",
+                f"no runtime endpoint is set: kubelet {drain.to_release} of {_at(drain)} would use containerd's "
+                "socket, not cri-dockerd's",
+                _node_subject(node.name),
+                f"add --container-runtime-endpoint={CRI_DOCKERD_SOCKET} to KUBELET_KUBEADM_ARGS in {KUBEADM_FLAGS_ENV}",
+                "containerRuntimeEndpoint",
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
