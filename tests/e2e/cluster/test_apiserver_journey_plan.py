@@ -1,10 +1,10 @@
 """`shimshift plan --to` against a real kube-apiserver (v1.23.17, no kubelets): the whole journey with no
 binaries given, as text and JSON, under both skew rules; nothing in the cluster changes.
 
-Matrix: 1.23 -> 1.37.2 with kubeadm's checks (8 drains per node) and with --skew kubernetes (5); the
-findings every cri-dockerd node meets on that road (blocking: exit 1); a target below the cluster's
-release refused (exit 2, nothing planned); the nodes neither cordoned nor annotated afterwards; nodes
-whose files cannot be read said as findings, the plan still made.
+Matrix: `plan --to` and `audit --to`; 1.23 -> 1.37.2 with kubeadm's checks (8 drains per node) and
+with --skew kubernetes (5); the findings every cri-dockerd node meets on that road (blocking: exit 1);
+a target below the cluster's release refused (exit 2, nothing planned); the nodes neither cordoned nor
+annotated afterwards; nodes whose files cannot be read said as findings, the plan still made.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ CONTROL_PLANE = {"node-role.kubernetes.io/control-plane": ""}
 
 async def invoke(apiserver: LocalApiServer, *args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, main, [*args, "--kubeconfig", str(apiserver.kubeconfig)])
+
+
+def selected(world: World) -> tuple[str, str]:
+    return ("-l", f"shimshift-test={world.suffix}")
 
 
 async def fleet(world: World) -> tuple[str, str]:
@@ -63,19 +67,8 @@ async def test_plan_to_1_37_prints_the_whole_journey_without_binaries(world: Wor
 async def test_plan_to_with_the_skew_policy_takes_five_drains_as_json(world: World, apiserver: LocalApiServer) -> None:
     control_plane, worker = await fleet(world)
 
-    result = await invoke(
-        apiserver,
-        "plan",
-        "--to",
-        "1.37.2",
-        "--skew",
-        "kubernetes",
-        "-l",
-        f"shimshift-test={world.suffix}",
-        "--skip-node-files",
-        "-o",
-        "json",
-    )
+    policy = ("--to", "1.37.2", "--skew", "kubernetes", *selected(world), "-o", "json")
+    result = await invoke(apiserver, "plan", *policy, "--skip-node-files")
 
     data = json.loads(result.stdout)
     assert data["nodes"] == []
@@ -104,3 +97,15 @@ async def test_nodes_that_cannot_be_reached_are_said_and_the_plan_goes_on(
     assert result.exit_code == 0, result.output
     assert f"node {worker}: warning: its files could not be read" in result.stdout
     assert f"drains per node: {control_plane} 1, {worker} 1" in result.stdout
+
+
+async def test_audit_to_adds_the_journey_from_the_api_alone(world: World, apiserver: LocalApiServer) -> None:
+    control_plane, worker = await fleet(world)
+    policy = ("--to", "1.37.2", "--skew", "kubernetes", *selected(world), "-o", "json")
+    result = await invoke(apiserver, "audit", *policy)
+
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [node["name"] for node in data["nodes"]] == [control_plane, worker]
+    assert data["journey"]["drains"] == {control_plane: 5, worker: 5}
+    assert "node-not-read" not in {finding["code"] for finding in data["journey"]["findings"]}
