@@ -95,8 +95,15 @@ async def plan_whole_journey(connection: Any, request: JourneyPlanRequest) -> Jo
         ]
         pods = await _apiserver_pods(client)
         control_plane = await _control_plane_release(client, pods)
+        docker = (Runtime.DOCKERSHIM, Runtime.CRI_DOCKERD)
         cluster = traps.ClusterFacts(
-            apiservers=tuple(_manifest(pod) for pod in pods), requested_apis=tuple(await _requested_apis(client))
+            apiservers=tuple(_manifest(pod) for pod in pods),
+            requested_apis=tuple(await _requested_apis(client)),
+            other_runtimes=frozenset(
+                node.name
+                for node in audit.nodes
+                if node.runtime.runtime not in docker and node.runtime.runtime is not Runtime.UNKNOWN
+            ),
         )
     journey = plan_journey(nodes, control_plane=control_plane, target=target, rules=request.skew)
     plan = JourneyPlan(journey)

@@ -244,7 +244,16 @@ def test_cgroup_v1_blocks_a_1_35_kubelet_unless_the_operator_allows_it() -> None
     assert "cgroup-v1" not in codes(found(journey(34, 35), nodes=[worker(34, opted, cgroup_version=1)]))
 
 
-# dockershim, and the whole journey ------------------------------------------------------------
+# dockershim, other runtimes, and the whole journey --------------------------------------------
+
+
+def test_a_containerd_node_meets_only_the_kubelets_own_traps() -> None:
+    cluster = ClusterFacts(other_runtimes=frozenset({"w1"}))
+    assert codes(found(journey(33, 37), nodes=[worker(33, cgroup_version=1)], cluster=cluster)) == [
+        "kubelet-flag-removed",
+        "cgroup-v1",
+    ]
+    assert "websocket-streaming" in codes(found(journey(33, 37), cluster=cluster), "cp1")
 
 
 @pytest.mark.parametrize("rules", list(SkewRules))

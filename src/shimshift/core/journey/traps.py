@@ -96,6 +96,9 @@ class RequestedApi:
 class ClusterFacts:
     apiservers: tuple[ApiserverManifest, ...] = ()
     requested_apis: tuple[RequestedApi, ...] = ()
+    # Nodes whose runtime is neither dockershim nor cri-dockerd (containerd, CRI-O): the Docker traps
+    # are not theirs, only the kubelet's own (removed flags, cgroup v1).
+    other_runtimes: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -625,6 +628,9 @@ def journey_findings(
     facts = {node.name: node for node in nodes}
     for name in (node.name for node in journey.nodes):
         node = facts.get(name, NodeFacts(name))
+        if name in cluster.other_runtimes:
+            out += removed_kubelet_flags(journey, node) + cgroup_v1(journey, node, options)
+            continue
         out += dockershim_under_new_control_plane(journey, name)
         out += cri_versions(journey, node, options)
         out += removed_kubelet_flags(journey, node)
