@@ -264,7 +264,8 @@ def check_skew(
     if to.minor > oldest.minor + CONTROL_PLANE_MINORS_PER_APPLY:
         raise Refusal(
             f"--to {to} skips a minor: the oldest kube-apiserver runs {oldest}",
-            hint=f"upgrade one minor at a time: first to the latest 1.{oldest.minor + 1} release",
+            hint=f"upgrade one minor at a time: first to the latest 1.{oldest.minor + 1} release "
+            f"(`shimshift plan --to {to}` shows the whole journey)",
         )
     for node in sorted(nodes, key=lambda item: item.name):
         if release_key(node.kubelet) > release_key(to):

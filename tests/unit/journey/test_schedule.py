@@ -173,6 +173,7 @@ def test_no_state_breaks_a_rule_every_node_ends_at_the_target_with_the_fewest_dr
     for state, step in zip(states, journey.steps, strict=False):
         if isinstance(step, ControlPlaneStep):
             assert step.release.minor - state.control_plane.minor <= 1
+            assert not (step.force and rules is SkewRules.KUBEADM)
             for version in state.kubelets.values():
                 assert apply_problem(kubelet_minor=version.minor, target_minor=step.release.minor, rules=rules) is None
         else:
