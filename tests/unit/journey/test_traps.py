@@ -213,6 +213,17 @@ def test_kubeadm_1_34_would_write_an_empty_endpoint_when_kubeadm_flags_env_has_n
     assert "empty containerRuntimeEndpoint" in finding.message and "shimshift writes" in finding.hint
 
 
+def test_a_dockershim_node_gets_the_endpoint_flag_from_its_migration_before_kubeadm_1_34() -> None:
+    trip = journey(23, 34, dockershim=True)
+    node = NodeFacts("w1", NodeView.load(dockershim_node(23), node="w1"))
+    (finding,) = [
+        f
+        for f in found(trip, nodes=[node])
+        if f.code == "node-local-cri-socket" and f.subject and f.subject.node == "w1"
+    ]
+    assert "moves the runtime endpoint" in finding.message
+
+
 def test_kubeadm_1_37_without_instance_config_detects_containerd_on_a_docker_host() -> None:
     files = cri_dockerd_node(33)  # a node that never ran kubeadm 1.34-1.36
     (finding,) = [

@@ -495,7 +495,9 @@ def node_local_cri_socket(journey: Journey, node: NodeFacts) -> list[Finding]:
     first_new = next((minor for minor in minors if minor >= 34), None)
     if first_new is None:
         return []
-    in_flags_file = any(
+    # A dockershim node's first drain (at 1.25 at the latest) writes the endpoint flag into kubeadm-flags.env
+    # (node_plan.py's kubelet edits), long before any kubeadm 1.34 runs on it.
+    in_flags_file = node.name in journey.start.dockershim or any(
         flag.name == "--container-runtime-endpoint" and flag.file == KUBEADM_FLAGS_ENV for flag in view.flags
     )
     if first_new >= 37:
