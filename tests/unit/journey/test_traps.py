@@ -9,15 +9,21 @@ node under a newer control plane; and the whole list for 1.23 -> 1.37.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shimshift.core.findings import Finding, Severity
+from shimshift.core.journey import traps
 from shimshift.core.journey.releases import NEWEST_PATCH
 from shimshift.core.journey.schedule import Journey, JourneyNode, plan_journey
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.journey.traps import (
+    TRAP_CODES,
     ApiserverManifest,
     ClusterFacts,
     NodeFacts,
@@ -303,3 +309,50 @@ def test_1_23_on_dockershim_to_1_37_meets_every_trap_of_a_cgroup_v1_docker_host(
     ]
     blocking = [f.code for f in findings if f.blocking]
     assert blocking == ["psp-admission-plugin", "websocket-streaming", "cgroup-v1", "websocket-streaming"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.integers(min_value=23, max_value=36),
+    span=st.integers(min_value=0, max_value=14),
+    rules=st.sampled_from(SkewRules),
+    minor=st.integers(min_value=23, max_value=36),
+    cgroup=st.sampled_from([1, 2, None]),
+    allow=st.booleans(),
+)
+def test_every_finding_has_a_known_code_a_subject_and_a_way_on(
+    start: int, span: int, rules: SkewRules, minor: int, cgroup: int | None, allow: bool
+) -> None:
+    to = min(37, start + span)
+    kubelet = max(min(minor, start), start - 2)
+    files = dockershim_node(kubelet) if kubelet < 24 else cri_dockerd_node(kubelet)
+    nodes = [JourneyNode("cp1", True, v(start)), JourneyNode("w1", False, v(kubelet), dockershim=kubelet < 24)]
+    trip = plan_journey(nodes, control_plane=v(start), target=v(to), rules=rules)
+    facts = [
+        NodeFacts(
+            "w1",
+            NodeView.load(files, node="w1"),
+            cgroup_version=cgroup,
+            cri_dockerd=parse_cri_dockerd_version("0.2.6"),
+            crictl=v(26),
+            crictl_found=True,
+        )
+    ]
+    cluster = ClusterFacts(apiservers=(PSP,), requested_apis=(RequestedApi("batch", "v1beta1", "cronjobs"),))
+    for finding in found(trip, nodes=facts, cluster=cluster, allow_cgroup_v1=allow):
+        assert finding.code in TRAP_CODES
+        assert finding.hint
+        assert finding.subject is not None or finding.code == "removed-api-requested"
+
+
+def test_trap_codes_lists_exactly_the_codes_the_rules_use() -> None:
+    source = Path(traps.__file__).read_text()
+    used = {
+        node.args[1].value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) == "Finding"
+        and len(node.args) > 1
+        and isinstance(node.args[1], ast.Constant)
+    }
+    assert used == TRAP_CODES

@@ -44,6 +44,7 @@ from shimshift.core.versions import (
 )
 
 __all__ = [
+    "TRAP_CODES",
     "ApiserverManifest",
     "ClusterFacts",
     "NodeFacts",
@@ -53,6 +54,27 @@ __all__ = [
 ]
 
 APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+
+#: Every code a trap's finding can carry, for scripts that match them (stable; add, never rename).
+TRAP_CODES: frozenset[str] = frozenset(
+    {
+        "psp-admission-plugin",
+        "removed-api-requested",
+        "cri-dockerd-cri-version",
+        "crictl-missing",
+        "crictl-cri-version",
+        "kubelet-flag-removed",
+        "endpoint-only-in-config",
+        "endpoint-flag-deprecated",
+        "endpoint-missing",
+        "separate-disk-gc",
+        "websocket-streaming",
+        "node-local-cri-socket",
+        "cri-socket-autodetect",
+        "cgroup-v1",
+        "dockershim-under-new-control-plane",
+    }
+)
 
 
 @dataclass(frozen=True)
