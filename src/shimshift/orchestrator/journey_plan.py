@@ -230,7 +230,10 @@ async def _node_facts(name: str, access: NodeAccess) -> traps.NodeFacts:
     if programs.get("crictl"):
         answer = await access.run(["crictl", "--version"], check=False)
         text = answer.stdout.decode("utf-8", "replace").strip().removeprefix("crictl version ")
-        crictl = parse_kubelet_version(text, what=f"crictl on {name}") if answer.ok else None
+        try:
+            crictl = parse_kubelet_version(text, what=f"crictl on {name}") if answer.ok else None
+        except Refusal:
+            crictl = None  # a release newer than the rules know: its CRI versions are not checked
     # Docker's packaged containerd leaves its socket here; kubeadm 1.37's detection then finds two runtimes.
     containerd = await access.run(["ls", "-1", CONTAINERD_SOCKET_PATH], check=False)
     return traps.NodeFacts(

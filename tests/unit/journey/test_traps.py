@@ -264,6 +264,19 @@ def test_cgroup_v1_blocks_a_1_35_kubelet_unless_the_operator_allows_it() -> None
 # dockershim, other runtimes, and the whole journey --------------------------------------------
 
 
+def test_a_control_plane_node_on_dockershim_needs_a_crictl_that_speaks_v1alpha2() -> None:
+    trip = journey(23, 25, dockershim=True)
+    view = NodeView.load(dockershim_node(23), node="cp1")
+    new = found(trip, nodes=[NodeFacts("cp1", view, crictl=v(26))])
+    (finding,) = [f for f in new if f.code == "dockershim-crictl-cri-version"]
+    assert finding.blocking and finding.subject is not None and finding.subject.name == "cp1"
+    assert "dockershim-crictl-cri-version" not in codes(
+        found(trip, nodes=[NodeFacts("cp1", view, crictl=v(25))]), "cp1"
+    )
+    # A worker's kubeadm runs only in its drains, once the node is on cri-dockerd.
+    assert "dockershim-crictl-cri-version" not in codes(found(trip, nodes=[NodeFacts("w1", view, crictl=v(26))]))
+
+
 def test_a_containerd_node_meets_only_the_kubelets_own_traps() -> None:
     cluster = ClusterFacts(other_runtimes=frozenset({"w1"}))
     assert codes(found(journey(33, 37), nodes=[worker(33, cgroup_version=1)], cluster=cluster)) == [

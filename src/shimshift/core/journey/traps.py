@@ -40,6 +40,7 @@ from shimshift.core.versions import (
     FlagStatus,
     KubeletVersion,
     cri_dockerd_serves,
+    facts_for,
     flag_status,
 )
 
@@ -73,6 +74,7 @@ TRAP_CODES: frozenset[str] = frozenset(
         "cri-socket-autodetect",
         "cgroup-v1",
         "dockershim-under-new-control-plane",
+        "dockershim-crictl-cri-version",
     }
 )
 
@@ -608,31 +610,47 @@ def cgroup_v1(journey: Journey, node: NodeFacts, options: TrapOptions) -> list[F
 # dockershim under a newer control plane
 
 
-def dockershim_under_new_control_plane(journey: Journey, node: str) -> list[Finding]:
+def dockershim_under_new_control_plane(journey: Journey, node: NodeFacts) -> list[Finding]:
     """A node whose first drain comes after the 1.24 apply stays on dockershim under a newer control
     plane: within the skew policy, and kubeadm 1.24 keeps a kubelet older than 1.24 on its built-in
     dockershim (kubernetes/kubernetes#106973); but kubeadm 1.25 no longer writes dockershim's flags, and
-    a control-plane node then runs kubeadm 1.24 and 1.25 on its dockershim socket."""
-    if node not in journey.start.dockershim:
+    a control-plane node then runs kubeadm 1.24 (and 1.25) on its dockershim socket, through crictl. The
+    1.23 dockershim serves CRI v1alpha2 only (kubernetes/kubernetes#106798, #106803) and crictl 1.26 and
+    later speak v1 only: kubeadm's image pre-pull then fails (killer-sh/cks-course-environment#43)."""
+    name = node.name
+    if name not in journey.start.dockershim:
         return []
-    drains = journey.drains(node)
+    drains = journey.drains(name)
     if not drains:
         return []
     index = journey.steps.index(drains[0])
     before = [s for s in journey.steps[:index] if isinstance(s, ControlPlaneStep) and s.release.minor >= 24]
     if not before:
         return []
-    return [
+    out = [
         Finding(
             Severity.WARNING,
             "dockershim-under-new-control-plane",
             f"the node stays on dockershim (kubelet {drains[0].from_release}) while the control plane goes to "
             f"{before[-1].release}; it moves to cri-dockerd in its {_at(drains[0])}",
-            _node_subject(node),
-            "keep its cri-socket annotation on dockershim until that drain; crictl must speak CRI v1alpha2 "
-            "(older than 1.26) while kubeadm runs on a dockershim socket",
+            _node_subject(name),
+            "keep its cri-socket annotation on dockershim until that drain",
         )
     ]
+    control_plane = any(n.name == name and n.control_plane for n in journey.nodes)
+    if control_plane and node.crictl is not None and not facts_for(node.crictl).cri_v1alpha2:
+        out.append(
+            Finding(
+                Severity.ERROR,
+                "dockershim-crictl-cri-version",
+                f"kubeadm {before[0].release} reaches this node's dockershim through crictl {node.crictl}, which "
+                "speaks CRI v1 only; the 1.23 dockershim serves v1alpha2 only",
+                _node_subject(name),
+                "install a crictl (cri-tools) 1.23 to 1.25 on the node for the journey's first steps",
+                "crictl",
+            )
+        )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -655,7 +673,7 @@ def journey_findings(
         if name in cluster.other_runtimes:
             out += removed_kubelet_flags(journey, node) + cgroup_v1(journey, node, options)
             continue
-        out += dockershim_under_new_control_plane(journey, name)
+        out += dockershim_under_new_control_plane(journey, node)
         out += cri_versions(journey, node, options)
         out += removed_kubelet_flags(journey, node)
         out += endpoint_home(journey, node)
