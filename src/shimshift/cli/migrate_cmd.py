@@ -447,8 +447,12 @@ def plan_command(**values: Any) -> None:
     then, for a one-minor upgrade given its binaries, the commands it would run on each node. Changes nothing."""
     connection = _connection(values)
     journey: JourneyPlan | None = None
+    text = values["output"] != "json"
     if values["to"] is not None:
         journey = asyncio.run(plan_whole_journey(connection, _journey_request(values)))
+        if text:  # first, so it stands even when the per-node plan below is refused
+            given = bool(values["binaries"] or values["install_commands"])
+            click.echo(journey_plan_text(journey, binaries_given=given))
     reports: list[session.NodePlanReport] = []
     if journey is None or _per_node_upgrade_plan(journey, values):
         options = session.MigrateOptions(
@@ -463,15 +467,11 @@ def plan_command(**values: Any) -> None:
             upgrade=_upgrade_request(values),
         )
         reports = asyncio.run(session.plan(connection, options))
-    if values["output"] == "json":
+    if not text:
         nodes = [_plan_data(item) for item in reports]
         _print_json(nodes if journey is None else {"journey": journey.to_json(), "nodes": nodes})
-    else:
-        if journey is not None:
-            given = bool(values["binaries"] or values["install_commands"])
-            click.echo(journey_plan_text(journey, binaries_given=given))
-        for item in reports:
-            click.echo(_plan_text(item))
+    for item in reports if text else ():
+        click.echo(_plan_text(item))
     blocked = any(item.blocked for item in reports) or (journey is not None and journey.blocked)
     sys.exit(EXIT_NODES_FAILED if blocked else EXIT_OK)
 

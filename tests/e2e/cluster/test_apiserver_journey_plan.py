@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from click.testing import CliRunner, Result
 
 from shimshift.cli.main import main
+from tests.unit.orchestration.test_upgrade_run import fake_binaries
 
 if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer
@@ -109,3 +111,20 @@ async def test_audit_to_adds_the_journey_from_the_api_alone(world: World, apiser
     assert [node["name"] for node in data["nodes"]] == [control_plane, worker]
     assert data["journey"]["drains"] == {control_plane: 5, worker: 5}
     assert "node-not-read" not in {finding["code"] for finding in data["journey"]["findings"]}
+
+
+async def test_a_one_minor_plan_with_binaries_checks_them_and_goes_on_to_the_per_node_plan(
+    world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    control_plane, worker = await fleet(world)
+    fake_binaries(tmp_path / "v1.24.17", "1.24.17")  # a folder per release, as the journey keeps them
+
+    result = await invoke(
+        apiserver, "plan", control_plane, worker, "--to", "1.24.17", "--binaries", str(tmp_path), *selected(world)
+    )
+
+    assert "binaries checked: v1.24.17" in result.stdout, result.output
+    # Then `upgrade`'s own per-node plan, which reads the API servers' releases from their static pods:
+    # this API server runs without them, and that plan is refused after the journey was printed.
+    assert result.exit_code == 2
+    assert "no kube-apiserver version is known" in result.stderr
