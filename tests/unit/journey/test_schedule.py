@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shimshift.core.errors import Refusal
 from shimshift.core.journey.releases import NEWEST_PATCH
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, JourneyNode, plan_journey, release_key
-from shimshift.core.journey.skew import SkewRules, apply_problem, kubelet_problem
+from shimshift.core.journey.skew import SkewRules, apply_problem, kube_proxy_problem, kubelet_problem
 from shimshift.core.versions import KubeletVersion
 
 
@@ -183,6 +183,8 @@ def test_no_state_breaks_a_rule_every_node_ends_at_the_target_with_the_fewest_dr
     for state in states:
         for version in state.kubelets.values():
             assert kubelet_problem(kubelet_minor=version.minor, apiserver_minor=state.control_plane.minor) is None
+            proxy = state.control_plane.minor  # kubeadm upgrades kube-proxy with the control plane
+            assert kube_proxy_problem(kube_proxy_minor=proxy, kubelet_minor=version.minor) is None
             assert release_key(version) <= release_key(state.control_plane)
     assert states[-1].control_plane == target
     assert set(states[-1].kubelets.values()) == {target}

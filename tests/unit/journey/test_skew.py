@@ -8,6 +8,7 @@ from shimshift.core.journey.skew import (
     SkewRules,
     apply_needs_force,
     apply_problem,
+    kube_proxy_problem,
     kubeadm_kubelet_skew,
     kubelet_problem,
     policy_kubelet_skew,
@@ -41,3 +42,10 @@ def test_the_policy_alone_accepts_what_kubeadm_refuses_and_says_force_is_needed(
     assert apply_problem(kubelet_minor=23, target_minor=25, rules=SkewRules.KUBEADM) is not None
     assert apply_needs_force({"w1": 23}, target_minor=25)
     assert not apply_needs_force({"w1": 24}, target_minor=25)
+
+
+def test_kube_proxy_may_be_three_minors_from_its_kubelet_or_two_before_1_25() -> None:
+    assert kube_proxy_problem(kube_proxy_minor=28, kubelet_minor=25) is None
+    assert kube_proxy_problem(kube_proxy_minor=29, kubelet_minor=25) is not None
+    assert kube_proxy_problem(kube_proxy_minor=24, kubelet_minor=22) is None
+    assert kube_proxy_problem(kube_proxy_minor=24, kubelet_minor=21) is not None

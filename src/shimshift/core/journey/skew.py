@@ -61,6 +61,19 @@ def kubelet_problem(*, kubelet_minor: int, apiserver_minor: int) -> str | None:
     return None
 
 
+def kube_proxy_problem(*, kube_proxy_minor: int, kubelet_minor: int) -> str | None:
+    """Why kube-proxy may not run beside this kubelet (None: it may). The skew policy lets kube-proxy be
+    three minors newer or older than the kubelet on its node, two when kube-proxy is older than 1.25.
+    kubeadm upgrades the kube-proxy DaemonSet with the control plane, so kube-proxy runs its release."""
+    allowed = 3 if kube_proxy_minor >= POLICY_WIDE_KUBELET_SKEW_FROM else 2
+    if abs(kube_proxy_minor - kubelet_minor) > allowed:
+        return (
+            f"kube-proxy 1.{kube_proxy_minor} is more than {allowed} minors away from kubelet 1.{kubelet_minor} "
+            "(version skew policy)"
+        )
+    return None
+
+
 def apply_problem(*, kubelet_minor: int, target_minor: int, rules: SkewRules) -> str | None:
     """Why ``kubeadm upgrade apply`` to 1.<target_minor> may not run while this kubelet is in the cluster
     (None: it may). Under both rules the kubelet must stay within the policy once the API server is
