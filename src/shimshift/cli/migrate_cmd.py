@@ -467,6 +467,8 @@ def plan_command(**values: Any) -> None:
             upgrade=_upgrade_request(values),
         )
         reports = asyncio.run(session.plan(connection, options))
+    elif text and journey.blocked and (values["binaries"] or values["install_commands"]):
+        click.echo("the per-node commands follow once no finding blocks")
     if not text:
         nodes = [_plan_data(item) for item in reports]
         _print_json(nodes if journey is None else {"journey": journey.to_json(), "nodes": nodes})
