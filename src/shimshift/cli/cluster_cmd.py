@@ -28,10 +28,14 @@ from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, drain_node
 from shimshift.adapters.kube.evictions import PDB_PROBE, DrainEvent, DrainEventKind
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
+from shimshift.cli.journey_text import journey_plan_text
 from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.hardened_pods import ACCEPT_FLAG
+from shimshift.core.journey.skew import SkewRules
+from shimshift.orchestrator.journey_plan import JourneyPlanRequest, plan_whole_journey
+from shimshift.orchestrator.session import Connection
 
 T = TypeVar("T")
 
@@ -170,24 +174,49 @@ def render_hardened(report: AuditReport, console: Console) -> None:
 @click.option(
     "--chunk-size", type=click.IntRange(min=0), default=500, show_default=True, help="Objects per API page."
 )
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    help="Also the journey to this release (e.g. 1.37.2): each control-plane step and drain, and the traps "
+    "the API shows (`plan --to` also reads the nodes' files).",
+)
+@click.option("--skew", type=click.Choice([rules.value for rules in SkewRules]), default=SkewRules.KUBEADM.value)
+@click.option("--allow-cgroup-v1", is_flag=True, help="With --to: as `plan --allow-cgroup-v1`.")
 def audit_command(
-    kubeconfig: Path | None, context: str | None, selector: str | None, output: str, chunk_size: int
+    kubeconfig: Path | None,
+    context: str | None,
+    selector: str | None,
+    output: str,
+    chunk_size: int,
+    to: str | None,
+    skew: str,
+    allow_cgroup_v1: bool,
 ) -> None:
     """Show each node's kubelet, runtime and cri-socket, a runtime verdict with its evidence, and the
-    workloads that mount the Docker socket (or /var/run, /run)."""
+    workloads that mount the Docker socket (or /var/run, /run); with --to, the journey to that release."""
 
     async def run() -> AuditReport:
         async with open_client(kubeconfig, context=context) as client:
             return await audit_cluster(client, selector=selector, chunk_size=chunk_size)
 
     report = _run(run())
+    journey = None
+    if to is not None:
+        request = JourneyPlanRequest(
+            to, SkewRules(skew), selector=selector, allow_cgroup_v1=allow_cgroup_v1, read_nodes=False
+        )
+        journey = _run(plan_whole_journey(Connection(kubeconfig=kubeconfig, context=context), request))
+    data = report.to_json() | ({"journey": journey.to_json()} if journey is not None else {})
     if output == "json":
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(json.dumps(data, indent=2))
     elif output == "yaml":
-        click.echo(yaml.safe_dump(report.to_json(), sort_keys=False), nl=False)
+        click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
     else:
         # Piped output keeps whole names and paths (rich would squeeze the table to 80 columns).
         render_audit(report, Console() if sys.stdout.isatty() else Console(width=220))
+        if journey is not None:
+            click.echo(journey_plan_text(journey, binaries_given=True))
 
 
 # -- cordon / uncordon -------------------------------------------------------------------------------------

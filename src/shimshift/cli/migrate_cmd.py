@@ -17,6 +17,7 @@ from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.findings import findings_json, findings_text, plan_warnings_text
+from shimshift.cli.journey_text import journey_plan_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
@@ -28,10 +29,12 @@ from shimshift.core.errors import Refusal
 from shimshift.core.findings import messages
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
-from shimshift.core.upgrade import render_plan
+from shimshift.core.journey.skew import SkewRules
+from shimshift.core.upgrade import parse_target, render_plan
 from shimshift.orchestrator import session
+from shimshift.orchestrator.journey_plan import JourneyPlan, JourneyPlanRequest, plan_whole_journey
 from shimshift.orchestrator.node_migration import OutcomeStatus
-from shimshift.orchestrator.upgrade_run import UpgradeRequest
+from shimshift.orchestrator.upgrade_run import UpgradeRequest, release_binaries_dir
 
 
 def connection_options(function: F) -> F:
@@ -135,13 +138,14 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
             "to",
             required=required,
             help="The release to go to, e.g. 1.24.17 (one minor above the cluster's)"
-            + ("." if required else "; with `plan`, plans `upgrade` instead of `migrate`; `upgrade --resume` "
-               "takes it from the journal."),
+            + ("." if required else "; `plan --to` shows the whole journey to any later release, e.g. 1.37.2; "
+               "`upgrade --resume` takes it from the journal."),
         ),
         click.option(
             "--binaries",
             type=click.Path(exists=True, file_okay=False, path_type=Path),
-            help="Directory with kubeadm, kubelet and kubectl of --to; copied to each node, the old ones kept.",
+            help="Directory with kubeadm, kubelet and kubectl of --to, or a folder per release (DIR/v1.24.17, "
+            "checked by `plan --to` for every release on the way); copied to each node, the old ones kept.",
         ),
         click.option(
             "--install-command",
@@ -167,12 +171,44 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
     return decorate
 
 
+def journey_options(function: F) -> F:
+    """The journey's rules: which skew bounds the drains, and the operator's opt-ins (`plan --to`)."""
+    options = [
+        click.option(
+            "--skew",
+            type=click.Choice([rules.value for rules in SkewRules]),
+            default=SkewRules.KUBEADM.value,
+            show_default=True,
+            help="Which rules bound how far a kubelet may trail: kubeadm's own apply check, or the Kubernetes "
+            "version skew policy alone (fewer drains; the applies kubeadm refuses then run with --force).",
+        ),
+        click.option(
+            "--allow-cgroup-v1",
+            is_flag=True,
+            help="Let kubelets 1.35+ start on cgroup v1 hosts (failCgroupV1: false; recorded). Without it a "
+            "cgroup v1 node blocks a journey past 1.34.",
+        ),
+        click.option(
+            "--skip-node-files",
+            is_flag=True,
+            help="Plan from the API alone: do not connect to the nodes (the traps in their files go unchecked).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
 def _upgrade_request(values: dict[str, Any]) -> UpgradeRequest | None:
     if values["to"] is None:
         return None
+    binaries = values["binaries"]
+    if binaries is not None:
+        # A folder per release (DIR/v1.24.17) as the journey keeps them, or the binaries in DIR itself.
+        binaries = release_binaries_dir(binaries, parse_target(values["to"]), only=True)
     return UpgradeRequest(
         to=values["to"],
-        binaries_dir=values["binaries"],
+        binaries_dir=binaries,
         install_commands=tuple(values["install_commands"]),
         kubeadm_flags=tuple(values["kubeadm_flags"]),
     )
@@ -418,40 +454,76 @@ def status(**values: Any) -> None:
             click.echo(f"  {node}: {record.step} {record.phase}" + (f": {message}" if message else ""))
 
 
-def _print_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 @click.command("plan")
 @click.argument("nodes", nargs=-1)
-@click.option("-l", "--selector", help="Label selector of the nodes to plan.")
+@click.option("-l", "--selector", help="Label selector of the nodes to plan (with --to: of the journey's nodes).")
 @click.option("--all", "all_nodes", is_flag=True, help="Every node whose kubelet still uses dockershim.")
 @click.option("--control-plane", type=click.Choice([order.value for order in ControlPlaneOrder]), default="first")
 @drain_pod_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @upgrade_options(required=False)
+@journey_options
 @accept_option
 @connection_options
 def plan_command(**values: Any) -> None:
-    """Dry run: every file diff, API change and eviction `migrate` (or, with --to, `upgrade`) would make, in
-    order, with the commands the upgrade would run on each node. Changes nothing."""
+    """Dry run: every file diff, API change and eviction `migrate` would make, in order. With --to: the whole
+    journey to that release (each control-plane step and drain, every trap on the way; no binaries needed),
+    then, for a one-minor upgrade given its binaries, the commands it would run on each node. Changes nothing."""
     connection = _connection(values)
-    options = session.MigrateOptions(
-        nodes=tuple(values["nodes"]),
+    journey: JourneyPlan | None = None
+    text = values["output"] != "json"
+    if values["to"] is not None:
+        journey = asyncio.run(plan_whole_journey(connection, _journey_request(values)))
+        if text:  # first, so it stands even when the per-node plan below is refused
+            given = bool(values["binaries"] or values["install_commands"])
+            click.echo(journey_plan_text(journey, binaries_given=given))
+    reports: list[session.NodePlanReport] = []
+    if journey is None or _per_node_upgrade_plan(journey, values):
+        options = session.MigrateOptions(
+            nodes=tuple(values["nodes"]),
+            selector=values["selector"],
+            all_nodes=values["all_nodes"],
+            control_plane=ControlPlaneOrder(values["control_plane"]),
+            drain=_drain_options(values),
+            accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
+            upgrade=_upgrade_request(values),
+        )
+        reports = asyncio.run(session.plan(connection, options))
+    elif text and journey.blocked and (values["binaries"] or values["install_commands"]):
+        click.echo("the per-node commands follow once no finding blocks")
+    if not text:
+        nodes = [_plan_data(item) for item in reports]
+        _print_json(nodes if journey is None else {"journey": journey.to_json(), "nodes": nodes})
+    for item in reports if text else ():
+        click.echo(_plan_text(item))
+    blocked = any(item.blocked for item in reports) or (journey is not None and journey.blocked)
+    sys.exit(EXIT_NODES_FAILED if blocked else EXIT_OK)
+
+
+def _journey_request(values: dict[str, Any]) -> JourneyPlanRequest:
+    return JourneyPlanRequest(
+        to=values["to"],
+        skew=SkewRules(values["skew"]),
         selector=values["selector"],
-        all_nodes=values["all_nodes"],
-        control_plane=ControlPlaneOrder(values["control_plane"]),
-        drain=_drain_options(values),
-        accept_refused_hardened_pods=values["accept_refused_hardened_pods"],
-        upgrade=_upgrade_request(values),
+        allow_cgroup_v1=values["allow_cgroup_v1"],
+        binaries_dir=values["binaries"],
+        install_commands=tuple(values["install_commands"]),
+        read_nodes=not values["skip_node_files"],
     )
-    reports = asyncio.run(session.plan(connection, options))
-    if values["output"] == "json":
-        _print_json([_plan_data(item) for item in reports])
-    else:
-        for item in reports:
-            click.echo(_plan_text(item))
-    sys.exit(EXIT_NODES_FAILED if any(item.blocked for item in reports) else EXIT_OK)
+
+
+def _per_node_upgrade_plan(journey: JourneyPlan, values: dict[str, Any]) -> bool:
+    """Whether `upgrade`'s own per-node plan follows the journey: a one-minor upgrade (what `upgrade` runs
+    today) whose binaries or package commands were given, and nothing blocking on the way."""
+    one_minor = len(journey.journey.control_plane_steps()) <= 1 and all(
+        count <= 1 for count in journey.journey.drain_counts().values()
+    )
+    given = bool(values["binaries"] or values["install_commands"])
+    return one_minor and given and not journey.blocked
+
+
+def _print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
 
 
 def _plan_data(item: session.NodePlanReport) -> dict[str, Any]:

@@ -65,6 +65,8 @@ from typing import Any
 from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode, FleetPhase, plan_phases
+from shimshift.core.journey.schedule import release_key
+from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRules, apply_problem, kubelet_problem
 from shimshift.core.steps import Step
 from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
@@ -228,10 +230,6 @@ class NodeVersion:
     kubelet: KubeletVersion
 
 
-def _release(version: KubeletVersion) -> tuple[int, int]:
-    return (version.minor, version.patch or 0)
-
-
 def check_skew(
     *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion], nodes: Sequence[NodeVersion]
 ) -> None:
@@ -242,7 +240,8 @@ def check_skew(
     than one minor apart (the cluster is already outside [skew]); a downgrade of any API server or
     kubelet; a ``--to`` more than one minor above the oldest API server or any kubelet ([kubeadm-upgrade]:
     one minor at a time; [policy.go]); a kubelet already newer than its API server ([skew]: the oldest
-    one for a worker, its own for a control-plane node).
+    one for a worker, its own for a control-plane node). The rules themselves are core/journey/skew.py's,
+    as the journey applies them; here for a one-minor run.
     """
     if not apiservers:
         raise Refusal(
@@ -251,30 +250,31 @@ def check_skew(
         )
     oldest = min(apiservers.values())
     newest_node, newest = max(apiservers.items(), key=lambda item: item[1])
-    if newest.minor - oldest.minor > 1:
+    if newest.minor - oldest.minor > CONTROL_PLANE_MINORS_PER_APPLY:
         raise Refusal(
             f"the kube-apiservers run {oldest} to {newest}, more than one minor apart",
             hint="finish the control plane's last upgrade first (version skew policy)",
         )
-    if _release(newest) > _release(to):
+    if release_key(newest) > release_key(to):
         raise Refusal(
             f"--to {to} would downgrade the kube-apiserver on {newest_node} ({newest})",
             hint="shimshift upgrades only; downgrades are not supported by kubeadm",
             node=newest_node,
         )
-    if to.minor > oldest.minor + 1:
+    if to.minor > oldest.minor + CONTROL_PLANE_MINORS_PER_APPLY:
         raise Refusal(
             f"--to {to} skips a minor: the oldest kube-apiserver runs {oldest}",
-            hint=f"upgrade one minor at a time: first to the latest 1.{oldest.minor + 1} release",
+            hint=f"upgrade one minor at a time: first to the latest 1.{oldest.minor + 1} release "
+            f"(`shimshift plan --to {to}` shows the whole journey)",
         )
     for node in sorted(nodes, key=lambda item: item.name):
-        if _release(node.kubelet) > _release(to):
+        if release_key(node.kubelet) > release_key(to):
             raise Refusal(
                 f"--to {to} would downgrade the kubelet ({node.kubelet})",
                 hint="leave this node out of the run",
                 node=node.name,
             )
-        if to.minor > node.kubelet.minor + 1:
+        if apply_problem(kubelet_minor=node.kubelet.minor, target_minor=to.minor, rules=SkewRules.KUBEADM):
             raise Refusal(
                 f"--to {to} skips a minor for the kubelet ({node.kubelet})",
                 hint=f"upgrade this node's kubelet to 1.{node.kubelet.minor + 1} first, one minor at a time",
@@ -283,9 +283,10 @@ def check_skew(
         # A control-plane node's kubelet answers to its own API server (the HA window of a resumed
         # run, see the module's decisions); a worker's to the oldest.
         server = apiservers.get(node.name, oldest) if node.control_plane else oldest
-        if node.kubelet.minor > server.minor:
+        problem = kubelet_problem(kubelet_minor=node.kubelet.minor, apiserver_minor=server.minor)
+        if problem is not None:
             raise Refusal(
-                f"the kubelet ({node.kubelet}) is already newer than the kube-apiserver ({server})",
+                f"the kubelet ({node.kubelet}) does not fit beside the kube-apiserver ({server}): {problem}",
                 hint="the cluster is outside the version skew policy; upgrade the control plane first",
                 node=node.name,
             )
@@ -303,7 +304,7 @@ def kubelet_swap_problem(
         own = apiservers.get(node.name)
         if own is None:
             return f"the kube-apiserver of control-plane node {node.name} reports no version"
-        if own.minor < to.minor:
+        if kubelet_problem(kubelet_minor=to.minor, apiserver_minor=own.minor) is not None:
             return f"its own kube-apiserver still runs {own}: a kubelet {to} would be newer"
         return None
     behind = sorted(name for name, version in apiservers.items() if version.minor < to.minor)
@@ -388,7 +389,7 @@ def first_control_plane(
 ) -> str | None:
     """The node that runs ``kubeadm upgrade apply``: the first control-plane node by name, unless an API
     server already runs ``to`` (apply has been done; every control-plane node then runs ``upgrade node``)."""
-    if any(_release(version) >= _release(to) for version in apiservers.values()):
+    if any(release_key(version) >= release_key(to) for version in apiservers.values()):
         return None
     names = sorted(node.name for node in nodes if node.control_plane)
     return names[0] if names else None

@@ -35,7 +35,7 @@ from shimshift.core.upgrade import (
     upgrade_phases,
     version_argv,
 )
-from shimshift.core.versions import parse_kubelet_version
+from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
 # Where the run's options keep what was settled, for a resumed run.
 ROLES_KEY = "upgrade_roles"
@@ -92,6 +92,15 @@ class UpgradeRun:
             ROLES_KEY: {node: str(role) for node, role in self.roles.items()},
             DIGESTS_KEY: {str(item.binary): item.sha256 for item in self.binaries or ()},
         }
+
+
+def release_binaries_dir(directory: Path, release: KubeletVersion, *, only: bool = False) -> Path:
+    """Where ``--binaries DIR`` keeps one release's kubeadm, kubelet and kubectl: ``DIR/v1.24.17`` (or
+    ``DIR/1.24.17``); a one-release run may also keep them in DIR itself, as `upgrade` always has."""
+    for name in (f"v{release}", str(release)):
+        if (directory / name).is_dir():
+            return directory / name
+    return directory if only else directory / f"v{release}"
 
 
 async def checked_binaries(directory: Path, to: str) -> tuple[TargetBinary, ...]:
@@ -182,4 +191,4 @@ async def select_upgrade_nodes(client: Any, names: Sequence[str], to: str) -> li
     ]
 
 
-__all__ = ["UpgradeRequest", "UpgradeRun", "prepare_upgrade", "select_upgrade_nodes"]
+__all__ = ["UpgradeRequest", "UpgradeRun", "prepare_upgrade", "release_binaries_dir", "select_upgrade_nodes"]

@@ -208,7 +208,7 @@ def test_skew_allows_one_minor_up(
         (v("1.25.0"), {"cp1": V123}, [], "skips a minor: the oldest kube-apiserver runs 1.23.17", None),
         (V124, {"cp1": V124}, [NodeVersion("w9", False, v("1.25.1"))], "downgrade the kubelet", "w9"),
         (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.22.17"))], "skips a minor for the kubelet", "w9"),
-        (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.24.0"))], "newer than the kube-apiserver", "w9"),
+        (V124, {"cp1": V123}, [NodeVersion("w9", False, v("1.24.0"))], "newer than kube-apiserver 1.23", "w9"),
         (V124, {"cp1": V124, "cp2": V123}, [NodeVersion("cp2", True, V124)], "(1.23.17)", "cp2"),
     ],
 )

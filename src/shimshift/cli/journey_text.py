@@ -1,0 +1,58 @@
+"""`plan --to`'s journey as words: the schedule step by step, the drains per node, the findings, the
+binaries. Pure (data in, lines out) so tests compare text; the command prints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shimshift.cli.findings import findings_text
+from shimshift.core.journey.schedule import ControlPlaneStep, Journey
+
+if TYPE_CHECKING:
+    from shimshift.orchestrator.journey_plan import JourneyPlan
+
+
+def journey_lines(journey: Journey) -> list[str]:
+    """The schedule: which node, which drain, which releases, in the order they run."""
+    counts = journey.drain_counts()
+    lines = [
+        f"journey: control plane v{journey.start.control_plane} -> v{journey.target}, "
+        f"skew rules: {journey.rules} ({len(journey.control_plane_steps())} control-plane step(s), "
+        f"{sum(counts.values())} drain(s))",
+        "drains per node: " + (", ".join(f"{name} {count}" for name, count in counts.items()) or "-"),
+    ]
+    if not journey.steps:
+        return [*lines, "nothing to do: every node and the control plane are at the target"]
+    for number, step in enumerate(journey.steps, start=1):
+        if isinstance(step, ControlPlaneStep):
+            force = " --force" if step.force else ""
+            others = "; kubeadm upgrade node on " + ", ".join(step.upgrade_node_on) if step.upgrade_node_on else ""
+            why = " (kubeadm refuses the kubelets left behind; the skew policy allows them)" if step.force else ""
+            lines.append(
+                f"{number:3}. control plane -> v{step.release}: kubeadm upgrade apply v{step.release}{force} "
+                f"on {step.apply_on}{others}{why}"
+            )
+        else:
+            role = "control-plane node" if step.control_plane else "worker"
+            migrate = ", and from dockershim to cri-dockerd" if step.migrate else ""
+            lines.append(
+                f"{number:3}. drain {step.node} ({role}), its drain {step.number} of {counts[step.node]}: "
+                f"kubelet v{step.from_release} -> v{step.to_release}{migrate}"
+            )
+    return lines
+
+
+def journey_plan_text(plan: JourneyPlan, *, binaries_given: bool) -> str:
+    lines = journey_lines(plan.journey)
+    blocking = sum(1 for finding in plan.findings if finding.blocking)
+    lines.append(f"findings: {len(plan.findings)}, {blocking} blocking (the run stops before its first change)")
+    texts = findings_text(plan.findings)
+    lines += [
+        ("  blocking: " if finding.blocking else "  note: ") + text
+        for finding, text in zip(plan.findings, texts, strict=True)
+    ]
+    if plan.binaries:
+        lines.append("binaries checked: " + ", ".join(sorted(plan.binaries)))
+    elif not binaries_given:
+        lines.append("binaries: not given; `plan --to` checks them with --binaries DIR (a folder per release)")
+    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""`plan --to`'s journey as text (cli/journey_text.py): the header, drains per node, each step, findings."""
+
+from __future__ import annotations
+
+from shimshift.cli.journey_text import journey_lines, journey_plan_text
+from shimshift.core.findings import Finding, Severity, Subject
+from shimshift.core.journey.schedule import JourneyNode, plan_journey
+from shimshift.core.journey.skew import SkewRules
+from shimshift.core.versions import KubeletVersion
+from shimshift.orchestrator.journey_plan import JourneyPlan
+
+NODES = [JourneyNode("cp1", True, KubeletVersion(23, 17), True), JourneyNode("w1", False, KubeletVersion(23, 17))]
+
+
+def test_the_policy_journey_names_each_step_and_the_forced_applies() -> None:
+    journey = plan_journey(
+        NODES, control_plane=KubeletVersion(23, 17), target=KubeletVersion(26, 15), rules=SkewRules.KUBERNETES
+    )
+    assert journey_lines(journey) == [
+        "journey: control plane v1.23.17 -> v1.26.15, skew rules: kubernetes (3 control-plane step(s), 4 drain(s))",
+        "drains per node: cp1 2, w1 2",
+        "  1. control plane -> v1.24.17: kubeadm upgrade apply v1.24.17 on cp1",
+        "  2. control plane -> v1.25.16: kubeadm upgrade apply v1.25.16 --force on cp1 (kubeadm refuses the "
+        "kubelets left behind; the skew policy allows them)",
+        "  3. drain cp1 (control-plane node), its drain 1 of 2: kubelet v1.23.17 -> v1.25.16, and from dockershim "
+        "to cri-dockerd",
+        "  4. drain w1 (worker), its drain 1 of 2: kubelet v1.23.17 -> v1.25.16",
+        "  5. control plane -> v1.26.15: kubeadm upgrade apply v1.26.15 on cp1",
+        "  6. drain cp1 (control-plane node), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15",
+        "  7. drain w1 (worker), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15",
+    ]
+
+
+def test_a_journey_with_nothing_to_do_says_so() -> None:
+    journey = plan_journey(NODES[:1], control_plane=KubeletVersion(23, 17), target=KubeletVersion(23, 17))
+    assert journey_lines(journey)[-1] == "nothing to do: every node and the control plane are at the target"
+
+
+def test_findings_and_binaries_follow_the_schedule() -> None:
+    journey = plan_journey(NODES, control_plane=KubeletVersion(23, 17), target=KubeletVersion(24, 17))
+    blocking = Finding(Severity.ERROR, "cgroup-v1", "refuses to start", Subject.of_node("w1"), "allow it")
+    note = Finding(Severity.WARNING, "separate-disk-gc", "no image GC", Subject.of_node("cp1"))
+    text = journey_plan_text(JourneyPlan(journey, [blocking, note]), binaries_given=False).splitlines()
+
+    assert text[-4:] == [
+        "findings: 2, 1 blocking (the run stops before its first change)",
+        "  blocking: node w1: error: refuses to start (allow it)",
+        "  note: node cp1: warning: no image GC",
+        "binaries: not given; `plan --to` checks them with --binaries DIR (a folder per release)",
+    ]

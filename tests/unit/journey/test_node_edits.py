@@ -1,0 +1,69 @@
+"""The changes the engine makes on the journey, per trap that needs one: the flags a drain's kubelet rejects
+(the migration's engine, planned for that kubelet) and instance-config.yaml before kubeadm 1.34+.
+
+Matrix: --container-runtime gone before kubelet 1.27 and --pod-infra-container-image before 1.35, in
+kubeadm-flags.env and in /etc/default/kubelet; nothing removed for a kubelet that still takes them;
+instance-config.yaml written before kubeadm 1.34 when kubeadm-flags.env lacks the endpoint, before 1.37
+whenever it is missing, never over an existing one.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from shimshift.core.journey.node_edits import instance_config_before_kubeadm
+from shimshift.core.kubelet_config import parse_kubelet_config
+from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, NodeView
+from shimshift.core.node_planner import plan_node
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
+from tests.unit.core.nodes import cri_dockerd_node
+
+
+def kubelet_flags_after(files: dict[str, bytes | None], to: str, path: str = KUBEADM_FLAGS_ENV) -> str:
+    plan = plan_node(
+        kubelet_version=to, files=files, cri_dockerd_version="0.3.16", docker_cgroup_driver=None, node="w1"
+    )
+    after = {change.path: change.after for change in plan.changes}.get(path, files[path])
+    assert after is not None
+    return after.decode()
+
+
+def test_a_drain_to_1_28_drops_container_runtime_and_keeps_the_endpoint() -> None:
+    text = kubelet_flags_after(cri_dockerd_node(25), "1.28.15")
+    assert "--container-runtime=" not in text
+    assert f"--container-runtime-endpoint={CRI_DOCKERD_ENDPOINT}" in text
+    assert "--container-runtime=remote" in kubelet_flags_after(cri_dockerd_node(25), "1.26.15")
+
+
+def test_a_drain_to_1_35_drops_the_pause_flag_also_from_the_operators_file() -> None:
+    files = cri_dockerd_node(34)
+    files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--pod-infra-container-image=registry.k8s.io/pause:3.9 --v=2\n"
+    assert "--pod-infra-container-image" not in kubelet_flags_after(files, "1.35.8")
+    assert kubelet_flags_after(files, "1.35.8", DEFAULT_KUBELET) == "KUBELET_EXTRA_ARGS=--v=2\n"
+    assert "--pod-infra-container-image" in kubelet_flags_after(files, "1.34.12")
+
+
+def without_endpoint_flag(minor: int) -> dict[str, bytes | None]:
+    files = cri_dockerd_node(minor)
+    files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--pod-infra-container-image=registry.k8s.io/pause:3.9"\n'
+    files[DEFAULT_KUBELET] = f"KUBELET_EXTRA_ARGS=--container-runtime-endpoint={CRI_DOCKERD_ENDPOINT}\n".encode()
+    return files
+
+
+def test_instance_config_is_written_before_kubeadm_1_34_when_kubeadm_flags_env_has_no_endpoint() -> None:
+    view = NodeView.load(without_endpoint_flag(33), node="w1")
+    change = instance_config_before_kubeadm(view, kubeadm_minor=34)
+
+    assert change is not None and change.path == INSTANCE_CONFIG and change.before is None
+    assert change.after is not None
+    endpoint = parse_kubelet_config(INSTANCE_CONFIG, change.after).get_str("containerRuntimeEndpoint")
+    assert endpoint == CRI_DOCKERD_ENDPOINT
+    assert yaml.safe_load(change.after)["kind"] == "KubeletConfiguration"
+    assert instance_config_before_kubeadm(view, kubeadm_minor=33) is None
+
+
+def test_kubeadm_moves_the_flag_itself_until_1_37_and_an_existing_file_is_kept() -> None:
+    kubeadm_layout = NodeView.load(cri_dockerd_node(33), node="w1")
+    assert instance_config_before_kubeadm(kubeadm_layout, kubeadm_minor=34) is None
+    assert instance_config_before_kubeadm(kubeadm_layout, kubeadm_minor=37) is not None
+    assert instance_config_before_kubeadm(NodeView.load(cri_dockerd_node(35), node="w1"), kubeadm_minor=37) is None
