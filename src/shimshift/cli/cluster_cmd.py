@@ -26,10 +26,12 @@ from shimshift.adapters.kube.client import list_pages
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import PDB_PROBE, DrainEvent, DrainEventKind, DrainResult, drain_node
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
-from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
+from shimshift.cli.options import EXIT_NODES_FAILED, kube_options, lease_options, say
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.hardened_pods import ACCEPT_FLAG
+from shimshift.core.run_lease import RunStatus
+from shimshift.orchestrator.cluster_run import drain_run
 
 T = TypeVar("T")
 
@@ -329,6 +331,7 @@ def text_progress(event: DrainEvent, options: DrainOptions) -> None:
     help="client: show what would be evicted; server: also ask the API which pods a PDB blocks.",
 )
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@lease_options(namespace=True)
 def drain_command(
     kubeconfig: Path | None,
     context: str | None,
@@ -346,6 +349,8 @@ def drain_command(
     chunk_size: int,
     dry_run: str,
     output: str,
+    take_over: str | None,
+    lease_namespace: str,
 ) -> None:
     """Cordon, then evict the pods of each node in turn, with kubectl drain's rules (PDBs respected)."""
     try:
@@ -372,7 +377,11 @@ def drain_command(
 
     async def run() -> list[DrainResult]:
         results: list[DrainResult] = []
-        async with open_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client, drain_run(
+            client, namespace=lease_namespace, take_over=take_over, changes=options.dry_run is DryRun.NONE, on_wait=say
+        ) as held:
+            if held is not None:
+                held.status = lambda: RunStatus.SUCCEEDED if all(r.drained for r in results) else RunStatus.FAILED
             selected = await _select_nodes(client, nodes, selector)
             # kubectl cordons every node first, so pods evicted from the first do not land on the next.
             if options.dry_run is not DryRun.CLIENT:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,9 @@ class NodeExecutor:
     journal: JournalPort
     on_event: Callable[[StepEvent], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The run's copy on the cluster (orchestrator/cluster_run.py): written after each record, before the
+    # step it opens runs, so a second machine that resumes knows at least what this one did.
+    copy: Callable[[str], Awaitable[None]] | None = None
     _step: str = ""  # the running step, for the drain's progress lines
 
     async def drive(self, procedure: Procedure[T]) -> T:
@@ -103,6 +106,8 @@ class NodeExecutor:
                 return await remove_canary(self.cluster, node=node, namespace=namespace)
             case act.Record(step, phase, detail):
                 self.journal.record(node=node, step=step, phase=phase, detail=detail)
+                if self.copy is not None:
+                    await self.copy(node)
                 self._step = step if phase == "started" else ""
                 self._emit(step, phase, str(detail.get("message", "")) if detail else "")
                 return None

@@ -7,7 +7,7 @@ loop (fleet) only see ports.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.orchestrator.canary import CanarySettings
+from shimshift.orchestrator.cluster_run import held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     CRI_DOCKERD_SOCKET,
@@ -188,25 +189,32 @@ async def migrate(
     options: MigrateOptions,
     *,
     resume: bool = False,
+    take_over: str | None = None,
     on_event: Callable[[StepEvent], None] | None = None,
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     on_plan: Callable[[list[FleetNode]], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
+    verb = "upgrade" if options.upgrade is not None else "migrate"
     try:
-        async with open_client(resolved=config) as client:
+        # The cluster's Lease is held from here to the end (orchestrator/cluster_run.py): a second run is
+        # refused before it reads or changes anything more.
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, namespace=options.canary_namespace, command=verb, resume=resume,
+            take_over=take_over, on_wait=on_wait,
+        ) as lease:
             run: RunRecord | None = None
+            copy = lease.held.copier(journal, lease.run_id)
             if resume:
-                active = journal.active_run(identity)
-                if active is None:
-                    raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
-                run = journal.resume_run(active.id)
+                run = journal.resume_run(lease.run_id)
+                await lease.held.record_run(run_copy(run, lease.held))
                 if run.options.get(ROLLBACK_RUN_KEY):
                     # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
                     result = await _roll_back(
-                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event
+                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event, copy
                     )
                     journal.finish_run(run.id, status=_status(result, rollback=True))
                     return RunSummary(run.id, identity.server, result)
@@ -236,8 +244,11 @@ async def migrate(
                 # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
                 # (the upgrade's verify checks the release and runs the canary with the field set).
                 run = journal.begin_run(
-                    identity, options={**options.to_record(), **upgrade.record(), **selection_record(selected)}
+                    identity,
+                    options={**options.to_record(), **upgrade.record(), **selection_record(selected)},
+                    run_id=lease.run_id,
                 )
+                await lease.held.record_run(run_copy(run, lease.held))
             if run is None:
                 # The guard is decided before a run begins (a resume finishes what that decision allowed).
                 decision = await guard_hardened_pods(client, selected, options)
@@ -247,12 +258,14 @@ async def migrate(
                 run = journal.begin_run(
                     identity,
                     options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
+                    run_id=lease.run_id,
                 )
+                await lease.held.record_run(run_copy(run, lease.held))
             if on_plan is not None:
                 on_plan(selected)
             try:
                 result = await _run_fleet(
-                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade
+                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)
@@ -276,6 +289,7 @@ async def _run_fleet(
     on_event: Callable[[StepEvent], None] | None,
     on_outcome: Callable[[NodeOutcome], None] | None,
     upgrade: UpgradeRun | None = None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> FleetResult:
     run_journal = RunJournal(journal, run_id)
     async with ClusterCache(client) as cache, node_pool(connection) as pool:
@@ -291,7 +305,7 @@ async def _run_fleet(
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
             migration = _migration(
-                name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings
+                name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings, copy=copy
             )
             return await migration.run()
 
@@ -460,6 +474,7 @@ def _migration(
     *,
     run_id: str = "",
     upgrade: UpgradeSettings | None = None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> NodeMigration:
     binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
     canary = CanarySettings(
@@ -486,6 +501,7 @@ def _migration(
         ),
         on_event=on_event,
         upgrade=upgrade,
+        copy=copy,
     )
 
 
@@ -552,6 +568,7 @@ async def _roll_back(
     connection: Connection,
     nodes: tuple[str, ...],
     on_event: Callable[[StepEvent], None] | None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> FleetResult:
     """Roll NODES back in run RUN_ID, whose journal already holds each node's plan."""
     result = FleetResult()
@@ -567,7 +584,8 @@ async def _roll_back(
                     recorded = NodeUpgradePlan.from_record(preflight["upgrade_plan"])
                     settings = UpgradeSettings(to=recorded.to_version.lstrip("v"), role=recorded.role)
                 migration = _migration(
-                    name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings
+                    name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings,
+                    copy=copy,
                 )
                 await migration.rollback()
                 result.outcomes.append(NodeOutcome(name, NodeStatus.ROLLED_BACK, "back on dockershim"))
@@ -577,14 +595,22 @@ async def _roll_back(
 
 
 async def rollback(
-    connection: Connection, nodes: tuple[str, ...], *, on_event: Callable[[StepEvent], None] | None = None
+    connection: Connection,
+    nodes: tuple[str, ...],
+    *,
+    on_event: Callable[[StepEvent], None] | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    take_over: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Put NODES back on dockershim from the plan their newest migration recorded, in a run of its own."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
     try:
-        async with open_client(resolved=config) as client:
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, namespace=namespace, command="rollback", take_over=take_over, on_wait=on_wait
+        ) as lease:
             sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
             unknown = [name for name, run_id in sources.items() if run_id is None]
             if unknown:
@@ -593,7 +619,8 @@ async def rollback(
                     hint="rollback restores what a shimshift migration recorded; nothing to restore",
                     file=str(journal.path),
                 )
-            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
+            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
+            await lease.held.record_run(run_copy(run, lease.held))
             for name, source in sources.items():
                 assert source is not None
                 # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
@@ -601,7 +628,8 @@ async def rollback(
                 for record in journal.timeline(source, name):
                     if record.step in _CARRIED_TO_ROLLBACK and record.phase is Phase.FINISHED:
                         journal.record(run.id, name, record.step, Phase.FINISHED, record.detail)
-            result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
+            copy = lease.held.copier(journal, run.id)
+            result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
             journal.finish_run(run.id, status=_status(result, rollback=True))
             return RunSummary(run.id, identity.server, result)
     finally:
