@@ -380,8 +380,6 @@ def drain_command(
         async with open_client(kubeconfig, context=context) as client, drain_run(
             client, namespace=lease_namespace, take_over=take_over, changes=options.dry_run is DryRun.NONE, on_wait=say
         ) as held:
-            if held is not None:
-                held.status = lambda: RunStatus.SUCCEEDED if all(r.drained for r in results) else RunStatus.FAILED
             selected = await _select_nodes(client, nodes, selector)
             # kubectl cordons every node first, so pods evicted from the first do not land on the next.
             if options.dry_run is not DryRun.CLIENT:
@@ -412,6 +410,9 @@ def drain_command(
                             f"There are pending pods in node {node!r}: {', '.join(result.pending)}", err=True
                         )
                     click.echo(f"error: unable to drain node {node!r}, continuing command...", err=True)
+            if held is not None:  # every node was tried (an interrupted drain stays "failed", the default)
+                ended = RunStatus.SUCCEEDED if all(result.drained for result in results) else RunStatus.FAILED
+                held.status = lambda: ended
         return results
 
     results = _run(run(), changes)

@@ -156,7 +156,8 @@ async def cluster_run(
         if held.lost_to is not None and main.uncancel() == 0:
             taker = held.lost_to.holder.describe() if held.lost_to.holder else "nobody (it was released)"
             raise Refusal(
-                f"this run lost the cluster's Lease to {taker} after it could not renew it; it stopped",
+                f"this run found the cluster's Lease taken by {taker} when it renewed it (renewals had failed "
+                "until it expired); it stopped before its next change",
                 hint="`shimshift status` shows who holds it; this run's nodes resume with `--resume` once it is free",
             ) from None
         if terminated.is_set():

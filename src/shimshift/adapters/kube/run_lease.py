@@ -97,7 +97,7 @@ def lease_state(body: JSON) -> LeaseState:
 
 def lease_body(namespace: str, lease: LeaseState) -> JSON:
     holder = lease.holder
-    notes = {RUN: lease.run_id, RUN_STATUS: str(lease.run_status)}
+    notes = {RUN: holder.run_id if holder is not None else lease.run_id, RUN_STATUS: str(lease.run_status)}
     if holder is not None:
         notes |= {USER: holder.user, HOST: holder.host, PID: str(holder.pid), COMMAND: holder.command}
     if lease.taken_over:

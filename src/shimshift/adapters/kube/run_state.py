@@ -4,7 +4,7 @@ Layout (core/run_copy.py has the why): ``data.run`` is the run (options, start, 
 ``binaryData["node.NAME"]`` a node's journal records, gzip'd JSON; ``data["sha256.node.NAME"]`` their
 SHA-256. Each node's key is written with a JSON merge patch of that key alone, so nodes migrated at once
 never overwrite each other and no read-modify-write is needed (the Lease already makes this run the only
-writer). deploy/rbac.yaml grants configmaps create, get, patch and delete in that namespace.
+writer). deploy/rbac.yaml grants configmaps create, get and patch in that namespace (no delete: docs/run-lease.md).
 """
 
 from __future__ import annotations
@@ -94,11 +94,6 @@ class RunState:
         if response.status != 200:
             raise ApiFailure(f"write node {node}'s records to {self.where}", response)
         self._sizes[key] = size
-
-    async def delete(self) -> None:
-        response = await raw_request(self.client, "DELETE", _path(self.namespace, self.name))
-        if response.status not in (200, 202, 404):
-            raise ApiFailure(f"delete {self.where}", response)
 
 
 async def read_run_state(client: AsyncClient, namespace: str, run_id: str) -> RunCopy | None:
