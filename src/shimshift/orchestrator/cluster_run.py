@@ -266,15 +266,17 @@ async def held_run(
     resume: bool = False,
     take_over: str | None = None,
     on_wait: Callable[[str], None] | None = None,
+    adopt: bool = False,
 ) -> AsyncIterator[Journaled]:
     """`cluster_run` for a run of the journal: a new run's id, or the run a ``resume`` continues (the
     cluster's unfinished run, taken into this journal from its copy when this machine lacks it, else this
-    journal's own). The Lease is released with the run's status in the journal."""
+    journal's own). The Lease is released with the run's status in the journal. ``adopt``: take the Lease's
+    previous run into this journal even if it has never seen it (`rollback` undoes its nodes from there)."""
     run_id = await _resumable(client, journal, identity, namespace) if resume else new_run_id(datetime.now(UTC))
     claim = Claim(this_holder(run_id, command), resume=resume, take_over=take_over)
     async with cluster_run(client, namespace=namespace, claim=claim, on_wait=on_wait) as held:
         held.status = lambda: _journal_status(journal, run_id)
-        await _adopt_previous(client, journal, identity, held)
+        await _adopt_previous(client, journal, identity, held, always=adopt)
         yield Journaled(run_id, held)
 
 
@@ -289,13 +291,18 @@ def drain_run(
     return cluster_run(client, namespace=namespace, claim=claim, on_wait=on_wait)
 
 
-async def _adopt_previous(client: Any, journal: Journal, identity: ClusterIdentity, held: HeldRun) -> None:
-    """Take the cluster's copy of the Lease's previous run into this journal: the run a resume continues
-    (begun or last run on another machine), or a finished run whose plans a later `rollback` here needs.
-    A run taken over is recorded as abandoned here too, so this journal does not wait for it to finish."""
+async def _adopt_previous(
+    client: Any, journal: Journal, identity: ClusterIdentity, held: HeldRun, *, always: bool
+) -> None:
+    """Take the cluster's copy of the Lease's previous run into this journal when this journal needs it:
+    the run a resume continues (begun or last run on another machine), a run this journal knows but that
+    went on elsewhere (its records and how it ended; a run taken over ends here as abandoned, so this
+    journal does not wait for it), or, ``always``, any (the plans a `rollback` here undoes)."""
     before = held.before
     if before is None or not before.run_id:
         return
+    if not always and before.run_id != held.holder.run_id and journal.run(before.run_id) is None:
+        return  # another machine's run: this journal has no use for it
     copy = await read_run_state(client, held.namespace, before.run_id)
     if copy is None:
         return

@@ -14,7 +14,6 @@ from typing import Any
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
-from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
@@ -57,6 +56,7 @@ from shimshift.orchestrator.node_migration import (
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, UpgradeRun, prepare_upgrade, select_upgrade_nodes
+from shimshift.orchestrator.waits import announced, started_cache
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
 
 # What a `shimshift rollback` run copies from the run that changed the node: the plan, and the upgrade's
@@ -265,7 +265,7 @@ async def migrate(
                 on_plan(selected)
             try:
                 result = await _run_fleet(
-                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy
+                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy, on_wait
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)
@@ -290,14 +290,16 @@ async def _run_fleet(
     on_outcome: Callable[[NodeOutcome], None] | None,
     upgrade: UpgradeRun | None = None,
     copy: Callable[[str], Awaitable[None]] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> FleetResult:
     run_journal = RunJournal(journal, run_id)
-    async with ClusterCache(client) as cache, node_pool(connection) as pool:
+    async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
         cluster = KubeCluster(client, options.drain, cache=cache)
 
         async def migrate_one(name: str) -> NodeOutcome:
             try:
-                access = await pool.get(name)
+                async with announced(f"node {name}'s sshd (connecting)", on_wait):
+                    access = await pool.get(name)
             except Refusal as error:
                 run_journal.record(
                     node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
@@ -609,7 +611,8 @@ async def rollback(
     journal = Journal(connection.journal)
     try:
         async with open_client(resolved=config) as client, held_run(
-            client, journal, identity, namespace=namespace, command="rollback", take_over=take_over, on_wait=on_wait
+            client, journal, identity, namespace=namespace, command="rollback", take_over=take_over, on_wait=on_wait,
+            adopt=True,
         ) as lease:
             sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
             unknown = [name for name, run_id in sources.items() if run_id is None]
