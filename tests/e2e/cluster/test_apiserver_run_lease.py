@@ -8,7 +8,9 @@ someone else while held stops the run; a resume from a second journal waits for 
 expire, takes it (recorded), and takes in the run's journal records from its ConfigMap; the ConfigMap
 round-trips each node's records; the Lease and ConfigMaps of another namespace, and deleting either, are
 403. Through the CLI in a process of its own (admin credentials): a drain that waits on a budget holds the
-Lease, a second drain is refused (exit 2) naming it, and SIGTERM ends the first with the Lease released.
+Lease, a second drain is refused (exit 2) naming it, and SIGTERM ends the first with the Lease released;
+`migrate` is refused while another run holds the Lease, before it records a run; `status` shows a holder
+that stopped renewing with the way on; `migrate --take-over RUN` takes its place, recorded in the Lease.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
 from shimshift.adapters.kube.client import ApiFailure, raw_request
 from shimshift.adapters.kube.run_lease import Conflict, lease_path, read_lease, write_lease
 from shimshift.adapters.kube.run_state import RunState, configmap_name, read_run_state
+from shimshift.cli.main import main
 from shimshift.core.errors import Refusal
 from shimshift.core.run_copy import CopiedRecord, RunCopy
 from shimshift.core.run_lease import Claim, Holder, LeaseRefusal
@@ -225,3 +229,52 @@ async def test_a_drain_holds_the_lease_refuses_a_second_and_sigterm_releases_it(
     after = await read_lease(kube, NS)
     assert after is not None and after.holder is None and after.run_status is RunStatus.FAILED
     assert first.returncode != 0
+
+
+async def cli(apiserver: LocalApiServer, *args: str) -> Result:
+    # The CLI runs its own event loop (asyncio.run), so it runs in a thread next to the test's loop.
+    return await asyncio.to_thread(CliRunner().invoke, main, [*args, "--kubeconfig", str(apiserver.kubeconfig)])
+
+
+async def test_migrate_is_refused_while_another_run_holds_the_lease_and_records_nothing(
+    lease_client: Any, world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    node = await world.node("w", kubelet="v1.24.17")
+    await claim_lease(lease_client, NS, Claim(holder("kkkk0013")), clock=lambda: datetime.now(UTC))
+    journal = tmp_path / "journal.sqlite"
+    refused = await cli(apiserver, "migrate", node, "--journal", str(journal))
+    assert refused.exit_code == 2, refused.output
+    assert "migrate run 20261207T100000Z-kkkk0013 by alice on laptop (pid 100) is changing" in refused.stderr
+    assert Journal(journal).runs() == []
+    assert not (await world.get_node(node))["spec"].get("unschedulable")
+
+
+async def test_status_shows_a_stopped_holder_and_take_over_takes_its_place(
+    lease_client: Any, world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    node = await world.node("w", kubelet="v1.24.17")
+    stopped = holder("llll0014")
+    await claim_lease(
+        lease_client, NS, Claim(stopped), clock=lambda: datetime.now(UTC), duration=timedelta(seconds=1)
+    )
+    await asyncio.sleep(1.5)
+    journal = tmp_path / "journal.sqlite"
+    shown = await cli(apiserver, "status", "--journal", str(journal))
+    assert shown.exit_code == 0, shown.output
+    assert f"Lease {NS}/shimshift: held by migrate run {stopped.run_id} by alice on laptop" in shown.stdout
+    assert "stopped renewing the Lease" in shown.stdout and f"--take-over {stopped.run_id}" in shown.stdout
+    refused = await cli(apiserver, "migrate", node, "--journal", str(journal))
+    assert refused.exit_code == 2 and "stopped renewing" in refused.stderr, refused.output
+    ssh = tmp_path / "ssh_config"
+    ssh.write_text("Host *\n  HostName 127.0.0.1\n  Port 1\n")  # refused at SSH: nothing done to the node
+    taken = await cli(
+        apiserver, "migrate", node, "--take-over", stopped.run_id, "--journal", str(journal), "--ssh-config", str(ssh)
+    )
+    assert taken.exit_code == 1, taken.output
+    lease = await read_lease(lease_client, NS)
+    assert lease is not None and lease.holder is None and lease.run_status is RunStatus.FAILED
+    assert stopped.run_id in lease.taken_over and "taken over by migrate run" in lease.taken_over
+    (run,) = Journal(journal).runs()
+    assert run.id == lease.run_id and run.status is RunStatus.FAILED
+    after = await cli(apiserver, "status", "--journal", str(journal))
+    assert f"run {run.id}: failed" in after.stdout and "from the cluster" in after.stdout, after.output
