@@ -321,6 +321,7 @@ def _execute(
                 resume=resume,
                 take_over=take_over,
                 on_wait=say,
+                command=verb,
                 on_plan=planned,
                 on_event=lambda event: progress.on_event(event) if progress else None,
                 on_outcome=lambda outcome: progress.on_outcome(outcome) if progress else None,

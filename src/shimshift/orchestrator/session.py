@@ -194,16 +194,17 @@ async def migrate(
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     on_plan: Callable[[list[FleetNode]], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
+    command: str = "migrate",
 ) -> RunSummary:
+    """`migrate` or `upgrade` (``command``, as the cluster's Lease names the run), new or ``resume``d."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
-    verb = "upgrade" if options.upgrade is not None else "migrate"
     try:
         # The cluster's Lease is held from here to the end (orchestrator/cluster_run.py): a second run is
         # refused before it reads or changes anything more.
         async with open_client(resolved=config) as client, held_run(
-            client, journal, identity, namespace=options.canary_namespace, command=verb, resume=resume,
+            client, journal, identity, namespace=options.canary_namespace, command=command, resume=resume,
             take_over=take_over, on_wait=on_wait,
         ) as lease:
             run: RunRecord | None = None
@@ -304,6 +305,8 @@ async def _run_fleet(
                 run_journal.record(
                     node=name, step=str(Step.PREFLIGHT), phase="failed", detail={"message": str(error)}
                 )
+                if copy is not None:
+                    await copy(name)
                 return NodeOutcome(name, NodeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
             migration = _migration(
