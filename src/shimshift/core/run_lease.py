@@ -88,12 +88,15 @@ class LeaseState:
 class Claim:
     """What a run asks: to begin (``resume`` False), to continue run ``run_id`` (``resume``), or to begin
     in place of a stopped run (``take_over``). ``seen_renewed``: the renewTime observed when a resume began
-    waiting for the Lease to expire (a later renewal proves the holder alive)."""
+    waiting for the Lease to expire (a later renewal proves the holder alive). ``holder_gone``: the holder's
+    process is known to be gone (it ran on this machine, and its pid no longer exists), so a resume need not
+    wait for the Lease to expire."""
 
     holder: Holder
     resume: bool = False
     take_over: str | None = None
     seen_renewed: datetime | None = None
+    holder_gone: bool = False
 
 
 class Verdict(enum.Enum):
@@ -119,7 +122,7 @@ def decide_claim(lease: LeaseState | None, claim: Claim, now: datetime) -> Decis
     if held.identity == mine.identity:
         return Decision(Verdict.TAKE)  # our own Lease, read again after a conflict
     since = _when(lease.acquired)
-    if not lease.expired(now):
+    if not lease.expired(now) and not (claim.resume and held.run_id == mine.run_id and claim.holder_gone):
         if claim.resume and held.run_id == mine.run_id and claim.seen_renewed in (None, lease.renewed):
             # The same run from another process: its last holder may have been killed a moment ago.
             return Decision(Verdict.WAIT, until=lease.expires())
@@ -129,7 +132,8 @@ def decide_claim(lease: LeaseState | None, claim: Claim, now: datetime) -> Decis
             f"{held.describe()} is changing this cluster's nodes (since {since}, Lease renewed {renewed})",
             "wait for it to end (`shimshift status` shows its nodes), or stop it there: Ctrl-C releases the Lease",
         )
-    stopped = f"{held.describe()}, which began {since}, stopped renewing the Lease {_ago(lease.renewed, now)}"
+    gone = " (its process is gone)" if claim.holder_gone else ""
+    stopped = f"{held.describe()}, which began {since}, stopped renewing the Lease {_ago(lease.renewed, now)}{gone}"
     if (claim.resume and held.run_id == mine.run_id) or claim.take_over == held.run_id:
         return Decision(Verdict.TAKE, taken_over=f"{stopped}; taken over by {mine.describe()} at {_when(now)}")
     return _refuse("lease-stopped-holder", f"{stopped} (killed, or its machine lost the cluster)", _way_on(held))

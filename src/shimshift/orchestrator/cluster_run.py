@@ -108,7 +108,8 @@ async def claim_lease(
     while True:
         lease = await read_lease(client, namespace)
         now = clock()
-        decision = decide_claim(lease, replace(claim, seen_renewed=seen), now)
+        gone = lease is not None and lease.holder is not None and _gone_from_here(lease.holder)
+        decision = decide_claim(lease, replace(claim, seen_renewed=seen, holder_gone=gone), now)
         if decision.verdict is Verdict.REFUSE:
             assert decision.finding is not None
             raise LeaseRefusal(decision.finding)
@@ -127,6 +128,19 @@ async def claim_lease(
             return lease, await write_lease(client, namespace, taken(lease, claim, decision, now, duration))
         except Conflict:
             continue  # another run wrote it since we read it: read again and decide again
+
+
+def _gone_from_here(holder: Holder) -> bool:
+    """True when the holder ran on this machine and its process no longer exists (killed, crashed)."""
+    if holder.host != socket.gethostname() or holder.pid <= 0:
+        return False
+    try:
+        os.kill(holder.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # a process of another user has that pid: alive, as far as we can tell
+    return False
 
 
 @contextlib.asynccontextmanager

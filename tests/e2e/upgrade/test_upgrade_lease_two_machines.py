@@ -2,11 +2,11 @@
 
 Matrix: machine A's `upgrade --all` frozen mid-drain of the first worker (the control plane is upgraded
 by then); machine B's `upgrade --all` is refused naming A's run and changes nothing; A is SIGKILLed; B's
-`upgrade --all --resume` (B has never seen the run: it comes from the cluster) waits for A's Lease to
-expire, takes it over and finishes every node at v1.24.17 on cri-dockerd, except that first worker, whose
-verify is made to fail in the resumed run (cri-dockerd loses its network plugin): it goes back to kubelet
-v1.23.17 on dockershim with the plan A recorded (its binaries restored from the node-side backups B's
-resumed steps recorded), Ready and uncordoned.
+`upgrade --all --resume` (B has never seen the run: it comes from the cluster) takes A's Lease over (at
+once: A's pid is gone from this host) and finishes every node at v1.24.17 on cri-dockerd, except that
+first worker, whose verify is made to fail in the resumed run (cri-dockerd loses its network plugin): it
+goes back to kubelet v1.23.17 on dockershim with the plan A recorded (its binaries restored from the
+node-side backups B's resumed steps recorded), Ready and uncordoned.
 
 Like test_upgrade_all.py, it needs a fresh 1.23.17 lab and leaves it upgraded (kubeadm upgrade apply is not
 undone): run it on a lab of its own. Not run by its author (the lab is shared).
@@ -68,7 +68,7 @@ def test_a_second_machine_is_refused_then_resumes_the_killed_upgrade_from_the_cl
     finally:
         mend_the_network_plugin(lab, first)
     assert returncode == 1, out + err
-    assert "to expire" in err and f"{first}: rolled-back" in err, err
+    assert f"{first}: rolled-back" in err, err
     assert_on_dockershim(lab, first)
     assert node_json(lab, first)["status"]["nodeInfo"]["kubeletVersion"] == "v1.23.17"
     for name in [lab.control_plane.name, *others]:

@@ -4,7 +4,8 @@ Matrix: a claim on no Lease, a released Lease (last run finished / unfinished: r
 over), a Lease held by a live run (refused naming user, host, run and since when; a resume of that same run
 waits until it expires, and is refused once a renewal shows the holder alive), a Lease whose holder stopped
 renewing (refused with both ways on; taken by `--resume` of its run or `--take-over` of it, recorded; a
-take-over naming another run refused), our own Lease read back after a conflict; expiry exactly at
+take-over naming another run refused), a resume on the machine where the holder's process is gone (at
+once; other runs still wait for expiry), our own Lease read back after a conflict; expiry exactly at
 renewTime + duration; renewal keeps the acquire time, take-overs count transitions; release keeps the run;
 `status`'s finding for a stopped holder; the renewal interval.
 """
@@ -220,3 +221,15 @@ def test_status_warns_about_a_stopped_holder_only() -> None:
 
 def test_renewal_comes_three_times_per_duration() -> None:
     assert renew_interval(timedelta(seconds=30)) == timedelta(seconds=10)
+
+
+def test_a_resume_on_the_machine_whose_holder_process_is_gone_takes_at_once() -> None:
+    clock = FakeClock()
+    lease = held_by(ALICE, clock)
+    clock.advance(2)
+    again = Holder(ALICE.run_id, "alice", "laptop", 5151, "migrate")
+    decision = decide_claim(lease, Claim(again, resume=True, holder_gone=True), clock())
+    assert decision.verdict is Verdict.TAKE and "its process is gone" in decision.taken_over
+    # Gone or not, another run is still refused while the Lease has not expired: it must --take-over later.
+    assert decide_claim(lease, Claim(BOB, holder_gone=True), clock()).verdict is Verdict.REFUSE
+    assert decide_claim(lease, Claim(BOB, take_over=ALICE.run_id, holder_gone=True), clock()).verdict is Verdict.REFUSE
