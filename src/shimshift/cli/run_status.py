@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shimshift.cli.findings import findings_text
 from shimshift.core.run_lease import stale_holder
 
 if TYPE_CHECKING:
@@ -32,7 +31,8 @@ def lease_lines(lease: LeaseState | None, namespace: str, now: datetime) -> list
     lines = [f"{where}: held by {lease.holder.describe()} since {since}{left}"]
     stale = stale_holder(lease, now)
     if stale is not None:
-        lines += [f"  {text}" for text in findings_text([stale])]
+        # The Lease is the finding's subject (the line above): its severity, message and way on, one a line.
+        lines += [f"  {stale.severity.value}: {stale.message}", f"  way on: {stale.hint}"]
     if lease.taken_over:
         lines.append(f"  taken over: {lease.taken_over}")
     return lines
