@@ -182,8 +182,14 @@ def taken(lease: LeaseState | None, claim: Claim, decision: Decision, now: datet
     )
 
 
-def released(lease: LeaseState, status: RunStatus) -> LeaseState:
-    """The Lease as its holder leaves it: no holder; the run and how it ended stay for `status` and `--resume`."""
+def released(lease: LeaseState, status: RunStatus, *, previous: LeaseState | None = None) -> LeaseState:
+    """The Lease as its holder leaves it: no holder; the run and how it ended stay for `status` and `--resume`.
+
+    ``previous``: the Lease as this run found it, given when this run kept no state on the cluster (a
+    `drain`, or a run refused before it began). A finished run it named stays named, so `status` and a
+    later `rollback` still find that run's state; an unfinished one this run took over does not."""
+    if previous is not None and previous.run_id and previous.run_status is not RunStatus.RUNNING:
+        return replace(lease, holder=None, renewed=None, run_id=previous.run_id, run_status=previous.run_status)
     return replace(lease, holder=None, run_status=status, renewed=None)
 
 

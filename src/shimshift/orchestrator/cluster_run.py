@@ -233,9 +233,11 @@ async def _release(held: HeldRun, clock: Clock, on_wait: Callable[[str], None] |
         if held.run is not None and held.state is not None:
             await held.state.write_run(replace(held.run, status=str(status)))
         lease = held.lease
+        previous = held.before if held.run is None else None  # this run kept no state on the cluster
         for _ in range(3):
             try:
-                held.lease = await write_lease(held.client, held.namespace, released(lease, status))
+                left = released(lease, status, previous=previous)
+                held.lease = await write_lease(held.client, held.namespace, left)
                 return
             except Conflict:
                 current = await read_lease(held.client, held.namespace)

@@ -6,8 +6,9 @@ waits until it expires, and is refused once a renewal shows the holder alive), a
 renewing (refused with both ways on; taken by `--resume` of its run or `--take-over` of it, recorded; a
 take-over naming another run refused), a resume on the machine where the holder's process is gone (at
 once; other runs still wait for expiry), our own Lease read back after a conflict; expiry exactly at
-renewTime + duration; renewal keeps the acquire time, take-overs count transitions; release keeps the run;
-`status`'s finding for a stopped holder; the renewal interval.
+renewTime + duration; renewal keeps the acquire time, take-overs count transitions; release keeps the
+run (a run that kept no state on the cluster leaves the last finished run named); `status`'s finding for
+a stopped holder; the renewal interval.
 """
 
 from __future__ import annotations
@@ -233,3 +234,19 @@ def test_a_resume_on_the_machine_whose_holder_process_is_gone_takes_at_once() ->
     # Gone or not, another run is still refused while the Lease has not expired: it must --take-over later.
     assert decide_claim(lease, Claim(BOB, holder_gone=True), clock()).verdict is Verdict.REFUSE
     assert decide_claim(lease, Claim(BOB, take_over=ALICE.run_id, holder_gone=True), clock()).verdict is Verdict.REFUSE
+
+
+def test_a_run_that_kept_no_state_leaves_the_last_finished_run_named() -> None:
+    clock = FakeClock()
+    finished = released(held_by(ALICE, clock), RunStatus.SUCCEEDED)
+    drain = Holder("20261207T110000Z-dddd0004", "bob", "ci-runner", 8, "drain")
+    claim = Claim(drain)
+    mine = taken(finished, claim, decide_claim(finished, claim, clock()), clock(), DEFAULT_DURATION)
+    after = released(mine, RunStatus.FAILED, previous=finished)
+    assert (after.holder, after.run_id, after.run_status) == (None, ALICE.run_id, RunStatus.SUCCEEDED)
+    # An unfinished run taken over is not named again: the run that took it over is.
+    unfinished = released(held_by(ALICE, clock), RunStatus.RUNNING)
+    claim = Claim(drain, take_over=ALICE.run_id)
+    mine = taken(unfinished, claim, decide_claim(unfinished, claim, clock()), clock(), DEFAULT_DURATION)
+    after = released(mine, RunStatus.SUCCEEDED, previous=unfinished)
+    assert (after.run_id, after.run_status) == (drain.run_id, RunStatus.SUCCEEDED)
