@@ -44,7 +44,7 @@ from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.orchestrator.canary import CanarySettings
-from shimshift.orchestrator.cluster_run import held_run, run_copy
+from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     CRI_DOCKERD_SOCKET,
@@ -211,7 +211,7 @@ async def migrate(
             copy = lease.held.copier(journal, lease.run_id)
             if resume:
                 run = journal.resume_run(lease.run_id)
-                await lease.held.record_run(run_copy(run, lease.held))
+                await _begun(lease.held, journal, run)
                 if run.options.get(ROLLBACK_RUN_KEY):
                     # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
                     result = await _roll_back(
@@ -249,7 +249,7 @@ async def migrate(
                     options={**options.to_record(), **upgrade.record(), **selection_record(selected)},
                     run_id=lease.run_id,
                 )
-                await lease.held.record_run(run_copy(run, lease.held))
+                await _begun(lease.held, journal, run)
             if run is None:
                 # The guard is decided before a run begins (a resume finishes what that decision allowed).
                 decision = await guard_hardened_pods(client, selected, options)
@@ -261,7 +261,7 @@ async def migrate(
                     options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
                     run_id=lease.run_id,
                 )
-                await lease.held.record_run(run_copy(run, lease.held))
+                await _begun(lease.held, journal, run)
             if on_plan is not None:
                 on_plan(selected)
             try:
@@ -323,6 +323,16 @@ async def _run_fleet(
             max_failures=options.max_failures,
             on_outcome=on_outcome,
         )
+
+
+async def _begun(held: HeldRun, journal: Journal, run: RunRecord) -> None:
+    """The run's record written to the cluster (orchestrator/cluster_run.py) before any node is touched; if
+    that fails (a 403 on configmaps, say), the run is closed as untouched so it does not block the next."""
+    try:
+        await held.record_run(run_copy(run, held))
+    except BaseException:
+        _close_if_untouched(journal, run.id)
+        raise
 
 
 def _close_if_untouched(journal: Journal, run_id: str) -> None:
@@ -626,7 +636,7 @@ async def rollback(
                     file=str(journal.path),
                 )
             run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
-            await lease.held.record_run(run_copy(run, lease.held))
+            await _begun(lease.held, journal, run)
             for name, source in sources.items():
                 assert source is not None
                 # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
