@@ -18,7 +18,7 @@ DOC = ROOT / "docs" / "findings.md"
 CODE = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
 # The first argument (or the code= keyword) of the calls that make a finding or a refusal.
 USE = re.compile(
-    r"(?:\berror|\bwarning|\bwarn|\b_finding|\bFinding|\bcls)\(\s*(?:(?:Severity\.\w+|severity),\s*)?"
+    r"(?:\berror|\bwarning|\bwarn|\b_finding|\b_refuse|\bFinding|\bcls)\(\s*(?:(?:Severity\.\w+|severity),\s*)?"
     r"(?P<first>\"" + CODE + r"\"|[A-Z_]+)[,)]"
     r"|\bcode=(?P<keyword>\"" + CODE + r"\"|[A-Z_]+)"
     r"|\bcode: str = (?P<default>[A-Z_]+)"

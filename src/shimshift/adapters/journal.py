@@ -40,6 +40,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from shimshift.adapters.state_dir import journal_path, state_dir
 from shimshift.core.errors import Refusal
+from shimshift.core.run_copy import RunCopy, missing_records
+
+# One list of a run's states, for the journal and the Lease; re-exported for the journal's users.
+from shimshift.core.run_lease import RunStatus as RunStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -77,13 +81,6 @@ class Phase(StrEnum):
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ABANDONED = "abandoned"
 
 
 @dataclass(frozen=True)
@@ -274,6 +271,56 @@ class Journal:
         with self._mutex:
             self.release()
             self._db.close()
+
+    def adopt_run(self, cluster: ClusterIdentity, copy: RunCopy) -> int:
+        """Take in a run from the cluster's copy (core/run_copy.py): the run itself if this journal lacks it,
+        and each node's records this journal lacks (the copy is written after every record, so it is never
+        behind). For a `--resume` on a machine other than the one that began or last ran it. Returns how many
+        records were added."""
+        with self._mutex:
+            self._lock(cluster)
+            try:
+                added = 0
+                with self._transaction():
+                    local = self.run(copy.run_id)
+                    if local is not None and local.status is RunStatus.RUNNING and copy.status != local.status:
+                        # The run ended on another machine (finished there, or taken over): so it has here.
+                        self._db.execute("UPDATE runs SET status = ? WHERE id = ?", (copy.status, copy.run_id))
+                    if local is None:
+                        self._db.execute(
+                            "INSERT INTO runs (id, cluster_key, cluster_server, cluster_ca_sha256, options_json, "
+                            "started_at, status, pid, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                copy.run_id,
+                                cluster.key,
+                                cluster.server,
+                                cluster.ca_sha256,
+                                json.dumps(copy.options, sort_keys=True),
+                                _iso(copy.started_at),
+                                copy.status if copy.status in set(RunStatus) else RunStatus.RUNNING.value,
+                                os.getpid(),
+                                socket.gethostname(),
+                            ),
+                        )
+                    for node, records in copy.nodes.items():
+                        have = len(self.timeline(copy.run_id, node))
+                        for item in missing_records(have, records):
+                            self._db.execute(
+                                "INSERT INTO steps (run_id, node, step, phase, detail_json, at) "
+                                "VALUES (?, ?, ?, ?, ?, ?)",
+                                (
+                                    copy.run_id,
+                                    node,
+                                    item.step,
+                                    Phase(item.phase).value,
+                                    json.dumps(item.detail, sort_keys=True, default=str),
+                                    _iso(item.at),
+                                ),
+                            )
+                            added += 1
+                return added
+            finally:
+                self.release()
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -467,6 +514,11 @@ class AsyncJournal:
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+def new_run_id(now: datetime) -> str:
+    """A run's id: when it began, and enough randomness that two machines never pick the same."""
+    return _new_run_id(now)
 
 
 def _new_run_id(now: datetime) -> str:

@@ -29,11 +29,13 @@ from shimshift.adapters.kube.drain import DrainResult, drain_node
 from shimshift.adapters.kube.evictions import PDB_PROBE, DrainEvent, DrainEventKind
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.cli.journey_text import journey_plan_text
-from shimshift.cli.options import EXIT_NODES_FAILED, kube_options
+from shimshift.cli.options import EXIT_NODES_FAILED, kube_options, lease_options, say
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.journey.skew import SkewRules
+from shimshift.core.run_lease import RunStatus
+from shimshift.orchestrator.cluster_run import drain_run
 from shimshift.orchestrator.journey_plan import JourneyPlanRequest, plan_whole_journey
 from shimshift.orchestrator.session import Connection
 
@@ -360,6 +362,7 @@ def text_progress(event: DrainEvent, options: DrainOptions) -> None:
     help="client: show what would be evicted; server: also ask the API which pods a PDB blocks.",
 )
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@lease_options(namespace=True)
 def drain_command(
     kubeconfig: Path | None,
     context: str | None,
@@ -377,6 +380,8 @@ def drain_command(
     chunk_size: int,
     dry_run: str,
     output: str,
+    take_over: str | None,
+    lease_namespace: str,
 ) -> None:
     """Cordon, then evict the pods of each node in turn, with kubectl drain's rules (PDBs respected)."""
     try:
@@ -403,7 +408,9 @@ def drain_command(
 
     async def run() -> list[DrainResult]:
         results: list[DrainResult] = []
-        async with open_client(kubeconfig, context=context) as client:
+        async with open_client(kubeconfig, context=context) as client, drain_run(
+            client, namespace=lease_namespace, take_over=take_over, changes=options.dry_run is DryRun.NONE, on_wait=say
+        ) as held:
             selected = await _select_nodes(client, nodes, selector)
             # kubectl cordons every node first, so pods evicted from the first do not land on the next.
             if options.dry_run is not DryRun.CLIENT:
@@ -434,6 +441,9 @@ def drain_command(
                             f"There are pending pods in node {node!r}: {', '.join(result.pending)}", err=True
                         )
                     click.echo(f"error: unable to drain node {node!r}, continuing command...", err=True)
+            if held is not None:  # every node was tried (an interrupted drain stays "failed", the default)
+                ended = RunStatus.SUCCEEDED if all(result.drained for result in results) else RunStatus.FAILED
+                held.status = lambda: ended
         return results
 
     results = _run(run(), changes)

@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,24 +15,29 @@ import click
 from rich.console import Console
 
 from shimshift.adapters.journal import Journal, RunRecord
+from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.findings import findings_json, findings_text, plan_warnings_text
 from shimshift.cli.journey_text import journey_plan_text
-from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options
+from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options, lease_options, say
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
 from shimshift.cli.report_files import ReportFiles, run_report_html, write_reports
+from shimshift.cli.run_status import copy_lines, lease_lines
 from shimshift.cli.settings import current_state_dir
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.findings import messages
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.journey.skew import SkewRules
+from shimshift.core.run_copy import RunCopy
+from shimshift.core.run_lease import LeaseState
 from shimshift.core.upgrade import parse_target, render_plan
 from shimshift.orchestrator import session
+from shimshift.orchestrator.cluster_run import cluster_copy
 from shimshift.orchestrator.journey_plan import JourneyPlan, JourneyPlanRequest, plan_whole_journey
 from shimshift.orchestrator.node_migration import OutcomeStatus
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, release_binaries_dir
@@ -329,6 +335,7 @@ def _fleet_values(values: dict[str, Any], connection: session.Connection) -> dic
 @click.command()
 @fleet_options
 @canary_options
+@lease_options(namespace=False)
 @connection_options
 def migrate(**values: Any) -> None:
     """Move NODES (or -l / --all) from dockershim to cri-dockerd, node by node, with proof."""
@@ -336,13 +343,14 @@ def migrate(**values: Any) -> None:
     options = session.MigrateOptions(
         **_fleet_values(values, connection), accept_refused_hardened_pods=values["accept_refused_hardened_pods"]
     )
-    _execute(connection, options, resume=values["resume"], verb="migrate")
+    _execute(connection, options, resume=values["resume"], verb="migrate", take_over=values["take_over"])
 
 
 @click.command()
 @upgrade_options(required=False)
 @fleet_options
 @canary_base_options
+@lease_options(namespace=False)
 @connection_options
 def upgrade(**values: Any) -> None:
     """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first."""
@@ -350,10 +358,12 @@ def upgrade(**values: Any) -> None:
         raise click.UsageError("Missing option '--to' (only --resume takes it from the journal).")
     connection = _connection(values)
     options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=_upgrade_request(values))
-    _execute(connection, options, resume=values["resume"], verb="upgrade")
+    _execute(connection, options, resume=values["resume"], verb="upgrade", take_over=values["take_over"])
 
 
-def _execute(connection: session.Connection, options: session.MigrateOptions, *, resume: bool, verb: str) -> None:
+def _execute(
+    connection: session.Connection, options: session.MigrateOptions, *, resume: bool, verb: str, take_over: str | None
+) -> None:
     console = Console(stderr=True)
     progress: FleetProgress | None = None
 
@@ -370,6 +380,9 @@ def _execute(connection: session.Connection, options: session.MigrateOptions, *,
                 connection,
                 options,
                 resume=resume,
+                take_over=take_over,
+                on_wait=say,
+                command=verb,
                 on_plan=planned,
                 on_event=lambda event: progress.on_event(event) if progress else None,
                 on_outcome=lambda outcome: progress.on_outcome(outcome) if progress else None,
@@ -440,10 +453,24 @@ def report(**values: Any) -> None:
 
 
 @click.command()
+@click.option(
+    "--canary-namespace",
+    "lease_namespace",
+    default=DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace of the cluster's shimshift Lease and its runs' state.",
+)
 @connection_options
 def status(**values: Any) -> None:
-    """Where each node of the newest run stands, from the journal."""
-    with _recorded_runs(_connection(values)) as (_, journal, runs):
+    """Who holds the cluster's Lease and where each node of the newest run stands: from the cluster (any
+    machine with the kubeconfig), else from this machine's journal."""
+    namespace = values.pop("lease_namespace")
+    connection = _connection(values)
+    shown = _cluster_status(connection, namespace)
+    with _recorded_runs(connection) as (_, journal, runs):
+        # Run ids begin with their start time: a run of this journal newer than the cluster's is shown too.
+        if shown is not None and (not runs or runs[-1].id <= shown):
+            return  # the cluster's copy of the newest run was shown: it is never behind this journal
         if not runs:
             click.echo("no run recorded for this cluster")
             return
@@ -452,6 +479,27 @@ def status(**values: Any) -> None:
         for node, record in sorted(journal.last_records(run.id).items()):
             message = record.detail.get("message", "") if record.detail else ""
             click.echo(f"  {node}: {record.step} {record.phase}" + (f": {message}" if message else ""))
+
+
+def _cluster_status(connection: session.Connection, namespace: str) -> str | None:
+    """Print the Lease and the run the cluster keeps; returns that run's id (None: none, or unreachable)."""
+
+    async def read() -> tuple[LeaseState | None, RunCopy | None]:
+        async with open_client(connection.kubeconfig, context=connection.context) as client:
+            return await cluster_copy(client, namespace)
+
+    try:
+        lease, copy = asyncio.run(read())
+    except (Refusal, Unavailable) as error:
+        click.echo(f"cluster: not read ({error}); this machine's journal follows")
+        return None
+    for line in lease_lines(lease, namespace, datetime.now(UTC)):
+        click.echo(line)
+    if copy is None:
+        return None
+    for line in copy_lines(copy):
+        click.echo(line)
+    return copy.run_id
 
 
 @click.command("plan")
@@ -609,6 +657,7 @@ def verify(**values: Any) -> None:
 
 @click.command()
 @click.argument("nodes", nargs=-1, required=True)
+@lease_options(namespace=True)
 @connection_options
 def rollback(**values: Any) -> None:
     """Put NODES back on dockershim from the plan their newest migration recorded, and prove it."""
@@ -616,7 +665,16 @@ def rollback(**values: Any) -> None:
     console = Console(stderr=True)
     progress = FleetProgress(total=len(values["nodes"]), console=console)
     with progress:
-        summary = asyncio.run(session.rollback(connection, tuple(values["nodes"]), on_event=progress.on_event))
+        summary = asyncio.run(
+            session.rollback(
+                connection,
+                tuple(values["nodes"]),
+                on_event=progress.on_event,
+                namespace=values["lease_namespace"],
+                take_over=values["take_over"],
+                on_wait=say,
+            )
+        )
     for outcome in summary.result.outcomes:
         click.echo(f"{outcome.node}: {outcome.status}" + (f" ({outcome.message})" if outcome.message else ""))
     failed = any(outcome.status is OutcomeStatus.FAILED for outcome in summary.result.outcomes)

@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 import click
 
+from shimshift.core.canary import DEFAULT_NAMESPACE as LEASE_NAMESPACE
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 # README "Exit codes": 2 also when the cluster or a file could not be used before anything changed.
@@ -27,3 +29,33 @@ def kube_options(function: F) -> F:
     return click.option(
         "--kubeconfig", default=None, type=click.Path(dir_okay=False, path_type=Path), help=KUBECONFIG_HELP
     )(function)
+
+
+def lease_options(*, namespace: bool) -> Callable[[F], F]:
+    """`--take-over RUN` for every command that changes nodes (the cluster's Lease, docs/run-lease.md), and
+    the Lease's namespace for those that have no --canary-namespace of their own."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--take-over",
+            "take_over",
+            metavar="RUN",
+            help="Begin although run RUN did not finish and stopped renewing the cluster's Lease (killed, or "
+            "its machine gone); recorded in the Lease and the journal. `--resume` finishes RUN instead.",
+        )(function)
+        if namespace:
+            function = click.option(
+                "--canary-namespace",
+                "lease_namespace",
+                default=LEASE_NAMESPACE,
+                show_default=True,
+                help="Namespace of the cluster's shimshift Lease (the one `migrate --canary-namespace` uses).",
+            )(function)
+        return function
+
+    return decorate
+
+
+def say(text: str) -> None:
+    """A wait or a warning of the run's Lease, on stderr (the -v log has it too, from the module's logger)."""
+    click.echo(f"shimshift: {text}", err=True)

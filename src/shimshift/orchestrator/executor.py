@@ -8,8 +8,9 @@ follows, exactly as if the procedure had made the call itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from shimshift.core.errors import Refusal
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.canary import remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
+from shimshift.orchestrator.waits import announced
 
 T = TypeVar("T")
 
@@ -35,6 +37,9 @@ class NodeExecutor:
     journal: JournalPort
     on_event: Callable[[StepEvent], None] | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The run's copy on the cluster (orchestrator/cluster_run.py): written after each record, before the
+    # step it opens runs, so a second machine that resumes knows at least what this one did.
+    copy: Callable[[str], Awaitable[None]] | None = None
     _step: str = ""  # the running step, for the drain's progress lines
 
     async def drive(self, procedure: Procedure[T]) -> T:
@@ -55,7 +60,9 @@ class NodeExecutor:
         node = self.node
         match action:
             case act.Run(argv, check, timeout):
-                return await self.access.run(list(argv), check=check, timeout=timeout)
+                # `kubeadm upgrade apply`, `systemctl restart` of a slow unit: minutes, not seconds.
+                async with self._announced(f"`{' '.join(argv[:3])}` on node {node}"):
+                    return await self.access.run(list(argv), check=check, timeout=timeout)
             case act.ReadFile(path, max_bytes):
                 return await self.access.read_file(path, max_bytes=max_bytes)
             case act.WriteFile(path, data):
@@ -86,9 +93,13 @@ class NodeExecutor:
             case act.Snapshot():
                 return await self.cluster.snapshot(node)
             case act.WaitHealthy(since, timeout):
-                return await self.cluster.wait_healthy(node, since=since, timeout=timeout)
+                what = f"node {node} to be healthy after the kubelet restart (up to {timeout:g} s)"
+                async with self._announced(what):
+                    return await self.cluster.wait_healthy(node, since=since, timeout=timeout)
             case act.WaitControlPlane(timeout):
-                return await self.cluster.wait_control_plane(node, timeout=timeout)
+                what = f"node {node}'s control-plane pods to be Ready and settled (up to {timeout:g} s)"
+                async with self._announced(what):
+                    return await self.cluster.wait_control_plane(node, timeout=timeout)
             case act.RunningPods():
                 return await self.cluster.running_pods(node)
             case act.GetKubeletConfig():
@@ -98,11 +109,14 @@ class NodeExecutor:
             case act.ApiserverVersions():
                 return await self.cluster.apiserver_versions()
             case act.RunCanary(spec, timeout):
-                return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)
+                async with self._announced(f"the canary pod on node {node} to run (up to {timeout:g} s)"):
+                    return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)
             case act.RemoveCanary(namespace):
                 return await remove_canary(self.cluster, node=node, namespace=namespace)
             case act.Record(step, phase, detail):
                 self.journal.record(node=node, step=step, phase=phase, detail=detail)
+                if self.copy is not None:
+                    await self.copy(node)
                 self._step = step if phase == "started" else ""
                 self._emit(step, phase, str(detail.get("message", "")) if detail else "")
                 return None
@@ -132,6 +146,10 @@ class NodeExecutor:
         await self.access.write_file_atomic(target, data, backup=False)
         await self.access.run(["chmod", f"{mode:o}", target])
         return digest
+
+    def _announced(self, what: str) -> contextlib.AbstractAsyncContextManager[None]:
+        step = self._step
+        return announced(what, lambda text: self._emit(step, "progress", text))
 
     def _emit(self, step: str, phase: str, message: str) -> None:
         if self.on_event is not None:

@@ -6,7 +6,7 @@ module only binds it to the node's ports for the session and the fleet.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,7 @@ class NodeMigration:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # Set for `shimshift upgrade`: the same node, the upgrade's procedure.
     upgrade: UpgradeSettings | None = None
+    copy: Callable[[str], Awaitable[None]] | None = None  # the run's copy on the cluster (cluster_run.py)
 
     @property
     def procedure(self) -> MigrationProcedure:
@@ -53,7 +54,8 @@ class NodeMigration:
     @property
     def executor(self) -> NodeExecutor:
         return NodeExecutor(
-            self.node, self.cluster, self.access, self.cri, self.journal, on_event=self.on_event, clock=self.clock
+            self.node, self.cluster, self.access, self.cri, self.journal, on_event=self.on_event, clock=self.clock,
+            copy=self.copy,
         )
 
     async def run(self) -> NodeOutcome:

@@ -7,14 +7,13 @@ loop (fleet) only see ports.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
 from shimshift.adapters.kube.audit import audit_cluster
-from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
 from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
@@ -46,6 +45,7 @@ from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
 from shimshift.orchestrator.canary import CanarySettings
+from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     MigrationSettings,
@@ -56,6 +56,7 @@ from shimshift.orchestrator.node_migration import (
 )
 from shimshift.orchestrator.ports import JournalPort, StepEvent
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, UpgradeRun, prepare_upgrade, select_upgrade_nodes
+from shimshift.orchestrator.waits import announced, started_cache
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
 
 # What a `shimshift rollback` run copies from the run that changed the node: the plan, and the upgrade's
@@ -183,25 +184,33 @@ async def migrate(
     options: MigrateOptions,
     *,
     resume: bool = False,
+    take_over: str | None = None,
     on_event: Callable[[StepEvent], None] | None = None,
     on_outcome: Callable[[NodeOutcome], None] | None = None,
     on_plan: Callable[[list[FleetNode]], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    command: str = "migrate",
 ) -> RunSummary:
+    """`migrate` or `upgrade` (``command``, as the cluster's Lease names the run), new or ``resume``d."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
     try:
-        async with open_client(resolved=config) as client:
+        # The cluster's Lease is held from here to the end (orchestrator/cluster_run.py): a second run is
+        # refused before it reads or changes anything more.
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, namespace=options.canary_namespace, command=command, resume=resume,
+            take_over=take_over, on_wait=on_wait,
+        ) as lease:
             run: RunRecord | None = None
+            copy = lease.held.copier(journal, lease.run_id)
             if resume:
-                active = journal.active_run(identity)
-                if active is None:
-                    raise Refusal("there is no unfinished run for this cluster to resume", file=str(journal.path))
-                run = journal.resume_run(active.id)
+                run = journal.resume_run(lease.run_id)
+                await _begun(lease.held, journal, run)
                 if run.options.get(ROLLBACK_RUN_KEY):
                     # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
                     result = await _roll_back(
-                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event
+                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event, copy
                     )
                     journal.finish_run(run.id, status=_status(result, rollback=True))
                     return RunSummary(run.id, identity.server, result)
@@ -219,8 +228,11 @@ async def migrate(
                 # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
                 # (the upgrade's verify checks the release and runs the canary with the field set).
                 run = journal.begin_run(
-                    identity, options={**options.to_record(), **upgrade.record(), **selection_record(selected)}
+                    identity,
+                    options={**options.to_record(), **upgrade.record(), **selection_record(selected)},
+                    run_id=lease.run_id,
                 )
+                await _begun(lease.held, journal, run)
             if run is None:
                 # The guard is decided before a run begins (a resume finishes what that decision allowed).
                 decision = await guard_hardened_pods(client, selected, options)
@@ -230,12 +242,14 @@ async def migrate(
                 run = journal.begin_run(
                     identity,
                     options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
+                    run_id=lease.run_id,
                 )
+                await _begun(lease.held, journal, run)
             if on_plan is not None:
                 on_plan(selected)
             try:
                 result = await _run_fleet(
-                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade
+                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy, on_wait
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)
@@ -259,14 +273,17 @@ async def _run_fleet(
     on_event: Callable[[StepEvent], None] | None,
     on_outcome: Callable[[NodeOutcome], None] | None,
     upgrade: UpgradeRun | None = None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> FleetResult:
     run_journal = RunJournal(journal, run_id)
-    async with ClusterCache(client) as cache, node_pool(connection) as pool:
+    async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
         cluster = KubeCluster(client, options.drain, cache=cache)
 
         async def migrate_one(name: str) -> NodeOutcome:
             try:
-                access = await pool.get(name)
+                async with announced(f"node {name}'s sshd (connecting)", on_wait):
+                    access = await pool.get(name)
             except Refusal as error:
                 found = [finding.to_json() for finding in _preflight_findings(error, name)]
                 run_journal.record(
@@ -275,10 +292,12 @@ async def _run_fleet(
                     phase="failed",
                     detail={"message": str(error), "findings": found},
                 )
+                if copy is not None:
+                    await copy(name)
                 return NodeOutcome(name, OutcomeStatus.REFUSED, str(error), str(Step.PREFLIGHT))
             settings = upgrade.settings_for(name) if upgrade is not None else None
             migration = _migration(
-                name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings
+                name, cluster, access, run_journal, options, on_event, run_id=run_id, upgrade=settings, copy=copy
             )
             return await migration.run()
 
@@ -310,6 +329,16 @@ async def _set_up(
         client, options.upgrade, selected, max_unavailable=max_unavailable, recorded=recorded
     )
     return selected, phases, upgrade
+
+
+async def _begun(held: HeldRun, journal: Journal, run: RunRecord) -> None:
+    """The run's record written to the cluster (orchestrator/cluster_run.py) before any node is touched; if
+    that fails (a 403 on configmaps, say), the run is closed as untouched so it does not block the next."""
+    try:
+        await held.record_run(run_copy(run, held))
+    except BaseException:
+        _close_if_untouched(journal, run.id)
+        raise
 
 
 def _close_if_untouched(journal: Journal, run_id: str) -> None:
@@ -459,6 +488,7 @@ def _migration(
     *,
     run_id: str = "",
     upgrade: UpgradeSettings | None = None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> NodeMigration:
     binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
     canary = CanarySettings(
@@ -485,6 +515,7 @@ def _migration(
         ),
         on_event=on_event,
         upgrade=upgrade,
+        copy=copy,
     )
 
 
@@ -567,6 +598,7 @@ async def _roll_back(
     connection: Connection,
     nodes: tuple[str, ...],
     on_event: Callable[[StepEvent], None] | None,
+    copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> FleetResult:
     """Roll NODES back in run RUN_ID, whose journal already holds each node's plan."""
     result = FleetResult()
@@ -582,7 +614,8 @@ async def _roll_back(
                     recorded = NodeUpgradePlan.from_record(preflight["upgrade_plan"])
                     settings = UpgradeSettings(to=recorded.to_version.lstrip("v"), role=recorded.role)
                 migration = _migration(
-                    name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings
+                    name, cluster, await pool.get(name), run_journal, MigrateOptions(), on_event, upgrade=settings,
+                    copy=copy,
                 )
                 await migration.rollback()
                 result.outcomes.append(NodeOutcome(name, OutcomeStatus.ROLLED_BACK, "back on dockershim"))
@@ -592,14 +625,23 @@ async def _roll_back(
 
 
 async def rollback(
-    connection: Connection, nodes: tuple[str, ...], *, on_event: Callable[[StepEvent], None] | None = None
+    connection: Connection,
+    nodes: tuple[str, ...],
+    *,
+    on_event: Callable[[StepEvent], None] | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
+    take_over: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Put NODES back on dockershim from the plan their newest migration recorded, in a run of its own."""
     config = load_kubeconfig(connection.kubeconfig, context=connection.context)
     identity = _identity(config)
     journal = Journal(connection.journal)
     try:
-        async with open_client(resolved=config) as client:
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, namespace=namespace, command="rollback", take_over=take_over, on_wait=on_wait,
+            adopt=True,
+        ) as lease:
             sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
             unknown = [name for name, run_id in sources.items() if run_id is None]
             if unknown:
@@ -608,7 +650,8 @@ async def rollback(
                     hint="rollback restores what a shimshift migration recorded; nothing to restore",
                     file=str(journal.path),
                 )
-            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)})
+            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
+            await _begun(lease.held, journal, run)
             for name, source in sources.items():
                 assert source is not None
                 # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
@@ -616,7 +659,8 @@ async def rollback(
                 for record in journal.timeline(source, name):
                     if record.step in _CARRIED_TO_ROLLBACK and record.phase is Phase.FINISHED:
                         journal.record(run.id, name, record.step, Phase.FINISHED, record.detail)
-            result = await _roll_back(journal, run.id, client, connection, nodes, on_event)
+            copy = lease.held.copier(journal, run.id)
+            result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
             journal.finish_run(run.id, status=_status(result, rollback=True))
             return RunSummary(run.id, identity.server, result)
     finally:

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 
 from shimshift.adapters.kube import pods
 from shimshift.adapters.kube.client import ApiFailure, make_client
@@ -28,40 +26,13 @@ from shimshift.orchestrator.canary import bridge_subnets, run_canary
 from shimshift.orchestrator.wiring import KubeCluster
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
     from tests.apiserver_fixture import LocalApiServer
     from tests.kube_world import World
 
 pytestmark = pytest.mark.e2e
 
-RBAC = Path(__file__).resolve().parents[3] / "deploy" / "rbac.yaml"
-PATHS = {
-    "ClusterRole": "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-    "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-    "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/roles",
-    "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings",
-}
 POD_CIDR = "10.244.7.0/24"
-
-
-@pytest.fixture
-async def as_shimshift(apiserver: LocalApiServer, world: World) -> AsyncIterator[Any]:
-    """A client acting as the user deploy/rbac.yaml binds, with exactly that file applied."""
-    created = []
-    for document in yaml.safe_load_all(RBAC.read_text()):
-        path = PATHS[document["kind"]].format(namespace=document["metadata"].get("namespace", ""))
-        await world.call("POST", path, document)
-        created.append(f"{path}/{document['metadata']['name']}")
-    client = make_client(apiserver.kubeconfig)
-    # The admin may impersonate: every request of this client is authorized as user `shimshift`.
-    client._client._client.headers["Impersonate-User"] = "shimshift"
-    try:
-        yield client
-    finally:
-        await client.close()
-        for path in created:
-            await world.call("DELETE", path)
 
 
 async def test_rbac_allows_the_canary_in_its_namespace_only(as_shimshift: Any, world: World) -> None:

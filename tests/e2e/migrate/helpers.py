@@ -23,6 +23,8 @@ from shimshift.core.listeners import owned_by, parse_ss
 from shimshift.core.steps import kubelet_args
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from shimshift.lab.model import LabInfo
 
 SRC = Path(__file__).resolve().parents[3] / "src"
@@ -262,3 +264,65 @@ def report_nodes(reports: Path) -> dict[str, dict[str, Any]]:
     """The newest JSON report's nodes, by name."""
     newest = sorted(reports.glob("shimshift-*.json"))[-1]
     return {node["node"]: node for node in json.loads(newest.read_text())["nodes"]}
+
+
+DROPIN_DIR = "/etc/systemd/system/cri-docker.service.d"
+# Sorts after shimshift's 10-shimshift.conf, so its ExecStart is the one systemd runs.
+BROKEN_DROPIN = f"{DROPIN_DIR}/20-test-no-network-plugin.conf"
+
+
+def run_breaking_after(
+    lab: LabInfo,
+    journal: Path,
+    args: list[str],
+    *,
+    node: str,
+    step: str,
+    breaks: Callable[[], object],
+    timeout: float = 900,
+) -> tuple[int, str, str]:
+    """Run `shimshift ARGS`; once the journal has NODE's STEP finished, freeze the run (SIGSTOP), call
+    ``breaks``, let it go on, and wait for it to end: (exit status, stdout, stderr)."""
+    process = subprocess.Popen(
+        cli_argv(lab, journal, *args),
+        env=cli_env(),
+        cwd=journal.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not journal_has(journal, node=node, step=step, phase="finished"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{step} never finished on {node}"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGSTOP)
+        try:
+            breaks()
+        finally:
+            process.send_signal(signal.SIGCONT)
+        out, err = process.communicate(timeout=timeout * 2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+    return process.returncode, out, err
+
+
+def drop_the_network_plugin(lab: LabInfo, node: str) -> None:
+    """cri-dockerd#73/#93: cri-dockerd without --network-plugin=cni gives new sandboxes no pod network, so
+    verify's canary fails while the node stays Ready (the same break as tests/e2e/migrate/test_failures.py)."""
+    planned = lab.exec(node, ["cat", f"{DROPIN_DIR}/10-shimshift.conf"], check=True).stdout
+    command = [line for line in planned.splitlines() if line.startswith("ExecStart=") and line != "ExecStart="][-1]
+    assert "--network-plugin=cni" in command, planned
+    broken = command.replace("--network-plugin=cni", "--network-plugin=")
+    lab.exec(node, ["tee", BROKEN_DROPIN], input=f"[Service]\nExecStart=\n{broken}\n", check=True)
+    lab.exec(node, ["systemctl", "daemon-reload"], check=True)
+    lab.exec(node, ["systemctl", "restart", "cri-docker.service"], check=True)
+
+
+def mend_the_network_plugin(lab: LabInfo, node: str) -> None:
+    lab.exec(node, ["rm", "-f", BROKEN_DROPIN], check=False)
+    lab.exec(node, ["systemctl", "daemon-reload"], check=False)
+    lab.exec(node, ["systemctl", "restart", "cri-docker.socket", "cri-docker.service"], check=False)

@@ -8,9 +8,6 @@ Each test restores what it broke and leaves every node on dockershim.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,14 +17,15 @@ from .helpers import (
     assert_on_dockershim,
     back_to_dockershim,
     canary_pods,
-    cli_argv,
-    cli_env,
+    drop_the_network_plugin,
     is_ready,
     journal_has,
     kubectl,
     kubelet_cmdline,
+    mend_the_network_plugin,
     node_json,
     report_nodes,
+    run_breaking_after,
     shimshift,
 )
 
@@ -74,33 +72,8 @@ def test_stopped_cri_dockerd_is_refused_and_the_others_migrate(lab: LabInfo, tmp
 def migrate_breaking_after(
     lab: LabInfo, journal: Path, args: list[str], *, node: str, step: str, breaks: Callable[[], object]
 ) -> tuple[int, str, str]:
-    """Run `shimshift migrate ARGS`; once the journal has NODE's STEP finished, freeze the run (SIGSTOP),
-    call ``breaks``, let it go on, and wait for it to end: (exit status, stdout, stderr)."""
-    process = subprocess.Popen(
-        cli_argv(lab, journal, "migrate", *args),
-        env=cli_env(),
-        cwd=journal.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while not journal_has(journal, node=node, step=step, phase="finished"):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, f"{step} never finished"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGSTOP)
-        try:
-            breaks()
-        finally:
-            process.send_signal(signal.SIGCONT)
-        out, err = process.communicate(timeout=900)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=30)
-    return process.returncode, out, err
+    """Run `shimshift migrate ARGS`, freezing it after NODE's STEP to call ``breaks`` (run_breaking_after)."""
+    return run_breaking_after(lab, journal, ["migrate", *args], node=node, step=step, breaks=breaks)
 
 
 def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: Path) -> None:
@@ -132,11 +105,6 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
         back_to_dockershim(lab, journal, node)
 
 
-DROPIN_DIR = "/etc/systemd/system/cri-docker.service.d"
-# Sorts after shimshift's 10-shimshift.conf, so its ExecStart is the one systemd runs.
-BROKEN_DROPIN = f"{DROPIN_DIR}/20-test-no-network-plugin.conf"
-
-
 def test_cri_dockerd_without_its_network_plugin_fails_the_canary_and_rolls_back(
     lab: LabInfo, tmp_path: Path
 ) -> None:
@@ -146,15 +114,6 @@ def test_cri_dockerd_without_its_network_plugin_fails_the_canary_and_rolls_back(
     journal = tmp_path / "journal.sqlite"
     reports = tmp_path / "reports"
 
-    def drop_the_network_plugin() -> None:
-        planned = lab.exec(node, ["cat", f"{DROPIN_DIR}/10-shimshift.conf"], check=True).stdout
-        command = [line for line in planned.splitlines() if line.startswith("ExecStart=") and line != "ExecStart="][-1]
-        assert "--network-plugin=cni" in command, planned
-        broken = command.replace("--network-plugin=cni", "--network-plugin=")
-        lab.exec(node, ["tee", BROKEN_DROPIN], input=f"[Service]\nExecStart=\n{broken}\n", check=True)
-        lab.exec(node, ["systemctl", "daemon-reload"], check=True)
-        lab.exec(node, ["systemctl", "restart", "cri-docker.service"], check=True)
-
     try:
         # After the restart step proved the planned command line runs: a later change is what verify sees.
         returncode, out, err = migrate_breaking_after(
@@ -163,12 +122,10 @@ def test_cri_dockerd_without_its_network_plugin_fails_the_canary_and_rolls_back(
             [node, "--force", "--delete-emptydir-data", "--report-dir", str(reports), "--canary-timeout", "30"],
             node=node,
             step="restart-cri-dockerd",
-            breaks=drop_the_network_plugin,
+            breaks=lambda: drop_the_network_plugin(lab, node),
         )
     finally:
-        lab.exec(node, ["rm", "-f", BROKEN_DROPIN], check=False)
-        lab.exec(node, ["systemctl", "daemon-reload"], check=False)
-        lab.exec(node, ["systemctl", "restart", "cri-docker.socket", "cri-docker.service"], check=False)
+        mend_the_network_plugin(lab, node)
     try:
         assert returncode == 1, out + err
         assert f"{node}: rolled-back" in err, err

@@ -70,3 +70,55 @@ def test_a_base_exception_is_not_the_procedure_s_to_handle() -> None:
     with pytest.raises(Killed):
         asyncio.run(run.drive(killed()))
     assert seen == []
+
+
+class SlowCluster:
+    """A node that takes its time to be healthy."""
+
+    async def wait_healthy(self, node: str, *, since: Any, timeout: float) -> str:
+        await asyncio.sleep(0.35)
+        return "healthy"
+
+
+def test_a_long_wait_reaches_the_operator_as_progress_of_the_running_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shimshift.orchestrator.waits.AFTER_SECONDS", 0.1)
+    monkeypatch.setattr("shimshift.orchestrator.waits.EVERY_SECONDS", 0.1)
+    events: list[StepEvent] = []
+    run = NodeExecutor(
+        "n1", cast(ClusterPort, SlowCluster()), cast(NodePort, Node()), cast(CriPort, object()), MemoryJournal(),
+        on_event=events.append,
+    )
+
+    def verify() -> Procedure[Any]:
+        yield act.Record("verify", "started")
+        return (yield act.WaitHealthy(since=None, timeout=300))  # type: ignore[arg-type]
+
+    assert asyncio.run(run.drive(verify())) == "healthy"
+    waits = [event for event in events if event.phase == "progress"]
+    assert waits and all(event.step == "verify" for event in waits)
+    assert waits[0].message.startswith("waiting for node n1 to be healthy after the kubelet restart (up to 300 s)")
+
+
+def test_each_record_reaches_the_cluster_copy_before_the_next_action() -> None:
+    order: list[str] = []
+
+    async def copy(node: str) -> None:
+        order.append(f"copy {node}")
+
+    class Reading(Node):
+        async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+            order.append(f"read {path}")
+            return b""
+
+    run = NodeExecutor(
+        "n1", cast(ClusterPort, object()), cast(NodePort, Reading()), cast(CriPort, object()), MemoryJournal(),
+        copy=copy,
+    )
+
+    def steps() -> Procedure[None]:
+        yield act.Record("write-config", "started")
+        yield act.ReadFile("/etc/x")
+        yield act.Record("write-config", "finished")
+
+    asyncio.run(run.drive(steps()))
+    assert order == ["copy n1", "read /etc/x", "copy n1"]
