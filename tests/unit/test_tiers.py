@@ -1,4 +1,5 @@
-"""Every test that needs the Docker lab is marked `e2e`, and the check that says so can fail.
+"""Every test that needs the Docker lab is marked `e2e`, and the check that says so can fail; the tests
+that upgrade the lab run after every other lab test.
 
 The check itself is tests/tiers.py, a collection hook; here it runs in a child pytest that only collects
 (nothing is run, the lab is not touched): once over the real tests/e2e and tests/local, and once over a
@@ -57,3 +58,13 @@ def test_an_unmarked_lab_test_fails_the_collection(tmp_path: Path) -> None:
     assert "test_suite.py::test_through_a_fixture" in refusal, out
     assert "test_marked" not in refusal, out
     assert "test_without_the_lab" not in refusal, out
+
+
+def test_the_tests_that_upgrade_the_lab_run_after_the_others_whatever_the_command_line_order() -> None:
+    proc = _collect("tests/e2e/upgrade/test_upgrade_all.py", "tests/e2e/test_lab.py", cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = [line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line]
+    upgrade = [i for i, name in enumerate(files) if name.startswith("tests/e2e/upgrade/")]
+    other = [i for i, name in enumerate(files) if name == "tests/e2e/test_lab.py"]
+    assert upgrade and other, proc.stdout
+    assert max(other) < min(upgrade), files
