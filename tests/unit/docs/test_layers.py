@@ -1,5 +1,5 @@
 """The import directions docs/architecture.md states hold in the tree: `cli` → `orchestrator` → `adapters` →
-`core`, `core` imports none of the others, `lab` only `core`.
+`core`, `core` imports none of the others, `lab` only `core`, and of `cli` only `cli/lab_cmd.py` imports `lab`.
 
 Read with ``ast`` (imports under ``TYPE_CHECKING`` count too: a type that reaches upwards is a dependency
 all the same), never by importing the modules.
@@ -50,6 +50,16 @@ def test_no_import_runs_upwards() -> None:
             if bad:
                 wrong.append(f"{module.relative_to(PACKAGE)} imports {sorted(bad)}")
     assert not wrong, "imports against the layers of docs/architecture.md:\n" + "\n".join(wrong)
+
+
+def test_only_the_lab_command_imports_the_lab() -> None:
+    # The product never needs the lab: of cli, only `shimshift lab` reaches it.
+    importers = sorted(
+        str(module.relative_to(PACKAGE))
+        for module in (PACKAGE / "cli").rglob("*.py")
+        if "lab" in imported_layers(module.read_text(encoding="utf-8"))
+    )
+    assert importers == ["cli/lab_cmd.py"]
 
 
 def test_every_layer_of_the_package_is_checked() -> None:
