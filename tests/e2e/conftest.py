@@ -86,6 +86,16 @@ def lab(lab_lock: LabLock) -> LabInfo:
     return ensure_lab(lab_lock)
 
 
+# The upgrade's modules (the ones that use `upgrade_lab`, tests/e2e/upgrade/conftest.py) leave the lab
+# upgraded, and the session's `lab` is not checked again: a lab test that ran after them would find 1.24
+# on cri-dockerd. By name they come last; this keeps them last whatever order a command line names them in.
+UPGRADES_THE_LAB = "upgrade_lab"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: UPGRADES_THE_LAB in getattr(item, "fixturenames", ()))  # stable: order kept
+
+
 @pytest.fixture
 def node_state(lab: LabInfo) -> Iterator[state.NodeStateGuard]:
     guard = state.NodeStateGuard(lab)

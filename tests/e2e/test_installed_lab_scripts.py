@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from shimshift.lab.images import DEFAULT_CACHE_DIR, ensure_artifacts
 from tests.wheel_fixture import installed_wheel
 
 if TYPE_CHECKING:
     from shimshift.lab.model import LabInfo
+
+pytestmark = pytest.mark.e2e
 
 
 def test_installed_scripts_find_the_warm_cache_fresh(lab: LabInfo) -> None:

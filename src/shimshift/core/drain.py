@@ -1,8 +1,9 @@
 """Which pods a drain may remove, and why: kubectl drain's filters as plain functions.
 
 Pure: a pod (as :class:`PodFacts`) and the :class:`DrainOptions` in, a :class:`PodDecision` out. The
-adapter (``shimshift.adapters.kube.drain``) does the listing, the DaemonSet lookups, the evictions and
-the waiting; everything that decides lives here so it can be tested without a cluster.
+adapters do the listing and the DaemonSet lookups (``shimshift.adapters.kube.drain_pods``), the evictions
+and the waiting (``.evictions``), the budgets' dry runs (``.drain_budgets``); everything that decides
+lives here so it can be tested without a cluster.
 
 The filters, their order, their short-circuit and their messages follow kubectl v1.23
 (kubernetes/kubectl pkg/drain/filters.go at kubernetes-1.23.17):

@@ -1,4 +1,4 @@
-"""What the journey changes in a node's files that the migration's engine (node_plan.py) does not.
+"""What the journey changes in a node's files that the migration's engine (node_planner.py) does not.
 
 In each drain the migration's engine is planned for the drain's kubelet (``plan_node(kubelet_version=
 <to>)``): it moves a dockershim node to cri-dockerd and, on a node already there, removes the flags that

@@ -342,7 +342,7 @@ def removed_kubelet_flags(journey: Journey, node: NodeFacts) -> list[Finding]:
     upgrade and ``--pod-infra-container-image`` only in its 1.35 post-upgrade phase, and only from
     kubeadm-flags.env (cmd/kubeadm/app/cmd/phases/upgrade/postupgrade.go at v1.35.8; kubernetes/kubeadm#3281
     for extraArgs), so a kubelet that jumps past 1.26 or 1.35, or takes the flag from another file, starts
-    with it. The dockershim-only flags are the migration's (node_plan.py) and are left out here."""
+    with it. The dockershim-only flags are the migration's (node_planner.py) and are left out here."""
     if node.view is None:
         return []
     out = []
@@ -521,7 +521,7 @@ def node_local_cri_socket(journey: Journey, node: NodeFacts) -> list[Finding]:
     if first_new is None:
         return []
     # A dockershim node's first drain (at 1.25 at the latest) writes the endpoint flag into kubeadm-flags.env
-    # (node_plan.py's kubelet edits), long before any kubeadm 1.34 runs on it.
+    # (node_planner.py's kubelet edits), long before any kubeadm 1.34 runs on it.
     in_flags_file = node.name in journey.start.dockershim or any(
         flag.name == "--container-runtime-endpoint" and flag.file == KUBEADM_FLAGS_ENV for flag in view.flags
     )
