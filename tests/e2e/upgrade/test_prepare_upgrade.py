@@ -24,7 +24,7 @@ import pytest
 from shimshift.core.upgrade import Binary, plan_agrees, reported_version, version_argv
 from shimshift.lab import images
 from shimshift.lab.docker import copy_to_node
-from shimshift.lab.upgrade_prep import CRICTL_PATH, LAB_KUBEADM_FLAGS, parse_image_list, saved_image_ids
+from shimshift.lab.upgrade_prep import CRICTL_PATH, parse_image_list, saved_image_ids
 from tests.e2e.migrate.helpers import (
     CRI_DOCKERD_ENDPOINT,
     CRI_SOCKET_ANNOTATION,
@@ -131,8 +131,8 @@ def test_a_second_run_changes_nothing(lab: LabInfo, prepared: Prepared) -> None:
 def test_crictl_cannot_reach_dockershim(lab: LabInfo, prepared: Prepared) -> None:
     # What kubeadm 1.24's runtime calls meet on a node not yet migrated: the kubelet 1.23 dockershim serves
     # CRI v1alpha2 only and crictl 1.34 speaks v1. `kubeadm upgrade apply|node` would then find no image
-    # (`crictl inspecti` fails) and try to pull every one: an ImagePull error, which the lab's
-    # --ignore-preflight-errors=ImagePull turns into a warning. So that flag hides a stale annotation; the
+    # (`crictl inspecti` fails) and try to pull every one: an ImagePull error, which an
+    # ignored ImagePull preflight check would turn into a warning, hiding a stale annotation; the
     # upgrade must see `crictl -r <annotation> info` succeed before it runs kubeadm.
     for node in lab.nodes:
         answer = lab.exec(node.name, [CRICTL_PATH, "-r", "unix:///var/run/dockershim.sock", "info"])
@@ -145,7 +145,7 @@ def upgrade_plan(lab: LabInfo, prepared: Prepared) -> subprocess.CompletedProces
     # Through `docker exec -i`: `docker cp` writes beneath the node's /tmp tmpfs, where the node never sees it.
     copy_to_node(cp, NODE_KUBEADM, prepared.artifacts.bin_dir / "kubeadm")
     try:
-        result = lab.exec(cp, [NODE_KUBEADM, "upgrade", "plan", TARGET, *LAB_KUBEADM_FLAGS], timeout=300)
+        result = lab.exec(cp, [NODE_KUBEADM, "upgrade", "plan", TARGET], timeout=300)
     finally:
         lab.exec(cp, ["rm", "-f", NODE_KUBEADM], check=True)
     shown = f"$ {NODE_KUBEADM} upgrade plan {TARGET} (exit {result.returncode})"
