@@ -765,6 +765,7 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
         else:
             problems += _apiserver_version_problems(cp)
+            problems += _addon_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
         state = states.get(n.name, "missing")
@@ -778,6 +779,17 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"{n.name}: node Ready={ready.get(n.name, 'unknown')}")
         nodes.append(NodeStatus(n.name, n.role, n.ip, state, ready.get(n.name, ""), kubelet, cri))
     return LabStatus(directory, info, nodes, problems)
+
+
+def _addon_problems(cp: LabNode) -> list[str]:
+    """What `up` installs beside the control plane and is missing (a lab made by an older shimshift had no
+    CoreDNS, kube-proxy nor flannel, and must not be reused by what expects them)."""
+    problems = []
+    for namespace, what in SYSTEM_ROLLOUTS:
+        proc = kubectl(cp.name, ["get", "-n", namespace, what, "-o", "name"], check=False, timeout=30)
+        if proc.returncode != 0:
+            problems.append(f"no {what} in namespace {namespace}: {proc.stderr.strip()[-200:]}")
+    return problems
 
 
 def _apiserver_version_problems(cp: LabNode) -> list[str]:
