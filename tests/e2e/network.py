@@ -62,6 +62,11 @@ def _clients(lab: LabInfo) -> dict[str, dict[str, Any]]:
     return {p["spec"]["nodeName"]: p for p in pods if p.get("status", {}).get("phase") == "Running"}
 
 
+def _fetch(lab: LabInfo, pod: str, url: str) -> subprocess.CompletedProcess[str]:
+    # Bounded by busybox's `timeout`: Debian's busybox-static wget crashes (SIGSEGV) when given its own -T.
+    return _in_pod(lab, pod, "timeout", "10", "wget", "-q", "-O", "-", url)
+
+
 def _in_pod(lab: LabInfo, pod: str, *argv: str) -> subprocess.CompletedProcess[str]:
     return _kubectl(lab, "-n", DEMO_NAMESPACE, "exec", pod, "--", *argv, timeout=30)
 
@@ -81,10 +86,10 @@ def node_problems(lab: LabInfo, node: str, client: dict[str, Any] | None, pod_ci
         looked_up = _in_pod(lab, name, "nslookup", host)
         if looked_up.returncode != 0:
             problems.append(f"{node}: nslookup {host} failed: {(looked_up.stdout + looked_up.stderr).strip()[-300:]}")
-    web = _in_pod(lab, name, "wget", "-q", "-T", "5", "-O", "-", WEB_URL)
+    web = _fetch(lab, name, WEB_URL)
     if web.returncode != 0 or not web.stdout.strip().startswith("web-"):
         problems.append(f"{node}: {WEB_URL} answered {web.returncode}: {(web.stdout + web.stderr).strip()[-300:]}")
-    db = _in_pod(lab, name, "wget", "-q", "-T", "5", "-O", "-", DB_URL)
+    db = _fetch(lab, name, DB_URL)
     if db.returncode != 0 or db.stdout.strip() != "db-0":
         problems.append(f"{node}: {DB_URL} answered {db.returncode}: {(db.stdout + db.stderr).strip()[-300:]}")
     return problems

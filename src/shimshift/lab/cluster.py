@@ -215,6 +215,10 @@ def _up(
 
     from shimshift.lab.images import FLANNEL_IMAGE
 
+    # flanneld reaches the API server through its Service address, which only kube-proxy's rules make
+    # answer: started earlier it crash-loops, and its requests leave the lab's network meanwhile.
+    say("addons: waiting for kube-proxy on every node")
+    _rollout(cp, *SYSTEM_ROLLOUTS[0])
     say(f"network: flannel ({FLANNEL_IMAGE}) on every node")
     _wait_pod_cidrs(cp, nodes)
     kubectl(cp.name, ["apply", "-f", "-"], input=render.flannel(image=FLANNEL_IMAGE))
@@ -232,9 +236,9 @@ def _up(
 
     say("nodes: waiting until every node is Ready")
     wait_until("every node Ready", lambda: _nodes_not_ready(cp, nodes), timeout=180, interval=2)
-    say("addons: waiting for kube-proxy, flannel and CoreDNS")
-    for namespace, what in SYSTEM_ROLLOUTS:
-        kubectl(cp.name, ["rollout", "status", "-n", namespace, what, "--timeout=240s"], timeout=260)
+    say("addons: waiting for flannel and CoreDNS")
+    for namespace, what in SYSTEM_ROLLOUTS[1:]:
+        _rollout(cp, namespace, what)
 
     say(f"workloads: applying samples in namespace {DEMO_NAMESPACE}")
     first_worker = workers[0].name
@@ -309,6 +313,10 @@ def _run_node(node: LabNode, *, image: str) -> None:
         "--security-opt", "seccomp=unconfined",
         "--security-opt", "apparmor=unconfined",
         "--cgroupns", "private",
+        # What --privileged would give the devices cgroup: the node's Docker runs privileged pods
+        # (kubeadm's kube-proxy is one), whose runc grants them every device, which a cgroup v1 child may
+        # only do when its parent allows it ("a *:* rwm").
+        "--device-cgroup-rule", "a *:* rwm",
         # kube-proxy (iptables mode) needs it and would write it itself, but /proc/sys is read-only in the
         # node; it is per network namespace, so this changes nothing outside the node.
         "--sysctl", "net.ipv4.conf.all.route_localnet=1",
@@ -425,6 +433,10 @@ def kubectl(
     return node_exec(
         node, ["kubectl", f"--kubeconfig={ADMIN_CONF}", *argv], input=input, check=check, timeout=timeout
     )
+
+
+def _rollout(cp: LabNode, namespace: str, what: str) -> None:
+    kubectl(cp.name, ["rollout", "status", "-n", namespace, what, "--timeout=240s"], timeout=260)
 
 
 def _wait_pod_cidrs(cp: LabNode, nodes: Sequence[LabNode]) -> dict[str, str]:

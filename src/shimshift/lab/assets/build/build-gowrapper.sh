@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build main packages from published Go modules that `go install M@V` cannot build, through the Go
 # module proxy only, in a throwaway module that requires them.
-# usage: build-gowrapper.sh OUTDIR LDFLAGS OUT=PKG[,OUT=PKG...] MODULE@VERSION...
+# usage: [CGO_ENABLED=1] build-gowrapper.sh OUTDIR LDFLAGS OUT=PKG[,OUT=PKG...] MODULE@VERSION...
 #   OUT=PKG  build package PKG into OUTDIR/OUT
 #   MODULE@VERSION  what the wrapper requires (the modules of the packages, plus pins such as
 #                   github.com/modern-go/reflect2@v1.0.2)
@@ -17,7 +17,7 @@ shift 3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-export GOFLAGS=-mod=mod CGO_ENABLED=0
+export GOFLAGS=-mod=mod CGO_ENABLED=${CGO_ENABLED:-0}
 go mod init shimshift.local/labaddon > /dev/null 2>&1
 # `go get` raises the wrapper's go line to the highest its requirements declare.
 go get "$@"
