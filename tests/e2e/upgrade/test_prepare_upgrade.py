@@ -2,9 +2,9 @@
 
 Matrix: the command prints the folder of kubeadm, kubelet and kubectl v1.24.17 (each asked for its version);
 crictl is on every node, answers cri-dockerd's CRI v1 with only ``-r`` (as kubeadm calls it), and no
-/etc/crictl.yaml was written; every image `kubeadm config images list` v1.24.17 names (but kube-proxy and
-CoreDNS, which the lab does not run) is in every node's Docker with the ID of the archive's image; a second
-run changes nothing. Then, on the control plane, the read-only `kubeadm upgrade plan v1.24.17` with the
+/etc/crictl.yaml was written; every image `kubeadm config images list` v1.24.17 names (kube-proxy and CoreDNS
+included) is in every node's Docker with the ID of the archive's image; a second run changes nothing. Then, on
+the control plane, the read-only `kubeadm upgrade plan v1.24.17` with the
 v1.24.17 kubeadm at a temporary path: first on dockershim (as the lab comes), then after `shimshift
 migrate` of that node (rolled back afterwards); the plan must agree (core.upgrade.plan_agrees) and leave
 no health-check Job behind. What kubeadm says on dockershim is asserted as seen, see the test.
@@ -106,11 +106,10 @@ def test_every_image_kubeadm_asks_for_is_on_every_node(lab: LabInfo, prepared: P
         check=True,
         timeout=60,
     ).stdout.split()
-    # The lab runs neither kube-proxy nor CoreDNS (kubeadm 1.24.17 skips their upgrade when their ConfigMaps
-    # are absent, phases/upgrade/postupgrade.go).
-    wanted = [ref for ref in listed if "/kube-proxy:" not in ref and "coredns" not in ref]
+    wanted = listed
     assert any(ref.endswith("/pause:3.7") for ref in wanted), listed
     assert any("/etcd:" in ref for ref in wanted), listed
+    assert any("/kube-proxy:" in ref for ref in wanted) and any("/coredns:" in ref for ref in wanted), listed
     saved = saved_image_ids(prepared.artifacts.images_tar)
     assert set(wanted) <= set(saved), (wanted, saved)
     for node in lab.nodes:
