@@ -332,21 +332,27 @@ def _build_kubernetes(
     runner.build(label, f"{step}-{version}", argv)
 
 
-def _build_addons(runner: _Runner, scripts: Path, cache_dir: Path, kubernetes: str) -> list[str]:
-    """Build etcd and CoreDNS at the versions ``kubernetes``'s kubeadm asks for, and flannel; return
-    the folders build-inner-images.sh takes (etcd, CoreDNS, flannel). Each version is built once and
-    kept under ``cache_dir/bin/<name>-<version>`` for every release that asks for it."""
+def addon_dirs(cache_dir: Path, kubernetes: str) -> tuple[Path, Path, Path]:
+    """Where etcd, CoreDNS (at the versions ``kubernetes``'s kubeadm asks for) and flannel are built: the
+    folders build-inner-images.sh takes. Each version is built once, under ``cache_dir/bin/<name>-<version>``,
+    for every release that asks for it."""
     wanted = ADDON_VERSIONS[kubernetes]
     bin_dir = cache_dir / "bin"
-    dirs = (
+    return (
         bin_dir / f"etcd-{wanted.etcd}",
         bin_dir / f"coredns-{wanted.coredns}",
         bin_dir / f"flannel-{FLANNEL_VERSION}",
     )
+
+
+def _build_addons(runner: _Runner, scripts: Path, cache_dir: Path, kubernetes: str) -> list[str]:
+    """Build what :func:`addon_dirs` names if any of it is missing; return those folders."""
+    wanted = ADDON_VERSIONS[kubernetes]
+    etcd, coredns, flannel = addon_dirs(cache_dir, kubernetes)
     done = (
-        _all_executable(dirs[0], ("etcd", "etcdctl"))
-        and _all_executable(dirs[1], ("coredns",))
-        and _all_executable(dirs[2], ("flanneld", "flannel"))
+        _all_executable(etcd, ("etcd", "etcdctl"))
+        and _all_executable(coredns, ("coredns",))
+        and _all_executable(flannel, ("flanneld", "flannel"))
     )
     if not done:
         runner.build(
@@ -354,7 +360,7 @@ def _build_addons(runner: _Runner, scripts: Path, cache_dir: Path, kubernetes: s
             f"addons-{kubernetes}",
             [str(scripts / "build" / "build-addons.sh"), str(cache_dir), wanted.etcd, wanted.coredns, FLANNEL_VERSION],
         )
-    return [str(d) for d in dirs]
+    return [str(d) for d in (etcd, coredns, flannel)]
 
 
 def _images_tar(cache_dir: Path, version: str) -> Path:
