@@ -95,6 +95,20 @@ def set_coredns_no_new_privs(lab: LabInfo, *, hardened: bool) -> None:
     patch = json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})
     kubectl(lab, *COREDNS[:2], "patch", COREDNS[2], "--type=strategic", "-p", patch)
     kubectl(lab, *COREDNS[:2], "rollout", "status", COREDNS[2], "--timeout=180s")
+    if hardened:
+        return
+
+    # The guard also counts pods still terminating (CoreDNS's lameduck keeps them for seconds): wait until
+    # no CoreDNS pod carries the setting.
+    def none_left() -> bool:
+        pods = json.loads(kubectl(lab, *COREDNS[:2], "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"))["items"]
+        return not any(
+            (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
+            for pod in pods
+            for c in pod["spec"]["containers"]
+        )
+
+    wait_until(none_left, timeout=120, what="CoreDNS pods without allowPrivilegeEscalation: false only")
 
 
 def restricted_demo_present(lab: LabInfo) -> bool:
