@@ -26,7 +26,7 @@ from pathlib import Path
 from benchmarks.fleet_bench import node_steps, step_seconds
 from shimshift.lab import cluster
 from shimshift.lab.model import LabInfo
-from shimshift.lab.upgrade_prep import LAB_KUBEADM_FLAGS, prepare_upgrade
+from shimshift.lab.upgrade_prep import prepare_upgrade
 
 TARGET = "1.24.17"
 DRAIN = ["--ignore-daemonsets", "--delete-emptydir-data", "--force"]
@@ -63,7 +63,7 @@ class Lab:
 
     def upgrade_args(self) -> list[str]:
         return ["--to", TARGET, "--binaries", str(self.binaries),
-                *(f"--kubeadm-flag={flag}" for flag in LAB_KUBEADM_FLAGS), "--force", "--delete-emptydir-data"]
+                "--force", "--delete-emptydir-data"]
 
 
 def evicted(journal: Path, node: str) -> int:
@@ -117,7 +117,7 @@ def two_drains(lab: Lab, node: str) -> dict[str, object]:
                 stdin=lab.binaries / name)
         if name == "kubeadm":
             lab.ssh(node, "mv", "-f", "/usr/bin/kubeadm.new", "/usr/bin/kubeadm")
-            lab.ssh(node, "kubeadm", "upgrade", "node", *LAB_KUBEADM_FLAGS)
+            lab.ssh(node, "kubeadm", "upgrade", "node")
         else:
             lab.ssh(node, "mv", "-f", f"/usr/bin/{name}.new", f"/usr/bin/{name}")
     lab.ssh(node, "systemctl", "daemon-reload")

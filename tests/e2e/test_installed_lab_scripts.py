@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.lab.images import DEFAULT_CACHE_DIR, ensure_artifacts
+from shimshift.lab.images import DEFAULT_CACHE_DIR, KUBERNETES_VERSION, addon_dirs, ensure_artifacts
 from tests.wheel_fixture import installed_wheel
 
 if TYPE_CHECKING:
@@ -38,7 +38,12 @@ def test_installed_scripts_find_the_warm_cache_fresh(lab: LabInfo) -> None:
         str(DEFAULT_CACHE_DIR),
     )
     assert node.returncode == 0, f"node image judged stale ({node.returncode}): {node.stderr}"
+    addons = [str(d) for d in addon_dirs(DEFAULT_CACHE_DIR, KUBERNETES_VERSION)]
     inner = wheel.run(
-        f"{image_dir}/build-inner-images.sh", "--check", str(artifacts.bin_dir_123), str(artifacts.inner_images_tar)
+        f"{image_dir}/build-inner-images.sh",
+        "--check",
+        str(artifacts.bin_dir_123),
+        *addons,
+        str(artifacts.inner_images_tar),
     )
     assert inner.returncode == 0, f"inner images judged stale ({inner.returncode}): {inner.stderr}"

@@ -5,7 +5,10 @@ Matrix: every node Ready (through the host-side kubeconfig); every kubelet on do
 1.23 writes it for the Docker socket; the sample workloads (one per drain rule) running; cri-dockerd
 answering CRI v1 and v1alpha2 on its socket, and stopped/absent/restored on demand; pods reach pods
 on other nodes; ssh with strict host key checking works and a wrong known_hosts is refused; the CLI
-prints the lab's paths; the node state guard sees a change.
+prints the lab's paths; the node state guard sees a change. A real kubeadm cluster (issue 21): CoreDNS,
+kube-proxy, flannel and the control plane Running, every kubeadm image at the exact reference the built
+kubeadm lists (so nothing was pulled and no ImagePull error ignored), etcd reporting the release its tag
+names, and from a pod on every node `kubernetes.default` and the sample Services resolve and answer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from shimshift.cli.main import main
 from shimshift.lab import cluster, state
 from shimshift.lab.criprobe import cri_version
 from shimshift.lab.model import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
+from tests.e2e.network import network_problems
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,6 +60,32 @@ def test_every_node_is_ready_and_reachable_from_the_host(lab: LabInfo, kube: Cli
         assert nodes[n.name].status.nodeInfo.containerRuntimeVersion.startswith("docker://")
 
 
+def test_kubeadm_addons_and_flannel_run_with_the_images_kubeadm_asked_for(lab: LabInfo, kube: Client) -> None:
+    cp = lab.control_plane.name
+    listed = lab.exec(cp, ["kubeadm", "config", "images", "list", "--kubernetes-version", "v1.23.17"], check=True)
+    wanted = set(listed.stdout.split())
+    system = _list(kube, Pod, namespace="kube-system") + _list(kube, Pod, namespace="kube-flannel")
+    assert {p.metadata.name: p.status.phase for p in system} == {p.metadata.name: "Running" for p in system}
+    running = {c.image for p in system for c in p.spec.containers}
+    assert wanted - {PAUSE_IMAGE} <= running, sorted(wanted - running)
+    for prefix in ("coredns-", "kube-proxy-", "kube-flannel-ds-", "etcd-", "kube-apiserver-"):
+        assert any(p.metadata.name.startswith(prefix) for p in system), prefix
+    # Every node holds each image under exactly the reference kubeadm lists: nothing had to be pulled.
+    for n in lab.nodes:
+        present = set(lab.exec(n.name, ["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split())
+        assert wanted <= present, (n.name, sorted(wanted - present))
+    etcd = next(p.metadata.name for p in system if p.metadata.name.startswith("etcd-"))
+    version = lab.exec(
+        cp, ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "exec", "-n", "kube-system", etcd, "--",
+             "etcd", "--version"],
+    )  # fmt: skip
+    assert "etcd Version: 3.5.6" in version.stdout, version.stdout + version.stderr
+
+
+def test_services_resolve_and_answer_from_every_node(lab: LabInfo) -> None:
+    assert network_problems(lab) == []
+
+
 def test_every_kubelet_runs_dockershim(lab: LabInfo) -> None:
     for n in lab.nodes:
         argv = state.kubelet_cmdline(lab, n.name)
@@ -79,8 +109,7 @@ def test_kubeadm_flags_env_is_as_kubeadm_1_23_wrote_it(lab: LabInfo) -> None:
     for n in lab.nodes:
         text = lab.exec(n.name, ["cat", state.KUBEADM_FLAGS], check=True).stdout
         assert text == (
-            'KUBELET_KUBEADM_ARGS="--network-plugin=cni '
-            f'--node-ip={n.ip} --pod-infra-container-image={PAUSE_IMAGE}"\n'
+            f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --node-ip={n.ip} --pod-infra-container-image={PAUSE_IMAGE}"\n'
         ), n.name
 
 
@@ -126,17 +155,13 @@ def test_sample_workloads_run(lab: LabInfo, kube: Client) -> None:
 
 
 def test_pods_reach_pods_on_other_nodes(lab: LabInfo, kube: Client) -> None:
-    agents = {
-        p.spec.nodeName: p.status.podIP for p in _pods(kube) if p.metadata.name.startswith("node-agent-")
-    }
+    agents = {p.spec.nodeName: p.status.podIP for p in _pods(kube) if p.metadata.name.startswith("node-agent-")}
     source, target = (
         lab.workers[0].name,
         lab.workers[-1].name if len(lab.workers) > 1 else lab.control_plane.name,
     )
     pod = next(
-        p.metadata.name
-        for p in _pods(kube)
-        if p.metadata.name.startswith("node-agent-") and p.spec.nodeName == source
+        p.metadata.name for p in _pods(kube) if p.metadata.name.startswith("node-agent-") and p.spec.nodeName == source
     )
     proc = lab.exec(
         lab.control_plane.name,
@@ -188,10 +213,7 @@ def test_ssh_refuses_a_wrong_known_hosts(lab: LabInfo, tmp_path: Path) -> None:
     config.write_text(lab.ssh_config.read_text().replace(str(lab.known_hosts), str(wrong)))
     proc = _ssh(config, lab.workers[0].name, "true")
     assert proc.returncode == 255
-    assert (
-        "Host key verification failed" in proc.stderr
-        or "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr
-    )
+    assert "Host key verification failed" in proc.stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr
 
 
 def test_cli_prints_the_lab_paths(lab: LabInfo) -> None:

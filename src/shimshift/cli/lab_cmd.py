@@ -173,7 +173,6 @@ def prepare_upgrade_cmd(cache_dir: Path, directory: Path) -> None:
         return
     console.print(
         f"lab ready for {prepared.artifacts.version} in {time.monotonic() - started:.0f}s "
-        f"({len(prepared.nodes)} nodes); kubeadm upgrade needs {' '.join(upgrade_prep.LAB_KUBEADM_FLAGS)} "
-        "here (no CoreDNS, no kube-proxy); --binaries:"
+        f"({len(prepared.nodes)} nodes); --binaries:"
     )
     click.echo(str(prepared.binaries_dir))

@@ -4,9 +4,11 @@
 tarball) into a running kubeadm v1.23.17 cluster:
 
 1. a Docker network of the lab's own and one container per node (systemd as PID 1, Docker inside);
-2. the inner images loaded into every node's Docker (nothing is ever pulled);
-3. `kubeadm init` on the control plane, `kubeadm join` on the workers, both on the dockershim socket;
-4. a bridge CNI configuration per node from its podCIDR, plus static routes between nodes;
+2. the inner images loaded into every node's Docker (nothing is ever pulled: each is there under the
+   exact reference kubeadm asks for, so its ImagePull preflight check passes);
+3. `kubeadm init` on the control plane with kubeadm's default addons (CoreDNS, kube-proxy), `kubeadm
+   join` on the workers, both on the dockershim socket, no preflight error ignored;
+4. flannel, the CNI daemon (render.flannel), which gives every node its pod network and routes;
 5. cri-dockerd left running, stopped or absent; ssh access; sample workloads; the files under the lab
    directory (kubeconfig, ssh key, ssh_config, known_hosts, lab.json).
 
@@ -58,7 +60,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 KUBEADM_CONFIG = "/etc/shimshift-lab/kubeadm.yaml"
-CNI_CONFIG = "/etc/cni/net.d/10-shimshift-lab.conf"
+# What kubeadm's addons and the CNI daemon run, waited for before the lab counts as up.
+SYSTEM_ROLLOUTS = (
+    ("kube-system", "daemonset/kube-proxy"),
+    (render.FLANNEL_NAMESPACE, f"daemonset/{render.FLANNEL_DAEMONSET}"),
+    ("kube-system", "deployment/coredns"),
+)
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 # Where `--cri-dockerd absent` keeps what it removed, so `set_cri_dockerd` can put it back.
 CRI_DOCKERD_BACKUP = "/var/lib/shimshift-lab/cri-dockerd-backup"
@@ -206,18 +213,15 @@ def _up(
 
     _parallel(join, workers)
 
-    say("network: bridge CNI per node and routes between nodes")
-    cidrs = _wait_pod_cidrs(cp, nodes)
-    ips = {n.name: n.ip for n in nodes}
+    from shimshift.lab.images import FLANNEL_IMAGE
 
-    def network(n: LabNode) -> None:
-        write_node_file(n.name, CNI_CONFIG, render.cni_config(pod_cidr=cidrs[n.name]))
-        routes = render.pod_routes(node=n.name, pod_cidrs=cidrs, node_ips=ips)
-        write_node_file(n.name, render.ROUTES_UNIT, render.routes_unit(routes))
-        node_exec(n.name, ["systemctl", "daemon-reload"])
-        node_exec(n.name, ["systemctl", "enable", "--now", Path(render.ROUTES_UNIT).name])
-
-    _parallel(network, nodes)
+    # flanneld reaches the API server through its Service address, which only kube-proxy's rules make
+    # answer: started earlier it crash-loops, and its requests leave the lab's network meanwhile.
+    say("addons: waiting for kube-proxy on every node")
+    _rollout(cp, *SYSTEM_ROLLOUTS[0])
+    say(f"network: flannel ({FLANNEL_IMAGE}) on every node")
+    _wait_pod_cidrs(cp, nodes)
+    kubectl(cp.name, ["apply", "-f", "-"], input=render.flannel(image=FLANNEL_IMAGE))
 
     say(f"cri-dockerd: {spec.cri_dockerd.value} on every node")
     _parallel(lambda n: set_cri_dockerd(n.name, spec.cri_dockerd), nodes)
@@ -232,6 +236,9 @@ def _up(
 
     say("nodes: waiting until every node is Ready")
     wait_until("every node Ready", lambda: _nodes_not_ready(cp, nodes), timeout=180, interval=2)
+    say("addons: waiting for flannel and CoreDNS")
+    for namespace, what in SYSTEM_ROLLOUTS[1:]:
+        _rollout(cp, namespace, what)
 
     say(f"workloads: applying samples in namespace {DEMO_NAMESPACE}")
     first_worker = workers[0].name
@@ -307,6 +314,13 @@ def _run_node(node: LabNode, *, image: str) -> None:
         "--security-opt", "seccomp=unconfined",
         "--security-opt", "apparmor=unconfined",
         "--cgroupns", "private",
+        # What --privileged would give the devices cgroup: the node's Docker runs privileged pods
+        # (kubeadm's kube-proxy is one), whose runc grants them every device, which a cgroup v1 child may
+        # only do when its parent allows it ("a *:* rwm").
+        "--device-cgroup-rule", "a *:* rwm",
+        # kube-proxy (iptables mode) needs it and would write it itself, but /proc/sys is read-only in the
+        # node; it is per network namespace, so this changes nothing outside the node.
+        "--sysctl", "net.ipv4.conf.all.route_localnet=1",
         "--tmpfs", "/run",
         "--tmpfs", "/tmp",  # noqa: S108 - the node's own /tmp
         "--stop-signal", "SIGRTMIN+3",  # systemd's shutdown signal
@@ -339,7 +353,8 @@ def _asset(name: str) -> str:
 def _prepare_node(node: LabNode) -> None:
     """Two adaptations to a VM without CAP_SYS_RESOURCE and with a read-only /proc/sys in the nodes
     (each file under lab/assets/node says why): a runc wrapper that raises negative oom_score_adj
-    to 0, and private kernel tunables for the kubelet. Idempotent."""
+    to 0, and private kernel tunables for the kubelet; and the kubelet's resolv.conf for pods
+    (render.KUBELET_RESOLV_CONF says why). Idempotent."""
     if node_exec(node.name, ["test", "-e", "/usr/sbin/runc.real"], check=False).returncode != 0:
         node_exec(
             node.name,
@@ -365,6 +380,7 @@ def _prepare_node(node: LabNode) -> None:
     )
     node_exec(node.name, ["systemctl", "daemon-reload"])
     node_exec(node.name, ["systemctl", "enable", "--now", "shimshift-lab-kernel-tunables.service"])
+    write_node_file(node.name, render.KUBELET_RESOLV_CONF, render.kubelet_resolv_conf(node))
 
 
 def load_images(node: LabNode, tar: Path) -> None:
@@ -421,7 +437,12 @@ def kubectl(
     )
 
 
+def _rollout(cp: LabNode, namespace: str, what: str) -> None:
+    kubectl(cp.name, ["rollout", "status", "-n", namespace, what, "--timeout=240s"], timeout=260)
+
+
 def _wait_pod_cidrs(cp: LabNode, nodes: Sequence[LabNode]) -> dict[str, str]:
+    """Every node's podCIDR (flanneld, started before one is set, would wait for it anyway)."""
     cidrs: dict[str, str] = {}
 
     def probe() -> str | None:
@@ -758,6 +779,7 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
         else:
             problems += _apiserver_version_problems(cp)
+            problems += _addon_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
         state = states.get(n.name, "missing")
@@ -771,6 +793,17 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
             problems.append(f"{n.name}: node Ready={ready.get(n.name, 'unknown')}")
         nodes.append(NodeStatus(n.name, n.role, n.ip, state, ready.get(n.name, ""), kubelet, cri))
     return LabStatus(directory, info, nodes, problems)
+
+
+def _addon_problems(cp: LabNode) -> list[str]:
+    """What `up` installs beside the control plane and is missing (a lab made by an older shimshift had no
+    CoreDNS, kube-proxy nor flannel, and must not be reused by what expects them)."""
+    problems = []
+    for namespace, what in SYSTEM_ROLLOUTS:
+        proc = kubectl(cp.name, ["get", "-n", namespace, what, "-o", "name"], check=False, timeout=30)
+        if proc.returncode != 0:
+            problems.append(f"no {what} in namespace {namespace}: {proc.stderr.strip()[-200:]}")
+    return problems
 
 
 def _apiserver_version_problems(cp: LabNode) -> list[str]:

@@ -42,6 +42,27 @@ CRICTL_VERSION = "v1.34.0"
 CRI_DOCKERD_VERSION = "v0.3.17"
 NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"
+# The CNI daemon: the newest flannel whose whole module graph this machine's Go module proxy serves
+# (v0.28.4 and later import a cloud SDK whose versions it refuses).
+FLANNEL_VERSION = "v0.28.0"
+FLANNEL_IMAGE = f"shimshift.local/flannel:{FLANNEL_VERSION}"
+
+
+@dataclass(frozen=True)
+class AddonVersions:
+    """The etcd and CoreDNS releases a kubeadm release asks for (the image tags of
+    ``kubeadm config images list``, k8s.io/kubernetes cmd/kubeadm/app/constants/constants.go at that
+    tag: DefaultEtcdVersion / SupportedEtcdVersion and CoreDNSVersion). build-inner-images.sh refuses
+    binaries that do not match the tags the built kubeadm names, so a wrong entry cannot go unnoticed."""
+
+    etcd: str
+    coredns: str
+
+
+ADDON_VERSIONS = {
+    "v1.23.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6"),
+    "v1.24.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6"),
+}
 DEFAULT_CACHE_DIR = Path("/var/cache/shimshift")
 
 KUBERNETES_COMPONENTS = (
@@ -51,6 +72,7 @@ KUBERNETES_COMPONENTS = (
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kube-proxy",
 )
 
 # Exit status of build-node-image.sh / build-inner-images.sh --check when a rebuild is due.
@@ -66,6 +88,7 @@ _COLD_ESTIMATES = {
     "upgrade-control-plane": "about 20 minutes",
     "upgrade-images": "under a minute",
     "crictl": "about 3 minutes",
+    "addons": "about 10 minutes",
 }
 
 
@@ -147,6 +170,7 @@ def ensure_artifacts(
     with _locked(cache_dir / ".artifacts.lock"):
         binaries = _build_binaries(runner, scripts, cache_dir, kubelet_next=True)
         bin_123 = binaries.bin_dir_123
+        addons = _build_addons(runner, scripts, cache_dir, KUBERNETES_VERSION)
         node_argv = [
             str(scripts / "image" / "build-node-image.sh"),
             NODE_IMAGE,
@@ -155,7 +179,7 @@ def ensure_artifacts(
             str(cache_dir),
         ]
         runner.build_if_stale(f"node image {NODE_IMAGE}", "node-image", node_argv)
-        inner_argv = [str(scripts / "image" / "build-inner-images.sh"), str(bin_123), str(images_tar)]
+        inner_argv = [str(scripts / "image" / "build-inner-images.sh"), str(bin_123), *addons, str(images_tar)]
         runner.build_if_stale(f"images for inside the nodes ({images_tar.name})", "inner-images", inner_argv)
 
     return LabArtifacts(
@@ -249,10 +273,12 @@ def ensure_upgrade_artifacts(
                 "crictl-" + CRICTL_VERSION,
                 [str(scripts / "build" / "build-crictl.sh"), CRICTL_VERSION, str(crictl_dir)],
             )
+        addons = _build_addons(runner, scripts, cache_dir, UPGRADE_VERSION)
         images_argv = [
             str(scripts / "image" / "build-inner-images.sh"),
             "--no-workload",
             str(bin_dir),
+            *addons,
             str(images_tar),
         ]
         runner.build_if_stale(
@@ -279,9 +305,7 @@ def _silent(_: str) -> None:
     return None
 
 
-def _prepare(
-    *, cache_dir: Path, progress: Callable[[str], None] | None, lab_dir: Path | None
-) -> tuple[Path, _Runner]:
+def _prepare(*, cache_dir: Path, progress: Callable[[str], None] | None, lab_dir: Path | None) -> tuple[Path, _Runner]:
     """The scripts folder (refused when it is missing) and a runner whose builds log under the cache."""
     scripts = lab_dir if lab_dir is not None else lab_scripts_dir()
     if not (scripts / "build").is_dir() or not (scripts / "image").is_dir():
@@ -306,6 +330,37 @@ def _build_kubernetes(
     version = bin_dir.name
     argv = [str(scripts / "build" / "build-kubernetes.sh"), version, str(bin_dir), *components]
     runner.build(label, f"{step}-{version}", argv)
+
+
+def addon_dirs(cache_dir: Path, kubernetes: str) -> tuple[Path, Path, Path]:
+    """Where etcd, CoreDNS (at the versions ``kubernetes``'s kubeadm asks for) and flannel are built: the
+    folders build-inner-images.sh takes. Each version is built once, under ``cache_dir/bin/<name>-<version>``,
+    for every release that asks for it."""
+    wanted = ADDON_VERSIONS[kubernetes]
+    bin_dir = cache_dir / "bin"
+    return (
+        bin_dir / f"etcd-{wanted.etcd}",
+        bin_dir / f"coredns-{wanted.coredns}",
+        bin_dir / f"flannel-{FLANNEL_VERSION}",
+    )
+
+
+def _build_addons(runner: _Runner, scripts: Path, cache_dir: Path, kubernetes: str) -> list[str]:
+    """Build what :func:`addon_dirs` names if any of it is missing; return those folders."""
+    wanted = ADDON_VERSIONS[kubernetes]
+    etcd, coredns, flannel = addon_dirs(cache_dir, kubernetes)
+    done = (
+        _all_executable(etcd, ("etcd", "etcdctl"))
+        and _all_executable(coredns, ("coredns",))
+        and _all_executable(flannel, ("flanneld", "flannel"))
+    )
+    if not done:
+        runner.build(
+            f"etcd {wanted.etcd}, CoreDNS {wanted.coredns} and flannel {FLANNEL_VERSION}",
+            f"addons-{kubernetes}",
+            [str(scripts / "build" / "build-addons.sh"), str(cache_dir), wanted.etcd, wanted.coredns, FLANNEL_VERSION],
+        )
+    return [str(d) for d in (etcd, coredns, flannel)]
 
 
 def _images_tar(cache_dir: Path, version: str) -> Path:
@@ -388,7 +443,6 @@ class _Runner:
         tail = "\n".join(tail_lines(output, _LOG_TAIL_LINES))
         raise Refusal(
             what=f"building {label} failed (exit status {code}):\n{tail}",
-            hint=f"full log: {self.logs / f'{step}.log'}; fix the cause and run again "
-            "(finished steps are kept)",
+            hint=f"full log: {self.logs / f'{step}.log'}; fix the cause and run again (finished steps are kept)",
             file=argv[0],
         )

@@ -1,4 +1,4 @@
-"""Text the lab writes: kubeadm configurations, the CNI configuration, ssh files, sample workloads.
+"""Text the lab writes: kubeadm configurations, the CNI daemon's manifests, ssh files, sample workloads.
 
 Pure functions, data in, text out. Sources for each choice are cited next to it.
 """
@@ -26,12 +26,13 @@ from shimshift.lab.model import (
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-# Preflight errors to ignore, by name (never `all`, so a real problem still stops kubeadm). Seen in a
-# node container of this lab: only HTTPProxyCIDR fails, and not because of the node: kubeadm 1.23
-# builds "https://[<IPv4>]:1234/" to test proxy settings and Go >= 1.2x's net/url (the lab's binaries
-# are built with Go 1.26) rejects an IPv4 literal in brackets ("invalid IP-literal"). SystemVerification
-# and Swap pass in the node (cmd/kubeadm/app/preflight/checks.go@v1.23.17 has them; docs/lab.md#kubeadm-offline).
-IGNORED_PREFLIGHT_ERRORS: tuple[str, ...] = ("HTTPProxyCIDR",)
+# The resolv.conf the kubelet hands to pods with dnsPolicy Default (CoreDNS among them). The node's own
+# /etc/resolv.conf names Docker's embedded DNS, 127.0.0.11, which inside a pod's network namespace is
+# the pod itself: CoreDNS's `forward . /etc/resolv.conf` would then query itself and its `loop` plugin
+# stops it (coredns plugin/loop README, "Troubleshooting"; kubernetes/kubeadm#787, kubernetes-sigs/kind#1975).
+# Each node's file names the node's own address instead, where nothing answers DNS: cluster names
+# resolve, other names fail at once, and no query leaves the lab's network.
+KUBELET_RESOLV_CONF = "/etc/shimshift-lab/resolv.conf"
 
 # kubeadm 1.23 control-plane taint; 1.24 adds node-role.kubernetes.io/control-plane.
 CONTROL_PLANE_TAINT_KEYS = ("node-role.kubernetes.io/master", "node-role.kubernetes.io/control-plane")
@@ -50,6 +51,7 @@ def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
     (kubernetes-sigs/kind pkg/cluster/internal/kubeadm/config.go): the nodes share the VM's disk and would evict each
     other's pods otherwise.
     No cgroupRoot: with --cgroupns=private each node already sees its own cgroup as / (docs/lab.md#the-node-container).
+    resolvConf: see :data:`KUBELET_RESOLV_CONF`.
     """
     if cgroup_driver not in ("cgroupfs", "systemd"):
         raise Refusal(
@@ -61,6 +63,7 @@ def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
         "kind": "KubeletConfiguration",
         "cgroupDriver": cgroup_driver,
         "failSwapOn": False,
+        "resolvConf": KUBELET_RESOLV_CONF,
         "imageGCHighThresholdPercent": 100,
         "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%", "imagefs.available": "0%"},
     }
@@ -75,14 +78,31 @@ def _node_registration(node: LabNode) -> dict[str, Any]:
         # Nothing is ever pulled: every image is loaded into the node's Docker beforehand.
         "imagePullPolicy": "Never",
         "kubeletExtraArgs": {"node-ip": node.ip},
-        "ignorePreflightErrors": list(IGNORED_PREFLIGHT_ERRORS),
     }
 
 
-def kubeadm_init_config(
-    *, control_plane: LabNode, token: str, cgroup_driver: str, etcd_image_tag: str | None = None
-) -> str:
-    """The v1beta3 configuration for `kubeadm init --config` on the control-plane node."""
+def kube_proxy_configuration() -> dict[str, Any]:
+    """KubeProxyConfiguration: iptables mode (IPVS is not in this kernel), and nothing written to the
+    node's conntrack settings. ``maxPerCore: 0`` leaves ``nf_conntrack_max`` alone, which is global and
+    read-only outside the first network namespace (kube-proxy would exit, kubernetes-sigs/kind#2240); the
+    two timeouts at 0s leave the per-namespace ones alone (kind and minikube set the same,
+    kind pkg/cluster/internal/kubeadm/config.go, minikube pkg/minikube/bootstrapper/bsutil/ktmpl)."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "conntrack": {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+    }
+
+
+def kubelet_resolv_conf(node: LabNode) -> str:
+    """The node's :data:`KUBELET_RESOLV_CONF`."""
+    return f"# shimshift lab: see shimshift.lab.render.KUBELET_RESOLV_CONF\nnameserver {node.ip}\n"
+
+
+def kubeadm_init_config(*, control_plane: LabNode, token: str, cgroup_driver: str) -> str:
+    """The v1beta3 configuration for `kubeadm init --config` on the control-plane node: kubeadm's
+    default addons (CoreDNS, kube-proxy) included, as on any kubeadm cluster."""
     if control_plane.role != "control-plane":
         raise Refusal(f"{control_plane.name} is not the control-plane node", node=control_plane.name)
     endpoint = f"{control_plane.ip}:6443"
@@ -99,12 +119,8 @@ def kubeadm_init_config(
         ],
         "localAPIEndpoint": {"advertiseAddress": control_plane.ip, "bindPort": 6443},
         "nodeRegistration": _node_registration(control_plane),
-        # No kube-proxy (services are not needed by the sample workloads) and no CoreDNS (no image of it).
-        "skipPhases": ["addon/kube-proxy", "addon/coredns"],
     }
     etcd: dict[str, Any] = {"local": {"dataDir": "/var/lib/etcd"}}
-    if etcd_image_tag:
-        etcd["local"]["imageTag"] = etcd_image_tag
     cluster: dict[str, Any] = {
         "apiVersion": "kubeadm.k8s.io/v1beta3",
         "kind": "ClusterConfiguration",
@@ -120,7 +136,7 @@ def kubeadm_init_config(
         },
         "etcd": etcd,
     }
-    return _dump_all([init, cluster, kubelet_configuration(cgroup_driver=cgroup_driver)])
+    return _dump_all([init, cluster, kubelet_configuration(cgroup_driver=cgroup_driver), kube_proxy_configuration()])
 
 
 def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) -> str:
@@ -141,61 +157,148 @@ def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) ->
     return _dump_all([join])
 
 
-def cni_config(*, pod_cidr: str) -> str:
-    """Bridge + host-local for one node's pod CIDR.
+# ---------------------------------------------------------------------------------------------------
+# The CNI daemon: flannel, as its own manifest deploys it (github.com/flannel-io/flannel v0.28.0
+# Documentation/kube-flannel.yml), with the images the lab builds and two choices of the lab's:
+# - backend host-gw: the nodes share one Docker network (one L2 segment), so a route per node's podCIDR
+#   via that node is all pods need; flannel's own docs (Documentation/backends.md) recommend it there.
+#   vxlan, the manifest's default, would also work on this kernel; host-gw keeps the packets readable.
+# - cniVersion 0.3.1 (the manifest's own in v0.28.0): the dockershim of kubelets before 1.24 vendors
+#   libcni v0.8.1, which cannot read results of CNI 1.0.0 (containernetworking/cni pkg/version).
 
-    cniVersion 0.4.0: dockershim in 1.23 vendors libcni v0.8.1 (docs/lab.md#networking). Pods reach other
-    nodes' pods through static routes (see `pod_routes`), as kubeadm-dind-cluster did (docs/lab.md#networking).
-    """
-    net = ipaddress.ip_network(pod_cidr)
-    if net.version != 4 or not ipaddress.ip_network(POD_SUBNET).supernet_of(net):  # type: ignore[arg-type]
-        raise Refusal(f"pod CIDR {pod_cidr} is not an IPv4 range inside {POD_SUBNET}")
-    gateway = str(net.network_address + 1)
-    conf = {
-        "cniVersion": "0.4.0",
-        "name": "shimshift-lab",
-        "type": "bridge",
-        "bridge": "cni0",
-        "isGateway": True,
-        "ipMasq": True,
-        "hairpinMode": True,
-        "ipam": {
-            "type": "host-local",
-            "ranges": [[{"subnet": str(net), "gateway": gateway}]],
-            "routes": [{"dst": "0.0.0.0/0"}],
-        },
+FLANNEL_NAMESPACE = "kube-flannel"
+FLANNEL_DAEMONSET = "kube-flannel-ds"
+FLANNEL_CONFLIST = "/etc/cni/net.d/10-flannel.conflist"
+
+
+def flannel(*, image: str, pod_subnet: str = POD_SUBNET) -> str:
+    """Namespace, RBAC, configuration and DaemonSet of flannel (``--kube-subnet-mgr``: each node's subnet is
+    the podCIDR kubeadm's controller manager gave it)."""
+    net = ipaddress.ip_network(pod_subnet)
+    if net.version != 4:
+        raise Refusal(f"pod subnet {pod_subnet} is not IPv4: the lab's flannel is configured for IPv4 only")
+    ns = FLANNEL_NAMESPACE
+    labels = {"app": "flannel", "tier": "node"}
+    cni_conf = {
+        "name": "cbr0",
+        "cniVersion": "0.3.1",
+        "plugins": [
+            {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
     }
-    return json.dumps(conf, indent=2) + "\n"
+    net_conf = {"Network": str(net), "EnableNFTables": False, "Backend": {"Type": "host-gw"}}
+    mounts = {
+        "run": {"hostPath": {"path": "/run/flannel"}},
+        # /opt/cni/bin is where kubelets and cri-dockerd look by default (the node links it to Debian's plugins).
+        "cni-plugin": {"hostPath": {"path": "/opt/cni/bin"}},
+        "cni": {"hostPath": {"path": "/etc/cni/net.d"}},
+        "flannel-cfg": {"configMap": {"name": "kube-flannel-cfg"}},
+        "xtables-lock": {"hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"}},
+    }
 
+    def init(name: str, source: str, target: str, *volume_mounts: tuple[str, str]) -> dict[str, Any]:
+        return {
+            "name": name,
+            "image": image,
+            "imagePullPolicy": "Never",
+            "command": ["cp"],
+            "args": ["-f", source, target],
+            "volumeMounts": [{"name": v, "mountPath": m} for v, m in volume_mounts],
+        }
 
-def pod_routes(*, node: str, pod_cidrs: Mapping[str, str], node_ips: Mapping[str, str]) -> list[list[str]]:
-    """`ip route replace <podCIDR> via <nodeIP>` argv for every OTHER node's pod CIDR."""
-    return [
-        ["ip", "route", "replace", cidr, "via", node_ips[other]]
-        for other, cidr in sorted(pod_cidrs.items())
-        if other != node
+    daemon = {
+        "name": "kube-flannel",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["/opt/bin/flanneld"],
+        "args": ["--ip-masq", "--kube-subnet-mgr"],
+        "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
+        "securityContext": {"privileged": False, "capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": "EVENT_QUEUE_DEPTH", "value": "5000"},
+        ],
+        "volumeMounts": [
+            {"name": "run", "mountPath": "/run/flannel"},
+            {"name": "flannel-cfg", "mountPath": "/etc/kube-flannel/"},
+            {"name": "xtables-lock", "mountPath": "/run/xtables.lock"},
+        ],
+    }
+    docs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": ns,
+                "labels": {"k8s-app": "flannel", "pod-security.kubernetes.io/enforce": "privileged"},
+            },
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "flannel", "labels": {"k8s-app": "flannel"}},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "watch"]},
+                {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "flannel", "labels": {"k8s-app": "flannel"}},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "flannel"},
+            "subjects": [{"kind": "ServiceAccount", "name": "flannel", "namespace": ns}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "flannel", "namespace": ns, "labels": {"k8s-app": "flannel"}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kube-flannel-cfg", "namespace": ns, "labels": labels},
+            "data": {
+                "cni-conf.json": json.dumps(cni_conf, indent=2) + "\n",
+                "net-conf.json": json.dumps(net_conf, indent=2) + "\n",
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": {"name": FLANNEL_DAEMONSET, "namespace": ns, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app": "flannel"}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "hostNetwork": True,
+                        "priorityClassName": "system-node-critical",
+                        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+                        "serviceAccountName": "flannel",
+                        "initContainers": [
+                            init(
+                                "install-cni-plugin", "/flannel", "/opt/cni/bin/flannel", ("cni-plugin", "/opt/cni/bin")
+                            ),
+                            init(
+                                "install-cni",
+                                "/etc/kube-flannel/cni-conf.json",
+                                FLANNEL_CONFLIST,
+                                ("cni", "/etc/cni/net.d"),
+                                ("flannel-cfg", "/etc/kube-flannel/"),
+                            ),
+                        ],
+                        "containers": [daemon],
+                        "volumes": [{"name": name, **source} for name, source in mounts.items()],
+                    },
+                },
+            },
+        },
     ]
-
-
-ROUTES_UNIT = "/etc/systemd/system/shimshift-lab-pod-routes.service"
-
-
-def routes_unit(routes: Sequence[Sequence[str]]) -> str:
-    """A oneshot unit that puts the pod routes back if the node container restarts (the routes
-    live in the container's network namespace, which a restart recreates)."""
-    lines = [
-        "# shimshift lab: routes to the other nodes' pod CIDRs (bridge CNI has no routing of its own)",
-        "[Unit]",
-        "Description=shimshift lab: routes to other nodes' pods",
-        "After=network.target",
-        "",
-        "[Service]",
-        "Type=oneshot",
-        "RemainAfterExit=yes",
-    ]
-    lines += [f"ExecStart=/usr/sbin/{' '.join(r)}" for r in routes]
-    lines += ["", "[Install]", "WantedBy=multi-user.target", ""]
-    return "\n".join(lines)
+    return _dump_all(docs)
 
 
 def ssh_config(*, nodes: Sequence[LabNode], identity_file: str, known_hosts: str) -> str:
@@ -238,6 +341,25 @@ def known_hosts(host_keys: Mapping[LabNode, Sequence[str]]) -> str:
 
 _SLEEP = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 
+# The Services the sample workloads answer on, as applications use them: `web` is a ClusterIP Service
+# in front of a Deployment (CoreDNS gives its name, kube-proxy's rules carry the traffic), `db` the
+# headless Service of a StatefulSet (CoreDNS gives each pod's own name, db-0.db, ...). Their pods run
+# busybox's httpd, which answers with the pod's name; the node-agent DaemonSet's pod on every node is
+# the client (busybox's nslookup and wget).
+WEB_SERVICE = "web"
+WEB_PORT = 80
+DB_SERVICE = "db"
+DB_PORT = 5432
+CLIENT_DAEMONSET = "node-agent"
+
+
+def _http_server(port: int) -> list[str]:
+    return [
+        "sh",
+        "-c",
+        f"mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p {port} -h /tmp/www",
+    ]
+
 
 RESTRICTED_DEPLOYMENT = "restricted"
 # The restricted Pod Security Standard: non-root (the busybox image would run as root, so a uid is set),
@@ -276,9 +398,7 @@ def _prefer_node(node: str) -> dict[str, Any]:
                 {
                     "weight": 100,
                     "preference": {
-                        "matchExpressions": [
-                            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
-                        ]
+                        "matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]
                     },
                 }
             ]
@@ -314,7 +434,22 @@ def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
             "spec": {
                 "replicas": 3,
                 "selector": {"matchLabels": {"app": "web"}},
-                "template": {"metadata": {"labels": {"app": "web"}}, "spec": _pod_spec([_container("web")])},
+                "template": {
+                    "metadata": {"labels": {"app": "web"}},
+                    "spec": _pod_spec(
+                        [_container("web", _http_server(8080), ports=[{"name": "http", "containerPort": 8080}])]
+                    ),
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": meta(WEB_SERVICE, app="web"),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {"app": "web"},
+                "ports": [{"name": "http", "port": WEB_PORT, "targetPort": "http"}],
             },
         },
         {
@@ -326,16 +461,15 @@ def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
         {
             "apiVersion": "apps/v1",
             "kind": "DaemonSet",
-            "metadata": meta("node-agent", app="node-agent"),
+            "metadata": meta(CLIENT_DAEMONSET, app=CLIENT_DAEMONSET),
             "spec": {
-                "selector": {"matchLabels": {"app": "node-agent"}},
+                "selector": {"matchLabels": {"app": CLIENT_DAEMONSET}},
                 "template": {
-                    "metadata": {"labels": {"app": "node-agent"}},
+                    "metadata": {"labels": {"app": CLIENT_DAEMONSET}},
                     "spec": _pod_spec(
                         [_container("agent")],
                         tolerations=[
-                            {"key": k, "operator": "Exists", "effect": "NoSchedule"}
-                            for k in CONTROL_PLANE_TAINT_KEYS
+                            {"key": k, "operator": "Exists", "effect": "NoSchedule"} for k in CONTROL_PLANE_TAINT_KEYS
                         ],
                     ),
                 },
@@ -344,8 +478,8 @@ def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": meta("db", app="db"),
-            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": 5432}]},
+            "metadata": meta(DB_SERVICE, app="db"),
+            "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "db", "port": DB_PORT}]},
         },
         {
             "apiVersion": "apps/v1",
@@ -356,7 +490,10 @@ def workloads(*, first_worker: str, hardened_demo: bool = True) -> str:
                 "replicas": 2,
                 "podManagementPolicy": "Parallel",
                 "selector": {"matchLabels": {"app": "db"}},
-                "template": {"metadata": {"labels": {"app": "db"}}, "spec": _pod_spec([_container("db")])},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": _pod_spec([_container("db", _http_server(DB_PORT))]),
+                },
             },
         },
         {

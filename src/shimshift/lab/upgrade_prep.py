@@ -9,9 +9,11 @@ then on every node of the lab:
    cmd/kubeadm/app/util/runtime/runtime.go), taken from the node's ``cri-socket`` annotation; a
    config file would be a second copy of that endpoint which the migration and its rollback do not
    rewrite, and it would go stale exactly as the annotation does in kubeadm issues #2597/#2870.
-2. the v1.24.17 images (kube-apiserver, kube-controller-manager, kube-scheduler, etcd under the tag
-   kubeadm 1.24.17 names, pause 3.7) ``docker load``-ed into the node's own Docker, unless every one of
-   them is already there with the same image ID.
+2. the v1.24.17 images (kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy, etcd and
+   CoreDNS under the tags kubeadm 1.24.17 names, pause 3.7) ``docker load``-ed into the node's own
+   Docker, unless every one of them is already there with the same image ID. With every image kubeadm
+   1.24.17 lists present, and CoreDNS and kube-proxy running as kubeadm 1.23.17 installed them, its
+   upgrade needs no preflight error ignored.
 
 It returns the folder that holds kubeadm, kubelet and kubectl v1.24.17 (``shimshift upgrade --binaries``).
 
@@ -47,14 +49,6 @@ if TYPE_CHECKING:
 
 CRICTL_PATH = "/usr/bin/crictl"
 
-#: What every `kubeadm upgrade plan|apply|node` of v1.24.17 needs on the lab, which runs neither CoreDNS nor
-#: kube-proxy (seen on the lab, sources in k8s.io/kubernetes v1.24.17 cmd/kubeadm/app):
-#: - CoreDNSUnsupportedPlugins, CoreDNSMigration: `plan` and `apply` fail "start version '' not supported"
-#:   when the coredns ConfigMap is absent (phases/upgrade/preflight.go: dns.GetCoreDNSInfo answers an empty
-#:   version, which the CoreDNS migration library refuses);
-#: - ImagePull: `apply` and `upgrade node` on a control-plane node pre-pull kube-proxy's and CoreDNS's images
-#:   too (images.GetControlPlaneImages), which the lab does not have and cannot pull.
-LAB_KUBEADM_FLAGS: tuple[str, ...] = ("--ignore-preflight-errors=CoreDNSUnsupportedPlugins,CoreDNSMigration,ImagePull",)
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,17 @@ workloads back afterwards so later tests find the lab as `lab up` left it.
 The `restricted` Deployment (allowPrivilegeEscalation: false) makes `migrate` refuse every 1.23 node, and
 once its pods are refused on a migrated node its PodDisruptionBudget can block the drains of the nodes
 after it. Modules about the migration's mechanics therefore start without it (it comes back with the
-rest); a module that is about it sets ``KEEPS_RESTRICTED_DEMO = True``."""
+rest); a module that is about it sets ``KEEPS_RESTRICTED_DEMO = True``.
+
+kubeadm's own CoreDNS Deployment is such a workload too: kubeadm 1.23 gives its container
+``allowPrivilegeEscalation: false`` (k8s.io/kubernetes v1.23.17 cmd/kubeadm/app/phases/addons/dns/manifests.go),
+so on a real 1.23 cluster `migrate` refuses every node, and CoreDNS pods rescheduled onto a migrated node stay
+Pending. The mechanics modules do what an operator who migrates without upgrading the kubelet has to do: they
+leave that one setting out of CoreDNS for the module (a rollout) and put it back afterwards."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -78,6 +85,32 @@ def remove_restricted_demo(lab: LabInfo) -> None:
     )
 
 
+COREDNS = ("-n", "kube-system", "deployment/coredns")
+
+
+def set_coredns_no_new_privs(lab: LabInfo, *, hardened: bool) -> None:
+    """CoreDNS's container with kubeadm's ``allowPrivilegeEscalation: false`` (hardened) or without it."""
+    # None: a strategic merge patch removes the field.
+    container = {"name": "coredns", "securityContext": {"allowPrivilegeEscalation": False if hardened else None}}
+    patch = json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})
+    kubectl(lab, *COREDNS[:2], "patch", COREDNS[2], "--type=strategic", "-p", patch)
+    kubectl(lab, *COREDNS[:2], "rollout", "status", COREDNS[2], "--timeout=180s")
+    if hardened:
+        return
+
+    # The guard also counts pods still terminating (CoreDNS's lameduck keeps them for seconds): wait until
+    # no CoreDNS pod carries the setting.
+    def none_left() -> bool:
+        pods = json.loads(kubectl(lab, *COREDNS[:2], "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"))["items"]
+        return not any(
+            (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
+            for pod in pods
+            for c in pod["spec"]["containers"]
+        )
+
+    wait_until(none_left, timeout=120, what="CoreDNS pods without allowPrivilegeEscalation: false only")
+
+
 def restricted_demo_present(lab: LabInfo) -> bool:
     name = f"deployment/{render.RESTRICTED_DEPLOYMENT}"
     found = kubectl(lab, "-n", DEMO, "get", name, "--ignore-not-found", "-o", "name")
@@ -88,9 +121,13 @@ def restricted_demo_present(lab: LabInfo) -> bool:
 def demo_workloads_restored(lab: LabInfo, request: pytest.FixtureRequest) -> Iterator[None]:
     # A lab built before the restricted Deployment existed is left without it, as found.
     had_restricted = restricted_demo_present(lab)
-    if not getattr(request.module, "KEEPS_RESTRICTED_DEMO", False):
+    keeps = getattr(request.module, "KEEPS_RESTRICTED_DEMO", False)
+    if not keeps:
         remove_restricted_demo(lab)
+        set_coredns_no_new_privs(lab, hardened=False)
     yield
     restore_demo_workloads(lab)
+    if not keeps:
+        set_coredns_no_new_privs(lab, hardened=True)
     if not had_restricted:
         remove_restricted_demo(lab)

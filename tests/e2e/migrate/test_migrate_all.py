@@ -4,7 +4,9 @@ Matrix: every node (control plane included) migrated with the PDB respected and 
 untouched; `verify` agrees; the reports exist next to the journal (Markdown, and HTML with every node
 and step); kubelet 1.24.17 runs on the migrated files unchanged;
 `rollback` brings every node back to dockershim (which also resets the lab for the next module); verify's
-canary ran on every node and is gone, and cri-dockerd's streaming server listens on loopback only.
+canary ran on every node and is gone, and cri-dockerd's streaming server listens on loopback only; from a pod
+on every node the Services still resolve through CoreDNS and answer through kube-proxy, the pod's address is in
+its node's podCIDR, and the kube-proxy and flannel pods kept their containers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import yaml
 
 from shimshift.core.steps import kubelet_args
 from shimshift.lab import render
+from tests.e2e.network import assert_network_works, system_daemonset_containers
 
 from .helpers import (
     DEMO,
@@ -55,6 +58,8 @@ class Migrated:
         self.min_ready: int | None = None
         self.daemonset_before: dict[str, tuple[str, int]] = {}
         self.daemonset_after: dict[str, tuple[str, int]] = {}
+        self.system_before: dict[str, tuple[str, int]] = {}
+        self.system_after: dict[str, tuple[str, int]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,7 @@ def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     # No --report-dir: the reports must land next to the journal by default.
     state = Migrated(lab, work / "journal.sqlite", work / "reports")
     state.daemonset_before = daemonset_containers(lab)
+    state.system_before = system_daemonset_containers(lab)
     with ReadyReplicasWatch(lab) as watch:
         state.result = shimshift(
             lab,
@@ -74,6 +80,7 @@ def migrated(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         )
     state.min_ready = watch.minimum
     state.daemonset_after = daemonset_containers(lab)
+    state.system_after = system_daemonset_containers(lab)
     yield state
     for node in lab.nodes:
         back_to_dockershim(lab, state.journal, node.name)
@@ -94,6 +101,16 @@ def test_pdb_never_violated(migrated: Migrated) -> None:
 def test_daemonset_containers_not_restarted(migrated: Migrated) -> None:
     assert migrated.daemonset_before, "the lab has no DaemonSet pods to watch"
     assert migrated.daemonset_after == migrated.daemonset_before
+
+
+def test_kube_proxy_and_flannel_kept_their_containers(migrated: Migrated) -> None:
+    assert len(migrated.system_before) == 2 * len(migrated.lab.nodes), migrated.system_before
+    assert migrated.system_after == migrated.system_before
+
+
+def test_services_resolve_and_answer_from_every_node(migrated: Migrated) -> None:
+    assert migrated.result is not None and migrated.result.returncode == 0
+    assert_network_works(migrated.lab)
 
 
 def test_verify_agrees(migrated: Migrated) -> None:

@@ -15,12 +15,10 @@ import pytest
 
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import LabInfo
-from shimshift.lab.upgrade_prep import LAB_KUBEADM_FLAGS, prepare_upgrade
+from shimshift.lab.upgrade_prep import prepare_upgrade
 from tests.e2e.conftest import LAB_DIR, _progress, ensure_lab
 
 TARGET = "1.24.17"
-# The lab deploys neither CoreDNS nor kube-proxy: the kubeadm flags that lets kubeadm 1.24 go on.
-KUBEADM_FLAGS = tuple(f"--kubeadm-flag={flag}" for flag in LAB_KUBEADM_FLAGS)
 DRAIN_FLAGS = ("--force", "--delete-emptydir-data")
 
 
@@ -31,7 +29,7 @@ class UpgradeLab:
 
     def upgrade_args(self, *extra: str, binaries: Path | None = None) -> list[str]:
         directory = binaries or self.binaries
-        return ["--to", TARGET, "--binaries", str(directory), *KUBEADM_FLAGS, *DRAIN_FLAGS, *extra]
+        return ["--to", TARGET, "--binaries", str(directory), *DRAIN_FLAGS, *extra]
 
 
 @pytest.fixture(scope="module")

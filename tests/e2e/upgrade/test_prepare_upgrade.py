@@ -2,9 +2,9 @@
 
 Matrix: the command prints the folder of kubeadm, kubelet and kubectl v1.24.17 (each asked for its version);
 crictl is on every node, answers cri-dockerd's CRI v1 with only ``-r`` (as kubeadm calls it), and no
-/etc/crictl.yaml was written; every image `kubeadm config images list` v1.24.17 names (but kube-proxy and
-CoreDNS, which the lab does not run) is in every node's Docker with the ID of the archive's image; a second
-run changes nothing. Then, on the control plane, the read-only `kubeadm upgrade plan v1.24.17` with the
+/etc/crictl.yaml was written; every image `kubeadm config images list` v1.24.17 names (kube-proxy and CoreDNS
+included) is in every node's Docker with the ID of the archive's image; a second run changes nothing. Then, on
+the control plane, the read-only `kubeadm upgrade plan v1.24.17` with the
 v1.24.17 kubeadm at a temporary path: first on dockershim (as the lab comes), then after `shimshift
 migrate` of that node (rolled back afterwards); the plan must agree (core.upgrade.plan_agrees) and leave
 no health-check Job behind. What kubeadm says on dockershim is asserted as seen, see the test.
@@ -24,7 +24,7 @@ import pytest
 from shimshift.core.upgrade import Binary, plan_agrees, reported_version, version_argv
 from shimshift.lab import images
 from shimshift.lab.docker import copy_to_node
-from shimshift.lab.upgrade_prep import CRICTL_PATH, LAB_KUBEADM_FLAGS, parse_image_list, saved_image_ids
+from shimshift.lab.upgrade_prep import CRICTL_PATH, parse_image_list, saved_image_ids
 from tests.e2e.migrate.helpers import (
     CRI_DOCKERD_ENDPOINT,
     CRI_SOCKET_ANNOTATION,
@@ -106,11 +106,10 @@ def test_every_image_kubeadm_asks_for_is_on_every_node(lab: LabInfo, prepared: P
         check=True,
         timeout=60,
     ).stdout.split()
-    # The lab runs neither kube-proxy nor CoreDNS (kubeadm 1.24.17 skips their upgrade when their ConfigMaps
-    # are absent, phases/upgrade/postupgrade.go).
-    wanted = [ref for ref in listed if "/kube-proxy:" not in ref and "coredns" not in ref]
+    wanted = listed
     assert any(ref.endswith("/pause:3.7") for ref in wanted), listed
     assert any("/etcd:" in ref for ref in wanted), listed
+    assert any("/kube-proxy:" in ref for ref in wanted) and any("/coredns:" in ref for ref in wanted), listed
     saved = saved_image_ids(prepared.artifacts.images_tar)
     assert set(wanted) <= set(saved), (wanted, saved)
     for node in lab.nodes:
@@ -131,8 +130,8 @@ def test_a_second_run_changes_nothing(lab: LabInfo, prepared: Prepared) -> None:
 def test_crictl_cannot_reach_dockershim(lab: LabInfo, prepared: Prepared) -> None:
     # What kubeadm 1.24's runtime calls meet on a node not yet migrated: the kubelet 1.23 dockershim serves
     # CRI v1alpha2 only and crictl 1.34 speaks v1. `kubeadm upgrade apply|node` would then find no image
-    # (`crictl inspecti` fails) and try to pull every one: an ImagePull error, which the lab's
-    # --ignore-preflight-errors=ImagePull turns into a warning. So that flag hides a stale annotation; the
+    # (`crictl inspecti` fails) and try to pull every one: an ImagePull error, which an
+    # ignored ImagePull preflight check would turn into a warning, hiding a stale annotation; the
     # upgrade must see `crictl -r <annotation> info` succeed before it runs kubeadm.
     for node in lab.nodes:
         answer = lab.exec(node.name, [CRICTL_PATH, "-r", "unix:///var/run/dockershim.sock", "info"])
@@ -145,7 +144,7 @@ def upgrade_plan(lab: LabInfo, prepared: Prepared) -> subprocess.CompletedProces
     # Through `docker exec -i`: `docker cp` writes beneath the node's /tmp tmpfs, where the node never sees it.
     copy_to_node(cp, NODE_KUBEADM, prepared.artifacts.bin_dir / "kubeadm")
     try:
-        result = lab.exec(cp, [NODE_KUBEADM, "upgrade", "plan", TARGET, *LAB_KUBEADM_FLAGS], timeout=300)
+        result = lab.exec(cp, [NODE_KUBEADM, "upgrade", "plan", TARGET], timeout=300)
     finally:
         lab.exec(cp, ["rm", "-f", NODE_KUBEADM], check=True)
     shown = f"$ {NODE_KUBEADM} upgrade plan {TARGET} (exit {result.returncode})"

@@ -3,7 +3,9 @@
 Matrix: every node Ready at v1.24.17 on cri-dockerd and the API server at v1.24.17; the `restricted`
 Deployment (allowPrivilegeEscalation: false, PDB minAvailable 1) has every pod Running; neither PDB
 was ever violated (ready replicas watched from outside); each node drained once; DaemonSet containers
-not restarted; verify's canary ran *with* allowPrivilegeEscalation: false on every node.
+not restarted; verify's canary ran *with* allowPrivilegeEscalation: false on every node; flannel kept its
+containers and kube-proxy runs the target's image (kubeadm rolls it); from a pod on every node the Services
+still resolve through CoreDNS and answer through kube-proxy, each pod's address in its node's podCIDR.
 
 The lab cannot go back to 1.23 (kubeadm upgrade apply is not undone), so this module runs on a lab it
 brings up itself and takes down afterwards; it comes last in the session (tests/e2e/upgrade sorts after
@@ -34,6 +36,7 @@ from tests.e2e.migrate.helpers import (
     report_nodes,
     shimshift,
 )
+from tests.e2e.network import assert_network_works, system_daemonset_containers
 from tests.e2e.upgrade.conftest import TARGET, UpgradeLab
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ class Upgraded:
     minimum: dict[str, int]
     daemonset_before: dict[str, tuple[str, int]]
     daemonset_after: dict[str, tuple[str, int]]
+    system_before: dict[str, tuple[str, int]]
+    system_after: dict[str, tuple[str, int]]
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +66,20 @@ def upgraded(upgrade_lab: UpgradeLab, tmp_path_factory: pytest.TempPathFactory) 
     work = tmp_path_factory.mktemp("upgrade-all")
     journal = work / "journal.sqlite"
     before = daemonset_containers(lab)
+    system_before = system_daemonset_containers(lab)
     with ReadyReplicasWatch(lab, deployments=("web", render.RESTRICTED_DEPLOYMENT)) as watch:
         result = shimshift(lab, journal, "upgrade", "--all", *upgrade_lab.upgrade_args(), timeout=2400)
-    yield Upgraded(lab, journal, work / "reports", result, dict(watch.minimums), before, daemonset_containers(lab))
+    yield Upgraded(
+        lab,
+        journal,
+        work / "reports",
+        result,
+        dict(watch.minimums),
+        before,
+        daemonset_containers(lab),
+        system_before,
+        system_daemonset_containers(lab),
+    )
 
 
 def test_every_node_is_ready_at_the_target_on_cri_dockerd(upgraded: Upgraded) -> None:
@@ -103,6 +119,27 @@ def test_each_node_was_drained_once(upgraded: Upgraded) -> None:
             (run.id,),
         ).fetchall()
     assert dict(rows) == {node.name: 1 for node in upgraded.lab.nodes}
+
+
+def test_flannel_kept_its_containers_and_kube_proxy_runs_the_target(upgraded: Upgraded) -> None:
+    # `kubeadm upgrade apply` rolls kube-proxy's DaemonSet to the new image (phases/addons/proxy): new pods are
+    # expected there; flannel is no kubeadm addon and must keep its containers.
+    flannel = {name: ids for name, ids in upgraded.system_before.items() if name.startswith(render.FLANNEL_DAEMONSET)}
+    assert len(flannel) == len(upgraded.lab.nodes), upgraded.system_before
+    assert {name: upgraded.system_after.get(name) for name in flannel} == flannel
+    pods = json.loads(
+        kubectl(upgraded.lab, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy", "-o", "json")
+    )
+    images = {
+        (pod["spec"]["nodeName"], pod["spec"]["containers"][0]["image"], pod["status"].get("phase"))
+        for pod in pods["items"]
+    }
+    assert images == {(n.name, f"registry.k8s.io/kube-proxy:v{TARGET}", "Running") for n in upgraded.lab.nodes}
+
+
+def test_services_resolve_and_answer_from_every_node(upgraded: Upgraded) -> None:
+    assert upgraded.result.returncode == 0
+    assert_network_works(upgraded.lab)
 
 
 def test_daemonset_containers_were_not_restarted(upgraded: Upgraded) -> None:

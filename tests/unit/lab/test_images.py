@@ -43,7 +43,7 @@ echo "build-kubernetes $* cache=$SHIMSHIFT_CACHE" >> "$CALLS"
 version=$1 out=$2; shift 2
 comps=("$@")
 [ ${#comps[@]} -gt 0 ] || comps=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager
-                                 kube-scheduler)
+                                 kube-scheduler kube-proxy)
 mkdir -p "$out"
 for c in "${comps[@]}"; do
   [ -x "$out/$c" ] && continue  # like the real script: only what is missing
@@ -54,6 +54,14 @@ done
     "build/build-cri-dockerd.sh": """
 echo "build-cri-dockerd $*" >> "$CALLS"
 mkdir -p "$2/systemd"; printf '#!/bin/sh\\n' > "$2/cri-dockerd"; chmod +x "$2/cri-dockerd"
+""",
+    "build/build-addons.sh": """
+echo "build-addons $*" >> "$CALLS"
+cache=$1
+mkdir -p "$cache/bin/etcd-$2" "$cache/bin/coredns-$3" "$cache/bin/flannel-$4"
+for f in "etcd-$2/etcd" "etcd-$2/etcdctl" "coredns-$3/coredns" "flannel-$4/flanneld" "flannel-$4/flannel"; do
+  printf '#!/bin/sh\n' > "$cache/bin/$f"; chmod +x "$cache/bin/$f"
+done
 """,
     "build/build-crictl.sh": """
 echo "build-crictl $*" >> "$CALLS"
@@ -69,10 +77,13 @@ while [ $# -gt 0 ]; do
   case "$1" in --check) check=true; shift;; --no-workload) workload=false; shift;; *) break;; esac
 done
 version=$("$1/kubeadm" version)
-if $check; then echo "check-inner $version workload=$workload" >> "$CALLS"; [ -e "$2" ] && exit 0; exit 3; fi
-echo "build-inner-images $* $version workload=$workload" >> "$CALLS"; mkdir -p "$(dirname "$2")"; : > "$2"
-echo "registry.k8s.io/kube-apiserver:$version" > "$2.images"
-if $workload; then echo shimshift.local/busybox:1.0 >> "$2.images"; fi
+[ $# -eq 5 ] || { echo "BIN ETCD COREDNS FLANNEL OUT wanted, got $*" >&2; exit 2; }
+for d in "$2" "$3"; do [ -d "$d" ] || { echo "no $d" >&2; exit 2; }; done
+out=$5
+if $check; then echo "check-inner $version workload=$workload" >> "$CALLS"; [ -e "$out" ] && exit 0; exit 3; fi
+echo "build-inner-images $* $version workload=$workload" >> "$CALLS"; mkdir -p "$(dirname "$out")"; : > "$out"
+echo "registry.k8s.io/kube-apiserver:$version" > "$out.images"
+if $workload; then echo shimshift.local/busybox:1.0 >> "$out.images"; fi
 """,
 }
 
@@ -115,6 +126,7 @@ def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Pa
         "build-kubernetes",
         "build-cri-dockerd",
         "build-kubernetes",
+        "build-addons",
         "check-node",
         "build-node-image",
         "check-inner",
@@ -126,8 +138,9 @@ def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Pa
         "kubelet",
         f"cache={cache}",
     ]
-    assert len(heard) == 10
-    assert [h.split()[0] for h in heard] == ["building", "built"] * 5
+    assert calls(tmp_path)[3].split()[1:] == [str(cache), "v3.5.6", "v1.8.6", "v0.28.0"]
+    assert len(heard) == 12
+    assert [h.split()[0] for h in heard] == ["building", "built"] * 6
     assert found == LabArtifacts(
         node_image="shimshift/node:v1.23.17",
         inner_images_tar=cache / "images" / "lab-images-v1.23.17.tar",
@@ -232,12 +245,14 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
 
     bin_dir = cache / "bin" / "v1.24.17"
     tar = cache / "images" / "lab-images-v1.24.17.tar"
+    addons = " ".join(str(cache / "bin" / name) for name in ("etcd-v3.5.6", "coredns-v1.8.6", "flannel-v0.28.0"))
     assert calls(tmp_path) == [
         f"build-kubernetes v1.24.17 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
-        f"kube-controller-manager kube-scheduler cache={cache}",
+        f"kube-controller-manager kube-scheduler kube-proxy cache={cache}",
         f"build-crictl v1.34.0 {cache / 'bin' / 'crictl-v1.34.0'}",
+        f"build-addons {cache} v3.5.6 v1.8.6 v0.28.0",
         "check-inner v1.24.17 workload=false",
-        f"build-inner-images {bin_dir} {tar} v1.24.17 workload=false",
+        f"build-inner-images {bin_dir} {addons} {tar} v1.24.17 workload=false",
     ]
     assert sorted(calls(tmp_path, ".built")) == sorted(COMPONENTS_124)
     assert [line.rsplit(" in ", 1)[0] if line.startswith("built ") else line for line in heard] == [
@@ -245,6 +260,8 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
         "built Kubernetes v1.24.17 control plane, kubeadm and kubectl",
         "building crictl v1.34.0 (first build: about 3 minutes)",
         "built crictl v1.34.0",
+        "building etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0 (first build: about 10 minutes)",
+        "built etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0",
         "building images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar) (first build: under a minute)",
         "built images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar)",
     ]

@@ -1,9 +1,10 @@
-"""What the lab writes: kubeadm configs, CNI config, routes, ssh files, workloads.
+"""What the lab writes: kubeadm configs, flannel's manifests, ssh files, workloads.
 
-Matrix: kubeadm init config (dockershim socket, no pulls, skipped addons, pinned version, cgroup driver
-from the node, named preflight ignores), join config, CNI config per podCIDR (cniVersion 0.4.0 for
-1.23's libcni), routes to every other node only, ssh_config (strict checking, one Host per node),
-known_hosts from real keys, sample workloads (every drain rule present, nothing pulled).
+Matrix: kubeadm init config (dockershim socket, no pulls, kubeadm's default addons, no preflight error
+ignored, pinned version, cgroup driver from the node, kube-proxy in iptables mode leaving conntrack
+alone, the kubelet's resolv.conf), join config, flannel (cniVersion 0.3.1 for 1.23's libcni, the pod
+subnet, nothing pulled), ssh_config (strict checking, one Host per node), known_hosts from real keys,
+sample workloads (every drain rule present, Services in front of servers, nothing pulled).
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ def _docs(text: str) -> dict[str, dict[str, Any]]:
 
 def test_init_config_uses_dockershim_and_never_pulls() -> None:
     docs = _docs(
-        render.kubeadm_init_config(
-            control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs"
-        )
+        render.kubeadm_init_config(control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs")
     )
-    init, cluster, kubelet = (
+    init, cluster, kubelet, proxy = (
         docs["InitConfiguration"],
         docs["ClusterConfiguration"],
         docs["KubeletConfiguration"],
+        docs["KubeProxyConfiguration"],
     )
     assert init["apiVersion"] == "kubeadm.k8s.io/v1beta3"
     reg = init["nodeRegistration"]
@@ -44,8 +44,8 @@ def test_init_config_uses_dockershim_and_never_pulls() -> None:
     assert reg["imagePullPolicy"] == "Never"
     assert reg["name"] == "shimshift-lab-control-plane"
     assert reg["kubeletExtraArgs"] == {"node-ip": CP.ip}
-    assert "all" not in [e.lower() for e in reg["ignorePreflightErrors"]]
-    assert init["skipPhases"] == ["addon/kube-proxy", "addon/coredns"]
+    assert "ignorePreflightErrors" not in reg
+    assert "skipPhases" not in init  # CoreDNS and kube-proxy, as kubeadm installs them
     assert cluster["kubernetesVersion"] == "v1.23.17"
     assert cluster["networking"]["podSubnet"] == "10.244.0.0/16"
     assert CP.ip in cluster["apiServer"]["certSANs"]
@@ -53,12 +53,18 @@ def test_init_config_uses_dockershim_and_never_pulls() -> None:
     assert kubelet["cgroupDriver"] == "cgroupfs"
     assert kubelet["failSwapOn"] is False
     assert kubelet["evictionHard"]["nodefs.available"] == "0%"
+    assert kubelet["resolvConf"] == render.KUBELET_RESOLV_CONF
+    assert proxy["mode"] == "iptables"
+    assert proxy["conntrack"] == {"maxPerCore": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"}
+    assert "etcd" not in cluster or "imageTag" not in cluster["etcd"].get("local", {})
+
+
+def test_kubelet_resolv_conf_names_the_node_itself() -> None:
+    assert render.kubelet_resolv_conf(W1).splitlines()[-1] == f"nameserver {W1.ip}"
 
 
 def test_init_config_follows_the_node_dockers_cgroup_driver() -> None:
-    text = render.kubeadm_init_config(
-        control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="systemd"
-    )
+    text = render.kubeadm_init_config(control_plane=CP, token="abcdef.0123456789abcdef", cgroup_driver="systemd")
     assert _docs(text)["KubeletConfiguration"]["cgroupDriver"] == "systemd"
 
 
@@ -69,9 +75,7 @@ def test_unknown_cgroup_driver_is_refused() -> None:
 
 def test_init_config_refuses_a_worker() -> None:
     with pytest.raises(Refusal, match="not the control-plane"):
-        render.kubeadm_init_config(
-            control_plane=W1, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs"
-        )
+        render.kubeadm_init_config(control_plane=W1, token="abcdef.0123456789abcdef", cgroup_driver="cgroupfs")
 
 
 def test_join_config_points_at_control_plane_with_dockershim() -> None:
@@ -84,28 +88,29 @@ def test_join_config_points_at_control_plane_with_dockershim() -> None:
     assert join["nodeRegistration"]["kubeletExtraArgs"] == {"node-ip": W2.ip}
 
 
-def test_cni_config_is_bridge_host_local_for_the_node_cidr() -> None:
-    conf = json.loads(render.cni_config(pod_cidr="10.244.2.0/24"))
-    assert conf["cniVersion"] == "0.4.0"
-    assert conf["type"] == "bridge"
-    assert conf["ipam"]["type"] == "host-local"
-    assert conf["ipam"]["ranges"] == [[{"subnet": "10.244.2.0/24", "gateway": "10.244.2.1"}]]
+def test_flannel_runs_on_every_node_with_the_lab_image_and_a_0_3_1_conflist() -> None:
+    docs = list(yaml.safe_load_all(render.flannel(image="shimshift.local/flannel:v0.28.0")))
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    config = by["ConfigMap", "kube-flannel-cfg"]["data"]
+    assert json.loads(config["cni-conf.json"])["cniVersion"] == "0.3.1"
+    assert json.loads(config["net-conf.json"])["Network"] == "10.244.0.0/16"
+    daemonset = by["DaemonSet", render.FLANNEL_DAEMONSET]
+    assert daemonset["metadata"]["namespace"] == render.FLANNEL_NAMESPACE
+    spec = daemonset["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert spec["tolerations"] == [{"operator": "Exists", "effect": "NoSchedule"}]
+    containers = spec["initContainers"] + spec["containers"]
+    assert {c["image"] for c in containers} == {"shimshift.local/flannel:v0.28.0"}
+    assert {c["imagePullPolicy"] for c in containers} == {"Never"}
+    assert spec["containers"][0]["args"] == ["--ip-masq", "--kube-subnet-mgr"]
+    installs = {tuple(c["args"]) for c in spec["initContainers"]}
+    assert ("-f", "/flannel", "/opt/cni/bin/flannel") in installs
+    assert ("-f", "/etc/kube-flannel/cni-conf.json", render.FLANNEL_CONFLIST) in installs
 
 
-@pytest.mark.parametrize("cidr", ["10.245.0.0/24", "fd00::/64", "not-a-cidr"])
-def test_cni_config_refuses_cidr_outside_pod_subnet(cidr: str) -> None:
-    with pytest.raises((Refusal, ValueError)):
-        render.cni_config(pod_cidr=cidr)
-
-
-def test_routes_go_to_every_other_node_only() -> None:
-    cidrs = {CP.name: "10.244.0.0/24", W1.name: "10.244.1.0/24", W2.name: "10.244.2.0/24"}
-    ips = {n.name: n.ip for n in NODES}
-    routes = render.pod_routes(node=W1.name, pod_cidrs=cidrs, node_ips=ips)
-    assert routes == [
-        ["ip", "route", "replace", "10.244.0.0/24", "via", CP.ip],
-        ["ip", "route", "replace", "10.244.2.0/24", "via", W2.ip],
-    ]
+def test_flannel_refuses_an_ipv6_pod_subnet() -> None:
+    with pytest.raises(Refusal, match="IPv4"):
+        render.flannel(image="x", pod_subnet="fd00::/48")
 
 
 def test_ssh_config_has_strict_host_per_node() -> None:
@@ -170,12 +175,18 @@ def test_workloads_cover_every_drain_rule_and_never_pull() -> None:
             assert c["image"] == "shimshift.local/busybox:1.0"
 
 
-def test_routes_unit_adds_every_route_at_boot() -> None:
-    routes = [["ip", "route", "replace", "10.244.0.0/24", "via", CP.ip]]
-    unit = render.routes_unit(routes)
-    assert f"ExecStart=/usr/sbin/ip route replace 10.244.0.0/24 via {CP.ip}" in unit
-    assert "Type=oneshot" in unit
-    assert "WantedBy=multi-user.target" in unit
+def test_web_and_db_answer_behind_their_services() -> None:
+    docs = list(yaml.safe_load_all(render.workloads(first_worker=W1.name)))
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    web = by["Service", render.WEB_SERVICE]["spec"]
+    assert web["type"] == "ClusterIP" and web["selector"] == {"app": "web"}
+    assert web["ports"] == [{"name": "http", "port": render.WEB_PORT, "targetPort": "http"}]
+    web_pod = by["Deployment", "web"]["spec"]["template"]["spec"]["containers"][0]
+    assert web_pod["ports"] == [{"name": "http", "containerPort": 8080}]
+    assert "httpd -f -p 8080" in web_pod["command"][-1]
+    db_pod = by["StatefulSet", "db"]["spec"]["template"]["spec"]["containers"][0]
+    assert f"httpd -f -p {render.DB_PORT}" in db_pod["command"][-1]
+    assert by["Service", render.DB_SERVICE]["spec"]["ports"][0]["port"] == render.DB_PORT
 
 
 def test_restricted_deployment_meets_the_restricted_profile_and_is_refused_by_the_old_kubelet() -> None:

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build what kubeadm's default addons and the lab's CNI daemon run, at the versions given, into
+# CACHE/bin/<name>-<version>/ (each skipped when already there):
+#   etcd-VERSION/{etcd,etcdctl}     go.etcd.io/etcd/{server,etcdctl}/v3 (kubeadm's etcd image tag minus "-0")
+#   coredns-VERSION/coredns         github.com/coredns/coredns (kubeadm's CoreDNS image tag)
+#   flannel-VERSION/flanneld        github.com/flannel-io/flannel, the CNI daemon
+#   flannel-VERSION/flannel         its CNI plugin: github.com/containernetworking/plugins v0.9.1
+#                                   plugins/meta/flannel (the plugin's last home in a module the Go
+#                                   module proxy serves: github.com/flannel-io/cni-plugin, where it
+#                                   moved in 2021, answers 403 "not available" here for every tag)
+# usage: build-addons.sh CACHE ETCD_VERSION COREDNS_VERSION FLANNEL_VERSION
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+trap 'echo "== done in ${SECONDS}s"' EXIT
+cache=$1 etcd=$2 coredns=$3 flannel=$4
+dir=$cache/bin/etcd-$etcd
+if [ ! -x "$dir/etcd" ] || [ ! -x "$dir/etcdctl" ]; then
+  echo "== etcd $etcd (at ${SECONDS}s)"
+  # etcd's Makefile stamps only the git SHA; the version is the constant in api/v3/version.
+  "$here/build-gowrapper.sh" "$dir" "-s -w" \
+    "etcd=go.etcd.io/etcd/server/v3,etcdctl=go.etcd.io/etcd/etcdctl/v3" \
+    "go.etcd.io/etcd/server/v3@$etcd" "go.etcd.io/etcd/etcdctl/v3@$etcd"
+fi
+dir=$cache/bin/coredns-$coredns
+if [ ! -x "$dir/coredns" ]; then
+  echo "== coredns $coredns (at ${SECONDS}s)"
+  "$here/build-gowrapper.sh" "$dir" "-s -w" "coredns=github.com/coredns/coredns" \
+    "github.com/coredns/coredns@$coredns" github.com/modern-go/reflect2@v1.0.2
+fi
+dir=$cache/bin/flannel-$flannel
+if [ ! -x "$dir/flanneld" ]; then
+  echo "== flanneld $flannel (at ${SECONDS}s)"
+  # As upstream's Makefile builds it for amd64: with cgo (the udp backend's packet proxy is C), linked
+  # statically so the image needs no libc.
+  CGO_ENABLED=1 "$here/build-gowrapper.sh" "$dir" \
+    "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$flannel -extldflags -static" \
+    "flanneld=github.com/flannel-io/flannel" "github.com/flannel-io/flannel@$flannel"
+fi
+if [ ! -x "$dir/flannel" ]; then
+  echo "== flannel CNI plugin (containernetworking/plugins v0.9.1) (at ${SECONDS}s)"
+  "$here/build-gowrapper.sh" "$dir" "-s -w" \
+    "flannel=github.com/containernetworking/plugins/plugins/meta/flannel" \
+    github.com/containernetworking/plugins@v0.9.1
+fi
