@@ -60,8 +60,9 @@ def lab() -> None:
     "--hardened-demo/--no-hardened-demo",
     default=True,
     show_default=True,
-    help="Include the `restricted` Deployment (allowPrivilegeEscalation: false, with a PDB) that makes "
-    "`migrate` refuse kubelets before 1.24.",
+    help="Include the `restricted` Deployment (allowPrivilegeEscalation: false, with a PDB) and keep kubeadm's "
+    "CoreDNS as it deploys it (the same setting): either makes `migrate` refuse kubelets before 1.24. Without "
+    "it, CoreDNS runs without that one setting, as an operator migrating 1.23 kubelets must leave it.",
 )
 @click.option("--replace", is_flag=True, help="Take down an existing lab first.")
 @_dir_option

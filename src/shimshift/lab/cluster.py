@@ -240,6 +240,10 @@ def _up(
     for namespace, what in SYSTEM_ROLLOUTS[1:]:
         _rollout(cp, namespace, what)
 
+    if not spec.hardened_demo:
+        say("addons: CoreDNS without allowPrivilegeEscalation: false (kubelets 1.23 on cri-dockerd refuse it)")
+        set_coredns_no_new_privs(cp.name, hardened=False)
+
     say(f"workloads: applying samples in namespace {DEMO_NAMESPACE}")
     first_worker = workers[0].name
     manifests = render.workloads(first_worker=first_worker, hardened_demo=spec.hardened_demo)
@@ -473,6 +477,35 @@ def _nodes_not_ready(cp: LabNode, nodes: Sequence[LabNode]) -> str | None:
     }
     missing = [n.name for n in nodes if n.name not in ready]
     return f"not Ready: {', '.join(missing)}" if missing else None
+
+
+def set_coredns_no_new_privs(control_plane: str, *, hardened: bool) -> None:
+    """CoreDNS's container with kubeadm's ``allowPrivilegeEscalation: false`` (hardened) or without it.
+
+    kubeadm 1.23 deploys CoreDNS with that setting (cmd/kubeadm/app/phases/addons/dns/manifests.go@v1.23.17),
+    and a kubelet before 1.24 on cri-dockerd refuses to start such a pod (Mirantis/cri-dockerd#167): an
+    operator who migrates 1.23 kubelets without upgrading them must leave it out while they run, as the
+    lab without its hardened demo does (docs/hardened-pods.md)."""
+    container = {"name": "coredns", "securityContext": {"allowPrivilegeEscalation": False if hardened else None}}
+    patch = json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})  # None: the field goes
+    kubectl(control_plane, ["-n", "kube-system", "patch", "deployment/coredns", "--type=strategic", "-p", patch])
+    kubectl(control_plane, ["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s"],
+            timeout=200)
+    if hardened:
+        return
+
+    def left() -> str | None:
+        # The hardened-pods guard also counts pods still terminating (CoreDNS's lameduck keeps them a while).
+        listing = kubectl(control_plane, ["-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"])
+        hardened_pods = [
+            pod["metadata"]["name"]
+            for pod in json.loads(listing.stdout)["items"]
+            if any((c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
+                   for c in pod["spec"]["containers"])
+        ]
+        return f"still there: {', '.join(hardened_pods)}" if hardened_pods else None
+
+    wait_until("CoreDNS pods without allowPrivilegeEscalation: false only", left, timeout=120, interval=2)
 
 
 def _wait_workloads(cp: LabNode, *, first_worker: str, hardened_demo: bool) -> None:

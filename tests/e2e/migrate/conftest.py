@@ -15,13 +15,12 @@ leave that one setting out of CoreDNS for the module (a rollout) and put it back
 
 from __future__ import annotations
 
-import json
 import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.lab import render
+from shimshift.lab import cluster, render
 
 from .helpers import DEMO, KUBECTL, kubectl, wait_until
 
@@ -85,30 +84,8 @@ def remove_restricted_demo(lab: LabInfo) -> None:
     )
 
 
-COREDNS = ("-n", "kube-system", "deployment/coredns")
-
-
 def set_coredns_no_new_privs(lab: LabInfo, *, hardened: bool) -> None:
-    """CoreDNS's container with kubeadm's ``allowPrivilegeEscalation: false`` (hardened) or without it."""
-    # None: a strategic merge patch removes the field.
-    container = {"name": "coredns", "securityContext": {"allowPrivilegeEscalation": False if hardened else None}}
-    patch = json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})
-    kubectl(lab, *COREDNS[:2], "patch", COREDNS[2], "--type=strategic", "-p", patch)
-    kubectl(lab, *COREDNS[:2], "rollout", "status", COREDNS[2], "--timeout=180s")
-    if hardened:
-        return
-
-    # The guard also counts pods still terminating (CoreDNS's lameduck keeps them for seconds): wait until
-    # no CoreDNS pod carries the setting.
-    def none_left() -> bool:
-        pods = json.loads(kubectl(lab, *COREDNS[:2], "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"))["items"]
-        return not any(
-            (c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
-            for pod in pods
-            for c in pod["spec"]["containers"]
-        )
-
-    wait_until(none_left, timeout=120, what="CoreDNS pods without allowPrivilegeEscalation: false only")
+    cluster.set_coredns_no_new_privs(lab.control_plane.name, hardened=hardened)
 
 
 def restricted_demo_present(lab: LabInfo) -> bool:
