@@ -13,12 +13,10 @@ Each action is bound to the one node the executor serves; none carries the node'
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
-
-from shimshift.core.canary import CanarySpec
 
 T = TypeVar("T")
 
@@ -157,16 +155,68 @@ class ApiserverVersions:
 
 
 @dataclass(frozen=True)
-class RunCanary:
-    """Start the canary pod, wait for its verdict, delete it (orchestrator/canary.py): a CanaryResult."""
+class PodCidrs:
+    """The node's ``spec.podCIDRs`` (or ``spec.podCIDR``): a tuple of str, empty when the cluster assigns none."""
 
-    spec: CanarySpec
+
+@dataclass(frozen=True)
+class CreatePod:
+    """Create a pod from ``manifest`` in ``namespace``."""
+
+    namespace: str
+    manifest: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class WaitPod:
+    """The pod as the API server has it (None: there is none) as soon as ``until`` holds for it, or as it
+    last was after ``timeout`` seconds. ``until`` is a pure rule of core; ``waiting_for`` tells the operator
+    what the wait is for when it lasts."""
+
+    namespace: str
+    name: str
+    until: Callable[[Mapping[str, Any] | None], bool] = field(repr=False)
+    timeout: float
+    waiting_for: str = ""
+
+
+@dataclass(frozen=True)
+class DeletePod:
+    """Delete the pod at once and wait up to ``timeout`` seconds until it is gone; True when there was one."""
+
+    namespace: str
+    name: str
     timeout: float
 
 
 @dataclass(frozen=True)
-class RemoveCanary:
+class ExecOutcome:
+    """What exec into a container over the API (pods/exec: API server -> kubelet -> the runtime's streaming
+    server) gave back.
+
+    ``failure`` is why no command ran: the upgrade to a stream was refused (``status`` is the HTTP status),
+    the stream broke before the runtime answered, or no answer came in time. Empty when the runtime answered:
+    then ``exit_code`` is the command's exit code (None when the runtime refused to start it, ``message``
+    saying why)."""
+
+    exit_code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+    message: str = ""
+    failure: str = ""
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecInPod:
+    """Run ``command`` in a running container of a pod, no stdin, no TTY, over the API's pods/exec: an
+    ExecOutcome. Never raises for a refused or broken stream: that is the outcome's ``failure``."""
+
     namespace: str
+    name: str
+    container: str
+    command: tuple[str, ...]
+    timeout: float
 
 
 # -- the journal and the clock -------------------------------------------------------------------------
@@ -232,8 +282,11 @@ Action = (
     | GetKubeletConfig
     | Event
     | ApiserverVersions
-    | RunCanary
-    | RemoveCanary
+    | PodCidrs
+    | CreatePod
+    | WaitPod
+    | DeletePod
+    | ExecInPod
     | Record
     | FinishedSteps
     | RecordedSteps
@@ -255,24 +308,27 @@ __all__ = [
     "Action",
     "ApiserverVersions",
     "Cordon",
+    "CreatePod",
     "CriCheck",
     "CriSandboxes",
+    "DeletePod",
     "Drain",
     "Event",
+    "ExecInPod",
+    "ExecOutcome",
     "FinishedSteps",
     "GetCriSocket",
     "GetKubeletConfig",
     "GetKubeletVersion",
     "Now",
+    "PodCidrs",
     "Procedure",
     "Progress",
     "ReadFile",
     "Record",
     "RecordedSteps",
-    "RemoveCanary",
     "RemoveFile",
     "Run",
-    "RunCanary",
     "RunningPods",
     "SetCriSocket",
     "Snapshot",
@@ -281,6 +337,7 @@ __all__ = [
     "Upload",
     "WaitControlPlane",
     "WaitHealthy",
+    "WaitPod",
     "WriteFile",
     "run",
 ]

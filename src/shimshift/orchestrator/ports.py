@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from shimshift.core.actions import ExecOutcome
 from shimshift.core.findings import Finding
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
@@ -148,6 +149,13 @@ class ClusterPort(Protocol):
 
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
         """Delete the pod and wait until it is gone; True when there was one."""
+        ...
+
+    async def exec_in_pod(
+        self, namespace: str, name: str, container: str, command: Sequence[str], *, timeout: float
+    ) -> ExecOutcome:
+        """Run ``command`` in the container over pods/exec; a refused or broken stream is the outcome's
+        ``failure``, never an exception."""
         ...
 
 

@@ -22,7 +22,7 @@ from shimshift.adapters.kube.workloads import kubelet_versions, scan_hardened_wo
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
-from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, CanarySettings
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import REFUSED, Refusal
 from shimshift.core.findings import Finding, Severity, Subject
@@ -44,7 +44,6 @@ from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
-from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (

@@ -4,7 +4,7 @@ to the shapes the step machine asks for. Nothing here decides anything."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,9 @@ from shimshift.adapters.kube.drain_budgets import budgets_would_refuse
 from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind, eviction_method
+from shimshift.adapters.kube.exec import exec_in_pod
 from shimshift.core import findings
+from shimshift.core.actions import ExecOutcome
 from shimshift.core.drain import DrainOptions, drain_problems
 from shimshift.core.findings import Subject, messages
 from shimshift.core.health_gate import NodeBaseline
@@ -168,6 +170,11 @@ class KubeCluster:
 
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
         return await pods.delete_pod(self.client, namespace, name, timeout=timeout)
+
+    async def exec_in_pod(
+        self, namespace: str, name: str, container: str, command: Sequence[str], *, timeout: float
+    ) -> ExecOutcome:
+        return await exec_in_pod(self.client, namespace, name, container, command, timeout=timeout)
 
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None:
         # An Event is a record, not a step: losing one must not fail the migration.
