@@ -36,7 +36,7 @@ from lightkube.types import PatchType
 
 from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.node_access import CommandFailed, CommandResult, NodePool
-from shimshift.core.actions import ExecOutcome
+from shimshift.core.actions import CriReport, ExecOutcome
 from shimshift.core.drain import DrainOptions
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
@@ -47,7 +47,6 @@ from shimshift.core.node_files import (
     KUBELET_DROPIN_USR,
 )
 from shimshift.core.steps import SandboxRef
-from shimshift.orchestrator.ports import CriReport
 from shimshift.orchestrator.wiring import KubeCluster
 from tests.apiserver_fixture import LocalApiServer, k8s_binary
 

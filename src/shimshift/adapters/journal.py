@@ -77,7 +77,7 @@ CREATE INDEX IF NOT EXISTS steps_by_run_node ON steps (run_id, node, seq);
 """
 
 
-class Phase(StrEnum):
+class StepPhase(StrEnum):
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
@@ -120,7 +120,7 @@ class StepRecord:
     run_id: str
     node: str
     step: str
-    phase: Phase
+    phase: StepPhase
     detail: dict[str, Any]
     at: datetime
 
@@ -312,7 +312,7 @@ class Journal:
                                     copy.run_id,
                                     node,
                                     item.step,
-                                    Phase(item.phase).value,
+                                    StepPhase(item.phase).value,
                                     json.dumps(item.detail, sort_keys=True, default=str),
                                     _iso(item.at),
                                 ),
@@ -325,7 +325,7 @@ class Journal:
     # -- steps -------------------------------------------------------------------------------------
 
     def record(
-        self, run_id: str, node: str, step: str, phase: Phase, detail: Mapping[str, Any] | None = None
+        self, run_id: str, node: str, step: str, phase: StepPhase, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
         """Append one step record; durable when this returns."""
         with self._mutex:
@@ -336,28 +336,28 @@ class Journal:
                 cursor = self._db.execute(
                     "INSERT INTO steps (run_id, node, step, phase, detail_json, at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, node, step, Phase(phase).value, detail_json, _iso(now)),
+                    (run_id, node, step, StepPhase(phase).value, detail_json, _iso(now)),
                 )
             seq = cursor.lastrowid
             assert seq is not None
             # Names only: a detail can hold whole node files (the plan), which have no place in a log.
-            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, Phase(phase).value)
-            return StepRecord(seq, run_id, node, step, Phase(phase), json.loads(detail_json), now)
+            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, StepPhase(phase).value)
+            return StepRecord(seq, run_id, node, step, StepPhase(phase), json.loads(detail_json), now)
 
     def step_started(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.STARTED, detail)
+        return self.record(run_id, node, step, StepPhase.STARTED, detail)
 
     def step_finished(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.FINISHED, detail)
+        return self.record(run_id, node, step, StepPhase.FINISHED, detail)
 
     def step_failed(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.FAILED, detail)
+        return self.record(run_id, node, step, StepPhase.FAILED, detail)
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -503,7 +503,7 @@ class AsyncJournal:
         await self._call(self.journal.finish_run, run_id, status=status)
 
     async def record(
-        self, run_id: str, node: str, step: str, phase: Phase, detail: Mapping[str, Any] | None = None
+        self, run_id: str, node: str, step: str, phase: StepPhase, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
         return await self._call(self.journal.record, run_id, node, step, phase, detail)
 
@@ -548,7 +548,7 @@ def _step(row: sqlite3.Row) -> StepRecord:
         run_id=row["run_id"],
         node=row["node"],
         step=row["step"],
-        phase=Phase(row["phase"]),
+        phase=StepPhase(row["phase"]),
         detail=json.loads(row["detail_json"]),
         at=datetime.fromisoformat(row["at"]),
     )

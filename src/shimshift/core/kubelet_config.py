@@ -26,7 +26,7 @@ _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 
 
 @dataclass(frozen=True)
-class KubeletConfig:
+class KubeletConfigFile:
     path: str
     text: str
     data: dict[str, Any]
@@ -73,9 +73,9 @@ def _load(path: str, text: str) -> dict[str, Any]:
     return doc
 
 
-def parse_kubelet_config(path: str, data: bytes) -> KubeletConfig:
+def parse_kubelet_config(path: str, data: bytes) -> KubeletConfigFile:
     text = decode(data)
-    return KubeletConfig(path=path, text=text, data=_load(path, text))
+    return KubeletConfigFile(path=path, text=text, data=_load(path, text))
 
 
 def _key_line(text: str, key: str) -> tuple[int | None, list[tuple[int, int, str, str]]]:
@@ -89,7 +89,7 @@ def _key_line(text: str, key: str) -> tuple[int | None, list[tuple[int, int, str
     return (hits[0][0] if hits else None), hits
 
 
-def set_top_level_string(config: KubeletConfig, key: str, value: str) -> str:
+def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str:
     """The file text with top-level ``key`` set to ``value``; unchanged text if it already is."""
     if config.data.get(key) == value:
         return config.text
@@ -127,5 +127,5 @@ def set_top_level_string(config: KubeletConfig, key: str, value: str) -> str:
     return text
 
 
-def set_endpoint(config: KubeletConfig, endpoint: str) -> bytes:
+def set_endpoint(config: KubeletConfigFile, endpoint: str) -> bytes:
     return encode(set_top_level_string(config, "containerRuntimeEndpoint", endpoint))

@@ -23,7 +23,7 @@ from shimshift.core.dropin import (
 )
 from shimshift.core.errors import REFUSED, Refusal, with_node
 from shimshift.core.flagfile import Assignment, EnvFile, FlagUse, flag_uses, group_flags, parse_env_file
-from shimshift.core.kubelet_config import KubeletConfig, parse_kubelet_config
+from shimshift.core.kubelet_config import KubeletConfigFile, parse_kubelet_config
 from shimshift.core.node_hygiene import check_node_files
 from shimshift.core.versions import FLAG_RULES_BY_NAME
 
@@ -90,8 +90,8 @@ class NodeView:
     dropin: KubeletDropin
     env_files: Mapping[str, EnvFile]  # the ones the drop-in reads and that exist
     flags: tuple[KubeletFlag, ...]  # the kubelet's command line, in order
-    config: KubeletConfig | None  # /var/lib/kubelet/config.yaml if the kubelet reads it
-    instance_config: KubeletConfig | None
+    config: KubeletConfigFile | None  # /var/lib/kubelet/config.yaml if the kubelet reads it
+    instance_config: KubeletConfigFile | None
     cri_dockerd_exec: tuple[UnitWord, ...] | None  # from the packaged unit, not from our drop-in
     cri_dockerd_unit_path: str | None
     node: str | None
@@ -211,7 +211,7 @@ class NodeView:
         flags.extend(_literal_flags(literal, dropin_path, dropin.exec_start_line, node))
         _check_duplicates(flags, node)
 
-        config: KubeletConfig | None = None
+        config: KubeletConfigFile | None = None
         config_flag = [f for f in flags if f.name == "--config"]
         if config_flag:
             path = config_flag[-1].value or ""

@@ -36,7 +36,7 @@ from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_d
 from shimshift.core.errors import Refusal, with_node
 from shimshift.core.findings import Finding, Subject, warning
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
-from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
+from shimshift.core.kubelet_config import KubeletConfigFile, set_endpoint
 from shimshift.core.kubelet_settings import CgroupDrivers, cgroup_driver, compare_cgroup_drivers, runtime_endpoint
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
@@ -539,7 +539,7 @@ class _Planner:
         )
 
 
-def _cfg(config: KubeletConfig | None) -> KubeletConfig:
+def _cfg(config: KubeletConfigFile | None) -> KubeletConfigFile:
     if config is None:  # pragma: no cover - runtime_flags() only asks for a config edit when there is one
         raise Refusal("no kubelet config to edit")
     return config

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, RunRecord, RunStatus, StepPhase
 from shimshift.adapters.kube.audit import audit_cluster
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
@@ -541,7 +541,7 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
     """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
     for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
         for record in journal.timeline(run.id, node):
-            if record.step == str(Step.PREFLIGHT) and record.phase is Phase.FINISHED:
+            if record.step == str(Step.PREFLIGHT) and record.phase is StepPhase.FINISHED:
                 return run.id
     return None
 
@@ -656,8 +656,8 @@ async def rollback(
                 # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
                 # which binaries they replaced), so a crash during it resumes from there.
                 for record in journal.timeline(source, name):
-                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is Phase.FINISHED:
-                        journal.record(run.id, name, record.step, Phase.FINISHED, record.detail)
+                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is StepPhase.FINISHED:
+                        journal.record(run.id, name, record.step, StepPhase.FINISHED, record.detail)
             copy = lease.held.copier(journal, run.id)
             result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
             journal.finish_run(run.id, status=_status(result, rollback=True))

@@ -20,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from shimshift.core import actions as act
+from shimshift.core.actions import CriReport, DrainOutcome, HealthOutcome
 from shimshift.core.findings import Finding, Severity
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
-from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
+from tests.unit.orchestration.results import check_result
 
 A = TypeVar("A")
 
@@ -87,6 +88,12 @@ class NodeWorld:
     # -- answering -------------------------------------------------------------------------------
 
     def answer(self, action: act.Action) -> Any:
+        """The world's answer, held to the result type the action declares."""
+        result = self.respond(action)
+        check_result(action, result)
+        return result
+
+    def respond(self, action: act.Action) -> Any:
         self.actions.append(action)
         error = self.fail(action)
         if error is not None:
@@ -285,7 +292,7 @@ class UpgradeWorld(NodeWorld):
             self.releases.setdefault(f"/usr/bin/{name}", self.kubelet_version)
             self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
 
-    def answer(self, action: act.Action) -> Any:
+    def respond(self, action: act.Action) -> Any:
         if isinstance(action, act.GetKubeletVersion):
             self.actions.append(action)
             return self.running_kubelet
@@ -300,7 +307,7 @@ class UpgradeWorld(NodeWorld):
             self.releases[action.target] = self.by_digest[action.sha256]
             self.digests[action.target] = action.sha256
             return action.sha256
-        return super().answer(action)
+        return super().respond(action)
 
     def _run(self, argv: tuple[str, ...]) -> Result:
         match argv:

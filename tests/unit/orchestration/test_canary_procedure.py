@@ -14,6 +14,7 @@ from shimshift.core import actions as act
 from shimshift.core.canary import CANARY_EXEC_FAILED, CANARY_FAILED, EXEC_COMMAND, CanarySpec, CanaryState
 from shimshift.core.procedures.canary import BRIDGE_FORMAT, DELETE_TIMEOUT, run_canary
 from tests.unit.orchestration.node_world import Result, drive
+from tests.unit.orchestration.results import check_result
 
 SPEC = CanarySpec("w1", "kube-system", "registry.k8s.io/pause:3.6", "run-1")
 NAME = "shimshift-canary-w1"
@@ -38,6 +39,11 @@ class Api:
     exists: bool = False
 
     def answer(self, action: act.Action) -> Any:
+        result = self.respond(action)
+        check_result(action, result)
+        return result
+
+    def respond(self, action: act.Action) -> Any:
         self.actions.append(action)
         if self.broken is not None and isinstance(action, self.broken):
             raise Broken(type(action).__name__)
