@@ -22,6 +22,10 @@ import yaml
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import decode, encode, line_ending, split_lines
 
+# Finding codes (docs/findings.md).
+KUBELET_CONFIG_UNREADABLE = "kubelet-config-unreadable"
+KUBELET_CONFIG_NOT_EDITABLE = "kubelet-config-not-editable"
+
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 
 
@@ -40,7 +44,8 @@ class KubeletConfigFile:
             return None
         if not isinstance(value, str):
             raise Refusal(
-                f"{key} is not a string", hint="fix the value", file=self.path, line=self.line_of(key)
+                f"{key} is not a string", hint="fix the value", file=self.path, line=self.line_of(key),
+                code=KUBELET_CONFIG_UNREADABLE
             )
         return value
 
@@ -55,20 +60,28 @@ def _load(path: str, text: str) -> dict[str, Any]:
             hint="fix the file; the kubelet could not read it either",
             file=path,
             line=(mark.line + 1) if mark is not None else None,
+            code=KUBELET_CONFIG_UNREADABLE,
         ) from exc
     if not docs:
         return {}
     if len(docs) > 1:
-        raise Refusal("holds several YAML documents", hint="a KubeletConfiguration file holds one", file=path)
+        raise Refusal(
+            "holds several YAML documents", hint="a KubeletConfiguration file holds one", file=path,
+            code=KUBELET_CONFIG_UNREADABLE,
+        )
     doc = docs[0]
     if not isinstance(doc, dict):
-        raise Refusal("is not a YAML mapping", hint="a KubeletConfiguration is a mapping", file=path, line=1)
+        raise Refusal(
+            "is not a YAML mapping", hint="a KubeletConfiguration is a mapping", file=path, line=1,
+            code=KUBELET_CONFIG_UNREADABLE,
+        )
     kind = doc.get("kind")
     if kind is not None and kind != "KubeletConfiguration":
         raise Refusal(
             f"kind is {kind!r}, not KubeletConfiguration",
             hint="point shimshift at the kubelet's config",
             file=path,
+            code=KUBELET_CONFIG_UNREADABLE,
         )
     return doc
 
@@ -95,23 +108,28 @@ def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str
         return config.text
     if not _PLAIN_SAFE.match(value):
         raise Refusal(
-            f"refusing to write {value!r} into {key}", hint="use a plain socket URL", file=config.path
+            f"refusing to write {value!r} into {key}", hint="use a plain socket URL", file=config.path,
+            code=KUBELET_CONFIG_NOT_EDITABLE
         )
     _line, hits = _key_line(config.text, key)
     text = config.text
     if len(hits) > 1:
         raise Refusal(
-            f"{key} appears {len(hits)} times", hint=f"keep one {key} line", file=config.path, line=hits[1][0]
+            f"{key} appears {len(hits)} times", hint=f"keep one {key} line", file=config.path, line=hits[1][0],
+            code=KUBELET_CONFIG_NOT_EDITABLE
         )
     if hits:
         number, offset, content, _ending = hits[0]
         m = re.match(rf"^({re.escape(key)}[ \t]*:[ \t]*)(.*?)([ \t]+#.*)?$", content)
         if m is None:  # pragma: no cover - the pattern above guarantees a match
-            raise Refusal(f"cannot edit {key}", file=config.path, line=number)
+            raise Refusal(f"cannot edit {key}", file=config.path, line=number, code=KUBELET_CONFIG_NOT_EDITABLE)
         new_line = m[1] + (value if m[1].endswith((" ", "\t")) else " " + value) + (m[3] or "")
         text = text[:offset] + new_line + text[offset + len(content) :]
     elif config.data and text.lstrip().startswith("{"):
-        raise Refusal("is written in JSON/flow style", hint=f"add {key}: {value} by hand", file=config.path)
+        raise Refusal(
+            "is written in JSON/flow style", hint=f"add {key}: {value} by hand", file=config.path,
+            code=KUBELET_CONFIG_NOT_EDITABLE,
+        )
     else:
         sep = "" if text == "" or text.endswith("\n") else line_ending(text)
         text = f"{text}{sep}{key}: {value}{line_ending(text)}"
@@ -123,6 +141,7 @@ def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str
             hint=f"set {key}: {value} by hand",
             file=config.path,
             line=hits[0][0] if hits else None,
+            code=KUBELET_CONFIG_NOT_EDITABLE,
         )
     return text
 
