@@ -45,6 +45,13 @@ from shimshift.core.run_copy import RunCopy, missing_records
 # One list of a run's states, for the journal and the Lease; re-exported for the journal's users.
 from shimshift.core.run_lease import RunStatus as RunStatus
 
+# Finding codes of the journal's refusals (docs/findings.md).
+JOURNAL_UNUSABLE = "journal-unusable"
+JOURNAL_LOCKED = "journal-locked"
+RUN_UNFINISHED = "run-unfinished"
+RUN_NOT_FOUND = "run-not-found"
+RUN_ALREADY_ENDED = "run-already-ended"
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
@@ -146,6 +153,7 @@ class Journal:
                 f"the journal cannot use SQLite WAL mode here (got {mode!r})",
                 hint="put the journal on a local file system (not NFS), e.g. with --journal",
                 file=str(self.path),
+                code=JOURNAL_UNUSABLE,
             )
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -156,6 +164,7 @@ class Journal:
                     f"journal schema version {version} is newer than this shimshift understands",
                     hint="use the shimshift version that wrote it, or another --journal",
                     file=str(self.path),
+                    code=JOURNAL_UNUSABLE,
                 )
             if version < _SCHEMA_VERSION:
                 # One statement at a time: executescript() would commit the open transaction first.
@@ -183,6 +192,7 @@ class Journal:
                         "UTC, did not finish",
                         hint="continue it with `shimshift migrate --resume`, or abandon it first",
                         file=str(self.path),
+                        code=RUN_UNFINISHED,
                     )
                 now = self._clock()
                 record = RunRecord(
@@ -223,9 +233,11 @@ class Journal:
         with self._mutex:
             record = self.run(run_id)
             if record is None:
-                raise Refusal(f"no run {run_id} in the journal", file=str(self.path))
+                raise Refusal(f"no run {run_id} in the journal", file=str(self.path), code=RUN_NOT_FOUND)
             if record.status != RunStatus.RUNNING:
-                raise Refusal(f"run {run_id} already ended ({record.status.value})", file=str(self.path))
+                raise Refusal(
+                    f"run {run_id} already ended ({record.status.value})", file=str(self.path), code=RUN_ALREADY_ENDED
+                )
             self._lock(record.cluster)
             try:
                 with self._transaction():
@@ -459,6 +471,7 @@ class Journal:
                 f"another shimshift run is driving cluster {cluster.server}: {holder}",
                 hint="wait for it to finish or stop it; a run that was killed releases its lock by itself",
                 file=str(path),
+                code=JOURNAL_LOCKED,
             ) from None
         self._lock_fd = fd
 

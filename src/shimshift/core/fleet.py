@@ -24,7 +24,12 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from shimshift.core.drain import selector_matches
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
+
+# Finding codes of the node selection (docs/findings.md), raised here and by the commands that select nodes.
+NO_NODE_GIVEN = "no-node-given"
+NO_NODE_MATCHES = "no-node-matches"
+NODE_NOT_FOUND = "node-not-found"
 
 
 class ControlPlaneOrder(StrEnum):
@@ -91,17 +96,21 @@ def parse_max_unavailable(value: str, *, total: int) -> int:
     elif (match := _PERCENT.match(text)) is not None:
         percent = int(match.group(1))
         if percent > 100:
-            raise Refusal(f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%")
+            raise Refusal(
+                f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%",
+                code=OPTION_INVALID,
+            )
         count = math.floor(total * percent / 100)
     else:
         raise Refusal(
             f"--max-unavailable {value!r} is neither a whole number nor a percentage",
             hint="give e.g. --max-unavailable 2 or --max-unavailable 25%",
+            code=OPTION_INVALID,
         )
     if count < 1 and text != "0":
         return 1
     if count < 1:
-        raise Refusal("--max-unavailable 0 would never migrate a node", hint="give at least 1")
+        raise Refusal("--max-unavailable 0 would never migrate a node", hint="give at least 1", code=OPTION_INVALID)
     return count
 
 

@@ -44,6 +44,9 @@ from shimshift.core.run_lease import (
     taken,
 )
 
+# Finding code (docs/findings.md).
+NO_RUN_TO_RESUME = "no-run-to-resume"
+
 if TYPE_CHECKING:
     from shimshift.adapters.journal import ClusterIdentity, Journal, RunRecord
 
@@ -344,6 +347,7 @@ async def _resumable(client: Any, journal: Journal, identity: ClusterIdentity, n
             "there is no unfinished run for this cluster to resume",
             hint=f"neither this journal nor the cluster's Lease {namespace}/shimshift has one",
             file=str(journal.path),
+            code=NO_RUN_TO_RESUME,
         )
     return active.id
 

@@ -27,6 +27,7 @@ from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import REFUSED, Refusal
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.fleet import (
+    NO_NODE_GIVEN,
     ControlPlaneOrder,
     FleetNode,
     FleetPhase,
@@ -160,7 +161,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
             found.append(FleetNode(name, is_control_plane(node.get("metadata", {}).get("labels") or {})))
         return found
     if not options.all_nodes and options.selector is None:
-        raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
+        raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all", code=NO_NODE_GIVEN)
     report = await audit_cluster(client, selector=options.selector, hardened=False)
     return [
         FleetNode(audit.name, audit.role == "control-plane")
@@ -648,6 +649,7 @@ async def rollback(
                     f"no migration recorded for {', '.join(unknown)}",
                     hint="rollback restores what a shimshift migration recorded; nothing to restore",
                     file=str(journal.path),
+                    code=NOT_RECORDED,
                 )
             run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
             await _begun(lease.held, journal, run)

@@ -17,6 +17,7 @@ from lightkube.types import PatchType
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.core.errors import Refusal
+from shimshift.core.fleet import NODE_NOT_FOUND
 from shimshift.core.wellknown import (
     CORDONED_BY_ANNOTATION,
     CRI_DOCKERD_ENDPOINT,
@@ -38,7 +39,9 @@ async def get_node(client: AsyncClient, node: str) -> JSON:
         found = await client.get(Node, node)
     except ApiError as error:
         if status_code(error) == 404:
-            raise Refusal(f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node) from None
+            raise Refusal(
+                f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node, code=NODE_NOT_FOUND
+            ) from None
         raise ApiFailure.of(f"GET node {node}", error) from error
     return found.to_dict()
 
