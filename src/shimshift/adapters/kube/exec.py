@@ -73,10 +73,18 @@ async def exec_in_pod(
         ) as response:
             if response.status_code != 101:
                 return ExecOutcome(failure=_refusal(response, await response.aread()), status=response.status_code)
-            async with AsyncWebSocketSession(response.extensions["network_stream"], response=response) as stream:
-                # Everything the session raises is caught in _read: what leaves this block comes out as an
-                # ExceptionGroup of the session's task group.
-                return await _read(stream, stdout, stderr, timeout)
+            outcome: ExecOutcome | None = None
+            try:
+                async with AsyncWebSocketSession(response.extensions["network_stream"], response=response) as stream:
+                    # _read catches what receiving raises; what leaves this block (closing a stream the other
+                    # side already dropped) comes out as an ExceptionGroup of the session's task group.
+                    outcome = await _read(stream, stdout, stderr, timeout)
+            except ExceptionGroup as group:
+                if outcome is None:  # the runtime's answer, when it came, stands whatever the close did
+                    failure = _broken(group.exceptions[0], timeout)
+                    return ExecOutcome(None, bytes(stdout), bytes(stderr), failure=failure)
+            assert outcome is not None
+            return outcome
     except (HTTPXWSException, httpx2.TransportError, TimeoutError) as broken:
         return ExecOutcome(None, bytes(stdout), bytes(stderr), failure=_broken(broken, timeout))
 
