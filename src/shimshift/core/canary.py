@@ -60,6 +60,7 @@ EXEC_TIMEOUT = 30.0
 # Finding codes (docs/findings.md).
 CANARY_FAILED = "canary-failed"
 CANARY_EXEC_FAILED = "canary-exec-failed"
+CANARY_IMAGE_UNKNOWN = "canary-image-unknown"
 
 # Container waiting reasons after which the canary will not start by itself.
 _STUCK = {
@@ -185,6 +186,7 @@ def canary_image(*, override: str | None, cri_dockerd_args: Mapping[str, str], d
         raise Refusal(
             "the node's pause image is unknown, so the canary has no image that is surely on the node",
             hint="name an image present on every node with --canary-image",
+            code=CANARY_IMAGE_UNKNOWN,
         )
     return image
 

@@ -25,6 +25,7 @@ from types import MappingProxyType
 
 from shimshift.core.drain import selector_matches
 from shimshift.core.errors import OPTION_INVALID, Refusal
+from shimshift.core.run_copy import RUN_RECORD_INVALID
 
 # Finding codes of the node selection (docs/findings.md), raised here and by the commands that select nodes.
 NO_NODE_GIVEN = "no-node-given"
@@ -72,7 +73,10 @@ def recorded_selection(options: Mapping[str, object]) -> list[FleetNode] | None:
     if items is None:
         return None
     if not isinstance(items, list):
-        raise Refusal(f"the journal's {SELECTION_KEY} is not a list", hint="abandon the run and start a new one")
+        raise Refusal(
+            f"the journal's {SELECTION_KEY} is not a list", hint="abandon the run and start a new one",
+            code=RUN_RECORD_INVALID,
+        )
     nodes = []
     for item in items:
         name = item.get("name") if isinstance(item, dict) else None
@@ -80,6 +84,7 @@ def recorded_selection(options: Mapping[str, object]) -> list[FleetNode] | None:
             raise Refusal(
                 f"the journal's {SELECTION_KEY} has an entry without a node name: {item!r}",
                 hint="abandon the run and start a new one",
+                code=RUN_RECORD_INVALID,
             )
         nodes.append(FleetNode(name, bool(item.get("control_plane"))))
     return nodes

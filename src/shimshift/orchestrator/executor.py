@@ -26,6 +26,9 @@ from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 from shimshift.orchestrator.waits import announced
 
+# Finding code (docs/findings.md): a binary to upload changed since the plan checked its sha256.
+BINARY_CHANGED = "binary-changed"
+
 T = TypeVar("T")
 
 @dataclass
@@ -155,6 +158,7 @@ class NodeExecutor:
                 hint="check the directory given with --binaries and start again",
                 file=str(source),
                 node=self.node,
+                code=BINARY_CHANGED,
             )
         await self.access.write_file_atomic(target, data, backup=False)
         await self.access.run(["chmod", f"{mode:o}", target])

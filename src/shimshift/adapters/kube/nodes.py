@@ -16,7 +16,7 @@ from lightkube.types import PatchType
 
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.events import emit_node_event
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.fleet import NODE_NOT_FOUND
 from shimshift.core.wellknown import (
     CORDONED_BY_ANNOTATION,
@@ -24,6 +24,9 @@ from shimshift.core.wellknown import (
     CRI_SOCKET_ANNOTATION,
     PREVIOUS_CRI_SOCKET_ANNOTATION,
 )
+
+# Finding code (docs/findings.md).
+NODE_UPDATE_CONFLICT = "node-update-conflict"
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -88,6 +91,7 @@ async def update_node(
         f"node {node} kept changing: {attempts} conflicting updates in a row",
         "retry later; something rewrites this node continuously",
         node=node,
+        code=NODE_UPDATE_CONFLICT,
     )
 
 
@@ -191,6 +195,7 @@ async def set_cri_socket(
             f"cri-socket {value!r} is not a unix socket path",
             "use unix:///var/run/cri-dockerd.sock",
             node=node,
+            code=OPTION_INVALID,
         )
     previous: list[str | None] = [None]
 
