@@ -12,8 +12,8 @@ import pytest
 from shimshift.adapters.kube.kubeconfig import load_kubeconfig
 from shimshift.core.dropin import parse_kubelet_dropin
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import parse_max_unavailable
 from shimshift.core.flagfile import parse_env_file
+from shimshift.core.fleet import parse_max_unavailable
 from shimshift.core.kubelet_config import parse_kubelet_config
 from shimshift.core.node_hygiene import check_node_file
 from shimshift.core.versions import parse_kubelet_version
