@@ -128,7 +128,9 @@ class NodeExecutor:
             case act.DeletePod(namespace, name, timeout):
                 return await self.cluster.delete_pod(namespace, name, timeout=timeout)
             case act.ExecInPod(namespace, name, container, command, timeout):
-                return await self.cluster.exec_in_pod(namespace, name, container, command, timeout=timeout)
+                what = f"`{' '.join(command)}` in pod {namespace}/{name} to answer (up to {timeout:g} s)"
+                async with self._announced(what):
+                    return await self.cluster.exec_in_pod(namespace, name, container, command, timeout=timeout)
             case act.Record(step, phase, detail):
                 self.journal.record(node=node, step=step, phase=phase, detail=detail)
                 if self.copy is not None:
