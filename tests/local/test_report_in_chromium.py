@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, RunStatus, StepPhase
 from shimshift.cli.report_files import ReportFiles, write_reports
 from shimshift.core.steps import MIGRATION_STEPS
 
@@ -37,9 +37,9 @@ class Clock:
 
 
 def _step(journal: Journal, clock: Clock, run: str, node: str, step: str, seconds: float, **detail: object) -> None:
-    journal.record(run, node, step, Phase.STARTED)
+    journal.record(run, node, step, StepPhase.STARTED)
     clock.advance(seconds)
-    phase = Phase.FAILED if "message" in detail else Phase.FINISHED
+    phase = StepPhase.FAILED if "message" in detail else StepPhase.FINISHED
     journal.record(run, node, step, phase, detail)
 
 
@@ -48,9 +48,9 @@ def report(tmp_path: Path) -> Iterator[tuple[ReportFiles, dict[str, list[str]]]]
     clock = Clock()
     journal = Journal(tmp_path / "journal.sqlite", clock=clock)
     run = journal.begin_run(CLUSTER, options={"nodes": ["cp", "w1", "w2"]}).id
-    journal.record(run, "cp", "preflight", Phase.STARTED)
+    journal.record(run, "cp", "preflight", StepPhase.STARTED)
     clock.advance(0.4)
-    journal.record(run, "cp", "preflight", Phase.FAILED, {"message": "cri-dockerd is not installed"})
+    journal.record(run, "cp", "preflight", StepPhase.FAILED, {"message": "cri-dockerd is not installed"})
     seconds = {"drain": 24.0, "restart-kubelet": 3.0, "verify": 11.0}
     for step in MIGRATION_STEPS:
         detail: dict[str, object] = {}

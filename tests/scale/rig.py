@@ -36,6 +36,7 @@ from lightkube.types import PatchType
 
 from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.node_access import CommandFailed, CommandResult, NodePool
+from shimshift.core.actions import CriReport, ExecOutcome
 from shimshift.core.drain import DrainOptions
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
@@ -46,7 +47,7 @@ from shimshift.core.node_files import (
     KUBELET_DROPIN_USR,
 )
 from shimshift.core.steps import SandboxRef
-from shimshift.orchestrator.ports import CriReport
+from shimshift.orchestrator.wiring import KubeCluster
 from tests.apiserver_fixture import LocalApiServer, k8s_binary
 
 KWOK_VERSION = "v0.8.0"
@@ -473,6 +474,18 @@ class FakeCri:
                 for pod in pods]
 
 
+class KwokCluster(KubeCluster):
+    """The real ClusterPort, but exec into a pod is answered as the pause image answers ``-v``: kwok plays
+    no streaming server (it would need its ClusterExec resources and a kubelet endpoint per node), so the
+    API server has nowhere to send verify's exec. The exec itself is proven in the lab's e2e tests and,
+    through a real API server, in tests/e2e/cluster/test_apiserver_canary.py."""
+
+    async def exec_in_pod(
+        self, namespace: str, name: str, container: str, command: Sequence[str], *, timeout: float
+    ) -> ExecOutcome:
+        return ExecOutcome(0, b"pause.c v3.6 (kwok rig)\n")
+
+
 @contextlib.contextmanager
 def patched_session(client: AsyncClient) -> Iterator[dict[str, FakeNode]]:
     """Make `shimshift.orchestrator.session` reach kwok nodes through FakeNode and FakeCri."""
@@ -491,7 +504,11 @@ def patched_session(client: AsyncClient) -> Iterator[dict[str, FakeNode]]:
         finally:
             await pool.close()
 
-    replacements = {"node_pool": node_pool, "GrpcCri": type("BoundFakeCri", (FakeCri,), {"client": client})}
+    replacements = {
+        "node_pool": node_pool,
+        "GrpcCri": type("BoundFakeCri", (FakeCri,), {"client": client}),
+        "KubeCluster": KwokCluster,
+    }
     saved = {name: getattr(session, name) for name in replacements}
     for name, value in replacements.items():
         setattr(session, name, value)

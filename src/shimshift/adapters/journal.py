@@ -45,6 +45,13 @@ from shimshift.core.run_copy import RunCopy, missing_records
 # One list of a run's states, for the journal and the Lease; re-exported for the journal's users.
 from shimshift.core.run_lease import RunStatus as RunStatus
 
+# Finding codes of the journal's refusals (docs/findings.md).
+JOURNAL_UNUSABLE = "journal-unusable"
+JOURNAL_LOCKED = "journal-locked"
+RUN_UNFINISHED = "run-unfinished"
+RUN_NOT_FOUND = "run-not-found"
+RUN_ALREADY_ENDED = "run-already-ended"
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
@@ -77,7 +84,7 @@ CREATE INDEX IF NOT EXISTS steps_by_run_node ON steps (run_id, node, seq);
 """
 
 
-class Phase(StrEnum):
+class StepPhase(StrEnum):
     STARTED = "started"
     FINISHED = "finished"
     FAILED = "failed"
@@ -120,7 +127,7 @@ class StepRecord:
     run_id: str
     node: str
     step: str
-    phase: Phase
+    phase: StepPhase
     detail: dict[str, Any]
     at: datetime
 
@@ -146,6 +153,7 @@ class Journal:
                 f"the journal cannot use SQLite WAL mode here (got {mode!r})",
                 hint="put the journal on a local file system (not NFS), e.g. with --journal",
                 file=str(self.path),
+                code=JOURNAL_UNUSABLE,
             )
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -156,6 +164,7 @@ class Journal:
                     f"journal schema version {version} is newer than this shimshift understands",
                     hint="use the shimshift version that wrote it, or another --journal",
                     file=str(self.path),
+                    code=JOURNAL_UNUSABLE,
                 )
             if version < _SCHEMA_VERSION:
                 # One statement at a time: executescript() would commit the open transaction first.
@@ -183,6 +192,7 @@ class Journal:
                         "UTC, did not finish",
                         hint="continue it with `shimshift migrate --resume`, or abandon it first",
                         file=str(self.path),
+                        code=RUN_UNFINISHED,
                     )
                 now = self._clock()
                 record = RunRecord(
@@ -223,9 +233,11 @@ class Journal:
         with self._mutex:
             record = self.run(run_id)
             if record is None:
-                raise Refusal(f"no run {run_id} in the journal", file=str(self.path))
+                raise Refusal(f"no run {run_id} in the journal", file=str(self.path), code=RUN_NOT_FOUND)
             if record.status != RunStatus.RUNNING:
-                raise Refusal(f"run {run_id} already ended ({record.status.value})", file=str(self.path))
+                raise Refusal(
+                    f"run {run_id} already ended ({record.status.value})", file=str(self.path), code=RUN_ALREADY_ENDED
+                )
             self._lock(record.cluster)
             try:
                 with self._transaction():
@@ -312,7 +324,7 @@ class Journal:
                                     copy.run_id,
                                     node,
                                     item.step,
-                                    Phase(item.phase).value,
+                                    StepPhase(item.phase).value,
                                     json.dumps(item.detail, sort_keys=True, default=str),
                                     _iso(item.at),
                                 ),
@@ -325,7 +337,7 @@ class Journal:
     # -- steps -------------------------------------------------------------------------------------
 
     def record(
-        self, run_id: str, node: str, step: str, phase: Phase, detail: Mapping[str, Any] | None = None
+        self, run_id: str, node: str, step: str, phase: StepPhase, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
         """Append one step record; durable when this returns."""
         with self._mutex:
@@ -336,28 +348,28 @@ class Journal:
                 cursor = self._db.execute(
                     "INSERT INTO steps (run_id, node, step, phase, detail_json, at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, node, step, Phase(phase).value, detail_json, _iso(now)),
+                    (run_id, node, step, StepPhase(phase).value, detail_json, _iso(now)),
                 )
             seq = cursor.lastrowid
             assert seq is not None
             # Names only: a detail can hold whole node files (the plan), which have no place in a log.
-            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, Phase(phase).value)
-            return StepRecord(seq, run_id, node, step, Phase(phase), json.loads(detail_json), now)
+            _log.debug("journal %s: run %s, node %s, %s %s", self.path, run_id, node, step, StepPhase(phase).value)
+            return StepRecord(seq, run_id, node, step, StepPhase(phase), json.loads(detail_json), now)
 
     def step_started(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.STARTED, detail)
+        return self.record(run_id, node, step, StepPhase.STARTED, detail)
 
     def step_finished(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.FINISHED, detail)
+        return self.record(run_id, node, step, StepPhase.FINISHED, detail)
 
     def step_failed(
         self, run_id: str, node: str, step: str, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
-        return self.record(run_id, node, step, Phase.FAILED, detail)
+        return self.record(run_id, node, step, StepPhase.FAILED, detail)
 
     # -- queries -----------------------------------------------------------------------------------
 
@@ -459,6 +471,7 @@ class Journal:
                 f"another shimshift run is driving cluster {cluster.server}: {holder}",
                 hint="wait for it to finish or stop it; a run that was killed releases its lock by itself",
                 file=str(path),
+                code=JOURNAL_LOCKED,
             ) from None
         self._lock_fd = fd
 
@@ -503,7 +516,7 @@ class AsyncJournal:
         await self._call(self.journal.finish_run, run_id, status=status)
 
     async def record(
-        self, run_id: str, node: str, step: str, phase: Phase, detail: Mapping[str, Any] | None = None
+        self, run_id: str, node: str, step: str, phase: StepPhase, detail: Mapping[str, Any] | None = None
     ) -> StepRecord:
         return await self._call(self.journal.record, run_id, node, step, phase, detail)
 
@@ -548,7 +561,7 @@ def _step(row: sqlite3.Row) -> StepRecord:
         run_id=row["run_id"],
         node=row["node"],
         step=row["step"],
-        phase=Phase(row["phase"]),
+        phase=StepPhase(row["phase"]),
         detail=json.loads(row["detail_json"]),
         at=datetime.fromisoformat(row["at"]),
     )

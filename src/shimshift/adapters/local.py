@@ -9,7 +9,13 @@ import signal
 import socket
 from typing import TYPE_CHECKING
 
-from shimshift.adapters.node_access import CommandNodeAccess, CommandResult, CommandTimeout, find_programs_here
+from shimshift.adapters.node_access import (
+    LOCAL_ACCESS_NEEDS_ROOT,
+    CommandNodeAccess,
+    CommandResult,
+    CommandTimeout,
+    find_programs_here,
+)
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ class LocalNodeAccess(CommandNodeAccess):
             raise Refusal(
                 "local node access needs root",
                 hint="run shimshift as root on the node (sudo shimshift ...), or use SSH access",
+                code=LOCAL_ACCESS_NEEDS_ROOT,
             )
         super().__init__(node or socket.gethostname(), clock=clock)
 

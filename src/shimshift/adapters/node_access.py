@@ -28,6 +28,16 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from shimshift.core.node_commands import SUDO_SECURE_PATH, parse_found_programs
 
+# Finding codes of the refusals of node access (docs/findings.md), raised in adapters/ssh.py and local.py.
+SSH_CONFIG_INVALID = "ssh-config-invalid"
+SSH_LOGIN_REFUSED = "ssh-login-refused"
+SSH_CONNECT_FAILED = "ssh-connect-failed"
+SSH_SESSION_FAILED = "ssh-session-failed"
+SSH_HOST_KEY_MISMATCH = "ssh-host-key-mismatch"
+SSH_HOST_KEY_UNKNOWN = "ssh-host-key-unknown"
+SUDO_PROMPT = "sudo-needs-password"
+LOCAL_ACCESS_NEEDS_ROOT = "local-access-needs-root"
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
     from contextlib import AbstractAsyncContextManager

@@ -23,6 +23,13 @@ import asyncssh
 
 from shimshift.adapters.node_access import (
     FIND_PROGRAMS_SCRIPT,
+    SSH_CONFIG_INVALID,
+    SSH_CONNECT_FAILED,
+    SSH_HOST_KEY_MISMATCH,
+    SSH_HOST_KEY_UNKNOWN,
+    SSH_LOGIN_REFUSED,
+    SSH_SESSION_FAILED,
+    SUDO_PROMPT,
     CommandNodeAccess,
     CommandResult,
     CommandTimeout,
@@ -97,6 +104,7 @@ class SSHNodeAccess(CommandNodeAccess):
                 hint="fix the ssh config (ssh -G HOST shows how OpenSSH reads it)",
                 file=", ".join(config_paths) or None,
                 node=host,
+                code=SSH_CONFIG_INVALID,
             ) from exc
         known = _known_hosts_files(options, known_hosts, insecure=insecure_accept_unknown_host_keys)
         try:
@@ -119,12 +127,14 @@ class SSHNodeAccess(CommandNodeAccess):
                 hint="check the User and IdentityFile for this host in the ssh config, and that ssh-agent "
                 "holds the key (ssh-add -l)",
                 node=host,
+                code=SSH_LOGIN_REFUSED,
             ) from exc
         except (OSError, asyncssh.Error, TimeoutError) as exc:
             raise Refusal(
                 f"SSH to {options.host}:{options.port}: {_connect_problem(exc, connect_timeout)}",
                 hint=f"check that `ssh {host} true` works from this machine",
                 node=host,
+                code=SSH_CONNECT_FAILED,
             ) from exc
         login = connection.get_extra_info("username") or options.username
         try:
@@ -132,7 +142,7 @@ class SSHNodeAccess(CommandNodeAccess):
         except (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError) as exc:
             connection.close()
             if not reconnect:
-                raise Refusal(f"`id -u` over SSH failed: {exc}", node=host) from exc
+                raise Refusal(f"`id -u` over SSH failed: {exc}", node=host, code=SSH_SESSION_FAILED) from exc
             # Seen on freshly booted nodes: sshd drops the first session right after login. One new
             # connection is cheap; a second drop is a real problem and is reported.
             await asyncio.sleep(1)
@@ -148,7 +158,7 @@ class SSHNodeAccess(CommandNodeAccess):
             )
         except (asyncssh.Error, TimeoutError) as exc:
             connection.close()
-            raise Refusal(f"`id -u` over SSH failed: {exc}", node=host) from exc
+            raise Refusal(f"`id -u` over SSH failed: {exc}", node=host, code=SSH_SESSION_FAILED) from exc
         use_sudo = str(uid.stdout).strip() != "0"
         return cls(host, connection, use_sudo=use_sudo, username=str(login), clock=clock)
 
@@ -180,6 +190,7 @@ class SSHNodeAccess(CommandNodeAccess):
                 f"and add {user} to group docker (`shimshift sudoers {self._node}` prints the file); "
                 "or log in as root",
                 node=self._node,
+                code=SUDO_PROMPT,
             )
         return CommandResult(tuple(argv), returncode, stdout, stderr)
 
@@ -237,7 +248,10 @@ def _config_paths(ssh_config: Path | None) -> list[str]:
     if ssh_config is not None:
         path = ssh_config.expanduser()
         if not path.is_file():
-            raise Refusal("ssh config file not found", hint="pass an existing --ssh-config", file=str(path))
+            raise Refusal(
+                "ssh config file not found", hint="pass an existing --ssh-config", file=str(path),
+                code=SSH_CONFIG_INVALID,
+            )
         return [str(path)]
     default = DEFAULT_SSH_CONFIG.expanduser()
     return [str(default)] if default.is_file() else []
@@ -275,6 +289,7 @@ def _host_key_refusal(
             hint=f"verify the new key out of band (e.g. on the node's console: ssh-keygen -lf "
             f"/etc/ssh/ssh_host_ed25519_key.pub), then `ssh-keygen -R '{entry}' -f <known_hosts>` and add it",
             node=host,
+            code=SSH_HOST_KEY_MISMATCH,
         )
     return Refusal(
         f"the SSH host key of {entry} is unknown: no entry in {files} ({exc})",
@@ -282,4 +297,5 @@ def _host_key_refusal(
         "<known_hosts>` after checking its fingerprint, or connect once with ssh; shimshift never accepts "
         "unknown keys by default",
         node=host,
+        code=SSH_HOST_KEY_UNKNOWN,
     )

@@ -31,7 +31,8 @@ from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.cli.journey_text import journey_plan_text
 from shimshift.cli.options import EXIT_NODES_FAILED, kube_options, lease_options, say
 from shimshift.core.drain import DrainOptions, DryRun
-from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.errors import OPTION_INVALID, Refusal, Unavailable
+from shimshift.core.fleet import NO_NODE_GIVEN, NO_NODE_MATCHES
 from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.run_lease import RunStatus
@@ -74,16 +75,18 @@ def _run(coroutine: Awaitable[T], changes: _Changes | None = None) -> T:
 
 async def _select_nodes(client: Any, names: tuple[str, ...], selector: str | None) -> list[str]:
     if names and selector:
-        raise Refusal("give node names or --selector, not both", "kubectl refuses the same")
+        raise Refusal("give node names or --selector, not both", "kubectl refuses the same", code=OPTION_INVALID)
     if selector:
         found: list[str] = []
         async for page in list_pages(client, "/api/v1/nodes", params={"labelSelector": selector}):
             found.extend(str(node["metadata"]["name"]) for node in page)
         if not found:
-            raise Refusal(f"no node matches the selector {selector!r}", "check it with kubectl get nodes -l")
+            raise Refusal(
+                f"no node matches the selector {selector!r}", "check it with kubectl get nodes -l", code=NO_NODE_MATCHES
+            )
         return found
     if not names:
-        raise Refusal("no node given", "name one or more nodes, or use -l SELECTOR")
+        raise Refusal("no node given", "name one or more nodes, or use -l SELECTOR", code=NO_NODE_GIVEN)
     for name in names:
         await get_node(client, name)  # a missing node is refused before anything changes
     return list(names)

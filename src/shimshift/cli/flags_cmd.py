@@ -18,7 +18,7 @@ import click
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.findings import plan_warnings_text
 from shimshift.core.dropin import STANDARD_KUBEADM_DROPIN, parse_kubelet_dropin
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
     CRI_DOCKERD_UNIT_USR,
@@ -115,6 +115,7 @@ def _node_files(
                 f"the kubelet drop-in reads neither {DEFAULT_KUBELET} nor {SYSCONFIG_KUBELET}",
                 hint="drop --extra-args-file, or pass the drop-in that reads it with --dropin-file",
                 file=str(dropin_file or KUBELET_DROPIN_USR),
+                code=OPTION_INVALID,
             )
         files[target] = _read(extra_args_file)
     for path, local in (

@@ -14,7 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from shimshift.adapters.journal import Journal, RunRecord
+from shimshift.adapters.journal import RUN_NOT_FOUND, Journal, RunRecord
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
@@ -444,6 +444,7 @@ def report(**values: Any) -> None:
             raise Refusal(
                 f"no run {wanted_id} in the journal" if wanted_id else "no such run in the journal",
                 file=str(journal.path),
+                code=RUN_NOT_FOUND,
             )
         if values["output"] == "html":
             click.echo(run_report_html(journal, wanted[-1].id, server), nl=False)

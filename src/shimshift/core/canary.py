@@ -10,11 +10,17 @@ before 1.24, and cri-dockerd's network plugin defaults):
 - cri-dockerd without its network plugin starts sandboxes on Docker's bridge: the pod runs, on a docker0
   address instead of the node's pod network (cri-dockerd#73, #93).
 
+A third way shows only when someone runs ``kubectl exec``: the stream goes API server -> kubelet ->
+cri-dockerd's streaming server, a path no pod start uses. On Kubernetes 1.36 (its ExtendWebSocketsToKubelet
+gate on by default) the kubelet posts to cri-dockerd's relative streaming URL as HTTPS and every exec fails
+with "server gave HTTP response to HTTPS client" (Mirantis/cri-dockerd#560, #569).
+
 So verify starts a pod the way a hardened workload looks (non-root, read-only root, seccomp
 RuntimeDefault, no capabilities, no privilege escalation), from an image already on the node (its pause
-image, which every sandbox uses), and requires it to run with a pod-network address. Everything here is
-pure: the manifest, and the reading of the pod's status into a verdict; the orchestrator creates, watches
-and deletes the pod.
+image, which every sandbox uses), requires it to run with a pod-network address, then execs ``/pause -v``
+in it over the API. Everything here is pure: the manifest, the reading of the pod's status into a verdict,
+and the reading of the exec's outcome; core/procedures/canary.py orders the actions that create, watch,
+exec into and delete the pod.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from shimshift.core.actions import ExecOutcome
 from shimshift.core.errors import Refusal
 from shimshift.core.versions import cri_dockerd_facts, parse_cri_dockerd_version, parse_kubelet_version
 
@@ -43,6 +50,17 @@ UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 # Docker's default bridge (docker0) when the node's own cannot be read.
 DOCKER_DEFAULT_BRIDGE = "172.17.0.0/16"
 NO_NEW_PRIVS_FIELD = "allowPrivilegeEscalation"
+CANARY_CONTAINER = "canary"
+# The pause image's own binary answers -v with "pause.c <version>" and exits 0 (kubernetes/kubernetes
+# build/pause/linux/pause.c at v1.23.17, the source of pause 3.6): a command every pause image has, that
+# changes nothing.
+EXEC_COMMAND = ("/pause", "-v")
+EXEC_TIMEOUT = 30.0
+
+# Finding codes (docs/findings.md).
+CANARY_FAILED = "canary-failed"
+CANARY_EXEC_FAILED = "canary-exec-failed"
+CANARY_IMAGE_UNKNOWN = "canary-image-unknown"
 
 # Container waiting reasons after which the canary will not start by itself.
 _STUCK = {
@@ -64,6 +82,16 @@ _HINTS = {
     ),
     "ErrImageNeverPull": "the canary image is not on the node; name one that is with --canary-image",
 }
+_EXEC_HINT = (
+    "kubectl exec, attach, port-forward and logs -f into pods of this node fail the same way. On Kubernetes 1.36 "
+    "with cri-dockerd the kubelet reaches cri-dockerd's streaming server by HTTPS (ExtendWebSocketsToKubelet, "
+    "Mirantis/cri-dockerd#560, #569): set --feature-gates=ExtendWebSocketsToKubelet=false on kube-apiserver "
+    "until cri-dockerd has the fix"
+)
+_EXEC_FORBIDDEN_HINT = (
+    "the shimshift user may not exec into the canary: grant pods/exec get and create in the canary's namespace "
+    "(deploy/rbac.yaml, Role shimshift-canary)"
+)
 
 
 def canary_name(node: str) -> str:
@@ -139,7 +167,7 @@ def canary_manifest(spec: CanarySpec) -> dict[str, Any]:
             },
             "containers": [
                 {
-                    "name": "canary",
+                    "name": CANARY_CONTAINER,
                     "image": spec.image,
                     # Nothing is pulled: the image must already be on the node (the pause image is).
                     "imagePullPolicy": "Never",
@@ -158,6 +186,7 @@ def canary_image(*, override: str | None, cri_dockerd_args: Mapping[str, str], d
         raise Refusal(
             "the node's pause image is unknown, so the canary has no image that is surely on the node",
             hint="name an image present on every node with --canary-image",
+            code=CANARY_IMAGE_UNKNOWN,
         )
     return image
 
@@ -198,6 +227,7 @@ class CanaryVerdict:
     phase: str = ""
     ip: str = ""
     reasons: tuple[str, ...] = field(default=())
+    code: str = CANARY_FAILED  # the finding's code when the verdict is FAILED
 
 
 @dataclass(frozen=True)
@@ -208,6 +238,31 @@ class CanarySettings:
     accept_refused_hardened_pods: bool = False
     # The guard found no workload that sets allowPrivilegeEscalation: false when the run began.
     no_hardened_workloads: bool = False
+
+
+def exec_problem(outcome: ExecOutcome, *, own_image: bool) -> str | None:
+    """Why exec into the running canary did not prove the node's streaming path; None when it did.
+
+    The path is proven when the container runtime answered through it. With the image shimshift chose (the
+    node's pause image) ``/pause -v`` must also exit 0: a pause image that does not answer is not the one
+    the node's pods run on. An operator's ``--canary-image`` may have no ``/pause``: the runtime's refusal,
+    come back over the stream, proves the path as well."""
+    if outcome.failure:
+        hint = _EXEC_FORBIDDEN_HINT if outcome.status == 403 else _EXEC_HINT
+        return f"exec into the canary (`{' '.join(EXEC_COMMAND)}`) failed: {outcome.failure} ({hint})"
+    if outcome.exit_code == 0 or not own_image:
+        return None
+    said = outcome.message or outcome.stderr.decode("utf-8", "replace").strip()
+    ran = "did not start" if outcome.exit_code is None else f"exited {outcome.exit_code}"
+    return f"`{' '.join(EXEC_COMMAND)}` in the canary {ran}" + (f": {said}" if said else "")
+
+
+def exec_verdict(verdict: CanaryVerdict, outcome: ExecOutcome, *, own_image: bool) -> CanaryVerdict:
+    """A running canary's verdict once the exec into it came back."""
+    problem = exec_problem(outcome, own_image=own_image)
+    if problem is None:
+        return verdict
+    return CanaryVerdict(CanaryState.FAILED, problem, verdict.phase, verdict.ip, code=CANARY_EXEC_FAILED)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.findings import Finding, Subject, error
 from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
@@ -81,18 +81,24 @@ class DrainOptions:
             raise Refusal(
                 f"--grace-period={self.grace_period} is below -1",
                 "use -1 for the pod's own grace period, 0 to delete at once, or seconds",
+                code=OPTION_INVALID,
             )
         if self.timeout < 0:
-            raise Refusal(f"--timeout={self.timeout} is negative", "use 0 for no limit, or seconds")
+            raise Refusal(
+                f"--timeout={self.timeout} is negative", "use 0 for no limit, or seconds", code=OPTION_INVALID
+            )
         if self.skip_wait_for_delete_timeout < 0:
             raise Refusal(
                 f"--skip-wait-for-delete-timeout={self.skip_wait_for_delete_timeout} is negative",
                 "use 0 to never skip, or seconds",
+                code=OPTION_INVALID,
             )
         if self.chunk_size < 0:
-            raise Refusal(f"--chunk-size={self.chunk_size} is negative", "use 0 for no paging, or a count")
+            raise Refusal(
+                f"--chunk-size={self.chunk_size} is negative", "use 0 for no paging, or a count", code=OPTION_INVALID
+            )
         if self.eviction_retry_delay < 0:
-            raise Refusal("eviction retry delay is negative", "use seconds >= 0")
+            raise Refusal("eviction retry delay is negative", "use seconds >= 0", code=OPTION_INVALID)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import decode, split_lines
 
+# Finding codes (docs/findings.md).
+UNIT_FILE_UNREADABLE = "unit-file-unreadable"
+UNIT_FILE_NOT_EDITABLE = "unit-file-not-editable"
+NOT_KUBEADM_LAYOUT = "not-kubeadm-layout"
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -70,6 +75,7 @@ def parse_unit(path: str, data: bytes) -> list[UnitSetting]:
                 hint="fix the unit file; systemd ignores such lines with a warning",
                 file=path,
                 line=number_for,
+                code=UNIT_FILE_UNREADABLE,
             )
         key, value = stripped.split("=", 1)
         out.append(UnitSetting(section, key.strip(), value.strip(), number_for))
@@ -79,6 +85,7 @@ def parse_unit(path: str, data: bytes) -> list[UnitSetting]:
             hint="remove the trailing backslash",
             file=path,
             line=pending[1],
+            code=UNIT_FILE_UNREADABLE,
         )
     return out
 
@@ -102,7 +109,8 @@ def split_words(value: str, *, path: str, line: int) -> list[UnitWord]:
                     close = value.find(c, close + 1)
                 if close == -1:
                     raise Refusal(
-                        f"unbalanced {c} quote in unit setting", hint="close the quote", file=path, line=line
+                        f"unbalanced {c} quote in unit setting", hint="close the quote", file=path, line=line,
+                        code=UNIT_FILE_UNREADABLE
                     )
                 inner = value[i + 1 : close]
                 buf.append(inner.replace('\\"', '"').replace("\\\\", "\\") if c == '"' else inner)
@@ -147,6 +155,7 @@ def parse_kubelet_dropin(path: str, data: bytes) -> KubeletDropin:
                         hint="fix the drop-in",
                         file=path,
                         line=s.line,
+                        code=UNIT_FILE_UNREADABLE,
                     )
                 name, val = w.text.split("=", 1)
                 env.append((name, val, s.line))
@@ -171,6 +180,7 @@ def parse_kubelet_dropin(path: str, data: bytes) -> KubeletDropin:
             "the kubelet drop-in sets no ExecStart, so it is unknown which flag files the kubelet reads",
             hint="this is not a kubeadm layout shimshift can see; migrate this node by hand",
             file=path,
+            code=NOT_KUBEADM_LAYOUT,
         )
     return KubeletDropin(path, tuple(env), tuple(files), exec_start, exec_line)
 
@@ -237,12 +247,14 @@ def systemd_quote(word: str) -> str:
             raise Refusal(
                 f"cannot write {word!r} into a systemd ExecStart= line: it holds control character 0x{code:02x}",
                 hint="remove the character from the flag's value",
+                code=UNIT_FILE_NOT_EDITABLE,
             )
         if 0xDC80 <= code <= 0xDCFF:
             raise Refusal(
                 f"cannot write {word!r} into a systemd ExecStart= line: it is not UTF-8 "
                 f"(byte 0x{code - 0xDC00:02x}), and systemd would ignore the whole line",
                 hint="write the flag's value in UTF-8 (plain ASCII is what the kubelet flags take)",
+                code=UNIT_FILE_NOT_EDITABLE,
             )
     escaped = word.replace("%", "%%").replace("$", "$$")
     if escaped and not any(c in escaped for c in " \t\"'\\;"):

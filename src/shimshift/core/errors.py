@@ -12,6 +12,9 @@ from typing import TypeVar
 
 from shimshift.core.findings import Finding, Severity, Subject
 
+# A command-line option (or a setting it stands for) out of its range or not of its form.
+OPTION_INVALID = "option-invalid"
+
 # The code of a refusal whose rule has not named itself (docs/findings.md).
 REFUSED = "refused"
 

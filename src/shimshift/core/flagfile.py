@@ -26,6 +26,11 @@ from typing import TYPE_CHECKING
 
 from shimshift.core.errors import Refusal
 
+# Finding codes (docs/findings.md).
+FLAG_FILE_UNREADABLE = "flag-file-unreadable"
+FLAG_FILE_NOT_EDITABLE = "flag-file-not-editable"
+KUBELET_ARGS_UNREADABLE = "kubelet-args-unreadable"
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
 
@@ -156,6 +161,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                 hint="EnvironmentFile lines are KEY=VALUE, # comments or blank; fix or remove the line",
                 file=path,
                 line=number,
+                code=FLAG_FILE_UNREADABLE,
             )
         key = m["key"]
         if key in seen and (unique is None or key in unique):
@@ -164,6 +170,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                 hint=f"merge the two {key} lines into one",
                 file=path,
                 line=number,
+                code=FLAG_FILE_UNREADABLE,
             )
         seen[key] = number
         rest_start = offset + m.start("rest")
@@ -174,6 +181,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                 hint="join the continued lines into one line",
                 file=path,
                 line=number,
+                code=FLAG_FILE_UNREADABLE,
             )
         if rest[:1] in ("'", '"'):
             quote = rest[0]
@@ -184,6 +192,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                     hint="close the quote on the same line; systemd would read on into the following lines",
                     file=path,
                     line=number,
+                    code=FLAG_FILE_UNREADABLE,
                 )
             trailer = rest[close + 1 :]
             if trailer.strip(_WS):
@@ -192,6 +201,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                     hint="systemd glues it onto the value (not a comment); put comments on their own line",
                     file=path,
                     line=number,
+                    code=FLAG_FILE_UNREADABLE,
                 )
             c_start, c_end = rest_start + 1, rest_start + close
         else:
@@ -202,6 +212,7 @@ def parse_env_file(path: str, data: bytes, *, unique: Collection[str] | None = N
                     hint=f'quote the whole value: {key}="..."',
                     file=path,
                     line=number,
+                    code=FLAG_FILE_UNREADABLE,
                 )
             c_start = rest_start
             c_end = rest_start + len(rest.rstrip(_WS))
@@ -280,6 +291,7 @@ def flag_uses(path: str, assignment: Assignment) -> list[FlagUse]:
             hint="the kubelet takes no arguments; remove the word or attach it to its flag with =",
             file=path,
             line=assignment.line,
+            code=KUBELET_ARGS_UNREADABLE,
         )
     return [FlagUse(n, v, sep, idx, path, assignment.line, assignment.key) for n, v, sep, idx in grouped]
 
@@ -297,6 +309,7 @@ def _quote_for(text: str, quote: str, *, path: str, key: str) -> str:
             f"cannot write {text!r} into the {'single-quoted' if quote else 'unquoted'} value of {key}",
             hint=f'quote the value with double quotes: {key}="..."',
             file=path,
+            code=FLAG_FILE_NOT_EDITABLE,
         )
     return text
 

@@ -24,7 +24,13 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from shimshift.core.drain import selector_matches
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
+from shimshift.core.run_copy import RUN_RECORD_INVALID
+
+# Finding codes of the node selection (docs/findings.md), raised here and by the commands that select nodes.
+NO_NODE_GIVEN = "no-node-given"
+NO_NODE_MATCHES = "no-node-matches"
+NODE_NOT_FOUND = "node-not-found"
 
 
 class ControlPlaneOrder(StrEnum):
@@ -67,7 +73,10 @@ def recorded_selection(options: Mapping[str, object]) -> list[FleetNode] | None:
     if items is None:
         return None
     if not isinstance(items, list):
-        raise Refusal(f"the journal's {SELECTION_KEY} is not a list", hint="abandon the run and start a new one")
+        raise Refusal(
+            f"the journal's {SELECTION_KEY} is not a list", hint="abandon the run and start a new one",
+            code=RUN_RECORD_INVALID,
+        )
     nodes = []
     for item in items:
         name = item.get("name") if isinstance(item, dict) else None
@@ -75,6 +84,7 @@ def recorded_selection(options: Mapping[str, object]) -> list[FleetNode] | None:
             raise Refusal(
                 f"the journal's {SELECTION_KEY} has an entry without a node name: {item!r}",
                 hint="abandon the run and start a new one",
+                code=RUN_RECORD_INVALID,
             )
         nodes.append(FleetNode(name, bool(item.get("control_plane"))))
     return nodes
@@ -91,17 +101,21 @@ def parse_max_unavailable(value: str, *, total: int) -> int:
     elif (match := _PERCENT.match(text)) is not None:
         percent = int(match.group(1))
         if percent > 100:
-            raise Refusal(f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%")
+            raise Refusal(
+                f"--max-unavailable {value!r} is over 100%", hint="give a percentage from 1% to 100%",
+                code=OPTION_INVALID,
+            )
         count = math.floor(total * percent / 100)
     else:
         raise Refusal(
             f"--max-unavailable {value!r} is neither a whole number nor a percentage",
             hint="give e.g. --max-unavailable 2 or --max-unavailable 25%",
+            code=OPTION_INVALID,
         )
     if count < 1 and text != "0":
         return 1
     if count < 1:
-        raise Refusal("--max-unavailable 0 would never migrate a node", hint="give at least 1")
+        raise Refusal("--max-unavailable 0 would never migrate a node", hint="give at least 1", code=OPTION_INVALID)
     return count
 
 

@@ -28,6 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from shimshift.core.errors import Refusal
 
+# Finding codes (docs/findings.md), also of the refusals of adapters/kube/kubeconfig.py and client.py.
+KUBECONFIG_MISSING = "kubeconfig-missing"
+KUBECONFIG_INVALID = "kubeconfig-invalid"
+KUBECONFIG_CONTEXT_UNKNOWN = "kubeconfig-context-unknown"
+KUBECONFIG_CERTIFICATES_UNUSABLE = "kubeconfig-certificates-unusable"
+PROXY_UNUSABLE = "proxy-unusable"
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
@@ -74,11 +81,13 @@ def nothing_found(search: KubeconfigSearch) -> Refusal:
         return Refusal(
             f"${ENV_VAR} names no file that exists ({names})",
             hint=f"fix ${ENV_VAR} or pass --kubeconfig FILE; shimshift does not fall back to ~/.kube/config",
+            code=KUBECONFIG_MISSING,
         )
     return Refusal(
         "no kubeconfig: --kubeconfig not given, $KUBECONFIG not set, and the file does not exist",
         hint="pass --kubeconfig FILE (or set $KUBECONFIG)",
         file=str(search.files[0]),
+        code=KUBECONFIG_MISSING,
     )
 
 
@@ -92,14 +101,17 @@ def absolutize(document: Mapping[str, Any], source: Path) -> dict[str, Any]:
         if entries is None:
             continue
         if not isinstance(entries, list):
-            raise Refusal(f"`{list_key}` is not a list", file=where)
+            raise Refusal(f"`{list_key}` is not a list", file=where, code=KUBECONFIG_INVALID)
         fixed = []
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-                raise Refusal(f"`{list_key}` entry {index + 1} has no name", file=where)
+                raise Refusal(f"`{list_key}` entry {index + 1} has no name", file=where, code=KUBECONFIG_INVALID)
             body = entry.get(body_key)
             if body is not None and not isinstance(body, dict):
-                raise Refusal(f"`{list_key}` entry {entry['name']!r}: `{body_key}` is not a mapping", file=where)
+                raise Refusal(
+                    f"`{list_key}` entry {entry['name']!r}: `{body_key}` is not a mapping", file=where,
+                    code=KUBECONFIG_INVALID,
+                )
             if isinstance(body, dict):
                 entry = {**entry, body_key: _absolute_body(body_key, body, base)}
             fixed.append(entry)

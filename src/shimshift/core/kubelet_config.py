@@ -22,11 +22,15 @@ import yaml
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import decode, encode, line_ending, split_lines
 
+# Finding codes (docs/findings.md).
+KUBELET_CONFIG_UNREADABLE = "kubelet-config-unreadable"
+KUBELET_CONFIG_NOT_EDITABLE = "kubelet-config-not-editable"
+
 _PLAIN_SAFE = re.compile(r"^[A-Za-z0-9_./:@+-]+$")
 
 
 @dataclass(frozen=True)
-class KubeletConfig:
+class KubeletConfigFile:
     path: str
     text: str
     data: dict[str, Any]
@@ -40,7 +44,8 @@ class KubeletConfig:
             return None
         if not isinstance(value, str):
             raise Refusal(
-                f"{key} is not a string", hint="fix the value", file=self.path, line=self.line_of(key)
+                f"{key} is not a string", hint="fix the value", file=self.path, line=self.line_of(key),
+                code=KUBELET_CONFIG_UNREADABLE
             )
         return value
 
@@ -55,27 +60,35 @@ def _load(path: str, text: str) -> dict[str, Any]:
             hint="fix the file; the kubelet could not read it either",
             file=path,
             line=(mark.line + 1) if mark is not None else None,
+            code=KUBELET_CONFIG_UNREADABLE,
         ) from exc
     if not docs:
         return {}
     if len(docs) > 1:
-        raise Refusal("holds several YAML documents", hint="a KubeletConfiguration file holds one", file=path)
+        raise Refusal(
+            "holds several YAML documents", hint="a KubeletConfiguration file holds one", file=path,
+            code=KUBELET_CONFIG_UNREADABLE,
+        )
     doc = docs[0]
     if not isinstance(doc, dict):
-        raise Refusal("is not a YAML mapping", hint="a KubeletConfiguration is a mapping", file=path, line=1)
+        raise Refusal(
+            "is not a YAML mapping", hint="a KubeletConfiguration is a mapping", file=path, line=1,
+            code=KUBELET_CONFIG_UNREADABLE,
+        )
     kind = doc.get("kind")
     if kind is not None and kind != "KubeletConfiguration":
         raise Refusal(
             f"kind is {kind!r}, not KubeletConfiguration",
             hint="point shimshift at the kubelet's config",
             file=path,
+            code=KUBELET_CONFIG_UNREADABLE,
         )
     return doc
 
 
-def parse_kubelet_config(path: str, data: bytes) -> KubeletConfig:
+def parse_kubelet_config(path: str, data: bytes) -> KubeletConfigFile:
     text = decode(data)
-    return KubeletConfig(path=path, text=text, data=_load(path, text))
+    return KubeletConfigFile(path=path, text=text, data=_load(path, text))
 
 
 def _key_line(text: str, key: str) -> tuple[int | None, list[tuple[int, int, str, str]]]:
@@ -89,29 +102,34 @@ def _key_line(text: str, key: str) -> tuple[int | None, list[tuple[int, int, str
     return (hits[0][0] if hits else None), hits
 
 
-def set_top_level_string(config: KubeletConfig, key: str, value: str) -> str:
+def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str:
     """The file text with top-level ``key`` set to ``value``; unchanged text if it already is."""
     if config.data.get(key) == value:
         return config.text
     if not _PLAIN_SAFE.match(value):
         raise Refusal(
-            f"refusing to write {value!r} into {key}", hint="use a plain socket URL", file=config.path
+            f"refusing to write {value!r} into {key}", hint="use a plain socket URL", file=config.path,
+            code=KUBELET_CONFIG_NOT_EDITABLE
         )
     _line, hits = _key_line(config.text, key)
     text = config.text
     if len(hits) > 1:
         raise Refusal(
-            f"{key} appears {len(hits)} times", hint=f"keep one {key} line", file=config.path, line=hits[1][0]
+            f"{key} appears {len(hits)} times", hint=f"keep one {key} line", file=config.path, line=hits[1][0],
+            code=KUBELET_CONFIG_NOT_EDITABLE
         )
     if hits:
         number, offset, content, _ending = hits[0]
         m = re.match(rf"^({re.escape(key)}[ \t]*:[ \t]*)(.*?)([ \t]+#.*)?$", content)
         if m is None:  # pragma: no cover - the pattern above guarantees a match
-            raise Refusal(f"cannot edit {key}", file=config.path, line=number)
+            raise Refusal(f"cannot edit {key}", file=config.path, line=number, code=KUBELET_CONFIG_NOT_EDITABLE)
         new_line = m[1] + (value if m[1].endswith((" ", "\t")) else " " + value) + (m[3] or "")
         text = text[:offset] + new_line + text[offset + len(content) :]
     elif config.data and text.lstrip().startswith("{"):
-        raise Refusal("is written in JSON/flow style", hint=f"add {key}: {value} by hand", file=config.path)
+        raise Refusal(
+            "is written in JSON/flow style", hint=f"add {key}: {value} by hand", file=config.path,
+            code=KUBELET_CONFIG_NOT_EDITABLE,
+        )
     else:
         sep = "" if text == "" or text.endswith("\n") else line_ending(text)
         text = f"{text}{sep}{key}: {value}{line_ending(text)}"
@@ -123,9 +141,10 @@ def set_top_level_string(config: KubeletConfig, key: str, value: str) -> str:
             hint=f"set {key}: {value} by hand",
             file=config.path,
             line=hits[0][0] if hits else None,
+            code=KUBELET_CONFIG_NOT_EDITABLE,
         )
     return text
 
 
-def set_endpoint(config: KubeletConfig, endpoint: str) -> bytes:
+def set_endpoint(config: KubeletConfigFile, endpoint: str) -> bytes:
     return encode(set_top_level_string(config, "containerRuntimeEndpoint", endpoint))

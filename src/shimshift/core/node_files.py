@@ -15,6 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from shimshift.core.dropin import (
+    NOT_KUBEADM_LAYOUT,
     KubeletDropin,
     UnitWord,
     cri_dockerd_exec_start,
@@ -22,10 +23,22 @@ from shimshift.core.dropin import (
     parse_kubelet_dropin,
 )
 from shimshift.core.errors import REFUSED, Refusal, with_node
-from shimshift.core.flagfile import Assignment, EnvFile, FlagUse, flag_uses, group_flags, parse_env_file
-from shimshift.core.kubelet_config import KubeletConfig, parse_kubelet_config
+from shimshift.core.flagfile import (
+    KUBELET_ARGS_UNREADABLE,
+    Assignment,
+    EnvFile,
+    FlagUse,
+    flag_uses,
+    group_flags,
+    parse_env_file,
+)
+from shimshift.core.kubelet_config import KubeletConfigFile, parse_kubelet_config
 from shimshift.core.node_hygiene import check_node_files
 from shimshift.core.versions import FLAG_RULES_BY_NAME
+
+# Finding codes (docs/findings.md).
+NODE_FILE_MISSING = "node-file-missing"
+KUBELET_FLAG_CONFLICT = "kubelet-flag-conflict"
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -90,8 +103,8 @@ class NodeView:
     dropin: KubeletDropin
     env_files: Mapping[str, EnvFile]  # the ones the drop-in reads and that exist
     flags: tuple[KubeletFlag, ...]  # the kubelet's command line, in order
-    config: KubeletConfig | None  # /var/lib/kubelet/config.yaml if the kubelet reads it
-    instance_config: KubeletConfig | None
+    config: KubeletConfigFile | None  # /var/lib/kubelet/config.yaml if the kubelet reads it
+    instance_config: KubeletConfigFile | None
     cri_dockerd_exec: tuple[UnitWord, ...] | None  # from the packaged unit, not from our drop-in
     cri_dockerd_unit_path: str | None
     node: str | None
@@ -137,6 +150,7 @@ class NodeView:
                 hint="shimshift handles kubeadm nodes; see `systemctl cat kubelet`; migrate it by hand",
                 file=KUBELET_DROPIN_USR,
                 node=node,
+                code=NOT_KUBEADM_LAYOUT,
             )
         dropin = with_node(node, partial(parse_kubelet_dropin, dropin_path, files[dropin_path] or b""))
 
@@ -154,6 +168,7 @@ class NodeView:
                     file=dropin_path,
                     line=line,
                     node=node,
+                    code=NOT_KUBEADM_LAYOUT,
                 )
             data = files.get(path)
             if data is None:
@@ -164,6 +179,7 @@ class NodeView:
                         file=dropin_path,
                         line=line,
                         node=node,
+                        code=NODE_FILE_MISSING,
                     )
                 continue
             parsed = with_node(node, partial(parse_env_file, path, data, unique=used))
@@ -180,6 +196,7 @@ class NodeView:
                 file=dropin_path,
                 line=dropin.exec_start_line,
                 node=node,
+                code=NOT_KUBEADM_LAYOUT,
             )
         for var in sorted(used):
             places = defined_in.get(var, [])
@@ -189,6 +206,7 @@ class NodeView:
                     hint=f"keep {var} in one file",
                     file=places[-1],
                     node=node,
+                    code=KUBELET_FLAG_CONFLICT,
                 )
 
         flags: list[KubeletFlag] = []
@@ -211,7 +229,7 @@ class NodeView:
         flags.extend(_literal_flags(literal, dropin_path, dropin.exec_start_line, node))
         _check_duplicates(flags, node)
 
-        config: KubeletConfig | None = None
+        config: KubeletConfigFile | None = None
         config_flag = [f for f in flags if f.name == "--config"]
         if config_flag:
             path = config_flag[-1].value or ""
@@ -222,6 +240,7 @@ class NodeView:
                     file=config_flag[-1].file,
                     line=config_flag[-1].line,
                     node=node,
+                    code=NOT_KUBEADM_LAYOUT,
                 )
             data = files.get(KUBELET_CONFIG)
             if data is None:
@@ -230,6 +249,7 @@ class NodeView:
                     hint="restore the file (kubeadm writes it)",
                     file=KUBELET_CONFIG,
                     node=node,
+                    code=NODE_FILE_MISSING,
                 )
             config = with_node(node, partial(parse_kubelet_config, KUBELET_CONFIG, data))
         instance = files.get(INSTANCE_CONFIG)
@@ -275,6 +295,7 @@ def _literal_flags(words: list[str], path: str, line: int, node: str | None) -> 
             file=path,
             line=line,
             node=node,
+            code=KUBELET_ARGS_UNREADABLE,
         )
     return [KubeletFlag(n, v, path, line, None) for n, v, _sep, _idx in grouped]
 
@@ -295,6 +316,7 @@ def _check_duplicates(flags: list[KubeletFlag], node: str | None) -> None:
                 file=f.file,
                 line=f.line,
                 node=node,
+                code=KUBELET_FLAG_CONFLICT,
             )
         first.setdefault(key, f)
         if f.name in _WATCHED:
@@ -306,5 +328,6 @@ def _check_duplicates(flags: list[KubeletFlag], node: str | None) -> None:
                     file=f.file,
                     line=f.line,
                     node=node,
+                    code=KUBELET_FLAG_CONFLICT,
                 )
             watched.setdefault(f.name, f)

@@ -33,6 +33,10 @@ from typing import TYPE_CHECKING
 from shimshift.core.errors import Refusal
 from shimshift.core.flagfile import decode
 
+# Finding codes (docs/findings.md).
+NODE_FILE_TOO_LARGE = "node-file-too-large"
+NODE_FILE_CONTROL_CHARACTER = "node-file-control-character"
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -92,6 +96,7 @@ def check_node_file(path: str, data: bytes, *, node: str | None = None) -> None:
             "small text files",
             file=path,
             node=node,
+            code=NODE_FILE_TOO_LARGE,
         )
     text = decode(data)
     line = 1
@@ -107,6 +112,7 @@ def check_node_file(path: str, data: bytes, *, node: str | None = None) -> None:
                 file=path,
                 line=line,
                 node=node,
+                code=NODE_FILE_CONTROL_CHARACTER,
             )
         column += 1
 

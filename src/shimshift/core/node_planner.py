@@ -32,11 +32,16 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from shimshift.core.dropin import DEFAULT_CRI_DOCKERD_EXEC, render_cri_dockerd_dropin, systemd_quote
+from shimshift.core.dropin import (
+    DEFAULT_CRI_DOCKERD_EXEC,
+    NOT_KUBEADM_LAYOUT,
+    render_cri_dockerd_dropin,
+    systemd_quote,
+)
 from shimshift.core.errors import Refusal, with_node
 from shimshift.core.findings import Finding, Subject, warning
 from shimshift.core.flagfile import FlagEdit, encode, group_flags, parse_env_file, rewrite_assignment
-from shimshift.core.kubelet_config import KubeletConfig, set_endpoint
+from shimshift.core.kubelet_config import KubeletConfigFile, set_endpoint
 from shimshift.core.kubelet_settings import CgroupDrivers, cgroup_driver, compare_cgroup_drivers, runtime_endpoint
 from shimshift.core.node_files import (
     CRI_DOCKERD_DROPIN,
@@ -79,7 +84,6 @@ __all__ = ["plan_node"]
 RUNTIME_UNKNOWN = "container-runtime-unknown"
 NOT_DOCKERSHIM = "not-dockershim"
 FLAG_IN_DROPIN = "flag-in-kubelet-dropin"
-NOT_KUBEADM_LAYOUT = "not-kubeadm-layout"
 CRI_DOCKERD_UNIT_UNREADABLE = "cri-dockerd-unit-unreadable"
 CRI_API_SKEW = "cri-api-skew"
 CGROUP_DRIVER_MISMATCH = "cgroup-driver-mismatch"
@@ -539,7 +543,7 @@ class _Planner:
         )
 
 
-def _cfg(config: KubeletConfig | None) -> KubeletConfig:
+def _cfg(config: KubeletConfigFile | None) -> KubeletConfigFile:
     if config is None:  # pragma: no cover - runtime_flags() only asks for a config edit when there is one
         raise Refusal("no kubelet config to edit")
     return config

@@ -23,6 +23,11 @@ from typing import Any
 
 from shimshift.core.errors import Refusal
 
+# Finding codes (docs/findings.md): a run's record (in the journal, or its copy on the cluster) is not what
+# shimshift writes, and the copy no longer fits its ConfigMap.
+RUN_RECORD_INVALID = "run-record-invalid"
+RUN_STATE_TOO_LARGE = "run-state-too-large"
+
 # The API server refuses a ConfigMap whose data and binaryData exceed 1 MiB (k8s.io/kubernetes
 # pkg/apis/core/validation/validation.go at v1.23.17, ValidateConfigMap: MaxSecretSize); a margin is kept
 # for the metadata and the run's own key.
@@ -76,7 +81,7 @@ class RunCopy:
 def node_key(node: str) -> str:
     if not _KEY.fullmatch(node):
         # Node names are DNS subdomains, so this is a name the API server itself would not have accepted.
-        raise Refusal(f"node name {node!r} cannot be a ConfigMap key", node=node)
+        raise Refusal(f"node name {node!r} cannot be a ConfigMap key", node=node, code=RUN_RECORD_INVALID)
     return NODE_PREFIX + node
 
 
@@ -91,7 +96,9 @@ def decode_node(node: str, data: bytes, sha256: str, *, where: str) -> list[Copi
     try:
         text = gzip.decompress(data)
     except (OSError, EOFError) as error:
-        raise Refusal(f"the records of node {node} are not gzip'd JSON ({error})", file=where, node=node) from error
+        raise Refusal(
+            f"the records of node {node} are not gzip'd JSON ({error})", file=where, node=node, code=RUN_RECORD_INVALID
+        ) from error
     if hashlib.sha256(text).hexdigest() != sha256:
         raise Refusal(
             f"the records of node {node} do not match their SHA-256 (changed by hand?)",
@@ -99,6 +106,7 @@ def decode_node(node: str, data: bytes, sha256: str, *, where: str) -> list[Copi
             "back by hand",
             file=where,
             node=node,
+            code=RUN_RECORD_INVALID,
         )
     return [CopiedRecord.from_json(item) for item in json.loads(text)]
 
@@ -114,7 +122,9 @@ def decode_run(text: str, *, where: str) -> RunCopy:
             by=str(data.get("by", "")),
         )
     except (ValueError, KeyError, TypeError) as error:
-        raise Refusal(f"the run's record is not what shimshift writes ({error})", file=where) from error
+        raise Refusal(
+            f"the run's record is not what shimshift writes ({error})", file=where, code=RUN_RECORD_INVALID
+        ) from error
 
 
 def size_after(sizes: dict[str, int], key: str, size: int) -> int:

@@ -14,8 +14,12 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.wellknown import CONTAINERD_ENDPOINT, CRI_DOCKERD_ENDPOINT, DOCKERSHIM_ENDPOINT
+
+# Finding codes (docs/findings.md).
+VERSION_INVALID = "version-invalid"
+VERSION_UNSUPPORTED = "version-unsupported"
 
 #: The kubelet minors this table covers. Anything else is refused: we do not guess about versions we
 #: have not read the release notes of.
@@ -57,6 +61,7 @@ def parse_kubelet_version(text: str, *, what: str = "kubelet version") -> Kubele
         raise Refusal(
             f"{what} {text!r} is not a Kubernetes version",
             hint="give it as 1.MINOR or 1.MINOR.PATCH, e.g. 1.23.17 (the output of `kubelet --version`)",
+            code=VERSION_INVALID,
         )
     major, minor = int(m["major"]), int(m["minor"])
     if major != 1 or not FIRST_MINOR <= minor <= LAST_MINOR:
@@ -64,6 +69,7 @@ def parse_kubelet_version(text: str, *, what: str = "kubelet version") -> Kubele
             f"{what} {text.strip()} is outside the versions shimshift knows "
             f"(1.{FIRST_MINOR} to 1.{LAST_MINOR})",
             hint="shimshift acts only on versions whose flag rules it has read; do this node by hand",
+            code=VERSION_UNSUPPORTED,
         )
     return KubeletVersion(minor=minor, patch=int(m["patch"]) if m["patch"] is not None else None)
 
@@ -93,6 +99,7 @@ def parse_cri_dockerd_version(text: str) -> CriDockerdVersion:
         raise Refusal(
             f"cri-dockerd version {text!r} is not a version",
             hint="give it as X.Y.Z, e.g. 0.3.16 (the output of `cri-dockerd --version`)",
+            code=VERSION_INVALID,
         )
     return CriDockerdVersion(int(m["major"]), int(m["minor"]), int(m["patch"]))
 
@@ -116,6 +123,7 @@ def parse_cgroup_driver(text: str, *, what: str = "Docker cgroup driver") -> str
         raise Refusal(
             f"{what} {text!r} is neither cgroupfs nor systemd",
             hint="pass the CgroupDriver that `docker info --format '{{.CgroupDriver}}'` prints",
+            code=OPTION_INVALID,
         )
     return value
 
@@ -340,7 +348,8 @@ def facts_for(version: KubeletVersion | int) -> MinorFacts:
         if row.first <= minor <= row.last:
             return row
     raise Refusal(
-        f"no rules for kubelet 1.{minor}", hint=f"shimshift knows 1.{FIRST_MINOR} to 1.{LAST_MINOR}"
+        f"no rules for kubelet 1.{minor}", hint=f"shimshift knows 1.{FIRST_MINOR} to 1.{LAST_MINOR}",
+        code=VERSION_UNSUPPORTED,
     )
 
 

@@ -44,6 +44,10 @@ from shimshift.core.run_lease import (
     taken,
 )
 
+# Finding code (docs/findings.md).
+NO_RUN_TO_RESUME = "no-run-to-resume"
+LEASE_LOST = "lease-lost"
+
 if TYPE_CHECKING:
     from shimshift.adapters.journal import ClusterIdentity, Journal, RunRecord
 
@@ -173,6 +177,7 @@ async def cluster_run(
                 f"this run found the cluster's Lease taken by {taker} when it renewed it (renewals had failed "
                 "until it expired); it stopped before its next change",
                 hint="`shimshift status` shows who holds it; this run's nodes resume with `--resume` once it is free",
+                code=LEASE_LOST,
             ) from None
         if terminated.is_set():
             raise KeyboardInterrupt from None  # as Ctrl-C: the CLI says "Aborted!"; the run resumes later
@@ -344,6 +349,7 @@ async def _resumable(client: Any, journal: Journal, identity: ClusterIdentity, n
             "there is no unfinished run for this cluster to resume",
             hint=f"neither this journal nor the cluster's Lease {namespace}/shimshift has one",
             file=str(journal.path),
+            code=NO_RUN_TO_RESUME,
         )
     return active.id
 

@@ -2,7 +2,10 @@
 
 The procedure (core/procedures/) decides; this loop only performs and reports. An action that raises
 is thrown back into the procedure at its ``yield``, where the step's failure handling decides what
-follows, exactly as if the procedure had made the call itself.
+follows, exactly as if the procedure had made the call itself. A cancelled run (Ctrl-C, SIGTERM, a lost
+Lease) is thrown in too: no step's failure handling catches it (it is no ``Exception``), but a procedure's
+``finally`` runs and the actions it yields are performed (the canary deletes its pod), then the
+cancellation goes on.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from shimshift.core import actions as act
 from shimshift.core.actions import Action, Procedure
 from shimshift.core.errors import Refusal
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
-from shimshift.orchestrator.canary import remove_canary, run_canary
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 from shimshift.orchestrator.waits import announced
+
+# Finding code (docs/findings.md): a binary to upload changed since the plan checked its sha256.
+BINARY_CHANGED = "binary-changed"
 
 T = TypeVar("T")
 
@@ -45,16 +50,21 @@ class NodeExecutor:
     async def drive(self, procedure: Procedure[T]) -> T:
         result: Any = None
         error: BaseException | None = None
+        cancelled: asyncio.CancelledError | None = None
         while True:
             try:
                 action = procedure.throw(error) if error is not None else procedure.send(result)
             except StopIteration as done:
+                if cancelled is not None:  # the procedure cleaned up and returned: the run still stops
+                    raise cancelled from None
                 return done.value  # type: ignore[no-any-return]
             result, error = None, None
             try:
                 result = await self.perform(action)
             except Exception as failure:  # the procedure decides what a failed action means
                 error = failure
+            except asyncio.CancelledError as stop:  # only its finally clauses see it (see the module's doc)
+                error = cancelled = stop
 
     async def perform(self, action: Action) -> Any:
         node = self.node
@@ -108,11 +118,19 @@ class NodeExecutor:
                 return await self.cluster.event(node, reason=reason, message=message, warning=warning)
             case act.ApiserverVersions():
                 return await self.cluster.apiserver_versions()
-            case act.RunCanary(spec, timeout):
-                async with self._announced(f"the canary pod on node {node} to run (up to {timeout:g} s)"):
-                    return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)
-            case act.RemoveCanary(namespace):
-                return await remove_canary(self.cluster, node=node, namespace=namespace)
+            case act.PodCidrs():
+                return await self.cluster.pod_cidrs(node)
+            case act.CreatePod(namespace, manifest):
+                return await self.cluster.create_pod(namespace, manifest)
+            case act.WaitPod(namespace, name, until, timeout, waiting_for):
+                async with self._announced(waiting_for or f"pod {namespace}/{name} (up to {timeout:g} s)"):
+                    return await self.cluster.wait_pod(namespace, name, until=until, timeout=timeout)
+            case act.DeletePod(namespace, name, timeout):
+                return await self.cluster.delete_pod(namespace, name, timeout=timeout)
+            case act.ExecInPod(namespace, name, container, command, timeout):
+                what = f"`{' '.join(command)}` in pod {namespace}/{name} to answer (up to {timeout:g} s)"
+                async with self._announced(what):
+                    return await self.cluster.exec_in_pod(namespace, name, container, command, timeout=timeout)
             case act.Record(step, phase, detail):
                 self.journal.record(node=node, step=step, phase=phase, detail=detail)
                 if self.copy is not None:
@@ -142,6 +160,7 @@ class NodeExecutor:
                 hint="check the directory given with --binaries and start again",
                 file=str(source),
                 node=self.node,
+                code=BINARY_CHANGED,
             )
         await self.access.write_file_atomic(target, data, backup=False)
         await self.access.run(["chmod", f"{mode:o}", target])

@@ -12,22 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shimshift.core.findings import Finding
+from shimshift.core.actions import CommandOutput, CriReport, DrainOutcome, ExecOutcome, HealthOutcome
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
-
-
-class CommandOutput(Protocol):
-    """What a command run on a node gave back (adapters/node_access.py's CommandResult is one)."""
-
-    @property
-    def returncode(self) -> int: ...
-
-    @property
-    def stdout(self) -> bytes: ...
-
-    @property
-    def stderr(self) -> bytes: ...
 
 
 class NodePort(Protocol):
@@ -50,38 +37,12 @@ class NodePort(Protocol):
     def open_unix_socket_forward(self, remote_path: str) -> AbstractAsyncContextManager[str]: ...
 
 
-@dataclass(frozen=True)
-class CriReport:
-    runtime_name: str
-    runtime_version: str
-    runtime_api_version: str
-    runtime_ready: bool
-    network_ready: bool
-    problems: tuple[Finding, ...] = ()
-
-
 class CriPort(Protocol):
     """The CRI RuntimeService behind a local unix socket path."""
 
     async def check(self, socket_path: str) -> CriReport: ...
 
     async def ready_sandboxes(self, socket_path: str) -> list[SandboxRef]: ...
-
-
-@dataclass(frozen=True)
-class DrainOutcome:
-    drained: bool
-    evicted: tuple[str, ...] = ()
-    blocked: tuple[str, ...] = ()
-    refused: tuple[str, ...] = ()
-    problems: tuple[Finding, ...] = ()  # why it did not drain (refused and blocked pods, errors)
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class HealthOutcome:
-    healthy: bool
-    problems: tuple[Finding, ...] = ()
 
 
 class ClusterPort(Protocol):
@@ -148,6 +109,13 @@ class ClusterPort(Protocol):
 
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
         """Delete the pod and wait until it is gone; True when there was one."""
+        ...
+
+    async def exec_in_pod(
+        self, namespace: str, name: str, container: str, command: Sequence[str], *, timeout: float
+    ) -> ExecOutcome:
+        """Run ``command`` in the container over pods/exec; a refused or broken stream is the outcome's
+        ``failure``, never an exception."""
         ...
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunRecord, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, RunRecord, RunStatus, StepPhase
 from shimshift.adapters.kube.audit import audit_cluster
 from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.kube.drain import DrainResult, plan_drain
@@ -22,11 +22,12 @@ from shimshift.adapters.kube.workloads import kubelet_versions, scan_hardened_wo
 from shimshift.adapters.local import LocalNodeAccess
 from shimshift.adapters.node_access import NodeAccess, NodePool
 from shimshift.adapters.ssh import SSHNodeAccess
-from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
+from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT, CanarySettings
 from shimshift.core.drain import DrainOptions
 from shimshift.core.errors import REFUSED, Refusal
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.fleet import (
+    NO_NODE_GIVEN,
     ControlPlaneOrder,
     FleetNode,
     FleetPhase,
@@ -44,7 +45,6 @@ from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
-from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
@@ -161,7 +161,7 @@ async def select_nodes(client: Any, options: MigrateOptions) -> list[FleetNode]:
             found.append(FleetNode(name, is_control_plane(node.get("metadata", {}).get("labels") or {})))
         return found
     if not options.all_nodes and options.selector is None:
-        raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all")
+        raise Refusal("no nodes named", hint="name nodes, or pass -l SELECTOR or --all", code=NO_NODE_GIVEN)
     report = await audit_cluster(client, selector=options.selector, hardened=False)
     return [
         FleetNode(audit.name, audit.role == "control-plane")
@@ -542,7 +542,7 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
     """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
     for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
         for record in journal.timeline(run.id, node):
-            if record.step == str(Step.PREFLIGHT) and record.phase is Phase.FINISHED:
+            if record.step == str(Step.PREFLIGHT) and record.phase is StepPhase.FINISHED:
                 return run.id
     return None
 
@@ -649,6 +649,7 @@ async def rollback(
                     f"no migration recorded for {', '.join(unknown)}",
                     hint="rollback restores what a shimshift migration recorded; nothing to restore",
                     file=str(journal.path),
+                    code=NOT_RECORDED,
                 )
             run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
             await _begun(lease.held, journal, run)
@@ -657,8 +658,8 @@ async def rollback(
                 # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
                 # which binaries they replaced), so a crash during it resumes from there.
                 for record in journal.timeline(source, name):
-                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is Phase.FINISHED:
-                        journal.record(run.id, name, record.step, Phase.FINISHED, record.detail)
+                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is StepPhase.FINISHED:
+                        journal.record(run.id, name, record.step, StepPhase.FINISHED, record.detail)
             copy = lease.held.copier(journal, run.id)
             result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
             journal.finish_run(run.id, status=_status(result, rollback=True))

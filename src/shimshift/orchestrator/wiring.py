@@ -4,13 +4,13 @@ to the shapes the step machine asks for. Nothing here decides anything."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shimshift.adapters.cri.client import CriClient, CriError
-from shimshift.adapters.journal import Journal, Phase
+from shimshift.adapters.journal import Journal, StepPhase
 from shimshift.adapters.kube import health, nodes, pods
 from shimshift.adapters.kube.cache import ClusterCache
 from shimshift.adapters.kube.client import ApiFailure, raw_request
@@ -19,7 +19,9 @@ from shimshift.adapters.kube.drain_budgets import budgets_would_refuse
 from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind, eviction_method
+from shimshift.adapters.kube.exec import exec_in_pod
 from shimshift.core import findings
+from shimshift.core.actions import CriReport, DrainOutcome, ExecOutcome, HealthOutcome
 from shimshift.core.drain import DrainOptions, drain_problems
 from shimshift.core.findings import Subject, messages
 from shimshift.core.health_gate import NodeBaseline
@@ -27,7 +29,6 @@ from shimshift.core.procedures.migration import CRI_CONDITION_FALSE, CRI_UNREACH
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import KubeletVersion
 from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
-from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
@@ -169,6 +170,11 @@ class KubeCluster:
     async def delete_pod(self, namespace: str, name: str, *, timeout: float) -> bool:
         return await pods.delete_pod(self.client, namespace, name, timeout=timeout)
 
+    async def exec_in_pod(
+        self, namespace: str, name: str, container: str, command: Sequence[str], *, timeout: float
+    ) -> ExecOutcome:
+        return await exec_in_pod(self.client, namespace, name, container, command, timeout=timeout)
+
     async def event(self, node: str, *, reason: str, message: str, warning: bool = False) -> None:
         # An Event is a record, not a step: losing one must not fail the migration.
         with contextlib.suppress(Exception):
@@ -229,10 +235,11 @@ class RunJournal:
     run_id: str
 
     def record(self, *, node: str, step: str, phase: str, detail: Mapping[str, Any] | None = None) -> None:
-        self.journal.record(self.run_id, node, step, Phase(phase), dict(detail or {}))
+        self.journal.record(self.run_id, node, step, StepPhase(phase), dict(detail or {}))
 
     def finished_steps(self, node: str) -> list[str]:
-        return [record.step for record in self.journal.timeline(self.run_id, node) if record.phase is Phase.FINISHED]
+        timeline = self.journal.timeline(self.run_id, node)
+        return [record.step for record in timeline if record.phase is StepPhase.FINISHED]
 
     def recorded_steps(self, node: str) -> list[str]:
         return [record.step for record in self.journal.timeline(self.run_id, node)]
@@ -240,7 +247,7 @@ class RunJournal:
     def step_detail(self, node: str, step: str) -> Mapping[str, Any] | None:
         found = None
         for record in self.journal.timeline(self.run_id, node):
-            if record.step == step and record.phase is Phase.FINISHED:
+            if record.step == step and record.phase is StepPhase.FINISHED:
                 found = record.detail
         return found
 

@@ -266,15 +266,15 @@ async def test_kubelet_124_is_not_guarded_and_plan_shows_the_finding(
         "hardened-pods-refused",
         {"kind": "node", "name": old},
     )
-    # No lab here: preflight is refused at SSH, and says so in the same shape.
-    assert (unreachable["code"], unreachable["subject"]) == ("preflight-refused", {"kind": "node", "name": old})
-    assert [f["code"] for f in by_node[new]["findings"]] == ["preflight-refused"]
+    # No lab here: preflight is refused at SSH, and says so in the same shape, with the SSH rule's own code.
+    assert (unreachable["code"], unreachable["subject"]) == ("ssh-connect-failed", {"kind": "node", "name": old})
+    assert [f["code"] for f in by_node[new]["findings"]] == ["ssh-connect-failed"]
     text = await invoke(apiserver, "plan", old, *common)
     assert f"blocking: node {old}: error: kubelet v1.23.17 on cri-dockerd would refuse" in text.stdout
     accepted = await invoke(apiserver, "plan", old, "-o", "json", "--accept-refused-hardened-pods", *common)
     assert [(f["code"], f["severity"]) for f in json.loads(accepted.stdout)[0]["findings"]] == [
         ("hardened-pods-accepted", "warning"),
-        ("preflight-refused", "error"),
+        ("ssh-connect-failed", "error"),
     ]
     migrate_new = await invoke(apiserver, "migrate", new, *common, "--report-dir", str(tmp_path / "reports"))
     assert migrate_new.exit_code == 1, migrate_new.output  # not refused by the guard: refused at SSH

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from click.testing import CliRunner, Result
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase, RunStatus
+from shimshift.adapters.journal import ClusterIdentity, Journal, RunStatus, StepPhase
 from shimshift.adapters.kube.client import ApiFailure, raw_request
 from shimshift.adapters.kube.run_lease import Conflict, lease_path, read_lease, write_lease
 from shimshift.adapters.kube.run_state import RunState, configmap_name, read_run_state
@@ -144,8 +144,8 @@ async def test_a_resume_from_a_second_journal_waits_for_expiry_and_takes_in_the_
     run = first.begin_run(IDENTITY, options={"all_nodes": True, "selection": ["w1"]}, run_id=run_id)
     state = RunState(lease_client, NS, run_id)
     await state.write_run(RunCopy(run.id, run.options, run.started_at, "running", by="alice on laptop"))
-    first.record(run_id, "w1", "preflight", Phase.FINISHED, {"plan": {"before": "dockershim"}})
-    first.record(run_id, "w1", "drain", Phase.STARTED)
+    first.record(run_id, "w1", "preflight", StepPhase.FINISHED, {"plan": {"before": "dockershim"}})
+    first.record(run_id, "w1", "drain", StepPhase.STARTED)
     records = [CopiedRecord(r.step, str(r.phase), r.detail, r.at) for r in first.timeline(run_id, "w1")]
     await state.write_node("w1", records)
     first.close()
@@ -164,11 +164,11 @@ async def test_a_resume_from_a_second_journal_waits_for_expiry_and_takes_in_the_
         again = second.resume_run(run_id)
         await resumed.held.record_run(run_copy(again, resumed.held))
         assert [(r.step, r.phase, r.detail) for r in second.timeline(run_id, "w1")] == [
-            ("preflight", Phase.FINISHED, {"plan": {"before": "dockershim"}}),
-            ("drain", Phase.STARTED, {}),
+            ("preflight", StepPhase.FINISHED, {"plan": {"before": "dockershim"}}),
+            ("drain", StepPhase.STARTED, {}),
         ]
         assert again.options == {"all_nodes": True, "selection": ["w1"]}
-        second.record(run_id, "w1", "drain", Phase.FINISHED)
+        second.record(run_id, "w1", "drain", StepPhase.FINISHED)
         await resumed.held.copier(second, run_id)("w1")
         second.finish_run(run_id, status=RunStatus.SUCCEEDED)
     assert waits and "to expire" in waits[0] and 0.5 < waited < 10

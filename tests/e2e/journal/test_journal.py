@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.adapters.journal import AsyncJournal, ClusterIdentity, Journal, Phase, RunStatus, default_path
+from shimshift.adapters.journal import AsyncJournal, ClusterIdentity, Journal, RunStatus, StepPhase, default_path
 from shimshift.core.errors import Refusal
 
 if TYPE_CHECKING:
@@ -59,11 +59,11 @@ def test_records_round_trip(tmp_path: Path) -> None:
     journal.step_started(run.id, "a", "write_config")
 
     assert [(r.step, r.phase) for r in journal.timeline(run.id, "a")] == [
-        ("cordon", Phase.STARTED),
-        ("cordon", Phase.FINISHED),
-        ("drain", Phase.STARTED),
-        ("drain", Phase.FINISHED),
-        ("write_config", Phase.STARTED),
+        ("cordon", StepPhase.STARTED),
+        ("cordon", StepPhase.FINISHED),
+        ("drain", StepPhase.STARTED),
+        ("drain", StepPhase.FINISHED),
+        ("write_config", StepPhase.STARTED),
     ]
     assert len(journal.timeline(run.id)) == 9
     done = journal.last_completed_steps(run.id)
@@ -71,8 +71,8 @@ def test_records_round_trip(tmp_path: Path) -> None:
     assert done["a"].detail == {"evicted": 3}
     last = journal.last_records(run.id)
     assert {n: (r.step, r.phase) for n, r in last.items()} == {
-        "a": ("write_config", Phase.STARTED),
-        "b": ("drain", Phase.FAILED),
+        "a": ("write_config", StepPhase.STARTED),
+        "b": ("drain", StepPhase.FAILED),
     }
     completed = journal.last_completed_step(run.id, "b")
     assert completed is not None
@@ -154,8 +154,9 @@ def test_sigkill_mid_run_keeps_every_committed_step_and_frees_the_lock(tmp_path:
     assert max(completed.values()) >= last_finished
     assert completed[f"node-{last_finished % 3}"] >= last_finished
     timeline = journal.timeline(run_id)
-    assert [r.phase for r in timeline[:4]] == [Phase.STARTED, Phase.FINISHED, Phase.STARTED, Phase.FINISHED]
-    assert all(r.detail == {"i": int(r.step.split("-")[1])} for r in timeline if r.phase == Phase.FINISHED)
+    started, finished = StepPhase.STARTED, StepPhase.FINISHED
+    assert [r.phase for r in timeline[:4]] == [started, finished, started, finished]
+    assert all(r.detail == {"i": int(r.step.split("-")[1])} for r in timeline if r.phase == StepPhase.FINISHED)
 
     # The kernel dropped the dead child's flock: the run can be resumed at once.
     resumed = journal.resume_run(run_id)
@@ -218,13 +219,13 @@ def test_default_path_follows_xdg_state_home(monkeypatch: pytest.MonkeyPatch, tm
 async def test_async_journal_runs_on_its_own_thread(tmp_path: Path) -> None:
     journal = AsyncJournal(Journal(tmp_path / "j.sqlite"))
     run = await journal.begin_run(CLUSTER, options={"async": True})
-    await journal.record(run.id, "a", "cordon", Phase.STARTED)
-    await journal.record(run.id, "a", "cordon", Phase.FINISHED)
+    await journal.record(run.id, "a", "cordon", StepPhase.STARTED)
+    await journal.record(run.id, "a", "cordon", StepPhase.FINISHED)
     await journal.finish_run(run.id)
     await journal.close()
     reopened = Journal(tmp_path / "j.sqlite")
     assert [(r.step, r.phase) for r in reopened.timeline(run.id)] == [
-        ("cordon", Phase.STARTED),
-        ("cordon", Phase.FINISHED),
+        ("cordon", StepPhase.STARTED),
+        ("cordon", StepPhase.FINISHED),
     ]
     reopened.close()

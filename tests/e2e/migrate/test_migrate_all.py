@@ -4,9 +4,10 @@ Matrix: every node (control plane included) migrated with the PDB respected and 
 untouched; `verify` agrees; the reports exist next to the journal (Markdown, and HTML with every node
 and step); kubelet 1.24.17 runs on the migrated files unchanged;
 `rollback` brings every node back to dockershim (which also resets the lab for the next module); verify's
-canary ran on every node and is gone, and cri-dockerd's streaming server listens on loopback only; from a pod
-on every node the Services still resolve through CoreDNS and answer through kube-proxy, the pod's address is in
-its node's podCIDR, and the kube-proxy and flannel pods kept their containers.
+canary ran on every node (and answered exec) and is gone, and cri-dockerd's streaming server listens on
+loopback only; from a pod on every node the Services still resolve through CoreDNS and answer through
+kube-proxy, the pod's address is in its node's podCIDR, and the kube-proxy and flannel pods kept their
+containers.
 """
 
 from __future__ import annotations
@@ -155,6 +156,10 @@ def test_the_canary_ran_and_was_deleted_on_every_node(migrated: Migrated) -> Non
         # kubelet refuses, so the canary leaves it out without the opt-in, and the report says why.
         assert canary["omitted"] == ["allowPrivilegeEscalation"], canary
         assert "no workload of the cluster set it" in canary["note"], canary
+        # exec through API server, kubelet and cri-dockerd's streaming server: the lab's pause (its
+        # pause.c) answers -v as the real one does, exit 0.
+        assert canary["exec"]["exit_code"] == 0, canary
+        assert canary["exec"]["stdout"].startswith("shimshift pause"), canary
         assert canary["deleted"] is True
     assert canary_pods(migrated.lab) == []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from shimshift.adapters.journal import ClusterIdentity, Journal, Phase
+from shimshift.adapters.journal import ClusterIdentity, Journal, StepPhase
 from shimshift.adapters.state_dir import journal_path
 from shimshift.cli.main import main
 
@@ -36,8 +36,8 @@ def state(tmp_path: Path) -> Path:
     journal = Journal(journal_path(directory))
     run = journal.begin_run(ClusterIdentity(SERVER), options={}).id
     for step in ("preflight", "cordon"):
-        journal.record(run, "w<1>", step, Phase.STARTED)
-        journal.record(run, "w<1>", step, Phase.FINISHED)
+        journal.record(run, "w<1>", step, StepPhase.STARTED)
+        journal.record(run, "w<1>", step, StepPhase.FINISHED)
     journal.finish_run(run)
     journal.close()
     (tmp_path / "kubeconfig").write_text(KUBECONFIG)

@@ -17,15 +17,15 @@ import shlex
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from shimshift.core import actions as act
-from shimshift.core.canary import CanaryResult, CanaryState, CanaryVerdict
+from shimshift.core.actions import CriReport, DrainOutcome, HealthOutcome
 from shimshift.core.findings import Finding, Severity
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
-from shimshift.orchestrator.ports import CriReport, DrainOutcome, HealthOutcome
+from tests.unit.orchestration.results import check_result
 
 A = TypeVar("A")
 
@@ -53,6 +53,9 @@ class NodeWorld:
     annotation: str | None = "/var/run/dockershim.sock"
     healthy: bool = True
     canary_runs: bool = True
+    # What exec into the running canary gives back: the pause's answer to -v.
+    exec_outcome: act.ExecOutcome = field(default_factory=lambda: act.ExecOutcome(0, b"pause.c v3.6\n"))
+    canary_pods: dict[str, Any] = field(default_factory=dict)  # name -> manifest of the pods that exist
     cni_configs: str = "10-bridge.conf\n"
     # The API server's running pods of the node, one list per read (the last one stays), and the sandboxes
     # cri-dockerd lists.
@@ -85,6 +88,12 @@ class NodeWorld:
     # -- answering -------------------------------------------------------------------------------
 
     def answer(self, action: act.Action) -> Any:
+        """The world's answer, held to the result type the action declares."""
+        result = self.respond(action)
+        check_result(action, result)
+        return result
+
+    def respond(self, action: act.Action) -> Any:
         self.actions.append(action)
         error = self.fail(action)
         if error is not None:
@@ -133,7 +142,7 @@ class NodeWorld:
                 return previous
             case act.WaitControlPlane():
                 return ()
-            case act.Snapshot() | act.RemoveCanary() | act.Progress():
+            case act.Snapshot() | act.Progress():
                 return None
             case act.WaitHealthy():
                 unhealthy = (Finding(Severity.ERROR, "node-not-ready", "Ready is False"),)
@@ -143,10 +152,20 @@ class NodeWorld:
             case act.Event(reason, _, _):
                 self.events.append(reason)
                 return None
-            case act.RunCanary(spec, _):
-                state = CanaryState.RUNNING if self.canary_runs else CanaryState.FAILED
-                verdict = CanaryVerdict(state, "Running" if self.canary_runs else "CreateContainerConfigError")
-                return CanaryResult(verdict, {"omitted": spec.omit_no_new_privs})
+            case act.PodCidrs():
+                return ("10.244.1.0/24",)
+            case act.CreatePod(_, manifest):
+                self.canary_pods[manifest["metadata"]["name"]] = manifest
+                return None
+            case act.WaitPod(_, name, until, _, _):
+                pod = self._canary_pod(name)
+                assert until(pod)  # the world answers at once: the verdict is there
+                return pod
+            case act.DeletePod(_, name, _):
+                return self.canary_pods.pop(name, None) is not None
+            case act.ExecInPod(_, name, _, _, _):
+                assert name in self.canary_pods
+                return self.exec_outcome
             case act.Record(step, phase, detail):
                 self.journal.append((step, phase, dict(detail) if detail else None))
                 return None
@@ -160,6 +179,15 @@ class NodeWorld:
             case act.Now():
                 return self.clock
         raise AssertionError(f"the world has no answer for {action!r}")
+
+    def _canary_pod(self, name: str) -> dict[str, Any] | None:
+        if name not in self.canary_pods:
+            return None
+        if not self.canary_runs:
+            waiting = {"waiting": {"reason": "CreateContainerConfigError", "message": "no"}}
+            return {"status": {"phase": "Pending", "containerStatuses": [{"name": "canary", "state": waiting}]}}
+        ready = [{"type": "Ready", "status": "True"}]
+        return {"status": {"phase": "Running", "podIP": "10.244.1.9", "conditions": ready}}
 
     def _run(self, argv: tuple[str, ...]) -> Result:
         match argv:
@@ -214,7 +242,11 @@ def kill_after(step: str) -> Callable[[act.Action], BaseException | None]:
     return fail
 
 
-def drive(procedure: Generator[act.Action, Any, Any], world: NodeWorld) -> Any:
+class Answering(Protocol):
+    def answer(self, action: act.Action) -> Any: ...
+
+
+def drive(procedure: Generator[act.Action, Any, Any], world: Answering) -> Any:
     """What orchestrator/executor.py does, with the world's answers: send results, throw failures."""
     result: Any = None
     error: Exception | None = None
@@ -260,7 +292,7 @@ class UpgradeWorld(NodeWorld):
             self.releases.setdefault(f"/usr/bin/{name}", self.kubelet_version)
             self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
 
-    def answer(self, action: act.Action) -> Any:
+    def respond(self, action: act.Action) -> Any:
         if isinstance(action, act.GetKubeletVersion):
             self.actions.append(action)
             return self.running_kubelet
@@ -275,7 +307,7 @@ class UpgradeWorld(NodeWorld):
             self.releases[action.target] = self.by_digest[action.sha256]
             self.digests[action.target] = action.sha256
             return action.sha256
-        return super().answer(action)
+        return super().respond(action)
 
     def _run(self, argv: tuple[str, ...]) -> Result:
         match argv:

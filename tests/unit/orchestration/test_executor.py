@@ -122,3 +122,45 @@ def test_each_record_reaches_the_cluster_copy_before_the_next_action() -> None:
 
     asyncio.run(run.drive(steps()))
     assert order == ["copy n1", "read /etc/x", "copy n1"]
+
+
+class Cancelling(Node):
+    """A read the run's cancellation (Ctrl-C, SIGTERM, a lost Lease) interrupts; other reads answer."""
+
+    async def read_file(self, path: str, *, max_bytes: int | None = None) -> bytes | None:
+        if path == "/cancelled":
+            raise asyncio.CancelledError
+        return b"data"
+
+
+def test_a_cancelled_run_runs_the_procedure_s_finally_then_stops() -> None:
+    seen: list[str] = []
+
+    def cleaning() -> Procedure[None]:
+        try:
+            yield act.ReadFile("/cancelled")
+        except Exception as error:  # a step's failure handling: the cancellation is not for it
+            seen.append(repr(error))
+        finally:
+            seen.append(f"cleaned up: {(yield act.ReadFile('/cleanup'))!r}")  # e.g. the canary's deletion
+
+    run = NodeExecutor(
+        "n1", cast(ClusterPort, object()), cast(NodePort, Cancelling()), cast(CriPort, object()), MemoryJournal()
+    )
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run.drive(cleaning()))
+    assert seen == ["cleaned up: b'data'"]
+
+
+def test_a_cancelled_run_stops_even_when_the_procedure_returns() -> None:
+    def swallowing() -> Procedure[str]:
+        try:
+            yield act.ReadFile("/cancelled")
+        finally:
+            return "done"  # noqa: B012 (what a careless procedure might do: the run must stop all the same)
+
+    run = NodeExecutor(
+        "n1", cast(ClusterPort, object()), cast(NodePort, Cancelling()), cast(CriPort, object()), MemoryJournal()
+    )
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(run.drive(swallowing()))

@@ -20,6 +20,7 @@ import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
+from shimshift.core.procedures.canary import DELETE_TIMEOUT
 from shimshift.core.procedures.migration import (
     CRI_DOCKERD_ENDPOINT,
     PLAN_KEY,
@@ -87,8 +88,11 @@ def test_each_step_does_what_its_name_says_in_order() -> None:
     assert restart == [act.Snapshot(), reload, restart_kubelet, act.Now()]
     reads = act.StepDetail | act.Run | act.ReadFile
     verify = [type(a) for a in actions_of(node, Step.VERIFY) if not isinstance(a, reads)]
-    # health first, then the canary, then the sandboxes: the canary names the cause of missing ones.
-    assert verify == [act.WaitHealthy, act.GetKubeletVersion, act.RunCanary, act.RunningPods, act.CriSandboxes]
+    # health first, then the canary (deleted before and after, exec'd into while it runs), then the sandboxes:
+    # the canary names the cause of missing ones.
+    canary = [act.DeletePod, act.PodCidrs, act.Now, act.CreatePod, act.WaitPod, act.Now, act.ExecInPod, act.Now,
+              act.DeletePod, act.Now]
+    assert verify == [act.WaitHealthy, act.GetKubeletVersion, *canary, act.RunningPods, act.CriSandboxes]
     assert actions_of(node, Step.UNCORDON) == [act.UncordonIfOurs()]
     writes = [a.path for a in actions_of(node, Step.WRITE_CONFIG) if isinstance(a, act.WriteFile)]
     assert KUBEADM_FLAGS_ENV in writes
@@ -137,7 +141,7 @@ def test_a_failed_verify_rolls_the_node_back_to_its_original_bytes() -> None:
     original = dict(node.files)
     outcome = drive(procedure().run(), node)
     assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "verify")
-    assert "canary: CreateContainerConfigError" in outcome.message
+    assert "canary: the canary container cannot run: canary waiting: CreateContainerConfigError" in outcome.message
     forward = FORWARD[: FORWARD.index(Step.VERIFY)]
     assert node.steps() == [*step_phases(forward), ("verify", "started"), ("verify", "failed"),
                             *step_phases(list(MIGRATION_ROLLBACK))]
@@ -220,7 +224,7 @@ def test_resume_inside_a_rollback_finishes_it_and_deletes_a_leftover_canary() ->
     node.fail = lambda action: None
     outcome = drive(procedure().run(), node)
     assert outcome.status is OutcomeStatus.ROLLED_BACK
-    assert act.RemoveCanary("kube-system") in node.actions
+    assert act.DeletePod("kube-system", "shimshift-canary-w1", DELETE_TIMEOUT) in node.actions
     rerun = [step for step, phase in node.steps()[cut:] if phase == "started"]
     assert rerun == [str(step) for step in MIGRATION_ROLLBACK[2:]]
     assert node.annotation == "/var/run/dockershim.sock"

@@ -67,8 +67,10 @@ def test_a_worker_goes_to_the_new_release_on_cri_dockerd_in_one_drain() -> None:
     assert kubeadm == [("/usr/bin/kubeadm", "upgrade", "node", "--ignore-preflight-errors=ImagePull")]
     uploads = [a.target for a in node.of_type(act.Upload)]
     assert uploads == ["/usr/bin/kubeadm", "/usr/bin/kubelet", "/usr/bin/kubectl"]
-    [canary] = node.of_type(act.RunCanary)
-    assert not canary.spec.omit_no_new_privs  # the kubelet is 1.24: the hardened canary, field and all
+    [canary] = node.of_type(act.CreatePod)
+    [container] = canary.manifest["spec"]["containers"]
+    # The kubelet is 1.24: the hardened canary, field and all.
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
     # write-config planned for kubelet 1.24: no dockershim flag is left for it.
     assert b"--network-plugin" not in (node.files[KUBEADM_FLAGS_ENV] or b"")
 

@@ -28,6 +28,7 @@ from shimshift.adapters.kube.kubeconfig import Kubeconfig, load_kubeconfig
 from shimshift.adapters.kube.kubeconfig import exec_compatible as exec_compatible
 from shimshift.adapters.kube.transport import RetryingReads, environment_proxy, without_password
 from shimshift.core.errors import Refusal
+from shimshift.core.kubeconfig import KUBECONFIG_CERTIFICATES_UNUSABLE, PROXY_UNUSABLE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -69,6 +70,7 @@ def make_client(
             f"cannot use the certificates of context {config.single.context_name!r}: {reason}",
             hint="fix certificate-authority / client-certificate / client-key in the kubeconfig",
             file=config.source,
+            code=KUBECONFIG_CERTIFICATES_UNUSABLE,
         ) from error
     except (ValueError, ImportError) as error:  # httpx2.InvalidURL is a ValueError; SOCKS needs socksio
         if proxy is None:
@@ -78,11 +80,13 @@ def make_client(
                 f"cannot use the cluster's proxy-url {without_password(proxy)}: {error}",
                 hint="proxy-url must be an http:// or https:// proxy",
                 file=config.source,
+                code=PROXY_UNUSABLE,
             ) from error
         raise Refusal(
             f"cannot use the proxy {without_password(proxy)} that HTTPS_PROXY / HTTP_PROXY name for "
             f"{single.cluster.server}: {error}",
             hint="fix or unset the variable (an http:// or https:// proxy), or add the server's host to NO_PROXY",
+            code=PROXY_UNUSABLE,
         ) from error
 
 

@@ -19,6 +19,12 @@ from lightkube.core.exceptions import ConfigError
 
 from shimshift.core import kubeconfig as rules
 from shimshift.core.errors import Refusal
+from shimshift.core.kubeconfig import (
+    KUBECONFIG_CERTIFICATES_UNUSABLE,
+    KUBECONFIG_CONTEXT_UNKNOWN,
+    KUBECONFIG_INVALID,
+    KUBECONFIG_MISSING,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -57,6 +63,7 @@ class Kubeconfig:
                     f"cannot read the cluster's certificate-authority: {error.strerror}",
                     hint=f"fix certificate-authority in {self.source}",
                     file=str(path),
+                    code=KUBECONFIG_CERTIFICATES_UNUSABLE,
                 ) from error
         return None
 
@@ -113,9 +120,13 @@ def load_kubeconfig(
             f"cannot use the kubeconfig: {_config_problem(error, context)}",
             hint="pass --context NAME of a context that exists (kubectl config get-contexts)",
             file=source,
+            code=KUBECONFIG_CONTEXT_UNKNOWN,
         ) from error
     if single is None:
-        raise Refusal("the kubeconfig has no current-context", hint="pass --context NAME", file=source)
+        raise Refusal(
+            "the kubeconfig has no current-context", hint="pass --context NAME", file=source,
+            code=KUBECONFIG_CONTEXT_UNKNOWN,
+        )
     return Kubeconfig(single, source, proxy_url=_proxy_url(merged, single.context.cluster))
 
 
@@ -133,21 +144,26 @@ def _read(path: Path, *, required: bool) -> dict[str, Any] | None:
     except FileNotFoundError as error:
         if not required:
             return None
-        raise Refusal("kubeconfig file not found", hint="pass an existing --kubeconfig", file=str(path)) from error
+        raise Refusal(
+            "kubeconfig file not found", hint="pass an existing --kubeconfig", file=str(path), code=KUBECONFIG_MISSING
+        ) from error
     except OSError as error:
-        raise Refusal(f"cannot read the kubeconfig: {error.strerror}", file=str(path)) from error
+        raise Refusal(
+            f"cannot read the kubeconfig: {error.strerror}", file=str(path), code=KUBECONFIG_INVALID
+        ) from error
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or "not YAML"
         raise Refusal(
-            f"not a kubeconfig: {problem}", file=str(path), line=mark.line + 1 if mark is not None else None
+            f"not a kubeconfig: {problem}", file=str(path), line=mark.line + 1 if mark is not None else None,
+            code=KUBECONFIG_INVALID,
         ) from error
     if loaded is None:
         return {}  # kubectl reads an empty file as an empty config
     if not isinstance(loaded, dict):
-        raise Refusal("not a kubeconfig (no mapping at the top)", file=str(path))
+        raise Refusal("not a kubeconfig (no mapping at the top)", file=str(path), code=KUBECONFIG_INVALID)
     return loaded
 
 
@@ -156,7 +172,8 @@ def _in_cluster(context: str | None) -> Kubeconfig:
         single = KubeConfig.from_service_account().get(context_name=context)
     except (ConfigError, OSError, KeyError) as error:
         raise Refusal(
-            f"cannot use {IN_CLUSTER}: {error}", hint="pass --kubeconfig FILE (or set $KUBECONFIG)"
+            f"cannot use {IN_CLUSTER}: {error}", hint="pass --kubeconfig FILE (or set $KUBECONFIG)",
+            code=KUBECONFIG_INVALID,
         ) from error
     assert single is not None  # from_service_account always sets its one context
     return Kubeconfig(single, IN_CLUSTER)

@@ -16,13 +16,17 @@ from lightkube.types import PatchType
 
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.events import emit_node_event
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
+from shimshift.core.fleet import NODE_NOT_FOUND
 from shimshift.core.wellknown import (
     CORDONED_BY_ANNOTATION,
     CRI_DOCKERD_ENDPOINT,
     CRI_SOCKET_ANNOTATION,
     PREVIOUS_CRI_SOCKET_ANNOTATION,
 )
+
+# Finding code (docs/findings.md).
+NODE_UPDATE_CONFLICT = "node-update-conflict"
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +42,9 @@ async def get_node(client: AsyncClient, node: str) -> JSON:
         found = await client.get(Node, node)
     except ApiError as error:
         if status_code(error) == 404:
-            raise Refusal(f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node) from None
+            raise Refusal(
+                f"node {node} does not exist", "check the name with `kubectl get nodes`", node=node, code=NODE_NOT_FOUND
+            ) from None
         raise ApiFailure.of(f"GET node {node}", error) from error
     return found.to_dict()
 
@@ -85,6 +91,7 @@ async def update_node(
         f"node {node} kept changing: {attempts} conflicting updates in a row",
         "retry later; something rewrites this node continuously",
         node=node,
+        code=NODE_UPDATE_CONFLICT,
     )
 
 
@@ -188,6 +195,7 @@ async def set_cri_socket(
             f"cri-socket {value!r} is not a unix socket path",
             "use unix:///var/run/cri-dockerd.sock",
             node=node,
+            code=OPTION_INVALID,
         )
     previous: list[str | None] = [None]
 

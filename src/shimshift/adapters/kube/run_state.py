@@ -17,6 +17,8 @@ from shimshift.core.errors import Refusal
 from shimshift.core.run_copy import (
     MAX_BYTES,
     RUN_KEY,
+    RUN_RECORD_INVALID,
+    RUN_STATE_TOO_LARGE,
     SHA_PREFIX,
     CopiedRecord,
     RunCopy,
@@ -86,6 +88,7 @@ class RunState:
                 f"the run's state no longer fits {self.where} (1 MiB) with node {node}'s records",
                 hint="migrate fewer nodes per run (-l SELECTOR or NODES)",
                 node=node,
+                code=RUN_STATE_TOO_LARGE,
             )
         patch = {"binaryData": {key: encoded}, "data": {SHA_PREFIX + key: sha256}}
         response = await raw_request(
@@ -108,7 +111,7 @@ async def read_run_state(client: AsyncClient, namespace: str, run_id: str) -> Ru
     data: dict[str, str] = response.body.get("data") or {}
     binary: dict[str, str] = response.body.get("binaryData") or {}
     if RUN_KEY not in data:
-        raise Refusal("the ConfigMap has no run record", file=where)
+        raise Refusal("the ConfigMap has no run record", file=where, code=RUN_RECORD_INVALID)
     run = decode_run(data[RUN_KEY], where=where)
     nodes: dict[str, list[CopiedRecord]] = {}
     for key, encoded in sorted(binary.items()):

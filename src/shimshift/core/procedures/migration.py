@@ -39,6 +39,7 @@ from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.node_plan import FileChange, NodePlan
 from shimshift.core.node_plan_record import plan_from_change_set_record, plan_from_record, plan_record
 from shimshift.core.node_planner import plan_node
+from shimshift.core.procedures.canary import remove_canary, run_canary
 from shimshift.core.steps import (
     MIGRATION_ROLLBACK,
     MIGRATION_STEPS,
@@ -70,7 +71,6 @@ NO_CNI_CONFIG = "no-cni-config"
 DRAIN_UNFINISHED = "drain-unfinished"
 CRI_SOCKET_ANNOTATION = "cri-socket-annotation-wrong"
 SANDBOXES_MISSING = "sandboxes-missing"
-CANARY_FAILED = "canary-failed"
 UNIT_NOT_RUNNING = "unit-not-running"
 UNIT_EXITED = "unit-exited"
 STILL_ON_CRI_DOCKERD = "kubelet-still-on-cri-dockerd"
@@ -298,7 +298,7 @@ class MigrationProcedure:
         problems += (yield from self.streaming_check(plan))[0]
         canary = yield from self.canary()
         if not canary.ok:
-            problems.append(error(CANARY_FAILED, "canary: " + canary.verdict.message))
+            problems.append(error(canary.verdict.code, "canary: " + canary.verdict.message))
         return [problem.about(Subject.of_node(self.node)) for problem in problems]
 
     # -- the steps -------------------------------------------------------------------------------
@@ -447,7 +447,7 @@ class MigrationProcedure:
         # the canary names that cause where the sandbox check would only name the pods.
         canary = yield from self.canary()
         if not canary.ok:
-            failed = error(CANARY_FAILED, "canary: " + canary.verdict.message)
+            failed = error(canary.verdict.code, "canary: " + canary.verdict.message)
             raise StepFailed(Step.VERIFY, failed, {"canary": canary.detail})
         missing = yield from self.missing_sandboxes()
         if missing:
@@ -583,7 +583,7 @@ class MigrationProcedure:
         accepted = settings.accept_refused_hardened_pods or settings.no_hardened_workloads
         omit = omits_no_new_privs(kubelet_version, accepted=accepted)
         spec = CanarySpec(self.node, settings.namespace, image, self.settings.run_id or "verify", omit)
-        result: CanaryResult = yield act.RunCanary(spec, settings.timeout)
+        result = yield from run_canary(spec, settings.timeout, own_image=settings.image is None)
         if omit:
             result.detail["note"] = (
                 f"allowPrivilegeEscalation: false left out of the canary: kubelet {kubelet_version} on cri-dockerd "
@@ -604,7 +604,7 @@ class MigrationProcedure:
         if Step.VERIFY not in recorded or Step.VERIFY in finished:
             return
         try:
-            yield act.RemoveCanary(self.settings.canary.namespace)
+            yield from remove_canary(self.node, self.settings.canary.namespace)
         except Exception as error:  # the rollback matters more than a leftover pod; say so and go on
             yield act.Progress(Step.VERIFY, f"could not delete a leftover canary pod: {describe(error)}")
 
