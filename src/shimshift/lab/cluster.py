@@ -41,7 +41,6 @@ from shimshift.lab.model import (
     CRI_SOCKET_ANNOTATION,
     DEFAULT_DIRECTORY,
     DEMO_NAMESPACE,
-    DOCKERSHIM_SOCKET,
     KUBERNETES_VERSION,
     LABEL,
     NETWORK_NAME,
@@ -70,6 +69,8 @@ ADMIN_CONF = "/etc/kubernetes/admin.conf"
 # Where `--cri-dockerd absent` keeps what it removed, so `set_cri_dockerd` can put it back.
 CRI_DOCKERD_BACKUP = "/var/lib/shimshift-lab/cri-dockerd-backup"
 CRI_DOCKERD_UNITS = ("cri-docker.socket", "cri-docker.service")
+# A lab at 1.24 or later runs cri-dockerd from `lab up` on, with the settings render.cri_dockerd_dropin gives.
+CRI_DOCKERD_DROPIN = "/etc/systemd/system/cri-docker.service.d/10-shimshift-lab.conf"
 
 
 class Artifacts(Protocol):
@@ -148,12 +149,10 @@ def _up(
     progress: Progress | None,
 ) -> LabInfo:
     spec = spec or LabSpec()
+    rel = spec.release
     say = progress or _noop
     if artifacts is None:
-        from shimshift.lab.images import ensure_artifacts
-
-        say("artifacts: ensuring binaries, node image and inner images (cached after the first build)")
-        artifacts = ensure_artifacts(cache_dir=cache_dir, progress=progress)
+        artifacts = _ensure_artifacts(spec, cache_dir=cache_dir, progress=progress)
     existing = _labelled("ps", "-a")
     if existing:
         raise LabError(
@@ -179,6 +178,11 @@ def _up(
         _prepare_node(n)
         _install_authorized_key(n, ssh_key)
         load_images(n, artifacts.inner_images_tar)
+        if not rel.uses_dockershim:
+            # From 1.24 the kubelet has no runtime of its own: cri-dockerd must serve before kubeadm runs.
+            write_node_file(n.name, CRI_DOCKERD_DROPIN, render.cri_dockerd_dropin(rel))
+            node_exec(n.name, ["systemctl", "daemon-reload"])
+            set_cri_dockerd(n.name, CriDockerdMode.RUNNING)
 
     token = _bootstrap_token()
     # Workers boot and load images while the control plane runs kubeadm init (2 cores: the overlap
@@ -187,11 +191,14 @@ def _up(
         pending = {n.name: pool.submit(ready, n) for n in nodes}
         pending[cp.name].result()
         cgroup_driver = _docker_cgroup_driver(cp)
-        say(f"kubeadm init on {cp.name} (kubelet cgroup driver {cgroup_driver}, as the node's Docker)")
+        say(
+            f"kubeadm init {rel.version} on {cp.name} (CRI socket {rel.cri_socket}; "
+            f"kubelet cgroup driver {cgroup_driver}, as the node's Docker)"
+        )
         write_node_file(
             cp.name,
             KUBEADM_CONFIG,
-            render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver),
+            render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver, at=rel),
             mode="0600",
         )
         _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"], log_dir=logs)
@@ -206,7 +213,7 @@ def _up(
         write_node_file(
             n.name,
             KUBEADM_CONFIG,
-            render.kubeadm_join_config(node=n, control_plane=cp, token=token),
+            render.kubeadm_join_config(node=n, control_plane=cp, token=token, at=rel),
             mode="0600",
         )
         _kubeadm(n, ["kubeadm", "join", f"--config={KUBEADM_CONFIG}"], log_dir=logs)
@@ -223,8 +230,9 @@ def _up(
     _wait_pod_cidrs(cp, nodes)
     kubectl(cp.name, ["apply", "-f", "-"], input=render.flannel(image=FLANNEL_IMAGE))
 
-    say(f"cri-dockerd: {spec.cri_dockerd.value} on every node")
-    _parallel(lambda n: set_cri_dockerd(n.name, spec.cri_dockerd), nodes)
+    if rel.uses_dockershim:
+        say(f"cri-dockerd: {spec.cri_dockerd.value} on every node")
+        _parallel(lambda n: set_cri_dockerd(n.name, spec.cri_dockerd), nodes)
 
     say("ssh: known_hosts from each node's own host keys")
     host_keys = dict(zip(nodes, _parallel(_host_keys, nodes), strict=True))
@@ -266,6 +274,21 @@ def _up(
     _atomic_write(files["state"], info.dumps())
     say(f"lab up: {len(nodes)} nodes, files in {directory}")
     return info
+
+
+def _ensure_artifacts(spec: LabSpec, *, cache_dir: Path, progress: Progress | None) -> Artifacts:
+    """The default lab's artifacts (with the 1.24.17 kubelet its migration tests use), or another release's."""
+    from shimshift.lab.images import CRI_DOCKERD_VERSION, ensure_artifacts, ensure_release_artifacts
+
+    say = progress or _noop
+    if spec.version == KUBERNETES_VERSION and spec.cri_dockerd_version == CRI_DOCKERD_VERSION:
+        say("artifacts: ensuring binaries, node image and inner images (cached after the first build)")
+        return ensure_artifacts(cache_dir=cache_dir, progress=progress)
+    say(f"artifacts: ensuring Kubernetes {spec.version} with cri-dockerd {spec.cri_dockerd_version} "
+        "(each release is built once, then cached)")
+    return ensure_release_artifacts(
+        spec.version, cri_dockerd_version=spec.cri_dockerd_version, cache_dir=cache_dir, progress=progress
+    )
 
 
 def _labelled(kind: str, *extra: str) -> list[str]:
@@ -802,16 +825,16 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
                 conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
                 ready[name] = conds.get("Ready", "Unknown")
                 kubelet_version = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
-                if kubelet_version != KUBERNETES_VERSION:
-                    problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {KUBERNETES_VERSION}")
+                if kubelet_version != info.spec.version:
+                    problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {info.spec.version}")
                 # A lab left migrated (the README's main job ends so) is not the dockershim lab tests start from.
                 socket = (item["metadata"].get("annotations") or {}).get(CRI_SOCKET_ANNOTATION)
-                if fresh and socket != DOCKERSHIM_SOCKET:
-                    problems.append(f"{name}: cri-socket annotation {socket}, not {DOCKERSHIM_SOCKET}")
+                if fresh and socket != info.spec.release.cri_socket:
+                    problems.append(f"{name}: cri-socket annotation {socket}, not {info.spec.release.cri_socket}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
         else:
-            problems += _apiserver_version_problems(cp)
+            problems += _apiserver_version_problems(cp, info.spec.version)
             problems += _addon_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
@@ -839,7 +862,7 @@ def _addon_problems(cp: LabNode) -> list[str]:
     return problems
 
 
-def _apiserver_version_problems(cp: LabNode) -> list[str]:
+def _apiserver_version_problems(cp: LabNode, expected: str) -> list[str]:
     """An upgrade (`shimshift upgrade` on the lab) leaves a lab that is healthy but no longer the 1.23.17
     lab its users expect:
     one whose API server or kubelets run another version is not reused."""
@@ -848,7 +871,7 @@ def _apiserver_version_problems(cp: LabNode) -> list[str]:
         version = str(json.loads(proc.stdout)["gitVersion"])
     except (ValueError, KeyError, TypeError):
         return [f"API server on {cp.name} did not say its version: {proc.stderr.strip()[-200:]}"]
-    return [] if version == KUBERNETES_VERSION else [f"API server {version}, the lab is {KUBERNETES_VERSION}"]
+    return [] if version == expected else [f"API server {version}, the lab is {expected}"]
 
 
 def ensure(

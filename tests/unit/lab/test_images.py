@@ -244,7 +244,7 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
     found = ensure_upgrade_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
 
     bin_dir = cache / "bin" / "v1.24.17"
-    tar = cache / "images" / "lab-images-v1.24.17.tar"
+    tar = cache / "images" / "upgrade-images-v1.24.17.tar"
     addons = " ".join(str(cache / "bin" / name) for name in ("etcd-v3.5.6", "coredns-v1.8.6", "flannel-v0.28.0"))
     assert calls(tmp_path) == [
         f"build-kubernetes v1.24.17 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
@@ -262,8 +262,8 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
         "built crictl v1.34.0",
         "building etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0 (first build: about 10 minutes)",
         "built etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0",
-        "building images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar) (first build: under a minute)",
-        "built images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar)",
+        "building images for the upgrade to v1.24.17 (upgrade-images-v1.24.17.tar) (first build: under a minute)",
+        "built images for the upgrade to v1.24.17 (upgrade-images-v1.24.17.tar)",
     ]
     assert found == UpgradeArtifacts(
         version="v1.24.17",
