@@ -279,12 +279,14 @@ def ensure_upgrade_artifacts(
 
 
 def _build_crictl(runner: _Runner, scripts: Path, crictl_dir: Path) -> None:
-    if not _all_executable(crictl_dir, ("crictl",)):
-        runner.build(
-            f"crictl {CRICTL_VERSION}",
-            "crictl-" + CRICTL_VERSION,
-            [str(scripts / "build" / "build-crictl.sh"), CRICTL_VERSION, str(crictl_dir)],
-        )
+    _build_tool(runner, scripts, "crictl", CRICTL_VERSION, crictl_dir, done=_all_executable(crictl_dir, ("crictl",)))
+
+
+def _build_tool(runner: _Runner, scripts: Path, name: str, version: str, out: Path, *, done: bool) -> None:
+    """Run build-NAME.sh VERSION OUT unless ``done``."""
+    if not done:
+        argv = [str(scripts / "build" / f"build-{name}.sh"), version, str(out)]
+        runner.build(f"{name} {version}", f"{name}-{version}", argv)
 
 
 @dataclass(frozen=True)
@@ -368,12 +370,8 @@ def ensure_release_artifacts(
 
 
 def _build_cri_dockerd(runner: _Runner, scripts: Path, version: str, cri_dir: Path) -> None:
-    if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
-        runner.build(
-            f"cri-dockerd {version}",
-            "cri-dockerd-" + version,
-            [str(scripts / "build" / "build-cri-dockerd.sh"), version, str(cri_dir)],
-        )
+    done = _all_executable(cri_dir, ("cri-dockerd",)) and (cri_dir / "systemd").is_dir()
+    _build_tool(runner, scripts, "cri-dockerd", version, cri_dir, done=done)
 
 
 @dataclass(frozen=True)
