@@ -25,6 +25,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 LOCAL_SOURCE="$partial" "$here/wrapper-module.sh" k8s.io/kubernetes "$version" "$work"
 cd "$work"
+# golang.org/x/tools before v0.24 does not compile with Go 1.25 and later ("invalid array length
+# -delta * delta" in internal/tokeninternal, golang/go#74462); k/k 1.30 and later pin such a version for
+# their generators. openapi-gen only needs a newer one that compiles (the generated code does not depend
+# on it), so the generator's build takes v0.24.0 when the pinned one is older.
+tools=$(go list -m -f '{{.Version}}' golang.org/x/tools 2>/dev/null || true)
+if [ -n "$tools" ] && [ "$(printf '%s\nv0.24.0\n' "$tools" | sort -V | head -1)" != v0.24.0 ]; then
+  go mod edit -replace golang.org/x/tools=golang.org/x/tools@v0.24.0
+fi
 go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
 
 tagged_packages() {  # IMPORT_PREFIX DIR
@@ -43,13 +51,26 @@ staging_version="v0.${version#v1.}"
   done
 } > "$work/inputs"
 
-"$work/openapi-gen" \
-  --input-dirs "$(paste -sd, "$work/inputs")" \
-  --output-package k8s.io/kubernetes/pkg/generated/openapi \
-  --output-file-base zz_generated.openapi \
-  --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
-  --report-filename "$work/api-rule-violations.txt" \
-  --output-base "$work/out"
+if "$work/openapi-gen" --help 2>&1 | grep -q -- --output-dir; then
+  # openapi-gen on gengo/v2 (k/k 1.30 and later): packages as arguments, an output directory
+  # (k/k v1.30.14 hack/update-codegen.sh, codegen::openapi).
+  mkdir -p "$work/out/k8s.io/kubernetes/pkg/generated/openapi"
+  "$work/openapi-gen" \
+    --output-file zz_generated.openapi.go \
+    --output-dir "$work/out/k8s.io/kubernetes/pkg/generated/openapi" \
+    --output-pkg k8s.io/kubernetes/pkg/generated/openapi \
+    --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
+    --report-filename "$work/api-rule-violations.txt" \
+    $(cat "$work/inputs")
+else
+  "$work/openapi-gen" \
+    --input-dirs "$(paste -sd, "$work/inputs")" \
+    --output-package k8s.io/kubernetes/pkg/generated/openapi \
+    --output-file-base zz_generated.openapi \
+    --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
+    --report-filename "$work/api-rule-violations.txt" \
+    --output-base "$work/out"
+fi
 cp "$work/out/k8s.io/kubernetes/pkg/generated/openapi/zz_generated.openapi.go" "$partial/pkg/generated/openapi/"
 rm -rf "$srcdir"
 mv "$partial" "$srcdir"
