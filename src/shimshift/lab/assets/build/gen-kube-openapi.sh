@@ -25,13 +25,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 LOCAL_SOURCE="$partial" "$here/wrapper-module.sh" k8s.io/kubernetes "$version" "$work"
 cd "$work"
-# golang.org/x/tools before v0.24 does not compile with Go 1.25 and later ("invalid array length
+# golang.org/x/tools before v0.34 does not compile with Go 1.25 and later ("invalid array length
 # -delta * delta" in internal/tokeninternal, golang/go#74462); k/k 1.30 and later pin such a version for
 # their generators. openapi-gen only needs a newer one that compiles (the generated code does not depend
-# on it), so the generator's build takes v0.24.0 when the pinned one is older.
+# on it), so the generator's build takes v0.34.0 (which compiles here; v0.30.0 does not) when the pinned one is older.
 tools=$(go list -m -f '{{.Version}}' golang.org/x/tools 2>/dev/null || true)
-if [ -n "$tools" ] && [ "$(printf '%s\nv0.24.0\n' "$tools" | sort -V | head -1)" != v0.24.0 ]; then
-  go mod edit -replace golang.org/x/tools=golang.org/x/tools@v0.24.0
+if [ -n "$tools" ] && [ "$(printf '%s\nv0.34.0\n' "$tools" | sort -V | head -1)" != v0.34.0 ]; then
+  go mod edit -replace golang.org/x/tools=golang.org/x/tools@v0.34.0
 fi
 go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
 
@@ -51,7 +51,9 @@ staging_version="v0.${version#v1.}"
   done
 } > "$work/inputs"
 
-if "$work/openapi-gen" --help 2>&1 | grep -q -- --output-dir; then
+# (--help exits non-zero, and a grep -q in the same pipe would cut it short under pipefail)
+usage=$("$work/openapi-gen" --help 2>&1 || true)
+if [[ "$usage" == *--output-dir* ]]; then
   # openapi-gen on gengo/v2 (k/k 1.30 and later): packages as arguments, an output directory
   # (k/k v1.30.14 hack/update-codegen.sh, codegen::openapi).
   mkdir -p "$work/out/k8s.io/kubernetes/pkg/generated/openapi"
