@@ -29,7 +29,10 @@ mkdir -p "$dir"
   # Every replace line of the dependency, one per line, in block or single-line form.
   awk '/^replace \($/ {inblock=1; next} inblock && /^\)$/ {inblock=0; next}
        inblock {print; next} /^replace [^(]/ {sub(/^replace /, ""); print}' "$modfile" |
-    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#"
+    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#" |
+    # k/k 1.21 and 1.22 pin github.com/modern-go/reflect2 v1.0.1, whose map iterators fault at run time
+    # when built with Go 1.18 or later (modern-go/reflect2#26, fixed in v1.0.2): the same fix as for CoreDNS.
+    sed -E "s#(github.com/modern-go/reflect2 => github.com/modern-go/reflect2) v1\.0\.1\$#\1 v1.0.2#"
   [ -z "${LOCAL_SOURCE:-}" ] || printf '\t%s => %s\n' "$module" "$LOCAL_SOURCE"
   echo ")"
 } > "$dir/go.mod"
