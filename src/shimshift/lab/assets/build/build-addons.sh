@@ -34,8 +34,14 @@ fi
 dir=$cache/bin/coredns-$coredns
 if [ ! -x "$dir/coredns" ]; then
   echo "== coredns $coredns (at ${SECONDS}s)"
+  # reflect2 v1.0.2 only where CoreDNS requires an older one (1.8.x: v1.0.1, see build-gowrapper.sh);
+  # CoreDNS 1.13 requires a later pseudo-version, which a v1.0.2 pin would be a refused downgrade of.
+  gomod=$(cd /tmp && go mod download -json "github.com/coredns/coredns@$coredns" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  wanted=$(awk '$1 == "github.com/modern-go/reflect2" {print $2; exit}' "$gomod")
+  pin=()
+  [ "$(printf '%s\nv1.0.2\n' "${wanted:-v0}" | sort -V | head -1)" = v1.0.2 ] || pin=(github.com/modern-go/reflect2@v1.0.2)
   "$here/build-gowrapper.sh" "$dir" "-s -w" "coredns=github.com/coredns/coredns" \
-    "github.com/coredns/coredns@$coredns" github.com/modern-go/reflect2@v1.0.2
+    "github.com/coredns/coredns@$coredns" "${pin[@]}"
 fi
 dir=$cache/bin/flannel-$flannel
 if [ ! -x "$dir/flanneld" ]; then
