@@ -76,6 +76,14 @@ class Release:
         return DOCKERSHIM_SOCKET if self.uses_dockershim else CRI_DOCKERD_ENDPOINT
 
     @property
+    def cri_socket_annotation(self) -> str | None:
+        """What kubeadm writes into the node annotation ``kubeadm.alpha.kubernetes.io/cri-socket``: the
+        socket up to 1.33; nothing from 1.34, where the NodeLocalCRISocket gate (beta, on by default) keeps
+        it in ``/var/lib/kubelet/instance-config.yaml`` instead (cmd/kubeadm/app/features/features.go and
+        CHANGELOG-1.34.md)."""
+        return self.cri_socket if self.minor < 34 else None
+
+    @property
     def kubeadm_api(self) -> str:
         """The kubeadm configuration API the lab writes: v1beta3 appeared in 1.22 and v1beta4 in 1.31;
         1.37 reads only v1beta4 (cmd/kubeadm/app/apis/kubeadm/ at each tag)."""

@@ -93,8 +93,9 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
                     problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {info.spec.version}")
                 # A lab left migrated (the README's main job ends so) is not the dockershim lab tests start from.
                 socket = (item["metadata"].get("annotations") or {}).get(CRI_SOCKET_ANNOTATION)
-                if fresh and socket != info.spec.release.cri_socket:
-                    problems.append(f"{name}: cri-socket annotation {socket}, not {info.spec.release.cri_socket}")
+                wanted = info.spec.release.cri_socket_annotation
+                if fresh and socket != wanted:
+                    problems.append(f"{name}: cri-socket annotation {socket}, not {wanted}")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
         else:

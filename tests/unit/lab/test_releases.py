@@ -3,8 +3,9 @@
 Matrix: addon versions per release (what each kubeadm's constants.go asks for); runtime (dockershim below
 1.24, cri-dockerd from 1.24) and the criSocket written; kubeadm API (v1beta2 / v1beta3 / v1beta4);
 containerRuntimeEndpoint in KubeletConfiguration only from 1.27; failCgroupV1 false and the one ignored
-preflight check only from 1.35; crictl from 1.24; registry; version parsing and refusals; LabSpec keeps
-the version (and refuses a non-running cri-dockerd where it is the runtime).
+preflight check only from 1.35; the cri-socket annotation only before 1.34; crictl from 1.24; registry;
+version parsing and refusals; LabSpec keeps the version (and refuses a non-running cri-dockerd where it
+is the runtime).
 """
 
 from __future__ import annotations
@@ -111,6 +112,19 @@ def test_cgroup_v1_needs_fail_cgroup_v1_false_and_one_skipped_check_from_1_35(ve
     else:
         assert "failCgroupV1" not in kubelet
         assert "ignorePreflightErrors" not in registration
+
+
+@pytest.mark.parametrize(
+    ("version", "annotation"),
+    [
+        ("1.23.17", "/var/run/dockershim.sock"),
+        ("1.33.13", "unix:///var/run/cri-dockerd.sock"),
+        ("1.35.8", None),
+        ("1.37.2", None),
+    ],
+)
+def test_kubeadm_writes_the_cri_socket_annotation_only_before_1_34(version: str, annotation: str | None) -> None:
+    assert release(version).cri_socket_annotation == annotation
 
 
 def test_dockershim_releases_need_no_crictl_and_cri_dockerd_ones_do() -> None:
