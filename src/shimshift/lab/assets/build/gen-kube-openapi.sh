@@ -25,15 +25,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 LOCAL_SOURCE="$partial" "$here/wrapper-module.sh" k8s.io/kubernetes "$version" "$work"
 cd "$work"
-# golang.org/x/tools before v0.34 does not compile with Go 1.25 and later ("invalid array length
-# -delta * delta" in internal/tokeninternal, golang/go#74462); k/k 1.30 and later pin such a version for
-# their generators. openapi-gen only needs a newer one that compiles (the generated code does not depend
-# on it), so the generator's build takes v0.34.0 (which compiles here; v0.30.0 does not) when the pinned one is older.
-tools=$(go list -m -f '{{.Version}}' golang.org/x/tools 2>/dev/null || true)
-if [ -n "$tools" ] && [ "$(printf '%s\nv0.34.0\n' "$tools" | sort -V | head -1)" != v0.34.0 ]; then
+# golang.org/x/tools releases that have internal/tokeninternal but predate v0.34 do not compile with Go
+# 1.25 and later ("invalid array length -delta * delta", golang/go#74462); k/k 1.30 and later pin such a
+# version for their generators (1.21 to 1.24 pin older ones, which compile). openapi-gen only needs one
+# that compiles (the generated code does not depend on it): on that error its build takes v0.34.0 (which
+# compiles here; v0.30.0 does not).
+if ! go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen 2> "$work/openapi-gen.err"; then
+  cat "$work/openapi-gen.err" >&2
+  grep -q 'internal/tokeninternal' "$work/openapi-gen.err" || exit 1
   go mod edit -replace golang.org/x/tools=golang.org/x/tools@v0.34.0
+  go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
 fi
-go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
 
 tagged_packages() {  # IMPORT_PREFIX DIR
   # Some staging modules have no tagged package: an empty grep is not an error here.
