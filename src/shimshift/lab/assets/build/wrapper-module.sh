@@ -36,3 +36,21 @@ mkdir -p "$dir"
   [ -z "${LOCAL_SOURCE:-}" ] || printf '\t%s => %s\n' "$module" "$LOCAL_SOURCE"
   echo ")"
 } > "$dir/go.mod"
+# This machine's Go module proxy refuses a few staging modules at their release's own version
+# (k8s.io/kube-controller-manager v0.22.17: 403 "not available"). The staging modules are re-tagged at
+# every patch release; such a module is taken at the newest earlier patch of the same minor the proxy
+# serves, and the build says so.
+for name in $(sed -n "s#^\t\(k8s.io/[^ ]*\) => [^ ]* $staging_version\$#\1#p" "$dir/go.mod"); do
+  (cd /tmp && go mod download "$name@$staging_version" > /dev/null 2>&1) && continue
+  patch=${staging_version##*.} served=""
+  while [ "$patch" -gt 0 ]; do
+    patch=$((patch - 1))
+    if (cd /tmp && go mod download "$name@${staging_version%.*}.$patch" > /dev/null 2>&1); then
+      served=${staging_version%.*}.$patch
+      break
+    fi
+  done
+  [ -n "$served" ] || { echo "the Go module proxy serves no $name ${staging_version%.*}.x" >&2; exit 1; }
+  echo "wrapper-module: $name $staging_version is not served; using $served" >&2
+  sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
+done
