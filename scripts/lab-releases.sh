@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bring the lab up at each release in turn and print how long each took (the long suite; not run in CI).
 # usage: scripts/lab-releases.sh [VERSION...]   (default: every release `shimshift lab status` lists)
+#   from a checkout: SHIMSHIFT=.venv/bin/shimshift PYTHON=.venv/bin/python scripts/lab-releases.sh
 #
 # For each release: `lab down`, then `lab up --version V` timed. A release whose artifacts are not cached
 # yet is built first, inside that `lab up` (its progress lines say each build's time); run the script twice
@@ -10,12 +11,13 @@
 # ${LOGS:-/var/tmp/shimshift-lab-releases} says why.
 set -uo pipefail
 shimshift=${SHIMSHIFT:-shimshift}
+python=${PYTHON:-python3}
 logs=${LOGS:-/var/tmp/shimshift-lab-releases}
 mkdir -p "$logs"
 if [ $# -gt 0 ]; then
   versions=("$@")
 else
-  mapfile -t versions < <(python3 -c 'from shimshift.lab.releases import ADDONS; print("\n".join(ADDONS))')
+  mapfile -t versions < <("$python" -c 'from shimshift.lab.releases import ADDONS; print("\n".join(ADDONS))')
 fi
 results=()
 failed=0
