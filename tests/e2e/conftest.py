@@ -34,7 +34,12 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 LAB_DIR = Path(os.environ.get("SHIMSHIFT_LAB_DIR", str(DEFAULT_DIRECTORY)))
-DEFAULT_SPEC = LabSpec(workers=2, cri_dockerd=CriDockerdMode.RUNNING)
+# The release a session runs against: 1.23.17 unless SHIMSHIFT_LAB_VERSION names another (the long suite's
+# per-release sessions). A running lab of another release is taken down and this one built (LabSpec
+# carries the version, so the reuse check sees the difference).
+DEFAULT_SPEC = LabSpec(
+    workers=2, cri_dockerd=CriDockerdMode.RUNNING, version=os.environ.get("SHIMSHIFT_LAB_VERSION", "v1.23.17")
+)
 # How long a session waits for another one to finish with the lab.
 LOCK_TIMEOUT = float(os.environ.get("SHIMSHIFT_LAB_LOCK_TIMEOUT", "2400"))
 

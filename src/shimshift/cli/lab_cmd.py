@@ -1,4 +1,4 @@
-"""`shimshift lab ...`: a throwaway kubeadm v1.23.17 cluster on dockershim, for trying a migration."""
+"""`shimshift lab ...`: a throwaway kubeadm cluster (v1.23.17 on dockershim by default), for trying a migration."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from shimshift.core.errors import Refusal
 from shimshift.lab import cluster, upgrade_prep
 from shimshift.lab.docker import LabError
 from shimshift.lab.model import DEFAULT_DIRECTORY, CriDockerdMode, LabSpec, lab_files
+from shimshift.lab.releases import DEFAULT_CRI_DOCKERD_VERSION, DEFAULT_VERSION
 
 _cache_option = click.option(
     "--cache-dir",
@@ -43,7 +44,7 @@ def _fail(e: Exception) -> None:
 
 @click.group("lab")
 def lab() -> None:
-    """A throwaway kubeadm v1.23.17 cluster of Docker Engine nodes on dockershim, built offline."""
+    """A throwaway kubeadm cluster of Docker Engine nodes (v1.23.17 on dockershim by default), built offline."""
 
 
 @lab.command("up")
@@ -64,14 +65,42 @@ def lab() -> None:
     "CoreDNS as it deploys it (the same setting): either makes `migrate` refuse kubelets before 1.24. Without "
     "it, CoreDNS runs without that one setting, as an operator migrating 1.23 kubelets must leave it.",
 )
+@click.option(
+    "--version",
+    "version",
+    default=DEFAULT_VERSION.removeprefix("v"),
+    show_default=True,
+    help="Kubernetes release (1.21 to 1.37; `lab status` lists them and which are built). Dockershim below "
+    "1.24, cri-dockerd from 1.24. A release not built yet is built first (about 25 minutes cold).",
+)
+@click.option(
+    "--cri-dockerd-version",
+    default=DEFAULT_CRI_DOCKERD_VERSION,
+    show_default=True,
+    help="cri-dockerd release built into the nodes (the newest this machine's Go module proxy serves that builds).",
+)
 @click.option("--replace", is_flag=True, help="Take down an existing lab first.")
 @_dir_option
-def up_cmd(workers: int, cri_dockerd: str, hardened_demo: bool, replace: bool, directory: Path) -> None:
+def up_cmd(
+    workers: int,
+    cri_dockerd: str,
+    hardened_demo: bool,
+    version: str,
+    cri_dockerd_version: str,
+    replace: bool,
+    directory: Path,
+) -> None:
     """Build the lab: 1 control plane + N workers, sample workloads, ssh access."""
     console = _console()
     started = time.monotonic()
     try:
-        spec = LabSpec(workers=workers, cri_dockerd=CriDockerdMode(cri_dockerd), hardened_demo=hardened_demo)
+        spec = LabSpec(
+            workers=workers,
+            cri_dockerd=CriDockerdMode(cri_dockerd),
+            hardened_demo=hardened_demo,
+            version=version,
+            cri_dockerd_version=cri_dockerd_version,
+        )
         if replace:
             cluster.down(directory=directory, remove_images=False, progress=lambda m: console.print(f"  {m}"))
         info = cluster.up(
@@ -109,10 +138,24 @@ def down_cmd(keep_images: bool, directory: Path) -> None:
 
 
 @lab.command("status")
+@_cache_option
 @_dir_option
-def status_cmd(directory: Path) -> None:
-    """Show nodes, readiness, kubelet and cri-dockerd state; exit 1 when the lab is not healthy."""
+def status_cmd(cache_dir: Path, directory: Path) -> None:
+    """Show which releases are built, then nodes, readiness, kubelet and cri-dockerd state; exit 1 when the
+    lab is not healthy."""
+    from shimshift.lab.images import cached_releases
+
     console = Console(highlight=False)
+    releases = Table("release", "runtime", "binaries", "lab images", title=f"releases in {cache_dir}")
+    for cached in cached_releases(cache_dir):
+        r = cached.release
+        releases.add_row(
+            r.version.removeprefix("v"),
+            "dockershim" if r.uses_dockershim else "cri-dockerd",
+            "built" if cached.binaries else "-",
+            "built" if cached.lab_images else "-",
+        )
+    console.print(releases)
     try:
         st = cluster.status(directory)
     except LabError as e:
@@ -120,6 +163,7 @@ def status_cmd(directory: Path) -> None:
         return
     console.print(f"lab directory: {st.directory}")
     if st.info is not None:
+        console.print(f"lab: Kubernetes {st.info.spec.version}, cri-dockerd {st.info.spec.cri_dockerd_version}")
         table = Table("node", "role", "ip", "container", "Ready", "kubelet", "cri-dockerd")
         for n in st.nodes:
             table.add_row(n.name, n.role, n.ip, n.container, n.ready, n.kubelet, n.cri_dockerd)
@@ -153,18 +197,26 @@ def ssh_config_cmd(directory: Path) -> None:
 
 
 @lab.command("prepare-upgrade")
+@click.option(
+    "--version",
+    "version",
+    default="1.24.17",
+    show_default=True,
+    help="The release to upgrade to (any `lab status` lists).",
+)
 @_cache_option
 @_dir_option
-def prepare_upgrade_cmd(cache_dir: Path, directory: Path) -> None:
-    """Ready the lab for `kubeadm upgrade` to v1.24.17: crictl and the v1.24.17 images on every node.
+def prepare_upgrade_cmd(version: str, cache_dir: Path, directory: Path) -> None:
+    """Ready the lab for `kubeadm upgrade` to VERSION: crictl and VERSION's images on every node.
 
     Builds what is missing first (cold: about 25 minutes). Prints the folder holding kubeadm, kubelet and
-    kubectl v1.24.17 (for `shimshift upgrade --binaries`). Idempotent: a second run only checks.
+    kubectl at VERSION (for `shimshift upgrade --binaries`). Idempotent: a second run only checks.
     """
     console = _console()
     started = time.monotonic()
     try:
         prepared = upgrade_prep.prepare_upgrade(
+            version=version,
             directory=directory,
             cache_dir=cache_dir,
             progress=lambda m: console.print(f"[dim]{time.monotonic() - started:5.0f}s[/] {m}"),

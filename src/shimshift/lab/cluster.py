@@ -1,15 +1,18 @@
-"""Bring the lab up, take it down, tell how it is.
+"""Bring the lab up (`down`, `status`, the workloads and cri-dockerd's state live beside it, re-exported here).
 
-`up` turns the artifacts that `shimshift.lab.images.ensure_artifacts` builds (node image, inner image
-tarball) into a running kubeadm v1.23.17 cluster:
+`up` turns the artifacts that `shimshift.lab.images.ensure_artifacts` (the default v1.23.17 lab) or
+`ensure_release_artifacts` (any other release) builds (node image, inner image tarball) into a running
+kubeadm cluster of ``LabSpec.version`` (its rules: lab/releases.py):
 
 1. a Docker network of the lab's own and one container per node (systemd as PID 1, Docker inside);
 2. the inner images loaded into every node's Docker (nothing is ever pulled: each is there under the
    exact reference kubeadm asks for, so its ImagePull preflight check passes);
 3. `kubeadm init` on the control plane with kubeadm's default addons (CoreDNS, kube-proxy), `kubeadm
-   join` on the workers, both on the dockershim socket, no preflight error ignored;
+   join` on the workers, both on the release's CRI socket (dockershim below 1.24, cri-dockerd from
+   1.24, started with the release's pause image first), no preflight error ignored (but
+   SystemVerification from 1.35 on this cgroup v1 host, releases.Release.cgroup_v1_preflight_error);
 4. flannel, the CNI daemon (render.flannel), which gives every node its pod network and routes;
-5. cri-dockerd left running, stopped or absent; ssh access; sample workloads; the files under the lab
+5. below 1.24, cri-dockerd left running, stopped or absent; ssh access; sample workloads; the files under the lab
    directory (kubeconfig, ssh key, ssh_config, known_hosts, lab.json).
 
 Everything created in the host's Docker carries the label shimshift.lab=1, so `down` finds it even
@@ -18,30 +21,26 @@ when `up` stopped half-way. Library code: progress goes through a callback, noth
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import shutil
 import string
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from shimshift.lab import render
-from shimshift.lab.docker import LabError, docker, node_exec, wait_until, write_node_file
+from shimshift.lab.cri_dockerd import CRI_DOCKERD_DROPIN, cri_dockerd_state, set_cri_dockerd
+from shimshift.lab.docker import LabError, docker, labelled, node_exec, wait_until, write_node_file
+from shimshift.lab.kube import ADMIN_CONF, SYSTEM_ROLLOUTS, kubectl, nodes_not_ready, rollout, wait_pod_cidrs
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import (
-    CRI_DOCKERD_SOCKET,
-    CRI_SOCKET_ANNOTATION,
     DEFAULT_DIRECTORY,
     DEMO_NAMESPACE,
-    DOCKERSHIM_SOCKET,
     KUBERNETES_VERSION,
     LABEL,
     NETWORK_NAME,
@@ -54,24 +53,33 @@ from shimshift.lab.model import (
     plan_nodes,
     volume_names,
 )
+from shimshift.lab.status import LabStatus, NodeStatus, load, status
+from shimshift.lab.teardown import DownReport, down, down_locked
+from shimshift.lab.workloads import set_coredns_no_new_privs, wait_workloads
+
+# What callers reached through this module before it was split by responsibility (up here; down, status,
+# workloads, cri-dockerd, kube beside it) stays importable from here.
+__all__ = [
+    "DownReport",
+    "LabStatus",
+    "NodeStatus",
+    "cri_dockerd_state",
+    "down",
+    "ensure",
+    "kubectl",
+    "load",
+    "load_images",
+    "set_coredns_no_new_privs",
+    "set_cri_dockerd",
+    "status",
+    "up",
+]
 
 Progress = Callable[[str], None]
 T = TypeVar("T")
 R = TypeVar("R")
 
 KUBEADM_CONFIG = "/etc/shimshift-lab/kubeadm.yaml"
-# What kubeadm's addons and the CNI daemon run, waited for before the lab counts as up.
-SYSTEM_ROLLOUTS = (
-    ("kube-system", "daemonset/kube-proxy"),
-    (render.FLANNEL_NAMESPACE, f"daemonset/{render.FLANNEL_DAEMONSET}"),
-    ("kube-system", "deployment/coredns"),
-)
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
-# Where `--cri-dockerd absent` keeps what it removed, so `set_cri_dockerd` can put it back.
-CRI_DOCKERD_BACKUP = "/var/lib/shimshift-lab/cri-dockerd-backup"
-CRI_DOCKERD_UNITS = ("cri-docker.socket", "cri-docker.service")
-
-
 class Artifacts(Protocol):
     """What `lab up` needs from shimshift.lab.images.LabArtifacts."""
 
@@ -148,13 +156,11 @@ def _up(
     progress: Progress | None,
 ) -> LabInfo:
     spec = spec or LabSpec()
+    rel = spec.release
     say = progress or _noop
     if artifacts is None:
-        from shimshift.lab.images import ensure_artifacts
-
-        say("artifacts: ensuring binaries, node image and inner images (cached after the first build)")
-        artifacts = ensure_artifacts(cache_dir=cache_dir, progress=progress)
-    existing = _labelled("ps", "-a")
+        artifacts = _ensure_artifacts(spec, cache_dir=cache_dir, progress=progress)
+    existing = labelled("ps", "-a")
     if existing:
         raise LabError(
             f"lab containers already exist ({', '.join(existing)}); run `shimshift lab down` first"
@@ -179,6 +185,11 @@ def _up(
         _prepare_node(n)
         _install_authorized_key(n, ssh_key)
         load_images(n, artifacts.inner_images_tar)
+        if not rel.uses_dockershim:
+            # From 1.24 the kubelet has no runtime of its own: cri-dockerd must serve before kubeadm runs.
+            write_node_file(n.name, CRI_DOCKERD_DROPIN, render.cri_dockerd_dropin(rel))
+            node_exec(n.name, ["systemctl", "daemon-reload"])
+            set_cri_dockerd(n.name, CriDockerdMode.RUNNING)
 
     token = _bootstrap_token()
     # Workers boot and load images while the control plane runs kubeadm init (2 cores: the overlap
@@ -187,11 +198,14 @@ def _up(
         pending = {n.name: pool.submit(ready, n) for n in nodes}
         pending[cp.name].result()
         cgroup_driver = _docker_cgroup_driver(cp)
-        say(f"kubeadm init on {cp.name} (kubelet cgroup driver {cgroup_driver}, as the node's Docker)")
+        say(
+            f"kubeadm init {rel.version} on {cp.name} (CRI socket {rel.cri_socket}; "
+            f"kubelet cgroup driver {cgroup_driver}, as the node's Docker)"
+        )
         write_node_file(
             cp.name,
             KUBEADM_CONFIG,
-            render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver),
+            render.kubeadm_init_config(control_plane=cp, token=token, cgroup_driver=cgroup_driver, at=rel),
             mode="0600",
         )
         _kubeadm(cp, ["kubeadm", "init", f"--config={KUBEADM_CONFIG}", "--skip-token-print"], log_dir=logs)
@@ -206,7 +220,7 @@ def _up(
         write_node_file(
             n.name,
             KUBEADM_CONFIG,
-            render.kubeadm_join_config(node=n, control_plane=cp, token=token),
+            render.kubeadm_join_config(node=n, control_plane=cp, token=token, at=rel),
             mode="0600",
         )
         _kubeadm(n, ["kubeadm", "join", f"--config={KUBEADM_CONFIG}"], log_dir=logs)
@@ -218,13 +232,14 @@ def _up(
     # flanneld reaches the API server through its Service address, which only kube-proxy's rules make
     # answer: started earlier it crash-loops, and its requests leave the lab's network meanwhile.
     say("addons: waiting for kube-proxy on every node")
-    _rollout(cp, *SYSTEM_ROLLOUTS[0])
+    rollout(cp, *SYSTEM_ROLLOUTS[0])
     say(f"network: flannel ({FLANNEL_IMAGE}) on every node")
-    _wait_pod_cidrs(cp, nodes)
+    wait_pod_cidrs(cp, nodes)
     kubectl(cp.name, ["apply", "-f", "-"], input=render.flannel(image=FLANNEL_IMAGE))
 
-    say(f"cri-dockerd: {spec.cri_dockerd.value} on every node")
-    _parallel(lambda n: set_cri_dockerd(n.name, spec.cri_dockerd), nodes)
+    if rel.uses_dockershim:
+        say(f"cri-dockerd: {spec.cri_dockerd.value} on every node")
+        _parallel(lambda n: set_cri_dockerd(n.name, spec.cri_dockerd), nodes)
 
     say("ssh: known_hosts from each node's own host keys")
     host_keys = dict(zip(nodes, _parallel(_host_keys, nodes), strict=True))
@@ -235,10 +250,10 @@ def _up(
     )
 
     say("nodes: waiting until every node is Ready")
-    wait_until("every node Ready", lambda: _nodes_not_ready(cp, nodes), timeout=180, interval=2)
+    wait_until("every node Ready", lambda: nodes_not_ready(cp, nodes), timeout=180, interval=2)
     say("addons: waiting for flannel and CoreDNS")
     for namespace, what in SYSTEM_ROLLOUTS[1:]:
-        _rollout(cp, namespace, what)
+        rollout(cp, namespace, what)
 
     if not spec.hardened_demo:
         say("addons: CoreDNS without allowPrivilegeEscalation: false (kubelets 1.23 on cri-dockerd refuse it)")
@@ -249,7 +264,7 @@ def _up(
     manifests = render.workloads(first_worker=first_worker, hardened_demo=spec.hardened_demo)
     kubectl(cp.name, ["apply", "-f", "-"], input=manifests)
     write_node_file(first_worker, render.STATIC_POD_FILE, render.static_pod())
-    _wait_workloads(cp, first_worker=first_worker, hardened_demo=spec.hardened_demo)
+    wait_workloads(cp, first_worker=first_worker, hardened_demo=spec.hardened_demo)
 
     info = LabInfo(
         directory=directory,
@@ -268,21 +283,23 @@ def _up(
     return info
 
 
-def _labelled(kind: str, *extra: str) -> list[str]:
-    """Names of lab-made objects: kind is 'ps', 'volume ls' or 'network ls'."""
-    proc = docker(
-        *kind.split(),
-        *extra,
-        "--filter",
-        f"label={LABEL}=1",
-        "--format",
-        "{{.Name}}" if kind != "ps" else "{{.Names}}",
+def _ensure_artifacts(spec: LabSpec, *, cache_dir: Path, progress: Progress | None) -> Artifacts:
+    """The default lab's artifacts (with the 1.24.17 kubelet its migration tests use), or another release's."""
+    from shimshift.lab.images import CRI_DOCKERD_VERSION, ensure_artifacts, ensure_release_artifacts
+
+    say = progress or _noop
+    if spec.version == KUBERNETES_VERSION and spec.cri_dockerd_version == CRI_DOCKERD_VERSION:
+        say("artifacts: ensuring binaries, node image and inner images (cached after the first build)")
+        return ensure_artifacts(cache_dir=cache_dir, progress=progress)
+    say(f"artifacts: ensuring Kubernetes {spec.version} with cri-dockerd {spec.cri_dockerd_version} "
+        "(each release is built once, then cached)")
+    return ensure_release_artifacts(
+        spec.version, cri_dockerd_version=spec.cri_dockerd_version, cache_dir=cache_dir, progress=progress
     )
-    return [line for line in proc.stdout.split() if line]
 
 
 def _ensure_network() -> None:
-    if NETWORK_NAME in _labelled("network ls"):
+    if NETWORK_NAME in labelled("network ls"):
         return
     docker(
         "network",
@@ -427,110 +444,6 @@ def _kubeadm(node: LabNode, argv: list[str], *, log_dir: Path) -> None:
         )
 
 
-def kubectl(
-    node: str,
-    argv: Sequence[str],
-    *,
-    input: str | None = None,
-    check: bool = True,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """kubectl inside the control-plane node with kubeadm's admin.conf."""
-    return node_exec(
-        node, ["kubectl", f"--kubeconfig={ADMIN_CONF}", *argv], input=input, check=check, timeout=timeout
-    )
-
-
-def _rollout(cp: LabNode, namespace: str, what: str) -> None:
-    kubectl(cp.name, ["rollout", "status", "-n", namespace, what, "--timeout=240s"], timeout=260)
-
-
-def _wait_pod_cidrs(cp: LabNode, nodes: Sequence[LabNode]) -> dict[str, str]:
-    """Every node's podCIDR (flanneld, started before one is set, would wait for it anyway)."""
-    cidrs: dict[str, str] = {}
-
-    def probe() -> str | None:
-        out = kubectl(cp.name, ["get", "nodes", "-o", "json"], check=False).stdout
-        try:
-            items = json.loads(out)["items"]
-        except (ValueError, KeyError):
-            return "API server not answering"
-        cidrs.clear()
-        cidrs.update({i["metadata"]["name"]: i["spec"].get("podCIDR", "") for i in items})
-        missing = [n.name for n in nodes if not cidrs.get(n.name)]
-        return f"no podCIDR yet for {', '.join(missing)}" if missing else None
-
-    wait_until("a podCIDR on every node", probe, timeout=120)
-    return cidrs
-
-
-def _nodes_not_ready(cp: LabNode, nodes: Sequence[LabNode]) -> str | None:
-    out = kubectl(cp.name, ["get", "nodes", "-o", "json"], check=False).stdout
-    try:
-        items = json.loads(out)["items"]
-    except (ValueError, KeyError):
-        return "API server not answering"
-    ready = {
-        i["metadata"]["name"]
-        for i in items
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
-    }
-    missing = [n.name for n in nodes if n.name not in ready]
-    return f"not Ready: {', '.join(missing)}" if missing else None
-
-
-def set_coredns_no_new_privs(control_plane: str, *, hardened: bool) -> None:
-    """CoreDNS's container with kubeadm's ``allowPrivilegeEscalation: false`` (hardened) or without it.
-
-    kubeadm 1.23 deploys CoreDNS with that setting (cmd/kubeadm/app/phases/addons/dns/manifests.go@v1.23.17),
-    and a kubelet before 1.24 on cri-dockerd refuses to start such a pod (Mirantis/cri-dockerd#167): an
-    operator who migrates 1.23 kubelets without upgrading them must leave it out while they run, as the
-    lab without its hardened demo does (docs/hardened-pods.md)."""
-    container = {"name": "coredns", "securityContext": {"allowPrivilegeEscalation": False if hardened else None}}
-    patch = json.dumps({"spec": {"template": {"spec": {"containers": [container]}}}})  # None: the field goes
-    kubectl(control_plane, ["-n", "kube-system", "patch", "deployment/coredns", "--type=strategic", "-p", patch])
-    kubectl(control_plane, ["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s"],
-            timeout=200)
-    if hardened:
-        return
-
-    def left() -> str | None:
-        # The hardened-pods guard also counts pods still terminating (CoreDNS's lameduck keeps them a while).
-        listing = kubectl(control_plane, ["-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-dns", "-o", "json"])
-        hardened_pods = [
-            pod["metadata"]["name"]
-            for pod in json.loads(listing.stdout)["items"]
-            if any((c.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
-                   for c in pod["spec"]["containers"])
-        ]
-        return f"still there: {', '.join(hardened_pods)}" if hardened_pods else None
-
-    wait_until("CoreDNS pods without allowPrivilegeEscalation: false only", left, timeout=120, interval=2)
-
-
-def _wait_workloads(cp: LabNode, *, first_worker: str, hardened_demo: bool) -> None:
-    ns = ["-n", DEMO_NAMESPACE]
-    deployments: tuple[str, ...] = ("deployment/web", "deployment/scratch")
-    if hardened_demo:
-        deployments += (f"deployment/{render.RESTRICTED_DEPLOYMENT}",)
-    for what in (*deployments, "daemonset/node-agent", "statefulset/db"):
-        kubectl(cp.name, ["rollout", "status", *ns, what, "--timeout=180s"], timeout=200)
-    kubectl(cp.name, ["wait", *ns, "--for=condition=complete", "job/once", "--timeout=120s"], timeout=140)
-    kubectl(cp.name, ["wait", *ns, "--for=condition=Ready", "pod/bare", "--timeout=120s"], timeout=140)
-    mirror = f"{render.STATIC_POD_NAME}-{first_worker}"
-    wait_until(
-        f"static pod {mirror}",
-        lambda: (
-            None
-            if kubectl(cp.name, ["get", *ns, "pod", mirror], check=False).returncode == 0
-            else f"mirror pod {mirror} not there yet"
-        ),
-        timeout=120,
-        interval=2,
-    )
-    kubectl(cp.name, ["wait", *ns, "--for=condition=Ready", f"pod/{mirror}", "--timeout=120s"], timeout=140)
-
-
 def _make_ssh_key(path: Path) -> None:
     if path.exists() and path.with_suffix(".pub").exists():
         return
@@ -578,279 +491,6 @@ def _check_ssh(info: LabInfo, node: LabNode) -> None:
         raise LabError(f"{node.name}: ssh check failed: {(proc.stderr or proc.stdout).strip()}")
 
 
-# ---------------------------------------------------------------------------------------------------
-# cri-dockerd state
-
-
-def set_cri_dockerd(node: str, mode: CriDockerdMode) -> None:
-    """Leave cri-dockerd running (packaged units, packaged defaults), stopped, or absent on a node.
-
-    The lab adds no drop-in: moving the kubelet's dockershim flags (pause image, CNI dirs) into a
-    cri-dockerd drop-in is the migration's job. cri-dockerd's own defaults are enough to
-    serve CRI on /run/cri-dockerd.sock; they are wrong only for creating sandboxes (its default pause
-    image is newer than the loaded pause:3.6; docs/runtime-facts.md#cri-dockerd).
-    `absent` moves the binary and units to CRI_DOCKERD_BACKUP, and any other mode puts them back.
-    """
-    _restore_cri_dockerd(node)
-    if mode is CriDockerdMode.RUNNING:
-        node_exec(node, ["systemctl", "enable", "--now", *CRI_DOCKERD_UNITS])
-
-        def probe() -> str | None:
-            active = node_exec(
-                node, ["systemctl", "is-active", "cri-docker.service"], check=False
-            ).stdout.strip()
-            sock = node_exec(node, ["test", "-S", CRI_DOCKERD_SOCKET], check=False).returncode == 0
-            return None if active == "active" and sock else f"{node}: cri-docker is {active}, socket={sock}"
-
-        wait_until(f"cri-dockerd on {node}", probe, timeout=60)
-        return
-    node_exec(node, ["systemctl", "disable", "--now", *CRI_DOCKERD_UNITS], check=False)
-    if mode is CriDockerdMode.ABSENT:
-        paths = _cri_dockerd_paths(node)
-        node_exec(node, ["mkdir", "-p", CRI_DOCKERD_BACKUP])
-        manifest = "\n".join(paths) + "\n"
-        write_node_file(node, f"{CRI_DOCKERD_BACKUP}/MANIFEST", manifest)
-        for p in paths:
-            node_exec(node, ["cp", "-a", "--parents", p, CRI_DOCKERD_BACKUP])
-            node_exec(node, ["rm", "-f", p])
-        node_exec(node, ["systemctl", "daemon-reload"])
-        node_exec(node, ["systemctl", "reset-failed"], check=False)
-
-
-def _cri_dockerd_paths(node: str) -> list[str]:
-    paths: list[str] = []
-    for unit in CRI_DOCKERD_UNITS:
-        frag = node_exec(node, ["systemctl", "show", "-P", "FragmentPath", unit]).stdout.strip()
-        if frag:
-            paths.append(frag)
-    binary = node_exec(node, ["sh", "-c", "command -v cri-dockerd"], check=False).stdout.strip()
-    if binary:
-        paths.append(binary)
-    return paths
-
-
-def _restore_cri_dockerd(node: str) -> None:
-    proc = node_exec(node, ["cat", f"{CRI_DOCKERD_BACKUP}/MANIFEST"], check=False)
-    if proc.returncode != 0:
-        return
-    for p in proc.stdout.split():
-        node_exec(node, ["cp", "-a", f"{CRI_DOCKERD_BACKUP}{p}", p])
-    node_exec(node, ["rm", "-rf", CRI_DOCKERD_BACKUP])
-    node_exec(node, ["systemctl", "daemon-reload"])
-
-
-def cri_dockerd_state(node: str) -> CriDockerdMode:
-    """What cri-dockerd is on a node now: absent (no binary), running (service active) or stopped."""
-    if node_exec(node, ["sh", "-c", "command -v cri-dockerd"], check=False).returncode != 0:
-        return CriDockerdMode.ABSENT
-    active = node_exec(node, ["systemctl", "is-active", "cri-docker.service"], check=False).stdout.strip()
-    return CriDockerdMode.RUNNING if active == "active" else CriDockerdMode.STOPPED
-
-
-# ---------------------------------------------------------------------------------------------------
-# down, load, status
-
-
-@dataclass
-class DownReport:
-    containers: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    networks: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-
-
-def down(
-    *,
-    directory: Path = DEFAULT_DIRECTORY,
-    remove_images: bool = True,
-    progress: Progress | None = None,
-    lock_timeout: float = 1800,
-) -> DownReport:
-    """Remove every container, volume and network labelled shimshift.lab=1, the lab's files, and
-    (unless remove_images is False) the node image and any image labelled shimshift.lab=1.
-
-    Idempotent: a second call finds nothing and removes nothing. The build cache under
-    /var/cache/shimshift is never touched, so a later `up` re-imports the node image from it.
-    Holds the lab lock exclusively, waiting up to lock_timeout for it.
-    """
-    with LabLock(directory, timeout=lock_timeout, on_wait=progress):
-        return _down(directory=directory, remove_images=remove_images, progress=progress)
-
-
-def _down(*, directory: Path, remove_images: bool, progress: Progress | None) -> DownReport:
-    say = progress or _noop
-    report = DownReport()
-    report.containers = _labelled("ps", "-a")
-    if report.containers:
-        say(f"removing containers: {', '.join(report.containers)}")
-        docker("rm", "--force", "--volumes", *report.containers, timeout=300)
-    report.volumes = _labelled("volume ls")
-    if report.volumes:
-        say(f"removing volumes: {', '.join(report.volumes)}")
-        docker("volume", "rm", "--force", *report.volumes)
-    report.networks = _labelled("network ls")
-    if report.networks:
-        say(f"removing networks: {', '.join(report.networks)}")
-        docker("network", "rm", *report.networks)
-    if remove_images:
-        report.images = _lab_images(directory)
-        if report.images:
-            say(f"removing images: {', '.join(report.images)}")
-            docker("image", "rm", "--force", *report.images)
-    # Former builds of the node image, untagged by a rebuild while a lab still used them
-    # (build-node-image.sh labels every build io.shimshift.inputs). Still in use elsewhere: kept.
-    stale = docker(
-        "images", "--quiet", "--filter", "dangling=true", "--filter", "label=io.shimshift.inputs"
-    ).stdout.split()
-    for image_id in dict.fromkeys(stale):
-        if docker("image", "rm", image_id, check=False).returncode == 0:
-            report.images.append(image_id)
-    files = lab_files(directory)
-    for p in [*files.values(), files["ssh_key"].with_suffix(".pub")]:
-        if p.exists():
-            p.unlink()
-            report.files.append(str(p))
-    if (directory / "logs").is_dir():
-        shutil.rmtree(directory / "logs")
-        report.files.append(str(directory / "logs"))
-    if directory.exists() and not any(directory.iterdir()):
-        directory.rmdir()
-    return report
-
-
-def _lab_images(directory: Path) -> list[str]:
-    """Images the lab made: labelled ones, the node image named in lab.json, and shimshift/node:*."""
-    refs = set(
-        docker(
-            "images", "--filter", f"label={LABEL}=1", "--format", "{{.Repository}}:{{.Tag}}"
-        ).stdout.split()
-    )
-    refs |= set(docker("images", "shimshift/node", "--format", "{{.Repository}}:{{.Tag}}").stdout.split())
-    info = load(directory)
-    if info and info.node_image and docker("image", "inspect", info.node_image, check=False).returncode == 0:
-        refs.add(info.node_image)
-    return sorted(r for r in refs if not r.endswith(":<none>"))
-
-
-def load(directory: Path = DEFAULT_DIRECTORY) -> LabInfo | None:
-    """The lab recorded in <directory>/lab.json, or None when there is no complete lab there."""
-    state = lab_files(directory)["state"]
-    try:
-        return LabInfo.from_json(json.loads(state.read_text()))
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError) as e:
-        raise LabError(f"{state} is unreadable ({e}); run `shimshift lab down`") from e
-
-
-@dataclass
-class NodeStatus:
-    name: str
-    role: str
-    ip: str
-    container: str  # Docker's state: running, exited, missing
-    ready: str  # "True", "False", "Unknown" or "" when the API gave nothing
-    kubelet: str  # systemctl is-active kubelet
-    cri_dockerd: str  # running | stopped | absent | ""
-
-
-@dataclass
-class LabStatus:
-    directory: Path
-    info: LabInfo | None
-    nodes: list[NodeStatus]
-    problems: list[str]
-
-    @property
-    def healthy(self) -> bool:
-        return self.info is not None and not self.problems
-
-
-def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None, fresh: bool = False) -> LabStatus:
-    """How the lab is: containers, node readiness, kubelet and cri-dockerd per node, and the
-    problems that make it unfit for reuse (empty list = healthy and, with expect, the same spec).
-    ``fresh``: also a problem when a node is no longer as `up` made it (migrated, or upgraded), which
-    the tests' reuse of a lab must not accept."""
-    info = load(directory)
-    problems: list[str] = []
-    if info is None:
-        leftovers = _labelled("ps", "-a")
-        problems.append(
-            f"no complete lab recorded in {directory}"
-            + (f" (leftover containers: {', '.join(leftovers)})" if leftovers else "")
-        )
-        return LabStatus(directory, None, [], problems)
-    if expect is not None and expect != info.spec:
-        problems.append(f"lab was built with {info.spec.to_json()}, wanted {expect.to_json()}")
-    for p in (info.kubeconfig, info.ssh_config, info.known_hosts, info.ssh_key):
-        if not p.exists():
-            problems.append(f"missing file {p}")
-    states = {}
-    for line in docker(
-        "ps", "-a", "--filter", f"label={LABEL}=1", "--format", "{{.Names}} {{.State}}"
-    ).stdout.splitlines():
-        name, _, state = line.partition(" ")
-        states[name] = state
-    ready: dict[str, str] = {}
-    cp = info.control_plane
-    if states.get(cp.name) == "running":
-        proc = kubectl(cp.name, ["get", "nodes", "-o", "json"], check=False, timeout=30)
-        try:
-            for item in json.loads(proc.stdout)["items"]:
-                name = item["metadata"]["name"]
-                conds = {c["type"]: c["status"] for c in item["status"].get("conditions", [])}
-                ready[name] = conds.get("Ready", "Unknown")
-                kubelet_version = item["status"].get("nodeInfo", {}).get("kubeletVersion", "")
-                if kubelet_version != KUBERNETES_VERSION:
-                    problems.append(f"{name}: kubelet {kubelet_version or 'unknown'}, the lab is {KUBERNETES_VERSION}")
-                # A lab left migrated (the README's main job ends so) is not the dockershim lab tests start from.
-                socket = (item["metadata"].get("annotations") or {}).get(CRI_SOCKET_ANNOTATION)
-                if fresh and socket != DOCKERSHIM_SOCKET:
-                    problems.append(f"{name}: cri-socket annotation {socket}, not {DOCKERSHIM_SOCKET}")
-        except (ValueError, KeyError):
-            problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
-        else:
-            problems += _apiserver_version_problems(cp)
-            problems += _addon_problems(cp)
-    nodes: list[NodeStatus] = []
-    for n in info.nodes:
-        state = states.get(n.name, "missing")
-        kubelet = cri = ""
-        if state == "running":
-            kubelet = node_exec(n.name, ["systemctl", "is-active", "kubelet"], check=False).stdout.strip()
-            cri = cri_dockerd_state(n.name).value
-        else:
-            problems.append(f"{n.name}: container is {state}")
-        if ready.get(n.name) != "True":
-            problems.append(f"{n.name}: node Ready={ready.get(n.name, 'unknown')}")
-        nodes.append(NodeStatus(n.name, n.role, n.ip, state, ready.get(n.name, ""), kubelet, cri))
-    return LabStatus(directory, info, nodes, problems)
-
-
-def _addon_problems(cp: LabNode) -> list[str]:
-    """What `up` installs beside the control plane and is missing (a lab made by an older shimshift had no
-    CoreDNS, kube-proxy nor flannel, and must not be reused by what expects them)."""
-    problems = []
-    for namespace, what in SYSTEM_ROLLOUTS:
-        proc = kubectl(cp.name, ["get", "-n", namespace, what, "-o", "name"], check=False, timeout=30)
-        if proc.returncode != 0:
-            problems.append(f"no {what} in namespace {namespace}: {proc.stderr.strip()[-200:]}")
-    return problems
-
-
-def _apiserver_version_problems(cp: LabNode) -> list[str]:
-    """An upgrade (`shimshift upgrade` on the lab) leaves a lab that is healthy but no longer the 1.23.17
-    lab its users expect:
-    one whose API server or kubelets run another version is not reused."""
-    proc = kubectl(cp.name, ["get", "--raw", "/version"], check=False, timeout=30)
-    try:
-        version = str(json.loads(proc.stdout)["gitVersion"])
-    except (ValueError, KeyError, TypeError):
-        return [f"API server on {cp.name} did not say its version: {proc.stderr.strip()[-200:]}"]
-    return [] if version == KUBERNETES_VERSION else [f"API server {version}, the lab is {KUBERNETES_VERSION}"]
-
-
 def ensure(
     *,
     spec: LabSpec | None = None,
@@ -874,7 +514,7 @@ def ensure(
         if st.healthy and st.info is not None:
             return st.info, True
         say("lab not reusable: " + "; ".join(st.problems))
-        _down(directory=directory, remove_images=False, progress=progress)
+        down_locked(directory=directory, remove_images=False, progress=progress)
         started = time.monotonic()
         info = _up(
             spec=spec,

@@ -6,6 +6,8 @@ import subprocess
 import time
 from typing import TYPE_CHECKING
 
+from shimshift.lab.model import LABEL
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
@@ -109,3 +111,16 @@ def _show(cmd: Sequence[str]) -> str:
 
 def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def labelled(kind: str, *extra: str) -> list[str]:
+    """Names of lab-made objects: kind is 'ps', 'volume ls' or 'network ls'."""
+    proc = docker(
+        *kind.split(),
+        *extra,
+        "--filter",
+        f"label={LABEL}=1",
+        "--format",
+        "{{.Name}}" if kind != "ps" else "{{.Names}}",
+    )
+    return [line for line in proc.stdout.split() if line]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from shimshift.core.errors import Refusal
+from shimshift.lab.releases import ADDONS, DEFAULT_CRI_DOCKERD_VERSION, Release, release
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -35,11 +36,8 @@ UPGRADE_VERSION = KUBELET_NEXT_VERSION
 # kubeadm 1.24 needs crictl on every node (build-crictl.sh says why); the Go module proxy here serves
 # v1.34.0 and v1.37.0 of cri-tools, and v1.34.0 builds with the Go on this machine.
 CRICTL_VERSION = "v1.34.0"
-# v0.3.21 was asked for, but this machine's Go module proxy answers 403 "not available" for it and
-# for the others tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1); it serves v0.3.17 and v0.4.0.
-# v0.3.17 is the nearest v0.3.x and serves CRI v1 and v1alpha2
-# (docs/runtime-facts.md#cri-dockerd).
-CRI_DOCKERD_VERSION = "v0.3.17"
+# releases.DEFAULT_CRI_DOCKERD_VERSION says why v0.3.17.
+CRI_DOCKERD_VERSION = DEFAULT_CRI_DOCKERD_VERSION
 NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"
 # The CNI daemon: the newest flannel whose whole module graph this machine's Go module proxy serves
@@ -48,21 +46,6 @@ FLANNEL_VERSION = "v0.28.0"
 FLANNEL_IMAGE = f"shimshift.local/flannel:{FLANNEL_VERSION}"
 
 
-@dataclass(frozen=True)
-class AddonVersions:
-    """The etcd and CoreDNS releases a kubeadm release asks for (the image tags of
-    ``kubeadm config images list``, k8s.io/kubernetes cmd/kubeadm/app/constants/constants.go at that
-    tag: DefaultEtcdVersion / SupportedEtcdVersion and CoreDNSVersion). build-inner-images.sh refuses
-    binaries that do not match the tags the built kubeadm names, so a wrong entry cannot go unnoticed."""
-
-    etcd: str
-    coredns: str
-
-
-ADDON_VERSIONS = {
-    "v1.23.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6"),
-    "v1.24.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6"),
-}
 DEFAULT_CACHE_DIR = Path("/var/cache/shimshift")
 
 KUBERNETES_COMPONENTS = (
@@ -89,7 +72,12 @@ _COLD_ESTIMATES = {
     "upgrade-images": "under a minute",
     "crictl": "about 3 minutes",
     "addons": "about 10 minutes",
+    "release": "about 5 to 13 minutes",  # 1.27.16 276 s, 1.30.14 720 s, 1.35.8 766 s (two at once)
+    "node-image-release": "about 2 minutes",
+    "lab-images": "under a minute",
 }
+# The addon versions per release (releases.ADDONS), kept under this name for the code that reads them here.
+ADDON_VERSIONS = ADDONS
 
 
 @dataclass(frozen=True)
@@ -228,12 +216,7 @@ def _build_binaries(runner: _Runner, scripts: Path, cache_dir: Path, *, kubelet_
     _build_kubernetes(
         runner, scripts, f"Kubernetes {KUBERNETES_VERSION} binaries", "kubernetes", bin_123, KUBERNETES_COMPONENTS
     )
-    if not _all_executable(cri_dir, ("cri-dockerd",)) or not (cri_dir / "systemd").is_dir():
-        runner.build(
-            f"cri-dockerd {CRI_DOCKERD_VERSION}",
-            "cri-dockerd-" + CRI_DOCKERD_VERSION,
-            [str(scripts / "build" / "build-cri-dockerd.sh"), CRI_DOCKERD_VERSION, str(cri_dir)],
-        )
+    _build_cri_dockerd(runner, scripts, CRI_DOCKERD_VERSION, cri_dir)
     if kubelet_next:
         _build_kubernetes(runner, scripts, f"kubelet {KUBELET_NEXT_VERSION}", "kubelet", bin_124, ("kubelet",))
     return LabBinaries(bin_dir_123=bin_123, cri_dockerd=cri_dir / "cri-dockerd", kubelet_124=bin_124 / "kubelet")
@@ -241,11 +224,14 @@ def _build_binaries(runner: _Runner, scripts: Path, cache_dir: Path, *, kubelet_
 
 def ensure_upgrade_artifacts(
     *,
+    version: str = UPGRADE_VERSION,
     cache_dir: Path = DEFAULT_CACHE_DIR,
     progress: Callable[[str], None] | None = None,
     lab_dir: Path | None = None,
 ) -> UpgradeArtifacts:
-    """Build whatever the lab's upgrade to :data:`UPGRADE_VERSION` lacks, and say where it all is.
+    """Build whatever the lab's upgrade to ``version`` (default :data:`UPGRADE_VERSION`) lacks, and say
+    where it all is: the binaries, crictl and the images kubeadm of ``version`` lists, to load into a
+    running lab (``upgrade_prep.load_release_images``).
 
     Not part of :func:`ensure_artifacts` (so not of ``lab up``): the control plane's cold build is
     about as long as the 1.23 one, and only the upgrade's tests need it. Same cache, same lock,
@@ -253,27 +239,23 @@ def ensure_upgrade_artifacts(
     kubelet that ``lab up`` builds (build-kubernetes.sh builds only the missing ones); the image
     tarball is rebuilt when ``build-inner-images.sh --check`` says its inputs changed.
     """
+    target = release(version).version
     scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
-    bin_dir = cache_dir / "bin" / UPGRADE_VERSION
+    bin_dir = cache_dir / "bin" / target
     crictl_dir = cache_dir / "bin" / f"crictl-{CRICTL_VERSION}"
-    images_tar = _images_tar(cache_dir, UPGRADE_VERSION)
+    images_tar = cache_dir / "images" / f"upgrade-images-{target}.tar"
 
     with _locked(cache_dir / ".artifacts.lock"):
         _build_kubernetes(
             runner,
             scripts,
-            f"Kubernetes {UPGRADE_VERSION} control plane, kubeadm and kubectl",
+            f"Kubernetes {target} control plane, kubeadm and kubectl",
             "upgrade-control-plane",
             bin_dir,
             KUBERNETES_COMPONENTS,
         )
-        if not _all_executable(crictl_dir, ("crictl",)):
-            runner.build(
-                f"crictl {CRICTL_VERSION}",
-                "crictl-" + CRICTL_VERSION,
-                [str(scripts / "build" / "build-crictl.sh"), CRICTL_VERSION, str(crictl_dir)],
-            )
-        addons = _build_addons(runner, scripts, cache_dir, UPGRADE_VERSION)
+        _build_crictl(runner, scripts, crictl_dir)
+        addons = _build_addons(runner, scripts, cache_dir, target)
         images_argv = [
             str(scripts / "image" / "build-inner-images.sh"),
             "--no-workload",
@@ -282,18 +264,140 @@ def ensure_upgrade_artifacts(
             str(images_tar),
         ]
         runner.build_if_stale(
-            f"images for the upgrade to {UPGRADE_VERSION} ({images_tar.name})",
-            "upgrade-images-" + UPGRADE_VERSION,
+            f"images for the upgrade to {target} ({images_tar.name})",
+            "upgrade-images-" + target,
             images_argv,
         )
 
     return UpgradeArtifacts(
-        version=UPGRADE_VERSION,
+        version=target,
         bin_dir=bin_dir,
         images_tar=images_tar,
         images=_read_image_list(images_tar),
         crictl=crictl_dir / "crictl",
     )
+
+
+def _build_crictl(runner: _Runner, scripts: Path, crictl_dir: Path) -> None:
+    _build_tool(runner, scripts, "crictl", CRICTL_VERSION, crictl_dir, done=_all_executable(crictl_dir, ("crictl",)))
+
+
+def _build_tool(runner: _Runner, scripts: Path, name: str, version: str, out: Path, *, done: bool) -> None:
+    """Run build-NAME.sh VERSION OUT unless ``done``."""
+    if not done:
+        argv = [str(scripts / "build" / f"build-{name}.sh"), version, str(out)]
+        runner.build(f"{name} {version}", f"{name}-{version}", argv)
+
+
+@dataclass(frozen=True)
+class ReleaseArtifacts:
+    """What a lab at one release is made of, all built here (:func:`ensure_release_artifacts`).
+
+    ``bin_dir`` holds every binary of :data:`KUBERNETES_COMPONENTS` at ``version``; ``node_image`` has its
+    kubeadm, kubelet and kubectl, cri-dockerd and (from 1.24) crictl; ``inner_images_tar`` holds
+    ``inner_images``: the exact references that release's ``kubeadm config images list`` names, flannel
+    and the workload image."""
+
+    version: str
+    bin_dir: Path
+    node_image: str
+    inner_images_tar: Path
+    inner_images: tuple[str, ...]
+    cri_dockerd: Path
+    crictl: Path | None
+
+
+def release_node_image(version: str, cri_dockerd_version: str = CRI_DOCKERD_VERSION) -> str:
+    """The node image of a lab at ``version``: one per release (and per cri-dockerd, when not the default)."""
+    tag = release(version).version
+    return f"shimshift/node:{tag}" if cri_dockerd_version == CRI_DOCKERD_VERSION else (
+        f"shimshift/node:{tag}-cri-dockerd-{cri_dockerd_version}"
+    )
+
+
+def ensure_release_artifacts(
+    version: str,
+    *,
+    cri_dockerd_version: str = CRI_DOCKERD_VERSION,
+    cache_dir: Path = DEFAULT_CACHE_DIR,
+    progress: Callable[[str], None] | None = None,
+    lab_dir: Path | None = None,
+) -> ReleaseArtifacts:
+    """Build whatever a lab at ``version`` lacks (binaries, cri-dockerd, crictl from 1.24, etcd and
+    CoreDNS at the versions its kubeadm asks for, the node image, the images for inside the nodes) and say
+    where it all is. Each release is cached beside the others (``cache_dir/bin/<version>``,
+    ``cache_dir/images/lab-images-<version>.tar``); same lock, logs, progress and refusals as
+    :func:`ensure_artifacts`, which stays the default lab's (it also builds the 1.24.17 kubelet)."""
+    wanted = release(version)
+    scripts, runner = _prepare(cache_dir=cache_dir, progress=progress, lab_dir=lab_dir)
+    bin_dir = cache_dir / "bin" / wanted.version
+    cri_dir = cache_dir / "bin" / f"cri-dockerd-{cri_dockerd_version}"
+    crictl_dir = cache_dir / "bin" / f"crictl-{CRICTL_VERSION}"
+    images_tar = _images_tar(cache_dir, wanted.version)
+    node_image = release_node_image(wanted.version, cri_dockerd_version)
+
+    with _locked(cache_dir / ".artifacts.lock"):
+        _build_kubernetes(
+            runner, scripts, f"Kubernetes {wanted.version} binaries", "release", bin_dir, KUBERNETES_COMPONENTS
+        )
+        _build_cri_dockerd(runner, scripts, cri_dockerd_version, cri_dir)
+        if wanted.needs_crictl:
+            _build_crictl(runner, scripts, crictl_dir)
+        addons = _build_addons(runner, scripts, cache_dir, wanted.version)
+        node_argv = [
+            str(scripts / "image" / "build-node-image.sh"),
+            node_image,
+            str(bin_dir),
+            str(cri_dir),
+            str(cache_dir),
+            *([str(crictl_dir / "crictl")] if wanted.needs_crictl else []),
+        ]
+        runner.build_if_stale(f"node image {node_image}", "node-image-release-" + wanted.version, node_argv)
+        inner_argv = [str(scripts / "image" / "build-inner-images.sh"), str(bin_dir), *addons, str(images_tar)]
+        runner.build_if_stale(
+            f"images for inside the nodes ({images_tar.name})", "lab-images-" + wanted.version, inner_argv
+        )
+
+    return ReleaseArtifacts(
+        version=wanted.version,
+        bin_dir=bin_dir,
+        node_image=node_image,
+        inner_images_tar=images_tar,
+        inner_images=_read_image_list(images_tar),
+        cri_dockerd=cri_dir / "cri-dockerd",
+        crictl=crictl_dir / "crictl" if wanted.needs_crictl else None,
+    )
+
+
+def _build_cri_dockerd(runner: _Runner, scripts: Path, version: str, cri_dir: Path) -> None:
+    done = _all_executable(cri_dir, ("cri-dockerd",)) and (cri_dir / "systemd").is_dir()
+    _build_tool(runner, scripts, "cri-dockerd", version, cri_dir, done=done)
+
+
+@dataclass(frozen=True)
+class ReleaseCache:
+    """What the cache holds of one release: its binaries, and its lab's images for inside the nodes."""
+
+    release: Release
+    binaries: bool
+    lab_images: bool
+
+    @property
+    def built(self) -> bool:
+        return self.binaries and self.lab_images
+
+
+def cached_releases(cache_dir: Path = DEFAULT_CACHE_DIR) -> list[ReleaseCache]:
+    """Every release the lab knows, with what of it is built (``lab status``); file checks only."""
+    return [
+        ReleaseCache(
+            release=r,
+            binaries=_all_executable(cache_dir / "bin" / r.version, KUBERNETES_COMPONENTS),
+            lab_images=_images_tar(cache_dir, r.version).is_file()
+            and _images_tar(cache_dir, r.version).with_name(f"lab-images-{r.version}.tar.images").is_file(),
+        )
+        for r in (release(v) for v in ADDONS)
+    ]
 
 
 def tail_lines(text: str, count: int) -> list[str]:

@@ -1,7 +1,8 @@
 """What a lab is: its nodes, its addresses, its files. Pure data, no I/O.
 
-The lab is a kubeadm v1.23.17 cluster whose nodes are Docker containers (systemd as PID 1, Docker
-Engine inside, the kubelet on its built-in dockershim). Everything the lab creates in the host's
+The lab is a kubeadm cluster (v1.23.17 by default, any release releases.py knows) whose nodes are
+Docker containers (systemd as PID 1, Docker Engine inside, the kubelet on its built-in dockershim
+before 1.24 and on cri-dockerd from 1.24). Everything the lab creates in the host's
 Docker carries the label ``shimshift.lab=1`` so `lab down` finds it again.
 """
 
@@ -19,6 +20,7 @@ from shimshift.core.errors import Refusal
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET as CRI_DOCKERD_SOCKET
 from shimshift.core.wellknown import CRI_SOCKET_ANNOTATION as CRI_SOCKET_ANNOTATION
 from shimshift.core.wellknown import DOCKERSHIM_SOCKET as DOCKERSHIM_SOCKET
+from shimshift.lab.releases import DEFAULT_CRI_DOCKERD_VERSION, DEFAULT_VERSION, Release, release
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,7 +33,7 @@ NETWORK_SUBNET = "172.29.0.0/24"
 NODE_IP_OFFSET = 10  # control plane .10, workers .11, .12, ...
 POD_SUBNET = "10.244.0.0/16"
 SERVICE_SUBNET = "10.96.0.0/12"
-KUBERNETES_VERSION = "v1.23.17"
+KUBERNETES_VERSION = DEFAULT_VERSION  # the default lab; LabSpec.version names the one running
 PAUSE_IMAGE = "registry.k8s.io/pause:3.6"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"
 DEMO_NAMESPACE = "shimshift-demo"
@@ -68,6 +70,9 @@ class LabSpec:
     # The `restricted` Deployment (allowPrivilegeEscalation: false, with a PDB) that makes `migrate` refuse
     # 1.23 nodes: on by default, as the trap it shows is on most hardened clusters.
     hardened_demo: bool = True
+    # The Kubernetes release (releases.py knows which) and the cri-dockerd built into the node image.
+    version: str = KUBERNETES_VERSION
+    cri_dockerd_version: str = DEFAULT_CRI_DOCKERD_VERSION
 
     def __post_init__(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -75,16 +80,36 @@ class LabSpec:
                 f"--workers {self.workers} is out of range",
                 hint=f"choose between 1 and {MAX_WORKERS} workers",
             )
+        wanted = release(self.version)
+        object.__setattr__(self, "version", wanted.version)  # "1.27.16" and "v1.27.16" are one spec
+        if not wanted.uses_dockershim and self.cri_dockerd is not CriDockerdMode.RUNNING:
+            raise Refusal(
+                f"--cri-dockerd {self.cri_dockerd.value} with Kubernetes {wanted.version}",
+                hint="from 1.24 the kubelet has no dockershim and runs on cri-dockerd: leave --cri-dockerd running",
+            )
+
+    @property
+    def release(self) -> Release:
+        return release(self.version)
 
     def to_json(self) -> dict[str, Any]:
-        return {"workers": self.workers, "cri_dockerd": self.cri_dockerd.value, "hardened_demo": self.hardened_demo}
+        return {
+            "workers": self.workers,
+            "cri_dockerd": self.cri_dockerd.value,
+            "hardened_demo": self.hardened_demo,
+            "version": self.version,
+            "cri_dockerd_version": self.cri_dockerd_version,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LabSpec:
+        # A lab.json written before the lab knew other releases is a 1.23.17 lab with cri-dockerd v0.3.17.
         return cls(
             workers=int(data["workers"]),
             cri_dockerd=CriDockerdMode(data["cri_dockerd"]),
             hardened_demo=bool(data.get("hardened_demo", True)),
+            version=str(data.get("version", KUBERNETES_VERSION)),
+            cri_dockerd_version=str(data.get("cri_dockerd_version", DEFAULT_CRI_DOCKERD_VERSION)),
         )
 
 

@@ -14,14 +14,13 @@ import yaml
 from shimshift.core.errors import Refusal
 from shimshift.lab.model import (
     DEMO_NAMESPACE,
-    DOCKERSHIM_SOCKET,
-    KUBERNETES_VERSION,
     LAB_PREFIX,
     POD_SUBNET,
     SERVICE_SUBNET,
     WORKLOAD_IMAGE,
     LabNode,
 )
+from shimshift.lab.releases import DEFAULT_VERSION, Release, release
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -42,7 +41,7 @@ def _dump_all(docs: Iterable[Mapping[str, Any]]) -> str:
     return yaml.safe_dump_all(list(docs), sort_keys=False, default_flow_style=False)
 
 
-def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
+def kubelet_configuration(*, cgroup_driver: str, at: Release | None = None) -> dict[str, Any]:
     """KubeletConfiguration for every node (kubeadm uploads it to the kubelet-config ConfigMap and
     joining nodes take it from there).
 
@@ -52,13 +51,17 @@ def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
     other's pods otherwise.
     No cgroupRoot: with --cgroupns=private each node already sees its own cgroup as / (docs/lab.md#the-node-container).
     resolvConf: see :data:`KUBELET_RESOLV_CONF`.
+    ``at`` (default 1.23.17) adds what a release needs: its CRI endpoint from 1.27
+    (:attr:`Release.runtime_endpoint_in_kubelet_config`) and ``failCgroupV1: false`` from 1.35
+    (:attr:`Release.needs_fail_cgroup_v1_false`: this machine runs cgroup v1).
     """
+    at = at or release(DEFAULT_VERSION)
     if cgroup_driver not in ("cgroupfs", "systemd"):
         raise Refusal(
             f"node Docker reports cgroup driver {cgroup_driver!r}",
             hint="the lab supports Docker with the cgroupfs or systemd cgroup driver",
         )
-    return {
+    config: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
         "cgroupDriver": cgroup_driver,
@@ -67,18 +70,35 @@ def kubelet_configuration(*, cgroup_driver: str) -> dict[str, Any]:
         "imageGCHighThresholdPercent": 100,
         "evictionHard": {"nodefs.available": "0%", "nodefs.inodesFree": "0%", "imagefs.available": "0%"},
     }
+    if at.runtime_endpoint_in_kubelet_config:
+        config["containerRuntimeEndpoint"] = at.cri_socket
+    if at.needs_fail_cgroup_v1_false:
+        config["failCgroupV1"] = False
+    return config
 
 
-def _node_registration(node: LabNode) -> dict[str, Any]:
-    return {
+def _node_registration(node: LabNode, at: Release) -> dict[str, Any]:
+    registration: dict[str, Any] = {
         "name": node.name,
-        # No URL scheme: this is the form kubeadm 1.23 itself uses for its Docker socket and what it
-        # writes into the node annotation (docs/lab.md#kubeadm-offline).
-        "criSocket": DOCKERSHIM_SOCKET,
-        # Nothing is ever pulled: every image is loaded into the node's Docker beforehand.
-        "imagePullPolicy": "Never",
-        "kubeletExtraArgs": {"node-ip": node.ip},
+        # Always explicit (Release.cri_socket says why and in which form).
+        "criSocket": at.cri_socket,
     }
+    if at.kubeadm_api != "kubeadm.k8s.io/v1beta2":
+        # Nothing is ever pulled: every image is loaded into the node's Docker beforehand (the field is
+        # new in v1beta3; kubeadm 1.21 pulls only what is missing, which is nothing).
+        registration["imagePullPolicy"] = "Never"
+    registration["kubeletExtraArgs"] = _extra_args({"node-ip": node.ip}, at)
+    if at.cgroup_v1_preflight_error:
+        # The one check the lab cannot pass on this cgroup v1 host from 1.35 (Release.cgroup_v1_preflight_error).
+        registration["ignorePreflightErrors"] = ["SystemVerification"]
+    return registration
+
+
+def _extra_args(args: Mapping[str, str], at: Release) -> dict[str, str] | list[dict[str, str]]:
+    """v1beta4 made extra arguments a list of name/value pairs (kubeadm.k8s.io/v1beta4 doc.go, "Changes")."""
+    if at.kubeadm_api == "kubeadm.k8s.io/v1beta4":
+        return [{"name": k, "value": v} for k, v in args.items()]
+    return dict(args)
 
 
 def kube_proxy_configuration() -> dict[str, Any]:
@@ -95,19 +115,41 @@ def kube_proxy_configuration() -> dict[str, Any]:
     }
 
 
+def cri_dockerd_dropin(at: Release) -> str:
+    """cri-dockerd's settings on the nodes of a lab at 1.24 or later, where it is the kubelet's runtime from
+    `kubeadm init` on: the CNI network plugin (flannel's conflist in /etc/cni/net.d, the plugins in
+    /opt/cni/bin, both cri-dockerd's defaults) and the pause image that release's kubeadm loads under its
+    own tag (cri-dockerd's default, registry.k8s.io/pause:3.10 in v0.3.17 config/options.go, is not in the
+    nodes and would be pulled). The packaged unit's ExecStart otherwise (Mirantis/cri-dockerd
+    packaging/systemd/cri-docker.service)."""
+    if at.uses_dockershim:
+        raise Refusal(f"Kubernetes {at.version} runs on dockershim: the lab sets no cri-dockerd flags there")
+    return (
+        "# shimshift lab: see shimshift.lab.render.cri_dockerd_dropin\n"
+        "[Service]\n"
+        "ExecStart=\n"
+        "ExecStart=/usr/bin/cri-dockerd --container-runtime-endpoint fd:// --network-plugin=cni"
+        f" --pod-infra-container-image={at.pause_image}\n"
+    )
+
+
 def kubelet_resolv_conf(node: LabNode) -> str:
     """The node's :data:`KUBELET_RESOLV_CONF`."""
     return f"# shimshift lab: see shimshift.lab.render.KUBELET_RESOLV_CONF\nnameserver {node.ip}\n"
 
 
-def kubeadm_init_config(*, control_plane: LabNode, token: str, cgroup_driver: str) -> str:
-    """The v1beta3 configuration for `kubeadm init --config` on the control-plane node: kubeadm's
-    default addons (CoreDNS, kube-proxy) included, as on any kubeadm cluster."""
+def kubeadm_init_config(
+    *, control_plane: LabNode, token: str, cgroup_driver: str, at: Release | None = None
+) -> str:
+    """The configuration for `kubeadm init --config` on the control-plane node at release ``at`` (default
+    1.23.17), in the kubeadm API that release reads: kubeadm's default addons (CoreDNS, kube-proxy)
+    included, as on any kubeadm cluster."""
+    at = at or release(DEFAULT_VERSION)
     if control_plane.role != "control-plane":
         raise Refusal(f"{control_plane.name} is not the control-plane node", node=control_plane.name)
     endpoint = f"{control_plane.ip}:6443"
     init: dict[str, Any] = {
-        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "apiVersion": at.kubeadm_api,
         "kind": "InitConfiguration",
         "bootstrapTokens": [
             {
@@ -118,15 +160,15 @@ def kubeadm_init_config(*, control_plane: LabNode, token: str, cgroup_driver: st
             }
         ],
         "localAPIEndpoint": {"advertiseAddress": control_plane.ip, "bindPort": 6443},
-        "nodeRegistration": _node_registration(control_plane),
+        "nodeRegistration": _node_registration(control_plane, at),
     }
     etcd: dict[str, Any] = {"local": {"dataDir": "/var/lib/etcd"}}
     cluster: dict[str, Any] = {
-        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "apiVersion": at.kubeadm_api,
         "kind": "ClusterConfiguration",
         "clusterName": LAB_PREFIX,
         # Pinned: otherwise kubeadm asks dl.k8s.io for stable-1 (docs/lab.md#kubeadm-offline).
-        "kubernetesVersion": KUBERNETES_VERSION,
+        "kubernetesVersion": at.version,
         "controlPlaneEndpoint": endpoint,
         "apiServer": {"certSANs": [control_plane.ip, control_plane.name, "localhost", "127.0.0.1"]},
         "networking": {
@@ -136,14 +178,17 @@ def kubeadm_init_config(*, control_plane: LabNode, token: str, cgroup_driver: st
         },
         "etcd": etcd,
     }
-    return _dump_all([init, cluster, kubelet_configuration(cgroup_driver=cgroup_driver), kube_proxy_configuration()])
+    kubelet = kubelet_configuration(cgroup_driver=cgroup_driver, at=at)
+    return _dump_all([init, cluster, kubelet, kube_proxy_configuration()])
 
 
-def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) -> str:
-    """The v1beta3 JoinConfiguration for a worker. The CA is not pinned: the token travels only
-    through `docker exec` on a network of the lab's own, as kind does (docs/lab.md#kubeadm-offline)."""
+def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str, at: Release | None = None) -> str:
+    """The JoinConfiguration for a worker at release ``at`` (default 1.23.17). The CA is not pinned: the
+    token travels only through `docker exec` on a network of the lab's own, as kind does
+    (docs/lab.md#kubeadm-offline)."""
+    at = at or release(DEFAULT_VERSION)
     join = {
-        "apiVersion": "kubeadm.k8s.io/v1beta3",
+        "apiVersion": at.kubeadm_api,
         "kind": "JoinConfiguration",
         "discovery": {
             "bootstrapToken": {
@@ -152,7 +197,7 @@ def kubeadm_join_config(*, node: LabNode, control_plane: LabNode, token: str) ->
                 "unsafeSkipCAVerification": True,
             }
         },
-        "nodeRegistration": _node_registration(node),
+        "nodeRegistration": _node_registration(node, at),
     }
     return _dump_all([join])
 

@@ -1,4 +1,4 @@
-"""Make a running lab ready for `kubeadm upgrade` to v1.24.17 with nothing pulled.
+"""Make a running lab ready for `kubeadm upgrade` to a release (v1.24.17 by default) with nothing pulled.
 
 `prepare_upgrade` builds what the upgrade needs if the cache lacks it (``ensure_upgrade_artifacts``),
 then on every node of the lab:
@@ -74,13 +74,14 @@ class UpgradePreparation:
 
 def prepare_upgrade(
     *,
+    version: str = "v1.24.17",
     directory: Path = DEFAULT_DIRECTORY,
     cache_dir: Path | None = None,
     artifacts: UpgradeArtifacts | None = None,
     progress: Callable[[str], None] | None = None,
     lock_timeout: float = 1800,
 ) -> UpgradePreparation:
-    """Give every node of the lab in ``directory`` crictl and the upgrade's images; idempotent.
+    """Give every node of the lab in ``directory`` crictl and the images of ``version``'s kubeadm; idempotent.
 
     ``artifacts`` defaults to :func:`shimshift.lab.images.ensure_upgrade_artifacts` (which builds on a
     cold cache, before the lab lock is taken: a long build must not keep `lab up` waiting).
@@ -92,7 +93,9 @@ def prepare_upgrade(
     if artifacts is None:
         from shimshift.lab.images import DEFAULT_CACHE_DIR, ensure_upgrade_artifacts
 
-        artifacts = ensure_upgrade_artifacts(cache_dir=cache_dir or DEFAULT_CACHE_DIR, progress=progress)
+        artifacts = ensure_upgrade_artifacts(
+            version=version, cache_dir=cache_dir or DEFAULT_CACHE_DIR, progress=progress
+        )
     wanted = saved_image_ids(artifacts.images_tar)
     missing_refs = sorted(set(artifacts.images) - set(wanted))
     if missing_refs:
@@ -126,6 +129,19 @@ def prepare_upgrade(
     finally:
         lock.release()
     return UpgradePreparation(artifacts=artifacts, nodes=nodes)
+
+
+def load_release_images(
+    version: str,
+    *,
+    directory: Path = DEFAULT_DIRECTORY,
+    cache_dir: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> UpgradePreparation:
+    """What a journey through the releases calls before each minor: build ``version``'s binaries, crictl and
+    the images its kubeadm lists (``images.ensure_upgrade_artifacts``), load them into every node of the
+    running lab, and say where kubeadm, kubelet and kubectl of ``version`` are (``binaries_dir``)."""
+    return prepare_upgrade(version=version, directory=directory, cache_dir=cache_dir, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ build (refusal with the end of its log and the log's path; earlier results kept)
 ``lab/`` folder has every script ensure_artifacts calls. For the upgrade's artifacts: cold run
 (the v1.24.17 binaries in one build, crictl, then the images without the workload image), after ``lab up``
 (the kubelet it built is kept, only the rest is built, and ``lab up`` stays warm), warm run (one
-check), changed image inputs (rebuilt), a failing build and missing scripts (refused).
+check), changed image inputs (rebuilt), a failing build and missing scripts (refused). A lab at another
+release: built once beside the others (crictl in its node image from 1.24, none below), warm run only
+checks, ``cached_releases`` says which are built, an unknown release refused before any build.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from shimshift.lab.images import (
     LabArtifacts,
     LabBinaries,
     UpgradeArtifacts,
+    cached_releases,
     ensure_artifacts,
     ensure_binaries,
+    ensure_release_artifacts,
     ensure_upgrade_artifacts,
     lab_scripts_dir,
     tail_lines,
@@ -244,7 +248,7 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
     found = ensure_upgrade_artifacts(cache_dir=cache, progress=heard.append, lab_dir=stub_lab)
 
     bin_dir = cache / "bin" / "v1.24.17"
-    tar = cache / "images" / "lab-images-v1.24.17.tar"
+    tar = cache / "images" / "upgrade-images-v1.24.17.tar"
     addons = " ".join(str(cache / "bin" / name) for name in ("etcd-v3.5.6", "coredns-v1.8.6", "flannel-v0.28.0"))
     assert calls(tmp_path) == [
         f"build-kubernetes v1.24.17 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
@@ -262,8 +266,8 @@ def test_upgrade_cold_run_builds_the_binaries_then_the_images_without_the_worklo
         "built crictl v1.34.0",
         "building etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0 (first build: about 10 minutes)",
         "built etcd v3.5.6, CoreDNS v1.8.6 and flannel v0.28.0",
-        "building images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar) (first build: under a minute)",
-        "built images for the upgrade to v1.24.17 (lab-images-v1.24.17.tar)",
+        "building images for the upgrade to v1.24.17 (upgrade-images-v1.24.17.tar) (first build: under a minute)",
+        "built images for the upgrade to v1.24.17 (upgrade-images-v1.24.17.tar)",
     ]
     assert found == UpgradeArtifacts(
         version="v1.24.17",
@@ -322,3 +326,56 @@ def test_upgrade_failing_build_is_refused_with_its_log(
     assert str(cache / "logs" / "upgrade-control-plane-v1.24.17.log") in str(refused.value)
     assert [line.split()[0] for line in calls(tmp_path)] == ["build-kubernetes"]
     assert not (cache / "images").exists()
+
+
+def test_a_release_is_built_once_beside_the_others_with_crictl_from_1_24(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    found = ensure_release_artifacts("1.27.16", cache_dir=cache, lab_dir=stub_lab)
+
+    bin_dir = cache / "bin" / "v1.27.16"
+    crictl = cache / "bin" / "crictl-v1.34.0" / "crictl"
+    tar = cache / "images" / "lab-images-v1.27.16.tar"
+    addons = " ".join(str(cache / "bin" / name) for name in ("etcd-v3.5.12", "coredns-v1.10.1", "flannel-v0.28.0"))
+    assert calls(tmp_path) == [
+        f"build-kubernetes v1.27.16 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
+        f"kube-controller-manager kube-scheduler kube-proxy cache={cache}",
+        f"build-cri-dockerd v0.3.17 {cache / 'bin' / 'cri-dockerd-v0.3.17'}",
+        f"build-crictl v1.34.0 {crictl.parent}",
+        f"build-addons {cache} v3.5.12 v1.10.1 v0.28.0",
+        "check-node",
+        f"build-node-image shimshift/node:v1.27.16 {bin_dir} {cache / 'bin' / 'cri-dockerd-v0.3.17'} {cache} {crictl}",
+        "check-inner v1.27.16 workload=true",
+        f"build-inner-images {bin_dir} {addons} {tar} v1.27.16 workload=true",
+    ]
+    assert found.node_image == "shimshift/node:v1.27.16"
+    assert found.crictl == crictl
+    assert found.inner_images == ("registry.k8s.io/kube-apiserver:v1.27.16", "shimshift.local/busybox:1.0")
+
+    before = len(calls(tmp_path))
+    assert ensure_release_artifacts("v1.27.16", cache_dir=cache, lab_dir=stub_lab) == found
+    assert calls(tmp_path)[before:] == ["check-node", "check-inner v1.27.16 workload=true"]  # warm: checks only
+
+    built = {c.release.version: c.built for c in cached_releases(cache)}
+    assert built["v1.27.16"] is True
+    assert built["v1.30.14"] is False
+    assert built["v1.23.17"] is False
+
+
+def test_a_dockershim_release_gets_no_crictl(stub_lab: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    found = ensure_release_artifacts("1.22.17", cache_dir=cache, lab_dir=stub_lab)
+    assert found.crictl is None
+    assert not any(line.startswith("build-crictl") for line in calls(tmp_path))
+    node = next(line for line in calls(tmp_path) if line.startswith("build-node-image"))
+    assert node.split()[1:] == [
+        "shimshift/node:v1.22.17",
+        str(cache / "bin" / "v1.22.17"),
+        str(cache / "bin" / "cri-dockerd-v0.3.17"),
+        str(cache),
+    ]
+
+
+def test_an_unknown_release_is_refused_before_anything_is_built(stub_lab: Path, tmp_path: Path) -> None:
+    with pytest.raises(Refusal, match="does not know"):
+        ensure_release_artifacts("1.28.1", cache_dir=tmp_path / "cache", lab_dir=stub_lab)
+    assert calls(tmp_path) == []

@@ -17,15 +17,31 @@ dir=$cache/bin/etcd-$etcd
 if [ ! -x "$dir/etcd" ] || [ ! -x "$dir/etcdctl" ]; then
   echo "== etcd $etcd (at ${SECONDS}s)"
   # etcd's Makefile stamps only the git SHA; the version is the constant in api/v3/version.
+  # etcdctl is for operators only (kubeadm talks to etcd through its client library). Where this
+  # machine's Go module proxy refuses etcdctl at the server's version (v3.5.24: 403 "not available"),
+  # the newest etcdctl of the same minor below it that it serves is built, against the server's
+  # libraries (the wrapper resolves api, client and pkg to the server's version).
+  etcdctl=$etcd patch=${etcd##*.}
+  while ! (cd /tmp && go mod download "go.etcd.io/etcd/etcdctl/v3@$etcdctl" > /dev/null 2>&1); do
+    [ "$patch" -gt 0 ] || { echo "no etcdctl ${etcd%.*}.x at or below $etcd is served" >&2; exit 1; }
+    patch=$((patch - 1)) etcdctl=${etcd%.*}.$patch
+  done
+  [ "$etcdctl" = "$etcd" ] || echo "== etcdctl $etcdctl (the proxy does not serve etcdctl $etcd)"
   "$here/build-gowrapper.sh" "$dir" "-s -w" \
     "etcd=go.etcd.io/etcd/server/v3,etcdctl=go.etcd.io/etcd/etcdctl/v3" \
-    "go.etcd.io/etcd/server/v3@$etcd" "go.etcd.io/etcd/etcdctl/v3@$etcd"
+    "go.etcd.io/etcd/server/v3@$etcd" "go.etcd.io/etcd/etcdctl/v3@$etcdctl"
 fi
 dir=$cache/bin/coredns-$coredns
 if [ ! -x "$dir/coredns" ]; then
   echo "== coredns $coredns (at ${SECONDS}s)"
+  # reflect2 v1.0.2 only where CoreDNS requires an older one (1.8.x: v1.0.1, see build-gowrapper.sh);
+  # CoreDNS 1.13 requires a later pseudo-version, which a v1.0.2 pin would be a refused downgrade of.
+  gomod=$(cd /tmp && go mod download -json "github.com/coredns/coredns@$coredns" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  wanted=$(awk '$1 == "github.com/modern-go/reflect2" {print $2; exit}' "$gomod")
+  pin=()
+  [ "$(printf '%s\nv1.0.2\n' "${wanted:-v0}" | sort -V | head -1)" = v1.0.2 ] || pin=(github.com/modern-go/reflect2@v1.0.2)
   "$here/build-gowrapper.sh" "$dir" "-s -w" "coredns=github.com/coredns/coredns" \
-    "github.com/coredns/coredns@$coredns" github.com/modern-go/reflect2@v1.0.2
+    "github.com/coredns/coredns@$coredns" "${pin[@]}"
 fi
 dir=$cache/bin/flannel-$flannel
 if [ ! -x "$dir/flanneld" ]; then

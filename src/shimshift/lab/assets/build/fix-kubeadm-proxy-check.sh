@@ -14,7 +14,9 @@ set -euo pipefail
 file=$1/cmd/kubeadm/app/preflight/checks.go
 old='if len(testIP) == net.IPv6len {'
 new='if testIP.To4() == nil { // shimshift lab: IPv6 only (kubernetes/kubernetes#135013)'
-if grep -qF "$new" "$file"; then
+# Already fixed, or written upstream with net.JoinHostPort (which brackets IPv6 only), as in 1.33 and
+# later (k8s.io/kubernetes v1.33.13 cmd/kubeadm/app/preflight/checks.go, HTTPProxyCIDRCheck).
+if grep -qF "$new" "$file" || grep -qF 'net.JoinHostPort(testIP.String(), "1234")' "$file"; then
   exit 0
 fi
 grep -qF "$old" "$file" || { echo "$file: the HTTPProxyCIDR check is not as expected: $old" >&2; exit 1; }

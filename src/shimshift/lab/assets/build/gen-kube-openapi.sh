@@ -25,7 +25,17 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 LOCAL_SOURCE="$partial" "$here/wrapper-module.sh" k8s.io/kubernetes "$version" "$work"
 cd "$work"
-go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
+# golang.org/x/tools releases that have internal/tokeninternal but predate v0.34 do not compile with Go
+# 1.25 and later ("invalid array length -delta * delta", golang/go#74462); k/k 1.30 and later pin such a
+# version for their generators (1.21 to 1.24 pin older ones, which compile). openapi-gen only needs one
+# that compiles (the generated code does not depend on it): on that error its build takes v0.34.0 (which
+# compiles here; v0.30.0 does not).
+if ! go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen 2> "$work/openapi-gen.err"; then
+  cat "$work/openapi-gen.err" >&2
+  grep -q 'internal/tokeninternal' "$work/openapi-gen.err" || exit 1
+  go mod edit -replace golang.org/x/tools=golang.org/x/tools@v0.34.0
+  go build -o "$work/openapi-gen" k8s.io/kube-openapi/cmd/openapi-gen
+fi
 
 tagged_packages() {  # IMPORT_PREFIX DIR
   # Some staging modules have no tagged package: an empty grep is not an error here.
@@ -43,13 +53,28 @@ staging_version="v0.${version#v1.}"
   done
 } > "$work/inputs"
 
-"$work/openapi-gen" \
-  --input-dirs "$(paste -sd, "$work/inputs")" \
-  --output-package k8s.io/kubernetes/pkg/generated/openapi \
-  --output-file-base zz_generated.openapi \
-  --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
-  --report-filename "$work/api-rule-violations.txt" \
-  --output-base "$work/out"
+# (--help exits non-zero, and a grep -q in the same pipe would cut it short under pipefail)
+usage=$("$work/openapi-gen" --help 2>&1 || true)
+if [[ "$usage" == *--output-dir* ]]; then
+  # openapi-gen on gengo/v2 (k/k 1.30 and later): packages as arguments, an output directory
+  # (k/k v1.30.14 hack/update-codegen.sh, codegen::openapi).
+  mkdir -p "$work/out/k8s.io/kubernetes/pkg/generated/openapi"
+  "$work/openapi-gen" \
+    --output-file zz_generated.openapi.go \
+    --output-dir "$work/out/k8s.io/kubernetes/pkg/generated/openapi" \
+    --output-pkg k8s.io/kubernetes/pkg/generated/openapi \
+    --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
+    --report-filename "$work/api-rule-violations.txt" \
+    $(cat "$work/inputs")
+else
+  "$work/openapi-gen" \
+    --input-dirs "$(paste -sd, "$work/inputs")" \
+    --output-package k8s.io/kubernetes/pkg/generated/openapi \
+    --output-file-base zz_generated.openapi \
+    --go-header-file "$partial/hack/boilerplate/boilerplate.generatego.txt" \
+    --report-filename "$work/api-rule-violations.txt" \
+    --output-base "$work/out"
+fi
 cp "$work/out/k8s.io/kubernetes/pkg/generated/openapi/zz_generated.openapi.go" "$partial/pkg/generated/openapi/"
 rm -rf "$srcdir"
 mv "$partial" "$srcdir"

@@ -29,7 +29,28 @@ mkdir -p "$dir"
   # Every replace line of the dependency, one per line, in block or single-line form.
   awk '/^replace \($/ {inblock=1; next} inblock && /^\)$/ {inblock=0; next}
        inblock {print; next} /^replace [^(]/ {sub(/^replace /, ""); print}' "$modfile" |
-    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#"
+    sed -E "s#^[[:space:]]*([^ ]+) => \./staging/src/([^ ]+)\$#\t\1 => \2 $staging_version#" |
+    # k/k 1.21 and 1.22 pin github.com/modern-go/reflect2 v1.0.1, whose map iterators fault at run time
+    # when built with Go 1.18 or later (modern-go/reflect2#26, fixed in v1.0.2): the same fix as for CoreDNS.
+    sed -E "s#(github.com/modern-go/reflect2 => github.com/modern-go/reflect2) v1\.0\.1\$#\1 v1.0.2#"
   [ -z "${LOCAL_SOURCE:-}" ] || printf '\t%s => %s\n' "$module" "$LOCAL_SOURCE"
   echo ")"
 } > "$dir/go.mod"
+# This machine's Go module proxy refuses a few staging modules at their release's own version
+# (k8s.io/kube-controller-manager v0.22.17: 403 "not available"). The staging modules are re-tagged at
+# every patch release; such a module is taken at the newest earlier patch of the same minor the proxy
+# serves, and the build says so.
+for name in $(sed -n "s#^\t\(k8s.io/[^ ]*\) => [^ ]* $staging_version\$#\1#p" "$dir/go.mod"); do
+  (cd /tmp && go mod download "$name@$staging_version" > /dev/null 2>&1) && continue
+  patch=${staging_version##*.} served=""
+  while [ "$patch" -gt 0 ]; do
+    patch=$((patch - 1))
+    if (cd /tmp && go mod download "$name@${staging_version%.*}.$patch" > /dev/null 2>&1); then
+      served=${staging_version%.*}.$patch
+      break
+    fi
+  done
+  [ -n "$served" ] || { echo "the Go module proxy serves no $name ${staging_version%.*}.x" >&2; exit 1; }
+  echo "wrapper-module: $name $staging_version is not served; using $served" >&2
+  sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
+done

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Assemble the lab's node image from the cached Debian root filesystem and the built binaries.
-# usage: build-node-image.sh [--check] IMAGE BIN_DIR CRI_DOCKERD_DIR CACHE_DIR
+# usage: build-node-image.sh [--check] IMAGE BIN_DIR CRI_DOCKERD_DIR CACHE_DIR [CRICTL]
 #   --check  only say whether a build is due: exit 0 if up to date, 3 if not
 #   BIN_DIR          kubelet, kubeadm, kubectl (v1.23.17)
 #   CRI_DOCKERD_DIR  cri-dockerd and systemd/cri-docker.{service,socket} (build-cri-dockerd.sh)
 #   CACHE_DIR        where the root filesystem tarball is kept (CACHE_DIR/rootfs/)
+#   CRICTL           crictl, put at /usr/bin/crictl: kubeadm 1.24 and later refuse to run without it
+#                    (cmd/kubeadm/app/util/runtime/runtime.go at v1.24.17); not given for 1.23 and older
 # The image is re-imported only when the hash of its inputs differs from its io.shimshift.inputs
 # label. What goes in, and why, is listed in lab/image/README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 check=false
 if [ "${1:-}" = --check ]; then check=true; shift; fi
-image=$1 bin_dir=$2 cri_dir=$3 cache_dir=$4
+image=$1 bin_dir=$2 cri_dir=$3 cache_dir=$4 crictl=${5:-}
 
 rootfs_key=$(sha256sum "$here/build-rootfs.sh" | cut -c1-16)
 rootfs_tar=$cache_dir/rootfs/bookworm-node-$rootfs_key.tar
@@ -22,7 +24,7 @@ inputs=$(
       awk '{print $1}'
     # Built binaries by size and modification time: reading 250 MB on every `lab up` is too slow
     # on a busy 2-core machine, and only the build scripts write them.
-    stat -L -c '%n %s %.9Y' "$bin_dir"/{kubelet,kubeadm,kubectl} "$cri_dir/cri-dockerd"
+    stat -L -c '%n %s %.9Y' "$bin_dir"/{kubelet,kubeadm,kubectl} "$cri_dir/cri-dockerd" ${crictl:+"$crictl"}
     # Paths and contents (and modes) of the files laid over the root filesystem.
     (cd "$here/node" && find . -type f -printf '%p %m\n' | sort && find . -type f | sort | xargs sha256sum)
   } | sha256sum | cut -c1-16
@@ -37,7 +39,7 @@ root=$(mktemp -d /var/tmp/shimshift-node.XXXXXX)
 trap 'rm -rf --one-file-system "$root"' EXIT
 tar --numeric-owner --xattrs --xattrs-include='*' -C "$root" -xf "$rootfs_tar"
 
-install -m 0755 "$bin_dir"/{kubelet,kubeadm,kubectl} "$cri_dir/cri-dockerd" "$root/usr/bin/"
+install -m 0755 "$bin_dir"/{kubelet,kubeadm,kubectl} "$cri_dir/cri-dockerd" ${crictl:+"$crictl"} "$root/usr/bin/"
 # cri-dockerd's own units, where its deb package puts them; installed but not enabled: the lab
 # decides per run whether cri-dockerd runs (`--cri-dockerd=running|stopped|absent`).
 install -m 0644 "$cri_dir"/systemd/cri-docker.{service,socket} "$root/lib/systemd/system/"
