@@ -26,6 +26,7 @@ from shimshift.core.node_files import (
 from shimshift.core.node_plan import apply_changes
 from shimshift.core.node_planner import plan_node
 from shimshift.core.versions import FLAG_RULES, FlagRule, FlagStatus, flag_status
+from shimshift.lab import images
 
 pytestmark = pytest.mark.e2e
 
@@ -44,8 +45,18 @@ VALUES = {
 }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def built_binaries() -> None:
+    """The kubelets of both releases and cri-dockerd, built now if the cache lacks them: these tests must
+    not depend on an earlier lab test having built the 1.24 kubelet. A failed build fails them, never skips."""
+    try:
+        images.ensure_binaries(kubelet_next=True)
+    except Exception as e:  # any failure must become a test failure, never a skip
+        pytest.fail(f"the lab binaries could not be built: {type(e).__name__}: {e}", pytrace=False)
+
+
 def dockershim_node(minor: int) -> dict[str, bytes | None]:
-    """What kubeadm 1.23 leaves on a dockershim node (reference §3.1), the kubelet now at 1.<minor>."""
+    """What kubeadm 1.23 leaves on a dockershim node, the kubelet now at 1.<minor>."""
     return {
         KUBELET_DROPIN_USR: STANDARD_KUBEADM_DROPIN,
         KUBEADM_FLAGS_ENV: (
