@@ -5,7 +5,7 @@
     .venv/bin/python scripts/gen_cri.py --check         # fail if the checked-in stubs are stale
     .venv/bin/python scripts/gen_cri.py --wire-compat OLD_API_PROTO
 
-Why checked-in stubs, and why this layout: ../shared/reference/python-dependencies.md §3.1-§3.3.
+Why checked-in stubs, and why this layout: docs/dependencies.md.
 grpcio-tools cannot emit relative imports, so the proto is copied into a scratch tree at the path of the
 package that will hold the output (``shimshift/adapters/cri/generated/api.proto``) and compiled with
 ``-I <scratch>``: the generated ``api_pb2_grpc.py`` then imports ``shimshift.adapters.cri.generated.api_pb2``.

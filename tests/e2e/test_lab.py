@@ -105,7 +105,7 @@ def test_every_node_is_annotated_with_the_dockershim_socket(lab: LabInfo, kube: 
 
 def test_kubeadm_flags_env_is_as_kubeadm_1_23_wrote_it(lab: LabInfo) -> None:
     # kubeadm 1.23, Docker socket: --network-plugin=cni and the pause image, plus kubeletExtraArgs
-    # (node-ip), sorted by flag name, one line (dockershim-to-cri-dockerd.md §3.1).
+    # (node-ip), sorted by flag name, one line (kubeadm `cmd/kubeadm/app/phases/kubelet/flags.go`).
     for n in lab.nodes:
         text = lab.exec(n.name, ["cat", state.KUBEADM_FLAGS], check=True).stdout
         assert text == (
@@ -131,7 +131,7 @@ def test_sample_workloads_run(lab: LabInfo, kube: Client) -> None:
 
     assert len(by_prefix("web-")) == 3
     assert all(_owner_kind(p) == "ReplicaSet" for p in by_prefix("web-"))
-    # On dockershim the kubelet admits the restricted pods (Docker answers its API version, reference §7.1).
+    # On dockershim the kubelet admits the restricted pods (Docker answers its API version, docs/hardened-pods.md).
     restricted = by_prefix("restricted-")
     assert len(restricted) == 2 and all(_owner_kind(p) == "ReplicaSet" for p in restricted)
     agents = by_prefix("node-agent-")

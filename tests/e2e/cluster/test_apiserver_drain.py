@@ -4,7 +4,7 @@ Without kubelets a pod deleted gracefully stays Terminating for ever, so most dr
 ``--grace-period=0`` (the API server then removes the pod at once); the wait tests use a grace period on
 purpose and play the kubelet's final removal themselves.
 
-Matrix (../shared/reference/peer-tools.md §1.9):
+Matrix (kubernetes/kubectl `pkg/cmd/drain/drain_test.go` at v0.23.17, TestDrain):
 - TestDrain's cases, each once through eviction (policy/v1) and once through DELETE;
 - TestDeleteOrEvict: policy/v1, policy/v1beta1 and DELETE each remove exactly the targeted pods;
 - TestCheckEvictionSupport against the real discovery document;

@@ -104,7 +104,7 @@ def test_flag_table_matches_the_kubelet(minor: int, rule: FlagRule) -> None:
 def test_planned_kubelet_command_line_is_accepted(minor: int) -> None:
     files = dockershim_node(minor)
     before_ok, before_err = accepts(binary(KUBELETS[minor]), kubelet_argv(files))
-    # 1.24 exits on the dockershim flags kubeadm 1.23 left behind (reference §6.1); 1.23 takes them.
+    # 1.24 exits on the dockershim flags kubeadm 1.23 left behind; 1.23 takes them (CHANGELOG-1.24).
     assert before_ok is (minor <= 23), before_err
     plan = plan_node(
         kubelet_version=f"1.{minor}.17",

@@ -110,7 +110,7 @@ def wait_until(predicate: Any, *, timeout: float, what: str, interval: float = 2
 def assert_on_cri_dockerd(lab: LabInfo, node: str, *, kubelet_minor: int = 23) -> None:
     args = kubelet_args(kubelet_cmdline(lab, node))
     assert args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT, args
-    if kubelet_minor < 24:  # required before 1.24; deprecated from 1.24 (reference §2)
+    if kubelet_minor < 24:  # required before 1.24; deprecated from 1.24 (docs/runtime-facts.md)
         assert args.get("--container-runtime") == "remote", args
     assert "--network-plugin" not in args, args
     body = node_json(lab, node)

@@ -83,7 +83,7 @@ def test_cri_dockerd_broken_after_preflight_rolls_back(lab: LabInfo, tmp_path: P
         # Break cri-dockerd while the run is frozen right after preflight. Removing only its socket file
         # would not do: the plan restarts cri-docker.service, and the socket unit is PartOf it, so the
         # restart recreates the socket. A binary gone from under its unit (the 203/EXEC of
-        # ../shared/reference/dockershim-to-cri-dockerd.md §6.9) stays broken.
+        # docs/runtime-facts.md) stays broken.
         returncode, out, err = migrate_breaking_after(
             lab,
             journal,

@@ -1,5 +1,5 @@
 """A `migrate --all` run killed with SIGKILL at each step boundary, then `migrate --resume`, ends exactly
-where an uninterrupted run ends: every node migrated, none left cordoned (reference §7.3).
+where an uninterrupted run ends: every node migrated, none left cordoned.
 
 Matrix: the whole lab selected with `--all`, the way operators run it; for every step of the per-node
 machine, the kill lands right after the journal records that step as finished on the first node of the

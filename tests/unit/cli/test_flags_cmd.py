@@ -139,7 +139,7 @@ def test_check_clean(tmp_path: Path) -> None:
 
 
 def test_check_flags_a_streaming_server_on_every_address(tmp_path: Path) -> None:
-    # §7.2: a node already on cri-dockerd whose streaming server is not bound to loopback.
+    # A node already on cri-dockerd whose streaming server is not bound to loopback.
     for extra in ((), ("--streaming-bind-addr", "0.0.0.0:10010"), ("--streaming-bind-addr=[::]",)):
         dropin = cri_dockerd_dropin(tmp_path, *extra)
         code, out, _ = run("check", "--target-version", "1.23", *files(tmp_path, flags=MIGRATED), *dropin)

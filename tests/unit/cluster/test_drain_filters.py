@@ -1,7 +1,7 @@
 """kubectl drain's filters, pod by pod (pure).
 
-Matrix: every TestDrain case of kubectl's pkg/cmd/drain/drain_test.go that the filters decide
-(../shared/reference/peer-tools.md §1.9), TestSkipDeletedFilter, TestFilterPods (extra filters and
+Matrix: every TestDrain case of kubectl's pkg/cmd/drain/drain_test.go that the filters decide (at v0.23.17),
+TestSkipDeletedFilter, TestFilterPods (extra filters and
 short-circuit), the warning quirk, TestCheckEvictionSupport, the kubectl error aggregation text, the
 PDB selector and 429 cause parsing, and option validation.
 """

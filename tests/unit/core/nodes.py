@@ -1,6 +1,6 @@
 """Node file sets as kubeadm leaves them, per kubelet minor, for the core tests.
 
-Shapes come from ../shared/reference/dockershim-to-cri-dockerd.md §3: kubeadm <=1.23 on the Docker socket
+Shapes come from kubeadm `cmd/kubeadm/app/phases/kubelet/flags.go` at each tag: kubeadm <=1.23 on the Docker socket
 writes only `--network-plugin=cni --pod-infra-container-image=...`; for a CRI socket it writes
 `--container-runtime=remote --container-runtime-endpoint=...` (+ the pause image) up to 1.25, the
 endpoint and pause image from 1.26, and from 1.34 the endpoint lives in instance-config.yaml/config.yaml.

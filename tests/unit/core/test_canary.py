@@ -1,4 +1,4 @@
-"""verify's canary as data (reference §7.1, §7.5): the pod it creates and what its status means.
+"""verify's canary as data (docs/hardened-pods.md): the pod it creates and what its status means.
 
 Matrix: the manifest (pinned by nodeName, tolerates the unschedulable taint, never pulls, every hardened
 field, no token, labels) with and without allowPrivilegeEscalation (kubelet 1.23 / 1.24 x accepted or
@@ -134,7 +134,7 @@ def test_running_on_the_pod_network_passes() -> None:
 
 
 def test_no_new_privs_refusal_fails_with_the_way_out() -> None:
-    # What a 1.23 kubelet on cri-dockerd shows (reference §7.1).
+    # What a 1.23 kubelet on cri-dockerd shows (cri-dockerd#167).
     refused = pod(
         "Pending",
         ip="",

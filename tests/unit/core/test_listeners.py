@@ -1,4 +1,4 @@
-"""cri-dockerd's listening sockets from `ss -Hltnp`, and its streaming server's bind address (§7.2).
+"""cri-dockerd's listening sockets from `ss -Hltnp`, and its streaming server's bind address.
 
 Matrix: ss lines for IPv4, IPv6, every-address (`*`, 0.0.0.0, [::]), interface-scoped (`%lo`), IPv4-mapped
 loopback, several processes on one socket, the Netid column, and lines that are not sockets; verify's

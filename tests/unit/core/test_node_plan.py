@@ -77,7 +77,7 @@ def test_dockershim_node_migrates_on_every_minor(minor: int) -> None:
     for forbidden in p.forbidden_kubelet_args:
         assert view.last(forbidden) is None
     if minor <= 23:
-        # §1: --container-runtime=remote is mandatory before 1.24, or dockershim takes the socket over.
+        # --container-runtime=remote is mandatory before 1.24, or dockershim takes the socket over.
         assert p.expected_kubelet_args == {
             "--container-runtime": "remote",
             "--container-runtime-endpoint": CRI_DOCKERD_ENDPOINT,
@@ -126,7 +126,7 @@ def test_node_set_up_by_kubeadm_on_cri_dockerd_is_a_noop(minor: int) -> None:
 
 @pytest.mark.parametrize("minor", [m for m in MINORS if m >= 35])
 def test_migrated_node_upgraded_to_135_loses_only_the_pause_flag(minor: int) -> None:
-    # §6.1: --pod-infra-container-image left in the files makes kubelet 1.35 exit.
+    # --pod-infra-container-image left in the files makes kubelet 1.35 exit.
     files = cri_dockerd_node(26)
     p = plan(files, minor)
     assert p.state is RuntimeState.CRI_DOCKERD
@@ -273,7 +273,7 @@ def test_cri_dockerd_unit_command_line_is_kept() -> None:
     ("written", "words"),
     [
         ("--cri-dockerd-root-directory=/data/cri", ("--cri-dockerd-root-directory=/data/cri",)),
-        # §7.2: an operator's streaming address stays, whatever it is.
+        # an operator's streaming address stays, whatever it is.
         ("--streaming-bind-addr 10.1.2.3:10010", ("--streaming-bind-addr", "10.1.2.3:10010")),
     ],
 )
@@ -292,7 +292,7 @@ def test_operator_setting_on_cri_dockerd_is_respected(written: str, words: tuple
 @pytest.mark.parametrize("minor", [21, 23, 24, 27])
 @pytest.mark.parametrize("cri_dockerd_version", ["0.3.0", "0.3.16", "0.3.17", None])
 def test_streaming_server_is_bound_to_loopback(minor: int, cri_dockerd_version: str | None) -> None:
-    # §7.2: dockershim's streaming server listened on localhost:0; cri-dockerd's on every address.
+    # dockershim's streaming server listened on localhost:0; cri-dockerd's on every address.
     files = dockershim_node(minor)
     p = plan(files, minor, cri_dockerd_version=cri_dockerd_version)
     assert p.cri_dockerd_settings["--streaming-bind-addr"] == "127.0.0.1"
@@ -342,7 +342,7 @@ def test_unknown_versions_and_driver_only_warn() -> None:
 
 
 def test_cgroup_mismatch_is_allowed_when_the_kubelet_asks_cri_dockerd() -> None:
-    # §2: KubeletCgroupDriverFromCRI on by default from 1.31, RuntimeConfig in cri-dockerd 0.3.17+.
+    # KubeletCgroupDriverFromCRI on by default from 1.31, RuntimeConfig in cri-dockerd 0.3.17+.
     p = plan(dockershim_node(31), 31, cri_dockerd_version="0.3.17", docker_cgroup_driver="cgroupfs")
     assert any("KubeletCgroupDriverFromCRI" in w.message and w.code == "cgroup-driver-from-cri" for w in p.warnings)
 

@@ -112,7 +112,7 @@ def test_unrelated_content_survives_and_plans_roundtrip(
     try:
         p = plan_for(files, minor)
     except Refusal as exc:
-        # 1.27+ with no endpoint and nothing from dockershim: the kubelet runs containerd (§6.11).
+        # 1.27+ with no endpoint and nothing from dockershim: the kubelet runs containerd (docs/runtime-facts.md).
         original = parse_env_file("/f", content, unique=()).get(key)
         assert original is not None
         assert path == KUBEADM_FLAGS_ENV

@@ -1,7 +1,7 @@
 """Upgrade readiness findings.
 
 Matrix: a kubeadm dockershim node and the same node after the plan, checked against every target minor
-1.20-1.37; the pitfalls of reference §6 one by one (removed flags in each source file, endpoint without
+1.20-1.37; the pitfalls of docs/runtime-facts.md one by one (removed flags in each source file, endpoint without
 `remote` before 1.24, no endpoint on 1.27+, pause image and cgroup driver mismatches, CRI API skew).
 """
 

@@ -1,7 +1,7 @@
 """The rule table and version parsing.
 
-Matrix: every minor 1.20-1.37 against the facts of reference §2/§3 (flag status per flag, dockershim,
-`remote` requirement, endpoint home and default, CRI API); cri-dockerd versions against §4.
+Matrix: every minor 1.20-1.37 against the facts of docs/runtime-facts.md (flag status per flag, dockershim,
+`remote` requirement, endpoint home and default, CRI API); cri-dockerd versions against its releases.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def test_every_minor_has_exactly_one_facts_row() -> None:
         facts_for(38)
 
 
-# Expected status of each flag per minor, written out from reference §2 (not computed from the table).
+# Expected status of each flag per minor, written out from docs/runtime-facts.md (not computed from the table).
 EXPECTED_STATUS: dict[str, Callable[[int], FlagStatus]] = {
     "--container-runtime": lambda m: A if m < 24 else D if m < 27 else R,
     "--container-runtime-endpoint": lambda m: A if m < 27 else D,

@@ -36,3 +36,30 @@ def test_no_citation_a_reader_cannot_open() -> None:
         if FORBIDDEN.search(line)
     ]
     assert not hits, "cite the upstream source or docs/ instead:\n" + "\n".join(hits)
+
+
+OUTSIDE = re.compile(r"shared/|§")
+REPOSITORY_TOPS = ("src", "benchmarks", "tests", "scripts", "docs", "deploy", ".ci")
+
+
+def repository_files() -> list[Path]:
+    files = [ROOT / "README.md"]
+    for top in REPOSITORY_TOPS:
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.is_file() and path.suffix in TEXT_SUFFIXES | {""} and "__pycache__" not in path.parts:
+                files.append(path)
+    return files
+
+
+def test_nothing_in_the_repository_points_outside_it() -> None:
+    """Tests, scripts and docs too: a person who clones the repository has no notebook to open."""
+    this = Path(__file__).resolve()
+    hits = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}"
+        for path in repository_files()
+        if path.resolve() != this
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
+    assert ROOT / ".ci" / "run" in repository_files()
+    assert not hits, "cite the upstream source or docs/ instead:\n" + "\n".join(hits)

@@ -1,4 +1,4 @@
-"""The selection a resumed run finishes (reference §7.3): a run records the nodes it selected when it
+"""The selection a resumed run finishes: a run records the nodes it selected when it
 began, and `--resume` works on exactly those, whatever runtime they show now.
 
 Matrix: round trip through the JSON the journal stores, a run recorded before the selection was kept,
