@@ -35,7 +35,8 @@ from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.run_copy import RunCopy
 from shimshift.core.run_lease import LeaseState
-from shimshift.core.upgrade import parse_target, render_plan
+from shimshift.core.upgrade.binaries import parse_target
+from shimshift.core.upgrade.render import render_plan
 from shimshift.orchestrator import session
 from shimshift.orchestrator.cluster_run import cluster_copy
 from shimshift.orchestrator.journey_plan import JourneyPlan, JourneyPlanRequest, plan_whole_journey

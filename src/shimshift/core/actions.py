@@ -13,6 +13,7 @@ Each action is bound to the one node the executor serves; none carries the node'
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,11 +30,21 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Run:
     """Run ``argv`` on the node (never through a shell); the result has returncode, stdout, stderr.
-    With ``check`` a non-zero exit raises, so a procedure only inspects failures it expects."""
+    With ``check`` a non-zero exit raises, so a procedure only inspects failures it expects.
+
+    ``why`` and ``expect`` are for the procedure, never the executor: a planned command (the upgrade's,
+    core/upgrade/plan.py) says why it runs, for the plan's reader and the failure message, and what must
+    appear in its output for the procedure to go on."""
 
     argv: tuple[str, ...]
     check: bool = True
     timeout: float = 60.0
+    why: str = ""
+    expect: str | None = None
+
+    def shown(self) -> str:
+        """For display only; never executed."""
+        return shlex.join(self.argv)
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,7 @@ class RemoveFile:
 @dataclass(frozen=True)
 class Upload:
     """Copy a file of this machine to the node atomically; the executor checks its sha256 first. No backup:
-    the upgrade keeps the binary it replaces itself (core/upgrade.py BinarySwap)."""
+    the upgrade keeps the binary it replaces itself (core/upgrade/plan.py BinarySwap)."""
 
     source: str
     target: str

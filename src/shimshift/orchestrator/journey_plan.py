@@ -31,7 +31,8 @@ from shimshift.core.journey.skew import SkewRules
 from shimshift.core.node_files import NODE_FILES, NodeView
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.runtime_detect import Runtime
-from shimshift.core.upgrade import TargetBinary, apiserver_versions_from_images, parse_install_commands, parse_target
+from shimshift.core.upgrade.binaries import TargetBinary, parse_install_commands, parse_target
+from shimshift.core.upgrade.cluster import apiserver_versions_from_images
 from shimshift.core.versions import (
     CriDockerdVersion,
     KubeletVersion,

@@ -42,7 +42,7 @@ from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
-from shimshift.core.upgrade import NodeUpgradePlan
+from shimshift.core.upgrade.plan import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
 from shimshift.orchestrator.canary import CanarySettings
 from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy

@@ -8,7 +8,7 @@ uncordon.
 
 The migration's steps are the migration's own (core/procedures/migration.py); this module adds the
 binaries and kubeadm, the version checks and a wider rollback. What each added step runs is decided by
-core/upgrade.py's NodeUpgradePlan, made at preflight and stored in the journal with the migration's
+core/upgrade/plan.py's NodeUpgradePlan, made at preflight and stored in the journal with the migration's
 plan, so a resumed run and its rollback work from the plan that was made, never a new one.
 
 Rollback: a worker that fails after it changed anything goes back to its old binaries, the kubelet
@@ -36,18 +36,13 @@ from shimshift.core.procedures.migration import (
     StepFailed,
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step, changing_steps, remaining_steps
-from shimshift.core.upgrade import (
+from shimshift.core.upgrade.binaries import PackageInstall, TargetBinary, parse_target
+from shimshift.core.upgrade.cluster import NodeVersion, Role, kubelet_swap_problem
+from shimshift.core.upgrade.plan import (
     FINISH,
     KUBEADM_REWRITES,
     MIGRATION_PART,
-    Command,
     NodeUpgradePlan,
-    NodeVersion,
-    PackageInstall,
-    Role,
-    TargetBinary,
-    kubelet_swap_problem,
-    parse_target,
     plan_agrees,
     plan_node_upgrade,
 )
@@ -199,8 +194,8 @@ class UpgradeProcedure(MigrationProcedure):
         if not actions:
             return {"skipped": f"only the first control-plane node plans; this one is a {plan.role}"}
         command = actions[0]
-        assert isinstance(command, Command)
-        result = yield act.Run(command.argv, check=False, timeout=300)
+        assert isinstance(command, act.Run)
+        result = yield replace(command, timeout=300)
         stdout = result.stdout.decode("utf-8", "replace")
         problem = plan_agrees(stdout, plan.to_version)
         if result.returncode != 0:
@@ -212,7 +207,7 @@ class UpgradeProcedure(MigrationProcedure):
 
     def kubeadm_upgrade(self) -> Procedure[dict[str, Any]]:
         plan = yield from self.upgrade_plan()
-        [command] = [action for action in _actions_of(plan, Step.KUBEADM_UPGRADE) if isinstance(action, Command)]
+        [command] = [action for action in _actions_of(plan, Step.KUBEADM_UPGRADE) if isinstance(action, act.Run)]
         if plan.role is not Role.WORKER:
             # kubeadm talks to the runtime at the node's cri-socket annotation. One it cannot reach (a
             # stale dockershim one: CRI v1alpha2 only) shows in kubeadm only as an ignorable ImagePull
@@ -223,7 +218,7 @@ class UpgradeProcedure(MigrationProcedure):
                 said = _tail(runtime.stderr or runtime.stdout)
                 raise StepFailed(Step.KUBEADM_UPGRADE, f"crictl cannot reach the runtime at {socket}: {said}")
         # kubeadm upgrade apply waits for each static pod in turn (5 minutes each at most).
-        result = yield act.Run(command.argv, check=False, timeout=1800)
+        result = yield replace(command, timeout=1800)
         if result.returncode != 0:
             raise StepFailed(
                 Step.KUBEADM_UPGRADE,
@@ -295,7 +290,7 @@ class UpgradeProcedure(MigrationProcedure):
         plan = yield from self.upgrade_plan()
         return {"ran": (yield from self.perform_actions(step, _actions_of(plan, step)))}
 
-    def perform_actions(self, step: Step, actions: Sequence[Command | Upload]) -> Procedure[list[str]]:
+    def perform_actions(self, step: Step, actions: Sequence[act.Run | Upload]) -> Procedure[list[str]]:
         """Run a step's planned commands and uploads in order; a command's ``expect`` must be in its output."""
         ran = []
         for action in actions:
@@ -303,7 +298,7 @@ class UpgradeProcedure(MigrationProcedure):
                 yield action
                 ran.append(f"upload {action.target}")
                 continue
-            result = yield act.Run(action.argv, check=False, timeout=600)
+            result = yield action
             output = (result.stdout + result.stderr).decode("utf-8", "replace")
             if result.returncode != 0:
                 raise StepFailed(step, f"`{action.shown()}` exited {result.returncode}: {_tail(result.stderr)}")
@@ -314,7 +309,7 @@ class UpgradeProcedure(MigrationProcedure):
         return ran
 
 
-def _actions_of(plan: NodeUpgradePlan, step: Step) -> tuple[Command | Upload, ...]:
+def _actions_of(plan: NodeUpgradePlan, step: Step) -> tuple[act.Run | Upload, ...]:
     for actions in plan.steps:
         if actions.step == step:
             return actions.actions
