@@ -274,7 +274,7 @@ def test_a_control_plane_node_on_dockershim_needs_a_crictl_that_speaks_v1alpha2(
     assert "dockershim-crictl-cri-version" not in codes(
         found(trip, nodes=[NodeFacts("cp1", view, crictl=v(25))]), "cp1"
     )
-    # A worker's kubeadm runs only in its drains, once the node is on cri-dockerd.
+    # A worker's `kubeadm upgrade node` pre-pulls no images: it never reaches the runtime.
     assert "dockershim-crictl-cri-version" not in codes(found(trip, nodes=[NodeFacts("w1", view, crictl=v(26))]))
 
 
