@@ -168,6 +168,19 @@ class ApiserverVersions:
 
 
 @dataclass(frozen=True)
+class ReadClusterKubeletConfig:
+    """The ``kubelet`` document of the kube-system/kubelet-config ConfigMap kubeadm writes every node's
+    /var/lib/kubelet/config.yaml from (str; None when the ConfigMap or its key is absent)."""
+
+
+@dataclass(frozen=True)
+class WriteClusterKubeletConfig:
+    """Replace that document (the ConfigMap's other keys stay)."""
+
+    text: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class RunCanary:
     """Start the canary pod, wait for its verdict, delete it (orchestrator/canary.py): a CanaryResult."""
 
@@ -243,6 +256,8 @@ Action = (
     | GetKubeletConfig
     | Event
     | ApiserverVersions
+    | ReadClusterKubeletConfig
+    | WriteClusterKubeletConfig
     | RunCanary
     | RemoveCanary
     | Record
@@ -277,6 +292,7 @@ __all__ = [
     "Now",
     "Procedure",
     "Progress",
+    "ReadClusterKubeletConfig",
     "ReadFile",
     "Record",
     "RecordedSteps",
@@ -292,6 +308,7 @@ __all__ = [
     "Upload",
     "WaitControlPlane",
     "WaitHealthy",
+    "WriteClusterKubeletConfig",
     "WriteFile",
     "run",
 ]

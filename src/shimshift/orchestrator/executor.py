@@ -108,6 +108,10 @@ class NodeExecutor:
                 return await self.cluster.event(node, reason=reason, message=message, warning=warning)
             case act.ApiserverVersions():
                 return await self.cluster.apiserver_versions()
+            case act.ReadClusterKubeletConfig():
+                return await self.cluster.cluster_kubelet_config()
+            case act.WriteClusterKubeletConfig(text):
+                return await self.cluster.set_cluster_kubelet_config(text)
             case act.RunCanary(spec, timeout):
                 async with self._announced(f"the canary pod on node {node} to run (up to {timeout:g} s)"):
                     return await run_canary(self.cluster, self.access, spec=spec, clock=self.clock, timeout=timeout)

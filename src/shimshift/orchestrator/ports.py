@@ -150,6 +150,12 @@ class ClusterPort(Protocol):
         """Delete the pod and wait until it is gone; True when there was one."""
         ...
 
+    async def cluster_kubelet_config(self) -> str | None:
+        """The ``kubelet`` key of kube-system/kubelet-config (None: absent)."""
+        ...
+
+    async def set_cluster_kubelet_config(self, text: str) -> None: ...
+
 
 class JournalPort(Protocol):
     """The current run's journal, bound to one run id."""

@@ -35,6 +35,11 @@ PACKAGE = Path(__file__).resolve().parents[3] / "src" / "shimshift"
 DYNAMIC_PROGRAMS = {"binary": "cri-dockerd", "kubeadm": "kubeadm"}
 # The upgrade procedure runs the Run actions its plan holds (built by command() in core/upgrade/, scanned there).
 PLANNED_ARGV = {"command.argv", "action.argv"}
+# The files that build planned commands with core/upgrade/binaries.py's command().
+PLANNING_FILES = {"core/upgrade/binaries.py", "core/upgrade/plan.py", "core/procedures/journey.py"}
+# A planned argv a method builds from a tuple literal: (program, subcommand) of that literal
+# (core/journey/sequence.py KubeadmUpgrade.argv).
+BUILT_ARGV = {"self.op.argv(self.kubeadm)": ("kubeadm", "upgrade")}
 # core/upgrade/plan.py asks each binary its release with version_argv(binary, path): these argvs.
 VERSION_QUERIES = [("kubeadm", "version"), ("kubelet", "--version"), ("kubectl", "version")]
 
@@ -62,8 +67,11 @@ def sent_commands(source: str, filename: str) -> list[Sent]:
             if not filename.startswith("core/procedures/"):
                 continue  # another function called run (the CLI's coroutine runner)
             words: list[ast.expr] = list(node.args)
-        elif isinstance(node.func, ast.Name) and node.func.id == "command" and filename.startswith("core/upgrade/"):
+        elif isinstance(node.func, ast.Name) and node.func.id == "command" and filename in PLANNING_FILES:
             argv = node.args[0] if node.args else None
+            if argv is not None and ast.unparse(argv) in BUILT_ARGV:
+                found.append(Sent(where, *BUILT_ARGV[ast.unparse(argv)]))
+                continue
             if isinstance(argv, ast.Call) and ast.unparse(argv.func) == "version_argv":
                 found += [Sent(where, program, subcommand) for program, subcommand in VERSION_QUERIES]
                 continue

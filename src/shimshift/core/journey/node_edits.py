@@ -16,11 +16,15 @@ endpoint, shimshift writes the file itself, as kubeadm would have.
 from __future__ import annotations
 
 from shimshift.core.flagfile import encode
+from shimshift.core.kubelet_config import parse_kubelet_config, set_top_level_bool
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, NodeView
 from shimshift.core.node_plan import FileChange
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
-__all__ = ["NODE_LOCAL_CRI_SOCKET_FROM", "instance_config_before_kubeadm"]
+__all__ = ["KUBELET_CONFIGMAP", "NODE_LOCAL_CRI_SOCKET_FROM", "allow_cgroup_v1", "instance_config_before_kubeadm"]
+
+#: Where kubeadm keeps the cluster's KubeletConfiguration (the key ``kubelet``), as a Refusal names it.
+KUBELET_CONFIGMAP = "ConfigMap kube-system/kubelet-config"
 
 #: The first kubeadm that keeps the node's socket in instance-config.yaml by default (gate beta, on).
 NODE_LOCAL_CRI_SOCKET_FROM = 34
@@ -46,3 +50,13 @@ def instance_config_before_kubeadm(
         f'containerRuntimeEndpoint: "{endpoint}"\n'
     )
     return FileChange(INSTANCE_CONFIG, None, encode(text))
+
+
+def allow_cgroup_v1(text: str) -> str:
+    """The cluster's KubeletConfiguration (the kubelet-config ConfigMap's ``kubelet`` document) with
+    ``failCgroupV1: false``; unchanged when it already says so. Only ``--allow-cgroup-v1`` asks for it: a
+    1.35+ kubelet refuses a cgroup v1 host otherwise (pkg/kubelet/apis/config/v1beta1/defaults.go at
+    v1.35.8), and kubeadm never sets the field but writes every node's config.yaml from this document
+    (CHANGELOG/CHANGELOG-1.35.md)."""
+    config = parse_kubelet_config(KUBELET_CONFIGMAP, encode(text))
+    return set_top_level_bool(config, "failCgroupV1", False)

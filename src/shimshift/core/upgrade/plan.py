@@ -33,7 +33,7 @@ Decisions where upstream is silent:
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,7 +184,7 @@ class NodeUpgradePlan:
             return ()
         restore = [command for swap in self.swaps_to_restore(started) for command in self.restore_commands(swap)]
         steps = [StepActions(Step.RESTORE_BINARIES, tuple(restore))] if restore else []
-        if str(Step.KUBEADM_UPGRADE) in started:
+        if str(Step.KUBEADM_UPGRADE) in started and self.runs_kubeadm:
             steps.append(
                 StepActions(
                     Step.RESTORE_KUBEADM_FILES,
@@ -198,6 +198,11 @@ class NodeUpgradePlan:
             )
         )
         return tuple(steps)
+
+    @property
+    def runs_kubeadm(self) -> bool:
+        """False in a journey's drain, whose kubeadm ran at the control-plane step, outside the drain."""
+        return any(actions.step == Step.KUBEADM_UPGRADE and actions.actions for actions in self.steps)
 
     def swaps_to_restore(self, started: Collection[str]) -> list[BinarySwap]:
         """The binaries whose install step started, newest first."""
@@ -253,8 +258,13 @@ def plan_node_upgrade(
     packages: PackageInstall | None = None,
     node_paths: Mapping[Binary, str] | None = None,
     kubeadm_flags: Sequence[str] = (),
+    with_kubeadm: bool = True,
 ) -> NodeUpgradePlan:
     """The node's whole sequence, forward and rollback, from checked inputs.
+
+    ``with_kubeadm`` False: a drain of the journey (core/journey/sequence.py), where kubeadm has already
+    run at the control-plane step; the drain swaps kubelet and kubectl only, and any node's drain, a
+    control-plane node's too, may then be rolled back (it changes no static pod).
 
     Exactly one of ``binaries`` (from :func:`check_binaries`) and ``packages`` (from
     :func:`parse_install_commands`) says how the binaries get there. ``node_paths`` overrides where
@@ -295,6 +305,7 @@ def plan_node_upgrade(
             sha256=by_binary[binary].sha256 if binary in by_binary else None,
         )
         for binary in Binary
+        if with_kubeadm or binary is not Binary.KUBEADM
     )
     swap_of = {swap.binary: swap for swap in swaps}
 
@@ -309,19 +320,21 @@ def plan_node_upgrade(
             actions.append(swap.version_command())
         return StepActions(step, tuple(actions))
 
-    kubeadm = swap_of[Binary.KUBEADM].target
+    kubeadm = paths[Binary.KUBEADM]
     steps = [
         StepActions(
             step,
             # kubeadm reaches cri-dockerd only through crictl [runtime.go]; the lab's dockershim nodes
             # have none, and neither may a fleet that never needed it with dockershim.
             (command(("crictl", "--version"), "kubeadm needs crictl on the PATH to reach cri-dockerd"),)
-            if step is Step.PREFLIGHT
+            if step is Step.PREFLIGHT and with_kubeadm
             else (),
             note="besides the migration's preflight" if step is Step.PREFLIGHT else "as `migrate` does",
         )
         for step in MIGRATION_PART
     ]
+    if not with_kubeadm:
+        return _without_kubeadm(node.name, role, old, new, swaps, steps, install, packages)
     steps.append(install(Step.INSTALL_KUBEADM, _KUBEADM_FIRST))
     if role is Role.FIRST_CONTROL_PLANE:
         steps.append(
@@ -363,6 +376,25 @@ def plan_node_upgrade(
         no_rollback_after=None if role is Role.WORKER else Step.KUBEADM_UPGRADE,
         packages=packages,
     )
+
+
+def _without_kubeadm(
+    node: str,
+    role: Role,
+    old: str,
+    new: str,
+    swaps: tuple[BinarySwap, ...],
+    steps: list[StepActions],
+    install: Callable[[Step, tuple[Binary, ...]], StepActions],
+    packages: PackageInstall | None,
+) -> NodeUpgradePlan:
+    """A journey drain's plan: the kubeadm steps stay in the sequence (the procedure's steps are the same
+    in every drain) but do nothing."""
+    ran = "kubeadm ran at the control-plane step, before this drain"
+    steps += [StepActions(Step.INSTALL_KUBEADM, note=ran), StepActions(Step.KUBEADM_UPGRADE, note=ran)]
+    steps.append(install(Step.INSTALL_KUBELET, _AFTER_KUBEADM))
+    steps += [StepActions(step, note="as `migrate` does, for the target version") for step in FINISH]
+    return NodeUpgradePlan(node, role, old, new, swaps, tuple(steps), no_rollback_after=None, packages=packages)
 
 
 def _agree(target: str) -> str:
