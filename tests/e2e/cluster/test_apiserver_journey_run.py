@@ -1,0 +1,65 @@
+"""`shimshift upgrade --to` past one minor against a real kube-apiserver (v1.23.17, no kubelets): the journey
+is planned and refused on its blocking findings before its first change (as the NoNewPrivs guard refuses
+`migrate`), and chosen nodes are refused (the journey moves the whole cluster).
+
+Matrix: `upgrade --to 1.37.2 --all` (1.36's WebSocket streaming blocks every cri-dockerd node: exit 2, each
+blocking finding said, no node cordoned or annotated, no run left to resume); `upgrade --to 1.37.2 NODE`
+(exit 2, nothing read from the nodes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from click.testing import CliRunner, Result
+
+from shimshift.adapters.journal import Journal
+from shimshift.cli.main import main
+
+if TYPE_CHECKING:
+    from tests.apiserver_fixture import LocalApiServer
+    from tests.kube_world import World
+
+CONTROL_PLANE = {"node-role.kubernetes.io/control-plane": ""}
+
+
+async def invoke(apiserver: LocalApiServer, journal: Path, *args: str) -> Result:
+    argv = [*args, "--kubeconfig", str(apiserver.kubeconfig), "--journal", str(journal)]
+    return await asyncio.to_thread(CliRunner().invoke, main, argv)
+
+
+async def test_blocking_findings_stop_the_journey_before_its_first_change(
+    world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    control_plane = await world.node("cp", labels=CONTROL_PLANE)
+    worker = await world.node("w")
+    before = [await world.call("GET", f"/api/v1/nodes/{name}") for name in (control_plane, worker)]
+
+    result = await invoke(
+        apiserver, tmp_path / "journal.db", "upgrade", "--to", "1.37.2", "--all", "--install-command",
+        "true {binary} {version}",
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "blocking finding(s) on the journey" in result.stderr
+    assert f"node {worker}: error: kubectl exec, attach and port-forward" in result.stderr
+    after = [await world.call("GET", f"/api/v1/nodes/{name}") for name in (control_plane, worker)]
+    assert [(n["spec"], n["metadata"]["annotations"]) for n in after] == [
+        (n["spec"], n["metadata"]["annotations"]) for n in before
+    ]
+    journal = Journal(tmp_path / "journal.db")
+    try:
+        assert journal.runs() == []  # refused before a run began: nothing to resume
+    finally:
+        journal.close()
+
+
+async def test_the_journey_refuses_chosen_nodes(world: World, apiserver: LocalApiServer, tmp_path: Path) -> None:
+    await world.node("cp", labels=CONTROL_PLANE)
+    worker = await world.node("w")
+    result = await invoke(apiserver, tmp_path / "journal.db", "upgrade", "--to", "1.30.14", worker,
+                          "--install-command", "true {binary} {version}")
+    assert result.exit_code == 2, result.output
+    assert "the journey moves the whole cluster" in result.stderr
