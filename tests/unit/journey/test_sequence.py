@@ -45,7 +45,9 @@ def drains(ops: tuple[Operation, ...], node: str) -> list[NodeDrain]:
 
 
 def kubeadm(ops: tuple[Operation, ...], node: str) -> list[KubeadmUpgrade]:
-    return [op for op in ops if isinstance(op, KubeadmUpgrade) and op.node == node]
+    """The node's kubeadm steps in order, those a migrating drain holds included."""
+    steps = [op.kubeadm if isinstance(op, NodeDrain) else op for op in ops]
+    return [op for op in steps if isinstance(op, KubeadmUpgrade) and op.node == node]
 
 
 @pytest.mark.parametrize(
@@ -69,7 +71,7 @@ def test_1_23_to_1_37_drains_each_node_as_often_as_the_schedule_says(
 def test_every_node_runs_the_kubeadm_of_every_minor_apply_first(rules: SkewRules) -> None:
     ops = sequence(rules)
 
-    applies = [op for op in ops if isinstance(op, KubeadmUpgrade) and op.mode is KubeadmMode.APPLY]
+    applies = [op for op in kubeadm(ops, "cp1") if op.mode is KubeadmMode.APPLY]
     assert [op.release.minor for op in applies] == list(range(24, 38))
     assert {op.node for op in applies} == {"cp1"}
     for node in ("cp2", "w1", "w2"):
@@ -77,7 +79,7 @@ def test_every_node_runs_the_kubeadm_of_every_minor_apply_first(rules: SkewRules
         assert [op.release.minor for op in steps] == list(range(24, 38))
         assert all(op.mode is KubeadmMode.NODE and "--yes" not in op.flags for op in steps)
     # At each minor: the apply, then the other control-plane node, then the workers by name.
-    at_30 = [op.node for op in ops if isinstance(op, KubeadmUpgrade) and op.release.minor == 30]
+    at_30 = [op.node for op in ops if isinstance(op, KubeadmUpgrade) and op.release.minor == 30]  # none folded
     assert at_30 == ["cp1", "cp2", "w1", "w2"]
     assert applies[-1].argv("/usr/bin/kubeadm")[:4] == ("/usr/bin/kubeadm", "upgrade", "apply", "v1.37.2")
 
@@ -86,11 +88,12 @@ def test_a_node_upgrade_never_runs_before_the_apply_of_its_minor_nor_a_drain_bey
     for rules in SkewRules:
         applied = 23
         for op in sequence(rules):
-            if isinstance(op, KubeadmUpgrade) and op.mode is KubeadmMode.APPLY:
-                applied = op.release.minor
-            elif isinstance(op, KubeadmUpgrade):
-                assert op.release.minor == applied
-            elif isinstance(op, NodeDrain):
+            step = op.kubeadm if isinstance(op, NodeDrain) and op.kubeadm is not None else op
+            if isinstance(step, KubeadmUpgrade) and step.mode is KubeadmMode.APPLY:
+                applied = step.release.minor
+            elif isinstance(step, KubeadmUpgrade):
+                assert step.release.minor == applied
+            if isinstance(op, NodeDrain):
                 assert op.to_release.minor <= applied
 
 
@@ -100,6 +103,22 @@ def test_force_goes_only_to_the_applies_kubeadm_refuses() -> None:
 
     assert forced(SkewRules.KUBERNETES) == [25, 27, 28]
     assert forced(SkewRules.KUBEADM) == []
+
+
+def test_a_dockershim_node_runs_the_kubeadm_of_its_first_drains_release_inside_that_drain() -> None:
+    # kubeadm's checks: every node's first drain goes to 1.24, and holds its kubeadm 1.24, as the one-minor
+    # upgrade does (migration first, then kubeadm); nothing of 1.24 runs outside a drain.
+    ops = sequence(SkewRules.KUBEADM)
+    at_24 = [op for op in ops if isinstance(op, NodeDrain | KubeadmUpgrade) and "v1.24.17" in op.key]
+    assert [op.key for op in at_24] == [f"drain-1:v1.24.17:{node}" for node in ("cp1", "cp2", "w1", "w2")]
+    modes = [op.kubeadm.mode for op in at_24 if isinstance(op, NodeDrain) and op.kubeadm is not None]
+    assert modes == [KubeadmMode.APPLY, KubeadmMode.NODE, KubeadmMode.NODE, KubeadmMode.NODE]
+    # The policy's schedule: kubeadm 1.24 runs on the dockershim nodes (a warning of traps.py); the 1.25
+    # kubeadm rides in the drains to 1.25, except the forced apply (`kubeadm upgrade plan` has no --force).
+    policy = sequence(SkewRules.KUBERNETES)
+    held = [op.node for op in policy if isinstance(op, NodeDrain) and op.kubeadm is not None]
+    assert held == ["cp2", "w1", "w2"]
+    assert [d.kubeadm is None for d in drains(policy, "cp1")] == [True] * 5
 
 
 # Each trap's engine change ------------------------------------------------------------------------

@@ -18,7 +18,9 @@ The operations:
   ConfigMap and never sets the field: CHANGELOG/CHANGELOG-1.35.md, "cgroup v1").
 - :class:`NodeDrain` - one node's drain: cordon, drain, the node's files for the drain's kubelet, the
   kubelet and kubectl of the control plane's release, restart, verify, uncordon; the migration to
-  cri-dockerd in a dockershim node's first one.
+  cri-dockerd in a dockershim node's first one, which also holds the node's kubeadm step of the same
+  release when there is one (the one-minor upgrade's drain: the annotation is cri-dockerd's before kubeadm
+  1.24 runs, kubernetes/kubeadm#2597).
 
 Decisions where the issue was silent:
 
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shimshift.core.errors import Refusal
@@ -157,6 +159,8 @@ class NodeDrain:
     to_release: KubeletVersion
     migrate: bool
     edits: tuple[NodeEdit, ...]
+    # The node's kubeadm of this release, run inside the drain after the migration (see journey_sequence).
+    kubeadm: KubeadmUpgrade | None = None
 
     @property
     def key(self) -> str:
@@ -186,6 +190,27 @@ def journey_sequence(journey: Journey, options: JourneyOptions | None = None) ->
             out += _kubeadm_steps(step, workers, options)
         else:
             out.append(_node_drain(step, options))
+    return _migrations_before_kubeadm(out)
+
+
+def _migrations_before_kubeadm(ops: list[Operation]) -> tuple[Operation, ...]:
+    """A dockershim node whose first drain goes to the release of a kubeadm step of its own runs that kubeadm
+    inside the drain, after the migration, as the one-minor upgrade does: the cri-socket annotation must be
+    cri-dockerd's before kubeadm 1.24 runs on the node (kubernetes/kubeadm#2597, kubernetes/kubeadm#2870).
+    The drain moves to the kubeadm step's place, so on each node kubeadm still runs after the apply and in
+    the same order; the drain count is unchanged. Not with ``--force``: `kubeadm upgrade plan`, which the
+    one-minor upgrade runs first, has no such flag."""
+    out = list(ops)
+    for drain in [op for op in ops if isinstance(op, NodeDrain) and op.migrate]:
+        found = [
+            op
+            for op in out
+            if isinstance(op, KubeadmUpgrade) and op.node == drain.node and op.release == drain.to_release
+        ]
+        if not found or "--force" in found[0].flags:
+            continue
+        out[out.index(found[0])] = replace(drain, kubeadm=found[0])
+        out.remove(drain)
     return tuple(out)
 
 
@@ -278,12 +303,15 @@ def on_failure(op: Operation) -> FailureDecision:
     """What follows when ``op`` fails (see the module's decisions)."""
     if isinstance(op, NodeDrain):
         runtime = "dockershim" if op.migrate else "cri-dockerd"
+        unless = ""
+        if op.kubeadm is not None and op.control_plane:
+            unless = f" (unless its `kubeadm upgrade {op.kubeadm.mode}` had started: then it stays for a person)"
         return FailureDecision(
             True,
             op.from_release,
             op.migrate,
             f"{op.node} goes back to kubelet and kubectl {op.from_release} on {runtime}, as at the start of "
-            f"drain {op.number}; the run stops there",
+            f"drain {op.number}{unless}; the run stops there",
         )
     if isinstance(op, KubeadmUpgrade) and op.mode is KubeadmMode.APPLY:
         message = (
@@ -328,6 +356,7 @@ def sequence_record(sequence: Sequence[Operation]) -> list[dict[str, Any]]:
                     "to": str(op.to_release),
                     "migrate": op.migrate,
                     "edits": [str(edit) for edit in op.edits],
+                    "kubeadm": None if op.kubeadm is None else sequence_record([op.kubeadm])[0],
                 }
             )
     return out
@@ -347,16 +376,20 @@ def sequence_from_record(record: Sequence[Mapping[str, Any]]) -> tuple[Operation
     return tuple(out)
 
 
+def _kubeadm_operation(item: Mapping[str, Any]) -> KubeadmUpgrade:
+    return KubeadmUpgrade(
+        item["node"],
+        bool(item["control_plane"]),
+        parse_kubelet_version(item["release"]),
+        KubeadmMode(item["mode"]),
+        tuple(str(flag) for flag in item["flags"]),
+    )
+
+
 def _operation(item: Mapping[str, Any]) -> Operation:
     kind = item["kind"]
     if kind == "kubeadm":
-        return KubeadmUpgrade(
-            item["node"],
-            bool(item["control_plane"]),
-            parse_kubelet_version(item["release"]),
-            KubeadmMode(item["mode"]),
-            tuple(str(flag) for flag in item["flags"]),
-        )
+        return _kubeadm_operation(item)
     if kind == "cluster":
         return ClusterEdit(parse_kubelet_version(item["before"]), item["setting"], bool(item["value"]))
     if kind == "drain":
@@ -368,5 +401,6 @@ def _operation(item: Mapping[str, Any]) -> Operation:
             parse_kubelet_version(item["to"]),
             bool(item["migrate"]),
             tuple(NodeEdit(edit) for edit in item["edits"]),
+            None if item.get("kubeadm") is None else _kubeadm_operation(item["kubeadm"]),
         )
     raise ValueError(f"unknown kind {kind!r}")

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.actions import Procedure, Upload
 from shimshift.core.journey.node_edits import allow_cgroup_v1, instance_config_before_kubeadm
-from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, NodeDrain, on_failure
+from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, on_failure
 from shimshift.core.node_files import NODE_FILES, NodeView
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus, StepFailed, describe
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings, perform_planned, tail
@@ -94,13 +94,23 @@ def drain_settings(
     binaries: tuple[TargetBinary, ...] | None,
     packages: PackageInstall | None,
 ) -> UpgradeSettings:
-    """What the one-minor procedure gets for ``op``: the drain's kubelet release and its binaries, no kubeadm."""
+    """What the one-minor procedure gets for ``op``: the drain's kubelet release and its binaries; kubeadm
+    only when the drain holds the node's kubeadm step (a migrating drain: sequence.py), as the one-minor
+    upgrade runs it (apply on the first control-plane node, after `kubeadm upgrade plan`)."""
+    flags: tuple[str, ...] = ()
+    if op.kubeadm is None:
+        role = Role.CONTROL_PLANE if op.control_plane else Role.WORKER
+    else:
+        apply = op.kubeadm.mode is KubeadmMode.APPLY
+        role = Role.FIRST_CONTROL_PLANE if apply else Role.CONTROL_PLANE if op.control_plane else Role.WORKER
+        flags = tuple(flag for flag in op.kubeadm.flags if flag != "--yes")  # the plan adds it to apply
     return UpgradeSettings(
         to=str(op.to_release),
         binaries=binaries,
         packages=packages,
-        role=Role.CONTROL_PLANE if op.control_plane else Role.WORKER,
-        with_kubeadm=False,
+        kubeadm_flags=flags,
+        role=role,
+        with_kubeadm=op.kubeadm is not None,
     )
 
 
