@@ -618,6 +618,14 @@ def dockershim_under_new_control_plane(journey: Journey, node: NodeFacts) -> lis
         return []
     index = journey.steps.index(drains[0])
     before = [s for s in journey.steps[:index] if isinstance(s, ControlPlaneStep) and s.release.minor >= 24]
+
+    def in_the_drain(step: ControlPlaneStep) -> bool:
+        # The node's kubeadm of its first drain's release runs in that drain, after the migration
+        # (sequence.py), unless the apply is forced.
+        return step.release == drains[0].to_release and not step.force
+
+    # The node that applies moves its own API server inside its drain; the others see it move before.
+    before = [s for s in before if not (in_the_drain(s) and s.apply_on == name)]
     if not before:
         return []
     out = [
@@ -631,13 +639,14 @@ def dockershim_under_new_control_plane(journey: Journey, node: NodeFacts) -> lis
         )
     ]
     control_plane = any(n.name == name and n.control_plane for n in journey.nodes)
-    if control_plane and node.crictl is not None and not facts_for(node.crictl).cri_v1alpha2:
+    on_dockershim = [s for s in before if not in_the_drain(s)]  # kubeadm's own steps there, via crictl
+    if control_plane and on_dockershim and node.crictl is not None and not facts_for(node.crictl).cri_v1alpha2:
         out.append(
             Finding(
                 Severity.ERROR,
                 "dockershim-crictl-cri-version",
-                f"kubeadm {before[0].release} reaches this node's dockershim through crictl {node.crictl}, which "
-                "speaks CRI v1 only; the 1.23 dockershim serves v1alpha2 only",
+                f"kubeadm {on_dockershim[0].release} reaches this node's dockershim through crictl {node.crictl}, "
+                "which speaks CRI v1 only; the 1.23 dockershim serves v1alpha2 only",
                 _node_subject(name),
                 "install a crictl (cri-tools) 1.23 to 1.25 on the node for the journey's first steps",
                 "crictl",
