@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from shimshift.core.errors import Refusal
-from shimshift.core.journey.node_edits import allow_cgroup_v1, instance_config_before_kubeadm
+from shimshift.core.journey.node_edits import allow_cgroup_v1, allow_cgroup_v1_on_node, instance_config_before_kubeadm
 from shimshift.core.kubelet_config import parse_kubelet_config
-from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, NodeView
+from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.node_planner import plan_node
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import cri_dockerd_node
@@ -90,3 +90,12 @@ def test_a_kubelet_configuration_shimshift_cannot_edit_line_by_line_is_refused()
         allow_cgroup_v1("{kind: KubeletConfiguration, cgroupDriver: systemd}\n")
     with pytest.raises(Refusal, match="kube-system/kubelet-config"):
         allow_cgroup_v1("kind: Pod\n")
+
+
+def test_a_nodes_config_yaml_gets_fail_cgroup_v1_false_once() -> None:
+    config = cri_dockerd_node(34)[KUBELET_CONFIG]
+    change = allow_cgroup_v1_on_node(config)
+    assert change is not None and change.after is not None and change.before == config
+    assert yaml.safe_load(change.after)["failCgroupV1"] is False
+    assert allow_cgroup_v1_on_node(change.after) is None
+    assert allow_cgroup_v1_on_node(None) is None

@@ -259,3 +259,20 @@ def test_a_cluster_without_the_kubelet_configuration_is_stopped_before_any_chang
     outcome = drive(cluster_edit(ClusterEdit(v(35))), node)
     assert outcome.status is OutcomeStatus.FAILED and outcome.resumable
     assert "kubelet-config" in outcome.message and not node.of_type(act.WriteClusterKubeletConfig)
+
+
+def test_a_drain_to_1_35_with_allow_cgroup_v1_sets_fail_cgroup_v1_false_first_and_records_it() -> None:
+    node = world(cri_dockerd_node(34), 34, apiservers={"cp1": release(35)})
+    base = drain("w1", 6, 34, 35)
+    op = NodeDrain(base.node, False, base.number, base.from_release, base.to_release, False,
+                   (NodeEdit.FAIL_CGROUP_V1_FALSE,))
+
+    outcome = drive(drain_run(op), node)
+
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
+    assert b"failCgroupV1: false" in (node.files[KUBELET_CONFIG] or b"")
+    [detail] = [d for step, phase, d in node.journal if step == f"{op.key}/allow-cgroup-v1" and phase == "finished"]
+    assert detail == {"failCgroupV1": False, "by": "--allow-cgroup-v1", "changed": True}
+    # Before the drain's own steps: a refusal there leaves the node uncordoned, as it was.
+    names = [step for step, _ in node.steps()]
+    assert names.index(f"{op.key}/allow-cgroup-v1") < names.index(f"{op.key}/cordon")

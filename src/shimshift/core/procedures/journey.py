@@ -21,9 +21,13 @@ from typing import Any, TypeVar
 
 from shimshift.core import actions as act
 from shimshift.core.actions import Procedure, Upload
-from shimshift.core.journey.node_edits import allow_cgroup_v1, instance_config_before_kubeadm
-from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, on_failure
-from shimshift.core.node_files import NODE_FILES, NodeView
+from shimshift.core.journey.node_edits import (
+    allow_cgroup_v1,
+    allow_cgroup_v1_on_node,
+    instance_config_before_kubeadm,
+)
+from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit, on_failure
+from shimshift.core.node_files import KUBELET_CONFIG, NODE_FILES, NodeView
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus, StepFailed, describe
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings, perform_planned, tail
 from shimshift.core.upgrade.binaries import (
@@ -47,6 +51,8 @@ __all__ = [
     "journey_drain",
 ]
 
+#: The journal's name of a drain's failCgroupV1 step (before the drain's own steps).
+ALLOW_CGROUP_V1 = "allow-cgroup-v1"
 #: `kubeadm upgrade apply` waits for each static pod in turn (5 minutes each at most).
 KUBEADM_TIMEOUT = 1800.0
 
@@ -122,6 +128,10 @@ def journey_drain(op: NodeDrain, procedure: UpgradeProcedure) -> Procedure[NodeO
         "started",
         {"from": str(op.from_release), "to": str(op.to_release), "edits": [str(edit) for edit in op.edits]},
     )
+    if NodeEdit.FAIL_CGROUP_V1_FALSE in op.edits:
+        failure = yield from _allow_cgroup_v1(op)
+        if failure is not None:
+            return failure
     outcome: NodeOutcome = yield from in_scope(f"{op.key}/", procedure.run())
     if outcome.status is OutcomeStatus.MIGRATED:
         yield act.Record(op.key, "finished", {"kubelet": str(op.to_release)})
@@ -132,6 +142,27 @@ def journey_drain(op: NodeDrain, procedure: UpgradeProcedure) -> Procedure[NodeO
     if outcome.status is OutcomeStatus.ROLLED_BACK:
         stopped += f". {decision.message}"
     return NodeOutcome(op.node, outcome.status, stopped, outcome.failed_step, resumable=True)
+
+
+def _allow_cgroup_v1(op: NodeDrain) -> Procedure[NodeOutcome | None]:
+    """``failCgroupV1: false`` in the node's config.yaml before the drain's 1.35+ kubelet starts
+    (``--allow-cgroup-v1``), recorded; before the drain cordons, so a refusal leaves the node as it was."""
+    step = f"{op.key}/{ALLOW_CGROUP_V1}"
+    if step in set((yield act.FinishedSteps())):
+        return None
+    yield act.Record(step, "started")
+    try:
+        change = allow_cgroup_v1_on_node((yield act.ReadFile(KUBELET_CONFIG)))
+        if change is not None and change.after is not None:
+            yield act.WriteFile(change.path, change.after)
+    except Exception as failure:  # a config.yaml shimshift cannot edit line by line: nothing was changed
+        message = describe(failure)
+        yield act.Record(step, "failed", {"message": message})
+        yield act.Record(op.key, "failed", {"message": message})
+        return NodeOutcome(op.node, OutcomeStatus.FAILED, message, step, resumable=True)
+    detail = {"failCgroupV1": False, "by": "--allow-cgroup-v1", "changed": change is not None}
+    yield act.Record(step, "finished", detail)
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
