@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -370,7 +371,9 @@ def upgrade(**values: Any) -> None:
                 "whole cluster, not chosen nodes",
                 hint="give --all (`shimshift plan --to` shows every step), or go one minor at a time",
             )
-        request = journey_request(values, upgrade_request) if upgrade_request is not None else None
+        # The journey keeps a folder per release under --binaries DIR: DIR itself, never DIR/v<--to>.
+        journey_upgrade = replace(upgrade_request, binaries_dir=values["binaries"]) if upgrade_request else None
+        request = journey_request(values, journey_upgrade) if journey_upgrade is not None else None
         execute_journey(connection, request, options, resume=resume, take_over=values["take_over"])
         return
     _execute(connection, options, resume=resume, verb="upgrade", take_over=values["take_over"])

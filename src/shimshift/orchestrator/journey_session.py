@@ -36,7 +36,6 @@ from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRule
 from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
-from shimshift.core.versions import KubeletVersion
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.cluster_run import held_run
 from shimshift.orchestrator.executor import NodeExecutor
@@ -108,7 +107,7 @@ class JourneySummary:
 async def is_journey(connection: Connection, to: str) -> bool:
     """Whether ``--to`` is past one minor above the oldest kube-apiserver: the journey, not the one-minor
     upgrade (which stays exactly as it was for one minor)."""
-    target = _version(to)
+    target = parse_target(to)
     async with open_client(connection.kubeconfig, context=connection.context) as client:
         oldest = await control_plane_release(client)
     return target.minor > oldest.minor + CONTROL_PLANE_MINORS_PER_APPLY
@@ -155,7 +154,7 @@ async def run_journey(
                 await _begun(lease.held, journal, run)
                 request = JourneyRequest.from_record(recorded["request"])
                 sequence = sequence_from_record(recorded["sequence"])
-                binaries = await _binaries(connection, request, sequence)
+                binaries = await _binaries(request, sequence)
             else:
                 if request is None:
                     raise Refusal("no --to given", hint="give --to, or --resume")
@@ -232,9 +231,7 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
     return sequence, binaries
 
 
-async def _binaries(
-    connection: Connection, request: JourneyRequest, sequence: tuple[Operation, ...]
-) -> JourneyBinaries:
+async def _binaries(request: JourneyRequest, sequence: tuple[Operation, ...]) -> JourneyBinaries:
     """A resumed run's binaries, checked again (they may have moved since the run began)."""
     if request.upgrade.binaries_dir is None:
         return _journey_binaries(request, {})
@@ -242,9 +239,8 @@ async def _binaries(
     releases |= {str(op.to_release) for op in sequence if isinstance(op, NodeDrain)}
     found = {}
     for release in sorted(releases):
-        folder = release_binaries_dir(Path(request.upgrade.binaries_dir), _version(release))
+        folder = release_binaries_dir(Path(request.upgrade.binaries_dir), parse_target(release))
         found[release] = await checked_binaries(folder, release)
-    del connection  # the binaries are this machine's
     return _journey_binaries(request, found)
 
 
@@ -254,12 +250,9 @@ def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> Jour
     return JourneyBinaries(dict(found))
 
 
-def _version(release: str) -> KubeletVersion:
-    return parse_target(release)
-
-
 def _node_of(op: Operation, sequence: tuple[Operation, ...]) -> str:
     """The node an operation's actions go to: its own; a cluster edit's, the node that applies."""
     if isinstance(op, ClusterEdit):
-        return next(o.node for o in sequence if isinstance(o, KubeadmUpgrade) and o.mode is KubeadmMode.APPLY)
+        steps = [o.kubeadm if isinstance(o, NodeDrain) else o for o in sequence]
+        return next(o.node for o in steps if isinstance(o, KubeadmUpgrade) and o.mode is KubeadmMode.APPLY)
     return op.node

@@ -4,7 +4,8 @@ is planned and refused on its blocking findings before its first change (as the 
 
 Matrix: `upgrade --to 1.37.2 --all` (1.36's WebSocket streaming blocks every cri-dockerd node: exit 2, each
 blocking finding said, no node cordoned or annotated, no run left to resume); `upgrade --to 1.37.2 NODE`
-(exit 2, nothing read from the nodes).
+(exit 2, nothing read from the nodes); `--binaries DIR` read as a folder per release (DIR/v1.24.17, even
+when DIR/v1.37.2 exists).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from shimshift.adapters.journal import Journal
 from shimshift.cli.main import main
+from tests.unit.orchestration.test_upgrade_run import fake_binaries
 
 if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer
@@ -63,3 +65,19 @@ async def test_the_journey_refuses_chosen_nodes(world: World, apiserver: LocalAp
                           "--install-command", "true {binary} {version}")
     assert result.exit_code == 2, result.output
     assert "the journey moves the whole cluster" in result.stderr
+
+
+async def test_binaries_are_looked_for_in_a_folder_per_release_under_the_directory_given(
+    world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    await world.node("cp", labels=CONTROL_PLANE)
+    (tmp_path / "bin").mkdir()
+    fake_binaries(tmp_path / "bin" / "v1.37.2", "1.37.2")  # only the target's folder
+
+    result = await invoke(
+        apiserver, tmp_path / "journal.db", "upgrade", "--to", "1.37.2", "--all", "--binaries", str(tmp_path / "bin")
+    )
+
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'bin' / 'v1.24.17'}" in result.stderr  # DIR/v<release>, not DIR/v1.37.2/v<release>
+    assert "v1.37.2/v1.24.17" not in result.stderr
