@@ -101,7 +101,7 @@ def test_a_drain_past_1_27_swaps_kubelet_and_kubectl_only_and_drops_the_flag_tha
     # Every step is the drain's: named under its key, and the drain itself recorded around them.
     names = [step for step, _ in node.steps()]
     assert names[0] == names[-1] == op.key
-    assert all(name == op.key or name.startswith(f"{op.key}/") for name in names)
+    assert all(name == op.key or name.startswith(op.step_key("")) for name in names)
     assert node.steps()[-1] == (op.key, "finished")
 
 
@@ -122,7 +122,7 @@ def test_two_drains_of_one_node_each_run_every_step_once() -> None:
     assert drive(drain_run(second), node).status is OutcomeStatus.MIGRATED
 
     ran_restart = [step for step in started(node) if step.endswith("/restart-kubelet")]
-    assert ran_restart == [f"{first.key}/restart-kubelet", f"{second.key}/restart-kubelet"]
+    assert ran_restart == [first.step_key("restart-kubelet"), second.step_key("restart-kubelet")]
     assert node.running_kubelet == release(30)
     assert node.releases["/usr/bin/kubelet.shimshift-v1.27.16.bak"] == release(27)
 
@@ -140,9 +140,24 @@ def test_a_failed_drain_goes_back_to_the_releases_that_drain_began_with() -> Non
     assert {path: data for path, data in node.files.items() if data is not None} == before
     assert node.running_kubelet == release(25) and not node.cordoned
     # No kubeadm ran in the drain, so no kubeadm file is restored; the binaries and the node's files are.
-    rollback = [step.removeprefix(f"{op.key}/") for step in started(node) if "/rollback:" in step]
+    rollback = [step.removeprefix(op.step_key("")) for step in started(node) if "/rollback:" in step]
     assert rollback[0] == "rollback:restore-binaries" and "rollback:restore-kubeadm-files" not in rollback
     assert node.steps()[-1] == (op.key, "failed")
+
+
+def test_a_rolled_back_drain_is_tried_afresh_by_resume_once_the_cause_is_fixed() -> None:
+    node = world(cri_dockerd_node(25), 25, apiservers={"cp1": release(28)}, new_kubelet_starts=False)
+    op = drain("w1", 2, 25, 28)
+    assert drive(drain_run(op), node).status is OutcomeStatus.ROLLED_BACK
+    node.new_kubelet_starts = True
+
+    outcome = drive(drain_run(op), node)
+
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
+    assert node.running_kubelet == release(28)
+    # The second attempt ran every step again, under its own names.
+    assert started(node).count(op.step_key("cordon", 2)) == 1 and started(node).count(op.step_key("cordon")) == 1
+    assert node.steps()[-1] == (op.key, "finished")
 
 
 @pytest.mark.parametrize(
@@ -150,7 +165,7 @@ def test_a_failed_drain_goes_back_to_the_releases_that_drain_began_with() -> Non
 )
 def test_a_drain_killed_anywhere_resumes_where_it_was(killed_after: str) -> None:
     op = drain("w1", 3, 25, 27)
-    node = world(cri_dockerd_node(25), 25, apiservers={"cp1": release(27)}, fail=kill_after(f"{op.key}/{killed_after}"))
+    node = world(cri_dockerd_node(25), 25, apiservers={"cp1": release(27)}, fail=kill_after(op.step_key(killed_after)))
     with pytest.raises(Killed):
         drive(drain_run(op), node)
     done = {step for step, phase in node.steps() if phase == "finished"}
@@ -159,7 +174,7 @@ def test_a_drain_killed_anywhere_resumes_where_it_was(killed_after: str) -> None
     outcome = drive(drain_run(op), node)
 
     assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
-    assert f"{op.key}/{killed_after}" in done
+    assert op.step_key(killed_after) in done
     # A step that finished before the kill never runs again.
     assert [step for step in done if step != op.key and started(node).count(step) != 1] == []
     assert node.running_kubelet == release(27) and node.steps()[-1] == (op.key, "finished")
@@ -271,8 +286,9 @@ def test_a_drain_to_1_35_with_allow_cgroup_v1_sets_fail_cgroup_v1_false_first_an
 
     assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
     assert b"failCgroupV1: false" in (node.files[KUBELET_CONFIG] or b"")
-    [detail] = [d for step, phase, d in node.journal if step == f"{op.key}/allow-cgroup-v1" and phase == "finished"]
+    step = op.step_key("allow-cgroup-v1", 0)
+    [detail] = [d for name, phase, d in node.journal if name == step and phase == "finished"]
     assert detail == {"failCgroupV1": False, "by": "--allow-cgroup-v1", "changed": True}
     # Before the drain's own steps: a refusal there leaves the node uncordoned, as it was.
     names = [step for step, _ in node.steps()]
-    assert names.index(f"{op.key}/allow-cgroup-v1") < names.index(f"{op.key}/cordon")
+    assert names.index(op.step_key("allow-cgroup-v1", 0)) < names.index(op.step_key("cordon"))

@@ -130,7 +130,7 @@ def test_the_whole_journey_runs_each_operation_once_in_order() -> None:
 
 def test_a_run_killed_in_a_drain_resumes_from_the_journals() -> None:
     worker_drain = next(op for op in SEQUENCE if isinstance(op, NodeDrain) and op.node == "w1")
-    worlds = cluster(fail=kill_after(f"{worker_drain.key}/write-config"))
+    worlds = cluster(fail=kill_after(worker_drain.step_key("write-config")))
     with pytest.raises(Killed):
         run(worlds)
     worlds["w1"].fail = lambda action: None
@@ -155,6 +155,11 @@ def test_a_failed_worker_drain_stops_the_run_with_the_worker_back_and_the_contro
     assert worlds["w1"].running_kubelet == release(30)
     assert worlds["cp1"].apiservers == {"cp1": release(33)} and worlds["cp1"].running_kubelet == release(33)
     assert result.done == len(SEQUENCE) - 1
+
+    # The cause fixed, `--resume` tries that drain afresh and ends the journey.
+    worlds["w1"].new_kubelet_starts = True
+    resumed = run(worlds)
+    assert resumed.finished and worlds["w1"].running_kubelet == release(33)
 
 
 def test_the_releases_binaries_lack_are_named_before_the_run() -> None:

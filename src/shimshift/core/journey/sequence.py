@@ -166,9 +166,10 @@ class NodeDrain:
     def key(self) -> str:
         return f"drain-{self.number}:v{self.to_release}:{self.node}"
 
-    def step_key(self, step: str) -> str:
-        """The journal's name of one of the drain's steps: unique across the node's drains."""
-        return f"{self.key}/{step}"
+    def step_key(self, step: str, attempt: int = 1) -> str:
+        """The journal's name of one of the drain's steps: unique across the node's drains, and across the
+        attempts at this drain (a drain rolled back is tried afresh by `--resume`)."""
+        return f"{self.key}#{attempt}/{step}"
 
 
 Operation = KubeadmUpgrade | ClusterEdit | NodeDrain

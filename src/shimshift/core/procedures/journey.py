@@ -53,6 +53,8 @@ __all__ = [
 
 #: The journal's name of a drain's failCgroupV1 step (before the drain's own steps).
 ALLOW_CGROUP_V1 = "allow-cgroup-v1"
+#: The journal's mark of a drain attempt that ended rolled back.
+ROLLED_BACK = "rolled-back"
 #: `kubeadm upgrade apply` waits for each static pod in turn (5 minutes each at most).
 KUBEADM_TIMEOUT = 1800.0
 
@@ -132,11 +134,19 @@ def journey_drain(op: NodeDrain, procedure: UpgradeProcedure) -> Procedure[NodeO
         failure = yield from _allow_cgroup_v1(op)
         if failure is not None:
             return failure
-    outcome: NodeOutcome = yield from in_scope(f"{op.key}/", procedure.run())
+    # A drain that was rolled back is tried afresh by `--resume`, its steps named apart; one cut short (or
+    # stopped for a person) goes on where it was.
+    recorded = set((yield act.RecordedSteps()))
+    attempt = 1
+    while op.step_key(ROLLED_BACK, attempt) in recorded:
+        attempt += 1
+    outcome: NodeOutcome = yield from in_scope(op.step_key("", attempt), procedure.run())
     if outcome.status is OutcomeStatus.MIGRATED:
-        yield act.Record(op.key, "finished", {"kubelet": str(op.to_release)})
+        yield act.Record(op.key, "finished", {"kubelet": str(op.to_release), "attempt": attempt})
         return outcome
     decision = on_failure(op)
+    if outcome.status is OutcomeStatus.ROLLED_BACK:
+        yield act.Record(op.step_key(ROLLED_BACK, attempt), "finished", {"message": outcome.message})
     yield act.Record(op.key, "failed", {"message": outcome.message, "status": str(outcome.status)})
     stopped = f"drain {op.number} ({op.from_release} -> {op.to_release}): {outcome.message}"
     if outcome.status is OutcomeStatus.ROLLED_BACK:
@@ -147,7 +157,7 @@ def journey_drain(op: NodeDrain, procedure: UpgradeProcedure) -> Procedure[NodeO
 def _allow_cgroup_v1(op: NodeDrain) -> Procedure[NodeOutcome | None]:
     """``failCgroupV1: false`` in the node's config.yaml before the drain's 1.35+ kubelet starts
     (``--allow-cgroup-v1``), recorded; before the drain cordons, so a refusal leaves the node as it was."""
-    step = f"{op.key}/{ALLOW_CGROUP_V1}"
+    step = op.step_key(ALLOW_CGROUP_V1, 0)
     if step in set((yield act.FinishedSteps())):
         return None
     yield act.Record(step, "started")
