@@ -17,7 +17,7 @@ import shlex
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from shimshift.core.canary import CanarySpec
 
@@ -172,10 +172,15 @@ class ReadClusterKubeletConfig:
     """The ``kubelet`` document of the kube-system/kubelet-config ConfigMap kubeadm writes every node's
     /var/lib/kubelet/config.yaml from (str; None when the ConfigMap or its key is absent)."""
 
+    # The result type, as the action vocabulary declares each action's (`returns`).
+    returns: ClassVar[object] = str | None
+
 
 @dataclass(frozen=True)
 class WriteClusterKubeletConfig:
     """Replace that document (the ConfigMap's other keys stay)."""
+
+    returns: ClassVar[object] = None
 
     text: str = field(repr=False)
 
