@@ -14,6 +14,7 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from click.testing import CliRunner, Result
 
 from shimshift.adapters.journal import Journal
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
     from tests.kube_world import World
 
 CONTROL_PLANE = {"node-role.kubernetes.io/control-plane": ""}
+
+
+@pytest.fixture(autouse=True)
+async def whole_cluster(world: World) -> None:
+    """The journey takes the whole cluster: the nodes earlier tests left in this shared API server (one of
+    them with a kubelet newer than the control plane) are removed, so only this test's nodes are in it."""
+    nodes = await world.call("GET", "/api/v1/nodes")
+    for node in nodes.get("items") or []:
+        await world.call("DELETE", f"/api/v1/nodes/{node['metadata']['name']}", ok=(200, 202, 404))
 
 
 async def invoke(apiserver: LocalApiServer, journal: Path, *args: str) -> Result:
