@@ -12,6 +12,13 @@ if TYPE_CHECKING:
     from shimshift.orchestrator.journey_plan import JourneyPlan
 
 
+#: What the schedule's control-plane steps mean on every node (core/journey/sequence.py), said once.
+KUBEADM_EVERYWHERE = (
+    "kubeadm runs on every node at every step: `kubeadm upgrade node` on the workers too, after the apply and "
+    "without a drain; a dockershim node's first drain runs its kubeadm of that release after the migration"
+)
+
+
 def journey_lines(journey: Journey) -> list[str]:
     """The schedule: which node, which drain, which releases, in the order they run."""
     counts = journey.drain_counts()
@@ -44,6 +51,8 @@ def journey_lines(journey: Journey) -> list[str]:
 
 def journey_plan_text(plan: JourneyPlan, *, binaries_given: bool) -> str:
     lines = journey_lines(plan.journey)
+    if plan.journey.control_plane_steps():
+        lines.append(KUBEADM_EVERYWHERE)
     blocking = sum(1 for finding in plan.findings if finding.blocking)
     lines.append(f"findings: {len(plan.findings)}, {blocking} blocking (the run stops before its first change)")
     texts = findings_text(plan.findings)

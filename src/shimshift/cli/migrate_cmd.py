@@ -7,6 +7,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from shimshift.adapters.kube.connection import open_client
 from shimshift.adapters.state_dir import journal_path, reports_dir
 from shimshift.cli.diffs import file_diff
 from shimshift.cli.findings import findings_json, findings_text, plan_warnings_text
+from shimshift.cli.journey_cmd import JOURNEY_OPTIONS, execute_journey, journey_request
 from shimshift.cli.journey_text import journey_plan_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options, lease_options, say
 from shimshift.cli.progress import FleetProgress
@@ -35,10 +37,12 @@ from shimshift.core.hardened_pods import ACCEPT_FLAG
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.run_copy import RunCopy
 from shimshift.core.run_lease import LeaseState
-from shimshift.core.upgrade import parse_target, render_plan
+from shimshift.core.upgrade.binaries import parse_target
+from shimshift.core.upgrade.render import render_plan
 from shimshift.orchestrator import session
 from shimshift.orchestrator.cluster_run import cluster_copy
 from shimshift.orchestrator.journey_plan import JourneyPlan, JourneyPlanRequest, plan_whole_journey
+from shimshift.orchestrator.journey_session import active_journey, is_journey
 from shimshift.orchestrator.node_migration import OutcomeStatus
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, release_binaries_dir
 
@@ -143,7 +147,8 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
             "--to",
             "to",
             required=required,
-            help="The release to go to, e.g. 1.24.17 (one minor above the cluster's)"
+            help="The release to go to, e.g. 1.24.17 (one minor above the cluster's; `upgrade` past one minor "
+            "takes the whole cluster on the journey `plan --to` shows)"
             + ("." if required else "; `plan --to` shows the whole journey to any later release, e.g. 1.37.2; "
                "`upgrade --resume` takes it from the journal."),
         ),
@@ -178,22 +183,9 @@ def upgrade_options(*, required: bool) -> Callable[[F], F]:
 
 
 def journey_options(function: F) -> F:
-    """The journey's rules: which skew bounds the drains, and the operator's opt-ins (`plan --to`)."""
+    """The journey's rules (`plan --to`, and `upgrade` past one minor), and `plan`'s choice to read no node."""
     options = [
-        click.option(
-            "--skew",
-            type=click.Choice([rules.value for rules in SkewRules]),
-            default=SkewRules.KUBEADM.value,
-            show_default=True,
-            help="Which rules bound how far a kubelet may trail: kubeadm's own apply check, or the Kubernetes "
-            "version skew policy alone (fewer drains; the applies kubeadm refuses then run with --force).",
-        ),
-        click.option(
-            "--allow-cgroup-v1",
-            is_flag=True,
-            help="Let kubelets 1.35+ start on cgroup v1 hosts (failCgroupV1: false; recorded). Without it a "
-            "cgroup v1 node blocks a journey past 1.34.",
-        ),
+        *JOURNEY_OPTIONS,
         click.option(
             "--skip-node-files",
             is_flag=True,
@@ -346,19 +338,45 @@ def migrate(**values: Any) -> None:
     _execute(connection, options, resume=values["resume"], verb="migrate", take_over=values["take_over"])
 
 
+def _journey_options(function: F) -> F:
+    for option in reversed(JOURNEY_OPTIONS):
+        function = option(function)
+    return function
+
+
 @click.command()
 @upgrade_options(required=False)
+@_journey_options
 @fleet_options
 @canary_base_options
 @lease_options(namespace=False)
 @connection_options
 def upgrade(**values: Any) -> None:
-    """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first."""
+    """Move NODES (or -l / --all) to cri-dockerd and to kubelet --to in one drain, control plane first.
+
+    Past one minor, the whole cluster takes the journey (docs/journey.md): kubeadm of every minor on every
+    node, each node drained as few times as --skew allows."""
     if values["to"] is None and not values["resume"]:
         raise click.UsageError("Missing option '--to' (only --resume takes it from the journal).")
     connection = _connection(values)
-    options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=_upgrade_request(values))
-    _execute(connection, options, resume=values["resume"], verb="upgrade", take_over=values["take_over"])
+    upgrade_request = _upgrade_request(values)
+    options = session.MigrateOptions(**_fleet_values(values, connection), upgrade=upgrade_request)
+    resume = values["resume"]
+    if (resume and active_journey(connection)) or (
+        not resume and upgrade_request is not None and asyncio.run(is_journey(connection, upgrade_request.to))
+    ):
+        if not resume and (values["nodes"] or values["selector"]):
+            raise Refusal(
+                f"--to {upgrade_request.to if upgrade_request else ''} is past one minor: the journey moves the "
+                "whole cluster, not chosen nodes",
+                hint="give --all (`shimshift plan --to` shows every step), or go one minor at a time",
+            )
+        # The journey keeps a folder per release under --binaries DIR: DIR itself, never DIR/v<--to>.
+        journey_upgrade = replace(upgrade_request, binaries_dir=values["binaries"]) if upgrade_request else None
+        request = journey_request(values, journey_upgrade) if journey_upgrade is not None else None
+        execute_journey(connection, request, options, resume=resume, take_over=values["take_over"])
+        return
+    _execute(connection, options, resume=resume, verb="upgrade", take_over=values["take_over"])
 
 
 def _execute(

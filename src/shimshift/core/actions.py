@@ -16,6 +16,7 @@ the result types are declared beside the actions that return them: the executor'
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,13 +49,23 @@ class CommandOutput(Protocol):
 @dataclass(frozen=True)
 class Run:
     """Run ``argv`` on the node (never through a shell); the result has returncode, stdout, stderr.
-    With ``check`` a non-zero exit raises, so a procedure only inspects failures it expects."""
+    With ``check`` a non-zero exit raises, so a procedure only inspects failures it expects.
+
+    ``why`` and ``expect`` are for the procedure, never the executor: a planned command (the upgrade's,
+    core/upgrade/plan.py) says why it runs, for the plan's reader and the failure message, and what must
+    appear in its output for the procedure to go on."""
 
     returns: ClassVar[object] = CommandOutput
 
     argv: tuple[str, ...]
     check: bool = True
     timeout: float = 60.0
+    why: str = ""
+    expect: str | None = None
+
+    def shown(self) -> str:
+        """For display only; never executed."""
+        return shlex.join(self.argv)
 
 
 @dataclass(frozen=True)
@@ -86,7 +97,7 @@ class RemoveFile:
 @dataclass(frozen=True)
 class Upload:
     """Copy a file of this machine to the node atomically; the executor checks its sha256 first. No backup:
-    the upgrade keeps the binary it replaces itself (core/upgrade.py BinarySwap)."""
+    the upgrade keeps the binary it replaces itself (core/upgrade/plan.py BinarySwap)."""
 
     returns: ClassVar[object] = str
 
@@ -238,6 +249,24 @@ class ApiserverVersions:
     """The release each control-plane node's kube-apiserver runs: node name → KubeletVersion."""
 
     returns: ClassVar[object] = Mapping[str, KubeletVersion]
+
+
+@dataclass(frozen=True)
+class ReadClusterKubeletConfig:
+    """The ``kubelet`` document of the kube-system/kubelet-config ConfigMap kubeadm writes every node's
+    /var/lib/kubelet/config.yaml from (str; None when the ConfigMap or its key is absent)."""
+
+    # The result type, as the action vocabulary declares each action's (`returns`).
+    returns: ClassVar[object] = str | None
+
+
+@dataclass(frozen=True)
+class WriteClusterKubeletConfig:
+    """Replace that document (the ConfigMap's other keys stay)."""
+
+    returns: ClassVar[object] = None
+
+    text: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -395,6 +424,8 @@ Action = (
     | WaitPod
     | DeletePod
     | ExecInPod
+    | ReadClusterKubeletConfig
+    | WriteClusterKubeletConfig
     | Record
     | FinishedSteps
     | RecordedSteps
@@ -432,6 +463,7 @@ __all__ = [
     "PodCidrs",
     "Procedure",
     "Progress",
+    "ReadClusterKubeletConfig",
     "ReadFile",
     "Record",
     "RecordedSteps",
@@ -446,6 +478,7 @@ __all__ = [
     "WaitControlPlane",
     "WaitHealthy",
     "WaitPod",
+    "WriteClusterKubeletConfig",
     "WriteFile",
     "run",
 ]

@@ -111,6 +111,18 @@ def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str
             f"refusing to write {value!r} into {key}", hint="use a plain socket URL", file=config.path,
             code=KUBELET_CONFIG_NOT_EDITABLE
         )
+    return _set_top_level(config, key, value, value)
+
+
+def set_top_level_bool(config: KubeletConfigFile, key: str, value: bool) -> str:
+    """The file text with top-level ``key`` set to ``true`` or ``false``; unchanged text if it already is."""
+    if config.data.get(key) is value:
+        return config.text
+    return _set_top_level(config, key, value, "true" if value else "false")
+
+
+def _set_top_level(config: KubeletConfigFile, key: str, data: object, value: str) -> str:
+    """``key: value`` by editing (or adding) one line; refused unless YAML then reads ``data`` there."""
     _line, hits = _key_line(config.text, key)
     text = config.text
     if len(hits) > 1:
@@ -134,7 +146,7 @@ def set_top_level_string(config: KubeletConfigFile, key: str, value: str) -> str
         sep = "" if text == "" or text.endswith("\n") else line_ending(text)
         text = f"{text}{sep}{key}: {value}{line_ending(text)}"
     expected = dict(config.data)
-    expected[key] = value
+    expected[key] = data
     if _load(config.path, text) != expected:
         raise Refusal(
             f"could not set {key} by editing one line (multi-line value, anchors or flow style?)",

@@ -63,7 +63,7 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     _systemctl("show", "the main PID of a unit, cri-dockerd's ExecStart"),
     _systemctl("restart", "restart cri-dockerd and the kubelet"),
     _systemctl("try-restart", "restart cri-dockerd on rollback"),
-    # `shimshift upgrade` (core/upgrade.py builds these argvs; the operator's --install-command values
+    # `shimshift upgrade` (core/upgrade/ builds these argvs; the operator's --install-command values
     # are theirs to allow).
     _upgrade("crictl", "--version", "upgrade: kubeadm 1.24 reaches cri-dockerd only through crictl"),
     _upgrade("crictl", "-r", "upgrade: the runtime at the node's cri-socket answers kubeadm's crictl"),

@@ -32,7 +32,7 @@ class Step(StrEnum):
     RESTART_KUBELET = "restart-kubelet"
     VERIFY = "verify"
     UNCORDON = "uncordon"
-    # What `upgrade` adds between the cri-dockerd restart and the kubelet restart (core/upgrade.py).
+    # What `upgrade` adds between the cri-dockerd restart and the kubelet restart (core/upgrade/plan.py).
     INSTALL_KUBEADM = "install-kubeadm"
     KUBEADM_UPGRADE_PLAN = "kubeadm-upgrade-plan"
     KUBEADM_UPGRADE = "kubeadm-upgrade"

@@ -131,6 +131,10 @@ class NodeExecutor:
                 what = f"`{' '.join(command)}` in pod {namespace}/{name} to answer (up to {timeout:g} s)"
                 async with self._announced(what):
                     return await self.cluster.exec_in_pod(namespace, name, container, command, timeout=timeout)
+            case act.ReadClusterKubeletConfig():
+                return await self.cluster.cluster_kubelet_config()
+            case act.WriteClusterKubeletConfig(text):
+                return await self.cluster.set_cluster_kubelet_config(text)
             case act.Record(step, phase, detail):
                 self.journal.record(node=node, step=step, phase=phase, detail=detail)
                 if self.copy is not None:

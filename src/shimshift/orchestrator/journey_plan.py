@@ -31,7 +31,8 @@ from shimshift.core.journey.skew import SkewRules
 from shimshift.core.node_files import NODE_FILES, NodeView
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.runtime_detect import Runtime
-from shimshift.core.upgrade import TargetBinary, apiserver_versions_from_images, parse_install_commands, parse_target
+from shimshift.core.upgrade.binaries import TargetBinary, parse_install_commands, parse_target
+from shimshift.core.upgrade.cluster import apiserver_versions_from_images
 from shimshift.core.versions import (
     CriDockerdVersion,
     KubeletVersion,
@@ -40,7 +41,7 @@ from shimshift.core.versions import (
 )
 from shimshift.orchestrator.upgrade_run import checked_binaries, release_binaries_dir
 
-__all__ = ["JourneyPlan", "JourneyPlanRequest", "plan_whole_journey"]
+__all__ = ["JourneyPlan", "JourneyPlanRequest", "control_plane_release", "plan_whole_journey"]
 
 CGROUP_V2_MARKER = "/sys/fs/cgroup/cgroup.controllers"
 CONTAINERD_SOCKET_PATH = "/run/containerd/containerd.sock"
@@ -127,6 +128,11 @@ async def _apiserver_pods(client: Any) -> list[dict[str, Any]]:
         client, "GET", "/api/v1/namespaces/kube-system/pods", params={"labelSelector": "component=kube-apiserver"}
     )
     return list(response.body.get("items") or []) if response.status == 200 else []
+
+
+async def control_plane_release(client: Any) -> KubeletVersion:
+    """The oldest kube-apiserver's release (`upgrade --to` asks it to tell one minor from the journey)."""
+    return await _control_plane_release(client, await _apiserver_pods(client))
 
 
 async def _control_plane_release(client: Any, pods: Sequence[Mapping[str, Any]]) -> KubeletVersion:

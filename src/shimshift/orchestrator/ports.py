@@ -118,6 +118,12 @@ class ClusterPort(Protocol):
         ``failure``, never an exception."""
         ...
 
+    async def cluster_kubelet_config(self) -> str | None:
+        """The ``kubelet`` key of kube-system/kubelet-config (None: absent)."""
+        ...
+
+    async def set_cluster_kubelet_config(self, text: str) -> None: ...
+
 
 class JournalPort(Protocol):
     """The current run's journal, bound to one run id."""

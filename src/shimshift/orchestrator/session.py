@@ -43,7 +43,7 @@ from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
-from shimshift.core.upgrade import NodeUpgradePlan
+from shimshift.core.upgrade.plan import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
 from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
@@ -490,14 +490,6 @@ def _migration(
     upgrade: UpgradeSettings | None = None,
     copy: Callable[[str], Awaitable[None]] | None = None,
 ) -> NodeMigration:
-    binary = options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None
-    canary = CanarySettings(
-        image=options.canary_image,
-        namespace=options.canary_namespace,
-        timeout=options.canary_timeout,
-        accept_refused_hardened_pods=options.accept_refused_hardened_pods,
-        no_hardened_workloads=options.no_hardened_workloads,
-    )
     return NodeMigration(
         node=name,
         cluster=cluster,
@@ -505,17 +497,29 @@ def _migration(
         cri=GrpcCri(node=name, remote_socket=CRI_DOCKERD_SOCKET),
         journal=journal,
         planner=plan_from_facts,
-        settings=MigrationSettings(
-            rollback_on_failure=options.rollback,
-            health_timeout=options.health_timeout,
-            node_files=NODE_FILES,
-            cri_dockerd_binary=binary,
-            canary=canary,
-            run_id=run_id,
-        ),
+        settings=migration_settings(options, run_id),
         on_event=on_event,
         upgrade=upgrade,
         copy=copy,
+    )
+
+
+def migration_settings(options: MigrateOptions, run_id: str) -> MigrationSettings:
+    """What every node's procedure of a run gets from the run's options (the journey's drains too)."""
+    canary = CanarySettings(
+        image=options.canary_image,
+        namespace=options.canary_namespace,
+        timeout=options.canary_timeout,
+        accept_refused_hardened_pods=options.accept_refused_hardened_pods,
+        no_hardened_workloads=options.no_hardened_workloads,
+    )
+    return MigrationSettings(
+        rollback_on_failure=options.rollback,
+        health_timeout=options.health_timeout,
+        node_files=NODE_FILES,
+        cri_dockerd_binary=options.install_cri_dockerd.read_bytes() if options.install_cri_dockerd else None,
+        canary=canary,
+        run_id=run_id,
     )
 
 

@@ -1,7 +1,7 @@
 """What `shimshift upgrade` settles before a run begins: the target binaries, the version skew, the roles.
 
 Everything here is checked before any node is touched (a refusal leaves no run behind); the pure
-rules are core/upgrade.py's, this module only gathers their facts: each ``--binaries`` file asked its
+rules are core/upgrade/'s, this module only gathers their facts: each ``--binaries`` file asked its
 release and hashed on this machine, the kube-apiservers' releases from their static pods, the
 selected nodes' kubelets.
 """
@@ -21,20 +21,16 @@ from shimshift.adapters.kube.workloads import kubelet_versions
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import FleetNode, FleetPhase
 from shimshift.core.procedures.upgrade import UpgradeSettings
-from shimshift.core.upgrade import (
+from shimshift.core.upgrade.binaries import (
     Binary,
-    NodeVersion,
     PackageInstall,
-    Role,
     TargetBinary,
     check_binaries,
-    check_skew,
-    node_roles,
     parse_install_commands,
     parse_target,
-    upgrade_phases,
     version_argv,
 )
+from shimshift.core.upgrade.cluster import NodeVersion, Role, check_skew, node_roles, upgrade_phases
 from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
 # Where the run's options keep what was settled, for a resumed run.

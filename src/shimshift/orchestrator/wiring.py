@@ -20,6 +20,7 @@ from shimshift.adapters.kube.drain_pods import list_node_pods
 from shimshift.adapters.kube.events import emit_node_event
 from shimshift.adapters.kube.evictions import DrainEvent, DrainEventKind, eviction_method
 from shimshift.adapters.kube.exec import exec_in_pod
+from shimshift.adapters.kube.kubelet_configmap import read_kubelet_configmap, write_kubelet_configmap
 from shimshift.core import findings
 from shimshift.core.actions import CriReport, DrainOutcome, ExecOutcome, HealthOutcome
 from shimshift.core.drain import DrainOptions, drain_problems
@@ -153,6 +154,12 @@ class KubeCluster:
 
     async def apiserver_versions(self) -> dict[str, KubeletVersion]:
         return await pods.apiserver_versions(self.client)
+
+    async def cluster_kubelet_config(self) -> str | None:
+        return await read_kubelet_configmap(self.client)
+
+    async def set_cluster_kubelet_config(self, text: str) -> None:
+        await write_kubelet_configmap(self.client, text)
 
     async def create_pod(self, namespace: str, manifest: Mapping[str, Any]) -> None:
         await pods.create_pod(self.client, namespace, dict(manifest))

@@ -6,7 +6,7 @@ crictl is on every node, answers cri-dockerd's CRI v1 with only ``-r`` (as kubea
 included) is in every node's Docker with the ID of the archive's image; a second run changes nothing. Then, on
 the control plane, the read-only `kubeadm upgrade plan v1.24.17` with the
 v1.24.17 kubeadm at a temporary path: first on dockershim (as the lab comes), then after `shimshift
-migrate` of that node (rolled back afterwards); the plan must agree (core.upgrade.plan_agrees) and leave
+migrate` of that node (rolled back afterwards); the plan must agree (core.upgrade.plan.plan_agrees) and leave
 no health-check Job behind. What kubeadm says on dockershim is asserted as seen, see the test.
 """
 
@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from shimshift.core.upgrade import Binary, plan_agrees, reported_version, version_argv
+from shimshift.core.upgrade.binaries import Binary, reported_version, version_argv
+from shimshift.core.upgrade.plan import plan_agrees
 from shimshift.lab import images
 from shimshift.lab.docker import copy_to_node
 from shimshift.lab.upgrade_prep import CRICTL_PATH, parse_image_list, saved_image_ids

@@ -33,9 +33,14 @@ PACKAGE = Path(__file__).resolve().parents[3] / "src" / "shimshift"
 # argv[0] given as a variable: what the variable holds. The migration procedure runs the cri-dockerd binary
 # whose path it read from cri-docker.service's ExecStart.
 DYNAMIC_PROGRAMS = {"binary": "cri-dockerd", "kubeadm": "kubeadm"}
-# The upgrade procedure runs the argv of a Command its plan holds (core/upgrade.py, scanned there).
+# The upgrade procedure runs the Run actions its plan holds (built by command() in core/upgrade/, scanned there).
 PLANNED_ARGV = {"command.argv", "action.argv"}
-# core/upgrade.py asks each binary its release with version_argv(binary, path): these argvs.
+# The files that build planned commands with core/upgrade/binaries.py's command().
+PLANNING_FILES = {"core/upgrade/binaries.py", "core/upgrade/plan.py", "core/procedures/journey.py"}
+# A planned argv a method builds from a tuple literal: (program, subcommand) of that literal
+# (core/journey/sequence.py KubeadmUpgrade.argv).
+BUILT_ARGV = {"self.op.argv(self.kubeadm)": ("kubeadm", "upgrade")}
+# core/upgrade/plan.py asks each binary its release with version_argv(binary, path): these argvs.
 VERSION_QUERIES = [("kubeadm", "version"), ("kubelet", "--version"), ("kubectl", "version")]
 
 
@@ -62,14 +67,17 @@ def sent_commands(source: str, filename: str) -> list[Sent]:
             if not filename.startswith("core/procedures/"):
                 continue  # another function called run (the CLI's coroutine runner)
             words: list[ast.expr] = list(node.args)
-        elif isinstance(node.func, ast.Name) and node.func.id == "Command" and filename == "core/upgrade.py":
+        elif isinstance(node.func, ast.Name) and node.func.id == "command" and filename in PLANNING_FILES:
             argv = node.args[0] if node.args else None
+            if argv is not None and ast.unparse(argv) in BUILT_ARGV:
+                found.append(Sent(where, *BUILT_ARGV[ast.unparse(argv)]))
+                continue
             if isinstance(argv, ast.Call) and ast.unparse(argv.func) == "version_argv":
                 found += [Sent(where, program, subcommand) for program, subcommand in VERSION_QUERIES]
                 continue
             if isinstance(argv, ast.Call) and ast.unparse(argv.func) == "tuple" and "format_map" in ast.unparse(argv):
                 continue  # the operator's --install-command: theirs to allow, not ours to declare
-            if argv is not None and ast.unparse(argv) == "tuple(command['argv'])":
+            if argv is not None and ast.unparse(argv) == "tuple(fields['argv'])":
                 continue  # a plan read back from the journal: its commands were made by the lines above
             if not isinstance(argv, ast.Tuple) or not argv.elts:
                 raise Unreadable(f"{where}: the argv is not a tuple literal, so its command cannot be checked")
@@ -77,7 +85,7 @@ def sent_commands(source: str, filename: str) -> list[Sent]:
         elif isinstance(node.func, ast.Attribute) and node.func.attr == "Run":  # core.actions.Run(argv)
             argv = node.args[0] if node.args else None
             if argv is not None and ast.unparse(argv) in PLANNED_ARGV:
-                continue  # a core/upgrade.py Command's argv: checked where the Command is built
+                continue  # a planned command's argv: checked where core/upgrade/ builds it
             if not isinstance(argv, ast.Tuple | ast.List) or not argv.elts:
                 raise Unreadable(f"{where}: the argv is not a tuple literal, so its command cannot be checked")
             words = list(argv.elts)

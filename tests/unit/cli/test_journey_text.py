@@ -42,6 +42,7 @@ def test_findings_and_binaries_follow_the_schedule() -> None:
     note = Finding(Severity.WARNING, "separate-disk-gc", "no image GC", Subject.of_node("cp1"))
     text = journey_plan_text(JourneyPlan(journey, [blocking, note]), binaries_given=False).splitlines()
 
+    assert "kubeadm runs on every node at every step" in text[-5]
     assert text[-4:] == [
         "findings: 2, 1 blocking (the run stops before its first change)",
         "  blocking: node w1: error: refuses to start (allow it)",

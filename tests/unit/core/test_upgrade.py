@@ -34,28 +34,28 @@ from shimshift.core.actions import Upload
 from shimshift.core.errors import Refusal
 from shimshift.core.fleet import FleetPhase
 from shimshift.core.steps import Step
-from shimshift.core.upgrade import (
+from shimshift.core.upgrade.binaries import (
     Binary,
-    Command,
-    NodeUpgradePlan,
+    TargetBinary,
+    check_binaries,
+    command,
+    parse_install_commands,
+    parse_target,
+    reported_version,
+    version_argv,
+)
+from shimshift.core.upgrade.cluster import (
     NodeVersion,
     Role,
-    TargetBinary,
     apiserver_version,
-    check_binaries,
     check_skew,
     first_control_plane,
     kubelet_swap_problem,
     node_roles,
-    parse_install_commands,
-    parse_target,
-    plan_agrees,
-    plan_node_upgrade,
-    render_plan,
-    reported_version,
     upgrade_phases,
-    version_argv,
 )
+from shimshift.core.upgrade.plan import NodeUpgradePlan, plan_agrees, plan_node_upgrade
+from shimshift.core.upgrade.render import render_plan
 from shimshift.core.versions import KubeletVersion, parse_kubelet_version
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upgrade"
@@ -348,7 +348,7 @@ def test_the_first_control_plane_node_plans_then_applies() -> None:
     ]
     steps = {str(actions.step): actions for actions in plan.steps}
     assert steps["kubeadm-upgrade-plan"].actions == (
-        Command(
+        command(
             ("/usr/bin/kubeadm", "upgrade", "plan", "v1.24.17"),
             "kubeadm agrees to v1.24.17",
             expect="kubeadm upgrade apply v1.24.17",
@@ -376,14 +376,14 @@ def test_binaries_are_backed_up_then_uploaded_then_checked() -> None:
     steps = {str(actions.step): actions for actions in plan.steps}
     kubelet = steps["install-kubelet-kubectl"].actions[:4]
     assert kubelet == (
-        Command(backup_argv("kubelet"), "keep the v1.23.17 kubelet for rollback"),
+        command(backup_argv("kubelet"), "keep the v1.23.17 kubelet for rollback"),
         Upload("/srv/k8s/kubelet", "/usr/bin/kubelet", SHA[Binary.KUBELET], 0o755),
-        Command(
+        command(
             ("sha256sum", "--", "/usr/bin/kubelet"),
             "the kubelet in place is the one from --binaries",
             expect=SHA[Binary.KUBELET],
         ),
-        Command(("/usr/bin/kubelet", "--version"), "kubelet at /usr/bin/kubelet reports v1.24.17", expect="v1.24.17"),
+        command(("/usr/bin/kubelet", "--version"), "kubelet at /usr/bin/kubelet reports v1.24.17", expect="v1.24.17"),
     )
     assert [a.target for a in steps["install-kubeadm"].actions if isinstance(a, Upload)] == ["/usr/bin/kubeadm"]
     assert [a.target for a in steps["install-kubelet-kubectl"].actions if isinstance(a, Upload)] == [

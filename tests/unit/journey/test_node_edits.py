@@ -4,16 +4,19 @@
 Matrix: --container-runtime gone before kubelet 1.27 and --pod-infra-container-image before 1.35, in
 kubeadm-flags.env and in /etc/default/kubelet; nothing removed for a kubelet that still takes them;
 instance-config.yaml written before kubeadm 1.34 when kubeadm-flags.env lacks the endpoint, before 1.37
-whenever it is missing, never over an existing one.
+whenever it is missing, never over an existing one; failCgroupV1: false in the cluster's
+KubeletConfiguration (added, set, left; refused where one line cannot say it).
 """
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
-from shimshift.core.journey.node_edits import instance_config_before_kubeadm
+from shimshift.core.errors import Refusal
+from shimshift.core.journey.node_edits import allow_cgroup_v1, allow_cgroup_v1_on_node, instance_config_before_kubeadm
 from shimshift.core.kubelet_config import parse_kubelet_config
-from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, NodeView
+from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.node_planner import plan_node
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import cri_dockerd_node
@@ -67,3 +70,32 @@ def test_kubeadm_moves_the_flag_itself_until_1_37_and_an_existing_file_is_kept()
     assert instance_config_before_kubeadm(kubeadm_layout, kubeadm_minor=34) is None
     assert instance_config_before_kubeadm(kubeadm_layout, kubeadm_minor=37) is not None
     assert instance_config_before_kubeadm(NodeView.load(cri_dockerd_node(35), node="w1"), kubeadm_minor=37) is None
+
+
+# failCgroupV1 in the cluster's KubeletConfiguration (--allow-cgroup-v1) ---------------------------
+
+
+def test_fail_cgroup_v1_is_added_set_or_left_as_it_is() -> None:
+    base = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n"
+    added = allow_cgroup_v1(base)
+    assert added == base + "failCgroupV1: false\n"
+    assert allow_cgroup_v1(base + "failCgroupV1: true  # the 1.35 default\n") == added.replace(
+        "failCgroupV1: false", "failCgroupV1: false  # the 1.35 default"
+    )
+    assert allow_cgroup_v1(added) == added
+
+
+def test_a_kubelet_configuration_shimshift_cannot_edit_line_by_line_is_refused() -> None:
+    with pytest.raises(Refusal, match="kube-system/kubelet-config"):
+        allow_cgroup_v1("{kind: KubeletConfiguration, cgroupDriver: systemd}\n")
+    with pytest.raises(Refusal, match="kube-system/kubelet-config"):
+        allow_cgroup_v1("kind: Pod\n")
+
+
+def test_a_nodes_config_yaml_gets_fail_cgroup_v1_false_once() -> None:
+    config = cri_dockerd_node(34)[KUBELET_CONFIG]
+    change = allow_cgroup_v1_on_node(config)
+    assert change is not None and change.after is not None and change.before == config
+    assert yaml.safe_load(change.after)["failCgroupV1"] is False
+    assert allow_cgroup_v1_on_node(change.after) is None
+    assert allow_cgroup_v1_on_node(None) is None

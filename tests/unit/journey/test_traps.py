@@ -266,7 +266,8 @@ def test_cgroup_v1_blocks_a_1_35_kubelet_unless_the_operator_allows_it() -> None
 
 
 def test_a_control_plane_node_on_dockershim_needs_a_crictl_that_speaks_v1alpha2() -> None:
-    trip = journey(23, 25, dockershim=True)
+    # The policy's schedule: kubeadm 1.24 and the forced 1.25 apply run on cp1 before its first drain.
+    trip = journey(23, 25, rules=SkewRules.KUBERNETES, dockershim=True)
     view = NodeView.load(dockershim_node(23), node="cp1")
     new = found(trip, nodes=[NodeFacts("cp1", view, crictl=v(26))])
     (finding,) = [f for f in new if f.code == "dockershim-crictl-cri-version"]
@@ -274,8 +275,11 @@ def test_a_control_plane_node_on_dockershim_needs_a_crictl_that_speaks_v1alpha2(
     assert "dockershim-crictl-cri-version" not in codes(
         found(trip, nodes=[NodeFacts("cp1", view, crictl=v(25))]), "cp1"
     )
-    # A worker's kubeadm runs only in its drains, once the node is on cri-dockerd.
+    # A worker's `kubeadm upgrade node` pre-pulls no images: it never reaches the runtime.
     assert "dockershim-crictl-cri-version" not in codes(found(trip, nodes=[NodeFacts("w1", view, crictl=v(26))]))
+    # kubeadm's schedule: cp1's first drain holds its 1.24 apply, after the migration (sequence.py).
+    kubeadm_rules = found(journey(23, 25, dockershim=True), nodes=[NodeFacts("cp1", view, crictl=v(26))])
+    assert "dockershim-crictl-cri-version" not in codes(kubeadm_rules)
 
 
 def test_a_containerd_node_meets_only_the_kubelets_own_traps() -> None:
@@ -291,8 +295,12 @@ def test_a_containerd_node_meets_only_the_kubelets_own_traps() -> None:
 def test_a_dockershim_node_under_a_newer_control_plane_is_said(rules: SkewRules) -> None:
     trip = journey(23, 26, rules=rules, dockershim=True)
     said = [f for f in found(trip) if f.code == "dockershim-under-new-control-plane"]
-    assert [f.subject.name for f in said if f.subject] == ["cp1", "w1"]
-    assert ("1.25.16" in said[0].message) is (rules is SkewRules.KUBERNETES)
+    if rules is SkewRules.KUBERNETES:
+        assert [f.subject.name for f in said if f.subject] == ["cp1", "w1"]
+        assert "1.25.16" in said[0].message
+    else:  # cp1 applies 1.24 inside its first drain; w1 waits on dockershim under it
+        assert [f.subject.name for f in said if f.subject] == ["w1"]
+        assert "1.24.17" in said[0].message
 
 
 def test_1_23_on_dockershim_to_1_37_meets_every_trap_of_a_cgroup_v1_docker_host() -> None:
@@ -309,7 +317,6 @@ def test_1_23_on_dockershim_to_1_37_meets_every_trap_of_a_cgroup_v1_docker_host(
 
     assert codes(findings, "cp1") == [
         "psp-admission-plugin",
-        "dockershim-under-new-control-plane",
         "separate-disk-gc",  # cp1 was not read: only the traps every cri-dockerd node meets
         "websocket-streaming",
     ]

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+import yaml
+
 from shimshift.core import actions as act
 from shimshift.core.actions import CriReport, DrainOutcome, HealthOutcome
 from shimshift.core.findings import Finding, Severity
-from shimshift.core.node_files import KUBEADM_FLAGS_ENV
+from shimshift.core.node_files import KUBEADM_FLAGS_ENV, KUBELET_CONFIG
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
 from tests.unit.orchestration.results import check_result
@@ -285,6 +287,8 @@ class UpgradeWorld(NodeWorld):
     new_kubelet_starts: bool = True
     crictl: bool = True
     running_kubelet: str = "v1.23.17"
+    # kube-system/kubelet-config's `kubelet` document (None: absent).
+    cluster_kubelet_config: str | None = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -299,6 +303,20 @@ class UpgradeWorld(NodeWorld):
         if isinstance(action, act.ApiserverVersions):
             self.actions.append(action)
             return {node: parse_kubelet_version(version) for node, version in self.apiservers.items()}
+        if isinstance(action, act.GetKubeletConfig):
+            # /configz of the running kubelet: the endpoint of its command line, else of config.yaml.
+            self.actions.append(action)
+            flags = dict(arg.split("=", 1) for arg in self.kubelet_argv if arg.startswith("--") and "=" in arg)
+            config = yaml.safe_load(self.files.get(KUBELET_CONFIG) or b"") or {}
+            endpoint = flags.get("--container-runtime-endpoint") or config.get("containerRuntimeEndpoint")
+            return {"containerRuntimeEndpoint": endpoint} if endpoint else {}
+        if isinstance(action, act.ReadClusterKubeletConfig):
+            self.actions.append(action)
+            return self.cluster_kubelet_config
+        if isinstance(action, act.WriteClusterKubeletConfig):
+            self.actions.append(action)
+            self.cluster_kubelet_config = action.text
+            return None
         if isinstance(action, act.Upload):
             self.actions.append(action)
             error = self.fail(action)
@@ -349,6 +367,6 @@ class UpgradeWorld(NodeWorld):
                 return Result()
             case ("systemctl", "restart", "kubelet"):
                 release = self.releases["/usr/bin/kubelet"]
-                self.healthy = release == "v1.23.17" or self.new_kubelet_starts
+                self.healthy = release == self.kubelet_version or self.new_kubelet_starts
                 self.running_kubelet = release
         return super()._run(argv)

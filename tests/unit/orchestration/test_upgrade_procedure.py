@@ -19,7 +19,8 @@ from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
 from shimshift.core.procedures.migration import MigrationSettings, OutcomeStatus, StepFailed, plan_from_facts
 from shimshift.core.procedures.upgrade import UPGRADE_STEPS, UpgradeProcedure, UpgradeSettings
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step
-from shimshift.core.upgrade import Binary, Role, TargetBinary
+from shimshift.core.upgrade.binaries import Binary, TargetBinary
+from shimshift.core.upgrade.cluster import Role
 from tests.unit.core.nodes import dockershim_node
 from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 

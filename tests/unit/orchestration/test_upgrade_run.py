@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 from shimshift.core.errors import Refusal
-from shimshift.core.upgrade import Binary
+from shimshift.core.upgrade.binaries import Binary
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries
 
 
 def answer(binary: Binary, release: str) -> str:
-    """What the real binary prints for core.upgrade.version_argv (tests/unit/core/fixtures/upgrade/)."""
+    """What the real binary prints for core.upgrade.binaries.version_argv (tests/unit/core/fixtures/upgrade/)."""
     if binary is Binary.KUBECTL:
         return json.dumps({"clientVersion": {"gitVersion": f"v{release}"}})
     return f"Kubernetes v{release}" if binary is Binary.KUBELET else f"v{release}"

@@ -15,7 +15,7 @@ from lightkube.resources.core_v1 import Pod
 
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.watching import follow_one
-from shimshift.core.upgrade import apiserver_versions_from_images
+from shimshift.core.upgrade.cluster import apiserver_versions_from_images
 from shimshift.core.versions import KubeletVersion
 
 if TYPE_CHECKING:

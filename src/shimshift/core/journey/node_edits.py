@@ -16,11 +16,21 @@ endpoint, shimshift writes the file itself, as kubeadm would have.
 from __future__ import annotations
 
 from shimshift.core.flagfile import encode
-from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, NodeView
+from shimshift.core.kubelet_config import parse_kubelet_config, set_top_level_bool
+from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.node_plan import FileChange
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 
-__all__ = ["NODE_LOCAL_CRI_SOCKET_FROM", "instance_config_before_kubeadm"]
+__all__ = [
+    "KUBELET_CONFIGMAP",
+    "NODE_LOCAL_CRI_SOCKET_FROM",
+    "allow_cgroup_v1",
+    "allow_cgroup_v1_on_node",
+    "instance_config_before_kubeadm",
+]
+
+#: Where kubeadm keeps the cluster's KubeletConfiguration (the key ``kubelet``), as a Refusal names it.
+KUBELET_CONFIGMAP = "ConfigMap kube-system/kubelet-config"
 
 #: The first kubeadm that keeps the node's socket in instance-config.yaml by default (gate beta, on).
 NODE_LOCAL_CRI_SOCKET_FROM = 34
@@ -46,3 +56,25 @@ def instance_config_before_kubeadm(
         f'containerRuntimeEndpoint: "{endpoint}"\n'
     )
     return FileChange(INSTANCE_CONFIG, None, encode(text))
+
+
+def allow_cgroup_v1(text: str) -> str:
+    """The cluster's KubeletConfiguration (the kubelet-config ConfigMap's ``kubelet`` document) with
+    ``failCgroupV1: false``; unchanged when it already says so. Only ``--allow-cgroup-v1`` asks for it: a
+    1.35+ kubelet refuses a cgroup v1 host otherwise (pkg/kubelet/apis/config/v1beta1/defaults.go at
+    v1.35.8), and kubeadm never sets the field but writes every node's config.yaml from this document
+    (CHANGELOG/CHANGELOG-1.35.md)."""
+    config = parse_kubelet_config(KUBELET_CONFIGMAP, encode(text))
+    return set_top_level_bool(config, "failCgroupV1", False)
+
+
+def allow_cgroup_v1_on_node(config: bytes | None) -> FileChange | None:
+    """The node's /var/lib/kubelet/config.yaml with ``failCgroupV1: false`` before a 1.35+ kubelet starts in a
+    drain (None: it says so already). kubeadm's 1.35 ``upgrade node`` has written it from the cluster's
+    document (:func:`allow_cgroup_v1`) on every node before; this is the drain's own proof, and its repair
+    when the file was written otherwise since."""
+    if config is None:
+        return None
+    parsed = parse_kubelet_config(KUBELET_CONFIG, config)
+    text = set_top_level_bool(parsed, "failCgroupV1", False)
+    return None if text == parsed.text else FileChange(KUBELET_CONFIG, config, encode(text))

@@ -22,10 +22,9 @@ Decisions where the issue was silent:
   on the last one; a kubelet drained on the way goes to the control plane's release of that moment.
 - Control-plane nodes drain before workers at each stop, by name; the first control-plane node by name
   runs ``kubeadm upgrade apply``, unless the caller names another.
-- kubeadm runs on a control-plane node at every control-plane step (apply, or ``upgrade node``), and on a
-  worker in each of its drains only: ``kubeadm upgrade node`` of the control plane's release, before its
-  kubelet is swapped. A worker therefore skips the kubeadm of the minors its kubelet jumps over, and the
-  journey itself does what those would have done on it (traps.py names each such change).
+- kubeadm runs on every node at every control-plane step (apply on the first control-plane node,
+  ``upgrade node`` on the others, workers included), without a drain: sequence.py says why a worker
+  whose kubelet trails still runs the kubeadm of every minor.
 - An executor may wrap the first control-plane node's apply in that node's first drain when that drain
   comes right after it (as the one-minor `upgrade` does today): the drain count is the same.
 """

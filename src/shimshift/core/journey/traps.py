@@ -155,18 +155,10 @@ def control_plane_reaching(journey: Journey, minor: int) -> ControlPlaneStep | N
     return None
 
 
-def _kubeadm_minors_on(journey: Journey, node: str) -> list[int]:
-    """The kubeadm releases that run on ``node`` in the journey, in order: every control-plane step on a
-    control-plane node; on a worker, ``kubeadm upgrade node`` of the control plane's release in each of
-    its drains (before its kubelet is swapped, as kubeadm's guide does)."""
-    control_plane = any(n.name == node and n.control_plane for n in journey.nodes)
-    minors = []
-    for step in journey.steps:
-        if isinstance(step, ControlPlaneStep) and control_plane:
-            minors.append(step.release.minor)
-        elif isinstance(step, Drain) and step.node == node and not control_plane:
-            minors.append(step.to_release.minor)
-    return minors
+def _kubeadm_minors(journey: Journey) -> list[int]:
+    """The kubeadm releases that run on each node in the journey, in order: every control-plane step's, on
+    every node (``kubeadm upgrade apply`` or ``kubeadm upgrade node``; sequence.py says why a worker too)."""
+    return [step.release.minor for step in journey.control_plane_steps()]
 
 
 def _at(drain: Drain) -> str:
@@ -299,7 +291,7 @@ def cri_versions(journey: Journey, node: NodeFacts, options: TrapOptions) -> lis
                 )
             )
             break
-    kubeadm_minors = [minor for minor in _kubeadm_minors_on(journey, node.name) if minor <= 30]
+    kubeadm_minors = [minor for minor in _kubeadm_minors(journey) if minor <= 30]
     if kubeadm_minors and node.crictl_found is False:
         out.append(
             Finding(
@@ -386,7 +378,7 @@ def endpoint_home(journey: Journey, node: NodeFacts) -> list[Finding]:
     config, instance = view.config, view.instance_config
     in_config = config is not None and bool(config.get_str("containerRuntimeEndpoint"))
     in_instance = instance is not None and bool(instance.get_str("containerRuntimeEndpoint"))
-    kubeadm = _kubeadm_minors_on(journey, node.name)
+    kubeadm = _kubeadm_minors(journey)
     drain = first_drain_reaching(journey, node.name, 27)
     out = []
     if in_config and not has_flag and not in_instance and kubeadm and kubeadm[0] < 34:
@@ -516,7 +508,7 @@ def node_local_cri_socket(journey: Journey, node: NodeFacts) -> list[Finding]:
     view = node.view
     if view is None or view.instance_config is not None:
         return []
-    minors = _kubeadm_minors_on(journey, node.name)
+    minors = _kubeadm_minors(journey)
     first_new = next((minor for minor in minors if minor >= 34), None)
     if first_new is None:
         return []
@@ -626,6 +618,14 @@ def dockershim_under_new_control_plane(journey: Journey, node: NodeFacts) -> lis
         return []
     index = journey.steps.index(drains[0])
     before = [s for s in journey.steps[:index] if isinstance(s, ControlPlaneStep) and s.release.minor >= 24]
+
+    def in_the_drain(step: ControlPlaneStep) -> bool:
+        # The node's kubeadm of its first drain's release runs in that drain, after the migration
+        # (sequence.py), unless the apply is forced.
+        return step.release == drains[0].to_release and not step.force
+
+    # The node that applies moves its own API server inside its drain; the others see it move before.
+    before = [s for s in before if not (in_the_drain(s) and s.apply_on == name)]
     if not before:
         return []
     out = [
@@ -639,13 +639,14 @@ def dockershim_under_new_control_plane(journey: Journey, node: NodeFacts) -> lis
         )
     ]
     control_plane = any(n.name == name and n.control_plane for n in journey.nodes)
-    if control_plane and node.crictl is not None and not facts_for(node.crictl).cri_v1alpha2:
+    on_dockershim = [s for s in before if not in_the_drain(s)]  # kubeadm's own steps there, via crictl
+    if control_plane and on_dockershim and node.crictl is not None and not facts_for(node.crictl).cri_v1alpha2:
         out.append(
             Finding(
                 Severity.ERROR,
                 "dockershim-crictl-cri-version",
-                f"kubeadm {before[0].release} reaches this node's dockershim through crictl {node.crictl}, which "
-                "speaks CRI v1 only; the 1.23 dockershim serves v1alpha2 only",
+                f"kubeadm {on_dockershim[0].release} reaches this node's dockershim through crictl {node.crictl}, "
+                "which speaks CRI v1 only; the 1.23 dockershim serves v1alpha2 only",
                 _node_subject(name),
                 "install a crictl (cri-tools) 1.23 to 1.25 on the node for the journey's first steps",
                 "crictl",

@@ -3,7 +3,7 @@ it to a verdict, exec into it, delete it.
 
 The decisions (the manifest, what the pod's status and the exec's outcome mean) are core/canary.py's; this
 module orders the actions and owns the clean-up: the pod is deleted whatever happened (a failed action is
-thrown back in at its ``yield``, so the ``finally`` below runs and its deletion is performed too), and a
+thrown back in at its ``yield``, and the deletion is performed before it goes on up), and a
 run that died with a canary on the node deletes it when it resumes (the name is fixed per node).
 """
 
@@ -107,12 +107,22 @@ def run_canary(spec: CanarySpec, timeout: float, *, own_image: bool = True) -> P
             )
             detail["exec"] = exec_detail(outcome)
             verdict = exec_verdict(verdict, outcome, own_image=own_image)
-    finally:
-        deleted_from: datetime = yield act.Now()
-        detail["deleted"] = yield from remove_canary(spec.node, spec.namespace)
-        detail["deleted_after_s"] = _seconds(deleted_from, (yield act.Now()))
+    except GeneratorExit:
+        # The procedure was abandoned (its run died): no action can be performed any more, and yielding one
+        # here would be an error; the resumed run deletes the leftover canary first.
+        raise
+    except BaseException:
+        yield from _delete_canary(spec, detail)
+        raise
+    yield from _delete_canary(spec, detail)
     detail.update(state=str(verdict.state), message=verdict.message, phase=verdict.phase, ip=verdict.ip)
     return CanaryResult(verdict, detail)
+
+
+def _delete_canary(spec: CanarySpec, detail: dict[str, Any]) -> Procedure[None]:
+    deleted_from: datetime = yield act.Now()
+    detail["deleted"] = yield from remove_canary(spec.node, spec.namespace)
+    detail["deleted_after_s"] = _seconds(deleted_from, (yield act.Now()))
 
 
 def exec_detail(outcome: act.ExecOutcome) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from shimshift.core.errors import Refusal, Unavailable
 from shimshift.core.findings import Finding, Subject, error, messages
 from shimshift.core.listeners import STREAMING_FLAG, owned_by, parse_ss, streaming_problems
 from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
-from shimshift.core.node_plan import FileChange, NodePlan
+from shimshift.core.node_plan import FileChange, NodePlan, RuntimeState
 from shimshift.core.node_plan_record import plan_from_change_set_record, plan_from_record, plan_record
 from shimshift.core.node_planner import plan_node
 from shimshift.core.procedures.canary import remove_canary, run_canary
@@ -482,8 +482,10 @@ class MigrationProcedure:
         if not health.healthy:
             raise StepFailed(Step.ROLLBACK_VERIFY, health.problems, context="node not healthy on dockershim: ")
         args = kubelet_args((yield from self.main_process_cmdline("kubelet.service", Step.ROLLBACK_VERIFY)))
-        if (yield from self.plan()).is_noop:
-            return {"kubelet_args": args}  # it was on cri-dockerd before: an upgrade's rollback keeps it there
+        plan = yield from self.plan()
+        if plan.is_noop or plan.state is RuntimeState.CRI_DOCKERD:
+            # It was on cri-dockerd before: an upgrade's rollback (a journey drain's too) keeps it there.
+            return {"kubelet_args": args}
         if (
             args.get("--container-runtime") == "remote"
             or args.get("--container-runtime-endpoint") == CRI_DOCKERD_ENDPOINT

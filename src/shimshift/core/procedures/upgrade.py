@@ -8,7 +8,7 @@ uncordon.
 
 The migration's steps are the migration's own (core/procedures/migration.py); this module adds the
 binaries and kubeadm, the version checks and a wider rollback. What each added step runs is decided by
-core/upgrade.py's NodeUpgradePlan, made at preflight and stored in the journal with the migration's
+core/upgrade/plan.py's NodeUpgradePlan, made at preflight and stored in the journal with the migration's
 plan, so a resumed run and its rollback work from the plan that was made, never a new one.
 
 Rollback: a worker that fails after it changed anything goes back to its old binaries, the kubelet
@@ -36,18 +36,13 @@ from shimshift.core.procedures.migration import (
     StepFailed,
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step, changing_steps, remaining_steps
-from shimshift.core.upgrade import (
+from shimshift.core.upgrade.binaries import PackageInstall, TargetBinary, parse_target
+from shimshift.core.upgrade.cluster import NodeVersion, Role, kubelet_swap_problem
+from shimshift.core.upgrade.plan import (
     FINISH,
     KUBEADM_REWRITES,
     MIGRATION_PART,
-    Command,
     NodeUpgradePlan,
-    NodeVersion,
-    PackageInstall,
-    Role,
-    TargetBinary,
-    kubelet_swap_problem,
-    parse_target,
     plan_agrees,
     plan_node_upgrade,
 )
@@ -78,6 +73,8 @@ class UpgradeSettings:
     kubeadm_flags: tuple[str, ...] = ()
     # The role the run gave this node when it began (recomputed on resume only for nodes without a plan).
     role: Role = Role.WORKER
+    # False in a journey's drain: kubeadm ran at the control-plane step (core/journey/sequence.py).
+    with_kubeadm: bool = True
 
 
 @dataclass
@@ -161,7 +158,7 @@ class UpgradeProcedure(MigrationProcedure):
         # `upgrade apply` and `upgrade node`) and fails there without it; a worker's `upgrade node` does
         # not call it (seen in the lab).
         crictl = yield act.run("crictl", "--version", check=False)
-        if self.upgrade.role is not Role.WORKER and crictl.returncode != 0:
+        if self.upgrade.with_kubeadm and self.upgrade.role is not Role.WORKER and crictl.returncode != 0:
             raise StepFailed(
                 Step.PREFLIGHT,
                 "crictl is not on the node's PATH: kubeadm 1.24 refuses to run without it "
@@ -175,6 +172,7 @@ class UpgradeProcedure(MigrationProcedure):
             binaries=self.upgrade.binaries,
             packages=self.upgrade.packages,
             kubeadm_flags=self.upgrade.kubeadm_flags,
+            with_kubeadm=self.upgrade.with_kubeadm,
         )
         return {**detail, "upgrade_plan": plan.to_record()}
 
@@ -199,12 +197,12 @@ class UpgradeProcedure(MigrationProcedure):
         if not actions:
             return {"skipped": f"only the first control-plane node plans; this one is a {plan.role}"}
         command = actions[0]
-        assert isinstance(command, Command)
-        result = yield act.Run(command.argv, check=False, timeout=300)
+        assert isinstance(command, act.Run)
+        result = yield replace(command, timeout=300)
         stdout = result.stdout.decode("utf-8", "replace")
         problem = plan_agrees(stdout, plan.to_version)
         if result.returncode != 0:
-            said = f"exited {result.returncode}: {_tail(result.stderr or result.stdout)}"
+            said = f"exited {result.returncode}: {tail(result.stderr or result.stdout)}"
             raise StepFailed(Step.KUBEADM_UPGRADE_PLAN, f"`{command.shown()}` {said}")
         if problem is not None:
             raise StepFailed(Step.KUBEADM_UPGRADE_PLAN, f"`{command.shown()}` does not agree: {problem}")
@@ -212,7 +210,9 @@ class UpgradeProcedure(MigrationProcedure):
 
     def kubeadm_upgrade(self) -> Procedure[dict[str, Any]]:
         plan = yield from self.upgrade_plan()
-        [command] = [action for action in _actions_of(plan, Step.KUBEADM_UPGRADE) if isinstance(action, Command)]
+        if not plan.runs_kubeadm:
+            return {"skipped": "kubeadm ran at the control-plane step, before this drain"}
+        [command] = [action for action in _actions_of(plan, Step.KUBEADM_UPGRADE) if isinstance(action, act.Run)]
         if plan.role is not Role.WORKER:
             # kubeadm talks to the runtime at the node's cri-socket annotation. One it cannot reach (a
             # stale dockershim one: CRI v1alpha2 only) shows in kubeadm only as an ignorable ImagePull
@@ -220,16 +220,16 @@ class UpgradeProcedure(MigrationProcedure):
             socket = yield act.GetCriSocket()
             runtime = yield act.Run(("crictl", "-r", str(socket), "info"), check=False)
             if runtime.returncode != 0:
-                said = _tail(runtime.stderr or runtime.stdout)
+                said = tail(runtime.stderr or runtime.stdout)
                 raise StepFailed(Step.KUBEADM_UPGRADE, f"crictl cannot reach the runtime at {socket}: {said}")
         # kubeadm upgrade apply waits for each static pod in turn (5 minutes each at most).
-        result = yield act.Run(command.argv, check=False, timeout=1800)
+        result = yield replace(command, timeout=1800)
         if result.returncode != 0:
             raise StepFailed(
                 Step.KUBEADM_UPGRADE,
-                f"`{command.shown()}` exited {result.returncode}: {_tail(result.stderr or result.stdout)}",
+                f"`{command.shown()}` exited {result.returncode}: {tail(result.stderr or result.stdout)}",
             )
-        return {"ran": command.shown(), "output": _tail(result.stdout, 600)}
+        return {"ran": command.shown(), "output": tail(result.stdout, 600)}
 
     def install_kubelet(self) -> Procedure[dict[str, Any]]:
         plan = yield from self.upgrade_plan()
@@ -267,7 +267,7 @@ class UpgradeProcedure(MigrationProcedure):
             if kept.returncode != 0:
                 untouched.append(swap.target)
                 continue
-            ran += yield from self.perform_actions(Step.RESTORE_BINARIES, plan.restore_commands(swap))
+            ran += yield from perform_planned(Step.RESTORE_BINARIES, plan.restore_commands(swap))
         return {"ran": ran, "never_replaced": untouched}
 
     def restore_kubeadm_files(self) -> Procedure[dict[str, Any]]:
@@ -293,28 +293,29 @@ class UpgradeProcedure(MigrationProcedure):
 
     def perform(self, step: Step) -> Procedure[dict[str, Any]]:
         plan = yield from self.upgrade_plan()
-        return {"ran": (yield from self.perform_actions(step, _actions_of(plan, step)))}
-
-    def perform_actions(self, step: Step, actions: Sequence[Command | Upload]) -> Procedure[list[str]]:
-        """Run a step's planned commands and uploads in order; a command's ``expect`` must be in its output."""
-        ran = []
-        for action in actions:
-            if isinstance(action, Upload):
-                yield action
-                ran.append(f"upload {action.target}")
-                continue
-            result = yield act.Run(action.argv, check=False, timeout=600)
-            output = (result.stdout + result.stderr).decode("utf-8", "replace")
-            if result.returncode != 0:
-                raise StepFailed(step, f"`{action.shown()}` exited {result.returncode}: {_tail(result.stderr)}")
-            if action.expect is not None and action.expect not in output:
-                said = f"`{action.shown()}` did not show {action.expect} ({action.why}): {output[:200]!r}"
-                raise StepFailed(step, said)
-            ran.append(action.shown())
-        return ran
+        return {"ran": (yield from perform_planned(step, _actions_of(plan, step)))}
 
 
-def _actions_of(plan: NodeUpgradePlan, step: Step) -> tuple[Command | Upload, ...]:
+def perform_planned(step: Step | str, actions: Sequence[act.Run | Upload]) -> Procedure[list[str]]:
+    """Run a step's planned commands and uploads in order; a command's ``expect`` must be in its output."""
+    ran = []
+    for action in actions:
+        if isinstance(action, Upload):
+            yield action
+            ran.append(f"upload {action.target}")
+            continue
+        result = yield action
+        output = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if result.returncode != 0:
+            raise StepFailed(step, f"`{action.shown()}` exited {result.returncode}: {tail(result.stderr)}")
+        if action.expect is not None and action.expect not in output:
+            said = f"`{action.shown()}` did not show {action.expect} ({action.why}): {output[:200]!r}"
+            raise StepFailed(step, said)
+        ran.append(action.shown())
+    return ran
+
+
+def _actions_of(plan: NodeUpgradePlan, step: Step) -> tuple[act.Run | Upload, ...]:
     for actions in plan.steps:
         if actions.step == step:
             return actions.actions
@@ -331,8 +332,17 @@ def stop_message(plan: NodeUpgradePlan, step: Step, message: str) -> str:
     )
 
 
-def _tail(data: bytes, limit: int = 300) -> str:
+def tail(data: bytes, limit: int = 300) -> str:
+    """The end of a command's output, for a one-line failure message."""
     return data.decode("utf-8", "replace").strip()[-limit:]
 
 
-__all__ = ["UPGRADE_ROLLBACK", "UPGRADE_STEPS", "UpgradeProcedure", "UpgradeSettings", "stop_message"]
+__all__ = [
+    "UPGRADE_ROLLBACK",
+    "UPGRADE_STEPS",
+    "UpgradeProcedure",
+    "UpgradeSettings",
+    "perform_planned",
+    "stop_message",
+    "tail",
+]

@@ -1,0 +1,94 @@
+"""`shimshift upgrade --to` past one minor: the journey's run on the screen (orchestrator/journey_session.py
+does the run). One line per operation as it ends; the blocking findings, each with its way on, when the
+journey is refused before its first change."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from shimshift.cli.findings import findings_text
+from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, say
+from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, Operation
+from shimshift.core.journey.skew import SkewRules
+from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
+from shimshift.orchestrator import session
+from shimshift.orchestrator.journey_session import JourneyBlocked, JourneyRequest, run_journey
+from shimshift.orchestrator.ports import StepEvent
+from shimshift.orchestrator.upgrade_run import UpgradeRequest
+
+__all__ = ["JOURNEY_OPTIONS", "execute_journey", "journey_request"]
+
+#: `upgrade`'s options that only the journey reads.
+JOURNEY_OPTIONS = (
+    click.option(
+        "--skew",
+        type=click.Choice([rules.value for rules in SkewRules]),
+        default=SkewRules.KUBEADM.value,
+        show_default=True,
+        help="Which rules bound how far a kubelet may trail: kubeadm's own apply check, or the Kubernetes "
+        "version skew policy alone (fewer drains; the applies kubeadm refuses then run with --force).",
+    ),
+    click.option(
+        "--allow-cgroup-v1",
+        is_flag=True,
+        help="Let kubelets 1.35+ start on cgroup v1 hosts (failCgroupV1: false in kube-system/kubelet-config, "
+        "kubeadm's SystemVerification ignored; recorded). Without it a cgroup v1 node blocks a journey past 1.34.",
+    ),
+)
+
+
+def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyRequest:
+    return JourneyRequest(upgrade, SkewRules(values["skew"]), bool(values["allow_cgroup_v1"]))
+
+
+def _operation_line(op: Operation, outcome: NodeOutcome) -> str:
+    mark = "ok" if outcome.status is OutcomeStatus.MIGRATED else str(outcome.status)
+    if isinstance(op, ClusterEdit):
+        what = "kube-system/kubelet-config failCgroupV1: false"
+    elif isinstance(op, KubeadmUpgrade):
+        what = f"{op.node}: kubeadm upgrade {op.mode} v{op.release}"
+    else:
+        what = f"{op.node}: drain {op.number}, kubelet {op.from_release} -> {op.to_release}"
+        what += " and cri-dockerd" if op.migrate else ""
+    return f"{mark:>11}  {what}" + ("" if outcome.status is OutcomeStatus.MIGRATED else f": {outcome.message}")
+
+
+def execute_journey(
+    connection: session.Connection,
+    request: JourneyRequest | None,
+    options: session.MigrateOptions,
+    *,
+    resume: bool,
+    take_over: str | None,
+) -> None:
+    def on_event(event: StepEvent) -> None:
+        if event.phase == "failed":
+            say(f"{event.node}: {event.step} failed: {event.message}")
+
+    try:
+        summary = asyncio.run(
+            run_journey(
+                connection,
+                request,
+                options,
+                resume=resume,
+                take_over=take_over,
+                on_event=on_event,
+                on_operation=lambda op, outcome: click.echo(_operation_line(op, outcome)),
+                on_wait=say,
+            )
+        )
+    except JourneyBlocked as blocked:
+        click.echo(f"shimshift: {blocked}", err=True)
+        for line in findings_text(blocked.findings):
+            click.echo(f"  {line}", err=True)
+        sys.exit(EXIT_REFUSED)
+    result = summary.result
+    click.echo(f"run {summary.run_id}: {result.done} of {result.total} operations done")
+    if result.stopped is not None:
+        click.echo("stopped; fix the cause and run `shimshift upgrade --resume` to go on from there", err=True)
+    sys.exit(EXIT_OK if result.finished else EXIT_NODES_FAILED)

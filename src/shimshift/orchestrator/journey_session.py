@@ -1,0 +1,258 @@
+"""One `shimshift upgrade --to` run past one minor, new or resumed: the cluster's Lease held, the journey
+planned and its traps checked before the first change, the operations recorded in the journal, then run
+(orchestrator/journey_run.py) on the nodes' executors.
+
+A new run plans the journey the way `plan --to` does (orchestrator/journey_plan.py): every blocking finding
+stops it before anything changes, as the NoNewPrivs guard stops `migrate`; so does a release whose
+binaries ``--binaries`` lacks. The sequence (core/journey/sequence.py) is kept in the run's options; a
+resumed run reads it back and goes on from the journal, never from a new plan of a half-way cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shimshift.adapters.journal import Journal, RunStatus
+from shimshift.adapters.kube.connection import open_client
+from shimshift.adapters.kube.kubeconfig import load_kubeconfig
+from shimshift.core.actions import Procedure
+from shimshift.core.errors import Refusal
+from shimshift.core.findings import Finding
+from shimshift.core.journey.sequence import (
+    ClusterEdit,
+    JourneyOptions,
+    KubeadmMode,
+    KubeadmUpgrade,
+    NodeDrain,
+    Operation,
+    journey_sequence,
+    sequence_from_record,
+    sequence_record,
+)
+from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRules
+from shimshift.core.procedures.migration import NodeOutcome
+from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
+from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
+from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
+from shimshift.orchestrator.cluster_run import held_run
+from shimshift.orchestrator.executor import NodeExecutor
+from shimshift.orchestrator.journey_plan import JourneyPlanRequest, control_plane_release, plan_whole_journey
+from shimshift.orchestrator.journey_run import JourneyBinaries, JourneyResult, operation_procedure, run_operations
+from shimshift.orchestrator.ports import StepEvent
+from shimshift.orchestrator.session import (
+    Connection,
+    MigrateOptions,
+    _begun,
+    _close_if_untouched,
+    _identity,
+    migration_settings,
+    node_pool,
+)
+from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries, release_binaries_dir
+from shimshift.orchestrator.waits import started_cache
+from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
+
+__all__ = [
+    "JOURNEY_KEY",
+    "JourneyBlocked",
+    "JourneyRequest",
+    "JourneySummary",
+    "active_journey",
+    "is_journey",
+    "run_journey",
+]
+
+#: The run's options keep the sequence and the request here (a resumed run reads them back).
+JOURNEY_KEY = "journey"
+
+
+@dataclass(frozen=True)
+class JourneyRequest:
+    """`upgrade --to` past one minor: the one-minor request's options, and the journey's own."""
+
+    upgrade: UpgradeRequest
+    skew: SkewRules = SkewRules.KUBEADM
+    allow_cgroup_v1: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {**self.upgrade.to_record(), "skew": str(self.skew), "allow_cgroup_v1": self.allow_cgroup_v1}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> JourneyRequest:
+        return cls(UpgradeRequest.from_record(record), SkewRules(record["skew"]), bool(record["allow_cgroup_v1"]))
+
+
+class JourneyBlocked(Refusal):
+    """The journey's blocking findings: the run stops before its first change."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        blocking = [finding for finding in findings if finding.blocking]
+        super().__init__(
+            f"{len(blocking)} blocking finding(s) on the journey, first: {blocking[0].message}",
+            hint="`shimshift plan --to` lists them with the way on for each; nothing was changed",
+        )
+        self.findings = blocking
+
+
+@dataclass
+class JourneySummary:
+    run_id: str
+    cluster: str
+    result: JourneyResult
+
+
+async def is_journey(connection: Connection, to: str) -> bool:
+    """Whether ``--to`` is past one minor above the oldest kube-apiserver: the journey, not the one-minor
+    upgrade (which stays exactly as it was for one minor)."""
+    target = parse_target(to)
+    async with open_client(connection.kubeconfig, context=connection.context) as client:
+        oldest = await control_plane_release(client)
+    return target.minor > oldest.minor + CONTROL_PLANE_MINORS_PER_APPLY
+
+
+def active_journey(connection: Connection) -> bool:
+    """Whether the cluster's unfinished run in this machine's journal is a journey (for `upgrade --resume`)."""
+    journal = Journal(connection.journal)
+    try:
+        run = journal.active_run(_identity(load_kubeconfig(connection.kubeconfig, context=connection.context)))
+    finally:
+        journal.close()
+    return run is not None and JOURNEY_KEY in run.options
+
+
+async def run_journey(
+    connection: Connection,
+    request: JourneyRequest | None,
+    options: MigrateOptions,
+    *,
+    resume: bool = False,
+    take_over: str | None = None,
+    on_event: Callable[[StepEvent], None] | None = None,
+    on_operation: Callable[[Operation, NodeOutcome], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> JourneySummary:
+    """The journey, new (``request``) or resumed (its request and sequence from the journal)."""
+    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
+    identity = _identity(config)
+    journal = Journal(connection.journal)
+    try:
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, namespace=options.canary_namespace, command="upgrade", resume=resume,
+            take_over=take_over, on_wait=on_wait,
+        ) as lease:
+            copy = lease.held.copier(journal, lease.run_id)
+            if resume:
+                run = journal.resume_run(lease.run_id)
+                recorded = run.options.get(JOURNEY_KEY)
+                if not recorded:
+                    raise Refusal(
+                        "the run to resume is not a journey", hint="resume it with the command that began it"
+                    )
+                await _begun(lease.held, journal, run)
+                request = JourneyRequest.from_record(recorded["request"])
+                sequence = sequence_from_record(recorded["sequence"])
+                binaries = await _binaries(request, sequence)
+            else:
+                if request is None:
+                    raise Refusal("no --to given", hint="give --to, or --resume")
+                sequence, binaries = await _planned(connection, request)
+                record = {"request": request.to_record(), "sequence": sequence_record(sequence)}
+                run = journal.begin_run(identity, options={**options.to_record(), JOURNEY_KEY: record},
+                                        run_id=lease.run_id)
+                await _begun(lease.held, journal, run)
+            run_journal = RunJournal(journal, run.id)
+            nodes = sorted({_node_of(op, sequence) for op in sequence})
+            finished = {step for node in nodes for step in run_journal.finished_steps(node) if "/" not in step}
+            started = {step for node in nodes for step in run_journal.recorded_steps(node) if "/" not in step}
+            async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
+                cluster = KubeCluster(client, options.drain, cache=cache)
+
+                async def drive(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
+                    cri = GrpcCri(node=node, remote_socket=CRI_DOCKERD_SOCKET)
+                    executor = NodeExecutor(node, cluster, await pool.get(node), cri, run_journal, on_event=on_event,
+                                            copy=copy)
+                    outcome: NodeOutcome = await executor.drive(procedure)
+                    return outcome
+
+                def drain_procedure(op: NodeDrain, settings: UpgradeSettings) -> UpgradeProcedure:
+                    return UpgradeProcedure(op.node, plan_from_facts, migration_settings(options, run.id),
+                                            upgrade=settings)
+
+                try:
+                    result = await run_operations(
+                        sequence,
+                        finished=finished,
+                        started=started,
+                        node_of=lambda op: _node_of(op, sequence),
+                        procedure_of=lambda op: operation_procedure(
+                            op, binaries, drain_procedure=drain_procedure, health_timeout=options.health_timeout
+                        ),
+                        drive=drive,
+                        on_outcome=on_operation,
+                    )
+                except BaseException:
+                    _close_if_untouched(journal, run.id)
+                    raise
+            if result.finished:
+                journal.finish_run(run.id, status=RunStatus.SUCCEEDED)
+            # Otherwise the run stays open: every stop of the journey is resumable (core/journey/sequence.py).
+            return JourneySummary(run.id, identity.server, result)
+    finally:
+        journal.close()
+
+
+async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tuple[Operation, ...], JourneyBinaries]:
+    """The journey as `plan --to` makes it, refused on any blocking finding, with its binaries checked."""
+    plan = await plan_whole_journey(
+        connection,
+        JourneyPlanRequest(
+            to=request.upgrade.to,
+            skew=request.skew,
+            allow_cgroup_v1=request.allow_cgroup_v1,
+            binaries_dir=request.upgrade.binaries_dir,
+            install_commands=request.upgrade.install_commands,
+        ),
+    )
+    if plan.blocked:
+        raise JourneyBlocked(plan.findings)
+    sequence = journey_sequence(
+        plan.journey, JourneyOptions(request.allow_cgroup_v1, tuple(request.upgrade.kubeadm_flags))
+    )
+    binaries = _journey_binaries(request, {release.lstrip("v"): found for release, found in plan.binaries.items()})
+    missing = binaries.missing(sequence)
+    if missing:
+        raise Refusal(
+            f"no binaries for {', '.join(f'v{release}' for release in missing)} on the journey",
+            hint="give --binaries DIR with a folder per release (DIR/v1.25.16/...), or --install-command",
+        )
+    return sequence, binaries
+
+
+async def _binaries(request: JourneyRequest, sequence: tuple[Operation, ...]) -> JourneyBinaries:
+    """A resumed run's binaries, checked again (they may have moved since the run began)."""
+    if request.upgrade.binaries_dir is None:
+        return _journey_binaries(request, {})
+    releases = {str(op.release) for op in sequence if isinstance(op, KubeadmUpgrade)}
+    releases |= {str(op.to_release) for op in sequence if isinstance(op, NodeDrain)}
+    found = {}
+    for release in sorted(releases):
+        folder = release_binaries_dir(Path(request.upgrade.binaries_dir), parse_target(release))
+        found[release] = await checked_binaries(folder, release)
+    return _journey_binaries(request, found)
+
+
+def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> JourneyBinaries:
+    if request.upgrade.install_commands:
+        return JourneyBinaries(packages=parse_install_commands(request.upgrade.install_commands))
+    return JourneyBinaries(dict(found))
+
+
+def _node_of(op: Operation, sequence: tuple[Operation, ...]) -> str:
+    """The node an operation's actions go to: its own; a cluster edit's, the node that applies."""
+    if isinstance(op, ClusterEdit):
+        steps = [o.kubeadm if isinstance(o, NodeDrain) else o for o in sequence]
+        return next(o.node for o in steps if isinstance(o, KubeadmUpgrade) and o.mode is KubeadmMode.APPLY)
+    return op.node

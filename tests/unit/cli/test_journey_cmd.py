@@ -1,0 +1,39 @@
+"""`upgrade --to` past one minor on the screen (cli/journey_cmd.py): one line per operation as it ends, what
+stopped said with its message; the request the journal keeps reads back the same."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shimshift.cli.journey_cmd import _operation_line
+from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit
+from shimshift.core.journey.skew import SkewRules
+from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
+from shimshift.core.versions import KubeletVersion
+from shimshift.orchestrator.journey_session import JourneyRequest
+from shimshift.orchestrator.upgrade_run import UpgradeRequest
+
+
+def test_each_operation_is_one_line_and_a_stop_says_why() -> None:
+    apply = KubeadmUpgrade("cp1", True, KubeletVersion(25, 16), KubeadmMode.APPLY, ("--yes",))
+    assert _operation_line(apply, NodeOutcome("cp1", OutcomeStatus.MIGRATED)) == (
+        "         ok  cp1: kubeadm upgrade apply v1.25.16"
+    )
+    drain = NodeDrain("w1", False, 1, KubeletVersion(23, 17), KubeletVersion(24, 17), True, (NodeEdit.MIGRATE,))
+    stopped = NodeOutcome("w1", OutcomeStatus.ROLLED_BACK, "verify: canary refused")
+    assert _operation_line(drain, stopped) == (
+        "rolled-back  w1: drain 1, kubelet 1.23.17 -> 1.24.17 and cri-dockerd: verify: canary refused"
+    )
+    edit = ClusterEdit(KubeletVersion(35, 8))
+    assert "kube-system/kubelet-config failCgroupV1: false" in _operation_line(
+        edit, NodeOutcome("kube-system/kubelet-config", OutcomeStatus.MIGRATED)
+    )
+
+
+def test_the_request_the_journal_keeps_reads_back_the_same() -> None:
+    request = JourneyRequest(
+        UpgradeRequest("1.37.2", Path("/srv/k8s"), (), ("--ignore-preflight-errors=ImagePull",)),
+        SkewRules.KUBERNETES,
+        allow_cgroup_v1=True,
+    )
+    assert JourneyRequest.from_record(request.to_record()) == request

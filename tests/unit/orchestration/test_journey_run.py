@@ -1,0 +1,265 @@
+"""The journey's operations run in order (orchestrator/journey_run.py), on a small cluster played as data:
+one control-plane node and one worker on cri-dockerd at 1.30, to 1.33 under kubeadm's checks (kubeadm
+1.31, 1.32, 1.33 on both, then one drain each). Matrix: the whole run; a run killed in the worker's drain
+and resumed from the journals; a worker whose drain fails (the run stops there, the worker is back at
+1.30, the control plane stays at 1.33); the releases --binaries lacks. Then 1.23 on dockershim to 1.37.2
+action by action under both skews (8 and 5 drains per node, kubeadm of every minor on every node), and
+killed at random moments, then resumed to the same end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from typing import Any
+
+import pytest
+
+from shimshift.core import actions as act
+from shimshift.core.actions import Procedure
+from shimshift.core.journey.releases import NEWEST_PATCH
+from shimshift.core.journey.schedule import JourneyNode, plan_journey
+from shimshift.core.journey.sequence import (
+    ClusterEdit,
+    JourneyOptions,
+    KubeadmUpgrade,
+    NodeDrain,
+    Operation,
+    journey_sequence,
+)
+from shimshift.core.journey.skew import SkewRules
+from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
+from shimshift.core.procedures.migration import MigrationSettings, NodeOutcome, OutcomeStatus, plan_from_facts
+from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
+from shimshift.core.upgrade.binaries import Binary, TargetBinary
+from shimshift.core.versions import KubeletVersion
+from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
+from shimshift.orchestrator.journey_run import JourneyBinaries, operation_procedure, run_operations
+from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
+from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
+
+
+def v(minor: int) -> KubeletVersion:
+    return KubeletVersion(minor, NEWEST_PATCH[minor])
+
+
+def release(minor: int) -> str:
+    return f"v{v(minor)}"
+
+
+BINARIES = JourneyBinaries(
+    {
+        str(v(minor)): tuple(
+            TargetBinary(b, f"/srv/k8s/{release(minor)}/{b}", release(minor), binary_digest(str(b), release(minor)))
+            for b in Binary
+        )
+        for minor in (31, 32, 33)
+    }
+)
+SEQUENCE = journey_sequence(
+    plan_journey(
+        [JourneyNode("cp1", True, v(30)), JourneyNode("w1", False, v(30))], control_plane=v(30), target=v(33)
+    )
+)
+
+
+def cluster(**worker: Any) -> dict[str, UpgradeWorld]:
+    worlds = {}
+    for name, options in (("cp1", {}), ("w1", worker)):
+        world = UpgradeWorld(
+            files=cri_dockerd_node(30),
+            kubelet_version=release(30),
+            running_kubelet=release(30),
+            annotation=CRI_DOCKERD_ENDPOINT,
+            apiservers={"cp1": release(30)},
+            **options,
+        )
+        world.by_digest = {binary_digest(str(b), release(m)): release(m) for b in Binary for m in range(30, 34)}
+        worlds[name] = world
+    return worlds
+
+
+def drain_procedure(op: NodeDrain, settings: UpgradeSettings) -> UpgradeProcedure:
+    return UpgradeProcedure(op.node, plan_from_facts, MigrationSettings(node_files=NODE_FILES), upgrade=settings)
+
+
+def journal_keys(worlds: dict[str, UpgradeWorld], phase: str) -> set[str]:
+    return {step for world in worlds.values() for step, seen in world.steps() if seen == phase and "/" not in step}
+
+
+def run(worlds: dict[str, UpgradeWorld]) -> Any:
+    async def on_node(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
+        outcome: NodeOutcome = drive(procedure, worlds[node])
+        # One control plane: every node's API server view follows the first control-plane node's.
+        for world in worlds.values():
+            world.apiservers = dict(worlds["cp1"].apiservers)
+        return outcome
+
+    def node_of(op: Operation) -> str:
+        return "cp1" if isinstance(op, ClusterEdit) else op.node
+
+    return asyncio.run(
+        run_operations(
+            SEQUENCE,
+            finished=journal_keys(worlds, "finished"),
+            started=journal_keys(worlds, "started"),
+            node_of=node_of,
+            procedure_of=lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure),
+            drive=on_node,
+        )
+    )
+
+
+def test_the_whole_journey_runs_each_operation_once_in_order() -> None:
+    assert [op.key.split(":")[0] for op in SEQUENCE] == [
+        *["kubeadm-apply", "kubeadm-node"] * 3,
+        "drain-1",
+        "drain-1",
+    ]
+    worlds = cluster()
+
+    result = run(worlds)
+
+    assert result.finished and result.stopped is None and result.done == len(SEQUENCE)
+    for world in worlds.values():
+        assert world.running_kubelet == release(33) and world.releases["/usr/bin/kubeadm"] == release(33)
+    applies = [argv[3] for argv in worlds["cp1"].runs() if argv[1:3] == ("upgrade", "apply")]
+    assert applies == [release(31), release(32), release(33)]
+    assert len([argv for argv in worlds["w1"].runs() if argv[1:3] == ("upgrade", "node")]) == 3
+
+
+def test_a_run_killed_in_a_drain_resumes_from_the_journals() -> None:
+    worker_drain = next(op for op in SEQUENCE if isinstance(op, NodeDrain) and op.node == "w1")
+    worlds = cluster(fail=kill_after(worker_drain.step_key("write-config")))
+    with pytest.raises(Killed):
+        run(worlds)
+    worlds["w1"].fail = lambda action: None
+    kubeadm_runs = len([argv for world in worlds.values() for argv in world.runs() if argv[1:2] == ("upgrade",)])
+
+    result = run(worlds)
+
+    assert result.finished
+    again = len([argv for world in worlds.values() for argv in world.runs() if argv[1:2] == ("upgrade",)])
+    assert again == kubeadm_runs  # every kubeadm step had finished: none runs again
+    assert result.outcomes[0].node == "w1" and worlds["w1"].running_kubelet == release(33)
+
+
+def test_a_failed_worker_drain_stops_the_run_with_the_worker_back_and_the_control_plane_kept() -> None:
+    worlds = cluster(new_kubelet_starts=False)
+
+    result = run(worlds)
+
+    assert not result.finished and result.stopped is not None
+    assert (result.stopped.node, result.stopped.status) == ("w1", OutcomeStatus.ROLLED_BACK)
+    assert result.stopped.resumable
+    assert worlds["w1"].running_kubelet == release(30)
+    assert worlds["cp1"].apiservers == {"cp1": release(33)} and worlds["cp1"].running_kubelet == release(33)
+    assert result.done == len(SEQUENCE) - 1
+
+    # The cause fixed, `--resume` tries that drain afresh and ends the journey.
+    worlds["w1"].new_kubelet_starts = True
+    resumed = run(worlds)
+    assert resumed.finished and worlds["w1"].running_kubelet == release(33)
+
+
+def test_the_releases_binaries_lack_are_named_before_the_run() -> None:
+    partial = JourneyBinaries({str(v(31)): BINARIES.by_release[str(v(31))]})
+    assert partial.missing(SEQUENCE) == [str(v(32)), str(v(33))]
+    assert BINARIES.missing(SEQUENCE) == []
+    assert all(isinstance(op, KubeadmUpgrade | NodeDrain) for op in SEQUENCE)
+
+
+# 1.23 on dockershim to 1.37.2, action by action -----------------------------------------------------
+
+
+def long_cluster(**worker: Any) -> dict[str, UpgradeWorld]:
+    worlds = {}
+    for name, options in (("cp1", {}), ("w1", worker)):
+        world = UpgradeWorld(files=dockershim_node(23), apiservers={"cp1": "v1.23.17"}, **options)
+        world.by_digest = {
+            binary_digest(str(b), f"v{release}"): f"v{release}" for b in Binary for release in ALL_RELEASES
+        }
+        worlds[name] = world
+    return worlds
+
+
+ALL_RELEASES = [str(v(minor)) for minor in range(24, 37)] + ["1.37.2"]
+ALL_BINARIES = JourneyBinaries(
+    {
+        release: tuple(
+            TargetBinary(b, f"/srv/k8s/v{release}/{b}", f"v{release}", binary_digest(str(b), f"v{release}"))
+            for b in Binary
+        )
+        for release in ALL_RELEASES
+    }
+)
+
+
+def long_journey(rules: SkewRules) -> tuple[Operation, ...]:
+    nodes = [JourneyNode("cp1", True, v(23), dockershim=True), JourneyNode("w1", False, v(23), dockershim=True)]
+    return journey_sequence(
+        plan_journey(nodes, control_plane=v(23), target=KubeletVersion(37, 2), rules=rules),
+        JourneyOptions(kubeadm_flags=("--ignore-preflight-errors=ImagePull",)),
+    )
+
+
+def run_long(sequence: tuple[Operation, ...], worlds: dict[str, UpgradeWorld]) -> Any:
+    async def on_node(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
+        outcome: NodeOutcome = drive(procedure, worlds[node])
+        for world in worlds.values():
+            world.apiservers = dict(worlds["cp1"].apiservers)
+        return outcome
+
+    return asyncio.run(
+        run_operations(
+            sequence,
+            finished=journal_keys(worlds, "finished"),
+            started=journal_keys(worlds, "started"),
+            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
+            procedure_of=lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure),
+            drive=on_node,
+        )
+    )
+
+
+@pytest.mark.parametrize(("rules", "drains"), [(SkewRules.KUBEADM, 8), (SkewRules.KUBERNETES, 5)])
+def test_1_23_on_dockershim_to_1_37_drains_each_node_as_the_schedule_says(rules: SkewRules, drains: int) -> None:
+    worlds = long_cluster()
+
+    result = run_long(long_journey(rules), worlds)
+
+    assert result.finished, result.stopped
+    for name, world in worlds.items():
+        assert len(world.of_type(act.Drain)) == drains, name
+        kubeadm = [argv for argv in world.runs() if argv[1:3] in {("upgrade", "apply"), ("upgrade", "node")}]
+        assert len(kubeadm) == 14  # the kubeadm of every minor, 1.24 to 1.37, on every node
+        assert world.running_kubelet == "v1.37.2" and world.annotation == CRI_DOCKERD_ENDPOINT
+        flags = world.files[KUBEADM_FLAGS_ENV] or b""
+        assert b"--network-plugin" not in flags and b"--pod-infra-container-image" not in flags
+    assert worlds["cp1"].apiservers == {"cp1": "v1.37.2"}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_1_23_to_1_37_killed_at_a_random_moment_resumes_to_the_same_end(seed: int) -> None:
+    sequence = long_journey(SkewRules.KUBERNETES)
+    at = random.Random(seed).randrange(1, 1500)  # a whole run answers about 1500 actions
+    count = 0
+
+    def kill(action: act.Action) -> BaseException | None:
+        nonlocal count
+        count += 1
+        return Killed() if count == at else None
+
+    worlds = long_cluster()
+    for world in worlds.values():
+        world.fail = kill
+    with contextlib.suppress(Killed):
+        run_long(sequence, worlds)
+    for world in worlds.values():
+        world.fail = lambda action: None
+
+    result = run_long(sequence, worlds)
+
+    assert result.finished, result.stopped
+    assert all(world.running_kubelet == "v1.37.2" for world in worlds.values())
+    assert [len(world.of_type(act.Drain)) for world in worlds.values()] in ([5, 5], [5, 6], [6, 5])
