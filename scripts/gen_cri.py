@@ -18,7 +18,7 @@ older runtimes leave unset. ``--wire-compat`` re-checks that against another api
 lines first, e.g. ``sed -e '/gogo/d' -e 's/\\[(gogoproto[^]]*\\]//g'``).
 
 grpcio-tools and mypy-protobuf are dev dependencies (pyproject); the generated code stamps the versions
-that produced it, and tests/unit/cri/test_stubs.py keeps the runtime pins at or above them.
+that produced it, and tests/unit/adapters/cri/test_stubs.py keeps the runtime pins at or above them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A non-root SSH login runs each command through ``sudo -n``, so its sudoers file must allow exactly
 the programs below. The list is not kept by hand next to the code: a unit test
-(tests/unit/access/test_node_commands.py) reads every argv the step machine and the node access send
+(tests/unit/core/test_node_commands.py) reads every argv the step machine and the node access send
 and fails when one is not declared here, or when a declared one is no longer sent.
 
 A shape is a program and the first argument that says what it does (``systemctl restart``); ``None``

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from click.testing import CliRunner, Result
 
 from shimshift.cli.main import main
-from tests.unit.orchestration.test_upgrade_run import fake_binaries
+from tests.unit.orchestrator.test_upgrade_run import fake_binaries
 
 if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer

@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 
 from shimshift.adapters.journal import Journal
 from shimshift.cli.main import main
-from tests.unit.orchestration.test_upgrade_run import fake_binaries
+from tests.unit.orchestrator.test_upgrade_run import fake_binaries
 
 if TYPE_CHECKING:
     from tests.apiserver_fixture import LocalApiServer

@@ -110,7 +110,7 @@ def test_every_layout_s_plan_reads_back_equal(minor: int, layout: Any) -> None:
 
 
 def plan_of_the_lab_node(files: dict[str, bytes | None], annotation: str) -> NodePlan:
-    """What preflight plans for the node NodeWorld plays (tests/unit/orchestration/node_world.py)."""
+    """What preflight plans for the node NodeWorld plays (tests/unit/core/procedures/node_world.py)."""
     return plan_node(
         kubelet_version="v1.23.17",
         files=files,

@@ -24,7 +24,7 @@ from shimshift.orchestrator.journey_plan import (
     deprecated_apis,
 )
 from tests.unit.core.nodes import cri_dockerd_node
-from tests.unit.orchestration.test_upgrade_run import fake_binaries
+from tests.unit.orchestrator.test_upgrade_run import fake_binaries
 
 
 @dataclass

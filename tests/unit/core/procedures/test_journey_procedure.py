@@ -1,5 +1,5 @@
 """The journey's operations step by step (core/procedures/journey.py), against a node played as data
-(tests/unit/orchestration/node_world.py).
+(tests/unit/core/procedures/node_world.py).
 
 Matrix: a drain of a cri-dockerd node past 1.27 (kubelet and kubectl swapped, no kubeadm, the rejected
 flag gone, steps named under the drain); a dockershim node's first drain (migrated); two drains of one
@@ -32,7 +32,7 @@ from shimshift.core.upgrade.binaries import Binary, TargetBinary
 from shimshift.core.versions import KubeletVersion
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
-from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
+from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 
 def v(minor: int) -> KubeletVersion:

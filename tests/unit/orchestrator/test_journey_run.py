@@ -36,7 +36,7 @@ from shimshift.core.versions import KubeletVersion
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from shimshift.orchestrator.journey_run import JourneyBinaries, operation_procedure, run_operations
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
-from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
+from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 
 def v(minor: int) -> KubeletVersion:

@@ -10,8 +10,8 @@ import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.steps import PodRef
-from tests.unit.orchestration.node_world import Result
-from tests.unit.orchestration.results import check_result, conforms
+from tests.unit.core.procedures.node_world import Result
+from tests.unit.core.procedures.results import check_result, conforms
 
 ACTIONS = typing.get_args(act.Action)
 

@@ -31,7 +31,7 @@ from shimshift.core.procedures.migration import (
 )
 from shimshift.core.steps import MIGRATION_ROLLBACK, MIGRATION_STEPS, PodRef, SandboxRef, Step
 from tests.unit.core.nodes import dockershim_node
-from tests.unit.orchestration.node_world import CommandFailed, Killed, NodeWorld, drive, kill_after
+from tests.unit.core.procedures.node_world import CommandFailed, Killed, NodeWorld, drive, kill_after
 
 FORWARD = [step for step in MIGRATION_STEPS]
 
@@ -256,7 +256,7 @@ def test_plan_and_verify_alone() -> None:
 
 # -- runs an earlier build started -----------------------------------------------------------------
 
-OLD_PREFLIGHT = Path(__file__).parents[1] / "core" / "fixtures" / "journal" / "preflight-41920b0-dockershim-node.json"
+OLD_PREFLIGHT = Path(__file__).parents[1] / "fixtures" / "journal" / "preflight-41920b0-dockershim-node.json"
 
 
 def started_by_41920b0(node: NodeWorld, *finished: tuple[Step, dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""The upgrade procedure step by step, against a node played as data (tests/unit/orchestration/node_world.py).
+"""The upgrade procedure step by step, against a node played as data (tests/unit/core/procedures/node_world.py).
 
 Matrix: a worker and the first control-plane node upgraded in one drain (every step once, in order;
 kubeadm before kubelet and kubectl; the old binaries kept; the files planned for the target kubelet;
@@ -22,7 +22,7 @@ from shimshift.core.steps import MIGRATION_ROLLBACK, Step
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
 from shimshift.core.upgrade.cluster import Role
 from tests.unit.core.nodes import dockershim_node
-from tests.unit.orchestration.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
+from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 NEW = "v1.24.17"
 

@@ -13,8 +13,8 @@ import pytest
 from shimshift.core import actions as act
 from shimshift.core.canary import CANARY_EXEC_FAILED, CANARY_FAILED, EXEC_COMMAND, CanarySpec, CanaryState
 from shimshift.core.procedures.canary import BRIDGE_FORMAT, DELETE_TIMEOUT, run_canary
-from tests.unit.orchestration.node_world import Result, drive
-from tests.unit.orchestration.results import check_result
+from tests.unit.core.procedures.node_world import Result, drive
+from tests.unit.core.procedures.results import check_result
 
 SPEC = CanarySpec("w1", "kube-system", "registry.k8s.io/pause:3.6", "run-1")
 NAME = "shimshift-canary-w1"

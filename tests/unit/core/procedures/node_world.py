@@ -27,7 +27,7 @@ from shimshift.core.findings import Finding, Severity
 from shimshift.core.node_files import KUBEADM_FLAGS_ENV, KUBELET_CONFIG
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
-from tests.unit.orchestration.results import check_result
+from tests.unit.core.procedures.results import check_result
 
 A = TypeVar("A")
 

@@ -25,7 +25,7 @@ from packaging.version import Version
 
 from shimshift.adapters.cri.generated import api_pb2, api_pb2_grpc
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 GENERATED = ROOT / "src/shimshift/adapters/cri/generated"
 PROTO_DIR = ROOT / "src/shimshift/adapters/cri/proto"
 
