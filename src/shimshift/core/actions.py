@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from shimshift.core.findings import Finding
 from shimshift.core.steps import PodRef, SandboxRef
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 T = TypeVar("T")
 
@@ -246,9 +246,9 @@ class Event:
 
 @dataclass(frozen=True)
 class ApiserverVersions:
-    """The release each control-plane node's kube-apiserver runs: node name → KubeletVersion."""
+    """The release each control-plane node's kube-apiserver runs: node name → KubernetesVersion."""
 
-    returns: ClassVar[object] = Mapping[str, KubeletVersion]
+    returns: ClassVar[object] = Mapping[str, KubernetesVersion]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from shimshift.core.versions import (
     CriDockerdVersion,
     EndpointHome,
     FlagStatus,
-    KubeletVersion,
+    KubernetesVersion,
     cri_dockerd_facts,
     cri_dockerd_serves,
     facts_for,
@@ -145,7 +145,7 @@ class _Planner:
     def __init__(
         self,
         view: NodeView,
-        version: KubeletVersion,
+        version: KubernetesVersion,
         cri_version: CriDockerdVersion | None,
         docker_driver: str | None,
         annotation: str | None,

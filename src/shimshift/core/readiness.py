@@ -30,7 +30,7 @@ from shimshift.core.versions import (
     CriDockerdVersion,
     EndpointHome,
     FlagStatus,
-    KubeletVersion,
+    KubernetesVersion,
     cri_dockerd_facts,
     cri_dockerd_serves,
     facts_for,
@@ -90,7 +90,7 @@ def check_readiness(
     return out
 
 
-def _flag_findings(view: NodeView, target: KubeletVersion) -> list[Finding]:
+def _flag_findings(view: NodeView, target: KubernetesVersion) -> list[Finding]:
     out: list[Finding] = []
     for f in view.flags:
         rule = FLAG_RULES_BY_NAME.get(f.name)
@@ -131,7 +131,7 @@ def _flag_findings(view: NodeView, target: KubeletVersion) -> list[Finding]:
     return out
 
 
-def _runtime_findings(view: NodeView, target: KubeletVersion, out: list[Finding]) -> str | None:
+def _runtime_findings(view: NodeView, target: KubernetesVersion, out: list[Finding]) -> str | None:
     """Append findings about which runtime the target kubelet would use; return its endpoint."""
     facts = facts_for(target)
     runtime = view.last("--container-runtime")
@@ -254,7 +254,7 @@ def _cri_dockerd_settings(view: NodeView) -> tuple[str | None, dict[str, str]]:
 
 
 def _cri_dockerd_findings(
-    view: NodeView, target: KubeletVersion, version: CriDockerdVersion | None
+    view: NodeView, target: KubernetesVersion, version: CriDockerdVersion | None
 ) -> list[Finding]:
     out: list[Finding] = []
     if version is not None and not cri_dockerd_serves(target, version):
@@ -316,7 +316,7 @@ def _streaming_findings(view: NodeView, version: CriDockerdVersion | None) -> li
 
 
 def _cgroup_findings(
-    view: NodeView, target: KubeletVersion, cri_version: CriDockerdVersion | None, docker_driver: str | None
+    view: NodeView, target: KubernetesVersion, cri_version: CriDockerdVersion | None, docker_driver: str | None
 ) -> list[Finding]:
     if docker_driver is None:
         return []

@@ -41,8 +41,9 @@ _KUBE_VERSION = re.compile(
 
 
 @dataclass(frozen=True, order=True)
-class KubeletVersion:
-    """A kubelet version the rule table covers (1.20 to 1.37); ``patch`` None when only a minor was given."""
+class KubernetesVersion:
+    """A Kubernetes release the rule table covers (1.20 to 1.37), a kubelet's or an API server's; ``patch``
+    None when only a minor was given."""
 
     minor: int
     patch: int | None = None
@@ -51,7 +52,7 @@ class KubeletVersion:
         return f"1.{self.minor}" if self.patch is None else f"1.{self.minor}.{self.patch}"
 
 
-def parse_kubelet_version(text: str, *, what: str = "kubelet version") -> KubeletVersion:
+def parse_kubelet_version(text: str, *, what: str = "kubelet version") -> KubernetesVersion:
     """Parse ``1.23``, ``1.23.17``, ``v1.23.17``, ``Kubernetes v1.23.17`` (``kubelet --version``).
 
     Raises Refusal for garbage and for minors outside 1.20-1.37.
@@ -71,7 +72,7 @@ def parse_kubelet_version(text: str, *, what: str = "kubelet version") -> Kubele
             hint="shimshift acts only on versions whose flag rules it has read; do this node by hand",
             code=VERSION_UNSUPPORTED,
         )
-    return KubeletVersion(minor=minor, patch=int(m["patch"]) if m["patch"] is not None else None)
+    return KubernetesVersion(minor=minor, patch=int(m["patch"]) if m["patch"] is not None else None)
 
 
 _CRI_DOCKERD_VERSION = re.compile(
@@ -342,7 +343,7 @@ MINOR_FACTS: tuple[MinorFacts, ...] = (
 # fmt: on
 
 
-def facts_for(version: KubeletVersion | int) -> MinorFacts:
+def facts_for(version: KubernetesVersion | int) -> MinorFacts:
     minor = version if isinstance(version, int) else version.minor
     for row in MINOR_FACTS:
         if row.first <= minor <= row.last:
@@ -405,7 +406,7 @@ def cri_dockerd_facts(version: CriDockerdVersion) -> CriDockerdFacts | None:
     return None
 
 
-def cri_dockerd_serves(kubelet: KubeletVersion, cri_dockerd: CriDockerdVersion) -> bool:
+def cri_dockerd_serves(kubelet: KubernetesVersion, cri_dockerd: CriDockerdVersion) -> bool:
     """Whether the two share a CRI API version (docs/runtime-facts.md#cri-dockerd, CRI API versions)."""
     k = facts_for(kubelet)
     c = cri_dockerd_facts(cri_dockerd)

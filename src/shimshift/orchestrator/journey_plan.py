@@ -35,7 +35,7 @@ from shimshift.core.upgrade.binaries import TargetBinary, parse_install_commands
 from shimshift.core.upgrade.cluster import apiserver_versions_from_images
 from shimshift.core.versions import (
     CriDockerdVersion,
-    KubeletVersion,
+    KubernetesVersion,
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
@@ -130,12 +130,12 @@ async def _apiserver_pods(client: Any) -> list[dict[str, Any]]:
     return list(response.body.get("items") or []) if response.status == 200 else []
 
 
-async def control_plane_release(client: Any) -> KubeletVersion:
+async def control_plane_release(client: Any) -> KubernetesVersion:
     """The oldest kube-apiserver's release (`upgrade --to` asks it to tell one minor from the journey)."""
     return await _control_plane_release(client, await _apiserver_pods(client))
 
 
-async def _control_plane_release(client: Any, pods: Sequence[Mapping[str, Any]]) -> KubeletVersion:
+async def _control_plane_release(client: Any, pods: Sequence[Mapping[str, Any]]) -> KubernetesVersion:
     """The oldest kube-apiserver's release (its static pod's image tag), else the API server's /version."""
     images = [
         (str(pod["spec"].get("nodeName", "")), str((pod["spec"].get("containers") or [{}])[0].get("image", "")))
@@ -232,7 +232,7 @@ async def _node_facts(name: str, access: NodeAccess) -> traps.NodeFacts:
         answer = await access.run([binary, "--version"], check=False)
         text = (answer.stdout or answer.stderr).decode("utf-8", "replace").strip()
         cri_dockerd = parse_cri_dockerd_version(text) if answer.ok else None
-    crictl: KubeletVersion | None = None
+    crictl: KubernetesVersion | None = None
     if programs.get("crictl"):
         answer = await access.run(["crictl", "--version"], check=False)
         text = answer.stdout.decode("utf-8", "replace").strip().removeprefix("crictl version ")

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from shimshift.core.actions import CommandOutput, CriReport, DrainOutcome, ExecOutcome, HealthOutcome
 from shimshift.core.steps import PodRef, SandboxRef
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 
 class NodePort(Protocol):
@@ -89,7 +89,7 @@ class ClusterPort(Protocol):
         """The node's ``spec.podCIDRs`` (or ``spec.podCIDR``); empty when the cluster assigns none."""
         ...
 
-    async def apiserver_versions(self) -> Mapping[str, KubeletVersion]:
+    async def apiserver_versions(self) -> Mapping[str, KubernetesVersion]:
         """Each control-plane node's kube-apiserver release, from its static pod's image tag."""
         ...
 

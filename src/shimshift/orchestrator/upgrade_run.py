@@ -31,7 +31,7 @@ from shimshift.core.upgrade.binaries import (
     version_argv,
 )
 from shimshift.core.upgrade.cluster import NodeVersion, Role, check_skew, node_roles, upgrade_phases
-from shimshift.core.versions import KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 # Where the run's options keep what was settled, for a resumed run.
 ROLES_KEY = "upgrade_roles"
@@ -90,7 +90,7 @@ class UpgradeRun:
         }
 
 
-def release_binaries_dir(directory: Path, release: KubeletVersion, *, only: bool = False) -> Path:
+def release_binaries_dir(directory: Path, release: KubernetesVersion, *, only: bool = False) -> Path:
     """Where ``--binaries DIR`` keeps one release's kubeadm, kubelet and kubectl: ``DIR/v1.24.17`` (or
     ``DIR/1.24.17``); a one-release run may also keep them in DIR itself, as `upgrade` always has."""
     for name in (f"v{release}", str(release)):

@@ -28,7 +28,7 @@ from shimshift.core.findings import Subject, messages
 from shimshift.core.health_gate import NodeBaseline
 from shimshift.core.procedures.migration import CRI_CONDITION_FALSE, CRI_UNREACHABLE, plan_from_facts
 from shimshift.core.steps import PodRef, SandboxRef
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 from shimshift.core.wellknown import MIRROR_POD_ANNOTATION
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ class KubeCluster:
         cidrs = spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else [])
         return tuple(str(cidr) for cidr in cidrs)
 
-    async def apiserver_versions(self) -> dict[str, KubeletVersion]:
+    async def apiserver_versions(self) -> dict[str, KubernetesVersion]:
         return await pods.apiserver_versions(self.client)
 
     async def cluster_kubelet_config(self) -> str | None:

@@ -9,22 +9,22 @@ from shimshift.cli.journey_cmd import _operation_line
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 from shimshift.orchestrator.journey_session import JourneyRequest
 from shimshift.orchestrator.upgrade_run import UpgradeRequest
 
 
 def test_each_operation_is_one_line_and_a_stop_says_why() -> None:
-    apply = KubeadmUpgrade("cp1", True, KubeletVersion(25, 16), KubeadmMode.APPLY, ("--yes",))
+    apply = KubeadmUpgrade("cp1", True, KubernetesVersion(25, 16), KubeadmMode.APPLY, ("--yes",))
     assert _operation_line(apply, NodeOutcome("cp1", OutcomeStatus.MIGRATED)) == (
         "         ok  cp1: kubeadm upgrade apply v1.25.16"
     )
-    drain = NodeDrain("w1", False, 1, KubeletVersion(23, 17), KubeletVersion(24, 17), True, (NodeEdit.MIGRATE,))
+    drain = NodeDrain("w1", False, 1, KubernetesVersion(23, 17), KubernetesVersion(24, 17), True, (NodeEdit.MIGRATE,))
     stopped = NodeOutcome("w1", OutcomeStatus.ROLLED_BACK, "verify: canary refused")
     assert _operation_line(drain, stopped) == (
         "rolled-back  w1: drain 1, kubelet 1.23.17 -> 1.24.17 and cri-dockerd: verify: canary refused"
     )
-    edit = ClusterEdit(KubeletVersion(35, 8))
+    edit = ClusterEdit(KubernetesVersion(35, 8))
     assert "kube-system/kubelet-config failCgroupV1: false" in _operation_line(
         edit, NodeOutcome("kube-system/kubelet-config", OutcomeStatus.MIGRATED)
     )

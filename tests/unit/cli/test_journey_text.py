@@ -6,15 +6,15 @@ from shimshift.cli.journey_text import journey_lines, journey_plan_text
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.journey.schedule import JourneyNode, plan_journey
 from shimshift.core.journey.skew import SkewRules
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 from shimshift.orchestrator.journey_plan import JourneyPlan
 
-NODES = [JourneyNode("cp1", True, KubeletVersion(23, 17), True), JourneyNode("w1", False, KubeletVersion(23, 17))]
+NODES = [JourneyNode("cp1", True, KubernetesVersion(23, 17), True), JourneyNode("w1", False, KubernetesVersion(23, 17))]
 
 
 def test_the_policy_journey_names_each_step_and_the_forced_applies() -> None:
     journey = plan_journey(
-        NODES, control_plane=KubeletVersion(23, 17), target=KubeletVersion(26, 15), rules=SkewRules.KUBERNETES
+        NODES, control_plane=KubernetesVersion(23, 17), target=KubernetesVersion(26, 15), rules=SkewRules.KUBERNETES
     )
     assert journey_lines(journey) == [
         "journey: control plane v1.23.17 -> v1.26.15, skew rules: kubernetes (3 control-plane step(s), 4 drain(s))",
@@ -32,12 +32,12 @@ def test_the_policy_journey_names_each_step_and_the_forced_applies() -> None:
 
 
 def test_a_journey_with_nothing_to_do_says_so() -> None:
-    journey = plan_journey(NODES[:1], control_plane=KubeletVersion(23, 17), target=KubeletVersion(23, 17))
+    journey = plan_journey(NODES[:1], control_plane=KubernetesVersion(23, 17), target=KubernetesVersion(23, 17))
     assert journey_lines(journey)[-1] == "nothing to do: every node and the control plane are at the target"
 
 
 def test_findings_and_binaries_follow_the_schedule() -> None:
-    journey = plan_journey(NODES, control_plane=KubeletVersion(23, 17), target=KubeletVersion(24, 17))
+    journey = plan_journey(NODES, control_plane=KubernetesVersion(23, 17), target=KubernetesVersion(24, 17))
     blocking = Finding(Severity.ERROR, "cgroup-v1", "refuses to start", Subject.of_node("w1"), "allow it")
     note = Finding(Severity.WARNING, "separate-disk-gc", "no image GC", Subject.of_node("cp1"))
     text = journey_plan_text(JourneyPlan(journey, [blocking, note]), binaries_given=False).splitlines()

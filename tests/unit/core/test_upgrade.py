@@ -56,7 +56,7 @@ from shimshift.core.upgrade.cluster import (
 )
 from shimshift.core.upgrade.plan import NodeUpgradePlan, plan_agrees, plan_node_upgrade
 from shimshift.core.upgrade.render import render_plan
-from shimshift.core.versions import KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 FIXTURES = Path(__file__).parent / "fixtures" / "upgrade"
 V123 = parse_kubelet_version("1.23.17")
@@ -64,7 +64,7 @@ V124 = parse_kubelet_version("1.24.17")
 SHA = {binary: f"{index:x}" * 64 for index, binary in enumerate(Binary, start=10)}
 
 
-def v(text: str) -> KubeletVersion:
+def v(text: str) -> KubernetesVersion:
     return parse_kubelet_version(text)
 
 
@@ -193,7 +193,7 @@ W2 = NodeVersion("w2", False, V123)
     ],
 )
 def test_skew_allows_one_minor_up(
-    to: KubeletVersion, apiservers: dict[str, KubeletVersion], nodes: list[NodeVersion]
+    to: KubernetesVersion, apiservers: dict[str, KubernetesVersion], nodes: list[NodeVersion]
 ) -> None:
     check_skew(to=to, apiservers=apiservers, nodes=nodes)
 
@@ -213,8 +213,8 @@ def test_skew_allows_one_minor_up(
     ],
 )
 def test_skew_refusals_say_why_and_where(
-    to: KubeletVersion,
-    apiservers: dict[str, KubeletVersion],
+    to: KubernetesVersion,
+    apiservers: dict[str, KubernetesVersion],
     nodes: list[NodeVersion],
     words: str,
     node: str | None,

@@ -20,7 +20,7 @@ from shimshift.core.versions import (
     CriSocketRecord,
     EndpointHome,
     FlagStatus,
-    KubeletVersion,
+    KubernetesVersion,
     cri_dockerd_facts,
     cri_dockerd_serves,
     cri_dockerd_version_word,
@@ -45,15 +45,15 @@ A, D, R = FlagStatus.ACCEPTED, FlagStatus.DEPRECATED, FlagStatus.REMOVED
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("1.23.17", KubeletVersion(23, 17)),
-        ("v1.23.17", KubeletVersion(23, 17)),
-        ("Kubernetes v1.24.17", KubeletVersion(24, 17)),
-        ("1.27", KubeletVersion(27)),
-        ("v1.37.0-rc.1", KubeletVersion(37, 0)),
-        (" 1.20.15+k3s1\n", KubeletVersion(20, 15)),
+        ("1.23.17", KubernetesVersion(23, 17)),
+        ("v1.23.17", KubernetesVersion(23, 17)),
+        ("Kubernetes v1.24.17", KubernetesVersion(24, 17)),
+        ("1.27", KubernetesVersion(27)),
+        ("v1.37.0-rc.1", KubernetesVersion(37, 0)),
+        (" 1.20.15+k3s1\n", KubernetesVersion(20, 15)),
     ],
 )
-def test_parse_kubelet_version(text: str, expected: KubeletVersion) -> None:
+def test_parse_kubelet_version(text: str, expected: KubernetesVersion) -> None:
     assert parse_kubelet_version(text) == expected
 
 
@@ -219,7 +219,7 @@ def test_cri_dockerd_facts_cover_every_release_once() -> None:
     ],
 )
 def test_cri_api_compatibility(kubelet: int, cri: str, ok: bool) -> None:
-    assert cri_dockerd_serves(KubeletVersion(kubelet), parse_cri_dockerd_version(cri)) is ok
+    assert cri_dockerd_serves(KubernetesVersion(kubelet), parse_cri_dockerd_version(cri)) is ok
 
 
 def test_endpoints() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shimshift.adapters.node_access import CommandResult
 from shimshift.core.journey.schedule import JourneyNode, plan_journey
-from shimshift.core.versions import CriDockerdVersion, KubeletVersion
+from shimshift.core.versions import CriDockerdVersion, KubernetesVersion
 from shimshift.orchestrator.journey_plan import (
     CGROUP_V2_MARKER,
     JourneyPlan,
@@ -68,7 +68,7 @@ def test_a_nodes_facts_come_from_its_files_and_its_programs() -> None:
     assert (facts.cgroup_version, facts.cri_dockerd, facts.crictl) == (
         1,
         CriDockerdVersion(0, 3, 16),
-        KubeletVersion(30, 1),
+        KubernetesVersion(30, 1),
     )
     assert (facts.crictl_found, facts.containerd_socket) == (True, True)
 
@@ -113,9 +113,9 @@ def test_the_deprecated_api_metric_names_what_clients_still_request() -> None:
 def test_each_release_on_the_way_is_checked_in_its_own_folder(tmp_path: Path) -> None:
     fake_binaries(tmp_path / "v1.24.17", "1.24.17")
     journey = plan_journey(
-        [JourneyNode("cp1", True, KubeletVersion(23, 17))],
-        control_plane=KubeletVersion(23, 17),
-        target=KubeletVersion(25, 16),
+        [JourneyNode("cp1", True, KubernetesVersion(23, 17))],
+        control_plane=KubernetesVersion(23, 17),
+        target=KubernetesVersion(25, 16),
     )
     plan = JourneyPlan(journey)
     asyncio.run(_check_binaries(tmp_path, journey, plan))

@@ -32,15 +32,15 @@ from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
 from shimshift.core.procedures.migration import MigrationSettings, NodeOutcome, OutcomeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from shimshift.orchestrator.journey_run import JourneyBinaries, operation_procedure, run_operations
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
 from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 
-def v(minor: int) -> KubeletVersion:
-    return KubeletVersion(minor, NEWEST_PATCH[minor])
+def v(minor: int) -> KubernetesVersion:
+    return KubernetesVersion(minor, NEWEST_PATCH[minor])
 
 
 def release(minor: int) -> str:
@@ -198,7 +198,7 @@ ALL_BINARIES = JourneyBinaries(
 def long_journey(rules: SkewRules) -> tuple[Operation, ...]:
     nodes = [JourneyNode("cp1", True, v(23), dockershim=True), JourneyNode("w1", False, v(23), dockershim=True)]
     return journey_sequence(
-        plan_journey(nodes, control_plane=v(23), target=KubeletVersion(37, 2), rules=rules),
+        plan_journey(nodes, control_plane=v(23), target=KubernetesVersion(37, 2), rules=rules),
         JourneyOptions(kubeadm_flags=("--ignore-preflight-errors=ImagePull",)),
     )
 

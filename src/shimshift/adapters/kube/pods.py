@@ -16,7 +16,7 @@ from lightkube.resources.core_v1 import Pod
 from shimshift.adapters.kube.client import JSON, ApiFailure, status_code
 from shimshift.adapters.kube.watching import follow_one
 from shimshift.core.upgrade.cluster import apiserver_versions_from_images
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,6 +110,6 @@ async def static_pod_images(client: AsyncClient, component: str) -> list[tuple[s
     return found
 
 
-async def apiserver_versions(client: AsyncClient) -> dict[str, KubeletVersion]:
+async def apiserver_versions(client: AsyncClient) -> dict[str, KubernetesVersion]:
     """Each control-plane node's kube-apiserver release, read from the image tag of its static pod."""
     return apiserver_versions_from_images(await static_pod_images(client, "kube-apiserver"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shimshift.core.errors import Refusal
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,7 +26,7 @@ NEWEST_PATCH: Mapping[int, int] = {
 FIRST_JOURNEY_MINOR = min(NEWEST_PATCH)
 
 
-def stop_release(minor: int, *, target: KubeletVersion) -> KubeletVersion:
+def stop_release(minor: int, *, target: KubernetesVersion) -> KubernetesVersion:
     """The release the control plane stops at for ``minor``: ``target`` itself on its own minor."""
     if minor == target.minor:
         return target
@@ -35,4 +35,4 @@ def stop_release(minor: int, *, target: KubeletVersion) -> KubeletVersion:
             f"shimshift knows no release of 1.{minor}",
             hint=f"the journey covers 1.{min(NEWEST_PATCH)} to 1.{max(NEWEST_PATCH)}",
         )
-    return KubeletVersion(minor, NEWEST_PATCH[minor])
+    return KubernetesVersion(minor, NEWEST_PATCH[minor])

@@ -38,12 +38,12 @@ from typing import Any
 from shimshift.core.errors import Refusal
 from shimshift.core.journey.releases import FIRST_JOURNEY_MINOR, NEWEST_PATCH, stop_release
 from shimshift.core.journey.skew import SkewRules, apply_needs_force, apply_problem, kubelet_problem
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 __all__ = ["ControlPlaneStep", "Drain", "Journey", "JourneyNode", "plan_journey", "release_key"]
 
 
-def release_key(version: KubeletVersion) -> tuple[int, int]:
+def release_key(version: KubernetesVersion) -> tuple[int, int]:
     """Order of releases; a version given without its patch counts as ``.0``."""
     return (version.minor, version.patch or 0)
 
@@ -54,7 +54,7 @@ class JourneyNode:
 
     name: str
     control_plane: bool
-    kubelet: KubeletVersion
+    kubelet: KubernetesVersion
     dockershim: bool = False
 
 
@@ -64,7 +64,7 @@ class ControlPlaneStep:
     ``upgrade_node_on`` (the other control-plane nodes), in order. No drain: kubeadm restarts the static
     pods itself. ``force``: kubeadm's kubelet check refuses it (``--skew kubernetes`` only)."""
 
-    release: KubeletVersion
+    release: KubernetesVersion
     apply_on: str
     upgrade_node_on: tuple[str, ...]
     force: bool = False
@@ -87,8 +87,8 @@ class Drain:
     node: str
     control_plane: bool
     number: int  # this node's first drain is 1
-    from_release: KubeletVersion
-    to_release: KubeletVersion
+    from_release: KubernetesVersion
+    to_release: KubernetesVersion
     migrate: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -110,15 +110,15 @@ Step = ControlPlaneStep | Drain
 class JourneyState:
     """The cluster between two steps: the control plane's release and each kubelet's."""
 
-    control_plane: KubeletVersion
-    kubelets: Mapping[str, KubeletVersion]
+    control_plane: KubernetesVersion
+    kubelets: Mapping[str, KubernetesVersion]
     dockershim: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
 class Journey:
     rules: SkewRules
-    target: KubeletVersion
+    target: KubernetesVersion
     start: JourneyState
     nodes: tuple[JourneyNode, ...]
     steps: tuple[Step, ...]
@@ -157,8 +157,8 @@ class Journey:
 def plan_journey(
     nodes: Sequence[JourneyNode],
     *,
-    control_plane: KubeletVersion,
-    target: KubeletVersion,
+    control_plane: KubernetesVersion,
+    target: KubernetesVersion,
     rules: SkewRules = SkewRules.KUBEADM,
     first_control_plane: str | None = None,
 ) -> Journey:
@@ -181,7 +181,7 @@ def plan_journey(
     counts = dict.fromkeys(kubelets, 0)
     steps: list[Step] = []
 
-    def drain(node: JourneyNode, to: KubeletVersion) -> None:
+    def drain(node: JourneyNode, to: KubernetesVersion) -> None:
         counts[node.name] += 1
         steps.append(
             Drain(node.name, node.control_plane, counts[node.name], kubelets[node.name], to, node.name in dockershim)
@@ -210,7 +210,7 @@ def plan_journey(
     return Journey(rules, target, start, tuple(ordered), tuple(steps))
 
 
-def _check(nodes: Sequence[JourneyNode], *, control_plane: KubeletVersion, target: KubeletVersion) -> None:
+def _check(nodes: Sequence[JourneyNode], *, control_plane: KubernetesVersion, target: KubernetesVersion) -> None:
     if not any(node.control_plane for node in nodes):
         raise Refusal("no control-plane node among the nodes", hint="the journey needs the whole cluster")
     last = max(NEWEST_PATCH)

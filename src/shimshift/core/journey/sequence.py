@@ -54,7 +54,7 @@ from typing import Any
 from shimshift.core.errors import Refusal
 from shimshift.core.journey.node_edits import NODE_LOCAL_CRI_SOCKET_FROM
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
-from shimshift.core.versions import FLAG_RULES_BY_NAME, KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import FLAG_RULES_BY_NAME, KubernetesVersion, parse_kubelet_version
 
 __all__ = [
     "FAIL_CGROUP_V1_FROM",
@@ -117,7 +117,7 @@ class KubeadmUpgrade:
 
     node: str
     control_plane: bool
-    release: KubeletVersion
+    release: KubernetesVersion
     mode: KubeadmMode
     flags: tuple[str, ...]
 
@@ -139,7 +139,7 @@ class KubeadmUpgrade:
 class ClusterEdit:
     """``failCgroupV1: false`` in kube-system/kubelet-config, before kubeadm ``before`` first writes it out."""
 
-    before: KubeletVersion
+    before: KubernetesVersion
     setting: str = "failCgroupV1"
     value: bool = False
 
@@ -155,8 +155,8 @@ class NodeDrain:
     node: str
     control_plane: bool
     number: int
-    from_release: KubeletVersion
-    to_release: KubeletVersion
+    from_release: KubernetesVersion
+    to_release: KubernetesVersion
     migrate: bool
     edits: tuple[NodeEdit, ...]
     # The node's kubeadm of this release, run inside the drain after the migration (see journey_sequence).
@@ -295,7 +295,7 @@ class FailureDecision:
     to; the run then stops, resumable at the failed operation."""
 
     roll_back: bool
-    kubelet: KubeletVersion | None  # the releases the node goes back to (a drain only)
+    kubelet: KubernetesVersion | None  # the releases the node goes back to (a drain only)
     dockershim: bool  # back on dockershim: the drain was migrating it
     message: str
 

@@ -37,7 +37,7 @@ from shimshift.core.versions import (
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
     FlagStatus,
-    KubeletVersion,
+    KubernetesVersion,
     cri_dockerd_serves,
     facts_for,
     flag_status,
@@ -87,7 +87,7 @@ class NodeFacts:
     view: NodeView | None = None  # the kubelet's files, parsed
     cgroup_version: int | None = None  # 1 or 2 (`stat -fc %T /sys/fs/cgroup`: tmpfs or cgroup2fs)
     cri_dockerd: CriDockerdVersion | None = None  # installed, or the one `--cri-dockerd` brings
-    crictl: KubeletVersion | None = None  # crictl's release follows Kubernetes' minors
+    crictl: KubernetesVersion | None = None  # crictl's release follows Kubernetes' minors
     crictl_found: bool | None = None  # False: no crictl on the PATH
     containerd_socket: bool | None = None  # Docker's containerd answers on /run/containerd/containerd.sock
 

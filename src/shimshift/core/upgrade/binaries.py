@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from shimshift.core.actions import Run
 from shimshift.core.errors import Refusal
-from shimshift.core.versions import KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 __all__ = [
     "DEFAULT_NODE_PATHS",
@@ -55,7 +55,7 @@ EXACT_RELEASE = re.compile(r"^v?1\.\d+\.\d+$")
 _PRERELEASE = re.compile(r"-(alpha|beta|rc)\b")
 
 
-def parse_target(text: str) -> KubeletVersion:
+def parse_target(text: str) -> KubernetesVersion:
     """``--to``: an exact release, ``1.24.17`` or ``v1.24.17`` (kubeadm upgrades to a patch, not a minor)."""
     if EXACT_RELEASE.match(text.strip()) is None:
         raise Refusal(
@@ -65,7 +65,7 @@ def parse_target(text: str) -> KubeletVersion:
     return parse_kubelet_version(text, what="--to")
 
 
-def git_version(version: KubeletVersion) -> str:
+def git_version(version: KubernetesVersion) -> str:
     """``v1.24.17``, as kubeadm, the binaries and the API server spell a release."""
     return f"v{version}"
 
@@ -131,7 +131,7 @@ def check_binaries(
     *,
     outputs: Mapping[Binary, str | None],
     digests: Mapping[Binary, str],
-    to: KubeletVersion,
+    to: KubernetesVersion,
 ) -> tuple[TargetBinary, ...]:
     """kubeadm, kubelet and kubectl of ``directory``, each reporting exactly ``to``, with their sha256.
 
@@ -172,7 +172,7 @@ class PackageInstall:
 
     templates: tuple[tuple[str, ...], ...]
 
-    def commands(self, binary: Binary, version: KubeletVersion) -> tuple[Run, ...]:
+    def commands(self, binary: Binary, version: KubernetesVersion) -> tuple[Run, ...]:
         values = {"binary": str(binary), "version": str(version)}
         return tuple(
             command(

@@ -33,7 +33,7 @@ from shimshift.core.fleet import ControlPlaneOrder, FleetNode, FleetPhase, plan_
 from shimshift.core.journey.schedule import release_key
 from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRules, apply_problem, kubelet_problem
 from shimshift.core.upgrade.binaries import EXACT_RELEASE
-from shimshift.core.versions import KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 __all__ = [
     "NodeVersion",
@@ -60,10 +60,12 @@ class NodeVersion:
 
     name: str
     control_plane: bool
-    kubelet: KubeletVersion
+    kubelet: KubernetesVersion
 
 
-def check_skew(*, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion], nodes: Sequence[NodeVersion]) -> None:
+def check_skew(
+    *, to: KubernetesVersion, apiservers: Mapping[str, KubernetesVersion], nodes: Sequence[NodeVersion]
+) -> None:
     """Refuse a ``--to`` the cluster may not go to in one step; nothing is changed before this passes.
 
     ``apiservers`` maps each control-plane node to the release its kube-apiserver reports (its
@@ -124,7 +126,7 @@ def check_skew(*, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion], 
 
 
 def kubelet_swap_problem(
-    node: NodeVersion, *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
+    node: NodeVersion, *, to: KubernetesVersion, apiservers: Mapping[str, KubernetesVersion]
 ) -> str | None:
     """Why ``node``'s kubelet may not become ``to`` yet (None: it may); checked right before the swap.
 
@@ -148,8 +150,8 @@ def kubelet_swap_problem(
 def upgrade_phases(
     nodes: Sequence[NodeVersion],
     *,
-    to: KubeletVersion,
-    apiservers: Mapping[str, KubeletVersion],
+    to: KubernetesVersion,
+    apiservers: Mapping[str, KubernetesVersion],
     max_unavailable: int,
 ) -> list[FleetPhase]:
     """Control plane first, one node at a time, then the workers within ``max_unavailable``.
@@ -172,7 +174,7 @@ def upgrade_phases(
     return phases
 
 
-def apiserver_version(body: str, *, source: str) -> KubeletVersion:
+def apiserver_version(body: str, *, source: str) -> KubernetesVersion:
     """The release in a kube-apiserver's ``/version`` answer (``{"gitVersion": "v1.23.17", ...}``)."""
     try:
         raw = json.loads(body)["gitVersion"]
@@ -183,7 +185,7 @@ def apiserver_version(body: str, *, source: str) -> KubeletVersion:
     return parse_kubelet_version(raw, what=f"kube-apiserver version on {source}")
 
 
-def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[str, KubeletVersion]:
+def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[str, KubernetesVersion]:
     """node → release of its kube-apiserver static pod, read from the image tag kubeadm wrote
     (``registry.k8s.io/kube-apiserver:v1.24.17``); an image without a release tag is refused."""
     versions = {}
@@ -200,7 +202,7 @@ def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[st
 
 
 def node_roles(
-    nodes: Sequence[NodeVersion], *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
+    nodes: Sequence[NodeVersion], *, to: KubernetesVersion, apiservers: Mapping[str, KubernetesVersion]
 ) -> dict[str, Role]:
     """Each selected node's part: the one that applies, the other control-plane nodes, the workers."""
     first = first_control_plane(nodes, to=to, apiservers=apiservers)
@@ -215,7 +217,7 @@ def node_roles(
 
 
 def first_control_plane(
-    nodes: Sequence[NodeVersion], *, to: KubeletVersion, apiservers: Mapping[str, KubeletVersion]
+    nodes: Sequence[NodeVersion], *, to: KubernetesVersion, apiservers: Mapping[str, KubernetesVersion]
 ) -> str | None:
     """The node that runs ``kubeadm upgrade apply``: the first control-plane node by name, unless an API
     server already runs ``to`` (apply has been done; every control-plane node then runs ``upgrade node``)."""

@@ -50,7 +50,7 @@ from shimshift.core.upgrade.binaries import (
     version_argv,
 )
 from shimshift.core.upgrade.cluster import NodeVersion, Role
-from shimshift.core.versions import KubeletVersion, parse_kubelet_version
+from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 __all__ = [
     "FINISH",
@@ -253,7 +253,7 @@ def plan_node_upgrade(
     node: NodeVersion,
     *,
     role: Role,
-    to: KubeletVersion,
+    to: KubernetesVersion,
     binaries: Sequence[TargetBinary] | None = None,
     packages: PackageInstall | None = None,
     node_paths: Mapping[Binary, str] | None = None,

@@ -19,11 +19,11 @@ from shimshift.core.errors import Refusal
 from shimshift.core.journey.releases import NEWEST_PATCH
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, JourneyNode, plan_journey, release_key
 from shimshift.core.journey.skew import SkewRules, apply_problem, kube_proxy_problem, kubelet_problem
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 
-def v(minor: int, patch: int | None = None) -> KubeletVersion:
-    return KubeletVersion(minor, NEWEST_PATCH[minor] if patch is None else patch)
+def v(minor: int, patch: int | None = None) -> KubernetesVersion:
+    return KubernetesVersion(minor, NEWEST_PATCH[minor] if patch is None else patch)
 
 
 FLEET_123 = [
@@ -49,7 +49,7 @@ def test_1_23_to_1_37_takes_the_issues_drain_counts(rules: SkewRules, drains: in
         assert [d.to_release.minor for d in journey.drains(node)] == kubelet_stops
     steps = journey.control_plane_steps()
     assert [s.release.minor for s in steps] == list(range(24, 38))
-    assert steps[-1].release == KubeletVersion(37, 2)
+    assert steps[-1].release == KubernetesVersion(37, 2)
     assert all(s.apply_on == "cp1" and s.upgrade_node_on == ("cp2",) for s in steps)
 
 
@@ -110,7 +110,7 @@ def test_the_first_control_plane_node_can_be_named() -> None:
     ],
 )
 def test_a_cluster_outside_the_rules_is_refused(
-    nodes: list[JourneyNode], control_plane: KubeletVersion, target: KubeletVersion, message: str
+    nodes: list[JourneyNode], control_plane: KubernetesVersion, target: KubernetesVersion, message: str
 ) -> None:
     with pytest.raises(Refusal, match=message):
         plan_journey(nodes, control_plane=control_plane, target=target)
@@ -146,7 +146,7 @@ def fewest_drains(kubelet: int, control_plane: int, target: int, rules: SkewRule
 
 
 @st.composite
-def fleets(draw: st.DrawFn) -> tuple[list[JourneyNode], KubeletVersion, KubeletVersion, SkewRules]:
+def fleets(draw: st.DrawFn) -> tuple[list[JourneyNode], KubernetesVersion, KubernetesVersion, SkewRules]:
     control_plane = draw(st.integers(min_value=21, max_value=37))
     target = draw(st.integers(min_value=control_plane, max_value=37))
     count = draw(st.integers(min_value=1, max_value=5))
@@ -164,7 +164,7 @@ def fleets(draw: st.DrawFn) -> tuple[list[JourneyNode], KubeletVersion, KubeletV
 @settings(max_examples=300, deadline=None)
 @given(fleets())
 def test_no_state_breaks_a_rule_every_node_ends_at_the_target_with_the_fewest_drains(
-    case: tuple[list[JourneyNode], KubeletVersion, KubeletVersion, SkewRules],
+    case: tuple[list[JourneyNode], KubernetesVersion, KubernetesVersion, SkewRules],
 ) -> None:
     nodes, control_plane, target, rules = case
     journey = plan_journey(nodes, control_plane=control_plane, target=target, rules=rules)

@@ -25,11 +25,11 @@ from shimshift.core.journey.sequence import (
     sequence_record,
 )
 from shimshift.core.journey.skew import SkewRules
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 
 
-def v(minor: int, patch: int | None = None) -> KubeletVersion:
-    return KubeletVersion(minor, NEWEST_PATCH[minor] if patch is None else patch)
+def v(minor: int, patch: int | None = None) -> KubernetesVersion:
+    return KubernetesVersion(minor, NEWEST_PATCH[minor] if patch is None else patch)
 
 
 # Two control-plane nodes and two workers, all 1.23 on dockershim.

@@ -32,13 +32,13 @@ from shimshift.core.journey.traps import (
     journey_findings,
 )
 from shimshift.core.node_files import DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
-from shimshift.core.versions import KubeletVersion, parse_cri_dockerd_version
+from shimshift.core.versions import KubernetesVersion, parse_cri_dockerd_version
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import CONFIG, cri_dockerd_node, dockershim_node
 
 
-def v(minor: int) -> KubeletVersion:
-    return KubeletVersion(minor, NEWEST_PATCH[minor])
+def v(minor: int) -> KubernetesVersion:
+    return KubernetesVersion(minor, NEWEST_PATCH[minor])
 
 
 def journey(start: int, to: int, *, rules: SkewRules = SkewRules.KUBEADM, dockershim: bool = False) -> Journey:

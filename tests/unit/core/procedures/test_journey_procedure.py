@@ -29,14 +29,14 @@ from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit
 from shimshift.core.procedures.migration import MigrationSettings, OutcomeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UpgradeProcedure
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
-from shimshift.core.versions import KubeletVersion
+from shimshift.core.versions import KubernetesVersion
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
 from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
 
-def v(minor: int) -> KubeletVersion:
-    return KubeletVersion(minor, NEWEST_PATCH[minor])
+def v(minor: int) -> KubernetesVersion:
+    return KubernetesVersion(minor, NEWEST_PATCH[minor])
 
 
 def release(minor: int) -> str:
