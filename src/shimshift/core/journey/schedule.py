@@ -173,7 +173,11 @@ def plan_journey(
     control_planes = [node.name for node in ordered if node.control_plane]
     first = first_control_plane or control_planes[0]
     if first not in control_planes:
-        raise Refusal(f"{first} is not a control-plane node of this cluster", hint="name a control-plane node")
+        raise Refusal(
+            f"{first} is not a control-plane node of this cluster",
+            hint="name a control-plane node",
+            code="node-not-control-plane",
+        )
     others = tuple(name for name in control_planes if name != first)
 
     kubelets = {node.name: node.kubelet for node in nodes}
@@ -212,26 +216,37 @@ def plan_journey(
 
 def _check(nodes: Sequence[JourneyNode], *, control_plane: KubernetesVersion, target: KubernetesVersion) -> None:
     if not any(node.control_plane for node in nodes):
-        raise Refusal("no control-plane node among the nodes", hint="the journey needs the whole cluster")
+        raise Refusal(
+            "no control-plane node among the nodes",
+            hint="the journey needs the whole cluster",
+            code="no-control-plane",
+        )
     last = max(NEWEST_PATCH)
     if not FIRST_JOURNEY_MINOR <= control_plane.minor <= last:
         raise Refusal(
             f"the control plane runs {control_plane}; the journey starts from 1.{FIRST_JOURNEY_MINOR} to 1.{last}",
             hint="upgrade it to a release in that range by kubeadm's guide first",
+            code="journey-start-unsupported",
         )
     if release_key(target) < release_key(control_plane):
         raise Refusal(
             f"--to {target} is older than the control plane ({control_plane})",
             hint="shimshift upgrades only; kubeadm does not downgrade",
+            code="skew-refused",
         )
     if target.minor > last:
-        raise Refusal(f"--to {target} is newer than the releases shimshift knows (1.{last})", hint=f"give 1.{last}.x")
+        raise Refusal(
+            f"--to {target} is newer than the releases shimshift knows (1.{last})",
+            hint=f"give 1.{last}.x",
+            code="version-unsupported",
+        )
     for node in sorted(nodes, key=lambda item: item.name):
         if release_key(node.kubelet) > release_key(control_plane):
             raise Refusal(
                 f"its kubelet ({node.kubelet}) is newer than the control plane ({control_plane})",
                 hint="the cluster is outside the version skew policy; upgrade the control plane first",
                 node=node.name,
+                code="skew-refused",
             )
         problem = kubelet_problem(kubelet_minor=node.kubelet.minor, apiserver_minor=control_plane.minor)
         if problem is not None:

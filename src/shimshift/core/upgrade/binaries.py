@@ -61,6 +61,7 @@ def parse_target(text: str) -> KubernetesVersion:
         raise Refusal(
             f"--to {text!r} is not an exact Kubernetes release",
             hint="give the release as 1.MINOR.PATCH, e.g. --to 1.24.17",
+            code="version-invalid",
         )
     return parse_kubelet_version(text, what="--to")
 
@@ -109,6 +110,7 @@ def reported_version(binary: Binary, output: str, *, source: str) -> str:
             f"`{asked}` printed {text[:80]!r}, not a {binary} version",
             hint=f"put the {binary} binary of the target release there",
             file=source,
+            code="binary-version-unreadable",
         )
     return raw
 
@@ -147,6 +149,7 @@ def check_binaries(
                 f"no runnable {binary} in --binaries {directory}",
                 hint=f"put the {binary} binary of {git_version(to)} there, executable",
                 file=source,
+                code="binary-missing",
             )
         reported = reported_version(binary, output, source=source)
         version = parse_kubelet_version(reported, what=f"{source} version")
@@ -155,10 +158,11 @@ def check_binaries(
                 f"{binary} reports {reported}, not --to {git_version(to)}",
                 hint=f"put the {binary} binary of {git_version(to)} in {directory}, or give the --to it is",
                 file=source,
+                code="binary-wrong-release",
             )
         digest = digests.get(binary, "").lower()
         if _SHA256.match(digest) is None:
-            raise Refusal(f"no sha256 for {binary}", hint="read the file again", file=source)
+            raise Refusal(f"no sha256 for {binary}", hint="read the file again", file=source, code="binary-unreadable")
         found.append(TargetBinary(binary, source, reported, digest))
     return tuple(found)
 
@@ -198,18 +202,27 @@ def parse_install_commands(values: Sequence[str]) -> PackageInstall:
         try:
             argv = tuple(shlex.split(value))
         except ValueError as error:
-            raise Refusal(f"{where}: {error}", hint="close the quote") from error
+            raise Refusal(f"{where}: {error}", hint="close the quote", code="install-command-invalid") from error
         if not argv:
-            raise Refusal(f"{where} is empty", hint="give the package command, e.g. 'apt-get install -y ...'")
+            raise Refusal(
+                f"{where} is empty",
+                hint="give the package command, e.g. 'apt-get install -y ...'",
+                code="install-command-invalid",
+            )
         for argument in argv:
             used |= _fields(argument, where=where)
         templates.append(argv)
     if not templates:
-        raise Refusal("no --install-command given", hint="give --binaries DIR or at least one --install-command")
+        raise Refusal(
+            "no --install-command given",
+            hint="give --binaries DIR or at least one --install-command",
+            code="install-command-missing",
+        )
     if "binary" not in used:
         raise Refusal(
             "no --install-command uses {binary}",
             hint="name the package with {binary}, e.g. 'apt-get install -y {binary}={version}-1.1'",
+            code="install-command-missing",
         )
     return PackageInstall(tuple(templates))
 
@@ -218,7 +231,11 @@ def _fields(argument: str, *, where: str) -> set[str]:
     try:
         parsed = list(string.Formatter().parse(argument))
     except ValueError as error:
-        raise Refusal(f"{where}: {error} in {argument!r}", hint="write a literal brace as {{ or }}") from error
+        raise Refusal(
+            f"{where}: {error} in {argument!r}",
+            hint="write a literal brace as {{ or }}",
+            code="install-command-invalid",
+        ) from error
     fields = set()
     for _, name, spec, conversion in parsed:
         if name is None:
@@ -227,6 +244,7 @@ def _fields(argument: str, *, where: str) -> set[str]:
             raise Refusal(
                 f"{where}: unknown placeholder {{{name}}} in {argument!r}",
                 hint="only {binary} and {version} are expanded; write a literal brace as {{ or }}",
+                code="install-command-invalid",
             )
         fields.add(name)
     return fields

@@ -80,6 +80,7 @@ def check_skew(
         raise Refusal(
             "no kube-apiserver version is known",
             hint="the upgrade needs the control plane's version; check the kubeconfig reaches the cluster",
+            code="apiserver-version-unknown",
         )
     oldest = min(apiservers.values())
     newest_node, newest = max(apiservers.items(), key=lambda item: item[1])
@@ -87,18 +88,21 @@ def check_skew(
         raise Refusal(
             f"the kube-apiservers run {oldest} to {newest}, more than one minor apart",
             hint="finish the control plane's last upgrade first (version skew policy)",
+            code="skew-refused",
         )
     if release_key(newest) > release_key(to):
         raise Refusal(
             f"--to {to} would downgrade the kube-apiserver on {newest_node} ({newest})",
             hint="shimshift upgrades only; downgrades are not supported by kubeadm",
             node=newest_node,
+            code="skew-refused",
         )
     if to.minor > oldest.minor + CONTROL_PLANE_MINORS_PER_APPLY:
         raise Refusal(
             f"--to {to} skips a minor: the oldest kube-apiserver runs {oldest}",
             hint=f"upgrade one minor at a time: first to the latest 1.{oldest.minor + 1} release "
             f"(`shimshift plan --to {to}` shows the whole journey)",
+            code="skew-refused",
         )
     for node in sorted(nodes, key=lambda item: item.name):
         if release_key(node.kubelet) > release_key(to):
@@ -106,12 +110,14 @@ def check_skew(
                 f"--to {to} would downgrade the kubelet ({node.kubelet})",
                 hint="leave this node out of the run",
                 node=node.name,
+                code="skew-refused",
             )
         if apply_problem(kubelet_minor=node.kubelet.minor, target_minor=to.minor, rules=SkewRules.KUBEADM):
             raise Refusal(
                 f"--to {to} skips a minor for the kubelet ({node.kubelet})",
                 hint=f"upgrade this node's kubelet to 1.{node.kubelet.minor + 1} first, one minor at a time",
                 node=node.name,
+                code="skew-refused",
             )
         # A control-plane node's kubelet answers to its own API server (the HA window of a resumed
         # run, see the module's decisions); a worker's to the oldest.
@@ -122,6 +128,7 @@ def check_skew(
                 f"the kubelet ({node.kubelet}) does not fit beside the kube-apiserver ({server}): {problem}",
                 hint="the cluster is outside the version skew policy; upgrade the control plane first",
                 node=node.name,
+                code="skew-refused",
             )
 
 
@@ -170,6 +177,7 @@ def upgrade_phases(
         raise Refusal(
             f"the workers cannot go to {to} before the control plane: kube-apiserver on {', '.join(behind)} is older",
             hint="include the control-plane nodes in the run (or run them first)",
+            code="skew-refused",
         )
     return phases
 
@@ -181,7 +189,11 @@ def apiserver_version(body: str, *, source: str) -> KubernetesVersion:
     except (ValueError, KeyError, TypeError):
         raw = None
     if not isinstance(raw, str):
-        raise Refusal(f"/version of {source} has no gitVersion: {body[:80]!r}", hint="is it a kube-apiserver?")
+        raise Refusal(
+            f"/version of {source} has no gitVersion: {body[:80]!r}",
+            hint="is it a kube-apiserver?",
+            code="apiserver-version-unknown",
+        )
     return parse_kubelet_version(raw, what=f"kube-apiserver version on {source}")
 
 
@@ -196,6 +208,7 @@ def apiserver_versions_from_images(images: Sequence[tuple[str, str]]) -> dict[st
                 f"the kube-apiserver of {node} runs {image!r}, whose tag is not a release",
                 hint="shimshift reads the API server's release from kubeadm's image tag",
                 node=node,
+                code="apiserver-version-unknown",
             )
         versions[node] = parse_kubelet_version(tag, what=f"kube-apiserver image on {node}")
     return versions
