@@ -21,15 +21,24 @@ if [ ! -x "$dir/etcd" ] || [ ! -x "$dir/etcdctl" ]; then
   # machine's Go module proxy refuses etcdctl at the server's version (v3.5.24: 403 "not available"),
   # the newest etcdctl of the same minor below it that it serves is built, against the server's
   # libraries (the wrapper resolves api, client and pkg to the server's version).
-  etcdctl=$etcd patch=${etcd##*.}
-  while ! (cd /tmp && go mod download "go.etcd.io/etcd/etcdctl/v3@$etcdctl" > /dev/null 2>&1); do
-    [ "$patch" -gt 0 ] || { echo "no etcdctl ${etcd%.*}.x at or below $etcd is served" >&2; exit 1; }
-    patch=$((patch - 1)) etcdctl=${etcd%.*}.$patch
-  done
-  [ "$etcdctl" = "$etcd" ] || echo "== etcdctl $etcdctl (the proxy does not serve etcdctl $etcd)"
-  "$here/build-gowrapper.sh" "$dir" "-s -w" \
-    "etcd=go.etcd.io/etcd/server/v3,etcdctl=go.etcd.io/etcd/etcdctl/v3" \
-    "go.etcd.io/etcd/server/v3@$etcd" "go.etcd.io/etcd/etcdctl/v3@$etcdctl"
+  if [ "$etcd" = v3.4.13 ]; then
+    # etcd 3.4 predates etcd's v3 modules, and the proxy refuses go.etcd.io/etcd@v3.4.13+incompatible
+    # (403 "not available"); the commit tagged v3.4.13 (ae9734ed2, the Git SHA `etcd --version` of the
+    # release reports) is served as a pseudo-version of go.etcd.io/etcd, whose version/version.go says
+    # 3.4.13. reflect2 v1.0.2 as for CoreDNS 1.8 (see build-gowrapper.sh).
+    "$here/build-gowrapper.sh" "$dir" "-s -w" "etcd=go.etcd.io/etcd,etcdctl=go.etcd.io/etcd/etcdctl" \
+      "go.etcd.io/etcd@v0.5.0-alpha.5.0.20200824191128-ae9734ed278b" "github.com/modern-go/reflect2@v1.0.2"
+  else
+    etcdctl=$etcd patch=${etcd##*.}
+    while ! (cd /tmp && go mod download "go.etcd.io/etcd/etcdctl/v3@$etcdctl" > /dev/null 2>&1); do
+      [ "$patch" -gt 0 ] || { echo "no etcdctl ${etcd%.*}.x at or below $etcd is served" >&2; exit 1; }
+      patch=$((patch - 1)) etcdctl=${etcd%.*}.$patch
+    done
+    [ "$etcdctl" = "$etcd" ] || echo "== etcdctl $etcdctl (the proxy does not serve etcdctl $etcd)"
+    "$here/build-gowrapper.sh" "$dir" "-s -w" \
+      "etcd=go.etcd.io/etcd/server/v3,etcdctl=go.etcd.io/etcd/etcdctl/v3" \
+      "go.etcd.io/etcd/server/v3@$etcd" "go.etcd.io/etcd/etcdctl/v3@$etcdctl"
+  fi
 fi
 dir=$cache/bin/coredns-$coredns
 if [ ! -x "$dir/coredns" ]; then
