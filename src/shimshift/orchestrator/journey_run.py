@@ -45,6 +45,7 @@ class JourneyBinaries:
             raise Refusal(
                 f"no binaries of v{release} were checked for this journey",
                 hint=f"put kubeadm, kubelet and kubectl of v{release} in --binaries DIR/v{release}/",
+                code="binary-missing",
             )
         return found
 
