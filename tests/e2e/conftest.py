@@ -1,8 +1,8 @@
 """End-to-end fixtures: one lab per test session, reused when a healthy one with the same spec runs.
 
-`lab` (session): a LabInfo for a healthy lab (1 control plane + 2 workers, cri-dockerd running),
-reused if `shimshift lab status` would call it healthy, otherwise rebuilt (down, then up). If it
-cannot be had, every e2e test FAILS with the reason: never a skip (issue 2).
+`lab` (module): a LabInfo for a healthy lab (1 control plane + 2 workers, cri-dockerd running), as `lab up`
+made it (no node cordoned or migrated, no run holding the Lease), reused if so, otherwise rebuilt (down,
+then up). If it cannot be had, every e2e test FAILS with the reason: never a skip.
 
 The lab is locked (shimshift.lab.lock): exclusively while it is checked or rebuilt, shared for the
 rest of the session, so concurrent sessions from several checkouts do not rebuild it under each other.
@@ -84,16 +84,19 @@ def ensure_lab(lock: LabLock) -> LabInfo:
     return info
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(lab_lock: LabLock) -> LabInfo:
-    # Exclusive while deciding to reuse or rebuild, then shared for the whole session: another
-    # session (another worktree's tests) waits instead of tearing this lab down mid-test.
+    # Checked at the start of every module, not once a session: a module whose test failed half-way (a
+    # node left cordoned or migrated, a killed run's Lease held) must not make every module after it fail
+    # too. A lab as `lab up` made it is reused (a few seconds); any other is rebuilt, and says why.
+    # Exclusive while deciding to reuse or rebuild, then shared: another session (another worktree's
+    # tests) waits instead of tearing this lab down mid-test.
     return ensure_lab(lab_lock)
 
 
 # The upgrade's modules (the ones that use `upgrade_lab`, tests/e2e/upgrade/conftest.py) leave the lab
-# upgraded, and the session's `lab` is not checked again: a lab test that ran after them would find 1.24
-# on cri-dockerd. By name they come last; this keeps them last whatever order a command line names them in.
+# upgraded: a lab module after them would have to rebuild it (two minutes). By name they come last; this
+# keeps them last whatever order a command line names them in.
 UPGRADES_THE_LAB = "upgrade_lab"
 
 

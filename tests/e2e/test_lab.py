@@ -24,7 +24,9 @@ from lightkube.resources.core_v1 import Node, Pod
 from shimshift.cli.main import main
 from shimshift.lab import cluster, state
 from shimshift.lab.criprobe import cri_version
+from shimshift.lab.kube import kubectl
 from shimshift.lab.model import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
+from shimshift.lab.status import status as lab_status
 from tests.e2e.network import network_problems
 
 if TYPE_CHECKING:
@@ -224,6 +226,26 @@ def test_cli_prints_the_lab_paths(lab: LabInfo) -> None:
     status = runner.invoke(main, ["lab", "status", *args])
     assert status.exit_code == 0, status.output
     assert "healthy" in status.output
+
+
+def test_a_cordoned_node_or_a_held_lease_makes_the_lab_unfit_for_reuse(lab: LabInfo) -> None:
+    """What a test that failed half-way leaves behind: the next module's `lab` fixture must rebuild."""
+    node, cp = lab.workers[0].name, lab.control_plane.name
+    held = (
+        '{"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "shimshift", '
+        '"namespace": "kube-system"}, "spec": {"holderIdentity": "a-killed-run"}}'
+    )
+    assert lab_status(lab.directory, expect=lab.spec, fresh=True).problems == []
+    kubectl(cp, ["cordon", node])
+    kubectl(cp, ["create", "-f", "-"], input=held)
+    try:
+        problems = lab_status(lab.directory, expect=lab.spec, fresh=True).problems
+    finally:
+        kubectl(cp, ["uncordon", node])
+        kubectl(cp, ["-n", "kube-system", "delete", "lease", "shimshift"])
+    assert f"{node}: cordoned" in problems, problems
+    assert "the shimshift Lease kube-system/shimshift is held by a-killed-run" in problems, problems
+    assert lab_status(lab.directory, expect=lab.spec, fresh=True).problems == []
 
 
 def test_node_state_guard_sees_a_change_and_its_undoing(lab: LabInfo) -> None:

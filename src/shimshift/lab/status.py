@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from shimshift.core.run_lease import LEASE_NAME
 from shimshift.lab.cri_dockerd import cri_dockerd_state
 from shimshift.lab.docker import LabError, docker, labelled, node_exec
 from shimshift.lab.kube import SYSTEM_ROLLOUTS, kubectl
@@ -96,11 +97,16 @@ def status(directory: Path = DEFAULT_DIRECTORY, *, expect: LabSpec | None = None
                 wanted = info.spec.release.cri_socket_annotation
                 if fresh and socket != wanted:
                     problems.append(f"{name}: cri-socket annotation {socket}, not {wanted}")
+                # A run killed mid-way leaves its node cordoned: the next user would start from a half-done step.
+                if fresh and item.get("spec", {}).get("unschedulable"):
+                    problems.append(f"{name}: cordoned")
         except (ValueError, KeyError):
             problems.append(f"API server on {cp.name} not answering: {proc.stderr.strip()[-200:]}")
         else:
             problems += _apiserver_version_problems(cp, info.spec.version)
             problems += _addon_problems(cp)
+            if fresh:
+                problems += _held_lease_problems(cp)
     nodes: list[NodeStatus] = []
     for n in info.nodes:
         state = states.get(n.name, "missing")
@@ -127,6 +133,20 @@ def _addon_problems(cp: LabNode) -> list[str]:
     return problems
 
 
+def _held_lease_problems(cp: LabNode) -> list[str]:
+    """A shimshift run holds the cluster's Lease (docs/run-lease.md): one still running, or one killed whose
+    Lease a new run may not take; either way not the lab `up` made."""
+    proc = kubectl(
+        cp.name,
+        ["get", "-n", "kube-system", "lease", LEASE_NAME, "-o", "jsonpath={.spec.holderIdentity}"],
+        check=False,
+        timeout=30,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return []  # no Lease (never run), or released
+    return [f"the shimshift Lease kube-system/{LEASE_NAME} is held by {proc.stdout.strip()}"]
+
+
 def _apiserver_version_problems(cp: LabNode, expected: str) -> list[str]:
     """An upgrade (`shimshift upgrade` on the lab) leaves a lab that is healthy but no longer the 1.23.17
     lab its users expect:
@@ -137,5 +157,3 @@ def _apiserver_version_problems(cp: LabNode, expected: str) -> list[str]:
     except (ValueError, KeyError, TypeError):
         return [f"API server on {cp.name} did not say its version: {proc.stderr.strip()[-200:]}"]
     return [] if version == expected else [f"API server {version}, the lab is {expected}"]
-
-

@@ -35,7 +35,6 @@ DEMO = "shimshift-demo"
 READY_REPLICAS = "jsonpath={.status.readyReplicas}"
 
 
-
 def cli_argv(lab: LabInfo, journal: Path, *args: str) -> list[str]:
     return [
         sys.executable,
@@ -237,6 +236,14 @@ def recorded_runs(journal: Path) -> list[RunRecord]:
         return opened.runs()
     finally:
         opened.close()
+
+
+def newest_run_id(journal: Path) -> str:
+    """The id of the journal's newest run, read without writing (a stopped shimshift may hold its lock)."""
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5) as db:
+        row = db.execute("SELECT id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
+    assert row is not None, f"{journal} holds no run"
+    return str(row[0])
 
 
 def run_finished(journal: Path) -> bool:
