@@ -276,28 +276,40 @@ class Journaled:
     held: HeldRun
 
 
+@dataclass(frozen=True)
+class RunOpening:
+    """How a run of the journal takes the cluster's Lease. ``command``: as the Lease names the run;
+    ``resume``: continue the cluster's unfinished run; ``take_over``: the id of a stopped run to replace;
+    ``adopt``: take the Lease's previous run into this journal even if it has never seen it (`rollback`
+    undoes its nodes from there)."""
+
+    namespace: str
+    command: str
+    resume: bool = False
+    take_over: str | None = None
+    adopt: bool = False
+
+
 @contextlib.asynccontextmanager
 async def held_run(
     client: Any,
     journal: Journal,
     identity: ClusterIdentity,
+    opening: RunOpening,
     *,
-    namespace: str,
-    command: str,
-    resume: bool = False,
-    take_over: str | None = None,
     on_wait: Callable[[str], None] | None = None,
-    adopt: bool = False,
 ) -> AsyncIterator[Journaled]:
-    """`cluster_run` for a run of the journal: a new run's id, or the run a ``resume`` continues (the
+    """`cluster_run` for a run of the journal: a new run's id, or the run a resume continues (the
     cluster's unfinished run, taken into this journal from its copy when this machine lacks it, else this
-    journal's own). The Lease is released with the run's status in the journal. ``adopt``: take the Lease's
-    previous run into this journal even if it has never seen it (`rollback` undoes its nodes from there)."""
-    run_id = await _resumable(client, journal, identity, namespace) if resume else new_run_id(datetime.now(UTC))
-    claim = Claim(this_holder(run_id, command), resume=resume, take_over=take_over)
+    journal's own). The Lease is released with the run's status in the journal."""
+    namespace = opening.namespace
+    run_id = (
+        await _resumable(client, journal, identity, namespace) if opening.resume else new_run_id(datetime.now(UTC))
+    )
+    claim = Claim(this_holder(run_id, opening.command), resume=opening.resume, take_over=opening.take_over)
     async with cluster_run(client, namespace=namespace, claim=claim, on_wait=on_wait) as held:
         held.status = lambda: _journal_status(journal, run_id)
-        await _adopt_previous(client, journal, identity, held, always=adopt)
+        await _adopt_previous(client, journal, identity, held, always=opening.adopt)
         yield Journaled(run_id, held)
 
 
@@ -363,6 +375,7 @@ def _journal_status(journal: Journal, run_id: str) -> RunStatus:
 __all__ = [
     "HeldRun",
     "Journaled",
+    "RunOpening",
     "claim_lease",
     "cluster_copy",
     "cluster_run",

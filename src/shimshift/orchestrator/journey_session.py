@@ -17,7 +17,6 @@ from typing import Any
 
 from shimshift.adapters.journal import Journal, RunStatus
 from shimshift.adapters.kube.connection import open_client
-from shimshift.adapters.kube.kubeconfig import load_kubeconfig
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding
@@ -37,7 +36,7 @@ from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
-from shimshift.orchestrator.cluster_run import held_run
+from shimshift.orchestrator.cluster_run import RunOpening
 from shimshift.orchestrator.executor import NodeExecutor
 from shimshift.orchestrator.journey_plan import JourneyPlanRequest, control_plane_release, plan_whole_journey
 from shimshift.orchestrator.journey_run import JourneyBinaries, JourneyResult, operation_procedure, run_operations
@@ -47,9 +46,10 @@ from shimshift.orchestrator.session import (
     MigrateOptions,
     _begun,
     _close_if_untouched,
-    _identity,
+    cluster_identity,
     migration_settings,
     node_pool,
+    opened_run,
 )
 from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries, release_binaries_dir
 from shimshift.orchestrator.waits import started_cache
@@ -117,7 +117,7 @@ def active_journey(connection: Connection) -> bool:
     """Whether the cluster's unfinished run in this machine's journal is a journey (for `upgrade --resume`)."""
     journal = Journal(connection.journal)
     try:
-        run = journal.active_run(_identity(load_kubeconfig(connection.kubeconfig, context=connection.context)))
+        run = journal.active_run(cluster_identity(connection))
     finally:
         journal.close()
     return run is not None and JOURNEY_KEY in run.options
@@ -135,73 +135,66 @@ async def run_journey(
     on_wait: Callable[[str], None] | None = None,
 ) -> JourneySummary:
     """The journey, new (``request``) or resumed (its request and sequence from the journal)."""
-    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
-    identity = _identity(config)
-    journal = Journal(connection.journal)
-    try:
-        async with open_client(resolved=config) as client, held_run(
-            client, journal, identity, namespace=options.canary_namespace, command="upgrade", resume=resume,
-            take_over=take_over, on_wait=on_wait,
-        ) as lease:
-            copy = lease.held.copier(journal, lease.run_id)
-            if resume:
-                run = journal.resume_run(lease.run_id)
-                recorded = run.options.get(JOURNEY_KEY)
-                if not recorded:
-                    raise Refusal(
-                        "the run to resume is not a journey", hint="resume it with the command that began it"
-                    )
-                await _begun(lease.held, journal, run)
-                request = JourneyRequest.from_record(recorded["request"])
-                sequence = sequence_from_record(recorded["sequence"])
-                binaries = await _binaries(request, sequence)
-            else:
-                if request is None:
-                    raise Refusal("no --to given", hint="give --to, or --resume")
-                sequence, binaries = await _planned(connection, request)
-                record = {"request": request.to_record(), "sequence": sequence_record(sequence)}
-                run = journal.begin_run(identity, options={**options.to_record(), JOURNEY_KEY: record},
-                                        run_id=lease.run_id)
-                await _begun(lease.held, journal, run)
-            run_journal = RunJournal(journal, run.id)
-            nodes = sorted({_node_of(op, sequence) for op in sequence})
-            finished = {step for node in nodes for step in run_journal.finished_steps(node) if "/" not in step}
-            started = {step for node in nodes for step in run_journal.recorded_steps(node) if "/" not in step}
-            async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
-                cluster = KubeCluster(client, options.drain, cache=cache)
+    opening = RunOpening(options.canary_namespace, "upgrade", resume=resume, take_over=take_over)
+    async with opened_run(connection, opening, on_wait=on_wait) as opened:
+        identity, journal, client, lease = opened.identity, opened.journal, opened.client, opened.lease
+        copy = lease.held.copier(journal, lease.run_id)
+        if resume:
+            run = journal.resume_run(lease.run_id)
+            recorded = run.options.get(JOURNEY_KEY)
+            if not recorded:
+                raise Refusal(
+                    "the run to resume is not a journey", hint="resume it with the command that began it"
+                )
+            await _begun(lease.held, journal, run)
+            request = JourneyRequest.from_record(recorded["request"])
+            sequence = sequence_from_record(recorded["sequence"])
+            binaries = await _binaries(request, sequence)
+        else:
+            if request is None:
+                raise Refusal("no --to given", hint="give --to, or --resume")
+            sequence, binaries = await _planned(connection, request)
+            record = {"request": request.to_record(), "sequence": sequence_record(sequence)}
+            run = journal.begin_run(identity, options={**options.to_record(), JOURNEY_KEY: record},
+                                    run_id=lease.run_id)
+            await _begun(lease.held, journal, run)
+        run_journal = RunJournal(journal, run.id)
+        nodes = sorted({_node_of(op, sequence) for op in sequence})
+        finished = {step for node in nodes for step in run_journal.finished_steps(node) if "/" not in step}
+        started = {step for node in nodes for step in run_journal.recorded_steps(node) if "/" not in step}
+        async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
+            cluster = KubeCluster(client, options.drain, cache=cache)
 
-                async def drive(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
-                    cri = GrpcCri(node=node, remote_socket=CRI_DOCKERD_SOCKET)
-                    executor = NodeExecutor(node, cluster, await pool.get(node), cri, run_journal, on_event=on_event,
-                                            copy=copy)
-                    outcome: NodeOutcome = await executor.drive(procedure)
-                    return outcome
+            async def drive(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
+                cri = GrpcCri(node=node, remote_socket=CRI_DOCKERD_SOCKET)
+                executor = NodeExecutor(node, cluster, await pool.get(node), cri, run_journal, on_event=on_event,
+                                        copy=copy)
+                outcome: NodeOutcome = await executor.drive(procedure)
+                return outcome
 
-                def drain_procedure(op: NodeDrain, settings: UpgradeSettings) -> UpgradeProcedure:
-                    return UpgradeProcedure(op.node, plan_from_facts, migration_settings(options, run.id),
-                                            upgrade=settings)
+            def drain_procedure(op: NodeDrain, settings: UpgradeSettings) -> UpgradeProcedure:
+                return UpgradeProcedure(op.node, plan_from_facts, migration_settings(options, run.id),
+                                        upgrade=settings)
 
-                try:
-                    result = await run_operations(
-                        sequence,
-                        finished=finished,
-                        started=started,
-                        node_of=lambda op: _node_of(op, sequence),
-                        procedure_of=lambda op: operation_procedure(
-                            op, binaries, drain_procedure=drain_procedure, health_timeout=options.health_timeout
-                        ),
-                        drive=drive,
-                        on_outcome=on_operation,
-                    )
-                except BaseException:
-                    _close_if_untouched(journal, run.id)
-                    raise
-            if result.finished:
-                journal.finish_run(run.id, status=RunStatus.SUCCEEDED)
-            # Otherwise the run stays open: every stop of the journey is resumable (core/journey/sequence.py).
-            return JourneySummary(run.id, identity.server, result)
-    finally:
-        journal.close()
+            try:
+                result = await run_operations(
+                    sequence,
+                    finished=finished,
+                    started=started,
+                    node_of=lambda op: _node_of(op, sequence),
+                    procedure_of=lambda op: operation_procedure(
+                        op, binaries, drain_procedure=drain_procedure, health_timeout=options.health_timeout
+                    ),
+                    drive=drive,
+                    on_outcome=on_operation,
+                )
+            except BaseException:
+                _close_if_untouched(journal, run.id)
+                raise
+        if result.finished:
+            journal.finish_run(run.id, status=RunStatus.SUCCEEDED)
+        # Otherwise the run stays open: every stop of the journey is resumable (core/journey/sequence.py).
+        return JourneySummary(run.id, identity.server, result)
 
 
 async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tuple[Operation, ...], JourneyBinaries]:

@@ -45,7 +45,7 @@ from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade.plan import NodeUpgradePlan
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET, is_control_plane
-from shimshift.orchestrator.cluster_run import HeldRun, held_run, run_copy
+from shimshift.orchestrator.cluster_run import HeldRun, Journaled, RunOpening, held_run, run_copy
 from shimshift.orchestrator.fleet import FleetResult, run_fleet
 from shimshift.orchestrator.node_migration import (
     MigrationSettings,
@@ -131,6 +131,36 @@ def cluster_identity(connection: Connection) -> ClusterIdentity:
     return _identity(load_kubeconfig(connection.kubeconfig, context=connection.context))
 
 
+@dataclass(frozen=True)
+class OpenedRun:
+    """A run that changes nodes, opened: the cluster it is filed under, the journal, the API client, and
+    the Lease held for the run (its id)."""
+
+    identity: ClusterIdentity
+    journal: Journal
+    client: Any
+    lease: Journaled
+
+
+@contextlib.asynccontextmanager
+async def opened_run(
+    connection: Connection, opening: RunOpening, *, on_wait: Callable[[str], None] | None = None
+) -> AsyncIterator[OpenedRun]:
+    """The kubeconfig read, the journal opened, the API client and the cluster's Lease held for the block
+    (orchestrator/cluster_run.py, `held_run`): a second run is refused before it reads or changes anything
+    more. Everything is closed however the block ends, the Lease released with the run's status."""
+    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
+    identity = _identity(config)
+    journal = Journal(connection.journal)
+    try:
+        async with open_client(resolved=config) as client, held_run(
+            client, journal, identity, opening, on_wait=on_wait
+        ) as lease:
+            yield OpenedRun(identity, journal, client, lease)
+    finally:
+        journal.close()
+
+
 def _identity(config: Kubeconfig) -> ClusterIdentity:
     ca = config.ca_certificate()
     return ClusterIdentity.from_ca(config.server, ca) if ca else ClusterIdentity(config.server)
@@ -192,75 +222,66 @@ async def migrate(
     command: str = "migrate",
 ) -> RunSummary:
     """`migrate` or `upgrade` (``command``, as the cluster's Lease names the run), new or ``resume``d."""
-    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
-    identity = _identity(config)
-    journal = Journal(connection.journal)
-    try:
-        # The cluster's Lease is held from here to the end (orchestrator/cluster_run.py): a second run is
-        # refused before it reads or changes anything more.
-        async with open_client(resolved=config) as client, held_run(
-            client, journal, identity, namespace=options.canary_namespace, command=command, resume=resume,
-            take_over=take_over, on_wait=on_wait,
-        ) as lease:
-            run: RunRecord | None = None
-            copy = lease.held.copier(journal, lease.run_id)
-            if resume:
-                run = journal.resume_run(lease.run_id)
-                await _begun(lease.held, journal, run)
-                if run.options.get(ROLLBACK_RUN_KEY):
-                    # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
-                    result = await _roll_back(
-                        journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event, copy
-                    )
-                    journal.finish_run(run.id, status=_status(result, rollback=True))
-                    return RunSummary(run.id, identity.server, result)
-                options = _options_from_record(run.options)
-                # A resumed run works on the nodes its run recorded, whatever their runtime now.
-                selected = await resumed_selection(client, run.options, options)
-            else:
-                # Select and order the nodes before a new run is begun: a refusal or an unreachable
-                # cluster here leaves no unfinished run behind to block the next `migrate`.
-                selected = await select_nodes(client, options)
-            selected, phases, upgrade = await _set_up(
-                client, options, selected, recorded=run.options if run is not None else None
-            )
-            if run is None and upgrade is not None:
-                # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
-                # (the upgrade's verify checks the release and runs the canary with the field set).
-                run = journal.begin_run(
-                    identity,
-                    options={**options.to_record(), **upgrade.record(), **selection_record(selected)},
-                    run_id=lease.run_id,
+    opening = RunOpening(options.canary_namespace, command, resume=resume, take_over=take_over)
+    async with opened_run(connection, opening, on_wait=on_wait) as opened:
+        identity, journal, client, lease = opened.identity, opened.journal, opened.client, opened.lease
+        run: RunRecord | None = None
+        copy = lease.held.copier(journal, lease.run_id)
+        if resume:
+            run = journal.resume_run(lease.run_id)
+            await _begun(lease.held, journal, run)
+            if run.options.get(ROLLBACK_RUN_KEY):
+                # A `shimshift rollback` that was killed: finish it, never migrate those nodes.
+                result = await _roll_back(
+                    journal, run.id, client, connection, tuple(run.options[ROLLBACK_RUN_KEY]), on_event, copy
                 )
-                await _begun(lease.held, journal, run)
-            if run is None:
-                # The guard is decided before a run begins (a resume finishes what that decision allowed).
-                decision = await guard_hardened_pods(client, selected, options)
-                if decision.blocked:
-                    raise HardenedPodsRefusal.of(decision)
-                options = replace(options, no_hardened_workloads=not decision.workloads)
-                run = journal.begin_run(
-                    identity,
-                    options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
-                    run_id=lease.run_id,
-                )
-                await _begun(lease.held, journal, run)
-            if on_plan is not None:
-                on_plan(selected)
-            try:
-                result = await _run_fleet(
-                    journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy, on_wait
-                )
-            except BaseException:
-                _close_if_untouched(journal, run.id)
-                raise
-            if any(outcome.resumable for outcome in result.outcomes):
-                # A node stopped half-way for a person (never rolled back): `--resume` goes on from there.
+                journal.finish_run(run.id, status=_status(result, rollback=True))
                 return RunSummary(run.id, identity.server, result)
-            journal.finish_run(run.id, status=_status(result))
+            options = _options_from_record(run.options)
+            # A resumed run works on the nodes its run recorded, whatever their runtime now.
+            selected = await resumed_selection(client, run.options, options)
+        else:
+            # Select and order the nodes before a new run is begun: a refusal or an unreachable
+            # cluster here leaves no unfinished run behind to block the next `migrate`.
+            selected = await select_nodes(client, options)
+        selected, phases, upgrade = await _set_up(
+            client, options, selected, recorded=run.options if run is not None else None
+        )
+        if run is None and upgrade is not None:
+            # The NoNewPrivs guard stands aside: no node is uncordoned before its kubelet is 1.24+
+            # (the upgrade's verify checks the release and runs the canary with the field set).
+            run = journal.begin_run(
+                identity,
+                options={**options.to_record(), **upgrade.record(), **selection_record(selected)},
+                run_id=lease.run_id,
+            )
+            await _begun(lease.held, journal, run)
+        if run is None:
+            # The guard is decided before a run begins (a resume finishes what that decision allowed).
+            decision = await guard_hardened_pods(client, selected, options)
+            if decision.blocked:
+                raise HardenedPodsRefusal.of(decision)
+            options = replace(options, no_hardened_workloads=not decision.workloads)
+            run = journal.begin_run(
+                identity,
+                options={**options.to_record(), **_guard_record(decision), **selection_record(selected)},
+                run_id=lease.run_id,
+            )
+            await _begun(lease.held, journal, run)
+        if on_plan is not None:
+            on_plan(selected)
+        try:
+            result = await _run_fleet(
+                journal, run.id, client, connection, options, phases, on_event, on_outcome, upgrade, copy, on_wait
+            )
+        except BaseException:
+            _close_if_untouched(journal, run.id)
+            raise
+        if any(outcome.resumable for outcome in result.outcomes):
+            # A node stopped half-way for a person (never rolled back): `--resume` goes on from there.
             return RunSummary(run.id, identity.server, result)
-    finally:
-        journal.close()
+        journal.finish_run(run.id, status=_status(result))
+        return RunSummary(run.id, identity.server, result)
 
 
 async def _run_fleet(
@@ -638,35 +659,28 @@ async def rollback(
     on_wait: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Put NODES back on dockershim from the plan their newest migration recorded, in a run of its own."""
-    config = load_kubeconfig(connection.kubeconfig, context=connection.context)
-    identity = _identity(config)
-    journal = Journal(connection.journal)
-    try:
-        async with open_client(resolved=config) as client, held_run(
-            client, journal, identity, namespace=namespace, command="rollback", take_over=take_over, on_wait=on_wait,
-            adopt=True,
-        ) as lease:
-            sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
-            unknown = [name for name, run_id in sources.items() if run_id is None]
-            if unknown:
-                raise Refusal(
-                    f"no migration recorded for {', '.join(unknown)}",
-                    hint="rollback restores what a shimshift migration recorded; nothing to restore",
-                    file=str(journal.path),
-                    code=NOT_RECORDED,
-                )
-            run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
-            await _begun(lease.held, journal, run)
-            for name, source in sources.items():
-                assert source is not None
-                # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
-                # which binaries they replaced), so a crash during it resumes from there.
-                for record in journal.timeline(source, name):
-                    if record.step in _CARRIED_TO_ROLLBACK and record.phase is StepPhase.FINISHED:
-                        journal.record(run.id, name, record.step, StepPhase.FINISHED, record.detail)
-            copy = lease.held.copier(journal, run.id)
-            result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
-            journal.finish_run(run.id, status=_status(result, rollback=True))
-            return RunSummary(run.id, identity.server, result)
-    finally:
-        journal.close()
+    opening = RunOpening(namespace, "rollback", take_over=take_over, adopt=True)
+    async with opened_run(connection, opening, on_wait=on_wait) as opened:
+        identity, journal, client, lease = opened.identity, opened.journal, opened.client, opened.lease
+        sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
+        unknown = [name for name, run_id in sources.items() if run_id is None]
+        if unknown:
+            raise Refusal(
+                f"no migration recorded for {', '.join(unknown)}",
+                hint="rollback restores what a shimshift migration recorded; nothing to restore",
+                file=str(journal.path),
+                code=NOT_RECORDED,
+            )
+        run = journal.begin_run(identity, options={ROLLBACK_RUN_KEY: list(nodes)}, run_id=lease.run_id)
+        await _begun(lease.held, journal, run)
+        for name, source in sources.items():
+            assert source is not None
+            # The rollback run carries the plan it undoes (and, after an upgrade, what its steps kept and
+            # which binaries they replaced), so a crash during it resumes from there.
+            for record in journal.timeline(source, name):
+                if record.step in _CARRIED_TO_ROLLBACK and record.phase is StepPhase.FINISHED:
+                    journal.record(run.id, name, record.step, StepPhase.FINISHED, record.detail)
+        copy = lease.held.copier(journal, run.id)
+        result = await _roll_back(journal, run.id, client, connection, nodes, on_event, copy)
+        journal.finish_run(run.id, status=_status(result, rollback=True))
+        return RunSummary(run.id, identity.server, result)

@@ -34,7 +34,7 @@ from shimshift.cli.main import main
 from shimshift.core.errors import Refusal
 from shimshift.core.run_copy import CopiedRecord, RunCopy
 from shimshift.core.run_lease import Claim, Holder, LeaseRefusal
-from shimshift.orchestrator.cluster_run import claim_lease, cluster_run, held_run, run_copy
+from shimshift.orchestrator.cluster_run import RunOpening, claim_lease, cluster_run, held_run, run_copy
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -154,7 +154,7 @@ async def test_a_resume_from_a_second_journal_waits_for_expiry_and_takes_in_the_
     waits: list[str] = []
     started = asyncio.get_running_loop().time()
     async with held_run(
-        lease_client, second, IDENTITY, namespace=NS, command="migrate", resume=True, on_wait=waits.append
+        lease_client, second, IDENTITY, RunOpening(NS, "migrate", resume=True), on_wait=waits.append
     ) as resumed:
         waited = asyncio.get_running_loop().time() - started
         assert resumed.run_id == run_id
