@@ -237,12 +237,13 @@ def test_a_cordoned_node_or_a_held_lease_makes_the_lab_unfit_for_reuse(lab: LabI
     )
     assert lab_status(lab.directory, expect=lab.spec, fresh=True).problems == []
     kubectl(cp, ["cordon", node])
-    kubectl(cp, ["create", "-f", "-"], input=held)
+    kubectl(cp, ["apply", "-f", "-"], input=held)  # a run's Lease may be there already, released
     try:
         problems = lab_status(lab.directory, expect=lab.spec, fresh=True).problems
     finally:
         kubectl(cp, ["uncordon", node])
-        kubectl(cp, ["-n", "kube-system", "delete", "lease", "shimshift"])
+        release = '{"spec": {"holderIdentity": null}}'
+        kubectl(cp, ["-n", "kube-system", "patch", "lease", "shimshift", "--type=merge", "-p", release])
     assert f"{node}: cordoned" in problems, problems
     assert "the shimshift Lease kube-system/shimshift is held by a-killed-run" in problems, problems
     assert lab_status(lab.directory, expect=lab.spec, fresh=True).problems == []
