@@ -1,11 +1,13 @@
-"""The lab itself (issue 2 "Done when"), checked against the real cluster.
+"""The lab itself, checked against the real cluster: the default 1.23.17 lab in CI, and any dockershim
+release (1.21, 1.22) with SHIMSHIFT_LAB_VERSION (the versions, images and flags come from the lab's
+release, shimshift/lab/releases.py).
 
 Matrix: every node Ready (through the host-side kubeconfig); every kubelet on dockershim (its
 /proc/<pid>/cmdline); the cri-socket annotation on every node; kubeadm-flags.env exactly as kubeadm
-1.23 writes it for the Docker socket; the sample workloads (one per drain rule) running; cri-dockerd
+writes it for the Docker socket; the sample workloads (one per drain rule) running; cri-dockerd
 answering CRI v1 and v1alpha2 on its socket, and stopped/absent/restored on demand; pods reach pods
 on other nodes; ssh with strict host key checking works and a wrong known_hosts is refused; the CLI
-prints the lab's paths; the node state guard sees a change. A real kubeadm cluster (issue 21): CoreDNS,
+prints the lab's paths; the node state guard sees a change. A real kubeadm cluster: CoreDNS,
 kube-proxy, flannel and the control plane Running, every kubeadm image at the exact reference the built
 kubeadm lists (so nothing was pulled and no ImagePull error ignored), etcd reporting the release its tag
 names, and from a pod on every node `kubernetes.default` and the sample Services resolve and answer.
@@ -25,7 +27,7 @@ from shimshift.cli.main import main
 from shimshift.lab import cluster, state
 from shimshift.lab.criprobe import cri_version
 from shimshift.lab.kube import kubectl
-from shimshift.lab.model import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, DEMO_NAMESPACE, PAUSE_IMAGE, CriDockerdMode
+from shimshift.lab.model import CRI_DOCKERD_SOCKET, CRI_SOCKET_ANNOTATION, DEMO_NAMESPACE, CriDockerdMode
 from shimshift.lab.status import status as lab_status
 from tests.e2e.network import network_problems
 
@@ -58,18 +60,18 @@ def test_every_node_is_ready_and_reachable_from_the_host(lab: LabInfo, kube: Cli
     for n in lab.nodes:
         addresses = {a.address for a in nodes[n.name].status.addresses if a.type == "InternalIP"}
         assert addresses == {n.ip}
-        assert nodes[n.name].status.nodeInfo.kubeletVersion == "v1.23.17"
+        assert nodes[n.name].status.nodeInfo.kubeletVersion == lab.spec.version
         assert nodes[n.name].status.nodeInfo.containerRuntimeVersion.startswith("docker://")
 
 
 def test_kubeadm_addons_and_flannel_run_with_the_images_kubeadm_asked_for(lab: LabInfo, kube: Client) -> None:
     cp = lab.control_plane.name
-    listed = lab.exec(cp, ["kubeadm", "config", "images", "list", "--kubernetes-version", "v1.23.17"], check=True)
+    listed = lab.exec(cp, ["kubeadm", "config", "images", "list", "--kubernetes-version", lab.spec.version], check=True)
     wanted = set(listed.stdout.split())
     system = _list(kube, Pod, namespace="kube-system") + _list(kube, Pod, namespace="kube-flannel")
     assert {p.metadata.name: p.status.phase for p in system} == {p.metadata.name: "Running" for p in system}
     running = {c.image for p in system for c in p.spec.containers}
-    assert wanted - {PAUSE_IMAGE} <= running, sorted(wanted - running)
+    assert wanted - {lab.spec.release.pause_image} <= running, sorted(wanted - running)
     for prefix in ("coredns-", "kube-proxy-", "kube-flannel-ds-", "etcd-", "kube-apiserver-"):
         assert any(p.metadata.name.startswith(prefix) for p in system), prefix
     # Every node holds each image under exactly the reference kubeadm lists: nothing had to be pulled.
@@ -81,7 +83,8 @@ def test_kubeadm_addons_and_flannel_run_with_the_images_kubeadm_asked_for(lab: L
         cp, ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "exec", "-n", "kube-system", etcd, "--",
              "etcd", "--version"],
     )  # fmt: skip
-    assert "etcd Version: 3.5.6" in version.stdout, version.stdout + version.stderr
+    etcd_version = lab.spec.release.addons.etcd.removeprefix("v")
+    assert f"etcd Version: {etcd_version}" in version.stdout, version.stdout + version.stderr
 
 
 def test_services_resolve_and_answer_from_every_node(lab: LabInfo) -> None:
@@ -105,13 +108,14 @@ def test_every_node_is_annotated_with_the_dockershim_socket(lab: LabInfo, kube: 
         assert annotations.get(CRI_SOCKET_ANNOTATION) == "/var/run/dockershim.sock", n.name
 
 
-def test_kubeadm_flags_env_is_as_kubeadm_1_23_wrote_it(lab: LabInfo) -> None:
-    # kubeadm 1.23, Docker socket: --network-plugin=cni and the pause image, plus kubeletExtraArgs
+def test_kubeadm_flags_env_is_as_kubeadm_wrote_it_for_dockershim(lab: LabInfo) -> None:
+    # kubeadm 1.21 to 1.23, Docker socket: --network-plugin=cni and the pause image, plus kubeletExtraArgs
     # (node-ip), sorted by flag name, one line (kubeadm `cmd/kubeadm/app/phases/kubelet/flags.go`).
+    pause = lab.spec.release.pause_image
     for n in lab.nodes:
         text = lab.exec(n.name, ["cat", state.KUBEADM_FLAGS], check=True).stdout
         assert text == (
-            f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --node-ip={n.ip} --pod-infra-container-image={PAUSE_IMAGE}"\n'
+            f'KUBELET_KUBEADM_ARGS="--network-plugin=cni --node-ip={n.ip} --pod-infra-container-image={pause}"\n'
         ), n.name
 
 

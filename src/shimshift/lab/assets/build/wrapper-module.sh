@@ -50,7 +50,19 @@ for name in $(sed -n "s#^\t\(k8s.io/[^ ]*\) => [^ ]* $staging_version\$#\1#p" "$
       break
     fi
   done
-  [ -n "$served" ] || { echo "the Go module proxy serves no $name ${staging_version%.*}.x" >&2; exit 1; }
-  echo "wrapper-module: $name $staging_version is not served; using $served" >&2
-  sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
+  if [ -n "$served" ]; then
+    echo "wrapper-module: $name $staging_version is not served; using $served" >&2
+    sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
+    continue
+  fi
+  # No patch of this minor at all (k8s.io/sample-cli-plugin v0.20.x to v0.22.x, required by k/k 1.21.14):
+  # k/k's go.mod before 1.17 prunes no module graph, so Go reads the go.mod of every required module even
+  # when nothing is compiled from it. A go.mod-only stand-in satisfies that; were a package of it imported
+  # by what the lab builds, `go build` would fail naming the package (nothing is silently left out).
+  stub="$dir/unserved/$name"
+  mkdir -p "$stub"
+  printf 'module %s\n\ngo 1.16\n' "$name" > "$stub/go.mod"
+  echo "wrapper-module: the Go module proxy serves no $name ${staging_version%.*}.x; a go.mod-only stand-in" \
+    "(no binary the lab builds imports it)" >&2
+  sed -i "s#^\t$name => $name $staging_version\$#\t$name => ./unserved/$name#" "$dir/go.mod"
 done
