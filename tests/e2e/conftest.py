@@ -54,7 +54,7 @@ def lab_binaries() -> images.LabBinaries:
     """Kubernetes v1.23.17 and cri-dockerd built on this machine, built now if the cache is cold.
 
     The API-server fixture and the CRI tests run these binaries without a lab, and pytest may reach them
-    before any test brings the lab up (issue 11): they must not depend on the lab having built them.
+    before any test brings the lab up: they must not depend on the lab having built them.
     Warm, this is a few file checks. A failed build FAILS the tests that need it, never skips them.
     """
     try:

@@ -1,4 +1,4 @@
-"""Node files shimshift refuses before parsing (issue 11 item 4), on a real node: `migrate` refuses
+"""Node files shimshift refuses before parsing, on a real node: `migrate` refuses
 the node at preflight and writes nothing (no file, no backup, no drop-in, not cordoned).
 
 Matrix: NUL bytes in kubeadm-flags.env (the issue's case), a 2 MiB /etc/default/kubelet (read only up

@@ -1,5 +1,5 @@
 """A worker migrated, verified and rolled back by a non-root SSH user whose sudoers file holds exactly
-the rule `shimshift sudoers` prints (issue 11 item 5).
+the rule `shimshift sudoers` prints.
 
 The user is made on the node for the test (group docker for the CRI socket forward, root's SSH key),
 and sudo itself is installed from Debian's package when the node image lacks it. Before the sudoers

@@ -1,4 +1,4 @@
-"""`shimshift upgrade --all --to 1.24.17` on a fresh 1.23.17 dockershim lab, end to end (issue 9).
+"""`shimshift upgrade --all --to 1.24.17` on a fresh 1.23.17 dockershim lab, end to end.
 
 Matrix: every node Ready at v1.24.17 on cri-dockerd and the API server at v1.24.17; the `restricted`
 Deployment (allowPrivilegeEscalation: false, PDB minAvailable 1) has every pod Running; neither PDB

@@ -1,5 +1,5 @@
 """`shimshift upgrade` killed and resumed at every step boundary it adds, and a worker whose new kubelet
-cannot start (issue 9). One fresh 1.23.17 lab, in this order (a test per boundary; each goes on from where
+cannot start. One fresh 1.23.17 lab, in this order (a test per boundary; each goes on from where
 the one before left the lab and the journal, so a failure makes the rest of its group fail too):
 
 1. the control plane, selected the way operators do (`-l node-role.kubernetes.io/control-plane`): the run

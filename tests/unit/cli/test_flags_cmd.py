@@ -191,7 +191,7 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 
 
 def test_nul_bytes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
-    # issue 11: the NULs used to be copied into the planned cri-dockerd unit.
+    # the NULs used to be copied into the planned cri-dockerd unit.
     args = files(tmp_path, flags=b'KUBELET_KUBEADM_ARGS="--network-plugin=cni\0\0"\n')
     before = snapshot(tmp_path)
     for command in ("plan", "check"):

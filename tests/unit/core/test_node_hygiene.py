@@ -33,7 +33,7 @@ def refusal(data: bytes, path: str = P) -> Refusal:
 
 
 def test_the_issue_case_nul_bytes_in_kubeadm_flags() -> None:
-    # issue 11: these NULs used to be copied into the planned cri-dockerd unit.
+    # these NULs used to be copied into the planned cri-dockerd unit.
     files = dockershim_node(23)
     files[KUBEADM_FLAGS_ENV] = b'KUBELET_KUBEADM_ARGS="--network-plugin=cni\0\0"\n'
     with pytest.raises(Refusal) as caught:

@@ -170,7 +170,7 @@ def test_warm_run_only_checks_and_reports_nothing(stub_lab: Path, tmp_path: Path
 
 
 def test_binaries_alone_build_no_image_and_skip_the_next_kubelet_when_asked(stub_lab: Path, tmp_path: Path) -> None:
-    """What the test session ensures before kube-apiserver or cri-dockerd tests (issue 11, cold path)."""
+    """What the test session ensures before kube-apiserver or cri-dockerd tests (the cold path)."""
     cache = tmp_path / "cache"
     heard: list[str] = []
     found = ensure_binaries(cache_dir=cache, progress=heard.append, lab_dir=stub_lab, kubelet_next=False)
