@@ -16,9 +16,12 @@ from shimshift.core.errors import Refusal
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, DOCKERSHIM_SOCKET
 
 DEFAULT_VERSION = "v1.23.17"
-# The newest cri-dockerd this machine's Go module proxy serves that builds here: it answers 403 "not
-# available" for every other release tried (v0.3.1, v0.3.16, v0.3.18 to v0.3.22, v0.4.1) and serves
-# v0.3.17 and v0.4.0; v0.3.17 serves CRI v1 and v1alpha2 (docs/runtime-facts.md#cri-dockerd).
+# The cri-dockerd every lab node carries unless `lab up --cri-dockerd-version` says otherwise. When the lab
+# was made, this machine's Go module proxy served v0.3.17 and v0.4.0 only (403 "not available" for v0.3.1,
+# v0.3.16, v0.3.18 to v0.3.22, v0.4.1); on 2026-12-07 it also serves v0.4.3, v0.4.4 and v0.4.6, and v0.4.6
+# builds here (docs/lab.md). v0.3.17 stays the default until the suites have run on v0.4.6: v0.4.2 and
+# later serve CRI v1 only (Mirantis/cri-dockerd#487), and the lab's tests and the migration's evidence
+# were written against v0.3.17, which serves v1 and v1alpha2 (docs/runtime-facts.md#cri-dockerd).
 DEFAULT_CRI_DOCKERD_VERSION = "v0.3.17"
 
 
