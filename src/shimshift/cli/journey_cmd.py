@@ -12,6 +12,7 @@ import click
 
 from shimshift.cli.findings import findings_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, say
+from shimshift.cli.report_files import announce_reports, reports_after_run
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, Operation
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
@@ -87,8 +88,13 @@ def execute_journey(
         for line in findings_text(blocked.findings):
             click.echo(f"  {line}", err=True)
         sys.exit(EXIT_REFUSED)
+    assert options.report_dir is not None
+    # The journey's records per node (each drain and each kubeadm step, with their times) in the same
+    # report files as a migration's.
+    files = reports_after_run(connection.journal, summary.run_id, summary.cluster, options.report_dir)
     result = summary.result
     click.echo(f"run {summary.run_id}: {result.done} of {result.total} operations done")
+    announce_reports(files, summary.run_id)
     if result.stopped is not None:
         click.echo("stopped; fix the cause and run `shimshift upgrade --resume` to go on from there", err=True)
     sys.exit(EXIT_OK if result.finished else EXIT_NODES_FAILED)

@@ -25,7 +25,7 @@ from shimshift.cli.journey_text import journey_plan_text
 from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, F, kube_options, lease_options, say
 from shimshift.cli.progress import FleetProgress
 from shimshift.cli.report import run_reports
-from shimshift.cli.report_files import ReportFiles, run_report_html, write_reports
+from shimshift.cli.report_files import announce_reports, reports_after_run, run_report_html
 from shimshift.cli.run_status import copy_lines, lease_lines
 from shimshift.cli.settings import current_state_dir
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
@@ -410,17 +410,7 @@ def _execute(
         if progress is not None:
             progress.__exit__(None, None, None)
     assert options.report_dir is not None
-    journal = Journal(connection.journal)
-    try:
-        files: ReportFiles | None = write_reports(
-            journal, summary.run_id, summary.cluster, options.report_dir, summary.result
-        )
-    except OSError as error:
-        # The nodes are done and the journal has every step: say so in one line rather than a traceback.
-        click.echo(f"shimshift: cannot write the reports in {options.report_dir}: {error.strerror}", err=True)
-        files = None
-    finally:
-        journal.close()
+    files = reports_after_run(connection.journal, summary.run_id, summary.cluster, options.report_dir, summary.result)
     result = summary.result
     if result.stopped_reason:
         click.echo(result.stopped_reason, err=True)
@@ -429,11 +419,7 @@ def _execute(
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     text = ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "no node"
     click.echo(f"run {summary.run_id}: {text}")
-    if files is not None:
-        click.echo(f"report: {files.html}")
-        click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
-    else:
-        click.echo(f"report: not written; the journal has it: shimshift report --run {summary.run_id} -o html")
+    announce_reports(files, summary.run_id)
     ok = {OutcomeStatus.MIGRATED, OutcomeStatus.ALREADY_MIGRATED}
     sys.exit(EXIT_OK if all(o.status in ok for o in result.outcomes) and not result.not_started else EXIT_NODES_FAILED)
 

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+
+from shimshift.adapters.journal import Journal
 from shimshift.cli.report import run_reports, summaries_from, timeline_entries
 from shimshift.cli.report_html import render_html
 
 if TYPE_CHECKING:
-    from shimshift.adapters.journal import Journal
     from shimshift.orchestrator.fleet import FleetResult
 
 
@@ -42,3 +44,26 @@ def write_reports(
     files.markdown.write_text(markdown_text)
     files.html.write_text(html_text, encoding="utf-8")
     return files
+
+
+def reports_after_run(
+    journal_file: Path | None, run_id: str, cluster: str, report_dir: Path, result: FleetResult | None = None
+) -> ReportFiles | None:
+    """The run's reports, written once its nodes are done; None (said in one line) when the directory
+    refuses them: the journal has every step, and `shimshift report` renders them later."""
+    journal = Journal(journal_file)
+    try:
+        return write_reports(journal, run_id, cluster, report_dir, result)
+    except OSError as error:
+        click.echo(f"shimshift: cannot write the reports in {report_dir}: {error.strerror}", err=True)
+        return None
+    finally:
+        journal.close()
+
+
+def announce_reports(files: ReportFiles | None, run_id: str) -> None:
+    if files is not None:
+        click.echo(f"report: {files.html}")
+        click.echo(f"  (also {files.markdown.name} and {files.json.name} in {files.html.parent})")
+    else:
+        click.echo(f"report: not written; the journal has it: shimshift report --run {run_id} -o html")
