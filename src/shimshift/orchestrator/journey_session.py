@@ -21,6 +21,7 @@ from shimshift.core.actions import Procedure
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding
 from shimshift.core.journey.sequence import (
+    JOURNEY_RUN_KEY,
     ClusterEdit,
     JourneyOptions,
     KubeadmMode,
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 #: The run's options keep the sequence and the request here (a resumed run reads them back).
-JOURNEY_KEY = "journey"
+JOURNEY_KEY = JOURNEY_RUN_KEY
 
 
 @dataclass(frozen=True)

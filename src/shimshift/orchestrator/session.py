@@ -37,10 +37,12 @@ from shimshift.core.fleet import (
     selection_record,
 )
 from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, decide_guard
+from shimshift.core.journey.sequence import JOURNEY_RUN_KEY
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
+from shimshift.core.rollback_source import NodeRun, rollback_source
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.steps import Step
 from shimshift.core.upgrade.plan import NodeUpgradePlan
@@ -572,6 +574,17 @@ def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) 
     return None
 
 
+def _node_runs(journal: Journal, identity: ClusterIdentity, node: str) -> list[NodeRun]:
+    """The runs of this cluster that recorded ``node``, newest first (what core/rollback_source.py decides on)."""
+    found = []
+    for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
+        records = journal.timeline(run.id, node)
+        if records:
+            planned = any(r.step == str(Step.PREFLIGHT) and r.phase is StepPhase.FINISHED for r in records)
+            found.append(NodeRun(run.id, journey=JOURNEY_RUN_KEY in run.options, planned=planned))
+    return found
+
+
 async def verify(
     connection: Connection, nodes: tuple[str, ...], options: MigrateOptions | None = None
 ) -> dict[str, list[Finding]]:
@@ -662,7 +675,7 @@ async def rollback(
     opening = RunOpening(namespace, "rollback", take_over=take_over, adopt=True)
     async with opened_run(connection, opening, on_wait=on_wait) as opened:
         identity, journal, client, lease = opened.identity, opened.journal, opened.client, opened.lease
-        sources = {name: newest_run_planning(journal, identity, name) for name in nodes}
+        sources = {name: rollback_source(name, _node_runs(journal, identity, name)) for name in nodes}
         unknown = [name for name, run_id in sources.items() if run_id is None]
         if unknown:
             raise Refusal(

@@ -5,20 +5,24 @@ is planned and refused on its blocking findings before its first change (as the 
 Matrix: `upgrade --to 1.37.2 --all` (1.36's WebSocket streaming blocks every cri-dockerd node: exit 2, each
 blocking finding said, no node cordoned or annotated, no run left to resume); `upgrade --to 1.37.2 NODE`
 (exit 2, nothing read from the nodes); `--binaries DIR` read as a folder per release (DIR/v1.24.17, even
-when DIR/v1.37.2 exists).
+when DIR/v1.37.2 exists); `rollback NODE` of a node a journey changed since its migration (exit 2, naming the
+journey's run, the node untouched).
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from click.testing import CliRunner, Result
 
-from shimshift.adapters.journal import Journal
+from shimshift.adapters.journal import Journal, StepPhase
 from shimshift.cli.main import main
+from shimshift.core.journey.sequence import JOURNEY_RUN_KEY
+from shimshift.orchestrator.session import Connection, cluster_identity
 from tests.unit.orchestrator.test_upgrade_run import fake_binaries
 
 if TYPE_CHECKING:
@@ -91,3 +95,37 @@ async def test_binaries_are_looked_for_in_a_folder_per_release_under_the_directo
     assert result.exit_code == 2, result.output
     assert f"{tmp_path / 'bin' / 'v1.24.17'}" in result.stderr  # DIR/v<release>, not DIR/v1.37.2/v<release>
     assert "v1.37.2/v1.24.17" not in result.stderr
+
+
+async def test_rollback_refuses_a_node_a_journey_changed_since_its_migration(
+    world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    """A node migrated, then taken past 1.24 by a journey: writing the migration's files back would leave its
+    kubelet without dockershim. `rollback` refuses before it touches the node, naming the journey's run."""
+    worker = await world.node("w")
+    identity = cluster_identity(Connection(kubeconfig=apiserver.kubeconfig))
+    times = iter([datetime(2026, 12, 1, hour, tzinfo=UTC) for hour in range(8, 20)])
+    journal = Journal(tmp_path / "journal.db", clock=lambda: next(times))
+    try:
+        migration = journal.begin_run(identity, options={}).id
+        journal.record(migration, worker, "preflight", StepPhase.STARTED)
+        journal.record(migration, worker, "preflight", StepPhase.FINISHED, {"plan": {}})
+        journal.finish_run(migration)
+        journey = journal.begin_run(identity, options={JOURNEY_RUN_KEY: {}}).id
+        journal.record(journey, worker, f"drain-1:v1.27.16:{worker}#1/drain", StepPhase.STARTED)
+        journal.record(journey, worker, f"drain-1:v1.27.16:{worker}#1/drain", StepPhase.FINISHED)
+        journal.finish_run(journey)
+    finally:
+        journal.close()
+    before = await world.call("GET", f"/api/v1/nodes/{worker}")
+
+    result = await invoke(apiserver, tmp_path / "journal.db", "rollback", worker)
+
+    assert result.exit_code == 2, result.output
+    assert f"node {worker} was changed by the journey run {journey} since its migration" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr  # the refusal and its hint
+    after = await world.call("GET", f"/api/v1/nodes/{worker}")
+    assert (after["spec"], after["metadata"].get("annotations")) == (
+        before["spec"],
+        before["metadata"].get("annotations"),
+    )

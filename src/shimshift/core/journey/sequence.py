@@ -174,6 +174,10 @@ class NodeDrain:
 
 Operation = KubeadmUpgrade | ClusterEdit | NodeDrain
 
+#: The key of a journey run's options in the journal (its request and sequence are kept under it; a run
+#: that has it is a journey, which rollback must not undo: core/rollback_source.py).
+JOURNEY_RUN_KEY = "journey"
+
 
 def journey_sequence(journey: Journey, options: JourneyOptions | None = None) -> tuple[Operation, ...]:
     """Every operation of the journey, in order. Per control-plane step: the cluster edit it needs, the apply,
