@@ -128,7 +128,9 @@ class ClusterFacts:
 @dataclass(frozen=True)
 class TrapOptions:
     allow_cgroup_v1: bool = False  # `--allow-cgroup-v1`: set failCgroupV1: false, recorded
-    replacement_cri_dockerd: CriDockerdVersion | None = None  # `--cri-dockerd PATH`, its version
+    # The version of a cri-dockerd the run would put in place in each node's first drain (a `--cri-dockerd PATH`
+    # the CLI does not offer yet: until then the node's own cri-dockerd is what the journey checks).
+    replacement_cri_dockerd: CriDockerdVersion | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,10 +286,10 @@ def cri_versions(journey: Journey, node: NodeFacts, options: TrapOptions) -> lis
                     f"cri-dockerd {cri_dockerd} and kubelet {drain.to_release} share no CRI API version: the "
                     f"kubelet of {_at(drain)} cannot reach the runtime",
                     _node_subject(node.name),
-                    "give --cri-dockerd PATH with a cri-dockerd 0.3 or later; it is put in place in the node's "
-                    "first drain"
+                    "install cri-dockerd 0.3 or later on the node before the journey (its package, or the "
+                    "binary in place of the unit's, then `systemctl restart cri-docker`); `plan --to` checks again"
                     if not replaced
-                    else "give a --cri-dockerd that serves CRI v1",
+                    else "give a cri-dockerd that serves CRI v1",
                 )
             )
             break

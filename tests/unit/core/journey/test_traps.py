@@ -117,7 +117,7 @@ def test_a_cri_dockerd_that_serves_only_v1alpha2_blocks_a_kubelet_of_1_26() -> N
     (finding,) = [f for f in found(journey(25, 26), nodes=[old]) if f.code == "cri-dockerd-cri-version"]
 
     assert finding.blocking and finding.subject is not None and finding.subject.name == "w1"
-    assert "--cri-dockerd" in finding.hint
+    assert "install cri-dockerd 0.3 or later on the node" in finding.hint
     assert "cri-dockerd-cri-version" not in codes(found(journey(25, 25), nodes=[old]))
     new = worker(25, cri_dockerd=parse_cri_dockerd_version("0.3.16"))
     assert "cri-dockerd-cri-version" not in codes(found(journey(25, 26), nodes=[new]))
