@@ -28,7 +28,7 @@ CONSTANT = re.compile(r"^(?P<name>[A-Z_]+) = \"(?P<value>" + CODE + r")\"", re.M
 
 
 def emitted_codes() -> set[str]:
-    texts = {path: path.read_text() for path in SOURCE.rglob("*.py") if "lab" not in path.relative_to(SOURCE).parts}
+    texts = {path: path.read_text() for path in SOURCE.rglob("*.py")}
     constants = {match["name"]: match["value"] for text in texts.values() for match in CONSTANT.finditer(text)}
     codes: set[str] = set()
     for text in texts.values():

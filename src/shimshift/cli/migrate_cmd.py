@@ -30,7 +30,7 @@ from shimshift.cli.run_status import copy_lines, lease_lines
 from shimshift.cli.settings import current_state_dir
 from shimshift.core.canary import DEFAULT_NAMESPACE, DEFAULT_TIMEOUT
 from shimshift.core.drain import DrainOptions
-from shimshift.core.errors import Refusal, Unavailable
+from shimshift.core.errors import OPTION_INVALID, Refusal, Unavailable
 from shimshift.core.findings import messages
 from shimshift.core.fleet import ControlPlaneOrder, FleetNode
 from shimshift.core.hardened_pods import ACCEPT_FLAG
@@ -370,6 +370,7 @@ def upgrade(**values: Any) -> None:
                 f"--to {upgrade_request.to if upgrade_request else ''} is past one minor: the journey moves the "
                 "whole cluster, not chosen nodes",
                 hint="give --all (`shimshift plan --to` shows every step), or go one minor at a time",
+                code=OPTION_INVALID,
             )
         # The journey keeps a folder per release under --binaries DIR: DIR itself, never DIR/v<--to>.
         journey_upgrade = replace(upgrade_request, binaries_dir=values["binaries"]) if upgrade_request else None

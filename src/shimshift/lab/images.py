@@ -24,6 +24,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from shimshift.core.errors import Refusal
 from shimshift.lab.releases import ADDONS, DEFAULT_CRI_DOCKERD_VERSION, Release, release
 
+# Finding codes (docs/findings.md): a lab build step failed; the package lacks its build scripts; the cache
+# holds one part of a built release without the other.
+LAB_BUILD_FAILED = "lab-build-failed"
+LAB_INSTALL_INCOMPLETE = "lab-install-incomplete"
+LAB_CACHE_DAMAGED = "lab-cache-damaged"
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -417,6 +423,7 @@ def _prepare(*, cache_dir: Path, progress: Callable[[str], None] | None, lab_dir
             what=f"the lab build scripts are not at {scripts}",
             hint="reinstall shimshift: its lab build scripts ship inside the package (shimshift/lab/assets)",
             file=str(scripts),
+            code=LAB_INSTALL_INCOMPLETE,
         )
     cache_dir.mkdir(parents=True, exist_ok=True)
     # build-kubernetes.sh keeps its generated k/k source copy under $SHIMSHIFT_CACHE/src.
@@ -484,6 +491,7 @@ def _read_image_list(images_tar: Path) -> tuple[str, ...]:
             what=f"the image list {listing} is missing although {images_tar.name} was built",
             hint=f"delete {images_tar} and run again to rebuild it",
             file=str(listing),
+            code=LAB_CACHE_DAMAGED,
         ) from missing
 
 
@@ -541,6 +549,7 @@ class _Runner:
                 what=f"cannot run the lab build script {argv[0]}: {error.strerror}",
                 hint="reinstall shimshift, whose package holds the lab build scripts (shimshift/lab/assets)",
                 file=argv[0],
+                code=LAB_INSTALL_INCOMPLETE,
             ) from error
 
     def _fail(self, label: str, step: str, argv: list[str], code: int, output: str) -> NoReturn:
@@ -549,4 +558,5 @@ class _Runner:
             what=f"building {label} failed (exit status {code}):\n{tail}",
             hint=f"full log: {self.logs / f'{step}.log'}; fix the cause and run again (finished steps are kept)",
             file=argv[0],
+            code=LAB_BUILD_FAILED,
         )

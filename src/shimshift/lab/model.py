@@ -16,7 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
+from shimshift.core.fleet import NODE_NOT_FOUND
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET as CRI_DOCKERD_SOCKET
 from shimshift.core.wellknown import CRI_SOCKET_ANNOTATION as CRI_SOCKET_ANNOTATION
 from shimshift.core.wellknown import DOCKERSHIM_SOCKET as DOCKERSHIM_SOCKET
@@ -79,6 +80,7 @@ class LabSpec:
             raise Refusal(
                 f"--workers {self.workers} is out of range",
                 hint=f"choose between 1 and {MAX_WORKERS} workers",
+                code=OPTION_INVALID,
             )
         wanted = release(self.version)
         object.__setattr__(self, "version", wanted.version)  # "1.27.16" and "v1.27.16" are one spec
@@ -86,6 +88,7 @@ class LabSpec:
             raise Refusal(
                 f"--cri-dockerd {self.cri_dockerd.value} with Kubernetes {wanted.version}",
                 hint="from 1.24 the kubelet has no dockershim and runs on cri-dockerd: leave --cri-dockerd running",
+                code=OPTION_INVALID,
             )
 
     @property
@@ -123,7 +126,9 @@ def plan_nodes(spec: LabSpec, *, subnet: str = NETWORK_SUBNET) -> list[LabNode]:
     net = ipaddress.ip_network(subnet)
     hosts = list(net.hosts())
     if len(hosts) < NODE_IP_OFFSET + spec.workers + 1:
-        raise Refusal(f"subnet {subnet} is too small for {spec.workers} workers", hint="use a larger subnet")
+        raise Refusal(
+            f"subnet {subnet} is too small for {spec.workers} workers", hint="use a larger subnet", code=OPTION_INVALID
+        )
     first = net.network_address + NODE_IP_OFFSET
     nodes = [LabNode(name=f"{LAB_PREFIX}-control-plane", role="control-plane", ip=str(first))]
     nodes += [
@@ -170,7 +175,9 @@ class LabInfo:
             if n.name == name:
                 return n
         raise Refusal(
-            f"no lab node named {name!r}", hint=f"known nodes: {', '.join(n.name for n in self.nodes)}"
+            f"no lab node named {name!r}",
+            hint=f"known nodes: {', '.join(n.name for n in self.nodes)}",
+            code=NODE_NOT_FOUND,
         )
 
     def exec(

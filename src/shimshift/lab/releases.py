@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from shimshift.core.errors import Refusal
+from shimshift.core.versions import VERSION_INVALID, VERSION_UNSUPPORTED
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, DOCKERSHIM_SOCKET
 
 DEFAULT_VERSION = "v1.23.17"
@@ -137,7 +138,11 @@ def parse_version(text: str) -> tuple[int, int]:
     """(minor, patch) of ``1.X.Y`` or ``v1.X.Y``; refuses anything else."""
     match = _VERSION.match(text.strip())
     if match is None:
-        raise Refusal(f"--version {text!r} is not a Kubernetes release", hint="give it as 1.X.Y, e.g. 1.27.16")
+        raise Refusal(
+            f"--version {text!r} is not a Kubernetes release",
+            hint="give it as 1.X.Y, e.g. 1.27.16",
+            code=VERSION_INVALID,
+        )
     return int(match.group(1)), int(match.group(2))
 
 
@@ -151,6 +156,7 @@ def release(text: str) -> Release:
         raise Refusal(
             f"the lab does not know Kubernetes {version}",
             hint=f"choose one of {known} (each one's addon versions are in shimshift/lab/releases.py)",
+            code=VERSION_UNSUPPORTED,
         )
     return Release(version=version, minor=minor, addons=addons)
 

@@ -22,6 +22,9 @@ from shimshift.lab.model import (
 )
 from shimshift.lab.releases import DEFAULT_VERSION, Release, release
 
+# Finding code (docs/findings.md): the nodes' Docker runs with a cgroup driver the lab cannot configure.
+LAB_DOCKER_UNSUPPORTED = "lab-docker-unsupported"
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
@@ -60,6 +63,7 @@ def kubelet_configuration(*, cgroup_driver: str, at: Release | None = None) -> d
         raise Refusal(
             f"node Docker reports cgroup driver {cgroup_driver!r}",
             hint="the lab supports Docker with the cgroupfs or systemd cgroup driver",
+            code=LAB_DOCKER_UNSUPPORTED,
         )
     config: dict[str, Any] = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",

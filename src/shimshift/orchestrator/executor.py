@@ -22,12 +22,10 @@ from typing import Any, TypeVar
 from shimshift.core import actions as act
 from shimshift.core.actions import Action, Procedure
 from shimshift.core.errors import Refusal
+from shimshift.core.upgrade.binaries import BINARY_CHANGED
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.ports import ClusterPort, CriPort, JournalPort, NodePort, StepEvent
 from shimshift.orchestrator.waits import announced
-
-# Finding code (docs/findings.md): a binary to upload changed since the plan checked its sha256.
-BINARY_CHANGED = "binary-changed"
 
 T = TypeVar("T")
 

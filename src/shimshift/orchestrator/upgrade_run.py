@@ -18,10 +18,11 @@ from typing import Any
 
 from shimshift.adapters.kube import pods
 from shimshift.adapters.kube.workloads import kubelet_versions
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.fleet import FleetNode, FleetPhase
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.upgrade.binaries import (
+    BINARY_CHANGED,
     Binary,
     PackageInstall,
     TargetBinary,
@@ -151,6 +152,7 @@ async def prepare_upgrade(
         raise Refusal(
             "give exactly one of --binaries and --install-command",
             hint="--binaries DIR copies kubeadm, kubelet and kubectl; --install-command runs your package manager",
+            code=OPTION_INVALID,
         )
     apiservers = await pods.apiserver_versions(client)
     versions = await kubelet_versions(client, [node.name for node in selected]) if selected else {}
@@ -170,6 +172,7 @@ async def prepare_upgrade(
             raise Refusal(
                 f"{', '.join(changed)} changed since the run began (its sha256 differs from the journal's)",
                 hint="put the binaries the run began with back, or abandon the run",
+                code=BINARY_CHANGED,
             )
     phases = upgrade_phases(nodes, to=to, apiservers=apiservers, max_unavailable=max_unavailable)
     return UpgradeRun(request, binaries, packages, roles), phases

@@ -27,7 +27,11 @@ from shimshift.core.actions import Run
 from shimshift.core.errors import Refusal
 from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
+# Finding code (docs/findings.md): a binary to upload changed since the run checked its sha256.
+BINARY_CHANGED = "binary-changed"
+
 __all__ = [
+    "BINARY_CHANGED",
     "DEFAULT_NODE_PATHS",
     "EXACT_RELEASE",
     "VERSION_QUERY",

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shimshift.core.actions import Run, Upload
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.steps import MIGRATION_STEPS, Step
 from shimshift.core.upgrade.binaries import (
     DEFAULT_NODE_PATHS,
@@ -283,11 +283,13 @@ def plan_node_upgrade(
                 f"kubeadm flag {flag!r} is not a --flag",
                 hint="give each kubeadm flag as --name=value, e.g. --ignore-preflight-errors=ImagePull",
                 node=node.name,
+                code=OPTION_INVALID,
             )
     if (binaries is None) == (packages is None):
         raise Refusal(
             "give exactly one of --binaries and --install-command",
             hint="--binaries DIR copies the files; --install-command runs your package manager",
+            code=OPTION_INVALID,
         )
     if (role is Role.WORKER) == node.control_plane:
         raise Refusal(f"role {role} does not fit this node", hint="a bug in the caller", node=node.name)
