@@ -18,7 +18,7 @@ from typing import Any
 from shimshift.adapters.journal import Journal, RunStatus
 from shimshift.adapters.kube.connection import open_client
 from shimshift.core.actions import Procedure
-from shimshift.core.errors import Refusal
+from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.findings import Finding
 from shimshift.core.journey.sequence import (
     JOURNEY_RUN_KEY,
@@ -145,7 +145,9 @@ async def run_journey(
             recorded = run.options.get(JOURNEY_KEY)
             if not recorded:
                 raise Refusal(
-                    "the run to resume is not a journey", hint="resume it with the command that began it"
+                    "the run to resume is not a journey",
+                    hint="resume it with the command that began it",
+                    code=OPTION_INVALID,
                 )
             await _begun(lease.held, journal, run)
             request = JourneyRequest.from_record(recorded["request"])
@@ -153,7 +155,7 @@ async def run_journey(
             binaries = await _binaries(request, sequence)
         else:
             if request is None:
-                raise Refusal("no --to given", hint="give --to, or --resume")
+                raise Refusal("no --to given", hint="give --to, or --resume", code=OPTION_INVALID)
             sequence, binaries = await _planned(connection, request)
             record = {"request": request.to_record(), "sequence": sequence_record(sequence)}
             run = journal.begin_run(identity, options={**options.to_record(), JOURNEY_KEY: record},
@@ -221,6 +223,7 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
         raise Refusal(
             f"no binaries for {', '.join(f'v{release}' for release in missing)} on the journey",
             hint="give --binaries DIR with a folder per release (DIR/v1.25.16/...), or --install-command",
+            code="binary-missing",
         )
     return sequence, binaries
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shimshift.core.errors import Refusal
-from shimshift.core.versions import KubernetesVersion
+from shimshift.core.versions import VERSION_UNSUPPORTED, KubernetesVersion
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -34,5 +34,6 @@ def stop_release(minor: int, *, target: KubernetesVersion) -> KubernetesVersion:
         raise Refusal(
             f"shimshift knows no release of 1.{minor}",
             hint=f"the journey covers 1.{min(NEWEST_PATCH)} to 1.{max(NEWEST_PATCH)}",
+            code=VERSION_UNSUPPORTED,
         )
     return KubernetesVersion(minor, NEWEST_PATCH[minor])

@@ -250,4 +250,9 @@ def _check(nodes: Sequence[JourneyNode], *, control_plane: KubernetesVersion, ta
             )
         problem = kubelet_problem(kubelet_minor=node.kubelet.minor, apiserver_minor=control_plane.minor)
         if problem is not None:
-            raise Refusal(problem, hint="bring this kubelet within the policy first (kubeadm's guide)", node=node.name)
+            raise Refusal(
+                problem,
+                hint="bring this kubelet within the policy first (kubeadm's guide)",
+                node=node.name,
+                code="skew-refused",
+            )

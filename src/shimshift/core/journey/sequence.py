@@ -54,6 +54,7 @@ from typing import Any
 from shimshift.core.errors import Refusal
 from shimshift.core.journey.node_edits import NODE_LOCAL_CRI_SOCKET_FROM
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
+from shimshift.core.run_copy import RUN_RECORD_INVALID
 from shimshift.core.versions import FLAG_RULES_BY_NAME, KubernetesVersion, parse_kubelet_version
 
 __all__ = [
@@ -276,6 +277,7 @@ def resume_point(
         raise Refusal(
             f"the journal records {unknown[0]!r}, which is not in this journey",
             hint="resume with the --to and --skew of the run that wrote it (shimshift status shows them)",
+            code=RUN_RECORD_INVALID,
         )
     index = 0
     while index < len(keys) and keys[index] in finished:
@@ -285,6 +287,7 @@ def resume_point(
         raise Refusal(
             f"the journal records {later[0]!r} as finished but not {keys[index]!r}, which comes before it",
             hint="the journal does not match this journey's order; resume with the options of the run that wrote it",
+            code=RUN_RECORD_INVALID,
         )
     return ResumePoint(index, index < len(keys) and keys[index] in started)
 
@@ -377,6 +380,7 @@ def sequence_from_record(record: Sequence[Mapping[str, Any]]) -> tuple[Operation
             raise Refusal(
                 f"journey record #{index + 1} is not an operation shimshift wrote ({error})",
                 hint="the journal is damaged; start a new run (its schedule is made again from the cluster)",
+                code=RUN_RECORD_INVALID,
             ) from error
     return tuple(out)
 
