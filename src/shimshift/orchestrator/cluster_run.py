@@ -223,10 +223,14 @@ async def _keep(
             held.lease = current
         except Exception as error:  # an API server hiccup: try again at the next interval
             expires = held.lease.expires()
-            text = f"could not renew the cluster's Lease ({error}); it expires at {expires:%H:%M:%S} UTC"
-            _log.warning(text)
+            # Some errors say nothing (a timeout's text is empty): then their kind does.
+            why = str(error) or type(error).__name__
+            text = f"could not renew the cluster's Lease ({why}); it expires at {expires:%H:%M:%S} UTC"
             if on_wait is not None:
-                on_wait(text)
+                on_wait(text)  # said once, on the screen; the debug log has it too
+                _log.debug(text)
+            else:
+                _log.warning(text)
 
 
 async def _release(held: HeldRun, clock: Clock, on_wait: Callable[[str], None] | None) -> None:

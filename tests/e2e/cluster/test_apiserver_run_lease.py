@@ -24,10 +24,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from shimshift.adapters.journal import ClusterIdentity, Journal, RunStatus, StepPhase
-from shimshift.adapters.kube.client import ApiFailure, raw_request
+from shimshift.adapters.kube.client import ApiFailure, make_client, raw_request
 from shimshift.adapters.kube.run_lease import Conflict, lease_path, read_lease, write_lease
 from shimshift.adapters.kube.run_state import RunState, configmap_name, read_run_state
 from shimshift.cli.main import main
@@ -35,6 +36,7 @@ from shimshift.core.errors import Refusal
 from shimshift.core.run_copy import CopiedRecord, RunCopy
 from shimshift.core.run_lease import Claim, Holder, LeaseRefusal
 from shimshift.orchestrator.cluster_run import RunOpening, claim_lease, cluster_run, held_run, run_copy
+from tests.loopback_relay import pump
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -278,3 +280,52 @@ async def test_status_shows_a_stopped_holder_and_take_over_takes_its_place(
     assert run.id == lease.run_id and run.status is RunStatus.FAILED
     after = await cli(apiserver, "status", "--journal", str(journal))
     assert f"run {run.id}: failed" in after.stdout and "from the cluster" in after.stdout, after.output
+
+
+class CuttableRelay:
+    """Loopback TCP to the API server until ``cut()``: then no connection, open or new, gets through (what a
+    run sees while `kubeadm upgrade apply` restarts the API server)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, upstream_writer]
+        await asyncio.gather(pump(reader, upstream_writer), pump(upstream_reader, writer))
+
+    def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+async def test_a_failed_renewal_is_said_once_with_its_cause(
+    apiserver: LocalApiServer, lease_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    relay = CuttableRelay(apiserver.port)
+    config = yaml.safe_load(apiserver.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{await relay.start()}"
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    client = make_client(tmp_path / "kubeconfig")
+    said: list[str] = []
+    try:
+        async with cluster_run(
+            client, namespace=NS, claim=Claim(holder("iiii0010")), duration=timedelta(seconds=3), on_wait=said.append
+        ):
+            relay.cut()
+            await asyncio.sleep(2.5)  # renewals at one per second, each failing
+    finally:
+        await client.close()
+    failures = [text for text in said if text.startswith("could not renew the cluster's Lease")]
+    assert failures, said
+    assert all("()" not in text for text in failures), failures  # an error without text is named by its kind
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert not [text for text in warned if "could not renew" in text], warned  # not said twice
