@@ -13,7 +13,7 @@ the `restricted` Deployment's pods Running; neither PDB ever violated (ready rep
 outside for the whole run); each node drained exactly as often as the schedule says (4: one per minor
 from 1.24, under kubeadm's own skew checks); flannel kept its containers and kube-proxy runs the
 target's image; from a pod on every node the Services resolve through CoreDNS and answer; verify's
-canary ran on every node at the last stop.
+canary ran on every node at the last stop, and `shimshift verify` proves every node afterwards.
 """
 
 from __future__ import annotations
@@ -147,3 +147,12 @@ def test_the_canary_ran_on_every_node_and_is_gone(journeyed: Journeyed) -> None:
     for node in journeyed.lab.nodes:
         assert nodes[node.name]["canary"]["state"] == "running", nodes[node.name]["canary"]
     assert canary_pods(journeyed.lab) == []
+
+
+def test_verify_proves_every_node_from_the_journey_s_last_drain(journeyed: Journeyed) -> None:
+    # `verify` checks a node against its newest recorded plan; the journey records each drain's plan under the
+    # drain's name (drain-4:v1.27.16:<node>#1/preflight), which it once did not find ("no migration recorded").
+    names = [node.name for node in journeyed.lab.nodes]
+    result = shimshift(journeyed.lab, journeyed.journal, "verify", *names)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(f"{name}: verified" in result.stdout for name in names), result.stdout
