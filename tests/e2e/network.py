@@ -56,6 +56,22 @@ def system_daemonset_containers(lab: LabInfo) -> dict[str, tuple[str, int]]:
     return found
 
 
+def assert_flannel_kept_and_kube_proxy_runs(
+    lab: LabInfo, before: dict[str, tuple[str, int]], after: dict[str, tuple[str, int]], release: str
+) -> None:
+    """Across an upgrade: flannel (no kubeadm addon) kept every container, and kube-proxy runs ``release``'s
+    image on every node, Running (`kubeadm upgrade apply` rolls its DaemonSet: cmd/kubeadm/app/phases/addons/
+    proxy). ``before``/``after``: :func:`system_daemonset_containers`."""
+    flannel = {name: ids for name, ids in before.items() if name.startswith(render.FLANNEL_DAEMONSET)}
+    assert len(flannel) == len(lab.nodes), before
+    assert {name: after.get(name) for name in flannel} == flannel
+    images = {
+        (pod["spec"]["nodeName"], pod["spec"]["containers"][0]["image"], pod["status"].get("phase"))
+        for pod in _pods(lab, "kube-system", "k8s-app=kube-proxy")
+    }
+    assert images == {(n.name, f"registry.k8s.io/kube-proxy:v{release}", "Running") for n in lab.nodes}
+
+
 def _clients(lab: LabInfo) -> dict[str, dict[str, Any]]:
     """node name -> the running client pod on it."""
     pods = _pods(lab, DEMO_NAMESPACE, f"app={render.CLIENT_DAEMONSET}")

@@ -44,6 +44,8 @@ ADDONS: dict[str, AddonVersions] = {
     "v1.22.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.4", pause="3.5"),
     "v1.23.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6", pause="3.6"),
     "v1.24.17": AddonVersions(etcd="v3.5.6", coredns="v1.8.6", pause="3.7"),
+    "v1.25.16": AddonVersions(etcd="v3.5.9", coredns="v1.9.3", pause="3.8"),
+    "v1.26.15": AddonVersions(etcd="v3.5.10", coredns="v1.9.3", pause="3.9"),
     "v1.27.16": AddonVersions(etcd="v3.5.12", coredns="v1.10.1", pause="3.9"),
     "v1.30.14": AddonVersions(etcd="v3.5.15", coredns="v1.11.3", pause="3.9"),
     "v1.33.13": AddonVersions(etcd="v3.5.24", coredns="v1.12.0", pause="3.10"),

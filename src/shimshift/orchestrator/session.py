@@ -40,6 +40,7 @@ from shimshift.core.hardened_pods import GuardDecision, HardenedPodsRefusal, dec
 from shimshift.core.journey.sequence import JOURNEY_RUN_KEY
 from shimshift.core.node_files import NODE_FILES
 from shimshift.core.node_plan import NodePlan
+from shimshift.core.procedures.journey import newest_plan_scope
 from shimshift.core.procedures.migration import findings_of, recorded_plan
 from shimshift.core.procedures.upgrade import UpgradeSettings
 from shimshift.core.rollback_source import NodeRun, rollback_source
@@ -566,7 +567,8 @@ def _preflight_findings(error: Refusal | StepFailed, node: str) -> list[Finding]
 
 
 def newest_run_planning(journal: Journal, identity: ClusterIdentity, node: str) -> str | None:
-    """The newest run that recorded a plan for ``node`` (rollback and verify work from that plan)."""
+    """The newest `migrate` or one-minor `upgrade` run that recorded a plan for ``node`` (rollback works from
+    that plan: it puts a node back on dockershim, which no journey drain past the first can go back to)."""
     for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
         for record in journal.timeline(run.id, node):
             if record.step == str(Step.PREFLIGHT) and record.phase is StepPhase.FINISHED:
@@ -583,6 +585,22 @@ def _node_runs(journal: Journal, identity: ClusterIdentity, node: str) -> list[N
             planned = any(r.step == str(Step.PREFLIGHT) and r.phase is StepPhase.FINISHED for r in records)
             found.append(NodeRun(run.id, journey=JOURNEY_RUN_KEY in run.options, planned=planned))
     return found
+
+
+def newest_plan_records(
+    journal: Journal, identity: ClusterIdentity, node: str
+) -> list[tuple[str, str, str, dict[str, Any]]] | None:
+    """The journal records of the newest plan for ``node``, from any run, a journey's included (verify checks
+    the node against it), named as the procedure that made the plan named them (a journey drain's prefix
+    taken off: core/procedures/journey.py ``newest_plan_scope``); None: no run planned the node."""
+    for run in sorted(journal.runs(identity), key=lambda item: item.started_at, reverse=True):
+        records = journal.timeline(run.id, node)
+        scope = newest_plan_scope([r.step for r in records if r.phase is StepPhase.FINISHED])
+        if scope is not None:
+            return [
+                (node, r.step.removeprefix(scope), str(r.phase), r.detail) for r in records if r.step.startswith(scope)
+            ]
+    return None
 
 
 async def verify(
@@ -603,13 +621,12 @@ async def verify(
             chosen = replace(chosen, no_hardened_workloads=not await scan_hardened_workloads(client))
             async with node_pool(connection) as pool:
                 for name in nodes:
-                    run_id = newest_run_planning(journal, identity, name)
-                    if run_id is None:
+                    planned = newest_plan_records(journal, identity, name)
+                    if planned is None:
                         text = "no migration of this node is recorded in the journal"
                         results[name] = [Finding(Severity.ERROR, NOT_RECORDED, text, Subject.of_node(name))]
                         continue
-                    records = journal.timeline(run_id, name)
-                    view = MemoryJournal([(name, r.step, str(r.phase), r.detail) for r in records])
+                    view = MemoryJournal(planned)
                     try:
                         migration = _migration(name, cluster, await pool.get(name), view, chosen)
                         results[name] = await migration.verify_now()

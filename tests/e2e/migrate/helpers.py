@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from shimshift.adapters.journal import Journal, RunRecord
 from shimshift.core.listeners import owned_by, parse_ss
 from shimshift.core.steps import kubelet_args
+from shimshift.lab import render
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,6 +34,7 @@ CRI_DOCKERD_ENDPOINT = "unix:///var/run/cri-dockerd.sock"
 CRI_SOCKET_ANNOTATION = "kubeadm.alpha.kubernetes.io/cri-socket"
 DEMO = "shimshift-demo"
 READY_REPLICAS = "jsonpath={.status.readyReplicas}"
+RESTRICTED_DEPLOYMENT = render.RESTRICTED_DEPLOYMENT
 
 
 def cli_argv(lab: LabInfo, journal: Path, *args: str) -> list[str]:
@@ -91,6 +93,33 @@ def kubelet_cmdline(lab: LabInfo, node: str) -> list[str]:
     pid = lab.exec(node, ["systemctl", "show", "--property", "MainPID", "--value", "kubelet"]).stdout.strip()
     raw = lab.exec(node, ["cat", f"/proc/{pid}/cmdline"]).stdout
     return [part for part in raw.split("\0") if part]
+
+
+def assert_every_node_ready_on_cri_dockerd_at(lab: LabInfo, release: str) -> None:
+    """Every node's kubelet reports ``release`` (``1.X.Y``), Ready and on cri-dockerd."""
+    for node in lab.nodes:
+        body = node_json(lab, node.name)
+        assert body["status"]["nodeInfo"]["kubeletVersion"] == f"v{release}", node.name
+        assert_on_cri_dockerd(lab, node.name, kubelet_minor=int(release.split(".")[1]))
+
+
+def assert_api_server_runs(lab: LabInfo, release: str) -> None:
+    version = json.loads(kubectl(lab, "version", "-o", "json"))
+    assert version["serverVersion"]["gitVersion"] == f"v{release}", version
+
+
+def assert_restricted_pods_run(lab: LabInfo) -> None:
+    """Both pods of the lab's `restricted` Deployment (allowPrivilegeEscalation: false) are Running."""
+    pods = json.loads(kubectl(lab, "-n", DEMO, "get", "pods", "-l", f"app={RESTRICTED_DEPLOYMENT}", "-o", "json"))
+    assert len(pods["items"]) == 2 and all(pod["status"]["phase"] == "Running" for pod in pods["items"]), [
+        (pod["metadata"]["name"], pod["status"].get("phase")) for pod in pods["items"]
+    ]
+
+
+def assert_no_pdb_violated(minimums: dict[str, int]) -> None:
+    """From a :class:`ReadyReplicasWatch` of `web` and `restricted`: web has 3 replicas and a PDB of
+    minAvailable 2, restricted 2 and minAvailable 1."""
+    assert minimums.get("web", 0) >= 2 and minimums.get(RESTRICTED_DEPLOYMENT, 0) >= 1, minimums
 
 
 def is_ready(node: dict[str, Any]) -> bool:

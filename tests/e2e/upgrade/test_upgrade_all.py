@@ -14,7 +14,6 @@ every other e2e directory), and the next session's `lab` fixture rebuilds the la
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 from dataclasses import dataclass
@@ -25,18 +24,22 @@ import pytest
 
 from shimshift.lab import render
 from tests.e2e.migrate.helpers import (
-    DEMO,
     ReadyReplicasWatch,
-    assert_on_cri_dockerd,
+    assert_api_server_runs,
+    assert_every_node_ready_on_cri_dockerd_at,
+    assert_no_pdb_violated,
+    assert_restricted_pods_run,
     canary_pods,
     daemonset_containers,
-    kubectl,
-    node_json,
     recorded_runs,
     report_nodes,
     shimshift,
 )
-from tests.e2e.network import assert_network_works, system_daemonset_containers
+from tests.e2e.network import (
+    assert_flannel_kept_and_kube_proxy_runs,
+    assert_network_works,
+    system_daemonset_containers,
+)
 from tests.e2e.upgrade.conftest import TARGET, UpgradeLab
 
 if TYPE_CHECKING:
@@ -84,31 +87,19 @@ def upgraded(upgrade_lab: UpgradeLab, tmp_path_factory: pytest.TempPathFactory) 
 
 def test_every_node_is_ready_at_the_target_on_cri_dockerd(upgraded: Upgraded) -> None:
     assert upgraded.result.returncode == 0, upgraded.result.stdout + upgraded.result.stderr
-    for node in upgraded.lab.nodes:
-        body = node_json(upgraded.lab, node.name)
-        assert body["status"]["nodeInfo"]["kubeletVersion"] == f"v{TARGET}", node.name
-        assert_on_cri_dockerd(upgraded.lab, node.name, kubelet_minor=24)
+    assert_every_node_ready_on_cri_dockerd_at(upgraded.lab, TARGET)
 
 
 def test_the_api_server_runs_the_target(upgraded: Upgraded) -> None:
-    version = json.loads(kubectl(upgraded.lab, "version", "-o", "json"))
-    assert version["serverVersion"]["gitVersion"] == f"v{TARGET}", version
+    assert_api_server_runs(upgraded.lab, TARGET)
 
 
 def test_every_restricted_pod_runs(upgraded: Upgraded) -> None:
-    pods = json.loads(
-        kubectl(upgraded.lab, "-n", DEMO, "get", "pods", "-l", f"app={render.RESTRICTED_DEPLOYMENT}", "-o", "json")
-    )["items"]
-    assert len(pods) == 2 and all(pod["status"]["phase"] == "Running" for pod in pods), [
-        (pod["metadata"]["name"], pod["status"].get("phase")) for pod in pods
-    ]
+    assert_restricted_pods_run(upgraded.lab)
 
 
 def test_no_pdb_was_violated(upgraded: Upgraded) -> None:
-    # web: 3 replicas, minAvailable 2; restricted: 2 replicas, minAvailable 1.
-    assert upgraded.minimum.get("web", 0) >= 2 and upgraded.minimum.get(render.RESTRICTED_DEPLOYMENT, 0) >= 1, (
-        upgraded.minimum
-    )
+    assert_no_pdb_violated(upgraded.minimum)
 
 
 def test_each_node_was_drained_once(upgraded: Upgraded) -> None:
@@ -122,19 +113,7 @@ def test_each_node_was_drained_once(upgraded: Upgraded) -> None:
 
 
 def test_flannel_kept_its_containers_and_kube_proxy_runs_the_target(upgraded: Upgraded) -> None:
-    # `kubeadm upgrade apply` rolls kube-proxy's DaemonSet to the new image (phases/addons/proxy): new pods are
-    # expected there; flannel is no kubeadm addon and must keep its containers.
-    flannel = {name: ids for name, ids in upgraded.system_before.items() if name.startswith(render.FLANNEL_DAEMONSET)}
-    assert len(flannel) == len(upgraded.lab.nodes), upgraded.system_before
-    assert {name: upgraded.system_after.get(name) for name in flannel} == flannel
-    pods = json.loads(
-        kubectl(upgraded.lab, "-n", "kube-system", "get", "pods", "-l", "k8s-app=kube-proxy", "-o", "json")
-    )
-    images = {
-        (pod["spec"]["nodeName"], pod["spec"]["containers"][0]["image"], pod["status"].get("phase"))
-        for pod in pods["items"]
-    }
-    assert images == {(n.name, f"registry.k8s.io/kube-proxy:v{TARGET}", "Running") for n in upgraded.lab.nodes}
+    assert_flannel_kept_and_kube_proxy_runs(upgraded.lab, upgraded.system_before, upgraded.system_after, TARGET)
 
 
 def test_services_resolve_and_answer_from_every_node(upgraded: Upgraded) -> None:

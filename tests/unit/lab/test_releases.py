@@ -18,7 +18,7 @@ import yaml
 from shimshift.core.errors import Refusal
 from shimshift.lab import render
 from shimshift.lab.model import CriDockerdMode, LabSpec, plan_nodes
-from shimshift.lab.releases import Release, known_releases, parse_version, release
+from shimshift.lab.releases import known_releases, release
 
 CP, W1, _ = plan_nodes(LabSpec(workers=2))
 TOKEN = "abcdef.0123456789abcdef"
@@ -35,6 +35,8 @@ def _docs(text: str) -> dict[str, dict[str, Any]]:
         ("1.22.17", "3.5.6-0", "v1.8.4", "registry.k8s.io/pause:3.5"),
         ("1.23.17", "3.5.6-0", "v1.8.6", "registry.k8s.io/pause:3.6"),
         ("1.24.17", "3.5.6-0", "v1.8.6", "registry.k8s.io/pause:3.7"),
+        ("1.25.16", "3.5.9-0", "v1.9.3", "registry.k8s.io/pause:3.8"),
+        ("1.26.15", "3.5.10-0", "v1.9.3", "registry.k8s.io/pause:3.9"),
         ("1.27.16", "3.5.12-0", "v1.10.1", "registry.k8s.io/pause:3.9"),
         ("1.30.14", "3.5.15-0", "v1.11.3", "registry.k8s.io/pause:3.9"),
         ("1.33.13", "3.5.24-0", "v1.12.0", "registry.k8s.io/pause:3.10"),
@@ -94,9 +96,7 @@ def test_v1beta2_has_no_image_pull_policy_field() -> None:
     [("1.23.17", None), ("1.24.17", None), ("1.26.15", None), ("1.27.16", "unix:///var/run/cri-dockerd.sock")],
 )
 def test_the_runtime_endpoint_goes_into_the_kubelet_config_only_from_1_27(version: str, endpoint: str | None) -> None:
-    minor, _ = parse_version(version)
-    # 1.26 is not a lab release (no addon entry) but its rule is the boundary's other side.
-    r = Release(version=f"v{version}", minor=minor, addons=release("1.24.17").addons)
+    r = release(version)
     config = render.kubelet_configuration(cgroup_driver="systemd", at=r)
     assert config.get("containerRuntimeEndpoint") == endpoint
 
@@ -129,7 +129,7 @@ def test_kubeadm_writes_the_cri_socket_annotation_only_before_1_34(version: str,
 
 def test_dockershim_releases_need_no_crictl_and_cri_dockerd_ones_do() -> None:
     assert [r.version for r in known_releases() if r.needs_crictl] == [
-        "v1.24.17", "v1.27.16", "v1.30.14", "v1.33.13", "v1.35.8", "v1.37.2"
+        "v1.24.17", "v1.25.16", "v1.26.15", "v1.27.16", "v1.30.14", "v1.33.13", "v1.35.8", "v1.37.2"
     ]
 
 

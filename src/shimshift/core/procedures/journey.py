@@ -15,7 +15,7 @@ is not undone (sequence.py :func:`on_failure`): the outcome is resumable and say
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpg
 from shimshift.core.node_files import KUBELET_CONFIG, NODE_FILES, NodeView
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus, StepFailed, describe
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings, perform_planned, tail
+from shimshift.core.steps import Step
 from shimshift.core.upgrade.binaries import (
     DEFAULT_NODE_PATHS,
     Binary,
@@ -49,6 +50,7 @@ __all__ = [
     "drain_settings",
     "in_scope",
     "journey_drain",
+    "newest_plan_scope",
 ]
 
 #: The journal's name of a drain's failCgroupV1 step (before the drain's own steps).
@@ -90,6 +92,24 @@ def in_scope(prefix: str, procedure: Procedure[T]) -> Procedure[T]:
         if isinstance(action, act.FinishedSteps | act.RecordedSteps):
             answer = [step.removeprefix(prefix) for step in answer if step.startswith(prefix)]
         result, error = answer, None
+
+
+def newest_plan_scope(finished: Sequence[str]) -> str | None:
+    """Under which name the newest plan of a node was recorded, from its finished journal steps in the order
+    they were recorded: ``""`` for a `migrate` or one-minor `upgrade` (their ``preflight``), a journey drain's
+    prefix (``drain-4:v1.27.16:node#1/``) for the journey, whose drains record the one-minor procedure's
+    steps under it (:func:`in_scope`); None: no plan. A drain attempt that was rolled back left the node as
+    the drain before it had made it, so its plan is passed over (`verify` then checks the node against the
+    drain that stands)."""
+    rolled_back = {step.removesuffix(ROLLED_BACK) for step in finished if step.endswith("/" + ROLLED_BACK)}
+    scope: str | None = None
+    for step in finished:
+        prefix = step.removesuffix(str(Step.PREFLIGHT))
+        if prefix == step or (prefix and not (prefix.startswith("drain-") and prefix.endswith("/"))):
+            continue  # not a preflight, or the preflight of something other than a drain
+        if prefix not in rolled_back:
+            scope = prefix
+    return scope
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,13 @@ from shimshift.core.journey.sequence import (
     NodeEdit,
 )
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NODE_FILES
-from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit, drain_settings, journey_drain
+from shimshift.core.procedures.journey import (
+    KubeadmStepProcedure,
+    cluster_edit,
+    drain_settings,
+    journey_drain,
+    newest_plan_scope,
+)
 from shimshift.core.procedures.migration import MigrationSettings, OutcomeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UpgradeProcedure
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
@@ -292,3 +298,40 @@ def test_a_drain_to_1_35_with_allow_cgroup_v1_sets_fail_cgroup_v1_false_first_an
     # Before the drain's own steps: a refusal there leaves the node uncordoned, as it was.
     names = [step for step, _ in node.steps()]
     assert names.index(op.step_key("allow-cgroup-v1", 0)) < names.index(op.step_key("cordon"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Which recorded plan `verify` checks a node against
+
+
+@pytest.mark.parametrize(
+    ("finished", "scope"),
+    [
+        ([], None),
+        (["install-cri-dockerd", "cordon"], None),  # no plan recorded
+        (["preflight", "cordon", "verify"], ""),  # migrate, or the one-minor upgrade
+        (
+            [
+                "drain-1:v1.24.17:n#1/preflight",
+                "kubeadm-node:v1.25.16:n/kubeadm-upgrade",
+                "drain-2:v1.25.16:n#1/preflight",
+            ],
+            "drain-2:v1.25.16:n#1/",
+        ),
+        # the drain's second attempt, after the first was rolled back
+        (
+            ["drain-2:v1.25.16:n#1/preflight", "drain-2:v1.25.16:n#1/rolled-back", "drain-2:v1.25.16:n#2/preflight"],
+            "drain-2:v1.25.16:n#2/",
+        ),
+        # a rolled-back drain leaves the node as the drain before it made it
+        (
+            ["drain-1:v1.24.17:n#1/preflight", "drain-2:v1.25.16:n#1/preflight", "drain-2:v1.25.16:n#1/rolled-back"],
+            "drain-1:v1.24.17:n#1/",
+        ),
+        (["kubeadm-apply:v1.25.16:n/preflight"], None),  # only a drain's steps hold a plan
+    ],
+)
+def test_verify_checks_a_node_against_its_newest_plan_a_journey_drain_s_included(
+    finished: list[str], scope: str | None
+) -> None:
+    assert newest_plan_scope(finished) == scope

@@ -45,10 +45,20 @@ if [ ! -x "$dir/coredns" ]; then
   echo "== coredns $coredns (at ${SECONDS}s)"
   # reflect2 v1.0.2 only where CoreDNS requires an older one (1.8.x: v1.0.1, see build-gowrapper.sh);
   # CoreDNS 1.13 requires a later pseudo-version, which a v1.0.2 pin would be a refused downgrade of.
+  # No pin where CoreDNS requires the module at or above the pin.
   gomod=$(cd /tmp && go mod download -json "github.com/coredns/coredns@$coredns" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
-  wanted=$(awk '$1 == "github.com/modern-go/reflect2" {print $2; exit}' "$gomod")
   pin=()
-  [ "$(printf '%s\nv1.0.2\n' "${wanted:-v0}" | sort -V | head -1)" = v1.0.2 ] || pin=(github.com/modern-go/reflect2@v1.0.2)
+  # at_least MODULE VERSION: pin MODULE at VERSION where CoreDNS requires an older one (never a downgrade).
+  at_least() {
+    local wanted
+    wanted=$(awk -v m="$1" '$1 == m {print $2; exit}' "$gomod")
+    [ "$(printf '%s\n%s\n' "${wanted:-v0}" "$2" | sort -V | head -1)" = "$2" ] || pin+=("$1@$2")
+  }
+  at_least github.com/modern-go/reflect2 v1.0.2
+  # golang.org/x/net before v0.4.0 links to syscall.recvmsg (internal/socket/sys_unix.go), which Go 1.23's
+  # linker refuses ("invalid reference to syscall.recvmsg", go.dev/doc/go1.23#linker): CoreDNS 1.9.x
+  # requires v0.0.0-20220520000938; v0.4.0 is what CoreDNS 1.10.1 requires.
+  at_least golang.org/x/net v0.4.0
   "$here/build-gowrapper.sh" "$dir" "-s -w" "coredns=github.com/coredns/coredns" \
     "github.com/coredns/coredns@$coredns" "${pin[@]}"
 fi

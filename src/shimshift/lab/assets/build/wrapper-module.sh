@@ -39,7 +39,10 @@ mkdir -p "$dir"
 # This machine's Go module proxy refuses a few staging modules at their release's own version
 # (k8s.io/kube-controller-manager v0.22.17: 403 "not available"). The staging modules are re-tagged at
 # every patch release; such a module is taken at the newest earlier patch of the same minor the proxy
-# serves, and the build says so.
+# serves, and the build says so. A staging module served at no patch of the minor (k8s.io/sample-cli-plugin:
+# no v0.21.x, v0.25.x or v0.26.x) becomes an empty local module: Go needs the go.mod of every module
+# k8s.io/kubernetes requires even where nothing is compiled from it, and a binary that did import a package
+# from it would fail to build ("does not contain package"), so the stand-in cannot change what is built.
 for name in $(sed -n "s#^\t\(k8s.io/[^ ]*\) => [^ ]* $staging_version\$#\1#p" "$dir/go.mod"); do
   (cd /tmp && go mod download "$name@$staging_version" > /dev/null 2>&1) && continue
   patch=${staging_version##*.} served=""
@@ -50,19 +53,13 @@ for name in $(sed -n "s#^\t\(k8s.io/[^ ]*\) => [^ ]* $staging_version\$#\1#p" "$
       break
     fi
   done
-  if [ -n "$served" ]; then
-    echo "wrapper-module: $name $staging_version is not served; using $served" >&2
-    sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
+  if [ -z "$served" ]; then
+    mkdir -p "$dir/unserved/$name"
+    printf 'module %s\n' "$name" > "$dir/unserved/$name/go.mod"
+    echo "wrapper-module: the Go module proxy serves no $name ${staging_version%.*}.x; an empty module stands in" >&2
+    sed -i "s#^\t$name => $name $staging_version\$#\t$name => ./unserved/$name#" "$dir/go.mod"
     continue
   fi
-  # No patch of this minor at all (k8s.io/sample-cli-plugin v0.20.x to v0.22.x, required by k/k 1.21.14):
-  # k/k's go.mod before 1.17 prunes no module graph, so Go reads the go.mod of every required module even
-  # when nothing is compiled from it. A go.mod-only stand-in satisfies that; were a package of it imported
-  # by what the lab builds, `go build` would fail naming the package (nothing is silently left out).
-  stub="$dir/unserved/$name"
-  mkdir -p "$stub"
-  printf 'module %s\n\ngo 1.16\n' "$name" > "$stub/go.mod"
-  echo "wrapper-module: the Go module proxy serves no $name ${staging_version%.*}.x; a go.mod-only stand-in" \
-    "(no binary the lab builds imports it)" >&2
-  sed -i "s#^\t$name => $name $staging_version\$#\t$name => ./unserved/$name#" "$dir/go.mod"
+  echo "wrapper-module: $name $staging_version is not served; using $served" >&2
+  sed -i "s#^\t$name => $name $staging_version\$#\t$name => $name $served#" "$dir/go.mod"
 done

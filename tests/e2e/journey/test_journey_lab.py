@@ -1,0 +1,158 @@
+"""The journey on the lab: `shimshift upgrade --all --to 1.27.16` from a fresh 1.23.17 dockershim lab.
+
+Not part of `scripts/test.sh` (marker `journey_lab`, which that script deselects): it takes the lab for
+about half an hour and leaves it at 1.27.16. Run it alone, on a machine where the lab is free:
+
+    .venv/bin/python -m pytest -m journey_lab tests/e2e/journey
+
+Each release on the way (1.24.17, 1.25.16, 1.26.15, 1.27.16) has its images loaded into every node
+(`lab prepare-upgrade --version R`, built first on a cold cache) and its folder in `--binaries DIR/vR`.
+Matrix, after the one command: every node Ready at v1.27.16 on cri-dockerd (the endpoint where kubelet
+1.27 reads it, no `--container-runtime`, which kubelet 1.27 rejects), the API server at v1.27.16;
+the `restricted` Deployment's pods Running; neither PDB ever violated (ready replicas watched from
+outside for the whole run); each node drained exactly as often as the schedule says (4: one per minor
+from 1.24, under kubeadm's own skew checks); flannel kept its containers and kube-proxy runs the
+target's image; from a pod on every node the Services resolve through CoreDNS and answer; verify's
+canary ran on every node at the last stop, and `shimshift verify` proves every node afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shimshift.lab import render
+from shimshift.lab.lock import LabLock
+from shimshift.lab.model import LabInfo
+from shimshift.lab.upgrade_prep import load_release_images
+from tests.e2e.conftest import LAB_DIR, _progress, ensure_lab
+from tests.e2e.migrate.helpers import (
+    ReadyReplicasWatch,
+    assert_api_server_runs,
+    assert_every_node_ready_on_cri_dockerd_at,
+    assert_no_pdb_violated,
+    assert_restricted_pods_run,
+    canary_pods,
+    kubelet_cmdline,
+    recorded_runs,
+    report_nodes,
+    shimshift,
+)
+from tests.e2e.network import (
+    assert_flannel_kept_and_kube_proxy_runs,
+    assert_network_works,
+    system_daemonset_containers,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.journey_lab]
+
+TARGET = "1.27.16"
+ROAD = ("1.24.17", "1.25.16", "1.26.15", TARGET)
+# The schedule's drains per node under --skew kubeadm: kubeadm before 1.29 refuses kubelets more than one
+# minor older than the apply's release (cmd/kubeadm/app/phases/upgrade/policy.go), so every node drains
+# once per minor from 1.24 (core/journey/schedule.py).
+DRAINS_PER_NODE = 4
+DRAIN_FLAGS = ("--force", "--delete-emptydir-data")
+# The journey's whole run: 4 applies, 8 `kubeadm upgrade node`, 12 drains.
+RUN_TIMEOUT = 3600
+
+
+@dataclass
+class Journeyed:
+    lab: LabInfo
+    journal: Path
+    reports: Path
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+    minimum: dict[str, int]
+    system_before: dict[str, tuple[str, int]]
+    system_after: dict[str, tuple[str, int]]
+
+
+@pytest.fixture(scope="module")
+def journeyed(lab_lock: LabLock, tmp_path_factory: pytest.TempPathFactory) -> Journeyed:
+    lab = ensure_lab(lab_lock)  # a fresh 1.23.17 dockershim lab: an upgraded one is rebuilt
+    work = tmp_path_factory.mktemp("journey")
+    binaries = work / "binaries"
+    binaries.mkdir()
+    for release in ROAD:
+        try:
+            prepared = load_release_images(release, directory=LAB_DIR, progress=_progress)
+        except Exception as e:  # any failure must become a test failure, never a skip
+            pytest.fail(f"the lab could not be prepared for {release}: {type(e).__name__}: {e}", pytrace=False)
+        (binaries / f"v{release}").symlink_to(prepared.binaries_dir)
+    journal = work / "journal.sqlite"
+    args = ["--all", "--to", TARGET, "--binaries", str(binaries), *DRAIN_FLAGS]
+    system_before = system_daemonset_containers(lab)
+    started = time.monotonic()
+    with ReadyReplicasWatch(lab, deployments=("web", render.RESTRICTED_DEPLOYMENT)) as watch:
+        result = shimshift(lab, journal, "upgrade", *args, timeout=RUN_TIMEOUT)
+    seconds = time.monotonic() - started
+    _progress(f"the journey to {TARGET} took {seconds:.0f}s")
+    return Journeyed(
+        lab, journal, work / "reports", result, seconds, dict(watch.minimums), system_before,
+        system_daemonset_containers(lab),
+    )
+
+
+def test_every_node_is_ready_at_the_target_on_cri_dockerd(journeyed: Journeyed) -> None:
+    assert journeyed.result.returncode == 0, journeyed.result.stdout + journeyed.result.stderr
+    assert_every_node_ready_on_cri_dockerd_at(journeyed.lab, TARGET)
+    for node in journeyed.lab.nodes:  # kubelet 1.27 exits on it (CHANGELOG-1.27.md)
+        assert not any(arg.startswith("--container-runtime=") for arg in kubelet_cmdline(journeyed.lab, node.name))
+
+
+def test_the_api_server_runs_the_target(journeyed: Journeyed) -> None:
+    assert_api_server_runs(journeyed.lab, TARGET)
+
+
+def test_every_restricted_pod_runs(journeyed: Journeyed) -> None:
+    assert_restricted_pods_run(journeyed.lab)
+
+
+def test_no_pdb_was_violated(journeyed: Journeyed) -> None:
+    assert_no_pdb_violated(journeyed.minimum)
+
+
+# A drain's cordon-and-evict step, under the drain's key: drain-<n>:v<release>:<node>#<attempt>/drain.
+_DRAIN_STEP = re.compile(r"^drain-\d+:v[0-9.]+:[^#]+#\d+/drain$")
+
+
+def test_each_node_was_drained_as_often_as_the_schedule_says(journeyed: Journeyed) -> None:
+    [run] = recorded_runs(journeyed.journal)
+    with sqlite3.connect(journeyed.journal) as db:
+        rows = db.execute("SELECT node, step FROM steps WHERE run_id = ? AND phase = 'started'", (run.id,)).fetchall()
+    drains = Counter(node for node, step in rows if _DRAIN_STEP.match(step))
+    assert drains == {node.name: DRAINS_PER_NODE for node in journeyed.lab.nodes}
+
+
+def test_flannel_kept_its_containers_and_kube_proxy_runs_the_target(journeyed: Journeyed) -> None:
+    assert_flannel_kept_and_kube_proxy_runs(journeyed.lab, journeyed.system_before, journeyed.system_after, TARGET)
+
+
+def test_services_resolve_and_answer_from_every_node(journeyed: Journeyed) -> None:
+    assert journeyed.result.returncode == 0
+    assert_network_works(journeyed.lab)
+
+
+def test_the_canary_ran_on_every_node_and_is_gone(journeyed: Journeyed) -> None:
+    nodes = report_nodes(journeyed.reports)
+    for node in journeyed.lab.nodes:
+        assert nodes[node.name]["canary"]["state"] == "running", nodes[node.name]["canary"]
+    assert canary_pods(journeyed.lab) == []
+
+
+def test_verify_proves_every_node_from_the_journey_s_last_drain(journeyed: Journeyed) -> None:
+    # `verify` checks a node against its newest recorded plan; the journey records each drain's plan under the
+    # drain's name (drain-4:v1.27.16:<node>#1/preflight), which it once did not find ("no migration recorded").
+    names = [node.name for node in journeyed.lab.nodes]
+    result = shimshift(journeyed.lab, journeyed.journal, "verify", *names)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert all(f"{name}: verified" in result.stdout for name in names), result.stdout
