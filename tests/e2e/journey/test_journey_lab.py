@@ -147,7 +147,7 @@ _VERIFY_STEP = re.compile(r"^drain-\d+:v[0-9.]+:[^#]+#\d+/verify$")
 
 
 def test_the_hardened_canary_ran_at_every_stop_and_is_gone(journeyed: Journeyed) -> None:
-    # From the journal: the journey writes no report files (`--report-dir` is the one-minor upgrade's only).
+    # From the journal, where each drain's verify step keeps its canary.
     [run] = recorded_runs(journeyed.journal)
     with sqlite3.connect(journeyed.journal) as db:
         rows = db.execute(
