@@ -42,7 +42,7 @@ UPGRADE_VERSION = KUBELET_NEXT_VERSION
 # kubeadm 1.24 needs crictl on every node (build-crictl.sh says why); the Go module proxy here serves
 # v1.34.0 and v1.37.0 of cri-tools, and v1.34.0 builds with the Go on this machine.
 CRICTL_VERSION = "v1.34.0"
-# releases.DEFAULT_CRI_DOCKERD_VERSION says why v0.3.17.
+# releases.DEFAULT_CRI_DOCKERD_VERSION says which cri-dockerd, and why.
 CRI_DOCKERD_VERSION = DEFAULT_CRI_DOCKERD_VERSION
 NODE_IMAGE = f"shimshift/node:{KUBERNETES_VERSION}"
 WORKLOAD_IMAGE = "shimshift.local/busybox:1.0"

@@ -17,13 +17,13 @@ from shimshift.core.versions import VERSION_INVALID, VERSION_UNSUPPORTED
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT, DOCKERSHIM_SOCKET
 
 DEFAULT_VERSION = "v1.23.17"
-# The cri-dockerd every lab node carries unless `lab up --cri-dockerd-version` says otherwise. When the lab
-# was made, this machine's Go module proxy served v0.3.17 and v0.4.0 only (403 "not available" for v0.3.1,
-# v0.3.16, v0.3.18 to v0.3.22, v0.4.1); on 2026-12-07 it also serves v0.4.3, v0.4.4 and v0.4.6, and v0.4.6
-# builds here (docs/lab.md). v0.3.17 stays the default until the suites have run on v0.4.6: v0.4.2 and
-# later serve CRI v1 only (Mirantis/cri-dockerd#487), and the lab's tests and the migration's evidence
-# were written against v0.3.17, which serves v1 and v1alpha2 (docs/runtime-facts.md#cri-dockerd).
-DEFAULT_CRI_DOCKERD_VERSION = "v0.3.17"
+# The cri-dockerd every lab node carries unless `lab up --cri-dockerd-version` says otherwise: the newest
+# release this machine's Go module proxy serves that builds. On 2026-12-07 it serves v0.3.17, v0.4.0,
+# v0.4.3, v0.4.4 and v0.4.6 (403 "not available" for v0.3.18 to v0.3.23, v0.4.1, v0.4.2, v0.4.5, v0.4.7,
+# v0.5.0); v0.4.6 builds here (docs/lab.md). It serves CRI v1 only (v0.4.2 dropped v1alpha2,
+# Mirantis/cri-dockerd#487), which every kubelet from 1.23 speaks; `--cri-dockerd-version v0.3.17` gives a
+# lab whose cri-dockerd still serves v1alpha2 too (docs/runtime-facts.md#cri-dockerd).
+DEFAULT_CRI_DOCKERD_VERSION = "v0.4.6"
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,15 @@ ADDONS: dict[str, AddonVersions] = {
     "v1.25.16": AddonVersions(etcd="v3.5.9", coredns="v1.9.3", pause="3.8"),
     "v1.26.15": AddonVersions(etcd="v3.5.10", coredns="v1.9.3", pause="3.9"),
     "v1.27.16": AddonVersions(etcd="v3.5.12", coredns="v1.10.1", pause="3.9"),
+    "v1.28.15": AddonVersions(etcd="v3.5.15", coredns="v1.10.1", pause="3.9"),
+    "v1.29.15": AddonVersions(etcd="v3.5.16", coredns="v1.11.1", pause="3.9"),
     "v1.30.14": AddonVersions(etcd="v3.5.15", coredns="v1.11.3", pause="3.9"),
+    "v1.31.14": AddonVersions(etcd="v3.5.24", coredns="v1.11.3", pause="3.10"),
+    "v1.32.13": AddonVersions(etcd="v3.5.24", coredns="v1.11.3", pause="3.10"),
     "v1.33.13": AddonVersions(etcd="v3.5.24", coredns="v1.12.0", pause="3.10"),
+    "v1.34.12": AddonVersions(etcd="v3.6.5", coredns="v1.12.1", pause="3.10.1"),
     "v1.35.8": AddonVersions(etcd="v3.6.6", coredns="v1.13.1", pause="3.10.1"),
+    "v1.36.5": AddonVersions(etcd="v3.6.8", coredns="v1.14.2", pause="3.10.2"),
     "v1.37.2": AddonVersions(etcd="v3.7.0", coredns="v1.14.6", pause="3.10.2"),
 }
 

@@ -3,8 +3,8 @@
 kubelet parses every flag before it honours --version, so `kubelet <flags> --version` exits 0 exactly
 when that kubelet accepts the command line (and 1 with "unknown flag: --x" otherwise); cri-dockerd
 behaves the same. Matrix: kubelet v1.23.17 and v1.24.17 x every flag of the rule table, and x the
-command line before/after the plan; cri-dockerd v0.3.17 x the command line the plan writes, built on its
-own packaged unit. A missing binary FAILS the test with the reason (never a skip).
+command line before/after the plan; the lab's cri-dockerd (images.CRI_DOCKERD_VERSION) x the command line
+the plan writes, built on its own packaged unit. A missing binary FAILS the test with the reason (never a skip).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ pytestmark = pytest.mark.e2e
 
 BIN = Path("/var/cache/shimshift/bin")
 KUBELETS = {23: BIN / "v1.23.17" / "kubelet", 24: BIN / "v1.24.17" / "kubelet"}
-CRI_DOCKERD = BIN / "cri-dockerd-v0.3.17"
+CRI_DOCKERD = BIN / f"cri-dockerd-{images.CRI_DOCKERD_VERSION}"
+CRI_DOCKERD_RELEASE = images.CRI_DOCKERD_VERSION.removeprefix("v")
 
 # A value each flag's type accepts.
 VALUES = {
@@ -109,7 +110,7 @@ def test_planned_kubelet_command_line_is_accepted(minor: int) -> None:
     plan = plan_node(
         kubelet_version=f"1.{minor}.17",
         files=files,
-        cri_dockerd_version="0.3.17",
+        cri_dockerd_version=CRI_DOCKERD_RELEASE,
         docker_cgroup_driver="systemd",
     )
     after = apply_changes(files, plan.changes)
@@ -132,7 +133,7 @@ def test_planned_cri_dockerd_command_line_is_accepted() -> None:
         b'--hairpin-mode=hairpin-veth"\n'
     )
     plan = plan_node(
-        kubelet_version="1.23.17", files=files, cri_dockerd_version="0.3.17", docker_cgroup_driver="systemd"
+        kubelet_version="1.23.17", files=files, cri_dockerd_version=CRI_DOCKERD_RELEASE, docker_cgroup_driver="systemd"
     )
     assert plan.cri_dockerd_args[:3] == ("/usr/bin/cri-dockerd", "--container-runtime-endpoint", "fd://")
     assert len(plan.cri_dockerd_settings) == 12
@@ -144,8 +145,9 @@ def test_planned_cri_dockerd_command_line_is_accepted() -> None:
 def streaming_address_error(exe: Path, value: str, workdir: Path) -> str:
     """What cri-dockerd says about ``--streaming-bind-addr=value`` when it starts.
 
-    The flag's value is parsed only at start-up (v0.3.17 cmd/server.go, before it dials Docker), not
-    by `--version`; pointed at a Docker socket that does not exist, it stops right after that parse.
+    The flag's value is parsed only at start-up (cmd/server.go at v0.3.17 and v0.4.6, before it dials
+    Docker), not by `--version`; pointed at a Docker socket that does not exist, it stops right after
+    that parse.
     """
     done = subprocess.run(
         [
@@ -169,7 +171,7 @@ def test_planned_streaming_address_is_one_cri_dockerd_parses(tmp_path: Path) -> 
     plan = plan_node(
         kubelet_version="1.23.17",
         files=dockershim_node(23),
-        cri_dockerd_version="0.3.17",
+        cri_dockerd_version=CRI_DOCKERD_RELEASE,
         docker_cgroup_driver="systemd",
     )
     planned = streaming_address_error(exe, plan.cri_dockerd_settings["--streaming-bind-addr"], tmp_path)

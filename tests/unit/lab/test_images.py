@@ -151,7 +151,7 @@ def test_cold_run_builds_each_artifact_once_in_order_and_reports_it(stub_lab: Pa
         inner_images=("registry.k8s.io/kube-apiserver:v1.23.17", "shimshift.local/busybox:1.0"),
         workload_image="shimshift.local/busybox:1.0",
         kubelet_124=cache / "bin" / "v1.24.17" / "kubelet",
-        cri_dockerd=cache / "bin" / "cri-dockerd-v0.3.17" / "cri-dockerd",
+        cri_dockerd=cache / "bin" / "cri-dockerd-v0.4.6" / "cri-dockerd",
         bin_dir_123=cache / "bin" / "v1.23.17",
         versions=images.LabVersions(),
     )
@@ -176,12 +176,12 @@ def test_binaries_alone_build_no_image_and_skip_the_next_kubelet_when_asked(stub
     found = ensure_binaries(cache_dir=cache, progress=heard.append, lab_dir=stub_lab, kubelet_next=False)
     assert [line.split()[:2] for line in calls(tmp_path)] == [
         ["build-kubernetes", "v1.23.17"],
-        ["build-cri-dockerd", "v0.3.17"],
+        ["build-cri-dockerd", "v0.4.6"],
     ]
     assert [h.split()[0] for h in heard] == ["building", "built"] * 2
     assert found == LabBinaries(
         bin_dir_123=cache / "bin" / "v1.23.17",
-        cri_dockerd=cache / "bin" / "cri-dockerd-v0.3.17" / "cri-dockerd",
+        cri_dockerd=cache / "bin" / "cri-dockerd-v0.4.6" / "cri-dockerd",
         kubelet_124=cache / "bin" / "v1.24.17" / "kubelet",
     )
     (tmp_path / "calls").unlink()
@@ -339,11 +339,11 @@ def test_a_release_is_built_once_beside_the_others_with_crictl_from_1_24(stub_la
     assert calls(tmp_path) == [
         f"build-kubernetes v1.27.16 {bin_dir} kubeadm kubelet kubectl kube-apiserver "
         f"kube-controller-manager kube-scheduler kube-proxy cache={cache}",
-        f"build-cri-dockerd v0.3.17 {cache / 'bin' / 'cri-dockerd-v0.3.17'}",
+        f"build-cri-dockerd v0.4.6 {cache / 'bin' / 'cri-dockerd-v0.4.6'}",
         f"build-crictl v1.34.0 {crictl.parent}",
         f"build-addons {cache} v3.5.12 v1.10.1 v0.28.0",
         "check-node",
-        f"build-node-image shimshift/node:v1.27.16 {bin_dir} {cache / 'bin' / 'cri-dockerd-v0.3.17'} {cache} {crictl}",
+        f"build-node-image shimshift/node:v1.27.16 {bin_dir} {cache / 'bin' / 'cri-dockerd-v0.4.6'} {cache} {crictl}",
         "check-inner v1.27.16 workload=true",
         f"build-inner-images {bin_dir} {addons} {tar} v1.27.16 workload=true",
     ]
@@ -370,7 +370,7 @@ def test_a_dockershim_release_gets_no_crictl(stub_lab: Path, tmp_path: Path) -> 
     assert node.split()[1:] == [
         "shimshift/node:v1.22.17",
         str(cache / "bin" / "v1.22.17"),
-        str(cache / "bin" / "cri-dockerd-v0.3.17"),
+        str(cache / "bin" / "cri-dockerd-v0.4.6"),
         str(cache),
     ]
 

@@ -129,7 +129,8 @@ def test_kubeadm_writes_the_cri_socket_annotation_only_before_1_34(version: str,
 
 def test_dockershim_releases_need_no_crictl_and_cri_dockerd_ones_do() -> None:
     assert [r.version for r in known_releases() if r.needs_crictl] == [
-        "v1.24.17", "v1.25.16", "v1.26.15", "v1.27.16", "v1.30.14", "v1.33.13", "v1.35.8", "v1.37.2"
+        "v1.24.17", "v1.25.16", "v1.26.15", "v1.27.16", "v1.28.15", "v1.29.15", "v1.30.14", "v1.31.14",
+        "v1.32.13", "v1.33.13", "v1.34.12", "v1.35.8", "v1.36.5", "v1.37.2",
     ]
 
 
