@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, Severity, Subject
-from shimshift.core.journey.node_edits import kubelet_flag_gate
+from shimshift.core.journey.node_edits import kubelet_flag_gate, kubelet_websockets_off
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
@@ -505,6 +505,20 @@ def websocket_streaming(
     ):
         return []
     if options.kubelet_websockets_off:
+        try:
+            if node.view is not None:
+                kubelet_websockets_off(node.view)  # the drain's own edit: refused now, not at that drain
+        except Refusal as refused:
+            return [
+                Finding(
+                    Severity.ERROR,
+                    "websocket-streaming",
+                    f"--kubelet-websockets-off cannot turn {gate} off on this node: {refused.what}",
+                    refused.subject or _node_subject(node.name),
+                    refused.hint or "fix the kubelet's --feature-gates, then plan again",
+                    gate,
+                )
+            ]
         return [
             Finding(
                 Severity.WARNING,

@@ -218,6 +218,18 @@ def test_with_kubelet_websockets_off_the_1_36_trap_is_a_warning_naming_the_chang
     assert "drain 7 (1.33.13 -> 1.36.5)" in said[1].message  # the drain that first reaches 1.36
 
 
+def test_with_kubelet_websockets_off_a_gate_value_it_cannot_merge_blocks_at_plan_time() -> None:
+    files = cri_dockerd_node(35)
+    files[DEFAULT_KUBELET] = b"# ours\nKUBELET_EXTRA_ARGS=--feature-gates=Foo=maybe\n"
+    [finding] = [
+        f
+        for f in found(journey(35, 36), nodes=[worker(35, files)], kubelet_websockets_off=True)
+        if f.code == "websocket-streaming"
+    ][1:]
+    assert finding.blocking and "'Foo=maybe'" in finding.message
+    assert (finding.file, finding.line, finding.subject and finding.subject.node) == (DEFAULT_KUBELET, 2, "w1")
+
+
 def test_a_kubelet_whose_command_line_turns_the_gate_off_meets_no_trap() -> None:
     files = cri_dockerd_node(36)
     files[DEFAULT_KUBELET] = b'KUBELET_EXTRA_ARGS="--feature-gates=Foo=true,ExtendWebSocketsToKubelet=False"\n'
