@@ -42,7 +42,7 @@ JOURNEY_OPTIONS = (
     click.option(
         "--kubelet-websockets-off",
         is_flag=True,
-        help="Keep kubectl exec/attach/port-forward working through cri-dockerd on kubelets 1.36+: "
+        help="Keep kubectl exec and attach working through cri-dockerd on kubelets 1.36+: "
         "--feature-gates=ExtendWebSocketsToKubelet=false in each node's KUBELET_EXTRA_ARGS, written in the "
         "drain where its kubelet first reaches 1.36 (recorded). Without it a journey past 1.35 is blocked.",
     ),

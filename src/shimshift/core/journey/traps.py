@@ -20,8 +20,9 @@ Decisions where the issue was silent:
   (kubernetes.io/docs/reference/using-api/deprecation-guide/) gives each removal's release.
 - cgroup v1 is blocking without ``--allow-cgroup-v1``; with it the finding stays, as a warning, so the
   run's report records that the operator accepted it.
-- ExtendWebSocketsToKubelet (1.36) is blocking without ``--kubelet-websockets-off``: exec, attach and
-  port-forward through cri-dockerd fail (Mirantis/cri-dockerd#560, #569, open), so the journey's own
+- ExtendWebSocketsToKubelet (1.36) is blocking without ``--kubelet-websockets-off``: exec and attach
+  through cri-dockerd fail (Mirantis/cri-dockerd#560, #569, open; exec broke on the 1.37.2 lab, where
+  port-forward still answered: docs/lab.md), so the journey's own
   check at each stop - an exec into the canary - would fail half-way. Turning the gate off before the
   run is impossible on a journey from below 1.36 (older kubelets exit on the unknown gate), so the
   opt-in has the engine set it, node by node, in the drain where the node's kubelet first reaches 1.36
@@ -492,7 +493,9 @@ def websocket_streaming(
 ) -> list[Finding]:
     """1.36 turns ExtendWebSocketsToKubelet on: the kubelet proxies WebSocket exec/attach/port-forward to
     the runtime's streaming server, and cri-dockerd's relative redirect is then taken for HTTPS ("server
-    gave HTTP response to HTTPS client": Mirantis/cri-dockerd#560, #569; kubespray#13360). The kubelet's
+    gave HTTP response to HTTPS client": Mirantis/cri-dockerd#560, #569; kubespray#13360). On the 1.37.2
+    lab exec broke and port-forward still answered (docs/lab.md); attach takes exec's path in the kubelet
+    (getAttach, pkg/kubelet/server/server.go at v1.37.2). The kubelet's
     gate alone decides it: the API server proxies WebSockets only to a node whose status declares the
     feature (pkg/registry/core/pod/rest/subresources.go at v1.37.2)."""
     drain = first_drain_reaching(journey, node.name, 36)
@@ -523,7 +526,7 @@ def websocket_streaming(
             Finding(
                 Severity.WARNING,
                 "websocket-streaming",
-                f"kubelet {drain.to_release} ({_at(drain)}) would break kubectl exec, attach and port-forward "
+                f"kubelet {drain.to_release} ({_at(drain)}) would break kubectl exec and attach "
                 "through cri-dockerd (Mirantis/cri-dockerd#560, #569); --kubelet-websockets-off writes "
                 f"--feature-gates={gate}=false into KUBELET_EXTRA_ARGS in that drain (accepted, recorded)",
                 _node_subject(node.name),
@@ -535,7 +538,7 @@ def websocket_streaming(
         Finding(
             Severity.ERROR,
             "websocket-streaming",
-            f"kubectl exec, attach and port-forward to pods on this node fail once its kubelet is "
+            f"kubectl exec and attach to pods on this node fail once its kubelet is "
             f"{drain.to_release} ({_at(drain)}): cri-dockerd's streaming server answers the WebSocket "
             "stream with plain HTTP (Mirantis/cri-dockerd#560, #569)",
             _node_subject(node.name),
