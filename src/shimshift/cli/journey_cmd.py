@@ -39,11 +39,23 @@ JOURNEY_OPTIONS = (
         help="Let kubelets 1.35+ start on cgroup v1 hosts (failCgroupV1: false in kube-system/kubelet-config, "
         "kubeadm's SystemVerification ignored; recorded). Without it a cgroup v1 node blocks a journey past 1.34.",
     ),
+    click.option(
+        "--kubelet-websockets-off",
+        is_flag=True,
+        help="Keep kubectl exec and attach working through cri-dockerd on kubelets 1.36+: "
+        "--feature-gates=ExtendWebSocketsToKubelet=false in each node's KUBELET_EXTRA_ARGS, written in the "
+        "drain where its kubelet first reaches 1.36 (recorded). Without it a journey past 1.35 is blocked.",
+    ),
 )
 
 
 def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyRequest:
-    return JourneyRequest(upgrade, SkewRules(values["skew"]), bool(values["allow_cgroup_v1"]))
+    return JourneyRequest(
+        upgrade,
+        SkewRules(values["skew"]),
+        bool(values["allow_cgroup_v1"]),
+        bool(values["kubelet_websockets_off"]),
+    )
 
 
 def _operation_line(op: Operation, outcome: NodeOutcome) -> str:

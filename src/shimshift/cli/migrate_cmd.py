@@ -560,6 +560,7 @@ def _journey_request(values: dict[str, Any]) -> JourneyPlanRequest:
         skew=SkewRules(values["skew"]),
         selector=values["selector"],
         allow_cgroup_v1=values["allow_cgroup_v1"],
+        kubelet_websockets_off=values["kubelet_websockets_off"],
         binaries_dir=values["binaries"],
         install_commands=tuple(values["install_commands"]),
         read_nodes=not values["skip_node_files"],

@@ -53,6 +53,7 @@ class JourneyPlanRequest:
     skew: SkewRules = SkewRules.KUBEADM
     selector: str | None = None
     allow_cgroup_v1: bool = False
+    kubelet_websockets_off: bool = False
     binaries_dir: Path | None = None
     install_commands: tuple[str, ...] = ()
     read_nodes: bool = True
@@ -111,9 +112,10 @@ async def plan_whole_journey(connection: Any, request: JourneyPlanRequest) -> Jo
     facts: list[traps.NodeFacts] = []
     if request.read_nodes:
         facts = await _read_nodes(connection, [node.name for node in journey.nodes], plan.findings)
-    plan.findings[:0] = traps.journey_findings(
-        journey, cluster=cluster, nodes=facts, options=traps.TrapOptions(allow_cgroup_v1=request.allow_cgroup_v1)
+    options = traps.TrapOptions(
+        allow_cgroup_v1=request.allow_cgroup_v1, kubelet_websockets_off=request.kubelet_websockets_off
     )
+    plan.findings[:0] = traps.journey_findings(journey, cluster=cluster, nodes=facts, options=options)
     if request.binaries_dir is not None:
         await _check_binaries(request.binaries_dir, journey, plan)
     return plan

@@ -33,6 +33,7 @@ from shimshift.core.journey.sequence import (
     sequence_record,
 )
 from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRules
+from shimshift.core.procedures.journey import drain_planner
 from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
@@ -77,13 +78,25 @@ class JourneyRequest:
     upgrade: UpgradeRequest
     skew: SkewRules = SkewRules.KUBEADM
     allow_cgroup_v1: bool = False
+    kubelet_websockets_off: bool = False
 
     def to_record(self) -> dict[str, Any]:
-        return {**self.upgrade.to_record(), "skew": str(self.skew), "allow_cgroup_v1": self.allow_cgroup_v1}
+        return {
+            **self.upgrade.to_record(),
+            "skew": str(self.skew),
+            "allow_cgroup_v1": self.allow_cgroup_v1,
+            "kubelet_websockets_off": self.kubelet_websockets_off,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> JourneyRequest:
-        return cls(UpgradeRequest.from_record(record), SkewRules(record["skew"]), bool(record["allow_cgroup_v1"]))
+        return cls(
+            UpgradeRequest.from_record(record),
+            SkewRules(record["skew"]),
+            bool(record["allow_cgroup_v1"]),
+            # Journals written before the option existed lack it: those runs never asked for it.
+            bool(record.get("kubelet_websockets_off", False)),
+        )
 
 
 class JourneyBlocked(Refusal):
@@ -176,8 +189,8 @@ async def run_journey(
                 return outcome
 
             def drain_procedure(op: NodeDrain, settings: UpgradeSettings) -> UpgradeProcedure:
-                return UpgradeProcedure(op.node, plan_from_facts, migration_settings(options, run.id),
-                                        upgrade=settings)
+                return UpgradeProcedure(op.node, drain_planner(op, plan_from_facts),
+                                        migration_settings(options, run.id), upgrade=settings)
 
             try:
                 result = await run_operations(
@@ -208,15 +221,19 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
             to=request.upgrade.to,
             skew=request.skew,
             allow_cgroup_v1=request.allow_cgroup_v1,
+            kubelet_websockets_off=request.kubelet_websockets_off,
             binaries_dir=request.upgrade.binaries_dir,
             install_commands=request.upgrade.install_commands,
         ),
     )
     if plan.blocked:
         raise JourneyBlocked(plan.findings)
-    sequence = journey_sequence(
-        plan.journey, JourneyOptions(request.allow_cgroup_v1, tuple(request.upgrade.kubeadm_flags))
+    options = JourneyOptions(
+        allow_cgroup_v1=request.allow_cgroup_v1,
+        kubelet_websockets_off=request.kubelet_websockets_off,
+        kubeadm_flags=tuple(request.upgrade.kubeadm_flags),
     )
+    sequence = journey_sequence(plan.journey, options)
     binaries = _journey_binaries(request, {release.lstrip("v"): found for release, found in plan.binaries.items()})
     missing = binaries.missing(sequence)
     if missing:

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shimshift.cli.journey_cmd import _operation_line
+import pytest
+from click.testing import CliRunner
+
+from shimshift.cli.journey_cmd import _operation_line, journey_request
+from shimshift.cli.main import main
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
@@ -35,5 +39,21 @@ def test_the_request_the_journal_keeps_reads_back_the_same() -> None:
         UpgradeRequest("1.37.2", Path("/srv/k8s"), (), ("--ignore-preflight-errors=ImagePull",)),
         SkewRules.KUBERNETES,
         allow_cgroup_v1=True,
+        kubelet_websockets_off=True,
     )
     assert JourneyRequest.from_record(request.to_record()) == request
+    # A journal written before --kubelet-websockets-off existed resumes without it.
+    older = {key: value for key, value in request.to_record().items() if key != "kubelet_websockets_off"}
+    assert JourneyRequest.from_record(older).kubelet_websockets_off is False
+
+
+@pytest.mark.parametrize("command", ["upgrade", "plan", "audit"])
+def test_upgrade_plan_and_audit_take_kubelet_websockets_off(command: str) -> None:
+    shown = CliRunner().invoke(main, [command, "--help"], terminal_width=200)
+    assert shown.exit_code == 0 and "--kubelet-websockets-off" in shown.output
+
+
+def test_kubelet_websockets_off_reaches_the_journeys_request() -> None:
+    values = {"skew": "kubeadm", "allow_cgroup_v1": False, "kubelet_websockets_off": True}
+    request = journey_request(values, UpgradeRequest("1.37.2", None, (), ()))
+    assert request.kubelet_websockets_off and not request.allow_cgroup_v1

@@ -36,6 +36,12 @@ Decisions where the issue was silent:
 - ``--ignore-preflight-errors=SystemVerification`` goes to kubeadm 1.35 and later only with
   ``--allow-cgroup-v1``: from 1.35 kubeadm's cgroup check is an error on a cgroup v1 host
   (k8s.io/system-validators v1.12.1, cgroup_validator_linux.go), and that flag is the only way past it.
+- ``--kubelet-websockets-off`` writes ``--feature-gates=ExtendWebSocketsToKubelet=false`` into the node's
+  KUBELET_EXTRA_ARGS in the drain whose kubelet first reaches 1.36, as part of that drain's files (its
+  rollback restores them), never before: kubelets before 1.36 exit on a gate they do not know
+  (pkg/features/kube_features.go at v1.36.5). The API server keeps its gate: it proxies WebSocket
+  streams to a kubelet only when the node declares the feature in its status, which a kubelet with the
+  gate off does not (pkg/registry/core/pod/rest/subresources.go at v1.37.2).
 - A failed drain rolls that node back to the releases it had when that drain began (its kubelet and
   kubectl, its files, dockershim when the drain was migrating it), then the run stops. A failed kubeadm
   step or cluster edit stops the run without undoing anything: kubeadm restores a control-plane node's
@@ -52,7 +58,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shimshift.core.errors import Refusal
-from shimshift.core.journey.node_edits import NODE_LOCAL_CRI_SOCKET_FROM
+from shimshift.core.journey.node_edits import KUBELET_WEBSOCKETS_FROM, NODE_LOCAL_CRI_SOCKET_FROM
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.run_copy import RUN_RECORD_INVALID
 from shimshift.core.versions import FLAG_RULES_BY_NAME, KubernetesVersion, parse_kubelet_version
@@ -86,6 +92,7 @@ class JourneyOptions:
     """What the operator asked for, beyond the schedule."""
 
     allow_cgroup_v1: bool = False  # --allow-cgroup-v1
+    kubelet_websockets_off: bool = False  # --kubelet-websockets-off
     kubeadm_flags: tuple[str, ...] = ()  # given to every kubeadm upgrade, after shimshift's own
 
 
@@ -101,6 +108,9 @@ class NodeEdit(enum.StrEnum):
     DROP_CONTAINER_RUNTIME = "drop---container-runtime"  # kubelet 1.27 exits on it
     DROP_POD_INFRA_CONTAINER_IMAGE = "drop---pod-infra-container-image"  # kubelet 1.35 exits on it
     FAIL_CGROUP_V1_FALSE = "failCgroupV1-false"  # kubelet 1.35 on a cgroup v1 host, --allow-cgroup-v1 only
+    # kubelet 1.36+ through cri-dockerd, --kubelet-websockets-off only: the gate in KUBELET_EXTRA_ARGS, in the
+    # drain's own plan (node_edits.py), so the drain's rollback restores the file.
+    KUBELET_WEBSOCKETS_OFF = "ExtendWebSocketsToKubelet-false"
 
 
 # The flag each edit removes: the kubelet release that rejects it is the flag rule's (versions.py).
@@ -242,6 +252,9 @@ def _node_drain(drain: Drain, options: JourneyOptions) -> NodeDrain:
             edits.append(edit)
     if options.allow_cgroup_v1 and drain.from_release.minor < FAIL_CGROUP_V1_FROM <= drain.to_release.minor:
         edits.append(NodeEdit.FAIL_CGROUP_V1_FALSE)
+    # Only where the kubelet first reaches 1.36: an older one exits on the unknown gate.
+    if options.kubelet_websockets_off and drain.from_release.minor < KUBELET_WEBSOCKETS_FROM <= drain.to_release.minor:
+        edits.append(NodeEdit.KUBELET_WEBSOCKETS_OFF)
     return NodeDrain(
         drain.node,
         drain.control_plane,

@@ -20,9 +20,15 @@ Decisions where the issue was silent:
   (kubernetes.io/docs/reference/using-api/deprecation-guide/) gives each removal's release.
 - cgroup v1 is blocking without ``--allow-cgroup-v1``; with it the finding stays, as a warning, so the
   run's report records that the operator accepted it.
-- ExtendWebSocketsToKubelet (1.36) is blocking: exec, attach and port-forward through cri-dockerd fail
-  (Mirantis/cri-dockerd#560, #569, open), so the journey's own check at each stop - an exec into the
-  canary - would fail half-way; the gate must be off before the run.
+- ExtendWebSocketsToKubelet (1.36) is blocking without ``--kubelet-websockets-off``: exec and attach
+  through cri-dockerd fail (Mirantis/cri-dockerd#560, #569, open; exec broke on the 1.37.2 lab, where
+  port-forward still answered: docs/lab.md), so the journey's own
+  check at each stop - an exec into the canary - would fail half-way. Turning the gate off before the
+  run is impossible on a journey from below 1.36 (older kubelets exit on the unknown gate), so the
+  opt-in has the engine set it, node by node, in the drain where the node's kubelet first reaches 1.36
+  (sequence.py, node_edits.py); with it the finding stays, as a warning naming that change. The option is
+  named for what it changes (the kubelet's WebSocket streaming) and where (the kubelet, not the API
+  server, whose gate stays on: it proxies WebSockets only to nodes that declare the feature).
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from shimshift.core.errors import Refusal
 from shimshift.core.findings import Finding, Severity, Subject
+from shimshift.core.journey.node_edits import kubelet_flag_gate, kubelet_websockets_off
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
 from shimshift.core.versions import (
@@ -128,6 +136,7 @@ class ClusterFacts:
 @dataclass(frozen=True)
 class TrapOptions:
     allow_cgroup_v1: bool = False  # `--allow-cgroup-v1`: set failCgroupV1: false, recorded
+    kubelet_websockets_off: bool = False  # `--kubelet-websockets-off`: the gate off in each 1.36 drain
     # The version of a cri-dockerd the run would put in place in each node's first drain (a `--cri-dockerd PATH`
     # the CLI does not offer yet: until then the node's own cri-dockerd is what the journey checks).
     replacement_cri_dockerd: CriDockerdVersion | None = None
@@ -472,24 +481,70 @@ def separate_disk_gc(journey: Journey, node: NodeFacts) -> list[Finding]:
     ]
 
 
-def websocket_streaming(journey: Journey, node: NodeFacts, cluster: ClusterFacts) -> list[Finding]:
+def _command_line_gate(view: NodeView | None, gate: str) -> bool | None:
+    try:
+        return None if view is None else kubelet_flag_gate(view, gate)
+    except Refusal:  # a value the kubelet refuses: the drain's preflight refuses it, naming file and line
+        return None
+
+
+def websocket_streaming(
+    journey: Journey, node: NodeFacts, cluster: ClusterFacts, options: TrapOptions
+) -> list[Finding]:
     """1.36 turns ExtendWebSocketsToKubelet on: the kubelet proxies WebSocket exec/attach/port-forward to
     the runtime's streaming server, and cri-dockerd's relative redirect is then taken for HTTPS ("server
-    gave HTTP response to HTTPS client": Mirantis/cri-dockerd#560, #569; kubespray#13360)."""
+    gave HTTP response to HTTPS client": Mirantis/cri-dockerd#560, #569; kubespray#13360). On the 1.37.2
+    lab exec broke and port-forward still answered (docs/lab.md); attach takes exec's path in the kubelet
+    (getAttach, pkg/kubelet/server/server.go at v1.37.2). The kubelet's
+    gate alone decides it: the API server proxies WebSockets only to a node whose status declares the
+    feature (pkg/registry/core/pod/rest/subresources.go at v1.37.2)."""
     drain = first_drain_reaching(journey, node.name, 36)
     gate = "ExtendWebSocketsToKubelet"
-    if drain is None or _kubelet_gate(node.view, gate) is False or _apiserver_gate(cluster, gate) is False:
+    if (
+        drain is None
+        or _kubelet_gate(node.view, gate) is False
+        or _command_line_gate(node.view, gate) is False
+        or _apiserver_gate(cluster, gate) is False
+    ):
         return []
+    if options.kubelet_websockets_off:
+        try:
+            if node.view is not None:
+                kubelet_websockets_off(node.view)  # the drain's own edit: refused now, not at that drain
+        except Refusal as refused:
+            return [
+                Finding(
+                    Severity.ERROR,
+                    "websocket-streaming",
+                    f"--kubelet-websockets-off cannot turn {gate} off on this node: {refused.what}",
+                    refused.subject or _node_subject(node.name),
+                    refused.hint or "fix the kubelet's --feature-gates, then plan again",
+                    gate,
+                )
+            ]
+        return [
+            Finding(
+                Severity.WARNING,
+                "websocket-streaming",
+                f"kubelet {drain.to_release} ({_at(drain)}) would break kubectl exec and attach "
+                "through cri-dockerd (Mirantis/cri-dockerd#560, #569); --kubelet-websockets-off writes "
+                f"--feature-gates={gate}=false into KUBELET_EXTRA_ARGS in that drain (accepted, recorded)",
+                _node_subject(node.name),
+                "take the flag out of KUBELET_EXTRA_ARGS once cri-dockerd answers WebSocket streams",
+                gate,
+            )
+        ]
     return [
         Finding(
             Severity.ERROR,
             "websocket-streaming",
-            f"kubectl exec, attach and port-forward to pods on this node fail once its kubelet is "
+            f"kubectl exec and attach to pods on this node fail once its kubelet is "
             f"{drain.to_release} ({_at(drain)}): cri-dockerd's streaming server answers the WebSocket "
             "stream with plain HTTP (Mirantis/cri-dockerd#560, #569)",
             _node_subject(node.name),
-            f"turn the {gate} feature gate off (--feature-gates={gate}=false) before the run, until "
-            "cri-dockerd fixes its redirect",
+            f"pass --kubelet-websockets-off: shimshift then sets --feature-gates={gate}=false in the node's "
+            "KUBELET_EXTRA_ARGS in that drain (a kubelet before 1.36 refuses the gate, so it cannot be set "
+            "before the run)",
             gate,
         )
     ]
@@ -684,5 +739,5 @@ def journey_findings(
         out += separate_disk_gc(journey, node)
         out += node_local_cri_socket(journey, node)
         out += cgroup_v1(journey, node, options)
-        out += websocket_streaming(journey, node, cluster)
+        out += websocket_streaming(journey, node, cluster, options)
     return out

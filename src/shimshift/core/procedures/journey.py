@@ -4,6 +4,9 @@
   kubeadm 1.34+ when the node lacks it (core/journey/node_edits.py), then ``kubeadm upgrade apply`` or
   ``kubeadm upgrade node``; a control-plane node then waits for its static pods.
 - :func:`cluster_edit`: ``failCgroupV1: false`` in kube-system/kubelet-config (``--allow-cgroup-v1``).
+- :func:`drain_planner`: the node's plan for one drain: the migration's (node_planner.py) with the drain's
+  own edit of the kubelet's files (``--kubelet-websockets-off``: node_edits.py), so write-config writes
+  it and the drain's rollback restores it.
 - :func:`journey_drain`: one drain, which is the one-minor upgrade's procedure (core/procedures/upgrade.py)
   planned without kubeadm and for the drain's kubelet, its journal steps named under the drain
   (:func:`in_scope`), so each of a node's drains resumes and rolls back on its own.
@@ -25,10 +28,20 @@ from shimshift.core.journey.node_edits import (
     allow_cgroup_v1,
     allow_cgroup_v1_on_node,
     instance_config_before_kubeadm,
+    plan_with_websockets_off,
 )
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit, on_failure
 from shimshift.core.node_files import KUBELET_CONFIG, NODE_FILES, NodeView
-from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus, StepFailed, describe
+from shimshift.core.node_plan import NodePlan
+from shimshift.core.procedures.migration import (
+    NodeOutcome,
+    OutcomeStatus,
+    Planner,
+    PreflightFacts,
+    StepFailed,
+    describe,
+    plan_from_facts,
+)
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings, perform_planned, tail
 from shimshift.core.steps import Step
 from shimshift.core.upgrade.binaries import (
@@ -47,6 +60,7 @@ T = TypeVar("T")
 __all__ = [
     "KubeadmStepProcedure",
     "cluster_edit",
+    "drain_planner",
     "drain_settings",
     "in_scope",
     "journey_drain",
@@ -140,6 +154,18 @@ def drain_settings(
         role=role,
         with_kubeadm=op.kubeadm is not None,
     )
+
+
+def drain_planner(op: NodeDrain, planner: Planner = plan_from_facts) -> Planner:
+    """The planner of ``op``'s preflight: ``planner`` (the migration's, for the drain's kubelet), plus the
+    kubelet gate ``--kubelet-websockets-off`` turns off in the drain where the kubelet first reaches 1.36."""
+    if NodeEdit.KUBELET_WEBSOCKETS_OFF not in op.edits:
+        return planner
+
+    def plan(facts: PreflightFacts, node: str) -> NodePlan:
+        return plan_with_websockets_off(planner(facts, node), facts.files)
+
+    return plan
 
 
 def journey_drain(op: NodeDrain, procedure: UpgradeProcedure) -> Procedure[NodeOutcome]:

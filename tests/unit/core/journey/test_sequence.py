@@ -141,6 +141,23 @@ def test_a_removed_flag_is_dropped_in_the_drain_that_first_starts_a_kubelet_reje
         assert with_edit == [drain_to]
 
 
+@pytest.mark.parametrize(("rules", "drain_to"), [(SkewRules.KUBEADM, 36), (SkewRules.KUBERNETES, 37)])
+def test_the_websocket_gate_goes_off_only_in_the_drain_whose_kubelet_first_reaches_1_36(
+    rules: SkewRules, drain_to: int
+) -> None:
+    edit = NodeEdit.KUBELET_WEBSOCKETS_OFF
+    assert not any(edit in op.edits for op in sequence(rules) if isinstance(op, NodeDrain))
+    ops = sequence(rules, JourneyOptions(kubelet_websockets_off=True))
+    for node in ("cp1", "cp2", "w1", "w2"):
+        # Never earlier (a kubelet before 1.36 exits on the unknown gate), never again after.
+        assert [(d.from_release.minor, d.to_release.minor) for d in drains(ops, node) if edit in d.edits] == [
+            (33 if rules is SkewRules.KUBEADM else 34, drain_to)
+        ]
+    assert sequence_from_record(sequence_record(ops)) == ops  # a resumed run keeps the edit
+    # Nothing else moves: the same operations, keys and order as without the option.
+    assert [op.key for op in ops] == [op.key for op in sequence(rules)]
+
+
 def test_cgroup_v1_is_let_through_only_when_the_operator_allows_it() -> None:
     plain = sequence(SkewRules.KUBEADM)
     assert not any(isinstance(op, ClusterEdit) for op in plain)
@@ -150,9 +167,7 @@ def test_cgroup_v1_is_let_through_only_when_the_operator_allows_it() -> None:
     allowed = sequence(SkewRules.KUBEADM, JourneyOptions(allow_cgroup_v1=True))
     [edit] = [op for op in allowed if isinstance(op, ClusterEdit)]
     # Into the ConfigMap before the 1.35 apply writes every node's config.yaml from it.
-    first_135 = next(
-        i for i, op in enumerate(allowed) if isinstance(op, KubeadmUpgrade) and op.release.minor == 35
-    )
+    first_135 = next(i for i, op in enumerate(allowed) if isinstance(op, KubeadmUpgrade) and op.release.minor == 35)
     assert allowed.index(edit) == first_135 - 1 and edit.before.minor == 35
     ignoring = [op.release.minor for op in kubeadm(allowed, "w1") if any("SystemVerification" in f for f in op.flags)]
     assert ignoring == [35, 36, 37]

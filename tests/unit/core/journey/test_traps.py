@@ -3,7 +3,8 @@ release, names the node (and file:line where there is one), and stays quiet when
 
 Matrix: 1.25 PSP plugin and removed APIs; 1.26 CRI v1alpha2 (cri-dockerd, crictl); 1.27 and 1.35 removed
 kubelet flags; 1.27 endpoint home; 1.31 KubeletSeparateDiskGC; 1.34 NodeLocalCRISocket and 1.37 socket
-detection; 1.35 cgroup v1 (with and without --allow-cgroup-v1); 1.36 WebSocket streaming; a dockershim
+detection; 1.35 cgroup v1 (with and without --allow-cgroup-v1); 1.36 WebSocket streaming (with and without
+--kubelet-websockets-off, and a kubelet command line that turns the gate off); a dockershim
 node under a newer control plane; and the whole list for 1.23 -> 1.37.
 """
 
@@ -196,12 +197,49 @@ def test_separate_disk_gc_is_warned_from_1_31_unless_the_gate_is_off() -> None:
     assert "separate-disk-gc" not in codes(found(journey(30, 31), nodes=[worker(30, off)]))
 
 
-def test_websocket_streaming_through_cri_dockerd_blocks_1_36_unless_the_gate_is_off() -> None:
+def test_websocket_streaming_through_cri_dockerd_blocks_1_36_naming_the_opt_in() -> None:
     (finding,) = [f for f in found(journey(35, 36), nodes=[worker(35)]) if f.code == "websocket-streaming"][1:]
-    assert finding.blocking and "ExtendWebSocketsToKubelet=false" in finding.hint
+    assert finding.blocking and "--kubelet-websockets-off" in finding.hint
+    assert "drain 1 (1.35.8 -> 1.36.5)" in finding.message
     gate_off = ApiserverManifest("cp1", {"--feature-gates": ("ExtendWebSocketsToKubelet=false", 20)})
     quiet = found(journey(35, 36), nodes=[worker(35)], cluster=ClusterFacts(apiservers=(gate_off,)))
     assert "websocket-streaming" not in codes(quiet)
+
+
+def test_with_kubelet_websockets_off_the_1_36_trap_is_a_warning_naming_the_change() -> None:
+    findings = found(
+        journey(23, 37, dockershim=True), nodes=[worker(23, dockershim_node(23))], kubelet_websockets_off=True
+    )
+    said = [f for f in findings if f.code == "websocket-streaming"]
+
+    assert [f.subject.name for f in said if f.subject] == ["cp1", "w1"]
+    assert all(f.severity is Severity.WARNING for f in said)
+    assert "--feature-gates=ExtendWebSocketsToKubelet=false into KUBELET_EXTRA_ARGS" in said[1].message
+    assert "drain 7 (1.33.13 -> 1.36.5)" in said[1].message  # the drain that first reaches 1.36
+
+
+def test_with_kubelet_websockets_off_a_gate_value_it_cannot_merge_blocks_at_plan_time() -> None:
+    files = cri_dockerd_node(35)
+    files[DEFAULT_KUBELET] = b"# ours\nKUBELET_EXTRA_ARGS=--feature-gates=Foo=maybe\n"
+    [finding] = [
+        f
+        for f in found(journey(35, 36), nodes=[worker(35, files)], kubelet_websockets_off=True)
+        if f.code == "websocket-streaming"
+    ][1:]
+    assert finding.blocking and "'Foo=maybe'" in finding.message
+    assert (finding.file, finding.line, finding.subject and finding.subject.node) == (DEFAULT_KUBELET, 2, "w1")
+
+
+def test_a_kubelet_whose_command_line_turns_the_gate_off_meets_no_trap() -> None:
+    files = cri_dockerd_node(36)
+    files[DEFAULT_KUBELET] = b'KUBELET_EXTRA_ARGS="--feature-gates=Foo=true,ExtendWebSocketsToKubelet=False"\n'
+    assert "websocket-streaming" not in codes(found(journey(35, 37), nodes=[worker(36, files)]))
+    # Repeated --feature-gates merge, the last one winning: true in KUBELET_EXTRA_ARGS undoes a false before it.
+    files[KUBEADM_FLAGS_ENV] = (files[KUBEADM_FLAGS_ENV] or b"").replace(
+        b'KUBELET_KUBEADM_ARGS="', b'KUBELET_KUBEADM_ARGS="--feature-gates=ExtendWebSocketsToKubelet=false '
+    )
+    files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--feature-gates=ExtendWebSocketsToKubelet=true\n"
+    assert "websocket-streaming" in codes(found(journey(35, 37), nodes=[worker(35, files)]))
 
 
 # 1.34 and 1.37: where kubeadm keeps the socket ------------------------------------------------
@@ -340,9 +378,10 @@ def test_1_23_on_dockershim_to_1_37_meets_every_trap_of_a_cgroup_v1_docker_host(
     minor=st.integers(min_value=23, max_value=36),
     cgroup=st.sampled_from([1, 2, None]),
     allow=st.booleans(),
+    websockets_off=st.booleans(),
 )
 def test_every_finding_has_a_known_code_a_subject_and_a_way_on(
-    start: int, span: int, rules: SkewRules, minor: int, cgroup: int | None, allow: bool
+    start: int, span: int, rules: SkewRules, minor: int, cgroup: int | None, allow: bool, websockets_off: bool
 ) -> None:
     to = min(37, start + span)
     kubelet = max(min(minor, start), start - 2)
@@ -360,7 +399,8 @@ def test_every_finding_has_a_known_code_a_subject_and_a_way_on(
         )
     ]
     cluster = ClusterFacts(apiservers=(PSP,), requested_apis=(RequestedApi("batch", "v1beta1", "cronjobs"),))
-    for finding in found(trip, nodes=facts, cluster=cluster, allow_cgroup_v1=allow):
+    options = {"allow_cgroup_v1": allow, "kubelet_websockets_off": websockets_off}
+    for finding in found(trip, nodes=facts, cluster=cluster, **options):
         assert finding.code in TRAP_CODES
         assert finding.hint
         assert finding.subject is not None or finding.code == "removed-api-requested"

@@ -24,7 +24,7 @@ import yaml
 from shimshift.core import actions as act
 from shimshift.core.actions import CriReport, DrainOutcome, HealthOutcome
 from shimshift.core.findings import Finding, Severity
-from shimshift.core.node_files import KUBEADM_FLAGS_ENV, KUBELET_CONFIG
+from shimshift.core.node_files import DEFAULT_KUBELET, KUBEADM_FLAGS_ENV, KUBELET_CONFIG
 from shimshift.core.steps import PodRef, SandboxRef
 from shimshift.core.versions import parse_kubelet_version
 from tests.unit.core.procedures.results import check_result
@@ -213,9 +213,13 @@ class NodeWorld:
         return Result()
 
     def _kubelet_from_files(self) -> list[str]:
-        text = (self.files.get(KUBEADM_FLAGS_ENV) or b"").decode()
-        _, _, value = text.strip().partition("=")
-        return ["/usr/bin/kubelet", *shlex.split(shlex.split(value)[0] if value else "")]
+        # As the kubeadm drop-in starts it: $KUBELET_KUBEADM_ARGS, then $KUBELET_EXTRA_ARGS last.
+        argv = ["/usr/bin/kubelet"]
+        for path in (KUBEADM_FLAGS_ENV, DEFAULT_KUBELET):
+            text = (self.files.get(path) or b"").decode()
+            _, _, value = text.strip().partition("=")
+            argv += shlex.split(shlex.split(value)[0] if value else "")
+        return argv
 
     def _cri_dockerd_from_files(self) -> list[str]:
         for path, data in sorted(self.files.items()):

@@ -6,7 +6,8 @@ flag gone, steps named under the drain); a dockershim node's first drain (migrat
 node in one journal; a drain whose kubelet does not come up (back to the drain's start, resumable); a run
 killed in a drain and resumed; kubeadm upgrade node on a worker at 1.34 (kubeadm replaced,
 instance-config.yaml first), apply on the first control-plane node, a failed kubeadm (stopped, never
-undone, resumed at its step); the failCgroupV1 edit of the cluster's kubelet configuration.
+undone, resumed at its step); the failCgroupV1 edit of the cluster's kubelet configuration; the drain to 1.36
+with --kubelet-websockets-off (the gate written in its write-config, taken out again by its rollback).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from shimshift.core.journey.sequence import (
     NodeDrain,
     NodeEdit,
 )
-from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NODE_FILES
+from shimshift.core.node_files import DEFAULT_KUBELET, INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NODE_FILES
 from shimshift.core.procedures.journey import (
     KubeadmStepProcedure,
     cluster_edit,
+    drain_planner,
     drain_settings,
     journey_drain,
     newest_plan_scope,
@@ -68,15 +70,17 @@ def world(files: dict[str, bytes | None], minor: int, **options: Any) -> Upgrade
     return node
 
 
-def drain(node: str, number: int, start: int, end: int, *, migrate: bool = False) -> NodeDrain:
-    edits = (NodeEdit.MIGRATE,) if migrate else ()
+def drain(
+    node: str, number: int, start: int, end: int, *, migrate: bool = False, edits: tuple[NodeEdit, ...] = ()
+) -> NodeDrain:
+    edits = ((NodeEdit.MIGRATE,) if migrate else ()) + edits
     return NodeDrain(node, False, number, v(start), v(end), migrate, edits)
 
 
 def drain_run(op: NodeDrain) -> Any:
     procedure = UpgradeProcedure(
         op.node,
-        plan_from_facts,
+        drain_planner(op, plan_from_facts),  # as the journey's run makes it (orchestrator/journey_session.py)
         MigrationSettings(node_files=NODE_FILES),
         upgrade=drain_settings(op, binaries=binaries(op.to_release.minor), packages=None),
     )
@@ -151,6 +155,48 @@ def test_a_failed_drain_goes_back_to_the_releases_that_drain_began_with() -> Non
     assert node.steps()[-1] == (op.key, "failed")
 
 
+GATE_OFF = b"--feature-gates=ExtendWebSocketsToKubelet=false"
+
+
+def test_the_drain_reaching_1_36_turns_the_websocket_gate_off_in_kubelet_extra_args() -> None:
+    files = cri_dockerd_node(33)
+    node = world(files, 33, apiservers={"cp1": release(36)})
+    op = drain("w1", 7, 33, 36, edits=(NodeEdit.KUBELET_WEBSOCKETS_OFF,))
+
+    outcome = drive(drain_run(op), node)
+
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
+    assert node.files[DEFAULT_KUBELET] == b'KUBELET_EXTRA_ARGS="' + GATE_OFF + b'"\n'
+    assert node.files[KUBEADM_FLAGS_ENV] == files[KUBEADM_FLAGS_ENV]  # kubeadm's file left to kubeadm
+    # Written by the drain's own write-config, after the cordon and drain: the kubelet before 1.36 never sees it.
+    writes = [step for step in started(node) if step.endswith(("/drain", "/write-config", "/restart-kubelet"))]
+    assert writes == [op.step_key("drain"), op.step_key("write-config"), op.step_key("restart-kubelet")]
+    # Without the edit, the same drain leaves the file alone.
+    plain = world(cri_dockerd_node(33), 33, apiservers={"cp1": release(36)})
+    assert drive(drain_run(drain("w1", 7, 33, 36)), plain).status is OutcomeStatus.MIGRATED
+    assert plain.files[DEFAULT_KUBELET] is None
+
+
+def test_a_failed_drain_to_1_36_takes_the_gate_out_again() -> None:
+    files = cri_dockerd_node(33)
+    files[DEFAULT_KUBELET] = b"KUBELET_EXTRA_ARGS=--feature-gates=Foo=true --v=2\n"
+    node = world(files, 33, apiservers={"cp1": release(36)}, new_kubelet_starts=False)
+    op = drain("w1", 7, 33, 36, edits=(NodeEdit.KUBELET_WEBSOCKETS_OFF,))
+
+    outcome = drive(drain_run(op), node)
+
+    assert outcome.status is OutcomeStatus.ROLLED_BACK, outcome.message
+    # The drain wrote the gate (merged), then its rollback put the file back byte for byte: kubelet 1.33
+    # would exit on a gate it does not know.
+    written = [a.data for a in node.of_type(act.WriteFile) if a.path == DEFAULT_KUBELET]
+    assert written == [
+        b"KUBELET_EXTRA_ARGS=--feature-gates=Foo=true,ExtendWebSocketsToKubelet=false --v=2\n",
+        files[DEFAULT_KUBELET],
+    ]
+    assert node.files[DEFAULT_KUBELET] == files[DEFAULT_KUBELET]
+    assert node.running_kubelet == release(33)
+
+
 def test_a_rolled_back_drain_is_tried_afresh_by_resume_once_the_cause_is_fixed() -> None:
     node = world(cri_dockerd_node(25), 25, apiservers={"cp1": release(28)}, new_kubelet_starts=False)
     op = drain("w1", 2, 25, 28)
@@ -218,8 +264,10 @@ def test_a_worker_runs_kubeadm_upgrade_node_of_the_minor_with_that_kubeadm_and_n
     # kubeadm 1.34 would write an empty endpoint: shimshift wrote the file first, as kubeadm would have.
     assert CRI_DOCKERD_ENDPOINT.encode() in (node.files[INSTANCE_CONFIG] or b"")
     assert not node.of_type(act.Drain) and not node.of_type(act.Cordon)
-    assert [step for step in started(node)] == [op.key, *(f"{op.key}/{s}" for s in
-                                                          ("install-kubeadm", "instance-config", "kubeadm-upgrade"))]
+    assert [step for step in started(node)] == [
+        op.key,
+        *(f"{op.key}/{s}" for s in ("install-kubeadm", "instance-config", "kubeadm-upgrade")),
+    ]
 
 
 def test_the_first_control_plane_node_applies_and_waits_for_its_static_pods() -> None:
@@ -285,8 +333,9 @@ def test_a_cluster_without_the_kubelet_configuration_is_stopped_before_any_chang
 def test_a_drain_to_1_35_with_allow_cgroup_v1_sets_fail_cgroup_v1_false_first_and_records_it() -> None:
     node = world(cri_dockerd_node(34), 34, apiservers={"cp1": release(35)})
     base = drain("w1", 6, 34, 35)
-    op = NodeDrain(base.node, False, base.number, base.from_release, base.to_release, False,
-                   (NodeEdit.FAIL_CGROUP_V1_FALSE,))
+    op = NodeDrain(
+        base.node, False, base.number, base.from_release, base.to_release, False, (NodeEdit.FAIL_CGROUP_V1_FALSE,)
+    )
 
     outcome = drive(drain_run(op), node)
 
