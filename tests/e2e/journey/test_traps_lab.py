@@ -5,7 +5,8 @@ changes what each release on the road would break. Runs in CI (seconds, the lab 
 Matrix: `plan --all --to 1.37.2` without binaries (an operator plans the road before fetching fourteen
 releases): the whole schedule (8 drains per node under kubeadm's own checks, 5 with `--skew
 kubernetes`), the 1.35 cgroup v1 trap on every node (this machine's kernel runs cgroup v1: blocking, exit
-1; a warning with `--allow-cgroup-v1`), the 1.36 WebSocket streaming trap on every node; the 1.25
+1), the 1.36 WebSocket streaming trap on every node, both warnings with the operator's opt-ins
+(`--allow-cgroup-v1`, `--kubelet-websockets-off`) and nothing else blocking; the 1.25
 PodSecurityPolicy trap read from the control plane's real kube-apiserver manifest once the plugin is in
 it (and gone again when it is not); every node exactly as found afterwards.
 """
@@ -82,13 +83,18 @@ def test_plan_to_1_37_on_the_lab_names_every_trap_and_changes_nothing(lab: LabIn
 
 
 @pytest.mark.usefixtures("every_node_as_found")
-def test_allow_cgroup_v1_turns_that_trap_into_a_recorded_warning(lab: LabInfo, tmp_path: Path) -> None:
+def test_the_operator_s_opt_ins_turn_both_traps_into_recorded_warnings(lab: LabInfo, tmp_path: Path) -> None:
     names = [node.name for node in lab.nodes]
+    opt_ins = ("--allow-cgroup-v1", "--kubelet-websockets-off")
 
-    _, data = plan_json(lab, tmp_path, "--to", "1.37.2", "--skew", "kubernetes", "--allow-cgroup-v1")
+    code, data = plan_json(lab, tmp_path, "--to", "1.37.2", "--skew", "kubernetes", *opt_ins)
 
     assert data["journey"]["drains"] == dict.fromkeys(names, 5)
-    assert codes_by_node(data).get("cgroup-v1") == dict.fromkeys(names, "warning")
+    found = codes_by_node(data)
+    assert found.get("cgroup-v1") == dict.fromkeys(names, "warning"), found
+    assert found.get("websocket-streaming") == dict.fromkeys(names, "warning"), found
+    blocking = [f for f in data["journey"]["findings"] if f["severity"] == "error"]
+    assert (code, blocking) == (0, []), blocking
 
 
 def _wait_for_apiserver(lab: LabInfo, *, plugins_has_psp: bool, timeout: float = 240) -> None:
