@@ -1,17 +1,20 @@
-"""The journey on the lab: `shimshift upgrade --all --to 1.27.16` from a fresh 1.23.17 dockershim lab.
+"""The journey on the lab: `shimshift upgrade --all --to 1.27.16` (or SHIMSHIFT_JOURNEY_TARGET, e.g.
+1.37.2, under SHIMSHIFT_JOURNEY_SKEW kubeadm|kubernetes) from a fresh 1.23.17 dockershim lab.
 
 Not part of `scripts/test.sh` (marker `journey_lab`, which that script deselects): it takes the lab for
-about half an hour and leaves it at 1.27.16. Run it alone, on a machine where the lab is free:
+about half an hour to 1.27.16 and leaves it at the target. Run it alone, on a machine where the lab is
+free:
 
     .venv/bin/python -m pytest -m journey_lab tests/e2e/journey
+    SHIMSHIFT_JOURNEY_TARGET=1.37.2 .venv/bin/python -m pytest tests/e2e/journey/test_journey_lab.py
 
-Each release on the way (1.24.17, 1.25.16, 1.26.15, 1.27.16) has its images loaded into every node
+Each release on the way (1.24.17, 1.25.16, ... the target) has its images loaded into every node
 (`lab prepare-upgrade --version R`, built first on a cold cache) and its folder in `--binaries DIR/vR`.
-Matrix, after the one command: every node Ready at v1.27.16 on cri-dockerd (the endpoint where kubelet
-1.27 reads it, no `--container-runtime`, which kubelet 1.27 rejects), the API server at v1.27.16;
+Matrix, after the one command: every node Ready at the target on cri-dockerd (the endpoint where kubelet
+1.27+ reads it, no `--container-runtime`, which kubelet 1.27 rejects), the API server at the target;
 the `restricted` Deployment's pods Running; neither PDB ever violated (ready replicas watched from
-outside for the whole run); each node drained exactly as often as the schedule says (4: one per minor
-from 1.24, under kubeadm's own skew checks); flannel kept its containers and kube-proxy runs the
+outside for the whole run); each node drained exactly as often as the issue's rules allow (to 1.27: 4,
+one per minor from 1.24, under kubeadm's own skew checks; to 1.37: 8, or 5 under the Kubernetes policy); flannel kept its containers and kube-proxy runs the
 target's image; from a pod on every node the Services resolve through CoreDNS and answer; verify's
 canary (allowPrivilegeEscalation: false) ran on every node at every stop, and `shimshift verify` proves
 every node afterwards.
@@ -20,6 +23,7 @@ every node afterwards.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -33,6 +37,7 @@ import pytest
 from shimshift.lab import render
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import LabInfo
+from shimshift.lab.releases import known_releases, release
 from shimshift.lab.upgrade_prep import load_release_images
 from tests.e2e.conftest import LAB_DIR, _progress, ensure_lab
 from tests.e2e.migrate.helpers import (
@@ -54,15 +59,30 @@ from tests.e2e.network import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.journey_lab]
 
-TARGET = "1.27.16"
-ROAD = ("1.24.17", "1.25.16", "1.26.15", TARGET)
-# The schedule's drains per node under --skew kubeadm: kubeadm before 1.29 refuses kubelets more than one
-# minor older than the apply's release (cmd/kubeadm/app/phases/upgrade/policy.go), so every node drains
-# once per minor from 1.24 (core/journey/schedule.py).
-DRAINS_PER_NODE = 4
+# The road: SHIMSHIFT_JOURNEY_TARGET (default 1.27.16: half an hour) and SHIMSHIFT_JOURNEY_SKEW (kubeadm |
+# kubernetes), each release on the way the one the lab knows for its minor (shimshift/lab/releases.py).
+TARGET = os.environ.get("SHIMSHIFT_JOURNEY_TARGET", "1.27.16").removeprefix("v")
+SKEW = os.environ.get("SHIMSHIFT_JOURNEY_SKEW", "kubeadm")
+ROAD = tuple(
+    r.version.removeprefix("v") for r in known_releases() if 24 <= r.minor <= release(TARGET).minor
+)
+# The drains per node the issue asks for, written here rather than read from core/journey/schedule.py (the
+# test would check the schedule against itself): kubeadm before 1.29 refuses kubelets more than one minor
+# older than the apply's release, 1.29+ three (cmd/kubeadm/app/phases/upgrade/policy.go), so 4 drains to
+# 1.27 and 8 to 1.37; the Kubernetes skew policy alone allows 5 to 1.37.
+DRAINS = {("kubeadm", 27): 4, ("kubeadm", 37): 8, ("kubernetes", 37): 5}
+DRAINS_PER_NODE = DRAINS.get((SKEW, release(TARGET).minor), 0)
+# This machine's kernel runs cgroup v1 (a 1.35+ kubelet refuses it unless failCgroupV1: false), and the
+# lab's cri-dockerd breaks exec from 1.36 unless the kubelet's ExtendWebSocketsToKubelet gate is off
+# (docs/lab.md, "What 1.37 shows"): the operator's two opt-ins, given only where the road needs them.
+OPT_INS = (
+    *(("--allow-cgroup-v1",) if release(TARGET).minor >= 35 else ()),
+    *(("--kubelet-websockets-off",) if release(TARGET).minor >= 36 else ()),
+)
 DRAIN_FLAGS = ("--force", "--delete-emptydir-data")
-# The journey's whole run: 4 applies, 8 `kubeadm upgrade node`, 12 drains.
-RUN_TIMEOUT = 3600
+# The journey's whole run: to 1.27, 4 applies, 8 `kubeadm upgrade node`, 12 drains (16 min); to 1.37, 14,
+# 28 and 24 (or 15).
+RUN_TIMEOUT = 3600 * 3
 
 
 @dataclass
@@ -78,18 +98,20 @@ class Journeyed:
 
 @pytest.fixture(scope="module")
 def journeyed(lab_lock: LabLock, tmp_path_factory: pytest.TempPathFactory) -> Journeyed:
+    if DRAINS_PER_NODE == 0:
+        pytest.fail(f"no drain count is written for {SKEW} rules to {TARGET}: add it to DRAINS", pytrace=False)
     lab = ensure_lab(lab_lock)  # a fresh 1.23.17 dockershim lab: an upgraded one is rebuilt
     work = tmp_path_factory.mktemp("journey")
     binaries = work / "binaries"
     binaries.mkdir()
-    for release in ROAD:
+    for on_the_road in ROAD:
         try:
-            prepared = load_release_images(release, directory=LAB_DIR, progress=_progress)
+            prepared = load_release_images(on_the_road, directory=LAB_DIR, progress=_progress)
         except Exception as e:  # any failure must become a test failure, never a skip
-            pytest.fail(f"the lab could not be prepared for {release}: {type(e).__name__}: {e}", pytrace=False)
-        (binaries / f"v{release}").symlink_to(prepared.binaries_dir)
+            pytest.fail(f"the lab could not be prepared for {on_the_road}: {type(e).__name__}: {e}", pytrace=False)
+        (binaries / f"v{on_the_road}").symlink_to(prepared.binaries_dir)
     journal = work / "journal.sqlite"
-    args = ["--all", "--to", TARGET, "--binaries", str(binaries), *DRAIN_FLAGS]
+    args = ["--all", "--to", TARGET, "--skew", SKEW, "--binaries", str(binaries), *OPT_INS, *DRAIN_FLAGS]
     system_before = system_daemonset_containers(lab)
     started = time.monotonic()
     with ReadyReplicasWatch(lab, deployments=("web", render.RESTRICTED_DEPLOYMENT)) as watch:
