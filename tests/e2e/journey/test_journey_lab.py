@@ -14,10 +14,10 @@ Matrix, after the one command: every node Ready at the target on cri-dockerd (th
 1.27+ reads it, no `--container-runtime`, which kubelet 1.27 rejects), the API server at the target;
 the `restricted` Deployment's pods Running; neither PDB ever violated (ready replicas watched from
 outside for the whole run); each node drained exactly as often as the issue's rules allow (to 1.27: 4,
-one per minor from 1.24, under kubeadm's own skew checks; to 1.37: 8, or 5 under the Kubernetes policy); flannel kept its containers and kube-proxy runs the
-target's image; from a pod on every node the Services resolve through CoreDNS and answer; verify's
-canary (allowPrivilegeEscalation: false) ran on every node at every stop, and `shimshift verify` proves
-every node afterwards.
+one per minor from 1.24, under kubeadm's own skew checks; to 1.37: 8, or 5 under the Kubernetes
+policy); flannel kept its containers and kube-proxy runs the target's image; from a pod on every node
+the Services resolve through CoreDNS and answer; verify's canary (allowPrivilegeEscalation: false) ran
+on every node at every stop, and `shimshift verify` proves every node afterwards.
 """
 
 from __future__ import annotations
