@@ -20,6 +20,7 @@ from shimshift.adapters.kube.connection import open_client
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.findings import Finding
+from shimshift.core.fleet import parse_max_unavailable
 from shimshift.core.journey.sequence import (
     JOURNEY_RUN_KEY,
     ClusterEdit,
@@ -40,7 +41,13 @@ from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.cluster_run import RunOpening
 from shimshift.orchestrator.executor import NodeExecutor
 from shimshift.orchestrator.journey_plan import JourneyPlanRequest, control_plane_release, plan_whole_journey
-from shimshift.orchestrator.journey_run import JourneyBinaries, JourneyResult, operation_procedure, run_operations
+from shimshift.orchestrator.journey_run import (
+    DrainGate,
+    JourneyBinaries,
+    JourneyResult,
+    operation_procedure,
+    run_operations,
+)
 from shimshift.orchestrator.ports import StepEvent
 from shimshift.orchestrator.session import (
     Connection,
@@ -164,7 +171,6 @@ async def run_journey(
         run_journal = RunJournal(journal, run.id)
         nodes = sorted({_node_of(op, sequence) for op in sequence})
         finished = {step for node in nodes for step in run_journal.finished_steps(node) if "/" not in step}
-        started = {step for node in nodes for step in run_journal.recorded_steps(node) if "/" not in step}
         async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
             cluster = KubeCluster(client, options.drain, cache=cache)
 
@@ -180,16 +186,21 @@ async def run_journey(
                                         upgrade=settings)
 
             try:
+                # A resumed run keeps the --max-unavailable it began with (its options in the journal; a
+                # journal written before the journey read it holds the default, "1": one drain at a time).
+                max_unavailable = parse_max_unavailable(
+                    str(run.options.get("max_unavailable", "1")), total=max(1, len(nodes))
+                )
                 result = await run_operations(
                     sequence,
                     finished=finished,
-                    started=started,
                     node_of=lambda op: _node_of(op, sequence),
                     procedure_of=lambda op: operation_procedure(
                         op, binaries, drain_procedure=drain_procedure, health_timeout=options.health_timeout
                     ),
                     drive=drive,
                     on_outcome=on_operation,
+                    gate=DrainGate(max_unavailable, cache.snapshot, cluster.drain_would_block, cache.budgets_changed),
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)

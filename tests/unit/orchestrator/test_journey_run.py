@@ -102,7 +102,6 @@ def run(worlds: dict[str, UpgradeWorld]) -> Any:
         run_operations(
             SEQUENCE,
             finished=journal_keys(worlds, "finished"),
-            started=journal_keys(worlds, "started"),
             node_of=node_of,
             procedure_of=lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure),
             drive=on_node,
@@ -214,7 +213,6 @@ def run_long(sequence: tuple[Operation, ...], worlds: dict[str, UpgradeWorld]) -
         run_operations(
             sequence,
             finished=journal_keys(worlds, "finished"),
-            started=journal_keys(worlds, "started"),
             node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
             procedure_of=lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure),
             drive=on_node,
