@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -96,16 +97,27 @@ def run(worlds: dict[str, UpgradeWorld]) -> Any:
             world.apiservers = dict(worlds["cp1"].apiservers)
         return outcome
 
-    def node_of(op: Operation) -> str:
-        return "cp1" if isinstance(op, ClusterEdit) else op.node
+    return play(
+        SEQUENCE, worlds, on_node, lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure)
+    )
 
+
+def play(
+    sequence: tuple[Operation, ...],
+    worlds: dict[str, UpgradeWorld],
+    on_node: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
+    procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
+    gate: DrainGate | None = None,
+) -> Any:
+    """The run from where the worlds' journals stand (a cluster edit's actions go to cp1)."""
     return asyncio.run(
         run_operations(
-            SEQUENCE,
+            sequence,
             finished=journal_keys(worlds, "finished"),
-            node_of=node_of,
-            procedure_of=lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure),
+            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
+            procedure_of=procedure_of,
             drive=on_node,
+            gate=gate,
         )
     )
 
@@ -210,14 +222,8 @@ def run_long(sequence: tuple[Operation, ...], worlds: dict[str, UpgradeWorld]) -
             world.apiservers = dict(worlds["cp1"].apiservers)
         return outcome
 
-    return asyncio.run(
-        run_operations(
-            sequence,
-            finished=journal_keys(worlds, "finished"),
-            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
-            procedure_of=lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure),
-            drive=on_node,
-        )
+    return play(
+        sequence, worlds, on_node, lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure)
     )
 
 
@@ -310,16 +316,7 @@ def run_wide(worlds: dict[str, UpgradeWorld], gate: DrainGate, log: list[tuple[s
         log.append(("end", key))
         return outcome
 
-    return asyncio.run(
-        run_operations(
-            WIDE,
-            finished=journal_keys(worlds, "finished"),
-            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
-            procedure_of=procedure_of,
-            drive=on_node,
-            gate=gate,
-        )
-    )
+    return play(WIDE, worlds, on_node, procedure_of, gate)
 
 
 def most_at_once(log: list[tuple[str, str]], keys: set[str]) -> int:
