@@ -6,14 +6,22 @@ stages out; a journal's finished keys in, where a run goes on out.
 - A **barrier** runs alone, after everything before it and before everything after it: every
   ``kubeadm upgrade`` (apply or node) and every cluster edit. kubeadm of one minor must see the apply of
   that minor done and the cluster's configuration as that apply left it (sequence.py), so no kubeadm step
-  overlaps another or a drain. A drain that holds its node's kubeadm step (a dockershim node's first drain,
-  sequence.py ``_migrations_before_kubeadm``) is a barrier too, for the same reason.
+  overlaps another or a drain. A control-plane node's drain that holds its kubeadm step (a dockershim node's
+  first drain, sequence.py ``_migrations_before_kubeadm``) is a barrier too, for the same reason.
 - A **drain stage** is the drains between two barriers. They go to the same control-plane release, each on
   its own node, so they may run together: control-plane nodes first, one at a time, then the workers within
   ``--max-unavailable``, with the PDB-aware order of core/fleet.py (:func:`drain_phases`; the rules are
   fleet.py's, not repeated here). Control-plane nodes first and alone, as the one-minor upgrade does
   (core/upgrade/cluster.py ``upgrade_phases``): two control-plane nodes drained at once could lose etcd
   quorum, and a worker's kubelet should not restart while a control-plane node of its release is down.
+
+Decision where the issue was silent: a *worker's* drain that holds its ``kubeadm upgrade node`` (its migration
+drain) runs with the other drains of its stage, not alone. On a worker that step only writes the node's own
+kubelet files from the cluster's ConfigMaps, after the apply of its release; kubeadm's guide upgrades workers
+"one node at a time or few nodes at a time" with exactly that step inside the drain (kubernetes/website
+content/en/docs/tasks/administer-cluster/kubeadm/upgrading-linux-nodes.md). Kept alone, every dockershim
+worker's first drain would run one after the other: 300 of a 300-node fleet's drains. A worker's kubeadm step
+that no drain holds stays a barrier.
 
 Where a run goes on (:func:`stage_resume`): the first stage not finished, and of a drain stage the drains not
 finished, in any subset: drains of one stage finish in any order. A drain started and not finished goes on
@@ -31,7 +39,7 @@ from shimshift.core.fleet import ControlPlaneOrder, FleetNode, FleetPhase, plan_
 from shimshift.core.journey.sequence import NodeDrain, Operation
 from shimshift.core.run_copy import RUN_RECORD_INVALID
 
-__all__ = ["Stage", "StageResume", "drain_phases", "journey_stages", "stage_resume"]
+__all__ = ["Stage", "StageResume", "concurrent", "drain_phases", "journey_stages", "stage_resume"]
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,10 @@ class Stage:
         return tuple(op.key for op in self.operations)
 
 
-def _concurrent(op: Operation) -> bool:
-    """A drain that holds no kubeadm step may run beside the drains of its stage."""
-    return isinstance(op, NodeDrain) and op.kubeadm is None
+def concurrent(op: Operation) -> bool:
+    """Whether ``op`` may run beside the drains of its stage: a drain that holds no kubeadm step, or only its
+    worker's ``kubeadm upgrade node`` (see the module's decision)."""
+    return isinstance(op, NodeDrain) and (op.kubeadm is None or not op.control_plane)
 
 
 def journey_stages(sequence: Sequence[Operation]) -> tuple[Stage, ...]:
@@ -57,13 +66,13 @@ def journey_stages(sequence: Sequence[Operation]) -> tuple[Stage, ...]:
     stages: list[Stage] = []
     current: list[NodeDrain] = []
     for op in sequence:
-        if isinstance(op, NodeDrain) and _concurrent(op) and op.node not in {o.node for o in current}:
+        if isinstance(op, NodeDrain) and concurrent(op) and op.node not in {o.node for o in current}:
             current.append(op)
             continue
         if current:
             stages.append(Stage(tuple(current), drains=True))
             current = []
-        if isinstance(op, NodeDrain) and _concurrent(op):
+        if isinstance(op, NodeDrain) and concurrent(op):
             current.append(op)
         else:
             stages.append(Stage((op,), drains=False))
