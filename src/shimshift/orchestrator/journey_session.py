@@ -70,6 +70,7 @@ __all__ = [
     "JourneySummary",
     "active_journey",
     "is_journey",
+    "journey_max_unavailable",
     "run_journey",
 ]
 
@@ -186,11 +187,7 @@ async def run_journey(
                                         upgrade=settings)
 
             try:
-                # A resumed run keeps the --max-unavailable it began with (its options in the journal; a
-                # journal written before the journey read it holds the default, "1": one drain at a time).
-                max_unavailable = parse_max_unavailable(
-                    str(run.options.get("max_unavailable", "1")), total=max(1, len(nodes))
-                )
+                max_unavailable = journey_max_unavailable(run.options, nodes=len(nodes))
                 result = await run_operations(
                     sequence,
                     finished=finished,
@@ -256,6 +253,13 @@ def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> Jour
     if request.upgrade.install_commands:
         return JourneyBinaries(packages=parse_install_commands(request.upgrade.install_commands))
     return JourneyBinaries(dict(found))
+
+
+def journey_max_unavailable(options: Mapping[str, Any], *, nodes: int) -> int:
+    """The run's ``--max-unavailable`` as its options in the journal keep it: a resumed run keeps the one it
+    began with. A journal without it (none is known, but the field is optional) means "1", one drain at a
+    time, which is how every journey ran before its drains could run together."""
+    return parse_max_unavailable(str(options.get("max_unavailable", "1")), total=max(1, nodes))
 
 
 def _node_of(op: Operation, sequence: tuple[Operation, ...]) -> str:
