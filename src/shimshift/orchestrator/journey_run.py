@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import BudgetSnapshot
+from shimshift.core.fleet import BudgetSnapshot, blocked_by, remaining_budgets
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, NodeDrain, Operation
 from shimshift.core.journey.stages import drain_phases, journey_stages, stage_resume
 from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit, drain_settings, journey_drain
@@ -107,6 +107,7 @@ class DrainGate:
     budgets: Callable[[], Awaitable[BudgetSnapshot]] | None = None
     would_block: Callable[[str, frozenset[str]], Awaitable[bool]] | None = None
     changed: Callable[[], Awaitable[None]] | None = None
+    on_wait: Callable[[str], None] | None = None  # told which drains wait for which PDB, when that changes
 
 
 async def run_operations(
@@ -155,16 +156,48 @@ async def _run_drains(
     """One stage's drains through the fleet's runner; after a failure no new drain starts and those in
     flight finish (``max_failures=1``). Returns the outcomes of the drains that ran, in the order they ended."""
     by_node = {op.node: op for op in drains}
+    started: set[str] = set()
+    running: set[str] = set()
+    said: dict[str, tuple[str, ...]] = {}
+
+    last = [NO_BUDGETS]
 
     async def budgets() -> BudgetSnapshot:
-        return NO_BUDGETS if gate.budgets is None else await gate.budgets()
+        last[0] = NO_BUDGETS if gate.budgets is None else await gate.budgets()
+        _say_waits(last[0])
+        return last[0]
+
+    def _say_waits(snapshot: BudgetSnapshot) -> None:
+        """Which worker drains a PDB holds back while a slot is free, said once per change: a drain that
+        waits is never silent. Asked when the runner reads the budgets (it has a slot to fill) and when a
+        drain starts (the runner has just passed over those it could not start)."""
+        if gate.on_wait is None or len(running) >= gate.max_unavailable:
+            return
+        if any(op.control_plane and op.node not in started for op in drains):
+            return
+        remaining = remaining_budgets(snapshot, in_flight=running)
+        for node in sorted(set(by_node) - started):
+            blocking = blocked_by(snapshot.demands.get(node, {}), remaining)
+            if blocking and said.get(node) != blocking:
+                gate.on_wait(
+                    f"drain {by_node[node].number} of {node} waits: PodDisruptionBudget {', '.join(blocking)} "
+                    f"allows no more disruptions while {', '.join(sorted(running)) or 'no drain'} runs; it starts "
+                    "when one ends or the budget frees (alone, if nothing else can go: then it waits in the drain, "
+                    "at most --drain-timeout)"
+                )
+            said[node] = blocking
 
     async def would_block(node: str, keys: frozenset[str]) -> bool:
         return False if gate.would_block is None else await gate.would_block(node, keys)
 
     async def drain(node: str) -> NodeOutcome:
-        op = by_node[node]
-        return await drive(node, procedure_of(op))
+        started.add(node)
+        running.add(node)
+        _say_waits(last[0])
+        try:
+            return await drive(node, procedure_of(by_node[node]))
+        finally:
+            running.discard(node)
 
     fleet = await run_fleet(
         drain_phases(drains, max_unavailable=gate.max_unavailable),

@@ -197,7 +197,9 @@ async def run_journey(
                     ),
                     drive=drive,
                     on_outcome=on_operation,
-                    gate=DrainGate(max_unavailable, cache.snapshot, cluster.drain_would_block, cache.budgets_changed),
+                    gate=DrainGate(
+                        max_unavailable, cache.snapshot, cluster.drain_would_block, cache.budgets_changed, on_wait
+                    ),
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)

@@ -389,9 +389,13 @@ def test_a_drain_a_pdb_would_block_waits_for_another_node_to_end() -> None:
     worlds = wide_cluster()
     log: list[tuple[str, str]] = []
 
-    result = run_wide(worlds, DrainGate(3, budgets, would_block), log)
+    said: list[str] = []
+    result = run_wide(worlds, DrainGate(3, budgets, would_block, on_wait=said.append), log)
 
     assert result.finished
+    # The drain held back is said, with the PDB it waits for and the drain it waits on, once.
+    assert len(said) == 1 and said[0].startswith("drain 1 of w2 waits: PodDisruptionBudget ns/web allows no more")
+    assert "while w1 runs" in said[0] or "while w1, w3 runs" in said[0], said
     web = {op.key for op in WIDE if isinstance(op, NodeDrain) and op.node in {"w1", "w2"}}
     assert most_at_once(log, web) == 1
     workers = {op.key for op in WIDE if isinstance(op, NodeDrain) and not op.control_plane}
