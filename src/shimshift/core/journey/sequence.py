@@ -37,7 +37,8 @@ Decisions where the issue was silent:
   ``--allow-cgroup-v1``: from 1.35 kubeadm's cgroup check is an error on a cgroup v1 host
   (k8s.io/system-validators v1.12.1, cgroup_validator_linux.go), and that flag is the only way past it.
 - A failed drain rolls that node back to the releases it had when that drain began (its kubelet and
-  kubectl, its files, dockershim when the drain was migrating it), then the run stops. A failed kubeadm
+  kubectl, its files, dockershim when the drain was migrating it), then the run stops (after the drains of
+  its stage already in flight end: stages.py). A failed kubeadm
   step or cluster edit stops the run without undoing anything: kubeadm restores a control-plane node's
   static pods itself when its upgrade fails (cmd/kubeadm/app/phases/upgrade/staticpods.go
   rollbackOldManifests), and a finished ``kubeadm upgrade apply`` is never undone. Either way the run is
