@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from shimshift.cli.findings import findings_text
 from shimshift.core.journey.schedule import ControlPlaneStep, Journey
+from shimshift.core.journey.sequence import NodeDrain, journey_sequence
+from shimshift.core.journey.stages import concurrent, journey_stages
 
 if TYPE_CHECKING:
     from shimshift.orchestrator.journey_plan import JourneyPlan
@@ -19,9 +21,35 @@ KUBEADM_EVERYWHERE = (
 )
 
 
+#: What the drains' ``[together N]`` marks mean (core/journey/stages.py), said once.
+TOGETHER = (
+    "drains marked [together N] may run at once: control-plane nodes first, one at a time, then workers within "
+    "--max-unavailable, a node whose drain a PDB would block passed over; kubeadm steps run alone, between them"
+)
+
+
+def _together_marks(journey: Journey) -> dict[tuple[str, int], str]:
+    """Each drain's mark in the schedule, by (node, drain number): ``[together N]`` for the drains of a stage
+    that holds more than one, ``[alone: ...]`` for a control-plane node's drain that runs its kubeadm step."""
+    marks: dict[tuple[str, int], str] = {}
+    group = 0
+    for stage in journey_stages(journey_sequence(journey)):
+        drains = [op for op in stage.operations if isinstance(op, NodeDrain)]
+        if stage.drains and len(drains) > 1:
+            group += 1
+        for op in drains:
+            if op.kubeadm is not None and not concurrent(op):
+                marks[(op.node, op.number)] = f" [alone: it runs kubeadm upgrade {op.kubeadm.mode} on the node]"
+            elif len(drains) > 1:
+                marks[(op.node, op.number)] = f" [together {group}]"
+    return marks
+
+
 def journey_lines(journey: Journey) -> list[str]:
-    """The schedule: which node, which drain, which releases, in the order they run."""
+    """The schedule: which node, which drain, which releases, in the order they run, and which drains may
+    run at once."""
     counts = journey.drain_counts()
+    marks = _together_marks(journey)
     lines = [
         f"journey: control plane v{journey.start.control_plane} -> v{journey.target}, "
         f"skew rules: {journey.rules} ({len(journey.control_plane_steps())} control-plane step(s), "
@@ -44,8 +72,10 @@ def journey_lines(journey: Journey) -> list[str]:
             migrate = ", and from dockershim to cri-dockerd" if step.migrate else ""
             lines.append(
                 f"{number:3}. drain {step.node} ({role}), its drain {step.number} of {counts[step.node]}: "
-                f"kubelet v{step.from_release} -> v{step.to_release}{migrate}"
+                f"kubelet v{step.from_release} -> v{step.to_release}{migrate}{marks.get((step.node, step.number), '')}"
             )
+    if any("[together" in mark for mark in marks.values()):
+        lines.append(TOGETHER)
     return lines
 
 

@@ -255,7 +255,8 @@ def fleet_options(function: F) -> F:
             "--max-unavailable",
             default="1",
             show_default=True,
-            help="Workers migrated at once: a count or a percentage of the selected nodes.",
+            help="Workers migrated at once: a count or a percentage of the selected nodes (past one minor, "
+            "the journey's workers drained at once, of all nodes).",
         ),
         click.option(
             "--control-plane",

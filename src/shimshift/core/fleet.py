@@ -399,6 +399,12 @@ def _allowed_of(node: str, snapshot: BudgetSnapshot) -> tuple[tuple[str, int], .
     return tuple(sorted((key, snapshot.allowed.get(key, 0)) for key in snapshot.demands.get(node, {})))
 
 
+def blocked_by(demand: Mapping[str, int], remaining: Mapping[str, int]) -> tuple[str, ...]:
+    """The PDBs (``namespace/name``) that have no disruption left for a node's drain now (``remaining``:
+    after the nodes in flight took theirs); empty: the node may start."""
+    return tuple(sorted(key for key in demand if remaining.get(key, 1) < 1))
+
+
 def next_start(
     waiting: Sequence[str],
     *,
@@ -418,6 +424,6 @@ def next_start(
     for name in waiting:
         if name in passed_over:
             continue
-        if all(remaining.get(key, 1) >= 1 for key in demands.get(name, {})):
+        if not blocked_by(demands.get(name, {}), remaining):
             return Start(name)
     return Start(waiting[0], forced=True) if in_flight == 0 else None

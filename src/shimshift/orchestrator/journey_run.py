@@ -1,10 +1,14 @@
-"""`shimshift upgrade --to` past one minor: the journey's operations run in order, each on its node.
+"""`shimshift upgrade --to` past one minor: the journey's stages run in order, each operation on its node.
 
-The order and every decision are core's (core/journey/sequence.py: the operations, where a resumed run goes
-on, what a failure leads to; core/procedures/journey.py: what each operation does on its node). This module
-makes each operation's procedure from the run's settings, hands it to the node's executor and stops at the
-first operation that does not finish: a drain that failed has rolled its node back to that drain's start,
-a kubeadm step or cluster edit stands where it stopped; the run is resumable either way.
+The order and every decision are core's (core/journey/sequence.py: the operations and what a failure leads
+to; core/journey/stages.py: which run alone and which together, and where a resumed run goes on;
+core/procedures/journey.py: what each operation does on its node). A barrier (a kubeadm step, a cluster
+edit) runs alone; a stage's drains run through the fleet's runner (orchestrator/fleet.py): control plane
+first one at a time, then workers within ``--max-unavailable``, a node whose drain a PDB would block right
+now passed over for another. The run stops at the first operation that does not finish: a drain that failed
+has rolled its node back to that drain's start; the drains already in flight finish (the fleet's
+``--max-failures 1``: no new one starts), and the run stops before the next barrier. A kubeadm step or
+cluster edit stands where it stopped. The run is resumable either way.
 """
 
 from __future__ import annotations
@@ -14,19 +18,16 @@ from dataclasses import dataclass, field
 
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import Refusal
-from shimshift.core.journey.sequence import (
-    ClusterEdit,
-    KubeadmUpgrade,
-    NodeDrain,
-    Operation,
-    resume_point,
-)
+from shimshift.core.fleet import BudgetSnapshot, blocked_by, remaining_budgets
+from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, NodeDrain, Operation
+from shimshift.core.journey.stages import drain_phases, journey_stages, stage_resume
 from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit, drain_settings, journey_drain
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import Binary, PackageInstall, TargetBinary
+from shimshift.orchestrator.fleet import run_fleet
 
-__all__ = ["JourneyBinaries", "JourneyResult", "operation_procedure", "run_operations"]
+__all__ = ["DrainGate", "JourneyBinaries", "JourneyResult", "operation_procedure", "run_operations"]
 
 
 @dataclass(frozen=True)
@@ -92,28 +93,119 @@ class JourneyResult:
         return next((outcome for outcome in self.outcomes if outcome.status is not OutcomeStatus.MIGRATED), None)
 
 
+#: The journey's budgets when the caller has no cache (a cluster of nodes without PDBs): nothing to wait for.
+NO_BUDGETS = BudgetSnapshot({}, {})
+
+
+@dataclass(frozen=True)
+class DrainGate:
+    """How many drains of a stage may run at once, and the fleet's PDB arithmetic: ``budgets`` reads the
+    cache, ``would_block`` asks the API server (a dry run) about one node, ``changed`` returns when a PDB
+    or pod changes (orchestrator/fleet.py ``run_fleet``)."""
+
+    max_unavailable: int = 1
+    budgets: Callable[[], Awaitable[BudgetSnapshot]] | None = None
+    would_block: Callable[[str, frozenset[str]], Awaitable[bool]] | None = None
+    changed: Callable[[], Awaitable[None]] | None = None
+    on_wait: Callable[[str], None] | None = None  # told which drains wait for which PDB, when that changes
+
+
 async def run_operations(
     sequence: Sequence[Operation],
     *,
     finished: Collection[str],
-    started: Collection[str],
     node_of: Callable[[Operation], str],
     procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
     drive: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
     on_outcome: Callable[[Operation, NodeOutcome], None] | None = None,
+    gate: DrainGate | None = None,
 ) -> JourneyResult:
-    """Each operation from where the journal says the run is, in order, until one does not finish.
-    ``finished``/``started``: the operation keys the journal holds; ``drive`` runs a procedure on a node's
-    executor; ``node_of`` names the node an operation's actions go to (a cluster edit: the first
-    control-plane node's)."""
-    point = resume_point(sequence, finished=finished, started=started)
-    result = JourneyResult(done=point.index, total=len(sequence))
-    for op in sequence[point.index :]:
-        outcome = await drive(node_of(op), procedure_of(op))
-        result.outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(op, outcome)
-        if outcome.status is not OutcomeStatus.MIGRATED:
+    """Each stage from where the journal says the run is, in order, until an operation does not finish.
+    ``finished``: the operation keys the journal holds as finished (a drain that had started goes on from
+    its own steps' journal); ``drive`` runs a procedure on a node's executor; ``node_of`` names the node an
+    operation's actions go to (a cluster edit: the first control-plane node's)."""
+    gate = gate or DrainGate()
+    stages = journey_stages(sequence)
+    point = stage_resume(stages, finished=finished)
+    result = JourneyResult(done=point.done, total=len(sequence))
+    for number in range(point.stage, len(stages)):
+        pending = point.pending if number == point.stage else stages[number].operations
+        if stages[number].drains:
+            drains = [op for op in pending if isinstance(op, NodeDrain)]
+            outcomes = await _run_drains(drains, gate, procedure_of, drive, on_outcome)
+        else:
+            op = pending[0]
+            outcome = await drive(node_of(op), procedure_of(op))
+            if on_outcome is not None:
+                on_outcome(op, outcome)
+            outcomes = [outcome]
+        result.outcomes += outcomes
+        result.done += sum(1 for outcome in outcomes if outcome.status is OutcomeStatus.MIGRATED)
+        if len(outcomes) < len(pending) or any(o.status is not OutcomeStatus.MIGRATED for o in outcomes):
             return result
-        result.done += 1
     return result
+
+
+async def _run_drains(
+    drains: Sequence[NodeDrain],
+    gate: DrainGate,
+    procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
+    drive: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
+    on_outcome: Callable[[Operation, NodeOutcome], None] | None,
+) -> list[NodeOutcome]:
+    """One stage's drains through the fleet's runner; after a failure no new drain starts and those in
+    flight finish (``max_failures=1``). Returns the outcomes of the drains that ran, in the order they ended."""
+    by_node = {op.node: op for op in drains}
+    started: set[str] = set()
+    running: set[str] = set()
+    said: dict[str, tuple[str, ...]] = {}
+
+    last = [NO_BUDGETS]
+
+    async def budgets() -> BudgetSnapshot:
+        last[0] = NO_BUDGETS if gate.budgets is None else await gate.budgets()
+        _say_waits(last[0])
+        return last[0]
+
+    def _say_waits(snapshot: BudgetSnapshot) -> None:
+        """Which worker drains a PDB holds back while a slot is free, said once per change: a drain that
+        waits is never silent. Asked when the runner reads the budgets (it has a slot to fill) and when a
+        drain starts (the runner has just passed over those it could not start)."""
+        if gate.on_wait is None or len(running) >= gate.max_unavailable:
+            return
+        if any(op.control_plane and op.node not in started for op in drains):
+            return
+        remaining = remaining_budgets(snapshot, in_flight=running)
+        for node in sorted(set(by_node) - started):
+            blocking = blocked_by(snapshot.demands.get(node, {}), remaining)
+            if blocking and said.get(node) != blocking:
+                gate.on_wait(
+                    f"drain {by_node[node].number} of {node} waits: PodDisruptionBudget {', '.join(blocking)} "
+                    f"allows no more disruptions while {', '.join(sorted(running)) or 'no drain'} runs; it starts "
+                    "when one ends or the budget frees (alone, if nothing else can go: then it waits in the drain, "
+                    "at most --drain-timeout)"
+                )
+            said[node] = blocking
+
+    async def would_block(node: str, keys: frozenset[str]) -> bool:
+        return False if gate.would_block is None else await gate.would_block(node, keys)
+
+    async def drain(node: str) -> NodeOutcome:
+        started.add(node)
+        running.add(node)
+        _say_waits(last[0])
+        try:
+            return await drive(node, procedure_of(by_node[node]))
+        finally:
+            running.discard(node)
+
+    fleet = await run_fleet(
+        drain_phases(drains, max_unavailable=gate.max_unavailable),
+        migrate=drain,
+        drain_would_block=would_block,
+        max_failures=1,
+        budgets=budgets,
+        budgets_changed=gate.changed,
+        on_outcome=None if on_outcome is None else lambda outcome: on_outcome(by_node[outcome.node], outcome),
+    )
+    return fleet.outcomes

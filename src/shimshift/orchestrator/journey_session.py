@@ -20,6 +20,7 @@ from shimshift.adapters.kube.connection import open_client
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import OPTION_INVALID, Refusal
 from shimshift.core.findings import Finding
+from shimshift.core.fleet import parse_max_unavailable
 from shimshift.core.journey.sequence import (
     JOURNEY_RUN_KEY,
     ClusterEdit,
@@ -41,7 +42,13 @@ from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.cluster_run import RunOpening
 from shimshift.orchestrator.executor import NodeExecutor
 from shimshift.orchestrator.journey_plan import JourneyPlanRequest, control_plane_release, plan_whole_journey
-from shimshift.orchestrator.journey_run import JourneyBinaries, JourneyResult, operation_procedure, run_operations
+from shimshift.orchestrator.journey_run import (
+    DrainGate,
+    JourneyBinaries,
+    JourneyResult,
+    operation_procedure,
+    run_operations,
+)
 from shimshift.orchestrator.ports import StepEvent
 from shimshift.orchestrator.session import (
     Connection,
@@ -64,6 +71,7 @@ __all__ = [
     "JourneySummary",
     "active_journey",
     "is_journey",
+    "journey_max_unavailable",
     "run_journey",
 ]
 
@@ -177,7 +185,6 @@ async def run_journey(
         run_journal = RunJournal(journal, run.id)
         nodes = sorted({_node_of(op, sequence) for op in sequence})
         finished = {step for node in nodes for step in run_journal.finished_steps(node) if "/" not in step}
-        started = {step for node in nodes for step in run_journal.recorded_steps(node) if "/" not in step}
         async with started_cache(client, on_wait) as cache, node_pool(connection) as pool:
             cluster = KubeCluster(client, options.drain, cache=cache)
 
@@ -193,16 +200,19 @@ async def run_journey(
                                         migration_settings(options, run.id), upgrade=settings)
 
             try:
+                max_unavailable = journey_max_unavailable(run.options, nodes=len(nodes))
                 result = await run_operations(
                     sequence,
                     finished=finished,
-                    started=started,
                     node_of=lambda op: _node_of(op, sequence),
                     procedure_of=lambda op: operation_procedure(
                         op, binaries, drain_procedure=drain_procedure, health_timeout=options.health_timeout
                     ),
                     drive=drive,
                     on_outcome=on_operation,
+                    gate=DrainGate(
+                        max_unavailable, cache.snapshot, cluster.drain_would_block, cache.budgets_changed, on_wait
+                    ),
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)
@@ -262,6 +272,13 @@ def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> Jour
     if request.upgrade.install_commands:
         return JourneyBinaries(packages=parse_install_commands(request.upgrade.install_commands))
     return JourneyBinaries(dict(found))
+
+
+def journey_max_unavailable(options: Mapping[str, Any], *, nodes: int) -> int:
+    """The run's ``--max-unavailable`` as its options in the journal keep it: a resumed run keeps the one it
+    began with. A journal without it (none is known, but the field is optional) means "1", one drain at a
+    time, which is how every journey ran before its drains could run together."""
+    return parse_max_unavailable(str(options.get("max_unavailable", "1")), total=max(1, nodes))
 
 
 def _node_of(op: Operation, sequence: tuple[Operation, ...]) -> str:

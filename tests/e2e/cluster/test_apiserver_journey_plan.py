@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from click.testing import CliRunner, Result
 
+from shimshift.cli.journey_text import TOGETHER
 from shimshift.cli.main import main
 from tests.unit.orchestrator.test_upgrade_run import fake_binaries
 
@@ -55,9 +56,10 @@ async def test_plan_to_1_37_prints_the_whole_journey_without_binaries(world: Wor
     assert f"  1. control plane -> v1.24.17: kubeadm upgrade apply v1.24.17 on {control_plane}" in lines
     assert (
         f"  2. drain {control_plane} (control-plane node), its drain 1 of 8: kubelet v1.23.17 -> v1.24.17, "
-        "and from dockershim to cri-dockerd"
+        "and from dockershim to cri-dockerd [alone: it runs kubeadm upgrade apply on the node]"
     ) in lines
-    assert f"drain {worker} (worker), its drain 8 of 8: kubelet v1.36.5 -> v1.37.2" in result.stdout
+    assert f"drain {worker} (worker), its drain 8 of 8: kubelet v1.36.5 -> v1.37.2 [together 7]" in result.stdout
+    assert TOGETHER in lines  # which drains may run at once, within --max-unavailable
     assert "blocking: node " + worker + ": error: kubectl exec, attach and port-forward" in result.stdout
     assert "binaries: not given" in result.stdout
     after = [await world.call("GET", f"/api/v1/nodes/{name}") for name in (control_plane, worker)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shimshift.cli.journey_text import journey_lines, journey_plan_text
+from shimshift.cli.journey_text import TOGETHER, journey_lines, journey_plan_text
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.journey.schedule import JourneyNode, plan_journey
 from shimshift.core.journey.skew import SkewRules
@@ -23,12 +23,23 @@ def test_the_policy_journey_names_each_step_and_the_forced_applies() -> None:
         "  2. control plane -> v1.25.16: kubeadm upgrade apply v1.25.16 --force on cp1 (kubeadm refuses the "
         "kubelets left behind; the skew policy allows them)",
         "  3. drain cp1 (control-plane node), its drain 1 of 2: kubelet v1.23.17 -> v1.25.16, and from dockershim "
-        "to cri-dockerd",
-        "  4. drain w1 (worker), its drain 1 of 2: kubelet v1.23.17 -> v1.25.16",
+        "to cri-dockerd [together 1]",
+        "  4. drain w1 (worker), its drain 1 of 2: kubelet v1.23.17 -> v1.25.16 [together 1]",
         "  5. control plane -> v1.26.15: kubeadm upgrade apply v1.26.15 on cp1",
-        "  6. drain cp1 (control-plane node), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15",
-        "  7. drain w1 (worker), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15",
+        "  6. drain cp1 (control-plane node), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15 [together 2]",
+        "  7. drain w1 (worker), its drain 2 of 2: kubelet v1.25.16 -> v1.26.15 [together 2]",
+        TOGETHER,
     ]
+
+
+def test_a_control_plane_drain_that_runs_kubeadm_is_marked_alone_and_a_lone_drain_unmarked() -> None:
+    """Under kubeadm's checks cp1's migration drain holds its apply (it runs alone); w1, already on
+    cri-dockerd, is then the only drain of its stage: nothing to mark."""
+    journey = plan_journey(NODES, control_plane=KubernetesVersion(23, 17), target=KubernetesVersion(24, 17))
+    lines = journey_lines(journey)
+    assert lines[3].endswith("to cri-dockerd [alone: it runs kubeadm upgrade apply on the node]"), lines[3]
+    assert lines[4].endswith("kubelet v1.23.17 -> v1.24.17"), lines[4]
+    assert TOGETHER not in lines
 
 
 def test_a_journey_with_nothing_to_do_says_so() -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from shimshift.core import actions as act
 from shimshift.core.actions import Procedure
+from shimshift.core.fleet import BudgetSnapshot
 from shimshift.core.journey.releases import NEWEST_PATCH
 from shimshift.core.journey.schedule import JourneyNode, plan_journey
 from shimshift.core.journey.sequence import (
@@ -34,7 +36,7 @@ from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
 from shimshift.core.versions import KubernetesVersion
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
-from shimshift.orchestrator.journey_run import JourneyBinaries, operation_procedure, run_operations
+from shimshift.orchestrator.journey_run import DrainGate, JourneyBinaries, operation_procedure, run_operations
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
 from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
 
@@ -95,17 +97,27 @@ def run(worlds: dict[str, UpgradeWorld]) -> Any:
             world.apiservers = dict(worlds["cp1"].apiservers)
         return outcome
 
-    def node_of(op: Operation) -> str:
-        return "cp1" if isinstance(op, ClusterEdit) else op.node
+    return play(
+        SEQUENCE, worlds, on_node, lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure)
+    )
 
+
+def play(
+    sequence: tuple[Operation, ...],
+    worlds: dict[str, UpgradeWorld],
+    on_node: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
+    procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
+    gate: DrainGate | None = None,
+) -> Any:
+    """The run from where the worlds' journals stand (a cluster edit's actions go to cp1)."""
     return asyncio.run(
         run_operations(
-            SEQUENCE,
+            sequence,
             finished=journal_keys(worlds, "finished"),
-            started=journal_keys(worlds, "started"),
-            node_of=node_of,
-            procedure_of=lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure),
+            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
+            procedure_of=procedure_of,
             drive=on_node,
+            gate=gate,
         )
     )
 
@@ -210,15 +222,8 @@ def run_long(sequence: tuple[Operation, ...], worlds: dict[str, UpgradeWorld]) -
             world.apiservers = dict(worlds["cp1"].apiservers)
         return outcome
 
-    return asyncio.run(
-        run_operations(
-            sequence,
-            finished=journal_keys(worlds, "finished"),
-            started=journal_keys(worlds, "started"),
-            node_of=lambda op: "cp1" if isinstance(op, ClusterEdit) else op.node,
-            procedure_of=lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure),
-            drive=on_node,
-        )
+    return play(
+        sequence, worlds, on_node, lambda op: operation_procedure(op, ALL_BINARIES, drain_procedure=drain_procedure)
     )
 
 
@@ -263,3 +268,136 @@ def test_1_23_to_1_37_killed_at_a_random_moment_resumes_to_the_same_end(seed: in
     assert result.finished, result.stopped
     assert all(world.running_kubelet == "v1.37.2" for world in worlds.values())
     assert [len(world.of_type(act.Drain)) for world in worlds.values()] in ([5, 5], [5, 6], [6, 5])
+
+
+# Drains together within --max-unavailable -------------------------------------------------------------
+
+WIDE_NODES = ["cp1", "cp2", "w1", "w2", "w3"]
+WIDE = journey_sequence(
+    plan_journey(
+        [JourneyNode(name, name.startswith("cp"), v(30)) for name in WIDE_NODES], control_plane=v(30), target=v(33)
+    )
+)
+
+
+def wide_cluster(**by_node: dict[str, Any]) -> dict[str, UpgradeWorld]:
+    worlds = {}
+    for name in WIDE_NODES:
+        world = UpgradeWorld(
+            files=cri_dockerd_node(30),
+            kubelet_version=release(30),
+            running_kubelet=release(30),
+            annotation=CRI_DOCKERD_ENDPOINT,
+            apiservers={"cp1": release(30), "cp2": release(30)},
+            **by_node.get(name, {}),
+        )
+        world.by_digest = {binary_digest(str(b), release(m)): release(m) for b in Binary for m in range(30, 34)}
+        worlds[name] = world
+    return worlds
+
+
+def run_wide(worlds: dict[str, UpgradeWorld], gate: DrainGate, log: list[tuple[str, str]]) -> Any:
+    """Each operation takes a moment of the event loop, so drains of one stage overlap as the gate lets them;
+    ``log`` gets ("start"/"end", key) in the order they happen."""
+    current: dict[str, Operation] = {}
+
+    def procedure_of(op: Operation) -> Procedure[NodeOutcome]:
+        current[op.node if not isinstance(op, ClusterEdit) else "cp1"] = op
+        return operation_procedure(op, BINARIES, drain_procedure=drain_procedure)
+
+    async def on_node(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
+        key = current[node].key
+        log.append(("start", key))
+        await asyncio.sleep(0.01)
+        outcome: NodeOutcome = drive(procedure, worlds[node])
+        # One control plane, played by cp1's world: cp2's API server follows cp1's apply.
+        for world in worlds.values():
+            world.apiservers = {"cp1": worlds["cp1"].apiservers["cp1"], "cp2": worlds["cp1"].apiservers["cp1"]}
+        log.append(("end", key))
+        return outcome
+
+    return play(WIDE, worlds, on_node, procedure_of, gate)
+
+
+def most_at_once(log: list[tuple[str, str]], keys: set[str]) -> int:
+    running, most = 0, 0
+    for event, key in log:
+        if key in keys:
+            running += 1 if event == "start" else -1
+            most = max(most, running)
+    return most
+
+
+def test_a_stages_drains_run_together_control_plane_alone_workers_within_max_unavailable() -> None:
+    worlds = wide_cluster()
+    log: list[tuple[str, str]] = []
+
+    result = run_wide(worlds, DrainGate(max_unavailable=2), log)
+
+    assert result.finished and result.done == len(WIDE)
+    drains = {op.key: op for op in WIDE if isinstance(op, NodeDrain)}
+    workers = {key for key, op in drains.items() if not op.control_plane}
+    control = set(drains) - workers
+    assert most_at_once(log, control) == 1
+    assert most_at_once(log, workers) == 2
+    assert most_at_once(log, set(drains)) == 2  # a worker never drains beside a control-plane node
+    # Every barrier runs alone: nothing starts until it ends, and it starts when nothing runs.
+    for index, (event, key) in enumerate(log):
+        if event == "start" and key not in drains:
+            assert log[index + 1] == ("end", key)
+    ends = [key for event, key in log if event == "end"]
+    assert ends.index(min(workers, key=ends.index)) > max(ends.index(key) for key in control)
+    assert all(world.running_kubelet == release(33) for world in worlds.values())
+
+
+def test_a_failed_drain_lets_those_in_flight_finish_starts_no_other_and_resumes_the_rest() -> None:
+    worlds = wide_cluster(w1={"new_kubelet_starts": False})
+    log: list[tuple[str, str]] = []
+
+    result = run_wide(worlds, DrainGate(max_unavailable=2), log)
+
+    assert result.stopped is not None and (result.stopped.node, result.stopped.status) == (
+        "w1",
+        OutcomeStatus.ROLLED_BACK,
+    )
+    # w1 and w2 ran together; w1 failed, w2 finished; w3 never started.
+    assert worlds["w1"].running_kubelet == release(30) and worlds["w2"].running_kubelet == release(33)
+    assert worlds["w3"].running_kubelet == release(30) and not worlds["w3"].of_type(act.Drain)
+    assert result.done == len(WIDE) - 2
+
+    worlds["w1"].new_kubelet_starts = True
+    again: list[tuple[str, str]] = []
+    resumed = run_wide(worlds, DrainGate(max_unavailable=2), again)
+    assert resumed.finished
+    assert sorted(key.split(":")[-1] for event, key in again if event == "start") == ["w1", "w3"]
+    assert all(world.running_kubelet == release(33) for world in worlds.values())
+
+
+def test_a_drain_a_pdb_would_block_waits_for_another_node_to_end() -> None:
+    """w1 and w2 each hold a pod of one PDB that allows a single disruption: they never drain together,
+    and w3 (no PDB) goes beside whichever drains first."""
+    snapshot = BudgetSnapshot({"w1": {"ns/web": 1}, "w2": {"ns/web": 1}}, {"ns/web": 1})
+    asked: list[str] = []
+
+    async def budgets() -> BudgetSnapshot:
+        return snapshot
+
+    async def would_block(node: str, keys: frozenset[str]) -> bool:
+        asked.append(node)
+        return False
+
+    worlds = wide_cluster()
+    log: list[tuple[str, str]] = []
+
+    said: list[str] = []
+    result = run_wide(worlds, DrainGate(3, budgets, would_block, on_wait=said.append), log)
+
+    assert result.finished
+    # The drain held back is said, with the PDB it waits for and the drain it waits on, once.
+    assert len(said) == 1 and said[0].startswith("drain 1 of w2 waits: PodDisruptionBudget ns/web allows no more")
+    assert "while w1 runs" in said[0] or "while w1, w3 runs" in said[0], said
+    web = {op.key for op in WIDE if isinstance(op, NodeDrain) and op.node in {"w1", "w2"}}
+    assert most_at_once(log, web) == 1
+    workers = {op.key for op in WIDE if isinstance(op, NodeDrain) and not op.control_plane}
+    assert most_at_once(log, workers) == 2
+    assert asked and set(asked) <= {"w1", "w2"}  # the server is asked only about a PDB at its last disruption

@@ -43,17 +43,19 @@ Decisions where the issue was silent:
   streams to a kubelet only when the node declares the feature in its status, which a kubelet with the
   gate off does not (pkg/registry/core/pod/rest/subresources.go at v1.37.2).
 - A failed drain rolls that node back to the releases it had when that drain began (its kubelet and
-  kubectl, its files, dockershim when the drain was migrating it), then the run stops. A failed kubeadm
+  kubectl, its files, dockershim when the drain was migrating it), then the run stops (after the drains of
+  its stage already in flight end: stages.py). A failed kubeadm
   step or cluster edit stops the run without undoing anything: kubeadm restores a control-plane node's
   static pods itself when its upgrade fails (cmd/kubeadm/app/phases/upgrade/staticpods.go
   rollbackOldManifests), and a finished ``kubeadm upgrade apply`` is never undone. Either way the run is
-  resumable at the operation that failed.
+  resumable at the operation that failed. Which operations may run together, and where a resumed run goes
+  on, is stages.py's.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -73,10 +75,8 @@ __all__ = [
     "NodeDrain",
     "NodeEdit",
     "Operation",
-    "ResumePoint",
     "journey_sequence",
     "on_failure",
-    "resume_point",
     "sequence_from_record",
     "sequence_record",
 ]
@@ -264,45 +264,6 @@ def _node_drain(drain: Drain, options: JourneyOptions) -> NodeDrain:
         drain.migrate,
         tuple(edits),
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Resume
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a run goes on: the index of the first operation not finished (len(sequence): all done), and
-    whether that operation had started (a drain then goes on from its own journal)."""
-
-    index: int
-    started: bool
-
-
-def resume_point(
-    sequence: Sequence[Operation], *, finished: Collection[str], started: Collection[str] = ()
-) -> ResumePoint:
-    """From the journal's finished and started operation keys. The finished ones must be the sequence's
-    first ones: anything else is a journal of another journey (another ``--to`` or ``--skew``), refused."""
-    keys = [op.key for op in sequence]
-    unknown = sorted(set(finished) - set(keys))
-    if unknown:
-        raise Refusal(
-            f"the journal records {unknown[0]!r}, which is not in this journey",
-            hint="resume with the --to and --skew of the run that wrote it (shimshift status shows them)",
-            code=RUN_RECORD_INVALID,
-        )
-    index = 0
-    while index < len(keys) and keys[index] in finished:
-        index += 1
-    later = [key for key in keys[index:] if key in finished]
-    if later:
-        raise Refusal(
-            f"the journal records {later[0]!r} as finished but not {keys[index]!r}, which comes before it",
-            hint="the journal does not match this journey's order; resume with the options of the run that wrote it",
-            code=RUN_RECORD_INVALID,
-        )
-    return ResumePoint(index, index < len(keys) and keys[index] in started)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The journey's run as data (core/journey/sequence.py): the operations of 1.23 -> 1.37 under both skews,
-each trap's engine change where the schedule puts it, resume from every journal point, failure decisions,
+each trap's engine change where the schedule puts it, failure decisions (resume: test_stages.py),
 and the journal's copy of the sequence."""
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from shimshift.core.journey.sequence import (
     NodeDrain,
     NodeEdit,
     Operation,
-    ResumePoint,
     journey_sequence,
     on_failure,
-    resume_point,
     sequence_from_record,
     sequence_record,
 )
@@ -185,33 +183,6 @@ def test_the_operators_kubeadm_flags_come_after_shimshifts_own() -> None:
     apply_25 = next(op for op in kubeadm(ops, "cp1") if op.release.minor == 25)
     assert apply_25.flags == ("--yes", "--force", *flags)
     assert all(op.flags[-1] == flags[0] for op in ops if isinstance(op, KubeadmUpgrade))
-
-
-# Resume ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("rules", list(SkewRules))
-def test_a_run_killed_anywhere_resumes_at_the_first_operation_not_finished(rules: SkewRules) -> None:
-    ops = sequence(rules)
-    keys = [op.key for op in ops]
-    assert len(set(keys)) == len(keys)
-    for index in range(len(ops) + 1):
-        finished = keys[:index]
-        assert resume_point(ops, finished=finished) == ResumePoint(index, started=False)
-        if index < len(ops):
-            point = resume_point(ops, finished=finished, started=[*finished, keys[index]])
-            assert (point.index, point.started) == (index, True)
-
-
-def test_a_journal_of_another_journey_is_refused() -> None:
-    kubeadm_ops, policy_ops = sequence(SkewRules.KUBEADM), sequence(SkewRules.KUBERNETES)
-    # The --skew kubeadm run's second drain of cp1 (to 1.25) has no counterpart in the policy's schedule.
-    foreign = [op.key for op in kubeadm_ops[:40]]
-    with pytest.raises(Refusal, match="not in this journey"):
-        resume_point(policy_ops, finished=foreign)
-    keys = [op.key for op in policy_ops]
-    with pytest.raises(Refusal, match="comes before it"):
-        resume_point(policy_ops, finished=[keys[0], keys[2]])
 
 
 def test_a_drains_steps_are_named_apart_from_the_nodes_other_drains() -> None:
