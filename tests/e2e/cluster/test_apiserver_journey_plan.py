@@ -60,7 +60,7 @@ async def test_plan_to_1_37_prints_the_whole_journey_without_binaries(world: Wor
     ) in lines
     assert f"drain {worker} (worker), its drain 8 of 8: kubelet v1.36.5 -> v1.37.2 [together 7]" in result.stdout
     assert TOGETHER in lines  # which drains may run at once, within --max-unavailable
-    assert "blocking: node " + worker + ": error: kubectl exec, attach and port-forward" in result.stdout
+    assert "blocking: node " + worker + ": error: kubectl exec and attach" in result.stdout
     assert "binaries: not given" in result.stdout
     after = [await world.call("GET", f"/api/v1/nodes/{name}") for name in (control_plane, worker)]
     assert [(n["spec"], n["metadata"]["annotations"]) for n in after] == [

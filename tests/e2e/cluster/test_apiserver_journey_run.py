@@ -60,7 +60,7 @@ async def test_blocking_findings_stop_the_journey_before_its_first_change(
 
     assert result.exit_code == 2, result.output
     assert "blocking finding(s) on the journey" in result.stderr
-    assert f"node {worker}: error: kubectl exec, attach and port-forward" in result.stderr
+    assert f"node {worker}: error: kubectl exec and attach" in result.stderr
     after = [await world.call("GET", f"/api/v1/nodes/{name}") for name in (control_plane, worker)]
     assert [(n["spec"], n["metadata"]["annotations"]) for n in after] == [
         (n["spec"], n["metadata"]["annotations"]) for n in before
