@@ -29,7 +29,7 @@ from shimshift.adapters.kube.drain import DrainResult, drain_node
 from shimshift.adapters.kube.evictions import PDB_PROBE, DrainEvent, DrainEventKind
 from shimshift.adapters.kube.nodes import cordon, get_node, uncordon_if_ours
 from shimshift.cli.journey_text import journey_plan_text
-from shimshift.cli.options import EXIT_NODES_FAILED, kube_options, lease_options, say
+from shimshift.cli.options import EXIT_NODES_FAILED, SKEW_OPTION, kube_options, lease_options, say
 from shimshift.core.drain import DrainOptions, DryRun
 from shimshift.core.errors import OPTION_INVALID, Refusal, Unavailable
 from shimshift.core.fleet import NO_NODE_GIVEN, NO_NODE_MATCHES
@@ -186,7 +186,7 @@ def render_hardened(report: AuditReport, console: Console) -> None:
     help="Also the journey to this release (e.g. 1.37.2): each control-plane step and drain, and the traps "
     "the API shows (`plan --to` also reads the nodes' files).",
 )
-@click.option("--skew", type=click.Choice([rules.value for rules in SkewRules]), default=SkewRules.KUBEADM.value)
+@SKEW_OPTION
 @click.option("--allow-cgroup-v1", is_flag=True, help="With --to: as `plan --allow-cgroup-v1`.")
 @click.option("--kubelet-websockets-off", is_flag=True, help="With --to: as `plan --kubelet-websockets-off`.")
 def audit_command(

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from shimshift.cli.findings import findings_text
-from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, say
+from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, SKEW_OPTION, say
 from shimshift.cli.report_files import announce_reports, reports_after_run
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, Operation
 from shimshift.core.journey.skew import SkewRules
@@ -25,14 +25,7 @@ __all__ = ["JOURNEY_OPTIONS", "execute_journey", "journey_request"]
 
 #: `upgrade`'s options that only the journey reads.
 JOURNEY_OPTIONS = (
-    click.option(
-        "--skew",
-        type=click.Choice([rules.value for rules in SkewRules]),
-        default=SkewRules.KUBEADM.value,
-        show_default=True,
-        help="Which rules bound how far a kubelet may trail: kubeadm's own apply check, or the Kubernetes "
-        "version skew policy alone (fewer drains; the applies kubeadm refuses then run with --force).",
-    ),
+    SKEW_OPTION,
     click.option(
         "--allow-cgroup-v1",
         is_flag=True,

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from shimshift.core.canary import DEFAULT_NAMESPACE as LEASE_NAMESPACE
+from shimshift.core.journey.skew import SkewRules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,6 +20,19 @@ KUBECONFIG_HELP = (
     "Path to the kubeconfig file. Without it, as kubectl: the files listed in $KUBECONFIG (':'-separated, "
     "merged, missing ones skipped; none existing is an error), else ~/.kube/config, else the in-cluster "
     "service account."
+)
+
+
+#: `--skew` of `upgrade`, `plan` and `audit --to`: which rules the journey's schedule keeps (docs/journey.md).
+SKEW_OPTION = click.option(
+    "--skew",
+    type=click.Choice([rules.value for rules in SkewRules]),
+    default=SkewRules.KUBEADM.value,
+    show_default=True,
+    help="Which rules bound how far a kubelet may trail: kubeadm's own apply check (fewest drains without "
+    "--force); kubernetes, the version skew policy alone (fewer drains; the applies kubeadm refuses then run "
+    "with --force); lockstep, kubeadm's upgrade guide, for an operator who wants no kubelet ever trailing "
+    "the control plane by more than one minor (every node drained at every minor).",
 )
 
 

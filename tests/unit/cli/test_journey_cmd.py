@@ -57,3 +57,17 @@ def test_kubelet_websockets_off_reaches_the_journeys_request() -> None:
     values = {"skew": "kubeadm", "allow_cgroup_v1": False, "kubelet_websockets_off": True}
     request = journey_request(values, UpgradeRequest("1.37.2", None, (), ()))
     assert request.kubelet_websockets_off and not request.allow_cgroup_v1
+
+
+@pytest.mark.parametrize("command", ["upgrade", "plan", "audit"])
+def test_upgrade_plan_and_audit_offer_lockstep_and_say_what_it_is_for(command: str) -> None:
+    shown = CliRunner().invoke(main, [command, "--help"], terminal_width=200)
+    assert shown.exit_code == 0 and "[kubeadm|kubernetes|lockstep]" in shown.output
+    assert "kubeadm's upgrade guide" in shown.output
+
+
+def test_lockstep_reaches_the_journeys_request_and_the_journal_keeps_it() -> None:
+    values = {"skew": "lockstep", "allow_cgroup_v1": False, "kubelet_websockets_off": False}
+    request = journey_request(values, UpgradeRequest("1.27.16", None, (), ()))
+    assert request.skew is SkewRules.LOCKSTEP
+    assert JourneyRequest.from_record(request.to_record()).skew is SkewRules.LOCKSTEP

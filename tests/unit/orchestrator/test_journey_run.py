@@ -227,7 +227,9 @@ def run_long(sequence: tuple[Operation, ...], worlds: dict[str, UpgradeWorld]) -
     )
 
 
-@pytest.mark.parametrize(("rules", "drains"), [(SkewRules.KUBEADM, 8), (SkewRules.KUBERNETES, 5)])
+@pytest.mark.parametrize(
+    ("rules", "drains"), [(SkewRules.KUBEADM, 8), (SkewRules.KUBERNETES, 5), (SkewRules.LOCKSTEP, 14)]
+)
 def test_1_23_on_dockershim_to_1_37_drains_each_node_as_the_schedule_says(rules: SkewRules, drains: int) -> None:
     worlds = long_cluster()
 

@@ -17,7 +17,8 @@ Decisions where the issue was silent:
   kubelet older than 1.24 on its built-in dockershim (kubernetes/kubernetes#106973). Under kubeadm's
   checks the first drain comes at the 1.24 control plane anyway (kubeadm 1.25 wants kubelets at 1.24);
   under ``--skew kubernetes`` at 1.25, while kubeadm 1.24 and 1.25 have run on the node's dockershim
-  socket: traps.py says so as a finding, to be proven on the lab.
+  socket: traps.py says so as a finding, to be proven on the lab. Under ``--skew lockstep`` (kubeadm's
+  guide) it comes at the 1.24 control plane, as under kubeadm's checks.
 - The control plane stops at the newest patch of each minor on the way (releases.py), and at ``--to``
   on the last one; a kubelet drained on the way goes to the control plane's release of that moment.
 - Control-plane nodes drain before workers at each stop, by name; the first control-plane node by name

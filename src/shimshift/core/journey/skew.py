@@ -13,6 +13,10 @@ Sources:
   own skew CI passes (kubernetes/kubeadm#2924).
 - The same policy.go, ``MaximumAllowedMinorVersionUpgradeSkew = 1`` at every tag 1.21-1.37: the control
   plane moves one minor per ``kubeadm upgrade apply``.
+- kubeadm's upgrade guide, "Upgrading kubeadm clusters" (kubernetes/website
+  content/en/docs/tasks/administer-cluster/kubeadm/kubeadm-upgrade.md): upgrade the control plane one
+  minor, then every node (drain, ``kubeadm upgrade node``, kubelet, uncordon), then the next minor. So
+  at each apply no kubelet trails the control plane by more than one minor: ``--skew lockstep``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 CONTROL_PLANE_MINORS_PER_APPLY = 1
 #: The first kubeadm whose MaximumAllowedMinorVersionKubeletSkew is 3 (kubernetes/kubernetes#120825).
 KUBEADM_WIDE_KUBELET_SKEW_FROM = 29
+#: kubeadm's guide: every node follows the control plane before its next minor.
+LOCKSTEP_KUBELET_SKEW = 1
 #: The first kubelet the skew policy lets trail kube-apiserver by three minors instead of two.
 POLICY_WIDE_KUBELET_SKEW_FROM = 25
 
@@ -36,6 +42,7 @@ class SkewRules(enum.StrEnum):
 
     KUBEADM = "kubeadm"  # kubeadm's apply check and the policy: no `--force` needed
     KUBERNETES = "kubernetes"  # the policy alone: applies that kubeadm refuses need `--force`
+    LOCKSTEP = "lockstep"  # kubeadm's guide: every node drained at every minor, kubelets never trailing
 
 
 def kubeadm_kubelet_skew(target_minor: int) -> int:
@@ -76,8 +83,14 @@ def kube_proxy_problem(*, kube_proxy_minor: int, kubelet_minor: int) -> str | No
 
 def apply_problem(*, kubelet_minor: int, target_minor: int, rules: SkewRules) -> str | None:
     """Why ``kubeadm upgrade apply`` to 1.<target_minor> may not run while this kubelet is in the cluster
-    (None: it may). Under both rules the kubelet must stay within the policy once the API server is
-    at the target; under kubeadm's, also within kubeadm's own check."""
+    (None: it may). Under every rule set the kubelet must stay within the policy once the API server is
+    at the target; under kubeadm's, also within kubeadm's own check; under lockstep, within one minor of
+    the target (never looser than kubeadm's check, so lockstep never needs ``--force``)."""
+    if rules is SkewRules.LOCKSTEP and target_minor - kubelet_minor > LOCKSTEP_KUBELET_SKEW:
+        return (
+            f"kubelet 1.{kubelet_minor} would trail kube-apiserver 1.{target_minor} by more than "
+            f"{LOCKSTEP_KUBELET_SKEW} minor (--skew lockstep: kubeadm's guide upgrades every node at every minor)"
+        )
     if rules is SkewRules.KUBEADM:
         allowed = kubeadm_kubelet_skew(target_minor)
         if target_minor - kubelet_minor > allowed:

@@ -1,6 +1,7 @@
 """The journey's schedule (core/journey/schedule.py) against the skew rules (core/journey/skew.py).
 
-Matrix: the issue's counts (1.23 -> 1.37: 8 drains per node under kubeadm's checks, 5 under the policy);
+Matrix: the issue's counts (1.23 -> 1.37: 8 drains per node under kubeadm's checks, 5 under the policy,
+14 under lockstep, kubeadm's guide);
 the migration in each dockershim node's first drain; patch-only and already-there journeys; refusals;
 and, for random fleets and targets (hypothesis), that no state the schedule passes through breaks a rule,
 every node ends at the target, and each node's drains equal the minimum an exhaustive search finds.
@@ -39,6 +40,7 @@ FLEET_123 = [
     [
         (SkewRules.KUBEADM, 8, [24, 25, 26, 27, 30, 33, 36, 37]),
         (SkewRules.KUBERNETES, 5, [25, 28, 31, 34, 37]),
+        (SkewRules.LOCKSTEP, 14, list(range(24, 38))),
     ],
 )
 def test_1_23_to_1_37_takes_the_issues_drain_counts(rules: SkewRules, drains: int, kubelet_stops: list[int]) -> None:
@@ -60,6 +62,16 @@ def test_force_is_needed_exactly_where_kubeadm_refuses_the_policy_schedule() -> 
     assert not any(s.force for s in kubeadm.control_plane_steps())
     # release-journey: kubeadm refuses the 1.25, 1.27 and 1.28 applies of the 25-28-31-34-37 schedule.
     assert [s.release.minor for s in policy.control_plane_steps() if s.force] == [25, 27, 28]
+
+
+def test_lockstep_drains_every_node_between_two_applies_and_never_forces() -> None:
+    journey = plan_journey(FLEET_123, control_plane=v(23), target=v(37, 2), rules=SkewRules.LOCKSTEP)
+
+    assert not any(s.force for s in journey.control_plane_steps())
+    # w2 (1.22) first catches up to the control plane's 1.23, as kubeadm's guide wants before any apply.
+    assert journey.drain_counts() == {"cp1": 14, "cp2": 14, "w1": 14, "w2": 15}
+    kinds = ["apply" if isinstance(s, ControlPlaneStep) else "drain" for s in journey.steps]
+    assert kinds == ["drain"] + ["apply"] + (["drain"] * 4 + ["apply"]) * 13 + ["drain"] * 4
 
 
 def test_the_migration_rides_in_each_dockershim_nodes_first_drain_only() -> None:
@@ -173,7 +185,9 @@ def test_no_state_breaks_a_rule_every_node_ends_at_the_target_with_the_fewest_dr
     for state, step in zip(states, journey.steps, strict=False):
         if isinstance(step, ControlPlaneStep):
             assert step.release.minor - state.control_plane.minor <= 1
-            assert not (step.force and rules is SkewRules.KUBEADM)
+            assert not (step.force and rules in (SkewRules.KUBEADM, SkewRules.LOCKSTEP))
+            if rules is SkewRules.LOCKSTEP:
+                assert all(step.release.minor - k.minor <= 1 for k in state.kubelets.values())
             for version in state.kubelets.values():
                 assert apply_problem(kubelet_minor=version.minor, target_minor=step.release.minor, rules=rules) is None
         else:

@@ -74,7 +74,7 @@ def test_kubeadm_steps_are_barriers_and_drains_between_them_share_a_stage(rules:
     # The first drains migrate and hold the node's kubeadm: the control-plane nodes' alone, the workers' together
     # (as kubeadm's guide does it; under --skew kubernetes cp1's first drain holds no kubeadm, its apply being
     # forced, and joins them); after them all four nodes drain together at every stop.
-    assert together[0] == (["w1", "w2"] if rules is SkewRules.KUBEADM else ["w1", "w2", "cp1"])
+    assert together[0] == (["w1", "w2", "cp1"] if rules is SkewRules.KUBERNETES else ["w1", "w2"])
     assert all(nodes == ["cp1", "cp2", "w1", "w2"] for nodes in together[1:]) and len(together) > 1
 
 
