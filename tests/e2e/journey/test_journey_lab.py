@@ -1,5 +1,5 @@
 """The journey on the lab: `shimshift upgrade --all --to 1.27.16` (or SHIMSHIFT_JOURNEY_TARGET, e.g.
-1.37.2, under SHIMSHIFT_JOURNEY_SKEW kubeadm|kubernetes) from a fresh 1.23.17 dockershim lab.
+1.37.2, under SHIMSHIFT_JOURNEY_SKEW kubeadm|kubernetes|lockstep) from a fresh 1.23.17 dockershim lab.
 
 Not part of `scripts/test.sh` (marker `journey_lab`, which that script deselects): it takes the lab for
 about half an hour to 1.27.16 and leaves it at the target. Run it alone, on a machine where the lab is
@@ -60,7 +60,7 @@ from tests.e2e.network import (
 pytestmark = [pytest.mark.e2e, pytest.mark.journey_lab]
 
 # The road: SHIMSHIFT_JOURNEY_TARGET (default 1.27.16: half an hour) and SHIMSHIFT_JOURNEY_SKEW (kubeadm |
-# kubernetes), each release on the way the one the lab knows for its minor (shimshift/lab/releases.py).
+# kubernetes | lockstep), each release on the way the one the lab knows for its minor (shimshift/lab/releases.py).
 TARGET = os.environ.get("SHIMSHIFT_JOURNEY_TARGET", "1.27.16").removeprefix("v")
 SKEW = os.environ.get("SHIMSHIFT_JOURNEY_SKEW", "kubeadm")
 ROAD = tuple(
@@ -69,8 +69,9 @@ ROAD = tuple(
 # The drains per node the issue asks for, written here rather than read from core/journey/schedule.py (the
 # test would check the schedule against itself): kubeadm before 1.29 refuses kubelets more than one minor
 # older than the apply's release, 1.29+ three (cmd/kubeadm/app/phases/upgrade/policy.go), so 4 drains to
-# 1.27 and 8 to 1.37; the Kubernetes skew policy alone allows 5 to 1.37.
-DRAINS = {("kubeadm", 27): 4, ("kubeadm", 37): 8, ("kubernetes", 37): 5}
+# 1.27 and 8 to 1.37; the Kubernetes skew policy alone allows 5 to 1.37; kubeadm's guide (lockstep) drains
+# every node at every minor, 4 to 1.27 and 14 to 1.37.
+DRAINS = {("kubeadm", 27): 4, ("kubeadm", 37): 8, ("kubernetes", 37): 5, ("lockstep", 27): 4, ("lockstep", 37): 14}
 DRAINS_PER_NODE = DRAINS.get((SKEW, release(TARGET).minor), 0)
 # This machine's kernel runs cgroup v1 (a 1.35+ kubelet refuses it unless failCgroupV1: false), and the
 # lab's cri-dockerd breaks exec from 1.36 unless the kubelet's ExtendWebSocketsToKubelet gate is off

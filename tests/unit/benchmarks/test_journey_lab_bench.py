@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import pytest
 
-from benchmarks.journey_lab_bench import journal_figures, journey_figures, opt_ins, planned_drains
+from benchmarks.journey_lab_bench import journal_figures, journey_figures, opt_ins, planned_drains, same_drains
 from shimshift.adapters.journal import ClusterIdentity, Journal
 from shimshift.core.journey.skew import SkewRules
 from shimshift.core.versions import KubernetesVersion
@@ -113,3 +113,11 @@ def test_the_schedule_plans_the_drains_the_run_is_compared_with(rules: SkewRules
 def test_the_opt_ins_come_only_where_the_road_needs_them() -> None:
     assert opt_ins(KubernetesVersion(27, 16)) == ()
     assert opt_ins(KubernetesVersion(37, 2)) == ("--allow-cgroup-v1", "--kubelet-websockets-off")
+
+
+def test_the_bench_says_when_the_rule_sets_plan_the_same_drains() -> None:
+    both = [SkewRules.LOCKSTEP, SkewRules.KUBEADM]
+    assert same_drains(KubernetesVersion(27, 16), both) == 4
+    assert same_drains(KubernetesVersion(28, 15), both) == 5
+    assert same_drains(KubernetesVersion(29, 15), both) is None  # kubeadm 1.29 lets kubelets trail by three
+    assert same_drains(KubernetesVersion(37, 2), [SkewRules.LOCKSTEP]) is None  # nothing to compare with
