@@ -1,10 +1,11 @@
 """`shimshift plan --to` against a real kube-apiserver (v1.23.17, no kubelets): the whole journey with no
-binaries given, as text and JSON, under both skew rules; nothing in the cluster changes.
+binaries given, as text and JSON, under each skew rule set; nothing in the cluster changes.
 
-Matrix: `plan --to` and `audit --to`; 1.23 -> 1.37.2 with kubeadm's checks (8 drains per node) and
-with --skew kubernetes (5); the findings every cri-dockerd node meets on that road (blocking: exit 1);
-a target below the cluster's release refused (exit 2, nothing planned); the nodes neither cordoned nor
-annotated afterwards; nodes whose files cannot be read said as findings, the plan still made.
+Matrix: `plan --to` and `audit --to`; 1.23 -> 1.37.2 with kubeadm's checks (8 drains per node), with
+--skew kubernetes (5) and with --skew lockstep, kubeadm's guide (14, a drain between every two applies);
+the findings every cri-dockerd node meets on that road (blocking: exit 1); a target below the cluster's
+release refused (exit 2, nothing planned); the nodes neither cordoned nor annotated afterwards; nodes
+whose files cannot be read said as findings, the plan still made.
 """
 
 from __future__ import annotations
@@ -113,6 +114,22 @@ async def test_audit_to_adds_the_journey_from_the_api_alone(world: World, apiser
     assert [node["name"] for node in data["nodes"]] == [control_plane, worker]
     assert data["journey"]["drains"] == {control_plane: 5, worker: 5}
     assert "node-not-read" not in {finding["code"] for finding in data["journey"]["findings"]}
+
+
+async def test_plan_and_audit_to_in_lockstep_drain_every_node_at_every_minor(
+    world: World, apiserver: LocalApiServer
+) -> None:
+    control_plane, worker = await fleet(world)
+    lockstep = ("--to", "1.37.2", "--skew", "lockstep", *selected(world), "-o", "json")
+
+    for command in (("plan", *lockstep, "--skip-node-files"), ("audit", *lockstep)):
+        result = await invoke(apiserver, *command)
+        journey = json.loads(result.stdout)["journey"]
+        assert journey["rules"] == "lockstep", command
+        assert journey["drains"] == {control_plane: 14, worker: 14}, command
+        kinds = [step["kind"] for step in journey["steps"]]
+        assert kinds == ["control-plane", *(["drain", "drain", "control-plane"] * 13), "drain", "drain"], command
+        assert not any(step.get("force") for step in journey["steps"]), command
 
 
 async def test_a_one_minor_plan_with_binaries_checks_them_and_goes_on_to_the_per_node_plan(
