@@ -188,6 +188,13 @@ def render_hardened(report: AuditReport, console: Console) -> None:
 )
 @click.option("--skew", type=click.Choice([rules.value for rules in SkewRules]), default=SkewRules.KUBEADM.value)
 @click.option("--allow-cgroup-v1", is_flag=True, help="With --to: as `plan --allow-cgroup-v1`.")
+@click.option(
+    "--cri-dockerd",
+    "cri_dockerd",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --to: as `plan --cri-dockerd PATH`.",
+)
 def audit_command(
     kubeconfig: Path | None,
     context: str | None,
@@ -197,6 +204,7 @@ def audit_command(
     to: str | None,
     skew: str,
     allow_cgroup_v1: bool,
+    cri_dockerd: Path | None,
 ) -> None:
     """Show each node's kubelet, runtime and cri-socket, a runtime verdict with its evidence, and the
     workloads that mount the Docker socket (or /var/run, /run); with --to, the journey to that release."""
@@ -209,7 +217,12 @@ def audit_command(
     journey = None
     if to is not None:
         request = JourneyPlanRequest(
-            to, SkewRules(skew), selector=selector, allow_cgroup_v1=allow_cgroup_v1, read_nodes=False
+            to,
+            SkewRules(skew),
+            selector=selector,
+            allow_cgroup_v1=allow_cgroup_v1,
+            read_nodes=False,
+            cri_dockerd=cri_dockerd,
         )
         journey = _run(plan_whole_journey(Connection(kubeconfig=kubeconfig, context=context), request))
     data = report.to_json() | ({"journey": journey.to_json()} if journey is not None else {})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,11 +40,20 @@ JOURNEY_OPTIONS = (
         help="Let kubelets 1.35+ start on cgroup v1 hosts (failCgroupV1: false in kube-system/kubelet-config, "
         "kubeadm's SystemVerification ignored; recorded). Without it a cgroup v1 node blocks a journey past 1.34.",
     ),
+    click.option(
+        "--cri-dockerd",
+        "cri_dockerd",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="A cri-dockerd binary (never downloaded) that replaces each node's in its first drain, where the "
+        "node's version differs; its `--version` is read here. Needed where a kubelet of the journey (1.26+) "
+        "needs CRI v1 and the node's cri-dockerd serves v1alpha2 only.",
+    ),
 )
 
 
 def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyRequest:
-    return JourneyRequest(upgrade, SkewRules(values["skew"]), bool(values["allow_cgroup_v1"]))
+    return JourneyRequest(upgrade, SkewRules(values["skew"]), bool(values["allow_cgroup_v1"]), values["cri_dockerd"])
 
 
 def _operation_line(op: Operation, outcome: NodeOutcome) -> str:

@@ -36,6 +36,7 @@ from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRule
 from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.cluster_run import RunOpening
 from shimshift.orchestrator.executor import NodeExecutor
@@ -52,7 +53,12 @@ from shimshift.orchestrator.session import (
     node_pool,
     opened_run,
 )
-from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries, release_binaries_dir
+from shimshift.orchestrator.upgrade_run import (
+    UpgradeRequest,
+    checked_binaries,
+    checked_cri_dockerd,
+    release_binaries_dir,
+)
 from shimshift.orchestrator.waits import started_cache
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
 
@@ -77,13 +83,23 @@ class JourneyRequest:
     upgrade: UpgradeRequest
     skew: SkewRules = SkewRules.KUBEADM
     allow_cgroup_v1: bool = False
+    cri_dockerd: Path | None = None  # --cri-dockerd PATH
 
     def to_record(self) -> dict[str, Any]:
-        return {**self.upgrade.to_record(), "skew": str(self.skew), "allow_cgroup_v1": self.allow_cgroup_v1}
+        return {
+            **self.upgrade.to_record(),
+            "skew": str(self.skew),
+            "allow_cgroup_v1": self.allow_cgroup_v1,
+            "cri_dockerd": None if self.cri_dockerd is None else str(self.cri_dockerd),
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> JourneyRequest:
-        return cls(UpgradeRequest.from_record(record), SkewRules(record["skew"]), bool(record["allow_cgroup_v1"]))
+        # Journeys begun before --cri-dockerd existed have no such key.
+        cri_dockerd = Path(record["cri_dockerd"]) if record.get("cri_dockerd") else None
+        return cls(
+            UpgradeRequest.from_record(record), SkewRules(record["skew"]), bool(record["allow_cgroup_v1"]), cri_dockerd
+        )
 
 
 class JourneyBlocked(Refusal):
@@ -210,6 +226,7 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
             allow_cgroup_v1=request.allow_cgroup_v1,
             binaries_dir=request.upgrade.binaries_dir,
             install_commands=request.upgrade.install_commands,
+            cri_dockerd=request.cri_dockerd,
         ),
     )
     if plan.blocked:
@@ -217,7 +234,8 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
     sequence = journey_sequence(
         plan.journey, JourneyOptions(request.allow_cgroup_v1, tuple(request.upgrade.kubeadm_flags))
     )
-    binaries = _journey_binaries(request, {release.lstrip("v"): found for release, found in plan.binaries.items()})
+    found = {release.lstrip("v"): items for release, items in plan.binaries.items()}
+    binaries = _journey_binaries(request, found, plan.cri_dockerd)
     missing = binaries.missing(sequence)
     if missing:
         raise Refusal(
@@ -230,21 +248,25 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
 
 async def _binaries(request: JourneyRequest, sequence: tuple[Operation, ...]) -> JourneyBinaries:
     """A resumed run's binaries, checked again (they may have moved since the run began)."""
+    replacement = None if request.cri_dockerd is None else await checked_cri_dockerd(request.cri_dockerd)
     if request.upgrade.binaries_dir is None:
-        return _journey_binaries(request, {})
+        return _journey_binaries(request, {}, replacement)
     releases = {str(op.release) for op in sequence if isinstance(op, KubeadmUpgrade)}
     releases |= {str(op.to_release) for op in sequence if isinstance(op, NodeDrain)}
     found = {}
     for release in sorted(releases):
         folder = release_binaries_dir(Path(request.upgrade.binaries_dir), parse_target(release))
         found[release] = await checked_binaries(folder, release)
-    return _journey_binaries(request, found)
+    return _journey_binaries(request, found, replacement)
 
 
-def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> JourneyBinaries:
+def _journey_binaries(
+    request: JourneyRequest, found: Mapping[str, Any], cri_dockerd: ReplacementCriDockerd | None
+) -> JourneyBinaries:
     if request.upgrade.install_commands:
-        return JourneyBinaries(packages=parse_install_commands(request.upgrade.install_commands))
-    return JourneyBinaries(dict(found))
+        packages = parse_install_commands(request.upgrade.install_commands)
+        return JourneyBinaries(packages=packages, cri_dockerd=cri_dockerd)
+    return JourneyBinaries(dict(found), cri_dockerd=cri_dockerd)
 
 
 def _node_of(op: Operation, sequence: tuple[Operation, ...]) -> str:
