@@ -325,8 +325,8 @@ def cri_versions(journey: Journey, node: NodeFacts, options: TrapOptions) -> lis
                     f"cri-dockerd {cri_dockerd} and kubelet {drain.to_release} share no CRI API version: the "
                     f"kubelet of {_at(drain)} cannot reach the runtime",
                     _node_subject(node.name),
-                    "install cri-dockerd 0.3 or later on the node before the journey (its package, or the "
-                    "binary in place of the unit's, then `systemctl restart cri-docker`); `plan --to` checks again"
+                    "give --cri-dockerd PATH a cri-dockerd 0.3 or later (each node's first drain puts it in place), "
+                    "or install cri-dockerd 0.3 or later on the node before the journey; `plan --to` checks again"
                     if not replaced
                     else "give a cri-dockerd that serves CRI v1",
                 )
