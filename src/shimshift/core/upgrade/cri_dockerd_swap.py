@@ -70,7 +70,8 @@ def check_replacement(path: str, *, output: str | None, digest: str | None) -> R
             file=path,
             code="cri-dockerd-binary-unusable",
         )
-    word = cri_dockerd_version_word(output)
+    # Any binary prints some X.Y.Z; only one that names itself cri-dockerd is taken for one.
+    word = cri_dockerd_version_word(output) if "cri-dockerd" in output else None
     try:
         version = parse_cri_dockerd_version(word or output.strip()[:80])
     except Refusal:

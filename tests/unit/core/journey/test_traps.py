@@ -127,7 +127,10 @@ def test_a_cri_dockerd_that_serves_only_v1alpha2_blocks_a_kubelet_of_1_26() -> N
 
 def test_cri_dockerd_given_with_cri_dockerd_turns_the_1_26_trap_into_a_warning_naming_it() -> None:
     old = worker(25, cri_dockerd=parse_cri_dockerd_version("0.2.6"))
-    given = {"replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"), "replacement_source": "--cri-dockerd /b"}
+    given: dict[str, Any] = {
+        "replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"),
+        "replacement_source": "--cri-dockerd /b",
+    }
     (warning,) = [f for f in found(journey(25, 26), nodes=[old], **given) if f.code == "cri-dockerd-replaced"]
 
     assert warning.severity is Severity.WARNING and warning.subject is not None and warning.subject.name == "w1"
@@ -144,7 +147,10 @@ def test_cri_dockerd_given_with_cri_dockerd_turns_the_1_26_trap_into_a_warning_n
 
 def test_a_cri_dockerd_given_older_than_the_nodes_is_refused() -> None:
     node = worker(25, cri_dockerd=parse_cri_dockerd_version("0.4.6"))
-    given = {"replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"), "replacement_source": "--cri-dockerd /b"}
+    given: dict[str, Any] = {
+        "replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"),
+        "replacement_source": "--cri-dockerd /b",
+    }
     (refused,) = [f for f in found(journey(25, 27), nodes=[node], **given) if f.code == "cri-dockerd-replacement-older"]
 
     assert refused.blocking and "--cri-dockerd /b is cri-dockerd 0.3.17, older than the node's 0.4.6" in refused.message
