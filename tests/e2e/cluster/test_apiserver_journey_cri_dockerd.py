@@ -2,7 +2,8 @@
 binary is asked its version here and hashed, the plan names it; bad input is refused before anything else,
 naming the path, and changes nothing.
 
-Matrix: `plan --to 1.30.14 --cri-dockerd PATH` as JSON (the version and sha256 read from the file); `audit
+Matrix: `plan --to 1.30.14 --cri-dockerd PATH` as JSON (the version and sha256 read from the file) and as
+text (one line naming it); `audit
 --to` with a file that is not there (exit 2, the path named); `upgrade --to 1.30.14 --all` with a file not
 executable, and with one whose `--version` is no cri-dockerd's (exit 2, nodes neither cordoned nor
 annotated, no run to resume); `upgrade --to 1.24.17` (one minor) with `--cri-dockerd` (refused: the option
@@ -72,6 +73,19 @@ async def test_plan_to_reads_the_version_and_digest_of_cri_dockerd_given(
         "version": "0.4.6",
         "sha256": hashlib.sha256(binary.read_bytes()).hexdigest(),
     }
+
+
+async def test_plan_to_says_the_cri_dockerd_each_first_drain_puts_in_place(
+    world: World, apiserver: LocalApiServer, tmp_path: Path
+) -> None:
+    await world.node("cp", labels=CONTROL_PLANE)
+    binary = fake_cri_dockerd(tmp_path / "cri-dockerd", "cri-dockerd 0.4.6 (a1b2c3d)")
+
+    given = ("--cri-dockerd", str(binary))
+    result = await invoke(apiserver, "plan", "--to", "1.30.14", "--all", "--skip-node-files", *given)
+
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()
+    assert f"cri-dockerd: {binary} reports 0.4.6 (sha256 {digest[:12]}...); each node's first drain" in result.stdout
 
 
 async def test_audit_to_refuses_a_cri_dockerd_that_is_not_there(
