@@ -9,6 +9,8 @@ back; which drain replaces (a node's first only).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from shimshift.core.actions import Run, Upload
@@ -55,6 +57,8 @@ def test_the_swap_is_planned_only_where_the_node_runs_another_version() -> None:
     assert swap is not None
     assert swap.target == "/usr/local/bin/cri-dockerd"
     assert swap.backup == "/usr/local/bin/cri-dockerd.shimshift-0.3.17.bak"
+    with pytest.raises(Refusal, match=re.escape("is cri-dockerd 0.4.6, older than the node's 0.4.7")):
+        plan_cri_dockerd_swap(given, target="/usr/bin/cri-dockerd", node_version="0.4.7", node="w1")
     with pytest.raises(Refusal, match="has none that answers"):
         plan_cri_dockerd_swap(given, target=None, node_version=None, node="w1")
 

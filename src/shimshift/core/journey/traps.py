@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
+from shimshift.core.upgrade.cri_dockerd_swap import moves_back
 from shimshift.core.versions import (
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
@@ -280,7 +281,7 @@ def cri_dockerd_replacement(journey: Journey, node: NodeFacts, options: TrapOpti
     if replacement is None or own is None or not _node_drains(journey, node.name):
         return []
     first = _node_drains(journey, node.name)[0]
-    if not replacement.at_least(own.major, own.minor, own.patch):
+    if moves_back(replacement, own):
         return [
             Finding(
                 Severity.ERROR,

@@ -33,6 +33,7 @@ __all__ = [
     "CriDockerdSwap",
     "ReplacementCriDockerd",
     "check_replacement",
+    "moves_back",
     "plan_cri_dockerd_swap",
 ]
 
@@ -149,6 +150,12 @@ class CriDockerdSwap:
         return cls(**record)
 
 
+def moves_back(replacement: CriDockerdVersion, node: CriDockerdVersion) -> bool:
+    """Whether putting ``replacement`` on a node running ``node`` would move its cri-dockerd back: refused, at
+    `plan --to` (core/journey/traps.py) and again at the drain's preflight, whose node `plan` may not have read."""
+    return not replacement.at_least(node.major, node.minor, node.patch)
+
+
 def plan_cri_dockerd_swap(
     replacement: ReplacementCriDockerd | None, *, target: str | None, node_version: str | None, node: str
 ) -> CriDockerdSwap | None:
@@ -156,6 +163,14 @@ def plan_cri_dockerd_swap(
     runs the replacement's version. ``target``/``node_version``: the unit's binary and what it reported."""
     if replacement is None or node_version == str(replacement.version):
         return None
+    if node_version is not None and moves_back(replacement.version, parse_cri_dockerd_version(node_version)):
+        raise Refusal(
+            f"{CRI_DOCKERD_OPTION} {replacement.source} is cri-dockerd {replacement.version}, older than the node's "
+            f"{node_version}",
+            hint="give --cri-dockerd a cri-dockerd of the node's version or later, or leave it out",
+            node=node,
+            code="cri-dockerd-replacement-older",
+        )
     if target is None or node_version is None:
         raise Refusal(
             f"{CRI_DOCKERD_OPTION} replaces the node's cri-dockerd, and this node has none that answers",
