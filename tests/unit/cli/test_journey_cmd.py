@@ -35,5 +35,9 @@ def test_the_request_the_journal_keeps_reads_back_the_same() -> None:
         UpgradeRequest("1.37.2", Path("/srv/k8s"), (), ("--ignore-preflight-errors=ImagePull",)),
         SkewRules.KUBERNETES,
         allow_cgroup_v1=True,
+        cri_dockerd=Path("/srv/cri-dockerd"),
     )
     assert JourneyRequest.from_record(request.to_record()) == request
+    # A journey begun before --cri-dockerd existed resumes without one.
+    old = {key: value for key, value in request.to_record().items() if key != "cri_dockerd"}
+    assert JourneyRequest.from_record(old).cri_dockerd is None
