@@ -189,6 +189,13 @@ def render_hardened(report: AuditReport, console: Console) -> None:
 @SKEW_OPTION
 @click.option("--allow-cgroup-v1", is_flag=True, help="With --to: as `plan --allow-cgroup-v1`.")
 @click.option("--kubelet-websockets-off", is_flag=True, help="With --to: as `plan --kubelet-websockets-off`.")
+@click.option(
+    "--cri-dockerd",
+    "cri_dockerd",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --to: as `plan --cri-dockerd PATH`.",
+)
 def audit_command(
     kubeconfig: Path | None,
     context: str | None,
@@ -199,6 +206,7 @@ def audit_command(
     skew: str,
     allow_cgroup_v1: bool,
     kubelet_websockets_off: bool,
+    cri_dockerd: Path | None,
 ) -> None:
     """Show each node's kubelet, runtime and cri-socket, a runtime verdict with its evidence, and the
     workloads that mount the Docker socket (or /var/run, /run); with --to, the journey to that release."""
@@ -217,6 +225,7 @@ def audit_command(
             allow_cgroup_v1=allow_cgroup_v1,
             kubelet_websockets_off=kubelet_websockets_off,
             read_nodes=False,
+            cri_dockerd=cri_dockerd,
         )
         journey = _run(plan_whole_journey(Connection(kubeconfig=kubeconfig, context=context), request))
     data = report.to_json() | ({"journey": journey.to_json()} if journey is not None else {})

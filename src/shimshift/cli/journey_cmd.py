@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -39,6 +40,15 @@ JOURNEY_OPTIONS = (
         "--feature-gates=ExtendWebSocketsToKubelet=false in each node's KUBELET_EXTRA_ARGS, written in the "
         "drain where its kubelet first reaches 1.36 (recorded). Without it a journey past 1.35 is blocked.",
     ),
+    click.option(
+        "--cri-dockerd",
+        "cri_dockerd",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="A cri-dockerd binary (never downloaded) that replaces each node's in its first drain, where the "
+        "node's version differs; its `--version` is read here. Needed where a kubelet of the journey (1.26+) "
+        "needs CRI v1 and the node's cri-dockerd serves v1alpha2 only.",
+    ),
 )
 
 
@@ -48,6 +58,7 @@ def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyR
         SkewRules(values["skew"]),
         bool(values["allow_cgroup_v1"]),
         bool(values["kubelet_websockets_off"]),
+        values["cri_dockerd"],
     )
 
 

@@ -94,4 +94,10 @@ def journey_plan_text(plan: JourneyPlan, *, binaries_given: bool) -> str:
         lines.append("binaries checked: " + ", ".join(sorted(plan.binaries)))
     elif not binaries_given:
         lines.append("binaries: not given; `plan --to` checks them with --binaries DIR (a folder per release)")
+    if plan.cri_dockerd is not None:
+        given = plan.cri_dockerd
+        lines.append(
+            f"cri-dockerd: {given.source} reports {given.version} (sha256 {given.sha256[:12]}...); each node's first "
+            "drain puts it in place where the node runs another version"
+        )
     return "\n".join(lines)

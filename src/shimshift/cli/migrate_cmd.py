@@ -378,6 +378,13 @@ def upgrade(**values: Any) -> None:
         request = journey_request(values, journey_upgrade) if journey_upgrade is not None else None
         execute_journey(connection, request, options, resume=resume, take_over=values["take_over"])
         return
+    if values["cri_dockerd"] is not None:
+        raise Refusal(
+            f"--cri-dockerd {values['cri_dockerd']} replaces cri-dockerd in a journey's drains; this upgrade is "
+            "one minor",
+            hint="leave --cri-dockerd out (`migrate --install-cri-dockerd PATH` installs one on a node without it)",
+            code=OPTION_INVALID,
+        )
     _execute(connection, options, resume=resume, verb="upgrade", take_over=values["take_over"])
 
 
@@ -565,6 +572,7 @@ def _journey_request(values: dict[str, Any]) -> JourneyPlanRequest:
         binaries_dir=values["binaries"],
         install_commands=tuple(values["install_commands"]),
         read_nodes=not values["skip_node_files"],
+        cri_dockerd=values["cri_dockerd"],
     )
 
 

@@ -74,6 +74,7 @@ NODE_COMMANDS: tuple[CommandShape, ...] = (
     _upgrade("kubeadm", "upgrade", "upgrade: kubeadm upgrade plan, apply and node"),
     _upgrade("kubelet", "--version", "upgrade: the kubelet in place reports its release"),
     _upgrade("kubectl", "version", "upgrade: the kubectl in place reports its release"),
+    _upgrade("readlink", "--", "upgrade --cri-dockerd: the running cri-dockerd is the new file, not a deleted one"),
 )
 
 #: The programs a sudoers file must allow for `migrate`, in the order above.

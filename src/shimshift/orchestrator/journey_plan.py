@@ -33,13 +33,14 @@ from shimshift.core.node_hygiene import MAX_NODE_FILE_BYTES
 from shimshift.core.runtime_detect import Runtime
 from shimshift.core.upgrade.binaries import TargetBinary, parse_install_commands, parse_target
 from shimshift.core.upgrade.cluster import apiserver_versions_from_images
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 from shimshift.core.versions import (
     CriDockerdVersion,
     KubernetesVersion,
     parse_cri_dockerd_version,
     parse_kubelet_version,
 )
-from shimshift.orchestrator.upgrade_run import checked_binaries, release_binaries_dir
+from shimshift.orchestrator.upgrade_run import checked_binaries, checked_cri_dockerd, release_binaries_dir
 
 __all__ = ["JourneyPlan", "JourneyPlanRequest", "control_plane_release", "plan_whole_journey"]
 
@@ -57,6 +58,7 @@ class JourneyPlanRequest:
     binaries_dir: Path | None = None
     install_commands: tuple[str, ...] = ()
     read_nodes: bool = True
+    cri_dockerd: Path | None = None  # --cri-dockerd PATH, put on each node in its first drain
 
 
 @dataclass
@@ -64,6 +66,7 @@ class JourneyPlan:
     journey: Journey
     findings: list[Finding] = field(default_factory=list)
     binaries: dict[str, tuple[TargetBinary, ...]] = field(default_factory=dict)  # release -> checked binaries
+    cri_dockerd: ReplacementCriDockerd | None = None  # the checked --cri-dockerd
 
     @property
     def blocked(self) -> bool:
@@ -76,6 +79,7 @@ class JourneyPlan:
             "binaries": {
                 release: {str(item.binary): item.sha256 for item in items} for release, items in self.binaries.items()
             },
+            "cri_dockerd": None if self.cri_dockerd is None else self.cri_dockerd.to_record(),
         }
 
 
@@ -84,6 +88,8 @@ async def plan_whole_journey(connection: Any, request: JourneyPlanRequest) -> Jo
     target = parse_target(request.to)
     if request.install_commands:
         parse_install_commands(request.install_commands)  # refused now, not half-way
+    # Refused before the cluster is read: a bad path is the operator's to fix, whatever the cluster says.
+    replacement = None if request.cri_dockerd is None else await checked_cri_dockerd(request.cri_dockerd)
     async with open_client(connection.kubeconfig, context=connection.context) as client:
         audit = await audit_cluster(client, selector=request.selector, hardened=False)
         nodes = [
@@ -108,12 +114,15 @@ async def plan_whole_journey(connection: Any, request: JourneyPlanRequest) -> Jo
             ),
         )
     journey = plan_journey(nodes, control_plane=control_plane, target=target, rules=request.skew)
-    plan = JourneyPlan(journey)
+    plan = JourneyPlan(journey, cri_dockerd=replacement)
     facts: list[traps.NodeFacts] = []
     if request.read_nodes:
         facts = await _read_nodes(connection, [node.name for node in journey.nodes], plan.findings)
     options = traps.TrapOptions(
-        allow_cgroup_v1=request.allow_cgroup_v1, kubelet_websockets_off=request.kubelet_websockets_off
+        allow_cgroup_v1=request.allow_cgroup_v1,
+        kubelet_websockets_off=request.kubelet_websockets_off,
+        replacement_cri_dockerd=None if replacement is None else replacement.version,
+        replacement_source=f"--cri-dockerd {request.cri_dockerd}",
     )
     plan.findings[:0] = traps.journey_findings(journey, cluster=cluster, nodes=facts, options=options)
     if request.binaries_dir is not None:

@@ -25,6 +25,7 @@ from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import Binary, PackageInstall, TargetBinary
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 from shimshift.orchestrator.fleet import run_fleet
 
 __all__ = ["DrainGate", "JourneyBinaries", "JourneyResult", "operation_procedure", "run_operations"]
@@ -37,6 +38,7 @@ class JourneyBinaries:
 
     by_release: Mapping[str, tuple[TargetBinary, ...]] = field(default_factory=dict)
     packages: PackageInstall | None = None
+    cri_dockerd: ReplacementCriDockerd | None = None  # --cri-dockerd PATH, checked
 
     def of(self, release: str) -> tuple[TargetBinary, ...] | None:
         if self.packages is not None:
@@ -74,7 +76,9 @@ def operation_procedure(
         found = binaries.of(str(op.release))
         kubeadm = next((item for item in found or () if item.binary is Binary.KUBEADM), None)
         return KubeadmStepProcedure(op, kubeadm, binaries.packages, health_timeout=health_timeout).run()
-    settings = drain_settings(op, binaries=binaries.of(str(op.to_release)), packages=binaries.packages)
+    settings = drain_settings(
+        op, binaries=binaries.of(str(op.to_release)), packages=binaries.packages, cri_dockerd=binaries.cri_dockerd
+    )
     return journey_drain(op, drain_procedure(op, settings))
 
 

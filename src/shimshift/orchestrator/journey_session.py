@@ -38,6 +38,7 @@ from shimshift.core.procedures.journey import drain_planner
 from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
 from shimshift.orchestrator.cluster_run import RunOpening
 from shimshift.orchestrator.executor import NodeExecutor
@@ -60,7 +61,12 @@ from shimshift.orchestrator.session import (
     node_pool,
     opened_run,
 )
-from shimshift.orchestrator.upgrade_run import UpgradeRequest, checked_binaries, release_binaries_dir
+from shimshift.orchestrator.upgrade_run import (
+    UpgradeRequest,
+    checked_binaries,
+    checked_cri_dockerd,
+    release_binaries_dir,
+)
 from shimshift.orchestrator.waits import started_cache
 from shimshift.orchestrator.wiring import GrpcCri, KubeCluster, RunJournal, plan_from_facts
 
@@ -87,6 +93,7 @@ class JourneyRequest:
     skew: SkewRules = SkewRules.KUBEADM
     allow_cgroup_v1: bool = False
     kubelet_websockets_off: bool = False
+    cri_dockerd: Path | None = None  # --cri-dockerd PATH
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -94,16 +101,20 @@ class JourneyRequest:
             "skew": str(self.skew),
             "allow_cgroup_v1": self.allow_cgroup_v1,
             "kubelet_websockets_off": self.kubelet_websockets_off,
+            "cri_dockerd": None if self.cri_dockerd is None else str(self.cri_dockerd),
         }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> JourneyRequest:
+        # Journeys begun before --cri-dockerd existed have no such key.
+        cri_dockerd = Path(record["cri_dockerd"]) if record.get("cri_dockerd") else None
         return cls(
             UpgradeRequest.from_record(record),
             SkewRules(record["skew"]),
             bool(record["allow_cgroup_v1"]),
             # Journals written before the option existed lack it: those runs never asked for it.
             bool(record.get("kubelet_websockets_off", False)),
+            cri_dockerd,
         )
 
 
@@ -234,6 +245,7 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
             kubelet_websockets_off=request.kubelet_websockets_off,
             binaries_dir=request.upgrade.binaries_dir,
             install_commands=request.upgrade.install_commands,
+            cri_dockerd=request.cri_dockerd,
         ),
     )
     if plan.blocked:
@@ -244,7 +256,8 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
         kubeadm_flags=tuple(request.upgrade.kubeadm_flags),
     )
     sequence = journey_sequence(plan.journey, options)
-    binaries = _journey_binaries(request, {release.lstrip("v"): found for release, found in plan.binaries.items()})
+    found = {release.lstrip("v"): items for release, items in plan.binaries.items()}
+    binaries = _journey_binaries(request, found, plan.cri_dockerd)
     missing = binaries.missing(sequence)
     if missing:
         raise Refusal(
@@ -257,21 +270,25 @@ async def _planned(connection: Connection, request: JourneyRequest) -> tuple[tup
 
 async def _binaries(request: JourneyRequest, sequence: tuple[Operation, ...]) -> JourneyBinaries:
     """A resumed run's binaries, checked again (they may have moved since the run began)."""
+    replacement = None if request.cri_dockerd is None else await checked_cri_dockerd(request.cri_dockerd)
     if request.upgrade.binaries_dir is None:
-        return _journey_binaries(request, {})
+        return _journey_binaries(request, {}, replacement)
     releases = {str(op.release) for op in sequence if isinstance(op, KubeadmUpgrade)}
     releases |= {str(op.to_release) for op in sequence if isinstance(op, NodeDrain)}
     found = {}
     for release in sorted(releases):
         folder = release_binaries_dir(Path(request.upgrade.binaries_dir), parse_target(release))
         found[release] = await checked_binaries(folder, release)
-    return _journey_binaries(request, found)
+    return _journey_binaries(request, found, replacement)
 
 
-def _journey_binaries(request: JourneyRequest, found: Mapping[str, Any]) -> JourneyBinaries:
+def _journey_binaries(
+    request: JourneyRequest, found: Mapping[str, Any], cri_dockerd: ReplacementCriDockerd | None
+) -> JourneyBinaries:
     if request.upgrade.install_commands:
-        return JourneyBinaries(packages=parse_install_commands(request.upgrade.install_commands))
-    return JourneyBinaries(dict(found))
+        packages = parse_install_commands(request.upgrade.install_commands)
+        return JourneyBinaries(packages=packages, cri_dockerd=cri_dockerd)
+    return JourneyBinaries(dict(found), cri_dockerd=cri_dockerd)
 
 
 def journey_max_unavailable(options: Mapping[str, Any], *, nodes: int) -> int:

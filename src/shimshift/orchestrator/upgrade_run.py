@@ -32,6 +32,7 @@ from shimshift.core.upgrade.binaries import (
     version_argv,
 )
 from shimshift.core.upgrade.cluster import NodeVersion, Role, check_skew, node_roles, upgrade_phases
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd, check_replacement
 from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 # Where the run's options keep what was settled, for a resumed run.
@@ -118,6 +119,26 @@ def _read_binaries(directory: Path) -> tuple[dict[Binary, str | None], dict[Bina
     return outputs, digests
 
 
+async def checked_cri_dockerd(path: Path) -> ReplacementCriDockerd:
+    """``--cri-dockerd PATH`` asked its version and hashed, on this machine (never downloaded)."""
+    output, digest = await asyncio.to_thread(_read_cri_dockerd, path)
+    return check_replacement(str(path), output=output, digest=digest)
+
+
+def _read_cri_dockerd(path: Path) -> tuple[str | None, str | None]:
+    if not path.is_file():
+        return None, None
+    try:
+        done = subprocess.run([str(path), "--version"], capture_output=True, timeout=30, check=False)
+        with path.open("rb") as stream:
+            digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    except (OSError, subprocess.TimeoutExpired):
+        return None, None
+    # Some cri-dockerd builds print their version on stderr.
+    output = (done.stdout + done.stderr).decode("utf-8", "replace")
+    return (output if done.returncode == 0 else None), digest
+
+
 def _version_output(binary: Binary, path: Path) -> str | None:
     if not path.is_file():
         return None
@@ -190,4 +211,11 @@ async def select_upgrade_nodes(client: Any, names: Sequence[str], to: str) -> li
     ]
 
 
-__all__ = ["UpgradeRequest", "UpgradeRun", "prepare_upgrade", "release_binaries_dir", "select_upgrade_nodes"]
+__all__ = [
+    "UpgradeRequest",
+    "UpgradeRun",
+    "checked_cri_dockerd",
+    "prepare_upgrade",
+    "release_binaries_dir",
+    "select_upgrade_nodes",
+]

@@ -40,11 +40,15 @@ def test_the_request_the_journal_keeps_reads_back_the_same() -> None:
         SkewRules.KUBERNETES,
         allow_cgroup_v1=True,
         kubelet_websockets_off=True,
+        cri_dockerd=Path("/srv/cri-dockerd"),
     )
     assert JourneyRequest.from_record(request.to_record()) == request
     # A journal written before --kubelet-websockets-off existed resumes without it.
     older = {key: value for key, value in request.to_record().items() if key != "kubelet_websockets_off"}
     assert JourneyRequest.from_record(older).kubelet_websockets_off is False
+    # A journey begun before --cri-dockerd existed resumes without one.
+    old = {key: value for key, value in request.to_record().items() if key != "cri_dockerd"}
+    assert JourneyRequest.from_record(old).cri_dockerd is None
 
 
 @pytest.mark.parametrize("command", ["upgrade", "plan", "audit"])
@@ -54,7 +58,7 @@ def test_upgrade_plan_and_audit_take_kubelet_websockets_off(command: str) -> Non
 
 
 def test_kubelet_websockets_off_reaches_the_journeys_request() -> None:
-    values = {"skew": "kubeadm", "allow_cgroup_v1": False, "kubelet_websockets_off": True}
+    values = {"skew": "kubeadm", "allow_cgroup_v1": False, "kubelet_websockets_off": True, "cri_dockerd": None}
     request = journey_request(values, UpgradeRequest("1.37.2", None, (), ()))
     assert request.kubelet_websockets_off and not request.allow_cgroup_v1
 
@@ -67,7 +71,7 @@ def test_upgrade_plan_and_audit_offer_lockstep_and_say_what_it_is_for(command: s
 
 
 def test_lockstep_reaches_the_journeys_request_and_the_journal_keeps_it() -> None:
-    values = {"skew": "lockstep", "allow_cgroup_v1": False, "kubelet_websockets_off": False}
+    values = {"skew": "lockstep", "allow_cgroup_v1": False, "kubelet_websockets_off": False, "cri_dockerd": None}
     request = journey_request(values, UpgradeRequest("1.27.16", None, (), ()))
     assert request.skew is SkewRules.LOCKSTEP
     assert JourneyRequest.from_record(request.to_record()).skew is SkewRules.LOCKSTEP

@@ -36,7 +36,12 @@ DYNAMIC_PROGRAMS = {"binary": "cri-dockerd", "kubeadm": "kubeadm"}
 # The upgrade procedure runs the Run actions its plan holds (built by command() in core/upgrade/, scanned there).
 PLANNED_ARGV = {"command.argv", "action.argv"}
 # The files that build planned commands with core/upgrade/binaries.py's command().
-PLANNING_FILES = {"core/upgrade/binaries.py", "core/upgrade/plan.py", "core/procedures/journey.py"}
+PLANNING_FILES = {
+    "core/upgrade/binaries.py",
+    "core/upgrade/plan.py",
+    "core/upgrade/cri_dockerd_swap.py",
+    "core/procedures/journey.py",
+}
 # A planned argv a method builds from a tuple literal: (program, subcommand) of that literal
 # (core/journey/sequence.py KubeadmUpgrade.argv).
 BUILT_ARGV = {"self.op.argv(self.kubeadm)": ("kubeadm", "upgrade")}
@@ -183,9 +188,10 @@ def test_sudoers_lines_name_every_program_by_its_path() -> None:
     assert sudoers_rule("ops", paths) == lines[-1]
     assert PROGRAMS == ("sh", "cat", "head", "test", "ls", "chmod", "docker", "ss", "cri-dockerd", "systemctl")
     # `sudoers --upgrade`: the migration's, then what the upgrade adds.
-    assert (*PROGRAMS, "crictl", "cp", "mv", "sha256sum", "kubeadm", "kubelet", "kubectl") == UPGRADE_PROGRAMS
+    added = ("crictl", "cp", "mv", "sha256sum", "kubeadm", "kubelet", "kubectl", "readlink")
+    assert (*PROGRAMS, *added) == UPGRADE_PROGRAMS
     upgrade_rule = sudoers_rule("ops", {p: f"/usr/bin/{p}" for p in UPGRADE_PROGRAMS}, UPGRADE_PROGRAMS)
-    assert upgrade_rule.endswith("/usr/bin/kubeadm, /usr/bin/kubelet, /usr/bin/kubectl")
+    assert upgrade_rule.endswith("/usr/bin/kubeadm, /usr/bin/kubelet, /usr/bin/kubectl, /usr/bin/readlink")
 
 
 def test_parse_found_programs() -> None:

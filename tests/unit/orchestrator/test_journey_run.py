@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,7 +35,8 @@ from shimshift.core.node_files import KUBEADM_FLAGS_ENV, NODE_FILES
 from shimshift.core.procedures.migration import MigrationSettings, NodeOutcome, OutcomeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
-from shimshift.core.versions import KubernetesVersion
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
+from shimshift.core.versions import KubernetesVersion, parse_cri_dockerd_version
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from shimshift.orchestrator.journey_run import DrainGate, JourneyBinaries, operation_procedure, run_operations
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
@@ -89,7 +91,7 @@ def journal_keys(worlds: dict[str, UpgradeWorld], phase: str) -> set[str]:
     return {step for world in worlds.values() for step, seen in world.steps() if seen == phase and "/" not in step}
 
 
-def run(worlds: dict[str, UpgradeWorld]) -> Any:
+def run(worlds: dict[str, UpgradeWorld], binaries: JourneyBinaries = BINARIES) -> Any:
     async def on_node(node: str, procedure: Procedure[NodeOutcome]) -> NodeOutcome:
         outcome: NodeOutcome = drive(procedure, worlds[node])
         # One control plane: every node's API server view follows the first control-plane node's.
@@ -98,7 +100,7 @@ def run(worlds: dict[str, UpgradeWorld]) -> Any:
         return outcome
 
     return play(
-        SEQUENCE, worlds, on_node, lambda op: operation_procedure(op, BINARIES, drain_procedure=drain_procedure)
+        SEQUENCE, worlds, on_node, lambda op: operation_procedure(op, binaries, drain_procedure=drain_procedure)
     )
 
 
@@ -138,6 +140,24 @@ def test_the_whole_journey_runs_each_operation_once_in_order() -> None:
     applies = [argv[3] for argv in worlds["cp1"].runs() if argv[1:3] == ("upgrade", "apply")]
     assert applies == [release(31), release(32), release(33)]
     assert len([argv for argv in worlds["w1"].runs() if argv[1:3] == ("upgrade", "node")]) == 3
+
+
+def test_cri_dockerd_given_reaches_each_nodes_first_drain() -> None:
+    digest = binary_digest("cri-dockerd", "0.4.6")
+    given = ReplacementCriDockerd("/srv/cri-dockerd", parse_cri_dockerd_version("0.4.6"), digest)
+    worlds = cluster()
+    for world in worlds.values():
+        world.by_digest[given.sha256] = "0.4.6"
+
+    result = run(worlds, dataclasses.replace(BINARIES, cri_dockerd=given))
+
+    assert result.finished, result.stopped
+    for world in worlds.values():
+        assert world.releases["/usr/bin/cri-dockerd"] == world.running_cri_dockerd == "0.4.6"
+        uploads = [a.target for a in world.of_type(act.Upload)]
+        # Once, in the node's one drain, before its kubelet (the kubeadm steps before it upload kubeadm only).
+        assert uploads.count("/usr/bin/cri-dockerd") == 1
+        assert uploads.index("/usr/bin/cri-dockerd") < uploads.index("/usr/bin/kubelet")
 
 
 def test_a_run_killed_in_a_drain_resumes_from_the_journals() -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "Operation",
     "journey_sequence",
     "on_failure",
+    "replaces_cri_dockerd",
     "sequence_from_record",
     "sequence_record",
 ]
@@ -279,6 +280,14 @@ class FailureDecision:
     kubelet: KubernetesVersion | None  # the releases the node goes back to (a drain only)
     dockershim: bool  # back on dockershim: the drain was migrating it
     message: str
+
+
+def replaces_cri_dockerd(op: NodeDrain) -> bool:
+    """Whether ``op`` is the drain that puts ``--cri-dockerd PATH`` on its node: the node's first, the earliest
+    point its kubelet restarts anyway (and a migrating drain restarts cri-dockerd too), so every later kubelet
+    of the journey, the 1.26+ ones that speak CRI v1 only (kubernetes/kubernetes#110618), starts on it. The
+    journey's CRI check (traps.py cri_versions) holds the replacement against every drain's kubelet."""
+    return op.number == 1
 
 
 def on_failure(op: Operation) -> FailureDecision:

@@ -41,6 +41,7 @@ from shimshift.core.findings import Finding, Severity, Subject
 from shimshift.core.journey.node_edits import kubelet_flag_gate, kubelet_websockets_off
 from shimshift.core.journey.schedule import ControlPlaneStep, Drain, Journey
 from shimshift.core.node_files import INSTANCE_CONFIG, KUBEADM_FLAGS_ENV, KUBELET_CONFIG, NodeView
+from shimshift.core.upgrade.cri_dockerd_swap import moves_back
 from shimshift.core.versions import (
     FLAG_RULES_BY_NAME,
     CriDockerdVersion,
@@ -70,6 +71,8 @@ TRAP_CODES: frozenset[str] = frozenset(
         "psp-admission-plugin",
         "removed-api-requested",
         "cri-dockerd-cri-version",
+        "cri-dockerd-replacement-older",
+        "cri-dockerd-replaced",
         "crictl-missing",
         "crictl-cri-version",
         "kubelet-flag-removed",
@@ -137,9 +140,10 @@ class ClusterFacts:
 class TrapOptions:
     allow_cgroup_v1: bool = False  # `--allow-cgroup-v1`: set failCgroupV1: false, recorded
     kubelet_websockets_off: bool = False  # `--kubelet-websockets-off`: the gate off in each 1.36 drain
-    # The version of a cri-dockerd the run would put in place in each node's first drain (a `--cri-dockerd PATH`
-    # the CLI does not offer yet: until then the node's own cri-dockerd is what the journey checks).
+    # `--cri-dockerd PATH`: the version it reports, put in place in each node's first drain
+    # (sequence.py replaces_cri_dockerd), and the path, for the findings' words.
     replacement_cri_dockerd: CriDockerdVersion | None = None
+    replacement_source: str = "--cri-dockerd"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -278,13 +282,49 @@ def removed_apis(journey: Journey, cluster: ClusterFacts) -> list[Finding]:
 # 1.26: CRI v1alpha2 removed; crictl
 
 
+def cri_dockerd_replacement(journey: Journey, node: NodeFacts, options: TrapOptions) -> list[Finding]:
+    """What `--cri-dockerd PATH` does to the node: refused when it is older than the node's own (a journey
+    never moves cri-dockerd back); a warning, naming it, where the node's own would not serve a kubelet of
+    the journey and the replacement, put in place in the node's first drain, does."""
+    replacement, own = options.replacement_cri_dockerd, node.cri_dockerd
+    if replacement is None or own is None or not _node_drains(journey, node.name):
+        return []
+    first = _node_drains(journey, node.name)[0]
+    if moves_back(replacement, own):
+        return [
+            Finding(
+                Severity.ERROR,
+                "cri-dockerd-replacement-older",
+                f"{options.replacement_source} is cri-dockerd {replacement}, older than the node's {own}",
+                _node_subject(node.name),
+                f"give --cri-dockerd a cri-dockerd of {own} or later (the journey does not move it back), or leave "
+                "--cri-dockerd out",
+                "--cri-dockerd",
+            )
+        ]
+    unserved = [drain for drain in _node_drains(journey, node.name) if not cri_dockerd_serves(drain.to_release, own)]
+    if not unserved or not cri_dockerd_serves(unserved[0].to_release, replacement):
+        return []
+    return [
+        Finding(
+            Severity.WARNING,
+            "cri-dockerd-replaced",
+            f"cri-dockerd {own} shares no CRI API version with kubelet {unserved[0].to_release}; "
+            f"{options.replacement_source} (cri-dockerd {replacement}) replaces it in {_at(first)}",
+            _node_subject(node.name),
+            "nothing: the drain keeps the old binary beside the new one and puts it back if the drain rolls back",
+            "--cri-dockerd",
+        )
+    ]
+
+
 def cri_versions(journey: Journey, node: NodeFacts, options: TrapOptions) -> list[Finding]:
     """1.26 kubelets speak CRI v1 only (kubernetes/kubernetes#110618); cri-dockerd 0.2 serves only
     v1alpha2, 0.3.22+ and 0.4.2+ only v1 (Mirantis/cri-dockerd#487). kubeadm up to 1.30 reaches the
     runtime through crictl (cmd/kubeadm/app/util/runtime/runtime.go at v1.30.14), whose CRI versions
     follow the same minors; cri-tools 1.26 with cri-dockerd 0.2 broke `kubeadm upgrade` (kubernetes/kubeadm#2819)."""
     cri_dockerd = options.replacement_cri_dockerd or node.cri_dockerd
-    out = []
+    out = cri_dockerd_replacement(journey, node, options)
     replaced = options.replacement_cri_dockerd is not None
     for drain in _node_drains(journey, node.name):
         if cri_dockerd is not None and not cri_dockerd_serves(drain.to_release, cri_dockerd):
@@ -295,8 +335,8 @@ def cri_versions(journey: Journey, node: NodeFacts, options: TrapOptions) -> lis
                     f"cri-dockerd {cri_dockerd} and kubelet {drain.to_release} share no CRI API version: the "
                     f"kubelet of {_at(drain)} cannot reach the runtime",
                     _node_subject(node.name),
-                    "install cri-dockerd 0.3 or later on the node before the journey (its package, or the "
-                    "binary in place of the unit's, then `systemctl restart cri-docker`); `plan --to` checks again"
+                    "give --cri-dockerd PATH a cri-dockerd 0.3 or later (each node's first drain puts it in place), "
+                    "or install cri-dockerd 0.3 or later on the node before the journey; `plan --to` checks again"
                     if not replaced
                     else "give a cri-dockerd that serves CRI v1",
                 )

@@ -30,7 +30,15 @@ from shimshift.core.journey.node_edits import (
     instance_config_before_kubeadm,
     plan_with_websockets_off,
 )
-from shimshift.core.journey.sequence import ClusterEdit, KubeadmMode, KubeadmUpgrade, NodeDrain, NodeEdit, on_failure
+from shimshift.core.journey.sequence import (
+    ClusterEdit,
+    KubeadmMode,
+    KubeadmUpgrade,
+    NodeDrain,
+    NodeEdit,
+    on_failure,
+    replaces_cri_dockerd,
+)
 from shimshift.core.node_files import KUBELET_CONFIG, NODE_FILES, NodeView
 from shimshift.core.node_plan import NodePlan
 from shimshift.core.procedures.migration import (
@@ -54,6 +62,7 @@ from shimshift.core.upgrade.binaries import (
     version_argv,
 )
 from shimshift.core.upgrade.cluster import Role
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 
 T = TypeVar("T")
 
@@ -135,10 +144,12 @@ def drain_settings(
     *,
     binaries: tuple[TargetBinary, ...] | None,
     packages: PackageInstall | None,
+    cri_dockerd: ReplacementCriDockerd | None = None,
 ) -> UpgradeSettings:
     """What the one-minor procedure gets for ``op``: the drain's kubelet release and its binaries; kubeadm
     only when the drain holds the node's kubeadm step (a migrating drain: sequence.py), as the one-minor
-    upgrade runs it (apply on the first control-plane node, after `kubeadm upgrade plan`)."""
+    upgrade runs it (apply on the first control-plane node, after `kubeadm upgrade plan`); ``cri_dockerd``
+    (``--cri-dockerd PATH``) only in the drain that replaces the node's (sequence.py replaces_cri_dockerd)."""
     flags: tuple[str, ...] = ()
     if op.kubeadm is None:
         role = Role.CONTROL_PLANE if op.control_plane else Role.WORKER
@@ -153,6 +164,7 @@ def drain_settings(
         kubeadm_flags=flags,
         role=role,
         with_kubeadm=op.kubeadm is not None,
+        cri_dockerd=cri_dockerd if replaces_cri_dockerd(op) else None,
     )
 
 

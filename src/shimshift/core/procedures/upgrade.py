@@ -38,6 +38,7 @@ from shimshift.core.procedures.migration import (
 from shimshift.core.steps import MIGRATION_ROLLBACK, Step, changing_steps, remaining_steps
 from shimshift.core.upgrade.binaries import PackageInstall, TargetBinary, parse_target
 from shimshift.core.upgrade.cluster import NodeVersion, Role, kubelet_swap_problem
+from shimshift.core.upgrade.cri_dockerd_swap import CRI_DOCKERD_UNIT, ReplacementCriDockerd, plan_cri_dockerd_swap
 from shimshift.core.upgrade.plan import (
     FINISH,
     KUBEADM_REWRITES,
@@ -75,6 +76,8 @@ class UpgradeSettings:
     role: Role = Role.WORKER
     # False in a journey's drain: kubeadm ran at the control-plane step (core/journey/sequence.py).
     with_kubeadm: bool = True
+    # `--cri-dockerd PATH` in the journey drain that replaces the node's (core/journey/sequence.py).
+    cri_dockerd: ReplacementCriDockerd | None = None
 
 
 @dataclass
@@ -173,12 +176,21 @@ class UpgradeProcedure(MigrationProcedure):
             packages=self.upgrade.packages,
             kubeadm_flags=self.upgrade.kubeadm_flags,
             with_kubeadm=self.upgrade.with_kubeadm,
+            cri_dockerd=plan_cri_dockerd_swap(
+                self.upgrade.cri_dockerd,
+                target=(yield from self.cri_dockerd_binary()) if self.upgrade.cri_dockerd is not None else None,
+                node_version=detail["cri_dockerd_version"],
+                node=self.node,
+            ),
         )
         return {**detail, "upgrade_plan": plan.to_record()}
 
     def plan_facts(self, facts: PreflightFacts) -> PreflightFacts:
-        # The files are written for the kubelet that will read them: the target's.
-        return replace(facts, kubelet_version=f"v{self.upgrade.to.lstrip('v')}")
+        # The files are written for the kubelet that will read them: the target's, on the cri-dockerd the
+        # drain puts in place (a 0.2 one would refuse a 1.26 kubelet the replacement serves).
+        replacement = self.upgrade.cri_dockerd
+        version = facts.cri_dockerd_version if replacement is None else str(replacement.version)
+        return replace(facts, kubelet_version=f"v{self.upgrade.to.lstrip('v')}", cri_dockerd_version=version)
 
     def install_kubeadm(self) -> Procedure[dict[str, Any]]:
         detail = yield from self.perform(Step.INSTALL_KUBEADM)
@@ -252,7 +264,23 @@ class UpgradeProcedure(MigrationProcedure):
         version = yield act.GetKubeletVersion()
         if version != plan.to_version:
             raise StepFailed(Step.VERIFY, f"the node reports kubelet {version}, not {plan.to_version}", detail)
+        if plan.cri_dockerd is not None:
+            detail = {**detail, "cri_dockerd": (yield from self.verify_cri_dockerd(plan))}
         return {**detail, "kubelet_version": version}
+
+    def verify_cri_dockerd(self, plan: NodeUpgradePlan) -> Procedure[str]:
+        """The replaced cri-dockerd is the one running: the file reports the new version and the unit's main
+        process runs that file, not the one it replaced (``<path> (deleted)``)."""
+        swap = plan.cri_dockerd
+        assert swap is not None
+        yield from perform_planned(Step.VERIFY, _actions_of(plan, Step.VERIFY))
+        pid = yield from self.main_pid(CRI_DOCKERD_UNIT, Step.VERIFY)
+        running = yield swap.running_command(pid)
+        exe = running.stdout.decode("utf-8", "replace").strip()
+        if running.returncode != 0 or not exe or exe.endswith("(deleted)"):
+            said = exe or "no process"
+            raise StepFailed(Step.VERIFY, f"cri-docker.service does not run the replaced {swap.target}: {said}")
+        return swap.to_version
 
     # -- the rollback's steps --------------------------------------------------------------------
 
@@ -268,6 +296,13 @@ class UpgradeProcedure(MigrationProcedure):
                 untouched.append(swap.target)
                 continue
             ran += yield from perform_planned(Step.RESTORE_BINARIES, plan.restore_commands(swap))
+        # cri-dockerd was swapped first in the kubelet's install step: it goes back last.
+        if plan.cri_dockerd is not None and str(Step.INSTALL_KUBELET) in recorded:
+            kept = yield act.run("test", "-e", plan.cri_dockerd.backup, check=False)
+            if kept.returncode != 0:
+                untouched.append(plan.cri_dockerd.target)
+            else:
+                ran += yield from perform_planned(Step.RESTORE_BINARIES, plan.cri_dockerd.restore_actions())
         return {"ran": ran, "never_replaced": untouched}
 
     def restore_kubeadm_files(self) -> Procedure[dict[str, Any]]:

@@ -50,6 +50,7 @@ from shimshift.core.upgrade.binaries import (
     version_argv,
 )
 from shimshift.core.upgrade.cluster import NodeVersion, Role
+from shimshift.core.upgrade.cri_dockerd_swap import CriDockerdSwap
 from shimshift.core.versions import KubernetesVersion, parse_kubelet_version
 
 __all__ = [
@@ -168,6 +169,9 @@ class NodeUpgradePlan:
     no_rollback_after: Step | None
     # The operator's package commands when they install the binaries (None: uploads from --binaries).
     packages: PackageInstall | None = None
+    # A journey drain's `--cri-dockerd PATH` replacement (cri_dockerd_swap.py): installed first in the
+    # kubelet's install step, proven at verify, put back first thing in the rollback's binaries step.
+    cri_dockerd: CriDockerdSwap | None = None
 
     def step_names(self) -> tuple[str, ...]:
         return tuple(str(actions.step) for actions in self.steps)
@@ -183,6 +187,8 @@ class NodeUpgradePlan:
         if not self.may_roll_back(started):
             return ()
         restore = [command for swap in self.swaps_to_restore(started) for command in self.restore_commands(swap)]
+        if self.cri_dockerd is not None and str(Step.INSTALL_KUBELET) in started:
+            restore += self.cri_dockerd.restore_actions()
         steps = [StepActions(Step.RESTORE_BINARIES, tuple(restore))] if restore else []
         if str(Step.KUBEADM_UPGRADE) in started and self.runs_kubeadm:
             steps.append(
@@ -231,6 +237,7 @@ class NodeUpgradePlan:
             "steps": [_actions_record(actions) for actions in self.steps],
             "no_rollback_after": None if self.no_rollback_after is None else str(self.no_rollback_after),
             "packages": None if self.packages is None else [list(t) for t in self.packages.templates],
+            "cri_dockerd": None if self.cri_dockerd is None else self.cri_dockerd.to_record(),
         }
 
     @classmethod
@@ -246,6 +253,8 @@ class NodeUpgradePlan:
             steps=tuple(_actions_from(item) for item in record["steps"]),
             no_rollback_after=None if after is None else Step(after),
             packages=None if packages is None else PackageInstall(tuple(tuple(t) for t in packages)),
+            # Plans journalled before `--cri-dockerd` existed have no such key.
+            cri_dockerd=CriDockerdSwap.from_record(record["cri_dockerd"]) if record.get("cri_dockerd") else None,
         )
 
 
@@ -259,6 +268,7 @@ def plan_node_upgrade(
     node_paths: Mapping[Binary, str] | None = None,
     kubeadm_flags: Sequence[str] = (),
     with_kubeadm: bool = True,
+    cri_dockerd: CriDockerdSwap | None = None,
 ) -> NodeUpgradePlan:
     """The node's whole sequence, forward and rollback, from checked inputs.
 
@@ -276,6 +286,8 @@ def plan_node_upgrade(
     ("CoreDNSUnsupportedPlugins: start version '' not supported", seen in the lab), so a cluster
     without them, like the lab, needs
     ``--ignore-preflight-errors=ImagePull,CoreDNSUnsupportedPlugins,CoreDNSMigration``.
+
+    ``cri_dockerd``: a journey drain's replacement of the node's cri-dockerd (:func:`_with_cri_dockerd`).
     """
     for flag in kubeadm_flags:
         if not flag.startswith("--") or flag == "--":
@@ -336,7 +348,7 @@ def plan_node_upgrade(
         for step in MIGRATION_PART
     ]
     if not with_kubeadm:
-        return _without_kubeadm(node.name, role, old, new, swaps, steps, install, packages)
+        return _without_kubeadm(node.name, role, old, new, swaps, steps, install, packages, cri_dockerd)
     steps.append(install(Step.INSTALL_KUBEADM, _KUBEADM_FIRST))
     if role is Role.FIRST_CONTROL_PLANE:
         steps.append(
@@ -374,10 +386,26 @@ def plan_node_upgrade(
         from_version=old,
         to_version=new,
         swaps=swaps,
-        steps=tuple(steps),
+        steps=_with_cri_dockerd(steps, cri_dockerd),
         no_rollback_after=None if role is Role.WORKER else Step.KUBEADM_UPGRADE,
         packages=packages,
+        cri_dockerd=cri_dockerd,
     )
+
+
+def _with_cri_dockerd(steps: Sequence[StepActions], swap: CriDockerdSwap | None) -> tuple[StepActions, ...]:
+    """``swap`` first in the kubelet's install step (after the drain and any kubeadm, before the kubelet
+    restarts, so the new kubelet starts on the new cri-dockerd) and its version proven at verify."""
+    if swap is None:
+        return tuple(steps)
+    out = []
+    for actions in steps:
+        if actions.step == Step.INSTALL_KUBELET:
+            actions = StepActions(actions.step, (*swap.install_actions(), *actions.actions), actions.note)
+        elif actions.step == Step.VERIFY:
+            actions = StepActions(actions.step, (*actions.actions, swap.version_command()), actions.note)
+        out.append(actions)
+    return tuple(out)
 
 
 def _without_kubeadm(
@@ -389,14 +417,26 @@ def _without_kubeadm(
     steps: list[StepActions],
     install: Callable[[Step, tuple[Binary, ...]], StepActions],
     packages: PackageInstall | None,
+    cri_dockerd: CriDockerdSwap | None,
 ) -> NodeUpgradePlan:
     """A journey drain's plan: the kubeadm steps stay in the sequence (the procedure's steps are the same
-    in every drain) but do nothing."""
+    in every drain) but do nothing. A cri-dockerd replacement goes first in the kubelet's install step,
+    after the drain and before the kubelet restarts; verify then proves the running one."""
     ran = "kubeadm ran at the control-plane step, before this drain"
     steps += [StepActions(Step.INSTALL_KUBEADM, note=ran), StepActions(Step.KUBEADM_UPGRADE, note=ran)]
     steps.append(install(Step.INSTALL_KUBELET, _AFTER_KUBEADM))
     steps += [StepActions(step, note="as `migrate` does, for the target version") for step in FINISH]
-    return NodeUpgradePlan(node, role, old, new, swaps, tuple(steps), no_rollback_after=None, packages=packages)
+    return NodeUpgradePlan(
+        node,
+        role,
+        old,
+        new,
+        swaps,
+        _with_cri_dockerd(steps, cri_dockerd),
+        no_rollback_after=None,
+        packages=packages,
+        cri_dockerd=cri_dockerd,
+    )
 
 
 def _agree(target: str) -> str:

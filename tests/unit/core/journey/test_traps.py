@@ -118,12 +118,45 @@ def test_a_cri_dockerd_that_serves_only_v1alpha2_blocks_a_kubelet_of_1_26() -> N
     (finding,) = [f for f in found(journey(25, 26), nodes=[old]) if f.code == "cri-dockerd-cri-version"]
 
     assert finding.blocking and finding.subject is not None and finding.subject.name == "w1"
-    assert "install cri-dockerd 0.3 or later on the node" in finding.hint
+    assert "install cri-dockerd 0.3 or later on the node" in finding.hint and "--cri-dockerd PATH" in finding.hint
     assert "cri-dockerd-cri-version" not in codes(found(journey(25, 25), nodes=[old]))
     new = worker(25, cri_dockerd=parse_cri_dockerd_version("0.3.16"))
     assert "cri-dockerd-cri-version" not in codes(found(journey(25, 26), nodes=[new]))
     replaced = found(journey(25, 26), nodes=[old], replacement_cri_dockerd=parse_cri_dockerd_version("0.3.16"))
     assert "cri-dockerd-cri-version" not in codes(replaced)
+
+
+def test_cri_dockerd_given_with_cri_dockerd_turns_the_1_26_trap_into_a_warning_naming_it() -> None:
+    old = worker(25, cri_dockerd=parse_cri_dockerd_version("0.2.6"))
+    given: dict[str, Any] = {
+        "replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"),
+        "replacement_source": "--cri-dockerd /b",
+    }
+    (warning,) = [f for f in found(journey(25, 26), nodes=[old], **given) if f.code == "cri-dockerd-replaced"]
+
+    assert warning.severity is Severity.WARNING and warning.subject is not None and warning.subject.name == "w1"
+    assert "--cri-dockerd /b (cri-dockerd 0.3.17) replaces it in drain 1" in warning.message
+    # A node whose own cri-dockerd serves every kubelet of the journey needs no word about it.
+    new = worker(25, cri_dockerd=parse_cri_dockerd_version("0.3.16"))
+    assert "cri-dockerd-replaced" not in codes(found(journey(25, 26), nodes=[new], **given))
+    # A replacement that serves no 1.26 kubelet either stays the blocking trap, and says so.
+    too_old = {**given, "replacement_cri_dockerd": parse_cri_dockerd_version("0.2.6")}
+    still = [f for f in found(journey(25, 26), nodes=[old], **too_old) if f.code == "cri-dockerd-cri-version"]
+    assert {f.subject.name for f in still if f.subject} == {"cp1", "w1"}
+    assert all(f.blocking and "give a cri-dockerd that serves CRI v1" in f.hint for f in still)
+
+
+def test_a_cri_dockerd_given_older_than_the_nodes_is_refused() -> None:
+    node = worker(25, cri_dockerd=parse_cri_dockerd_version("0.4.6"))
+    given: dict[str, Any] = {
+        "replacement_cri_dockerd": parse_cri_dockerd_version("0.3.17"),
+        "replacement_source": "--cri-dockerd /b",
+    }
+    (refused,) = [f for f in found(journey(25, 27), nodes=[node], **given) if f.code == "cri-dockerd-replacement-older"]
+
+    assert refused.blocking and "--cri-dockerd /b is cri-dockerd 0.3.17, older than the node's 0.4.6" in refused.message
+    same = {**given, "replacement_cri_dockerd": parse_cri_dockerd_version("0.4.6")}
+    assert "cri-dockerd-replacement-older" not in codes(found(journey(25, 27), nodes=[node], **same))
 
 
 def test_crictl_must_share_a_cri_version_with_cri_dockerd_while_kubeadm_uses_it() -> None:

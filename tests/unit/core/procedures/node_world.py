@@ -291,6 +291,8 @@ class UpgradeWorld(NodeWorld):
     new_kubelet_starts: bool = True
     crictl: bool = True
     running_kubelet: str = "v1.23.17"
+    # The cri-dockerd release cri-docker.service runs (its file's is releases[CRI_DOCKERD_BINARY]).
+    running_cri_dockerd: str = "0.3.17"
     # kube-system/kubelet-config's `kubelet` document (None: absent).
     cluster_kubelet_config: str | None = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 
@@ -299,6 +301,8 @@ class UpgradeWorld(NodeWorld):
         for name in BINARIES:
             self.releases.setdefault(f"/usr/bin/{name}", self.kubelet_version)
             self.digests.setdefault(f"/usr/bin/{name}", binary_digest(name, self.kubelet_version))
+        self.releases.setdefault(CRI_DOCKERD_BINARY, self.running_cri_dockerd)
+        self.digests.setdefault(CRI_DOCKERD_BINARY, binary_digest("cri-dockerd", self.running_cri_dockerd))
 
     def respond(self, action: act.Action) -> Any:
         if isinstance(action, act.GetKubeletVersion):
@@ -354,6 +358,14 @@ class UpgradeWorld(NodeWorld):
                 return Result(stdout=f"{self.digests[path]}  {path}\n".encode())
             case (path, "version", "-o", "short"):
                 return Result(stdout=f"{self.releases[path]}\n".encode())
+            case (binary, "--version") if binary == CRI_DOCKERD_BINARY:
+                return Result(stdout=f"cri-dockerd {self.releases[binary]} (abc1234)\n".encode())
+            case ("readlink", "--", _):
+                # A file replaced under a running process: /proc/<pid>/exe names it "(deleted)".
+                current = self.running_cri_dockerd == self.releases[CRI_DOCKERD_BINARY]
+                return Result(stdout=f"{CRI_DOCKERD_BINARY}{'' if current else ' (deleted)'}\n".encode())
+            case ("systemctl", "restart", "cri-docker.service"):
+                self.running_cri_dockerd = self.releases[CRI_DOCKERD_BINARY]
             case (path, "--version") if path in self.releases:
                 return Result(stdout=f"Kubernetes {self.releases[path]}\n".encode())
             case (path, "version", "--client", "-o", "json"):

@@ -37,10 +37,19 @@ from shimshift.core.procedures.journey import (
 from shimshift.core.procedures.migration import MigrationSettings, OutcomeStatus, plan_from_facts
 from shimshift.core.procedures.upgrade import UpgradeProcedure
 from shimshift.core.upgrade.binaries import Binary, TargetBinary
-from shimshift.core.versions import KubernetesVersion
+from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
+from shimshift.core.versions import KubernetesVersion, parse_cri_dockerd_version
 from shimshift.core.wellknown import CRI_DOCKERD_ENDPOINT
 from tests.unit.core.nodes import cri_dockerd_node, dockershim_node
-from tests.unit.core.procedures.node_world import Killed, UpgradeWorld, binary_digest, drive, kill_after
+from tests.unit.core.procedures.node_world import (
+    CRI_DOCKERD_BINARY,
+    CRI_DOCKERD_PID,
+    Killed,
+    UpgradeWorld,
+    binary_digest,
+    drive,
+    kill_after,
+)
 
 
 def v(minor: int) -> KubernetesVersion:
@@ -77,12 +86,13 @@ def drain(
     return NodeDrain(node, False, number, v(start), v(end), migrate, edits)
 
 
-def drain_run(op: NodeDrain) -> Any:
+def drain_run(op: NodeDrain, cri_dockerd: ReplacementCriDockerd | None = None) -> Any:
+    settings = drain_settings(op, binaries=binaries(op.to_release.minor), packages=None, cri_dockerd=cri_dockerd)
     procedure = UpgradeProcedure(
         op.node,
         drain_planner(op, plan_from_facts),  # as the journey's run makes it (orchestrator/journey_session.py)
         MigrationSettings(node_files=NODE_FILES),
-        upgrade=drain_settings(op, binaries=binaries(op.to_release.minor), packages=None),
+        upgrade=settings,
     )
     return journey_drain(op, procedure)
 
@@ -230,6 +240,97 @@ def test_a_drain_killed_anywhere_resumes_where_it_was(killed_after: str) -> None
     # A step that finished before the kill never runs again.
     assert [step for step in done if step != op.key and started(node).count(step) != 1] == []
     assert node.running_kubelet == release(27) and node.steps()[-1] == (op.key, "finished")
+
+
+# --cri-dockerd PATH: replaced in the node's first drain --------------------------------------------------
+
+NEW_CRI_DOCKERD = ReplacementCriDockerd(
+    "/srv/cri-dockerd-0.4.6", parse_cri_dockerd_version("0.4.6"), binary_digest("cri-dockerd", "0.4.6")
+)
+KEPT_CRI_DOCKERD = f"{CRI_DOCKERD_BINARY}.shimshift-0.3.17.bak"
+
+
+def cri_world(minor: int, end: int, **options: Any) -> UpgradeWorld:
+    node = world(cri_dockerd_node(minor), minor, apiservers={"cp1": release(end)}, **options)
+    node.by_digest[NEW_CRI_DOCKERD.sha256] = "0.4.6"
+    return node
+
+
+def ran_index(node: UpgradeWorld, argv: tuple[str, ...], *, after: int = -1) -> int:
+    return node.runs().index(argv, after + 1)
+
+
+def test_the_first_drain_replaces_cri_dockerd_restarts_it_before_the_kubelet_and_verify_proves_it() -> None:
+    node = cri_world(25, 27)
+
+    outcome = drive(drain_run(drain("w1", 1, 25, 27), NEW_CRI_DOCKERD), node)
+
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
+    assert node.releases[CRI_DOCKERD_BINARY] == node.running_cri_dockerd == "0.4.6"
+    assert node.releases[KEPT_CRI_DOCKERD] == "0.3.17"
+    uploads = [a for a in node.of_type(act.Upload) if a.target == CRI_DOCKERD_BINARY]
+    assert [(a.source, a.sha256) for a in uploads] == [(NEW_CRI_DOCKERD.source, NEW_CRI_DOCKERD.sha256)]
+    restart = ran_index(node, ("systemctl", "restart", "cri-docker.service"))
+    kubelet = ran_index(node, ("systemctl", "restart", "kubelet"))
+    assert restart < kubelet
+    # verify asked the file its version after the kubelet restart, and read what the unit's process runs.
+    assert ran_index(node, (CRI_DOCKERD_BINARY, "--version"), after=kubelet) > kubelet
+    readlinks = [argv for argv in node.runs() if argv[0] == "readlink"]
+    assert readlinks == [("readlink", "--", f"/proc/{CRI_DOCKERD_PID}/exe")]
+
+
+def test_only_the_first_drain_replaces_and_only_where_the_version_differs() -> None:
+    later = cri_world(25, 28)
+    assert drive(drain_run(drain("w1", 2, 25, 28), NEW_CRI_DOCKERD), later).status is OutcomeStatus.MIGRATED
+    same = cri_world(25, 27, running_cri_dockerd="0.4.6")
+    assert drive(drain_run(drain("w1", 1, 25, 27), NEW_CRI_DOCKERD), same).status is OutcomeStatus.MIGRATED
+
+    for node in (later, same):
+        assert [a.target for a in node.of_type(act.Upload)] == ["/usr/bin/kubelet", "/usr/bin/kubectl"]
+        assert ("systemctl", "restart", "cri-docker.service") not in node.runs()
+        assert KEPT_CRI_DOCKERD not in node.releases
+
+
+def test_a_failed_drain_puts_the_old_cri_dockerd_back_and_runs_it() -> None:
+    node = cri_world(25, 27, new_kubelet_starts=False)
+
+    outcome = drive(drain_run(drain("w1", 1, 25, 27), NEW_CRI_DOCKERD), node)
+
+    assert (outcome.status, outcome.failed_step) == (OutcomeStatus.ROLLED_BACK, "verify"), outcome.message
+    assert node.releases[CRI_DOCKERD_BINARY] == node.running_cri_dockerd == "0.3.17"
+    assert node.releases["/usr/bin/kubelet"] == release(25) and not node.cordoned
+
+
+def test_a_cri_dockerd_that_does_not_run_the_new_file_fails_verify() -> None:
+    node = cri_world(25, 27)
+    # The restart did not take (a unit that ignores it): the old process runs the deleted file.
+    stuck = node._run
+
+    def run(argv: tuple[str, ...]) -> Any:
+        if argv == ("systemctl", "restart", "cri-docker.service"):
+            return stuck(("true",))
+        return stuck(argv)
+
+    node._run = run  # type: ignore[method-assign]
+    outcome = drive(drain_run(drain("w1", 1, 25, 27), NEW_CRI_DOCKERD), node)
+
+    assert outcome.status is OutcomeStatus.ROLLED_BACK and outcome.failed_step == "verify"
+    assert "does not run the replaced /usr/bin/cri-dockerd: /usr/bin/cri-dockerd (deleted)" in outcome.message
+
+
+@pytest.mark.parametrize("killed_after", ["preflight", "install-kubelet-kubectl", "restart-kubelet"])
+def test_a_replacing_drain_killed_anywhere_resumes_and_keeps_the_original_binary(killed_after: str) -> None:
+    op = drain("w1", 1, 25, 27)
+    node = cri_world(25, 27, fail=kill_after(op.step_key(killed_after)))
+    with pytest.raises(Killed):
+        drive(drain_run(op, NEW_CRI_DOCKERD), node)
+    node.fail = lambda action: None
+
+    outcome = drive(drain_run(op, NEW_CRI_DOCKERD), node)
+
+    assert outcome.status is OutcomeStatus.MIGRATED, outcome.message
+    assert node.releases[CRI_DOCKERD_BINARY] == node.running_cri_dockerd == "0.4.6"
+    assert node.releases[KEPT_CRI_DOCKERD] == "0.3.17"
 
 
 # kubeadm at a control-plane step ----------------------------------------------------------------------
