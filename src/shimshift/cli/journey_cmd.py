@@ -15,6 +15,7 @@ from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, say
 from shimshift.cli.report_files import announce_reports, reports_after_run
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, Operation
 from shimshift.core.journey.skew import SkewRules
+from shimshift.core.journey.stages import KUBEADM_PARALLEL
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.orchestrator import session
 from shimshift.orchestrator.journey_session import JourneyBlocked, JourneyRequest, run_journey
@@ -46,6 +47,15 @@ JOURNEY_OPTIONS = (
         "--feature-gates=ExtendWebSocketsToKubelet=false in each node's KUBELET_EXTRA_ARGS, written in the "
         "drain where its kubelet first reaches 1.36 (recorded). Without it a journey past 1.35 is blocked.",
     ),
+    click.option(
+        "--kubeadm-parallel",
+        type=click.IntRange(min=1),
+        default=KUBEADM_PARALLEL,
+        show_default=True,
+        help="Workers whose `kubeadm upgrade node` runs at once at each control-plane step (it restarts nothing "
+        "on a worker; the apply and the control-plane nodes' steps always run one at a time). Recorded: "
+        "--resume keeps it.",
+    ),
 )
 
 
@@ -55,6 +65,7 @@ def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyR
         SkewRules(values["skew"]),
         bool(values["allow_cgroup_v1"]),
         bool(values["kubelet_websockets_off"]),
+        int(values["kubeadm_parallel"]),
     )
 
 

@@ -227,7 +227,31 @@ def _migrations_before_kubeadm(ops: list[Operation]) -> tuple[Operation, ...]:
             continue
         out[out.index(found[0])] = replace(drain, kubeadm=found[0])
         out.remove(drain)
+    return _workers_kubeadm_first(out)
+
+
+def _workers_kubeadm_first(ops: list[Operation]) -> tuple[Operation, ...]:
+    """Within a step's workers, the bare ``kubeadm upgrade node`` steps first, then the migration drains that
+    hold theirs: the bare ones then form one stage that runs together (stages.py), the drains join the
+    drains after them. Each node's operations keep their order (a worker has one of the two per step)."""
+    out: list[Operation] = []
+    block: list[Operation] = []
+    for op in [*ops, None]:
+        if op is not None and _worker_kubeadm_of_step(op):
+            block.append(op)
+            continue
+        out += [o for o in block if isinstance(o, KubeadmUpgrade)] + [o for o in block if isinstance(o, NodeDrain)]
+        block = []
+        if op is not None:
+            out.append(op)
     return tuple(out)
+
+
+def _worker_kubeadm_of_step(op: Operation) -> bool:
+    """A worker's kubeadm step at its control-plane step: bare, or held by its migration drain."""
+    if isinstance(op, KubeadmUpgrade):
+        return not op.control_plane
+    return isinstance(op, NodeDrain) and op.kubeadm is not None and not op.control_plane
 
 
 def _kubeadm_steps(step: ControlPlaneStep, workers: Sequence[str], options: JourneyOptions) -> list[KubeadmUpgrade]:
