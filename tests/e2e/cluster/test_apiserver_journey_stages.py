@@ -175,6 +175,15 @@ def most_at_once(log: list[tuple[str, str, int]], keys: set[str]) -> int:
     return most
 
 
+def alone_but(log: list[tuple[str, str, int]], together: set[str]) -> bool:
+    """Whether every operation not in ``together`` ran alone: its end is the next event after its start."""
+    return all(
+        log[index + 1][:2] == ("end", key)
+        for index, (event, key, _) in enumerate(log)
+        if event == "start" and key not in together
+    )
+
+
 @dataclass
 class Setup:
     """cluster_of's nodes, their journey's sequence, each node's drain key, and the run's journal."""
@@ -212,9 +221,7 @@ async def test_drains_run_within_max_unavailable_and_the_pdb_barriers_alone(
     assert most_at_once(log, workers) == 2  # --max-unavailable 2
     assert most_at_once(log, {drains["w1"], drains["w2"]}) == 1  # the PDB lets one go
     assert max(cordoned for event, _, cordoned in log if event == "start") <= 2
-    for index, (event, key, _) in enumerate(log):  # every kubeadm step and cp's drain run alone
-        if event == "start" and key not in workers:
-            assert log[index + 1][:2] == ("end", key)
+    assert alone_but(log, workers)  # every kubeadm step and cp's drain
 
 
 async def test_a_failed_drain_lets_the_one_in_flight_finish_and_the_run_resumes_from_the_journal(
@@ -284,9 +291,7 @@ async def test_the_workers_kubeadm_steps_run_within_kubeadm_parallel_between_the
         span = [index for index, (_, key, _) in enumerate(log) if key in keys]
         assert all(key in keys for _, key, _ in log[span[0] : span[-1] + 1])  # nothing else meanwhile
     together = set().union(*steps.values())
-    for index, (event, key, _) in enumerate(log):  # the applies and, with --max-unavailable 1, drains alone
-        if event == "start" and key not in together:
-            assert log[index + 1][:2] == ("end", key)
+    assert alone_but(log, together)  # the applies and, with --max-unavailable 1, the drains
 
 
 async def test_a_failed_kubeadm_step_lets_the_one_in_flight_finish_and_the_run_resumes_with_the_two_left(
