@@ -14,6 +14,7 @@ workers within --max-unavailable."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -203,3 +204,30 @@ def test_a_stages_drains_go_control_plane_first_one_at_a_time_then_workers_withi
         ("control-plane", ("cp1", "cp2"), 1),
         ("workers", ("w1", "w2"), 3),
     ]
+
+
+def kubeadm_times(stages: tuple[Stage, ...], parallel: int) -> int:
+    """How many kubeadm runs' times the journey's kubeadm steps take end to end: one per step that runs alone
+    (bare or in a control-plane node's drain), a kubeadm stage's in rounds of ``parallel``; the workers' steps
+    inside their drains go with the drains."""
+    alone = sum(
+        1
+        for stage in stages
+        if stage.kind is StageKind.ALONE
+        and any(isinstance(op, KubeadmUpgrade) or (isinstance(op, NodeDrain) and op.kubeadm) for op in stage.operations)
+    )
+    return alone + sum(math.ceil(len(s.operations) / parallel) for s in stages if s.kind is StageKind.KUBEADM)
+
+
+@pytest.mark.parametrize("rules", list(SkewRules))
+def test_the_300_node_figures_of_docs_journey(rules: SkewRules) -> None:
+    """docs/journey.md: 3 control-plane nodes and 297 workers, 1.23 on dockershim to 1.37.2: 3903 kubeadm
+    times one after the other, 432 with --kubeadm-parallel 10, 172 with 30."""
+    nodes = [JourneyNode(f"cp{i}", True, v(23), dockershim=True) for i in range(1, 4)]
+    nodes += [JourneyNode(f"w{i:03}", False, v(23), dockershim=True) for i in range(1, 298)]
+    ops = journey_sequence(plan_journey(nodes, control_plane=v(23), target=KubernetesVersion(37, 2), rules=rules))
+    stages = journey_stages(ops)
+    kubeadm = [op for op in ops if isinstance(op, KubeadmUpgrade) or (isinstance(op, NodeDrain) and op.kubeadm)]
+    assert len(kubeadm) == 4200
+    assert [len(s.operations) for s in stages if s.kind is StageKind.KUBEADM] == [297] * 13
+    assert [kubeadm_times(stages, parallel) for parallel in (1, 10, 30)] == [3903, 432, 172]
