@@ -192,8 +192,9 @@ JOURNEY_RUN_KEY = "journey"
 
 def journey_sequence(journey: Journey, options: JourneyOptions | None = None) -> tuple[Operation, ...]:
     """Every operation of the journey, in order. Per control-plane step: the cluster edit it needs, the apply,
-    then ``kubeadm upgrade node`` on the other control-plane nodes and then on the workers (by name); each
-    drain where the schedule puts it."""
+    then ``kubeadm upgrade node`` on the other control-plane nodes and then on the workers (by name; those
+    whose migration drain holds theirs after the others, :func:`_workers_kubeadm_first`); each drain where
+    the schedule puts it."""
     options = options or JourneyOptions()
     workers = tuple(node.name for node in journey.nodes if not node.control_plane)
     out: list[Operation] = []
@@ -213,9 +214,9 @@ def _migrations_before_kubeadm(ops: list[Operation]) -> tuple[Operation, ...]:
     """A dockershim node whose first drain goes to the release of a kubeadm step of its own runs that kubeadm
     inside the drain, after the migration, as the one-minor upgrade does: the cri-socket annotation must be
     cri-dockerd's before kubeadm 1.24 runs on the node (kubernetes/kubeadm#2597, kubernetes/kubeadm#2870).
-    The drain moves to the kubeadm step's place, so on each node kubeadm still runs after the apply and in
-    the same order; the drain count is unchanged. Not with ``--force``: `kubeadm upgrade plan`, which the
-    one-minor upgrade runs first, has no such flag."""
+    The drain moves to the kubeadm step's place (a worker's, then behind the step's bare worker steps), so on
+    each node kubeadm still runs after the apply and in the same order; the drain count is unchanged. Not
+    with ``--force``: `kubeadm upgrade plan`, which the one-minor upgrade runs first, has no such flag."""
     out = list(ops)
     for drain in [op for op in ops if isinstance(op, NodeDrain) and op.migrate]:
         found = [
