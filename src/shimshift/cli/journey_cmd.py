@@ -16,6 +16,7 @@ from shimshift.cli.options import EXIT_NODES_FAILED, EXIT_OK, EXIT_REFUSED, SKEW
 from shimshift.cli.report_files import announce_reports, reports_after_run
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, Operation
 from shimshift.core.journey.skew import SkewRules
+from shimshift.core.journey.stages import KUBEADM_PARALLEL
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.orchestrator import session
 from shimshift.orchestrator.journey_session import JourneyBlocked, JourneyRequest, run_journey
@@ -49,6 +50,15 @@ JOURNEY_OPTIONS = (
         "node's version differs; its `--version` is read here. Needed where a kubelet of the journey (1.26+) "
         "needs CRI v1 and the node's cri-dockerd serves v1alpha2 only.",
     ),
+    click.option(
+        "--kubeadm-parallel",
+        type=click.IntRange(min=1),
+        default=KUBEADM_PARALLEL,
+        show_default=True,
+        help="Workers whose `kubeadm upgrade node` runs at once at each control-plane step (it restarts nothing "
+        "on a worker; the apply and the control-plane nodes' steps always run one at a time). Recorded: "
+        "--resume keeps it.",
+    ),
 )
 
 
@@ -59,6 +69,7 @@ def journey_request(values: dict[str, Any], upgrade: UpgradeRequest) -> JourneyR
         bool(values["allow_cgroup_v1"]),
         bool(values["kubelet_websockets_off"]),
         values["cri_dockerd"],
+        int(values["kubeadm_parallel"]),
     )
 
 

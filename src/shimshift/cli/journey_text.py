@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from shimshift.cli.findings import findings_text
 from shimshift.core.journey.schedule import ControlPlaneStep, Journey
-from shimshift.core.journey.sequence import NodeDrain, journey_sequence
-from shimshift.core.journey.stages import concurrent, journey_stages
+from shimshift.core.journey.sequence import KubeadmUpgrade, NodeDrain, journey_sequence
+from shimshift.core.journey.stages import KUBEADM_PARALLEL, StageKind, concurrent, journey_stages
+from shimshift.core.versions import KubernetesVersion
 
 if TYPE_CHECKING:
     from shimshift.orchestrator.journey_plan import JourneyPlan
@@ -16,16 +17,41 @@ if TYPE_CHECKING:
 
 #: What the schedule's control-plane steps mean on every node (core/journey/sequence.py), said once.
 KUBEADM_EVERYWHERE = (
-    "kubeadm runs on every node at every step: `kubeadm upgrade node` on the workers too, after the apply and "
-    "without a drain; a dockershim node's first drain runs its kubeadm of that release after the migration"
+    "kubeadm runs on every node at every step: after the apply, `kubeadm upgrade node` on the other "
+    "control-plane nodes one at a time, then on the workers too, together and without a drain (it restarts "
+    "nothing there); a dockershim node's first drain runs its kubeadm of that release after the migration"
 )
 
 
 #: What the drains' ``[together N]`` marks mean (core/journey/stages.py), said once.
 TOGETHER = (
     "drains marked [together N] may run at once: control-plane nodes first, one at a time, then workers within "
-    "--max-unavailable, a node whose drain a PDB would block passed over; kubeadm steps run alone, between them"
+    "--max-unavailable, a node whose drain a PDB would block passed over; the kubeadm steps run between them"
 )
+
+
+def _worker_kubeadm_stages(journey: Journey) -> dict[KubernetesVersion, list[str]]:
+    """The workers whose bare ``kubeadm upgrade node`` of each release runs in that step's kubeadm stage
+    (core/journey/stages.py); the others' runs inside their migration drain."""
+    found: dict[KubernetesVersion, list[str]] = {}
+    for stage in journey_stages(journey_sequence(journey)):
+        if stage.kind is StageKind.KUBEADM:
+            for op in stage.operations:
+                if isinstance(op, KubeadmUpgrade):
+                    found.setdefault(op.release, []).append(op.node)
+    return found
+
+
+def _kubeadm_nodes(step: ControlPlaneStep, workers: list[str], *, total: int, parallel: int) -> str:
+    """Where the step's ``kubeadm upgrade node`` runs: the other control-plane nodes one at a time, then the
+    workers of its kubeadm stage together (all of them named by count, to keep a 300-node plan readable)."""
+    parts = [", ".join(step.upgrade_node_on)] if step.upgrade_node_on else []
+    if len(workers) > 1:
+        who = f"all {total} workers" if len(workers) == total else ", ".join(workers)
+        parts.append(f"{'then ' if parts else ''}{who} [together, at most {parallel} at once]")
+    elif workers:
+        parts.append(f"{'then ' if parts else ''}{workers[0]}")
+    return "; kubeadm upgrade node on " + ", ".join(parts) if parts else ""
 
 
 def _together_marks(journey: Journey) -> dict[tuple[str, int], str]:
@@ -45,11 +71,13 @@ def _together_marks(journey: Journey) -> dict[tuple[str, int], str]:
     return marks
 
 
-def journey_lines(journey: Journey) -> list[str]:
-    """The schedule: which node, which drain, which releases, in the order they run, and which drains may
-    run at once."""
+def journey_lines(journey: Journey, *, kubeadm_parallel: int = KUBEADM_PARALLEL) -> list[str]:
+    """The schedule: which node, which drain, which releases, in the order they run, and which drains and
+    which workers' kubeadm steps may run at once."""
     counts = journey.drain_counts()
     marks = _together_marks(journey)
+    kubeadm_workers = _worker_kubeadm_stages(journey)
+    total = sum(1 for node in journey.nodes if not node.control_plane)
     lines = [
         f"journey: control plane v{journey.start.control_plane} -> v{journey.target}, "
         f"skew rules: {journey.rules} ({len(journey.control_plane_steps())} control-plane step(s), "
@@ -61,7 +89,8 @@ def journey_lines(journey: Journey) -> list[str]:
     for number, step in enumerate(journey.steps, start=1):
         if isinstance(step, ControlPlaneStep):
             force = " --force" if step.force else ""
-            others = "; kubeadm upgrade node on " + ", ".join(step.upgrade_node_on) if step.upgrade_node_on else ""
+            workers = kubeadm_workers.get(step.release, [])
+            others = _kubeadm_nodes(step, workers, total=total, parallel=kubeadm_parallel)
             why = " (kubeadm refuses the kubelets left behind; the skew policy allows them)" if step.force else ""
             lines.append(
                 f"{number:3}. control plane -> v{step.release}: kubeadm upgrade apply v{step.release}{force} "
@@ -79,8 +108,8 @@ def journey_lines(journey: Journey) -> list[str]:
     return lines
 
 
-def journey_plan_text(plan: JourneyPlan, *, binaries_given: bool) -> str:
-    lines = journey_lines(plan.journey)
+def journey_plan_text(plan: JourneyPlan, *, binaries_given: bool, kubeadm_parallel: int = KUBEADM_PARALLEL) -> str:
+    lines = journey_lines(plan.journey, kubeadm_parallel=kubeadm_parallel)
     if plan.journey.control_plane_steps():
         lines.append(KUBEADM_EVERYWHERE)
     blocking = sum(1 for finding in plan.findings if finding.blocking)

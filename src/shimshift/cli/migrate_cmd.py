@@ -538,7 +538,7 @@ def plan_command(**values: Any) -> None:
         journey = asyncio.run(plan_whole_journey(connection, _journey_request(values)))
         if text:  # first, so it stands even when the per-node plan below is refused
             given = bool(values["binaries"] or values["install_commands"])
-            click.echo(journey_plan_text(journey, binaries_given=given))
+            click.echo(journey_plan_text(journey, binaries_given=given, kubeadm_parallel=values["kubeadm_parallel"]))
     reports: list[session.NodePlanReport] = []
     if journey is None or _per_node_upgrade_plan(journey, values):
         options = session.MigrateOptions(

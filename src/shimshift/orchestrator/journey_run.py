@@ -2,13 +2,15 @@
 
 The order and every decision are core's (core/journey/sequence.py: the operations and what a failure leads
 to; core/journey/stages.py: which run alone and which together, and where a resumed run goes on;
-core/procedures/journey.py: what each operation does on its node). A barrier (a kubeadm step, a cluster
-edit) runs alone; a stage's drains run through the fleet's runner (orchestrator/fleet.py): control plane
-first one at a time, then workers within ``--max-unavailable``, a node whose drain a PDB would block right
-now passed over for another. The run stops at the first operation that does not finish: a drain that failed
-has rolled its node back to that drain's start; the drains already in flight finish (the fleet's
-``--max-failures 1``: no new one starts), and the run stops before the next barrier. A kubeadm step or
-cluster edit stands where it stopped. The run is resumable either way.
+core/procedures/journey.py: what each operation does on its node). A barrier (an apply, a control-plane
+node's kubeadm step, a cluster edit) runs alone; a stage of workers' ``kubeadm upgrade node`` runs through
+the fleet's runner (orchestrator/fleet.py) at most ``--kubeadm-parallel`` at once; a stage's drains run
+through the same runner: control plane first one at a time, then workers within ``--max-unavailable``, a
+node whose drain a PDB would block right now passed over for another. The run stops at the first operation
+that does not finish: a drain that failed has rolled its node back to that drain's start; the operations of
+its stage already in flight finish (the fleet's ``--max-failures 1``: no new one starts), and the run stops
+before the next stage. A kubeadm step or cluster edit stands where it stopped. The run is resumable either
+way.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass, field
 
 from shimshift.core.actions import Procedure
 from shimshift.core.errors import Refusal
-from shimshift.core.fleet import BudgetSnapshot, blocked_by, remaining_budgets
+from shimshift.core.fleet import BudgetSnapshot, FleetPhase, blocked_by, remaining_budgets
 from shimshift.core.journey.sequence import ClusterEdit, KubeadmUpgrade, NodeDrain, Operation
-from shimshift.core.journey.stages import drain_phases, journey_stages, stage_resume
+from shimshift.core.journey.stages import StageKind, drain_phases, journey_stages, stage_resume
 from shimshift.core.procedures.journey import KubeadmStepProcedure, cluster_edit, drain_settings, journey_drain
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
@@ -123,20 +125,25 @@ async def run_operations(
     drive: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
     on_outcome: Callable[[Operation, NodeOutcome], None] | None = None,
     gate: DrainGate | None = None,
+    kubeadm_parallel: int = 1,
 ) -> JourneyResult:
     """Each stage from where the journal says the run is, in order, until an operation does not finish.
     ``finished``: the operation keys the journal holds as finished (a drain that had started goes on from
     its own steps' journal); ``drive`` runs a procedure on a node's executor; ``node_of`` names the node an
-    operation's actions go to (a cluster edit: the first control-plane node's)."""
+    operation's actions go to (a cluster edit: the first control-plane node's); ``kubeadm_parallel``: how
+    many workers' ``kubeadm upgrade node`` of a stage run at once."""
     gate = gate or DrainGate()
     stages = journey_stages(sequence)
     point = stage_resume(stages, finished=finished)
     result = JourneyResult(done=point.done, total=len(sequence))
     for number in range(point.stage, len(stages)):
         pending = point.pending if number == point.stage else stages[number].operations
-        if stages[number].drains:
+        if stages[number].kind is StageKind.DRAINS:
             drains = [op for op in pending if isinstance(op, NodeDrain)]
             outcomes = await _run_drains(drains, gate, procedure_of, drive, on_outcome)
+        elif stages[number].kind is StageKind.KUBEADM:
+            steps = [op for op in pending if isinstance(op, KubeadmUpgrade)]
+            outcomes = await _run_kubeadm_nodes(steps, kubeadm_parallel, procedure_of, drive, on_outcome)
         else:
             op = pending[0]
             outcome = await drive(node_of(op), procedure_of(op))
@@ -210,6 +217,39 @@ async def _run_drains(
         max_failures=1,
         budgets=budgets,
         budgets_changed=gate.changed,
+        on_outcome=None if on_outcome is None else lambda outcome: on_outcome(by_node[outcome.node], outcome),
+    )
+    return fleet.outcomes
+
+
+async def _run_kubeadm_nodes(
+    steps: Sequence[KubeadmUpgrade],
+    parallel: int,
+    procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
+    drive: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
+    on_outcome: Callable[[Operation, NodeOutcome], None] | None,
+) -> list[NodeOutcome]:
+    """One stage of workers' ``kubeadm upgrade node`` through the fleet's runner, at most ``parallel`` at once;
+    after a failure no new one starts and those in flight finish (``max_failures=1``). No PDB to mind: the
+    step evicts nothing and restarts nothing on a worker (core/journey/stages.py). Returns the outcomes of
+    the steps that ran, in the order they ended."""
+    by_node = {op.node: op for op in steps}
+
+    async def budgets() -> BudgetSnapshot:
+        return NO_BUDGETS
+
+    async def never_blocks(node: str, keys: frozenset[str]) -> bool:
+        return False
+
+    async def upgrade(node: str) -> NodeOutcome:
+        return await drive(node, procedure_of(by_node[node]))
+
+    fleet = await run_fleet(
+        [FleetPhase("kubeadm upgrade node", tuple(by_node), max(1, parallel))],
+        migrate=upgrade,
+        drain_would_block=never_blocks,
+        max_failures=1,
+        budgets=budgets,
         on_outcome=None if on_outcome is None else lambda outcome: on_outcome(by_node[outcome.node], outcome),
     )
     return fleet.outcomes

@@ -34,9 +34,11 @@ from shimshift.core.journey.sequence import (
     sequence_record,
 )
 from shimshift.core.journey.skew import CONTROL_PLANE_MINORS_PER_APPLY, SkewRules
+from shimshift.core.journey.stages import KUBEADM_PARALLEL
 from shimshift.core.procedures.journey import drain_planner
 from shimshift.core.procedures.migration import NodeOutcome
 from shimshift.core.procedures.upgrade import UpgradeProcedure, UpgradeSettings
+from shimshift.core.run_copy import RUN_RECORD_INVALID
 from shimshift.core.upgrade.binaries import parse_install_commands, parse_target
 from shimshift.core.upgrade.cri_dockerd_swap import ReplacementCriDockerd
 from shimshift.core.wellknown import CRI_DOCKERD_SOCKET
@@ -94,6 +96,7 @@ class JourneyRequest:
     allow_cgroup_v1: bool = False
     kubelet_websockets_off: bool = False
     cri_dockerd: Path | None = None  # --cri-dockerd PATH
+    kubeadm_parallel: int = KUBEADM_PARALLEL  # --kubeadm-parallel
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class JourneyRequest:
             "allow_cgroup_v1": self.allow_cgroup_v1,
             "kubelet_websockets_off": self.kubelet_websockets_off,
             "cri_dockerd": None if self.cri_dockerd is None else str(self.cri_dockerd),
+            "kubeadm_parallel": self.kubeadm_parallel,
         }
 
     @classmethod
@@ -115,7 +119,20 @@ class JourneyRequest:
             # Journals written before the option existed lack it: those runs never asked for it.
             bool(record.get("kubelet_websockets_off", False)),
             cri_dockerd,
+            _recorded_parallel(record.get("kubeadm_parallel", 1)),
         )
+
+
+def _recorded_parallel(value: Any) -> int:
+    """The run's ``--kubeadm-parallel`` as its journal keeps it. A journal written before the option lacks
+    it: "1", the workers' kubeadm steps one after the other, as that run began them."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise Refusal(
+            f"the journal's kubeadm_parallel {value!r} is not a whole number of at least 1",
+            hint="the journal is damaged; abandon the run and start a new one",
+            code=RUN_RECORD_INVALID,
+        )
+    return value
 
 
 class JourneyBlocked(Refusal):
@@ -224,6 +241,7 @@ async def run_journey(
                     gate=DrainGate(
                         max_unavailable, cache.snapshot, cluster.drain_would_block, cache.budgets_changed, on_wait
                     ),
+                    kubeadm_parallel=request.kubeadm_parallel,
                 )
             except BaseException:
                 _close_if_untouched(journal, run.id)

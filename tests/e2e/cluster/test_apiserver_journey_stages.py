@@ -7,8 +7,11 @@ Matrix: a journey of 1.30 -> 1.32 on cp + w1, w2, w3 with a PDB that lets one of
 with `--max-unavailable 2`: kubeadm steps alone, cp's drains alone, then at most two workers cordoned at once
 and w1 and w2 never together; with `--max-unavailable 3`, a drain of w3 that fails: the one in flight (w1)
 finishes, none starts (w2), the run stops before the next barrier, and the run resumed from the journal
-finishes only what was left; a journal whose options lack max_unavailable (the shape before) runs one drain
-at a time.
+finishes only what was left; a journal whose options lack max_unavailable and kubeadm_parallel (the shape
+before) runs one drain and one kubeadm step at a time; recorded with `--kubeadm-parallel 2`, the workers'
+`kubeadm upgrade node` of each step at most two at once, after the apply alone, before the drains; one of
+them failing: the one in flight finishes, w3's never starts, nothing is uncordoned or undone, and the run
+resumed from the journal runs only the two left, then the rest.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from shimshift.core.journey.schedule import JourneyNode, plan_journey
 from shimshift.core.journey.sequence import (
     JOURNEY_RUN_KEY,
     ClusterEdit,
+    KubeadmUpgrade,
     NodeDrain,
     Operation,
     journey_sequence,
@@ -37,8 +41,9 @@ from shimshift.core.journey.sequence import (
 from shimshift.core.procedures.migration import NodeOutcome, OutcomeStatus
 from shimshift.core.versions import KubernetesVersion
 from shimshift.orchestrator.journey_run import DrainGate, JourneyResult, run_operations
-from shimshift.orchestrator.journey_session import journey_max_unavailable
+from shimshift.orchestrator.journey_session import JourneyRequest, journey_max_unavailable
 from shimshift.orchestrator.session import Connection, MigrateOptions, cluster_identity
+from shimshift.orchestrator.upgrade_run import UpgradeRequest
 from shimshift.orchestrator.waits import started_cache
 from shimshift.orchestrator.wiring import KubeCluster, RunJournal
 
@@ -80,8 +85,18 @@ def sequence_of(names: dict[str, str]) -> tuple[Operation, ...]:
     return journey_sequence(plan_journey(nodes, control_plane=v(30), target=v(32)))
 
 
-def begin(journal: Journal, apiserver: LocalApiServer, sequence: tuple[Operation, ...], **options: Any) -> str:
-    record = {**MigrateOptions(**options).to_record(), JOURNEY_RUN_KEY: {"sequence": sequence_record(sequence)}}
+def begin(
+    journal: Journal,
+    apiserver: LocalApiServer,
+    sequence: tuple[Operation, ...],
+    kubeadm_parallel: int | None = None,
+    **options: Any,
+) -> str:
+    request = JourneyRequest(UpgradeRequest(str(v(32))), kubeadm_parallel=kubeadm_parallel or 1).to_record()
+    if kubeadm_parallel is None:
+        del request["kubeadm_parallel"]  # a journal written before the option existed
+    journey = {"request": request, "sequence": sequence_record(sequence)}
+    record = {**MigrateOptions(**options).to_record(), JOURNEY_RUN_KEY: journey}
     if "max_unavailable" not in options:
         del record["max_unavailable"]  # a journal written before the option was read by the journey
     return journal.begin_run(cluster_identity(Connection(kubeconfig=apiserver.kubeconfig)), options=record).id
@@ -95,13 +110,15 @@ def nothing() -> Generator[Any, Any, NodeOutcome]:
 
 async def run_from_journal(
     journal: Journal, run_id: str, kube: Any, world: World, log: list[tuple[str, str, int]],
-    fails: Callable[[str], bool] = lambda node: False,
+    fails: Callable[[Operation], bool] = lambda op: False,
 ) -> JourneyResult:
-    """The run as journey_session.py goes on from a journal: its sequence and --max-unavailable read back,
-    the finished operations from each node's steps. ``log``: (start|end, key, nodes cordoned at that start)."""
+    """The run as journey_session.py goes on from a journal: its sequence, --max-unavailable and
+    --kubeadm-parallel read back, the finished operations from each node's steps. ``log``: (start|end, key,
+    nodes cordoned at that start)."""
     run = journal.run(run_id)
     assert run is not None
     sequence = sequence_from_record(run.options[JOURNEY_RUN_KEY]["sequence"])
+    request = JourneyRequest.from_record(run.options[JOURNEY_RUN_KEY]["request"])
     nodes = sorted({op.node for op in sequence if not isinstance(op, ClusterEdit)})
     steps = RunJournal(journal, run_id)
     finished = {step for node in nodes for step in steps.finished_steps(node)}
@@ -122,13 +139,14 @@ async def run_from_journal(
             listed = await world.call("GET", "/api/v1/nodes")
             cordoned = sum(1 for item in listed["items"] if item["spec"].get("unschedulable"))
             log.append(("start", op.key, cordoned))
-            # A drain that fails, fails fast: the others of its stage are still in flight when it does.
-            await asyncio.sleep(0.05 if fails(node) else 0.4)
+            # An operation that fails, fails fast: the others of its stage are still in flight when it does.
+            await asyncio.sleep(0.05 if fails(op) else 0.4)
             if isinstance(op, NodeDrain):
                 await cluster.uncordon_if_ours(node)
             log.append(("end", op.key, 0))
-            if isinstance(op, NodeDrain) and fails(node):
-                return NodeOutcome(node, OutcomeStatus.ROLLED_BACK, "failed (played)", resumable=True)
+            if fails(op):
+                status = OutcomeStatus.ROLLED_BACK if isinstance(op, NodeDrain) else OutcomeStatus.FAILED
+                return NodeOutcome(node, status, "failed (played)", resumable=True)
             steps.record(node=node, step=op.key, phase="finished")
             return NodeOutcome(node, OutcomeStatus.MIGRATED)
 
@@ -144,6 +162,7 @@ async def run_from_journal(
                 cluster.drain_would_block,
                 cache.budgets_changed,
             ),
+            kubeadm_parallel=request.kubeadm_parallel,
         )
 
 
@@ -154,6 +173,15 @@ def most_at_once(log: list[tuple[str, str, int]], keys: set[str]) -> int:
             running += 1 if event == "start" else -1
             most = max(most, running)
     return most
+
+
+def alone_but(log: list[tuple[str, str, int]], together: set[str]) -> bool:
+    """Whether every operation not in ``together`` ran alone: its end is the next event after its start."""
+    return all(
+        log[index + 1][:2] == ("end", key)
+        for index, (event, key, _) in enumerate(log)
+        if event == "start" and key not in together
+    )
 
 
 @dataclass
@@ -193,9 +221,7 @@ async def test_drains_run_within_max_unavailable_and_the_pdb_barriers_alone(
     assert most_at_once(log, workers) == 2  # --max-unavailable 2
     assert most_at_once(log, {drains["w1"], drains["w2"]}) == 1  # the PDB lets one go
     assert max(cordoned for event, _, cordoned in log if event == "start") <= 2
-    for index, (event, key, _) in enumerate(log):  # every kubeadm step and cp's drain run alone
-        if event == "start" and key not in workers:
-            assert log[index + 1][:2] == ("end", key)
+    assert alone_but(log, workers)  # every kubeadm step and cp's drain
 
 
 async def test_a_failed_drain_lets_the_one_in_flight_finish_and_the_run_resumes_from_the_journal(
@@ -206,7 +232,8 @@ async def test_a_failed_drain_lets_the_one_in_flight_finish_and_the_run_resumes_
     log: list[tuple[str, str, int]] = []
 
     stopped = await run_from_journal(
-        journey_setup.journal, run_id, kube, world, log, fails=lambda node: node == journey_setup.names["w3"]
+        journey_setup.journal, run_id, kube, world, log,
+        fails=lambda op: isinstance(op, NodeDrain) and op.node == journey_setup.names["w3"],
     )
 
     # w1 and w3 start (w2 waits: the PDB lets one of w1/w2 go); w3 fails, w1 finishes, w2 never starts.
@@ -224,7 +251,7 @@ async def test_a_failed_drain_lets_the_one_in_flight_finish_and_the_run_resumes_
     assert sorted(key for event, key, _ in again if event == "start") == sorted([drains["w2"], drains["w3"]])
 
 
-async def test_a_journal_without_the_option_runs_one_drain_at_a_time(
+async def test_a_journal_without_the_options_runs_one_operation_at_a_time(
     journey_setup: Setup, world: World, kube: Any, apiserver: LocalApiServer
 ) -> None:
     run_id = begin(journey_setup.journal, apiserver, journey_setup.sequence)
@@ -236,3 +263,61 @@ async def test_a_journal_without_the_option_runs_one_drain_at_a_time(
 
     assert result.finished
     assert most_at_once(log, {op.key for op in journey_setup.sequence}) == 1
+
+
+def kubeadm_of_workers(setup: Setup) -> dict[str, set[str]]:
+    """Each step's workers' `kubeadm upgrade node` keys, by release."""
+    found: dict[str, set[str]] = {}
+    for op in setup.sequence:
+        if isinstance(op, KubeadmUpgrade) and not op.control_plane:
+            found.setdefault(str(op.release), set()).add(op.key)
+    return found
+
+
+async def test_the_workers_kubeadm_steps_run_within_kubeadm_parallel_between_the_apply_and_the_drains(
+    journey_setup: Setup, world: World, kube: Any, apiserver: LocalApiServer
+) -> None:
+    sequence = journey_setup.sequence
+    run_id = begin(journey_setup.journal, apiserver, sequence, kubeadm_parallel=2, max_unavailable="1")
+    log: list[tuple[str, str, int]] = []
+
+    result = await run_from_journal(journey_setup.journal, run_id, kube, world, log)
+
+    assert result.finished and result.done == len(sequence)
+    steps = kubeadm_of_workers(journey_setup)
+    assert sorted(steps) == [str(v(31)), str(v(32))]
+    for keys in steps.values():
+        assert len(keys) == 3 and most_at_once(log, keys) == 2  # --kubeadm-parallel 2
+        span = [index for index, (_, key, _) in enumerate(log) if key in keys]
+        assert all(key in keys for _, key, _ in log[span[0] : span[-1] + 1])  # nothing else meanwhile
+    together = set().union(*steps.values())
+    assert alone_but(log, together)  # the applies and, with --max-unavailable 1, the drains
+
+
+async def test_a_failed_kubeadm_step_lets_the_one_in_flight_finish_and_the_run_resumes_with_the_two_left(
+    journey_setup: Setup, world: World, kube: Any, apiserver: LocalApiServer
+) -> None:
+    names, sequence = journey_setup.names, journey_setup.sequence
+    run_id = begin(journey_setup.journal, apiserver, sequence, kubeadm_parallel=2, max_unavailable="3")
+    first = kubeadm_of_workers(journey_setup)[str(v(31))]
+    failing = next(key for key in first if key.endswith(names["w1"]))
+    log: list[tuple[str, str, int]] = []
+
+    journal = journey_setup.journal
+    stopped = await run_from_journal(journal, run_id, kube, world, log, fails=lambda op: op.key == failing)
+
+    # w1 and w2 start (names in order, two at once); w1 fails fast, w2 finishes, w3's never starts.
+    assert stopped.stopped is not None and stopped.stopped.node == names["w1"]
+    assert stopped.stopped.status is OutcomeStatus.FAILED
+    started = [key for event, key, _ in log if event == "start"]
+    assert sorted(started) == sorted([f"kubeadm-apply:v{v(31)}:{names['cp']}", failing,
+                                      *(key for key in first if key.endswith(names["w2"]))])
+    assert stopped.done == 2  # the apply and w2's step: nothing undone
+
+    again: list[tuple[str, str, int]] = []
+    resumed = await run_from_journal(journal, run_id, kube, world, again)
+
+    assert resumed.finished and resumed.done == len(sequence)
+    assert sorted(key for event, key, _ in again[:4] if event == "start") == sorted(
+        key for key in first if not key.endswith(names["w2"])
+    )

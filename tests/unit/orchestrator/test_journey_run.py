@@ -110,6 +110,7 @@ def play(
     on_node: Callable[[str, Procedure[NodeOutcome]], Awaitable[NodeOutcome]],
     procedure_of: Callable[[Operation], Procedure[NodeOutcome]],
     gate: DrainGate | None = None,
+    kubeadm_parallel: int = 1,
 ) -> Any:
     """The run from where the worlds' journals stand (a cluster edit's actions go to cp1)."""
     return asyncio.run(
@@ -120,6 +121,7 @@ def play(
             procedure_of=procedure_of,
             drive=on_node,
             gate=gate,
+            kubeadm_parallel=kubeadm_parallel,
         )
     )
 
@@ -318,7 +320,9 @@ def wide_cluster(**by_node: dict[str, Any]) -> dict[str, UpgradeWorld]:
     return worlds
 
 
-def run_wide(worlds: dict[str, UpgradeWorld], gate: DrainGate, log: list[tuple[str, str]]) -> Any:
+def run_wide(
+    worlds: dict[str, UpgradeWorld], gate: DrainGate, log: list[tuple[str, str]], kubeadm_parallel: int = 1
+) -> Any:
     """Each operation takes a moment of the event loop, so drains of one stage overlap as the gate lets them;
     ``log`` gets ("start"/"end", key) in the order they happen."""
     current: dict[str, Operation] = {}
@@ -338,7 +342,7 @@ def run_wide(worlds: dict[str, UpgradeWorld], gate: DrainGate, log: list[tuple[s
         log.append(("end", key))
         return outcome
 
-    return play(WIDE, worlds, on_node, procedure_of, gate)
+    return play(WIDE, worlds, on_node, procedure_of, gate, kubeadm_parallel)
 
 
 def most_at_once(log: list[tuple[str, str]], keys: set[str]) -> int:
@@ -423,3 +427,63 @@ def test_a_drain_a_pdb_would_block_waits_for_another_node_to_end() -> None:
     workers = {op.key for op in WIDE if isinstance(op, NodeDrain) and not op.control_plane}
     assert most_at_once(log, workers) == 2
     assert asked and set(asked) <= {"w1", "w2"}  # the server is asked only about a PDB at its last disruption
+
+
+# The workers' kubeadm upgrade node of a step together, within --kubeadm-parallel ---------------------------
+
+
+def worker_kubeadm(minor: int) -> set[str]:
+    return {op.key for op in WIDE if isinstance(op, KubeadmUpgrade) and not op.control_plane and op.release == v(minor)}
+
+
+def test_a_steps_workers_kubeadm_run_together_within_kubeadm_parallel_after_the_control_plane_alone() -> None:
+    worlds = wide_cluster()
+    log: list[tuple[str, str]] = []
+
+    result = run_wide(worlds, DrainGate(max_unavailable=1), log, kubeadm_parallel=2)
+
+    assert result.finished and result.done == len(WIDE)
+    for minor in (31, 32, 33):
+        workers = worker_kubeadm(minor)
+        assert len(workers) == 3 and most_at_once(log, workers) == 2  # --kubeadm-parallel 2
+        # From the first one's start to the last one's end nothing else runs: the apply and cp2's step have
+        # ended, and the drains have not begun.
+        span = [index for index, (_, key) in enumerate(log) if key in workers]
+        assert all(key in workers for _, key in log[span[0] : span[-1] + 1])
+        assert log.index(("end", f"kubeadm-node:v{v(minor)}:cp2")) < span[0]
+    together = set().union(*(worker_kubeadm(minor) for minor in (31, 32, 33)))
+    drains = {op.key for op in WIDE if isinstance(op, NodeDrain)}
+    for index, (event, key) in enumerate(log):  # everything else but the drains runs alone
+        if event == "start" and key not in together | drains:
+            assert log[index + 1] == ("end", key)
+    for node in WIDE_NODES:  # never two operations of one node at once
+        assert most_at_once(log, {key for key in together | drains if key.endswith(f":{node}")}) == 1
+    assert all(world.releases["/usr/bin/kubeadm"] == release(33) for world in worlds.values())
+
+
+def test_a_failed_worker_kubeadm_lets_those_in_flight_finish_starts_no_other_undoes_nothing_and_resumes() -> None:
+    worlds = wide_cluster(w1={"kubeadm_fails": True})
+    log: list[tuple[str, str]] = []
+
+    result = run_wide(worlds, DrainGate(max_unavailable=1), log, kubeadm_parallel=2)
+
+    assert result.stopped is not None and (result.stopped.node, result.stopped.status) == ("w1", OutcomeStatus.FAILED)
+    assert result.stopped.resumable
+    # w1 and w2 ran together at 1.31; w1 failed, w2 finished; w3's never started, nor anything after.
+    started = [key for event, key in log if event == "start"]
+    assert started[-2:] == sorted(worker_kubeadm(31) - {f"kubeadm-node:v{v(31)}:w3"})
+    assert result.done == [op.key for op in WIDE].index(f"kubeadm-node:v{v(31)}:w1") + 1  # the apply, cp2, w2
+    # Nothing undone: the control plane stays at 1.31, w2 keeps its kubeadm 1.31 step.
+    assert worlds["cp1"].apiservers == {"cp1": release(31), "cp2": release(31)}
+    assert [argv[1:3] for argv in worlds["w2"].runs() if argv[1:2] == ("upgrade",)] == [("upgrade", "node")]
+    assert not worlds["w3"].runs()
+
+    worlds["w1"].kubeadm_fails = False
+    again: list[tuple[str, str]] = []
+    resumed = run_wide(worlds, DrainGate(max_unavailable=1), again, kubeadm_parallel=2)
+
+    assert resumed.finished
+    first = [key for event, key in again if event == "start"][:2]
+    assert sorted(first) == [f"kubeadm-node:v{v(31)}:w1", f"kubeadm-node:v{v(31)}:w3"]
+    assert len([argv for argv in worlds["w2"].runs() if argv[1:3] == ("upgrade", "node")]) == 3  # once per minor
+    assert all(world.running_kubelet == release(33) for world in worlds.values())

@@ -193,8 +193,9 @@ JOURNEY_RUN_KEY = "journey"
 
 def journey_sequence(journey: Journey, options: JourneyOptions | None = None) -> tuple[Operation, ...]:
     """Every operation of the journey, in order. Per control-plane step: the cluster edit it needs, the apply,
-    then ``kubeadm upgrade node`` on the other control-plane nodes and then on the workers (by name); each
-    drain where the schedule puts it."""
+    then ``kubeadm upgrade node`` on the other control-plane nodes and then on the workers (by name; those
+    whose migration drain holds theirs after the others, :func:`_workers_kubeadm_first`); each drain where
+    the schedule puts it."""
     options = options or JourneyOptions()
     workers = tuple(node.name for node in journey.nodes if not node.control_plane)
     out: list[Operation] = []
@@ -214,9 +215,9 @@ def _migrations_before_kubeadm(ops: list[Operation]) -> tuple[Operation, ...]:
     """A dockershim node whose first drain goes to the release of a kubeadm step of its own runs that kubeadm
     inside the drain, after the migration, as the one-minor upgrade does: the cri-socket annotation must be
     cri-dockerd's before kubeadm 1.24 runs on the node (kubernetes/kubeadm#2597, kubernetes/kubeadm#2870).
-    The drain moves to the kubeadm step's place, so on each node kubeadm still runs after the apply and in
-    the same order; the drain count is unchanged. Not with ``--force``: `kubeadm upgrade plan`, which the
-    one-minor upgrade runs first, has no such flag."""
+    The drain moves to the kubeadm step's place (a worker's, then behind the step's bare worker steps), so on
+    each node kubeadm still runs after the apply and in the same order; the drain count is unchanged. Not
+    with ``--force``: `kubeadm upgrade plan`, which the one-minor upgrade runs first, has no such flag."""
     out = list(ops)
     for drain in [op for op in ops if isinstance(op, NodeDrain) and op.migrate]:
         found = [
@@ -228,7 +229,31 @@ def _migrations_before_kubeadm(ops: list[Operation]) -> tuple[Operation, ...]:
             continue
         out[out.index(found[0])] = replace(drain, kubeadm=found[0])
         out.remove(drain)
+    return _workers_kubeadm_first(out)
+
+
+def _workers_kubeadm_first(ops: list[Operation]) -> tuple[Operation, ...]:
+    """Within a step's workers, the bare ``kubeadm upgrade node`` steps first, then the migration drains that
+    hold theirs: the bare ones then form one stage that runs together (stages.py), the drains join the
+    drains after them. Each node's operations keep their order (a worker has one of the two per step)."""
+    out: list[Operation] = []
+    block: list[Operation] = []
+    for op in [*ops, None]:
+        if op is not None and _worker_kubeadm_of_step(op):
+            block.append(op)
+            continue
+        out += [o for o in block if isinstance(o, KubeadmUpgrade)] + [o for o in block if isinstance(o, NodeDrain)]
+        block = []
+        if op is not None:
+            out.append(op)
     return tuple(out)
+
+
+def _worker_kubeadm_of_step(op: Operation) -> bool:
+    """A worker's kubeadm step at its control-plane step: bare, or held by its migration drain."""
+    if isinstance(op, KubeadmUpgrade):
+        return not op.control_plane
+    return isinstance(op, NodeDrain) and op.kubeadm is not None and not op.control_plane
 
 
 def _kubeadm_steps(step: ControlPlaneStep, workers: Sequence[str], options: JourneyOptions) -> list[KubeadmUpgrade]:

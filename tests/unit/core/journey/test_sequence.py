@@ -32,6 +32,8 @@ def v(minor: int, patch: int | None = None) -> KubernetesVersion:
 
 # Two control-plane nodes and two workers, all 1.23 on dockershim.
 FLEET = [JourneyNode(name, name.startswith("cp"), v(23), dockershim=True) for name in ("cp1", "cp2", "w1", "w2")]
+# One control-plane node and three workers on 1.23: w2 already on cri-dockerd, the others on dockershim.
+MIXED = [JourneyNode(name, name == "cp1", v(23), dockershim=name != "w2") for name in ("cp1", "w1", "w2", "w3")]
 
 
 def sequence(rules: SkewRules, options: JourneyOptions | None = None) -> tuple[Operation, ...]:
@@ -117,6 +119,25 @@ def test_a_dockershim_node_runs_the_kubeadm_of_its_first_drains_release_inside_t
     held = [op.node for op in policy if isinstance(op, NodeDrain) and op.kubeadm is not None]
     assert held == ["cp2", "w1", "w2"]
     assert [d.kubeadm is None for d in drains(policy, "cp1")] == [True] * 5
+
+
+def test_a_steps_bare_worker_kubeadm_steps_come_before_the_migration_drains_that_hold_the_others() -> None:
+    """w2 is already on cri-dockerd, w1 and w3 migrate in their drains to 1.24: at that step w2's bare kubeadm
+    comes first (it forms the step's kubeadm stage, stages.py), then w1's and w3's drains; each node's own
+    operations keep their order (kubeadm of a release after its apply, before the node's drain to it)."""
+    ops = journey_sequence(plan_journey(MIXED, control_plane=v(23), target=v(25)))
+    assert [op.key for op in ops[:5]] == [
+        "drain-1:v1.24.17:cp1",
+        "kubeadm-node:v1.24.17:w2",
+        "drain-1:v1.24.17:w1",
+        "drain-1:v1.24.17:w3",
+        "drain-1:v1.24.17:w2",
+    ]
+    assert [op.key for op in ops if isinstance(op, NodeDrain | KubeadmUpgrade) and op.node == "w2"][:3] == [
+        "kubeadm-node:v1.24.17:w2",
+        "drain-1:v1.24.17:w2",
+        "kubeadm-node:v1.25.16:w2",
+    ]
 
 
 # Each trap's engine change ------------------------------------------------------------------------
