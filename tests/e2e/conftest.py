@@ -71,11 +71,11 @@ def lab_lock() -> Iterator[LabLock]:
     lock.release()
 
 
-def ensure_lab(lock: LabLock) -> LabInfo:
-    """A healthy lab of the default spec (reused, or rebuilt under the exclusive lock), then shared again."""
+def ensure_lab(lock: LabLock, spec: LabSpec = DEFAULT_SPEC) -> LabInfo:
+    """A healthy lab of ``spec`` (reused, or rebuilt under the exclusive lock), then shared again."""
     started = time.monotonic()
     try:
-        info, reused = cluster.ensure(spec=DEFAULT_SPEC, directory=LAB_DIR, progress=_progress, lock=lock)
+        info, reused = cluster.ensure(spec=spec, directory=LAB_DIR, progress=_progress, lock=lock)
         lock.acquire(exclusive=False)
     except Exception as e:  # any failure must become a test failure, never a skip
         lock.release()

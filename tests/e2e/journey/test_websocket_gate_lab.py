@@ -28,10 +28,9 @@ import pytest
 from shimshift.core.journey.node_edits import WEBSOCKETS_GATE, kubelet_websockets_off
 from shimshift.core.node_files import NODE_FILES, NodeView
 from shimshift.core.steps import kubelet_args
-from shimshift.lab import cluster
 from shimshift.lab.lock import LabLock
 from shimshift.lab.model import CriDockerdMode, LabInfo, LabSpec
-from tests.e2e.conftest import LAB_DIR, _progress
+from tests.e2e.conftest import ensure_lab
 from tests.e2e.migrate.helpers import DEMO, is_ready, kubelet_cmdline, node_json, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.journey_lab]
@@ -44,14 +43,7 @@ PLAIN_HTTP = "server gave HTTP response to HTTPS client"
 
 @pytest.fixture(scope="module")
 def lab137(lab_lock: LabLock) -> LabInfo:
-    spec = LabSpec(workers=2, cri_dockerd=CriDockerdMode.RUNNING, version=f"v{RELEASE}")
-    try:
-        info, _reused = cluster.ensure(spec=spec, directory=LAB_DIR, progress=_progress, lock=lab_lock)
-        lab_lock.acquire(exclusive=False)
-    except Exception as e:  # any failure must become a test failure, never a skip
-        lab_lock.release()
-        pytest.fail(f"the {RELEASE} lab could not be brought up: {type(e).__name__}: {e}", pytrace=False)
-    return info
+    return ensure_lab(lab_lock, LabSpec(workers=2, cri_dockerd=CriDockerdMode.RUNNING, version=f"v{RELEASE}"))
 
 
 def kubectl(lab: LabInfo, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
